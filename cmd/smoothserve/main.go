@@ -1,0 +1,188 @@
+// Command smoothserve is the daemon: it starts the instances of every
+// service in its configuration and proxies HTTP to the ready ones.
+//
+//	smoothserve [--config FILE] [--check]
+//
+// SIGTERM or SIGINT stops it gracefully: requests in progress finish, then
+// every instance is drained and stopped. A second signal kills everything
+// at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"smoothserve/config"
+	"smoothserve/proxy"
+	"smoothserve/supervisor"
+	"smoothserve/upstream"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := pflag.NewFlagSet("smoothserve", pflag.ContinueOnError)
+	configPath := fs.StringP("config", "c", "smoothserve.yaml", "configuration file")
+	check := fs.Bool("check", false, "validate the configuration and exit (0: valid, 1: not)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "smoothserve: %v\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "smoothserve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "smoothserve: configuration is invalid:\n%v\n", err)
+		return 1
+	}
+	if *check {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(os.Stderr, "smoothserve: warning: %s\n", w)
+		}
+		fmt.Printf("smoothserve: configuration %s is valid: %d services\n", cfg.Path, len(cfg.Services))
+		return 0
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := serve(cfg, log); err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	return 0
+}
+
+// serve runs the daemon until a signal stops it.
+func serve(cfg *config.Config, log *slog.Logger) error {
+	// Listen before starting anything: a busy port is an error at once.
+	listeners, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	sets := make(map[string]*upstream.Set)
+	var routes []proxy.Route
+	for _, svc := range cfg.Services {
+		set := upstream.NewSet(svc.Name, svc.StartTimeout)
+		sets[svc.Name] = set
+		if svc.Enabled {
+			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Set: set})
+		}
+	}
+	px, err := proxy.New(proxy.Options{
+		HeaderTimeout:  cfg.HeaderTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         log,
+	}, routes)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
+	sup := supervisor.New(cfg, sets, log)
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	serveErr := make(chan error, len(listeners))
+	for port, ln := range listeners {
+		go func() { serveErr <- px.Serve(ln, port) }()
+	}
+	supCtx, stopSup := context.WithCancel(context.Background())
+	defer stopSup()
+	supDone := make(chan error, 1)
+	go func() { supDone <- sup.Run(supCtx) }()
+	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()))
+
+	var cause error
+	select {
+	case sig := <-signals:
+		log.Info("stopping gracefully; a second signal kills everything", "signal", sig.String())
+	case err := <-serveErr:
+		cause = err
+		log.Error("proxy failed; stopping", "err", err)
+	case err := <-supDone:
+		// Run returns only when its context ends; anything else is a bug.
+		return fmt.Errorf("supervisor stopped unexpectedly: %v", err)
+	}
+
+	// Graceful stop: the proxy finishes the requests in progress, then the
+	// instances are drained and stopped. A second signal cuts both short.
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg))
+		defer cancel()
+		px.Shutdown(ctx)
+		stopSup()
+		stopped <- <-supDone
+	}()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			return err
+		}
+		log.Info("smoothserve stopped")
+		return cause
+	case sig := <-signals:
+		log.Warn("killing every instance now", "signal", sig.String())
+		sup.Kill()
+		px.Close()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("killed by a second %s", sig)
+	}
+}
+
+// listen opens every proxy port, closing what it opened on failure.
+func listen(cfg *config.Config) (map[int]net.Listener, error) {
+	listeners := make(map[int]net.Listener)
+	for _, port := range cfg.ProxyPorts() {
+		addr := net.JoinHostPort(cfg.ProxyAddr, strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll(listeners)
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		listeners[port] = ln
+	}
+	return listeners, nil
+}
+
+func closeAll(ls map[int]net.Listener) {
+	for _, ln := range ls {
+		ln.Close()
+	}
+}
+
+// maxStopTimeout is how long the proxy may wait for requests in progress:
+// as long as the longest drain a service allows.
+func maxStopTimeout(cfg *config.Config) time.Duration {
+	d := 30 * time.Second
+	for _, s := range cfg.Services {
+		d = max(d, s.StopTimeout)
+	}
+	return d
+}

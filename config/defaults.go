@@ -1,0 +1,110 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Every default lives in this file. It is applied in two steps only because
+// where the service files are (SubConfigDir) is itself a default: the main
+// file's defaults come before the services are read, theirs after.
+//
+// A key that was absent or null gets its default; a key whose value was
+// rejected gets it too, harmlessly, since Load fails anyway.
+
+const (
+	defaultProxyAddr      = "127.0.0.1"
+	defaultMaxHeaderBytes = 32 << 10
+	defaultServerIP       = "127.0.0.1"
+)
+
+var (
+	defaultArgs        = []string{"-port={port}"}
+	defaultWatchIgnore = []string{"*.swp", "*~", "*.tmp", ".git/"}
+)
+
+// defaultMain fills smoothserve.yaml's defaults and makes its paths
+// absolute, relative ones resolving against its folder.
+func (l *loader) defaultMain() {
+	c, k := l.cfg, l.main
+	setString := func(key string, p *string, def string) {
+		if !k.set[key] {
+			*p = def
+		}
+	}
+	setDuration := func(key string, p *time.Duration, def time.Duration) {
+		if !k.set[key] {
+			*p = def
+		}
+	}
+	setString("ProxyAddr", &c.ProxyAddr, defaultProxyAddr)
+	setString("SubConfigDir", &c.SubConfigDir, "services")
+	setString("LogDir", &c.LogDir, "logs")
+	setString("ControlSocket", &c.ControlSocket, "smoothserve.sock")
+	setString("PidFile", &c.PidFile, "smoothserve.pid")
+	setString("StateDir", &c.StateDir, ".")
+	for _, p := range []*string{&c.SubConfigDir, &c.LogDir, &c.ControlSocket, &c.PidFile, &c.StateDir} {
+		*p = absolute(c.Dir, *p)
+	}
+	setDuration("HeaderTimeout", &c.HeaderTimeout, 10*time.Second)
+	setDuration("IdleTimeout", &c.IdleTimeout, 75*time.Second)
+	setDuration("UpgradeTimeout", &c.UpgradeTimeout, 30*time.Second)
+	setDuration("UpgradeDrainTimeout", &c.UpgradeDrainTimeout, 60*time.Second)
+	if !k.set["MaxHeaderBytes"] {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+}
+
+// defaultService fills a service file's defaults. executable_path resolves
+// against smoothserve.yaml's folder, watch_files against the executable's.
+func (l *loader) defaultService(s *Service) {
+	c, k := l.cfg, l.svc[s]
+	setDuration := func(key string, p *time.Duration, def time.Duration) {
+		if !k.set[key] {
+			*p = def
+		}
+	}
+	if !k.set["server_ip"] {
+		s.ServerIP = defaultServerIP
+	}
+	if !k.set["port"] {
+		s.Port = c.ProxyPort
+		if !l.main.usable("ProxyPort") {
+			k.invalid["port"] = true // smoothserve.yaml's ProxyPort is reported already
+		}
+	}
+	if !k.set["args"] {
+		s.Args = append([]string(nil), defaultArgs...)
+	}
+	if !k.set["env"] {
+		s.Env = map[string]string{}
+	}
+	if !k.set["enabled"] {
+		s.Enabled = true
+	}
+	setDuration("delay_update_time", &s.DelayUpdateTime, 2*time.Second)
+	setDuration("start_timeout", &s.StartTimeout, 30*time.Second)
+	setDuration("stop_timeout", &s.StopTimeout, 30*time.Second)
+	if !k.set["watch_ignore"] {
+		s.WatchIgnore = append([]string(nil), defaultWatchIgnore...)
+	}
+	if !k.set["restart_strategy"] {
+		s.RestartStrategy = StrategySurge
+	}
+	base := c.Dir
+	if k.set["executable_path"] {
+		s.ExecutablePath = absolute(c.Dir, s.ExecutablePath)
+		base = filepath.Dir(s.ExecutablePath)
+	}
+	for i, w := range s.WatchFiles {
+		s.WatchFiles[i] = absolute(base, w)
+	}
+}
+
+// absolute resolves p against dir unless it is absolute already.
+func absolute(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}

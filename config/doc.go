@@ -1,0 +1,25 @@
+// Package config loads smoothserve.yaml and its service files.
+//
+// The invariant: a *Config that Load returns without error is complete and
+// checked. Every default is filled in, every path in it is absolute, and
+// every rule below holds; nothing downstream re-validates or guesses. When
+// any rule fails, Load returns no Config and an ErrorList that names every
+// problem, each as FILE:LINE: key: what is wrong.
+//
+// Parsing is strict: an unknown key (with the closest known one suggested),
+// a duplicate key, or a value of the wrong type is an error. A key written
+// with no value (`port:`) counts as absent. Defaults live in defaults.go,
+// rules in validate.go and validate_cross.go.
+//
+// The rules between services hold for enabled ones: one enabled service per
+// host and proxy port, at most one default service (no server_name) per
+// port, and instance port ranges — two ports per instance,
+// [start_instance_port, start_instance_port+2*instance_count), the second
+// half for surge rollouts — that neither overlap nor hold a proxy port.
+// Names are unique among all services, enabled or not. A disabled service's
+// executable need not exist yet.
+//
+// Things worth knowing that are not errors (CommandPort, which opens
+// nothing; a watch_files path that does not exist yet; no service files)
+// are returned in Config.Warnings.
+package config

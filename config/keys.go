@@ -1,0 +1,50 @@
+package config
+
+// The keys each file may hold, and the field each one decodes into. A key
+// missing here is an unknown key, so adding a field means adding it here,
+// in defaults.go if it has a default, and in validate.go if it has rules.
+
+// mainKeys are the keys of smoothserve.yaml, in the seed's CamelCase.
+func mainKeys(c *Config) map[string]decodeFunc {
+	return map[string]decodeFunc{
+		"ProxyAddr":           stringValue(&c.ProxyAddr),
+		"ProxyPort":           intValue(&c.ProxyPort),
+		"SubConfigDir":        pathValue(&c.SubConfigDir),
+		"CommandPort":         intValue(&c.CommandPort),
+		"LogDir":              pathValue(&c.LogDir),
+		"ControlSocket":       pathValue(&c.ControlSocket),
+		"PidFile":             pathValue(&c.PidFile),
+		"StateDir":            pathValue(&c.StateDir),
+		"TrustedProxies":      prefixList(&c.TrustedProxies),
+		"HeaderTimeout":       durationValue(&c.HeaderTimeout),
+		"IdleTimeout":         durationValue(&c.IdleTimeout),
+		"MaxHeaderBytes":      intValue(&c.MaxHeaderBytes),
+		"UpgradeTimeout":      durationValue(&c.UpgradeTimeout),
+		"UpgradeDrainTimeout": durationValue(&c.UpgradeDrainTimeout),
+	}
+}
+
+// serviceKeys are the keys of a service file, in the seed's snake_case.
+func serviceKeys(s *Service) map[string]decodeFunc {
+	return map[string]decodeFunc{
+		"name":                stringValue(&s.Name),
+		"server_name":         serverNames(&s.ServerNames),
+		"server_ip":           stringValue(&s.ServerIP),
+		"port":                intValue(&s.Port),
+		"start_instance_port": intValue(&s.StartInstancePort),
+		"instance_count":      intValue(&s.InstanceCount),
+		"executable_path":     pathValue(&s.ExecutablePath),
+		"args":                stringList(&s.Args),
+		"env":                 envMap(&s.Env),
+		"enabled":             boolValue(&s.Enabled),
+		"auto_restart":        boolValue(&s.AutoRestart),
+		"delay_running_time":  durationValue(&s.DelayRunningTime),
+		"delay_update_time":   durationValue(&s.DelayUpdateTime),
+		"watch_files":         pathList(&s.WatchFiles),
+		"watch_ignore":        stringList(&s.WatchIgnore),
+		"health_check":        stringValue(&s.HealthCheck),
+		"start_timeout":       durationValue(&s.StartTimeout),
+		"stop_timeout":        durationValue(&s.StopTimeout),
+		"restart_strategy":    stringValue(&s.RestartStrategy),
+	}
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is smoothserve.yaml with its service files, loaded, defaulted and
+// validated. Every path in it is absolute.
+type Config struct {
+	Path  string         // absolute path of smoothserve.yaml
+	Dir   string         // its folder: relative paths resolve against it
+	Lines map[string]int // line of each key present in Path, for errors found later
+
+	ProxyAddr      string         // ProxyAddr; default "127.0.0.1"
+	ProxyPort      int            // ProxyPort; 0 when unset (then every service must set port)
+	SubConfigDir   string         // SubConfigDir; default Dir/services
+	CommandPort    int            // CommandPort; accepted for the seed, opens nothing
+	LogDir         string         // LogDir; default Dir/logs
+	ControlSocket  string         // ControlSocket; default Dir/smoothserve.sock
+	PidFile        string         // PidFile; default Dir/smoothserve.pid
+	StateDir       string         // StateDir; default Dir
+	TrustedProxies []netip.Prefix // TrustedProxies: CIDRs (a bare IP is a /32 or /128)
+
+	HeaderTimeout       time.Duration // HeaderTimeout; default 10s: a request head must arrive within it
+	IdleTimeout         time.Duration // IdleTimeout; default 75s: keep-alive wait, and the longest a client may stall mid-request
+	MaxHeaderBytes      int           // MaxHeaderBytes; default 32768: a larger request head gets 431
+	UpgradeTimeout      time.Duration // UpgradeTimeout; default 30s
+	UpgradeDrainTimeout time.Duration // UpgradeDrainTimeout; default 60s
+
+	Services []*Service // every service file, sorted by Name (disabled ones too)
+	Warnings []string   // things an operator should know that are not errors
+}
+
+// Service is one file of SubConfigDir.
+type Service struct {
+	File  string         // absolute path of the service file
+	Lines map[string]int // line of each key present in File, for errors found later
+
+	Name              string
+	ServerNames       []string // lower-cased, trimmed; "*.example.com" wildcards; empty: the port's default service
+	ServerIP          string   // default "127.0.0.1"
+	Port              int      // default Config.ProxyPort
+	StartInstancePort int
+	InstanceCount     int
+	ExecutablePath    string            // absolute
+	Args              []string          // default ["-port={port}"]; {port} is filled in per instance
+	Env               map[string]string // added to smoothserve's environment
+	Enabled           bool              // default true
+	AutoRestart       bool
+	DelayRunningTime  time.Duration // default 0
+	DelayUpdateTime   time.Duration // default 2s
+	WatchFiles        []string      // absolute (relative ones resolve against the executable's folder)
+	WatchIgnore       []string      // globs; default ["*.swp", "*~", "*.tmp", ".git/"]
+	HealthCheck       string        // HTTP path; empty: a TCP connect
+	StartTimeout      time.Duration // default 30s
+	StopTimeout       time.Duration // default 30s
+	RestartStrategy   string        // "surge" (default) or "in_place"
+}
+
+// Strategy values of restart_strategy.
+const (
+	StrategySurge   = "surge"
+	StrategyInPlace = "in_place"
+)

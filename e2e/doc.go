@@ -1,0 +1,7 @@
+// Package e2e holds end-to-end tests: they build the real smoothserve,
+// smoothtool and demo binaries from this tree, run them on free 127.0.0.1
+// ports in a temporary folder, and judge them as a user would, with a
+// strict keep-alive client that never retries (internal/loadclient).
+//
+// Every test ends every process it started, by pid.
+package e2e

@@ -1,0 +1,385 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin holds the paths of the binaries built for this test run.
+var bin struct {
+	smoothserve, smoothtool, demo string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "smoothserve-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.smoothserve = filepath.Join(dir, "smoothserve")
+	bin.smoothtool = filepath.Join(dir, "smoothtool")
+	bin.demo = filepath.Join(dir, "demo")
+	for out, pkg := range map[string]string{bin.smoothserve: "./cmd/smoothserve", bin.smoothtool: "./cmd/smoothtool", bin.demo: "./examples/demo"} {
+		if _, err := os.Stat(filepath.Join("..", pkg, "main.go")); err != nil {
+			continue
+		}
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = ".."
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's installation: a folder with smoothserve.yaml, a
+// services folder and its own copy of the demo binary.
+type env struct {
+	t         *testing.T
+	dir       string
+	config    string
+	demo      string // the demo executable the services run
+	proxyPort int
+	ports     *portBlock
+}
+
+// newEnv makes a folder and reserves a block of free ports; the first one
+// is the proxy port.
+func newEnv(t *testing.T, nports int) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, config: filepath.Join(dir, "smoothserve.yaml"), ports: reservePorts(t, nports)}
+	e.proxyPort = e.ports.next()
+	e.demo = filepath.Join(dir, "app", "demo")
+	copyFile(t, bin.demo, e.demo)
+	if err := os.MkdirAll(filepath.Join(dir, "services"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.writeMain("")
+	return e
+}
+
+// writeMain writes smoothserve.yaml with the proxy port and extra lines.
+func (e *env) writeMain(extra string) {
+	e.t.Helper()
+	writeFile(e.t, e.config, fmt.Sprintf("ProxyAddr: 127.0.0.1\nProxyPort: %d\nSubConfigDir: ./services\n%s", e.proxyPort, extra))
+}
+
+// service writes services/NAME.yaml for a service of count instances with
+// its own port range, and returns its first instance port.
+func (e *env) service(name, hosts string, count int, extra string) int {
+	e.t.Helper()
+	start := e.ports.block(2 * count)
+	body := fmt.Sprintf("name: %s\nserver_name: %q\nstart_instance_port: %d\ninstance_count: %d\nexecutable_path: ./app/demo\nhealth_check: /healthz\n%s",
+		name, hosts, start, count, extra)
+	writeFile(e.t, filepath.Join(e.dir, "services", name+".yaml"), body)
+	return start
+}
+
+func (e *env) proxyAddr() string { return "127.0.0.1:" + strconv.Itoa(e.proxyPort) }
+
+// daemon is a running smoothserve.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // valid after done
+}
+
+func (e *env) startDaemon(args ...string) *daemon {
+	e.t.Helper()
+	d := &daemon{t: e.t, out: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command(bin.smoothserve, append([]string{"--config", e.config}, args...)...)
+	d.cmd.Dir = e.dir
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	e.t.Cleanup(func() {
+		d.killAll()
+		if e.t.Failed() {
+			e.t.Logf("smoothserve output:\n%s", d.out.String())
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "logs", "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				e.t.Logf("%s:\n%s", filepath.Base(l), tail(string(b), 3000))
+			}
+		}
+	})
+	return d
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+// killAll kills the daemon and every instance it left, by pid.
+func (d *daemon) killAll() {
+	kids := childrenOf(d.pid())
+	select {
+	case <-d.done:
+	default:
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		<-d.done
+	}
+	for _, pid := range kids {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// wait waits for the daemon to exit and returns its exit code.
+func (d *daemon) wait(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		d.t.Fatalf("smoothserve did not exit within %v\n%s", timeout, d.out.String())
+	}
+	if d.err == nil {
+		return 0
+	}
+	if ee, ok := d.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	d.t.Fatalf("waiting for smoothserve: %v", d.err)
+	return -1
+}
+
+// waitPids polls GET / with Host until n distinct instance pids answered,
+// all of them children of the daemon, and returns them.
+func (d *daemon) waitPids(addr, host string, n int, timeout time.Duration) map[int]bool {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	seen := map[int]bool{}
+	for time.Now().Before(deadline) {
+		pid, err := getPid(addr, host)
+		if err == nil && isChild(d.pid(), pid) {
+			seen[pid] = true
+			if len(seen) >= n {
+				return seen
+			}
+			continue
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("waited %v for %d instances of %s to answer, saw %v\n%s", timeout, n, host, seen, d.out.String())
+	return nil
+}
+
+// getPid sends one GET / on a fresh connection and returns the pid that
+// answered.
+func getPid(addr, host string) (int, error) {
+	status, body, err := httpGet(addr, host, "/")
+	if err != nil {
+		return 0, err
+	}
+	if status != 200 {
+		return 0, fmt.Errorf("status %d: %s", status, body)
+	}
+	return pidIn(body)
+}
+
+func pidIn(body string) (int, error) {
+	i := strings.Index(body, "pid=")
+	if i < 0 {
+		return 0, fmt.Errorf("no pid in %q", body)
+	}
+	f := strings.Fields(body[i+4:])
+	if len(f) == 0 {
+		return 0, fmt.Errorf("no pid in %q", body)
+	}
+	return strconv.Atoi(f[0])
+}
+
+// httpGet is one request on its own connection, with no retry.
+func httpGet(addr, host, path string) (int, string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return 0, "", err
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, "", fmt.Errorf("bad status line %q", line)
+	}
+	code, _ := strconv.Atoi(f[1])
+	rest, _ := io.ReadAll(br)
+	_, body, _ := strings.Cut(string(rest), "\r\n\r\n")
+	return code, body, nil
+}
+
+// childrenOf lists the pids whose parent is pid.
+func childrenOf(pid int) []int {
+	var kids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		p, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if ppidOf(p) == pid {
+			kids = append(kids, p)
+		}
+	}
+	return kids
+}
+
+func isChild(parent, pid int) bool { return ppidOf(pid) == parent }
+
+func ppidOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parens.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// portBlock hands out ports from a reserved free range.
+type portBlock struct {
+	t          *testing.T
+	base, used int
+	size       int
+}
+
+var portMu sync.Mutex
+var portCursor = 20000 + rand.IntN(20000)
+
+// reservePorts finds n consecutive ports on 127.0.0.1 that nothing listens
+// on. Tests in one process take distinct ranges.
+func reservePorts(t *testing.T, n int) *portBlock {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for tries := 0; tries < 200; tries++ {
+		base := portCursor
+		portCursor += n
+		if portCursor > 60000 {
+			portCursor = 20000
+		}
+		ok := true
+		for p := base; p < base+n; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return &portBlock{t: t, base: base, size: n}
+		}
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return nil
+}
+
+func (b *portBlock) next() int { return b.block(1) }
+
+func (b *portBlock) block(n int) int {
+	if b.used+n > b.size {
+		b.t.Fatalf("port block of %d exhausted", b.size)
+	}
+	p := b.base + b.used
+	b.used += n
+	return p
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to+".tmp", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(to+".tmp", to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's output and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests run the demo as a child process: the test binary itself, which
+// runs main's code when DEMO_TEST_HELPER is set. The child is then built with
+// the same flags as the test (-race included), which a separate go build
+// would not give.
+func TestMain(m *testing.M) {
+	if os.Getenv("DEMO_TEST_HELPER") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects a child's stderr; exec writes it from its own goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type demoProc struct {
+	cmd    *exec.Cmd
+	port   int
+	stderr *lockedBuffer
+	exited chan struct{} // closed when Wait returns
+	code   int           // exit code; read after exited is closed
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// spawnDemo starts the demo with args (after -port=port) and extra env. It
+// does not wait for it to listen. The child is killed at the end of the test
+// if it is still running.
+func spawnDemo(t *testing.T, port int, env []string, stdout io.Writer, args ...string) *demoProc {
+	t.Helper()
+	p := &demoProc{port: port, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	if port != 0 {
+		args = append([]string{"-port=" + strconv.Itoa(port)}, args...)
+	}
+	p.cmd = exec.Command(os.Args[0], args...)
+	p.cmd.Env = append(append(os.Environ(), "DEMO_TEST_HELPER=1"), env...)
+	if os.Getenv("GORACE") == "" {
+		// A -race child otherwise sleeps 1s at exit.
+		p.cmd.Env = append(p.cmd.Env, "GORACE=atexit_sleep_ms=0")
+	}
+	p.cmd.Stdout = stdout
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		if err != nil && !errors.As(err, new(*exec.ExitError)) {
+			p.code = -1
+		}
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// startDemo starts the demo on a free port and waits for its start line.
+func startDemo(t *testing.T, env []string, args ...string) *demoProc {
+	t.Helper()
+	p := spawnDemo(t, freePort(t), env, nil, args...)
+	p.waitStderr(t, "listening on", 10*time.Second)
+	return p
+}
+
+func (p *demoProc) waitStderr(t *testing.T, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(p.stderr.String(), want) {
+		select {
+		case <-p.exited:
+			if strings.Contains(p.stderr.String(), want) {
+				return
+			}
+			t.Fatalf("demo exited %d before writing %q; stderr:\n%s", p.code, want, p.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not write %q within %v; stderr:\n%s", want, within, p.stderr)
+		}
+	}
+}
+
+// wait returns the exit code, failing the test if the demo runs past within.
+func (p *demoProc) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.code
+	case <-time.After(within):
+		t.Fatalf("demo still running after %v; stderr:\n%s", within, p.stderr)
+		return 0
+	}
+}
+
+func (p *demoProc) url(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path)
+}
+
+func TestEndpoints(t *testing.T) {
+	p := startDemo(t, nil, "-version=v9")
+	pid := p.cmd.Process.Pid
+	client := &http.Client{Timeout: 10 * time.Second}
+	echoBody := strings.Repeat("echo\x00\xff", 5000)
+
+	tests := []struct {
+		name, method, path, ctype, body string
+		wantStatus                      int
+		wantBody                        string // exact, unless empty
+		wantPrefix                      string
+		wantLen                         int64 // Content-Length, if not 0
+		wantCtype                       string
+		wantChunked                     bool
+	}{
+		{name: "root", path: "/", wantStatus: 200,
+			wantBody: fmt.Sprintf("hello from demo pid=%d port=%d version=v9\n", pid, p.port)},
+		{name: "healthz", path: "/healthz", wantStatus: 200, wantBody: "ok\n"},
+		{name: "pid", path: "/pid", wantStatus: 200, wantBody: strconv.Itoa(pid)},
+		{name: "slow", path: "/slow?ms=30", wantStatus: 200, wantBody: fmt.Sprintf("slow 30ms pid=%d\n", pid)},
+		{name: "echo", method: "POST", path: "/echo", ctype: "application/x-test", body: echoBody,
+			wantStatus: 200, wantBody: echoBody, wantCtype: "application/x-test", wantLen: int64(len(echoBody))},
+		{name: "echo put", method: "PUT", path: "/echo", ctype: "text/odd", body: "x",
+			wantStatus: 200, wantBody: "x", wantCtype: "text/odd"},
+		{name: "size 1KiB", path: "/size?bytes=1024", wantStatus: 200, wantBody: string(sizeBody(1024)), wantLen: 1024},
+		{name: "size 64KiB", path: "/size?bytes=65536", wantStatus: 200, wantBody: string(sizeBody(65536)), wantLen: 65536},
+		{name: "size 200000", path: "/size?bytes=200000", wantStatus: 200, wantBody: string(sizeBody(200000)), wantLen: 200000},
+		{name: "stream", path: "/stream?lines=3&ms=10", wantStatus: 200, wantChunked: true,
+			wantBody: fmt.Sprintf("stream line=1/3 pid=%d\nstream line=2/3 pid=%d\nstream line=3/3 pid=%d\n", pid, pid, pid)},
+		{name: "unknown path", path: "/nope", wantStatus: 404},
+		{name: "slow over cap", path: "/slow?ms=60001", wantStatus: 400},
+		{name: "size missing", path: "/size", wantStatus: 400},
+		{name: "size over cap", path: "/size?bytes=67108865", wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := cmp.Or(tt.method, "GET")
+			req, err := http.NewRequest(method, p.url(tt.path), strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.ctype != "" {
+				req.Header.Set("Content-Type", tt.ctype)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("%s %s: status %d, want %d; body %q", method, tt.path, resp.StatusCode, tt.wantStatus, body)
+			}
+			if tt.wantBody != "" && string(body) != tt.wantBody {
+				t.Errorf("%s %s: body (%d bytes) %.80q, want (%d bytes) %.80q", method, tt.path, len(body), body, len(tt.wantBody), tt.wantBody)
+			}
+			if tt.wantLen != 0 && resp.ContentLength != tt.wantLen {
+				t.Errorf("%s %s: Content-Length %d, want %d", method, tt.path, resp.ContentLength, tt.wantLen)
+			}
+			if got := resp.Header.Get("Content-Type"); tt.wantCtype != "" && got != tt.wantCtype {
+				t.Errorf("%s %s: Content-Type %q, want %q", method, tt.path, got, tt.wantCtype)
+			}
+			if chunked := len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"; chunked != tt.wantChunked {
+				t.Errorf("%s %s: chunked=%v, want %v", method, tt.path, chunked, tt.wantChunked)
+			}
+		})
+	}
+}
+
+func TestVersionFromEnv(t *testing.T) {
+	p := startDemo(t, []string{"DEMO_VERSION=7"}, "-version=3")
+	if !strings.Contains(p.stderr.String(), "version=7") {
+		t.Errorf("start line does not say version=7:\n%s", p.stderr)
+	}
+	resp, err := http.Get(p.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.HasSuffix(string(body), " version=7\n") {
+		t.Errorf("body %q, want version=7 from DEMO_VERSION", body)
+	}
+}
+
+func TestBadStarts(t *testing.T) {
+	tests := []struct {
+		name       string
+		port       int
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"fail-start", 1, []string{"-fail-start"}, 1, "demo: failing on purpose (-fail-start)\n"},
+		{"no port", 0, nil, 2, "-port=0: want a port in 1..65535"},
+		{"bad flag", 1, []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"extra arg", 1, []string{"extra"}, 2, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := spawnDemo(t, tt.port, nil, nil, tt.args...)
+			if code := p.wait(t, 10*time.Second); code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			if !strings.Contains(p.stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr %q, want it to contain %q", p.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestListenErrorExits1(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := spawnDemo(t, ln.Addr().(*net.TCPAddr).Port, nil, nil)
+	if code := p.wait(t, 10*time.Second); code != 1 {
+		t.Errorf("exit code %d, want 1; stderr:\n%s", code, p.stderr)
+	}
+}
+
+// TestSIGTERMDrains checks the graceful stop: a request in flight when
+// SIGTERM arrives completes with 200, new connections are refused, and the
+// demo exits 0 once the request is done.
+func TestSIGTERMDrains(t *testing.T) {
+	p := startDemo(t, nil)
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /slow?ms=500 HTTP/1.1\r\nHost: demo\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the demo read the request
+	sent := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	// The listener closes at once; the slow request is still running.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("demo still accepts connections 5s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("demo exited %d before its in-flight request finished; stderr:\n%s", p.code, p.stderr)
+	default:
+	}
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost on SIGTERM: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body of in-flight request: %v", err)
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "slow 500ms pid=") {
+		t.Errorf("in-flight request: status %d body %q, want 200 slow 500ms", resp.StatusCode, body)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
+	}
+	if took := time.Since(sent); took < 300*time.Millisecond {
+		t.Errorf("demo finished %v after SIGTERM; the 500ms request should have held it", took)
+	}
+	if !strings.Contains(p.stderr.String(), "stopped (signal terminated), drained in") {
+		t.Errorf("no stop line on stderr:\n%s", p.stderr)
+	}
+}
+
+func TestNeverReady(t *testing.T) {
+	p := spawnDemo(t, freePort(t), nil, nil, "-never-ready")
+	time.Sleep(300 * time.Millisecond)
+	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))); err == nil {
+		c.Close()
+		t.Fatal("-never-ready demo accepts connections")
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
+	}
+}
+
+func TestStartDelay(t *testing.T) {
+	began := time.Now()
+	p := startDemo(t, nil, "-start-delay=300ms")
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Errorf("listening after %v, want at least the 300ms -start-delay", took)
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGINT, want 0; stderr:\n%s", code, p.stderr)
+	}
+}
+
+// TestLogEvery reads numbered lines, then closes the pipe: the demo must say
+// so on stderr and exit 3 rather than die of SIGPIPE.
+func TestLogEvery(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := spawnDemo(t, freePort(t), nil, w, "-log-every=10ms")
+	w.Close() // the child has its own copy
+	pid := p.cmd.Process.Pid
+
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	sc := bufio.NewScanner(r)
+	for n := 1; n <= 3; n++ {
+		if !sc.Scan() {
+			t.Fatalf("reading log line %d: %v; stderr:\n%s", n, sc.Err(), p.stderr)
+		}
+		if want := fmt.Sprintf("demo pid=%d line=%d", pid, n); sc.Text() != want {
+			t.Errorf("log line %q, want %q", sc.Text(), want)
+		}
+	}
+	r.Close()
+	if code := p.wait(t, 10*time.Second); code != 3 {
+		t.Errorf("exit code %d after stdout closed, want 3; stderr:\n%s", code, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "writing log line to stdout") {
+		t.Errorf("stderr does not report the stdout write error:\n%s", p.stderr)
+	}
+}

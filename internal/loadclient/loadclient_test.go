@@ -1,0 +1,356 @@
+package loadclient
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// demoLike serves /, /slow and /echo as examples/demo does, naming pid.
+func demoLike(pid string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from demo pid=%s port=1 version=1\n", pid)
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintf(w, "slow %dms pid=%s\n", ms, pid)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		w.Write(body)
+	})
+	return mux
+}
+
+// startHTTP serves h on 127.0.0.1:0 and returns its address and a count of
+// the connections it accepted.
+func startHTTP(t *testing.T, h http.Handler) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	srv := &http.Server{Handler: h, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-served })
+	return ln.Addr().String(), &conns
+}
+
+// startRaw accepts connections on 127.0.0.1:0 and hands each to serve, for
+// responses net/http would not send. Every conn is closed when the test ends.
+func startRaw(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { defer c.Close(); serve(c, bufio.NewReader(c)) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// readRequest reads one request with its body; false when the conn is done.
+func readRequest(br *bufio.Reader) bool {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return false
+	}
+	_, err = io.Copy(io.Discard, req.Body)
+	return err == nil
+}
+
+func checkCounts(t *testing.T, res *Result, total, ok, failed int64) {
+	t.Helper()
+	if res.Total != total || res.OK != ok || res.Failed != failed {
+		t.Fatalf("got %v; want total=%d ok=%d failed=%d; failures:\n%s",
+			res, total, ok, failed, strings.Join(res.Failures, "\n"))
+	}
+}
+
+func TestAllOK(t *testing.T) {
+	addr, conns := startHTTP(t, demoLike("4242"))
+	res := Run(t.Context(), Config{Addr: addr, Conns: 4, Mix: []Kind{Get, Slow, Post}, Count: 300, SlowMS: 5, Seed: 1})
+	checkCounts(t, res, 300, 300, 0)
+	if err := res.Err(); err != nil {
+		t.Errorf("Err() = %v, want nil", err)
+	}
+	var sum int64
+	for k := range numKinds {
+		c := res.ByKind[k]
+		if c.Total == 0 || c.OK != c.Total {
+			t.Errorf("%v: %+v, want some, all OK", k, c)
+		}
+		sum += c.Total
+	}
+	if sum != 300 {
+		t.Errorf("kinds add up to %d, want 300", sum)
+	}
+	wantPids := res.ByKind[Get].OK + res.ByKind[Slow].OK
+	if len(res.Pids) != 1 || res.Pids["4242"] != wantPids {
+		t.Errorf("Pids = %v, want map[4242:%d]", res.Pids, wantPids)
+	}
+	if res.Reconnects != 0 || conns.Load() != 4 {
+		t.Errorf("reconnects=%d, server saw %d conns; want 0 and 4 persistent conns", res.Reconnects, conns.Load())
+	}
+	want := fmt.Sprintf("requests=300 ok=300 failed=0 reconnects=0 (get=%d slow=%d post=%d)",
+		res.ByKind[Get].Total, res.ByKind[Slow].Total, res.ByKind[Post].Total)
+	if res.String() != want {
+		t.Errorf("String() = %q, want %q", res.String(), want)
+	}
+}
+
+// TestStopJudgesInFlight: Stop waits for the requests in flight and counts
+// them, rather than dropping them from the books.
+func TestStopJudgesInFlight(t *testing.T) {
+	var started atomic.Int64
+	allStarted := make(chan struct{})
+	addr, _ := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if started.Add(1) == 3 {
+			close(allStarted)
+		}
+		demoLike("7").ServeHTTP(w, r)
+	}))
+	r := Start(t.Context(), Config{Addr: addr, Conns: 3, Mix: []Kind{Slow}, SlowMS: 300})
+	select {
+	case <-allStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("3 requests did not reach the server within 10s")
+	}
+	res := r.Stop()
+	checkCounts(t, res, 3, 3, 0)
+	select {
+	case <-r.Done():
+	default:
+		t.Error("Done not closed after Stop")
+	}
+	if again := r.Stop(); again != res {
+		t.Error("second Stop returned a different result")
+	}
+}
+
+func TestDurationAndEmptyRun(t *testing.T) {
+	addr, _ := startHTTP(t, demoLike("7"))
+	res := Run(t.Context(), Config{Addr: addr, Duration: 100 * time.Millisecond})
+	if res.Failed != 0 || res.Total == 0 || res.Elapsed < 100*time.Millisecond || res.Elapsed > 5*time.Second {
+		t.Errorf("100ms run: %v in %v", res, res.Elapsed)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := Run(ctx, Config{Addr: addr}).Err(); err == nil {
+		t.Error("Err() of a run that sent nothing is nil; want an error")
+	}
+}
+
+func TestConnectionCloseIsNotAFailure(t *testing.T) {
+	addr, conns := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		demoLike("9").ServeHTTP(w, r)
+	}))
+	res := Run(t.Context(), Config{Addr: addr, Mix: []Kind{Get, Post}, Count: 20})
+	checkCounts(t, res, 20, 20, 0)
+	if res.Reconnects != 19 || conns.Load() != 20 {
+		t.Errorf("reconnects=%d, server saw %d conns; want 19 and 20", res.Reconnects, conns.Load())
+	}
+}
+
+// TestNoRetry: a server that closes a keep-alive conn without answering the
+// request on it (what a stale pooled conn looks like) costs one failed
+// request each time; a client that retried would report none.
+func TestNoRetry(t *testing.T) {
+	addr := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		for range 2 {
+			if !readRequest(br) {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\nhello from demo pid=1")
+		}
+	})
+	res := Run(t.Context(), Config{Addr: addr, Count: 9})
+	checkCounts(t, res, 9, 6, 3)
+	if res.Reconnects != 2 {
+		t.Errorf("reconnects=%d, want 2", res.Reconnects)
+	}
+	// The error is EOF or a reset, as the close races the next request.
+	if !strings.HasPrefix(res.Failures[0], "get conn=0 at ") {
+		t.Errorf("failure %q, want it to start with kind, conn and time", res.Failures[0])
+	}
+}
+
+func TestFailuresCounted(t *testing.T) {
+	handler := func(f func(w http.ResponseWriter, r *http.Request)) func(*testing.T) string {
+		return func(t *testing.T) string { addr, _ := startHTTP(t, http.HandlerFunc(f)); return addr }
+	}
+	raw := func(resp string) func(*testing.T) string {
+		return func(t *testing.T) string {
+			return startRaw(t, func(c net.Conn, br *bufio.Reader) {
+				if readRequest(br) {
+					io.WriteString(c, resp)
+				}
+			})
+		}
+	}
+	tests := []struct {
+		name    string
+		server  func(*testing.T) string
+		mix     []Kind
+		timeout time.Duration
+		want    string // in every failure
+	}{
+		{"status 500", handler(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "hello from demo pid=1 but broken", 500)
+		}), nil, 0, `status 500, body "hello from demo pid=1 but broken\n"`},
+		{"status 404", handler(http.NotFound), []Kind{Slow}, 0, "status 404"},
+		{"wrong get body", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "hello from elsewhere")
+		}), nil, 0, `want "hello from demo..."`},
+		{"wrong slow body", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "slow 299ms pid=1")
+		}), []Kind{Slow}, 0, `want "slow 5ms..."`},
+		{"echo altered", handler(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			w.Write(append(body, '!'))
+		}), []Kind{Post}, 0, "echo of"},
+		{"closed before response", raw(""), nil, 0, "connection closed before a response: EOF"},
+		{"closed mid-header", raw("HTTP/1.1 200 OK\r\nContent-Le"), nil, 0, "headers of 200 response: "},
+		{"closed before blank line", raw("HTTP/1.1 200 OK\r\nContent-Length: 21\r\n"), nil, 0, "headers of 200 response: unexpected EOF"},
+		{"closed mid-body", raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello from"), nil, 0,
+			"got 10 of 100 bytes: unexpected EOF"},
+		{"closed mid-chunk", raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n15\r\nhello from"), nil, 0,
+			"unexpected EOF"},
+		{"closed before last chunk", raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"), nil, 0,
+			"unexpected EOF"},
+		{"malformed status", raw("HTTP/1.1 OK\r\n\r\n"), nil, 0, "malformed status line"},
+		{"no response in time", func(t *testing.T) string {
+			return startRaw(t, func(c net.Conn, br *bufio.Reader) { io.Copy(io.Discard, br) })
+		}, []Kind{Post}, 100 * time.Millisecond, "no full response within the 100ms timeout"},
+		{"nothing listening", func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			return ln.Addr().String()
+		}, nil, 0, "dial: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.server(t)
+			res := Run(t.Context(), Config{Addr: addr, Conns: 2, Mix: tt.mix, Count: 6, SlowMS: 5, PostMaxBytes: 1000, Timeout: tt.timeout})
+			checkCounts(t, res, 6, 0, 6)
+			if len(res.Failures) != 6 {
+				t.Fatalf("%d failures kept, want 6", len(res.Failures))
+			}
+			for _, f := range res.Failures {
+				if !strings.Contains(f, tt.want) {
+					t.Errorf("failure %q does not say %q", f, tt.want)
+				}
+			}
+			if res.Err() == nil {
+				t.Error("Err() = nil despite failures")
+			}
+		})
+	}
+}
+
+// TestOddButValidResponses: framings a server may use that must all pass.
+func TestOddButValidResponses(t *testing.T) {
+	tests := []struct {
+		name, resp string
+		closeAfter bool // the response says the conn ends after it
+	}{
+		{"chunked, extension, trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"6;ext=1\r\nhello \r\nE\r\nfrom demo pid=\r\n2\r\n12\r\n0\r\nX-Trailer: 1\r\n\r\n", false},
+		{"100 Continue first", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\nhello from demo pid=5", false},
+		{"HTTP/1.0, body to EOF", "HTTP/1.0 200 OK\r\n\r\nhello from demo pid=5", true},
+		{"Connection: close", "HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 21\r\n\r\nhello from demo pid=5", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var conns atomic.Int64
+			addr := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+				conns.Add(1)
+				for readRequest(br) {
+					io.WriteString(c, tt.resp)
+					if tt.closeAfter {
+						return
+					}
+				}
+			})
+			res := Run(t.Context(), Config{Addr: addr, Count: 3})
+			checkCounts(t, res, 3, 3, 0)
+			if res.Pids["12"]+res.Pids["5"] != 3 {
+				t.Errorf("Pids = %v, want 3 responses counted", res.Pids)
+			}
+			wantConns := int64(1)
+			if tt.closeAfter {
+				wantConns = 3
+			}
+			if got := conns.Load(); got != wantConns || res.Reconnects != wantConns-1 {
+				t.Errorf("server saw %d conns, client reconnected %d times; want %d and %d", got, res.Reconnects, wantConns, wantConns-1)
+			}
+		})
+	}
+	// Chunked bodies from net/http, flushed in pieces, on a kept-alive conn.
+	addr, conns := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/" {
+			body = []byte("hello from demo pid=3")
+		}
+		for len(body) > 0 {
+			n := min(len(body), 700)
+			w.Write(body[:n])
+			w.(http.Flusher).Flush()
+			body = body[n:]
+		}
+	}))
+	res := Run(t.Context(), Config{Addr: addr, Mix: []Kind{Get, Post}, Count: 50, PostMaxBytes: 5000})
+	checkCounts(t, res, 50, 50, 0)
+	if conns.Load() != 1 {
+		t.Errorf("server saw %d conns, want 1", conns.Load())
+	}
+}

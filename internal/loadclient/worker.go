@@ -1,0 +1,185 @@
+package loadclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// dialBackoff is the pause after a failed dial, so that a server that is
+// down is not hammered with a million failures a second.
+const dialBackoff = 10 * time.Millisecond
+
+// maxResponseBody bounds what a response may carry, over the largest Post.
+const maxResponseBody = 64 << 20
+
+// worker drives one connection. Only its own goroutine touches it.
+type worker struct {
+	id    int
+	cfg   *Config
+	tally *tally
+	src   *rand.ChaCha8 // the Post bodies
+	rng   *rand.Rand    // kinds and body sizes
+
+	conn   net.Conn // nil between a close and the next request
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	dialed bool   // a conn was opened before: the next dial is a reconnect
+	body   []byte // the Post body buffer, PostMaxBytes long
+}
+
+func newWorker(id int, cfg *Config, t *tally, seed uint64) *worker {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[0:], seed)
+	binary.LittleEndian.PutUint64(key[8:], uint64(id))
+	src := rand.NewChaCha8(key)
+	return &worker{
+		id:    id,
+		cfg:   cfg,
+		tally: t,
+		src:   src,
+		rng:   rand.New(rand.NewPCG(seed, uint64(id))),
+		body:  make([]byte, cfg.PostMaxBytes),
+	}
+}
+
+// run sends requests one after another until ctx is done or reserve says
+// the Count is used up. ctx is checked only between requests: the one in
+// flight is always finished and judged.
+func (w *worker) run(ctx context.Context, reserve func() bool) {
+	defer w.closeConn()
+	for ctx.Err() == nil && reserve() {
+		kind := w.cfg.Mix[w.rng.IntN(len(w.cfg.Mix))]
+		began := time.Now()
+		pid, err := w.do(kind)
+		w.tally.record(kind, w.id, pid, time.Since(began), err)
+		var dialErr *dialError
+		if errors.As(err, &dialErr) {
+			t := time.NewTimer(dialBackoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+	}
+}
+
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// do sends one request of kind and judges its response. It returns the pid
+// the body named, if any, and why the request failed, if it did.
+func (w *worker) do(kind Kind) (pid string, err error) {
+	deadline := time.Now().Add(w.cfg.Timeout)
+	if w.conn == nil {
+		d := net.Dialer{Deadline: deadline}
+		conn, err := d.Dial("tcp", w.cfg.Addr)
+		if err != nil {
+			return "", &dialError{err}
+		}
+		if w.dialed {
+			w.tally.reconnected()
+		}
+		w.dialed = true
+		w.conn = conn
+		w.br = bufio.NewReaderSize(conn, 32<<10)
+		w.bw = bufio.NewWriterSize(conn, 32<<10)
+	}
+	w.conn.SetDeadline(deadline)
+
+	var post []byte
+	switch kind {
+	case Get:
+		fmt.Fprintf(w.bw, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n\r\n", w.cfg.Host)
+	case Slow:
+		fmt.Fprintf(w.bw, "GET /slow?ms=%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n\r\n", w.cfg.SlowMS, w.cfg.Host)
+	case Post:
+		post = w.body[:w.rng.IntN(w.cfg.PostMaxBytes+1)]
+		w.src.Read(post)
+		fmt.Fprintf(w.bw, "POST /echo HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n"+
+			"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", w.cfg.Host, len(post))
+		w.bw.Write(post)
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.closeConn()
+		return "", w.explain("writing request", err)
+	}
+
+	resp, err := readResponse(w.br, maxResponseBody)
+	if err != nil {
+		w.closeConn()
+		return "", w.explain("reading response", err)
+	}
+	if resp.close {
+		w.closeConn()
+	}
+	if resp.status < 200 || resp.status > 299 {
+		return "", fmt.Errorf("status %d, body %.100q", resp.status, resp.body)
+	}
+	switch kind {
+	case Get:
+		if !bytes.HasPrefix(resp.body, []byte("hello from demo")) {
+			return "", fmt.Errorf("status %d, body %.100q, want \"hello from demo...\"", resp.status, resp.body)
+		}
+	case Slow:
+		want := "slow " + strconv.Itoa(w.cfg.SlowMS) + "ms"
+		if !bytes.HasPrefix(resp.body, []byte(want)) {
+			return "", fmt.Errorf("status %d, body %.100q, want %q", resp.status, resp.body, want+"...")
+		}
+	case Post:
+		if !bytes.Equal(resp.body, post) {
+			return "", fmt.Errorf("echo of %d bytes came back as %d bytes, %s", len(post), len(resp.body), firstDiff(post, resp.body))
+		}
+		return "", nil // a random body may hold "pid=" by chance
+	}
+	return pidIn(resp.body), nil
+}
+
+// explain names a timeout as such; a bare "i/o timeout" says too little.
+func (w *worker) explain(doing string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%s: no full response within the %v timeout: %w", doing, w.cfg.Timeout, err)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+func (w *worker) closeConn() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn, w.br, w.bw = nil, nil, nil
+	}
+}
+
+// pidIn returns the digits after the first "pid=" in body, or "".
+func pidIn(body []byte) string {
+	_, after, ok := bytes.Cut(body, []byte("pid="))
+	if !ok {
+		return ""
+	}
+	n := 0
+	for n < len(after) && after[n] >= '0' && after[n] <= '9' {
+		n++
+	}
+	return string(after[:n])
+}
+
+// firstDiff says where got first differs from want.
+func firstDiff(want, got []byte) string {
+	for i := range min(len(want), len(got)) {
+		if want[i] != got[i] {
+			return fmt.Sprintf("first difference at byte %d", i)
+		}
+	}
+	return fmt.Sprintf("equal for the first %d bytes", min(len(want), len(got)))
+}

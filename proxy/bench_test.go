@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// rawInstance answers every request with a fixed response, allocating
+// nothing per request, so that a benchmark's allocations are the proxy's.
+func rawInstance(b *testing.B, body []byte) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	resp = append(resp, body...)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 64<<10)
+				for {
+					if !skipHead(br) {
+						return
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// skipHead reads through the blank line that ends a request head.
+func skipHead(br *bufio.Reader) bool {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		if len(line) <= 2 {
+			return true
+		}
+	}
+}
+
+func benchmarkGet(b *testing.B, size int) {
+	body := bytes.Repeat([]byte("x"), size)
+	set := upstream.NewSet("bench", time.Second)
+	for i := 0; i < 3; i++ {
+		set.Add(upstream.NewBackend("bench", i, rawInstance(b, body)))
+	}
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(ln, 1)
+	b.Cleanup(s.Close)
+
+	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 128<<10)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			n := -1
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+				if bytes.HasPrefix(line, []byte("Content-Length: ")) {
+					n, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
+				}
+			}
+			if n != size {
+				b.Errorf("Content-Length %d, want %d", n, size)
+				return
+			}
+			if _, err := br.Discard(n); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxyGet is one keep-alive GET through the proxy to one of three
+// instances; allocs/op are the proxy's (the client and instance allocate
+// nothing per request).
+func BenchmarkProxyGet(b *testing.B) {
+	for _, size := range []int{13, 1 << 10, 64 << 10} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { benchmarkGet(b, size) })
+	}
+}

@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+)
+
+var errBadChunk = errors.New("malformed chunked body")
+
+// maxChunkLine bounds a chunk-size line with its extensions.
+const maxChunkLine = 4096
+
+// readLine returns the next line of r (with its line ending), or an error
+// when it is longer than maxChunkLine.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull || (err == nil && len(line) > maxChunkLine) {
+		return nil, errBadChunk
+	}
+	return line, err
+}
+
+// parseChunkSize parses "1a;ext=1\r\n".
+func parseChunkSize(line []byte) (int64, error) {
+	line = trimCRLF(line)
+	if i := indexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = trimOWS(line)
+	if len(line) == 0 || len(line) > 15 {
+		return 0, errBadChunk
+	}
+	var n int64
+	for _, c := range line {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, errBadChunk
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, nil
+}
+
+// chunkedDecoder reads the data of a chunked body from r, and consumes the
+// trailer section at its end. It lives inside conn, so decoding allocates
+// nothing.
+type chunkedDecoder struct {
+	r    *bufio.Reader
+	left int64 // data left in the current chunk
+	done bool
+	err  error
+}
+
+func (d *chunkedDecoder) reset(r *bufio.Reader) { *d = chunkedDecoder{r: r} }
+
+func (d *chunkedDecoder) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if d.done {
+		return 0, io.EOF
+	}
+	if d.left == 0 {
+		line, err := readLine(d.r)
+		if err != nil {
+			return 0, d.fail(err)
+		}
+		n, err := parseChunkSize(line)
+		if err != nil {
+			return 0, d.fail(err)
+		}
+		if n == 0 {
+			for { // the trailer section, dropped
+				line, err := readLine(d.r)
+				if err != nil {
+					return 0, d.fail(err)
+				}
+				if len(trimCRLF(line)) == 0 {
+					break
+				}
+			}
+			d.done = true
+			return 0, io.EOF
+		}
+		d.left = n
+	}
+	if int64(len(p)) > d.left {
+		p = p[:d.left]
+	}
+	n, err := d.r.Read(p)
+	d.left -= int64(n)
+	if err != nil {
+		return n, d.fail(err)
+	}
+	if d.left == 0 {
+		if err := expectCRLF(d.r); err != nil {
+			return n, d.fail(err)
+		}
+	}
+	return n, nil
+}
+
+func (d *chunkedDecoder) fail(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	d.err = err
+	return err
+}
+
+// expectCRLF consumes the line ending after a chunk's data.
+func expectCRLF(r *bufio.Reader) error {
+	c, err := r.ReadByte()
+	if err != nil {
+		return err
+	}
+	if c == '\r' {
+		if c, err = r.ReadByte(); err != nil {
+			return err
+		}
+	}
+	if c != '\n' {
+		return errBadChunk
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Failures that are not I/O errors.
+var (
+	errNoHost         = errors.New("no service for this host")
+	errNoInstance     = errors.New("no instance ready")
+	errServiceStopped = errors.New("service stopped")
+	errClientGone     = errors.New("client closed the connection")
+	errBadResponse    = errors.New("malformed response from instance")
+)
+
+// statusCode499 is nginx's "client closed request": logged, never sent.
+const statusCode499 = 499
+
+// statusFor is the one place that decides what a failure becomes.
+func statusFor(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errClientGone):
+		return statusCode499
+	case errors.Is(err, errNoHost):
+		return 404
+	case errors.Is(err, errNoInstance), errors.Is(err, errServiceStopped):
+		return 503
+	case errors.Is(err, errHeadTooLarge):
+		return 431
+	case errors.Is(err, errBadRequest), errors.Is(err, errBadHead):
+		return 400
+	case errors.Is(err, errTransferCoding):
+		return 501
+	case errors.Is(err, errVersion):
+		return 505
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return 504
+	default: // the instance refused, reset, closed early or spoke nonsense
+		return 502
+	}
+}
+
+// clientGone reports whether err is the client going away (or stalling
+// past a deadline) rather than a fault of the request.
+func clientGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 404:
+		return "Not Found"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}
+
+// writeError writes a complete plain-text error response to the client
+// and flushes it. Retry-After goes with 503: the service is restarting or
+// stopped, and a client may try again shortly.
+func (c *conn) writeError(code int, msg string, keep bool) {
+	b := c.bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(code)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	if code == 503 {
+		b = append(b, "\r\nRetry-After: 1"...)
+	}
+	if !keep {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, msg...)
+	b = append(b, '\n')
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	c.bw.Write(b)
+	c.bw.Flush()
+}
+
+// rejectHead answers a request whose head could not be read or parsed, and
+// the connection then closes: what follows the bad head cannot be trusted.
+func (c *conn) rejectHead(err error) {
+	if !errors.Is(err, errHeadTooLarge) && clientGone(err) {
+		return // idle, stalled or gone: nobody to answer
+	}
+	code := statusFor(err)
+	c.writeError(code, "smoothserve: "+err.Error(), false)
+}

@@ -1,0 +1,500 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// instance is an in-process HTTP server on 127.0.0.1:0 standing in for a
+// service instance.
+type instance struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+	hits atomic.Int64
+}
+
+func startInstance(t *testing.T, name string, h http.HandlerFunc) *instance {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{name: name, ln: ln}
+	in.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.hits.Add(1)
+		if h != nil {
+			h(w, r)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.Path)
+	})}
+	go in.srv.Serve(ln)
+	t.Cleanup(func() { in.srv.Close() })
+	return in
+}
+
+func (in *instance) addr() string { return in.ln.Addr().String() }
+
+type fixture struct {
+	srv  *Server
+	addr string
+	port int
+}
+
+// startProxy serves routes on a proxy listener of port 1 (a label: the
+// listener itself is on 127.0.0.1:0).
+func startProxy(t *testing.T, opts Options, rs ...Route) *fixture {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := New(opts, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln, 1)
+	t.Cleanup(s.Close)
+	return &fixture{srv: s, addr: ln.Addr().String(), port: 1}
+}
+
+func setOf(t *testing.T, name string, ins ...*instance) *upstream.Set {
+	t.Helper()
+	set := upstream.NewSet(name, time.Second)
+	for i, in := range ins {
+		set.Add(upstream.NewBackend(name, i, in.addr()))
+	}
+	return set
+}
+
+// client is a raw keep-alive HTTP/1.1 client: no retries, no pooling.
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (cl *client) do(raw string) (*http.Response, string, error) {
+	if _, err := io.WriteString(cl.c, raw); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body), err
+}
+
+func (cl *client) mustDo(raw string) (*http.Response, string) {
+	cl.t.Helper()
+	resp, body, err := cl.do(raw)
+	if err != nil {
+		cl.t.Fatalf("request %q: %v", strings.SplitN(raw, "\r\n", 2)[0], err)
+	}
+	return resp, body
+}
+
+func get(host, path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+}
+
+func TestRoutesByHostOnOnePort(t *testing.T) {
+	a := startInstance(t, "a", nil)
+	b := startInstance(t, "b", nil)
+	w := startInstance(t, "w", nil)
+	f := startProxy(t, Options{},
+		Route{Port: 1, Hosts: []string{"a.test", "alias.test"}, Set: setOf(t, "a", a)},
+		Route{Port: 1, Hosts: []string{"b.test"}, Set: setOf(t, "b", b)},
+		Route{Port: 1, Hosts: []string{"*.wild.test"}, Set: setOf(t, "w", w)},
+	)
+	cl := dial(t, f.addr)
+	tests := []struct {
+		host, want string
+		status     int
+	}{
+		{"a.test", "a GET /x", 200},
+		{"A.TEST:8085", "a GET /x", 200},
+		{"alias.test", "a GET /x", 200},
+		{"b.test", "b GET /x", 200},
+		{"x.wild.test", "w GET /x", 200},
+		{"deep.x.wild.test", "w GET /x", 200},
+		{"wild.test", "", 404},
+		{"other.test", "", 404},
+	}
+	for _, tt := range tests {
+		resp, body := cl.mustDo(get(tt.host, "/x"))
+		if resp.StatusCode != tt.status {
+			t.Errorf("Host %s: status %d, want %d (%s)", tt.host, resp.StatusCode, tt.status, body)
+			continue
+		}
+		if tt.status == 200 && body != tt.want {
+			t.Errorf("Host %s: body %q, want %q", tt.host, body, tt.want)
+		}
+		if tt.status == 404 && !strings.Contains(body, tt.host) {
+			t.Errorf("Host %s: 404 body %q does not name the host", tt.host, body)
+		}
+	}
+}
+
+func TestSingleServiceTakesEveryHost(t *testing.T) {
+	a := startInstance(t, "a", nil)
+	f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a.test"}, Set: setOf(t, "a", a)})
+	resp, body := dial(t, f.addr).mustDo(get("anything.example", "/"))
+	if resp.StatusCode != 200 || body != "a GET /" {
+		t.Fatalf("got %d %q, want 200 from a", resp.StatusCode, body)
+	}
+}
+
+func TestLeastInflightAndTurns(t *testing.T) {
+	var ins []*instance
+	for i := 0; i < 3; i++ {
+		ins = append(ins, startInstance(t, fmt.Sprint(i), nil))
+	}
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", ins...)})
+	cl := dial(t, f.addr)
+	for i := 0; i < 30; i++ {
+		cl.mustDo(get("x", "/"))
+	}
+	for _, in := range ins {
+		if got := in.hits.Load(); got != 10 {
+			t.Errorf("instance %s served %d of 30 sequential requests, want 10 (turns among equals)", in.name, got)
+		}
+	}
+}
+
+func TestForwardedHeaders(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "xff=%s|xfh=%s|xfp=%s|conn=%s|ka=%s|custom=%s|host=%s|te=%s",
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Proto"),
+			r.Header.Get("Connection"), r.Header.Get("Keep-Alive"), r.Header.Get("X-Custom"), r.Host, r.Header.Get("Te"))
+	}
+	in := startInstance(t, "a", echo)
+	req := "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\n" +
+		"Connection: keep-alive, X-Custom\r\nKeep-Alive: timeout=5\r\nX-Custom: secret\r\nTE: trailers\r\n\r\n"
+
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "a", in)})
+	_, body := dial(t, f.addr).mustDo(req)
+	want := "xff=127.0.0.1|xfh=a.test|xfp=http|conn=|ka=|custom=|host=a.test|te="
+	if body != want {
+		t.Errorf("untrusted client:\n got %s\nwant %s", body, want)
+	}
+
+	trusted := startProxy(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		Route{Port: 1, Set: setOf(t, "a", in)})
+	_, body = dial(t, trusted.addr).mustDo(req)
+	want = "xff=6.6.6.6, 127.0.0.1|xfh=evil|xfp=https|conn=|ka=|custom=|host=a.test|te="
+	if body != want {
+		t.Errorf("trusted proxy:\n got %s\nwant %s", body, want)
+	}
+}
+
+func echoHandler(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	w.Header().Set("X-Len", fmt.Sprint(len(b)))
+	w.Write(b)
+}
+
+func TestBodies(t *testing.T) {
+	in := startInstance(t, "a", echoHandler)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "a", in)})
+	cl := dial(t, f.addr)
+	for _, n := range []int{0, 1, 1000, maxKeptBody, maxKeptBody + 1, 1 << 20} {
+		body := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		resp, got := cl.mustDo(fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", n, body))
+		if resp.StatusCode != 200 || got != string(body) {
+			t.Errorf("POST %d bytes: status %d, echoed %d bytes", n, resp.StatusCode, len(got))
+		}
+		// the same, chunked, in pieces
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for rest := body; len(rest) > 0; {
+			k := min(len(rest), 7000)
+			fmt.Fprintf(&sb, "%x;ext=1\r\n%s\r\n", k, rest[:k])
+			rest = rest[k:]
+		}
+		sb.WriteString("0\r\nX-Trailer: 1\r\n\r\n")
+		resp, got = cl.mustDo(sb.String())
+		if resp.StatusCode != 200 || got != string(body) {
+			t.Errorf("chunked POST %d bytes: status %d, echoed %d bytes", n, resp.StatusCode, len(got))
+		}
+	}
+	// Expect: 100-continue is answered by the proxy.
+	io.WriteString(cl.c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil || resp.StatusCode != 100 {
+		t.Fatalf("Expect: 100-continue: got %v %v, want 100 Continue before the body", resp, err)
+	}
+	resp, got := cl.mustDo("hello")
+	if resp.StatusCode != 200 || got != "hello" {
+		t.Errorf("Expect: 100-continue: %d %q", resp.StatusCode, got)
+	}
+}
+
+func TestChunkedAndStreamedResponses(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "a", in)})
+	cl := dial(t, f.addr)
+	for i := 0; i < 2; i++ {
+		resp, body := cl.mustDo(get("a", "/"))
+		if resp.StatusCode != 200 || body != "line 0\nline 1\nline 2\n" || len(resp.TransferEncoding) == 0 {
+			t.Fatalf("chunked response: %d %q te=%v", resp.StatusCode, body, resp.TransferEncoding)
+		}
+	}
+	// HTTP/1.0 client: de-chunked, then closed.
+	resp, body := dial(t, f.addr).mustDo("GET / HTTP/1.0\r\n\r\n")
+	if resp.StatusCode != 200 || body != "line 0\nline 1\nline 2\n" || !resp.Close {
+		t.Fatalf("HTTP/1.0 client: %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{MaxHeaderBytes: 4096}, Route{Port: 1, Set: setOf(t, "a", in)})
+	tests := []struct {
+		name, raw string
+		status    int
+	}{
+		{"huge head", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 5000) + "\r\n\r\n", 431},
+		{"CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"two lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+		{"folded header", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", 400},
+		{"gzip coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"http/2", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+		{"bad chunk", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+	}
+	for _, tt := range tests {
+		resp, body, err := dial(t, f.addr).do(tt.raw)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if resp.StatusCode != tt.status || !resp.Close {
+			t.Errorf("%s: got %d close=%v (%s), want %d and close", tt.name, resp.StatusCode, resp.Close, body, tt.status)
+		}
+	}
+	if n := in.hits.Load(); n != 0 {
+		t.Errorf("the instance saw %d bad requests, want 0", n)
+	}
+}
+
+func TestDeadInstanceIsSkipped(t *testing.T) {
+	live := startInstance(t, "live", nil)
+	dead := startInstance(t, "dead", nil)
+	set := upstream.NewSet("s", time.Second)
+	set.Add(upstream.NewBackend("s", 0, dead.addr()))
+	set.Add(upstream.NewBackend("s", 1, live.addr()))
+	dead.srv.Close() // refuses connections from now on
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
+	cl := dial(t, f.addr)
+	for i := 0; i < 10; i++ {
+		resp, body := cl.mustDo("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+		if resp.StatusCode != 200 || body != "live POST /p" {
+			t.Fatalf("request %d: %d %q, want 200 from live (connect failures go elsewhere, any method)", i, resp.StatusCode, body)
+		}
+	}
+}
+
+// dieOnce answers nothing and closes the connection the first time: an
+// instance dying before its response began.
+func dieOnce(name string) http.HandlerFunc {
+	var died atomic.Bool
+	return func(w http.ResponseWriter, r *http.Request) {
+		if died.CompareAndSwap(false, true) {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		fmt.Fprintf(w, "%s %s", name, r.Method)
+	}
+}
+
+func TestRetryBeforeResponse(t *testing.T) {
+	for _, tt := range []struct {
+		raw     string
+		want502 int
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+		{"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 0},
+		{"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 1},
+	} {
+		a := startInstance(t, "a", dieOnce("a"))
+		b := startInstance(t, "b", nil)
+		f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", a, b)})
+		got502 := 0
+		// Two requests, so that one of them is sent to a first.
+		for i := 0; i < 2; i++ {
+			resp, body := dial(t, f.addr).mustDo(tt.raw)
+			switch resp.StatusCode {
+			case 200:
+			case 502:
+				got502++
+			default:
+				t.Errorf("%s: got %d %q", strings.Fields(tt.raw)[0], resp.StatusCode, body)
+			}
+		}
+		if a.hits.Load() == 0 {
+			t.Fatalf("%s: the dying instance was never tried", strings.Fields(tt.raw)[0])
+		}
+		if got502 != tt.want502 {
+			t.Errorf("%s: %d answers were 502, want %d", strings.Fields(tt.raw)[0], got502, tt.want502)
+		}
+	}
+}
+
+func TestNoInstanceWaitsThen503(t *testing.T) {
+	set := upstream.NewSet("s", 300*time.Millisecond)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
+	start := time.Now()
+	resp, body := dial(t, f.addr).mustDo(get("x", "/"))
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %q (Retry-After %q), want 503 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("503 after %v, want a wait of the start timeout (300ms)", d)
+	}
+
+	// An instance that becomes ready while the request waits serves it.
+	set.SetStartTimeout(5 * time.Second)
+	in := startInstance(t, "late", nil)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		set.Add(upstream.NewBackend("s", 0, in.addr()))
+	}()
+	resp, body = dial(t, f.addr).mustDo(get("x", "/"))
+	if resp.StatusCode != 200 || body != "late GET /" {
+		t.Fatalf("got %d %q, want the late instance's answer", resp.StatusCode, body)
+	}
+
+	set.SetStopped(true)
+	start = time.Now()
+	resp, _ = dial(t, f.addr).mustDo(get("x", "/"))
+	if resp.StatusCode != 503 || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("stopped service: %d after %v, want 503 at once", resp.StatusCode, time.Since(start))
+	}
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	in := startInstance(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "no upgrade", 400)
+			return
+		}
+		conn, brw, _ := w.(http.Hijacker).Hijack()
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("echo:" + line)
+		brw.Flush()
+	})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "ws", in)})
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(cl.c, "ping\n")
+	line, err := cl.br.ReadString('\n')
+	if err != nil || line != "echo:ping\n" {
+		t.Fatalf("through the tunnel: %q %v", line, err)
+	}
+}
+
+func TestShutdownFinishesInFlight(t *testing.T) {
+	in := startInstance(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "done")
+	})
+	f := startProxy(t, Options{ShutdownGrace: 200 * time.Millisecond}, Route{Port: 1, Set: setOf(t, "s", in)})
+	idle := dial(t, f.addr)
+	idle.mustDo(get("x", "/")) // now idle, kept alive
+
+	var wg sync.WaitGroup
+	results := make(chan string, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := dial(t, f.addr)
+			resp, body, err := cl.do(get("x", "/"))
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- fmt.Sprintf("%d %s close=%v", resp.StatusCode, body, resp.Close)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "200 done close=true" {
+			t.Errorf("in-flight request during shutdown: %s, want 200 done close=true", r)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", f.addr, time.Second); err == nil {
+		t.Errorf("proxy still accepts after Shutdown")
+	}
+	idle.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle keep-alive connection: read %v, want EOF (closed after the grace)", err)
+	}
+}
+
+func TestRequestDuringShutdownGraceIsAnswered(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{ShutdownGrace: time.Second}, Route{Port: 1, Set: setOf(t, "s", in)})
+	cl := dial(t, f.addr)
+	cl.mustDo(get("x", "/"))
+	go f.srv.Shutdown(context.Background())
+	time.Sleep(100 * time.Millisecond)
+	resp, body := cl.mustDo(get("x", "/"))
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("request on an idle connection during the grace: %d %q close=%v, want 200 with close", resp.StatusCode, body, resp.Close)
+	}
+}

@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"smoothserve/upstream"
+)
+
+// Route says which hosts of a proxy port a service answers.
+type Route struct {
+	Port  int
+	Hosts []string // lower case; "*.example.com" wildcards; empty: default for the port
+	Set   *upstream.Set
+}
+
+// routes is an immutable routing table, swapped whole on reconfiguration.
+type routes struct {
+	ports map[int]*portTable
+}
+
+type portTable struct {
+	port      int
+	exact     map[string]*upstream.Set
+	wildcards []wildcard // longest suffix first
+	fallback  *upstream.Set
+}
+
+type wildcard struct {
+	suffix string // ".example.com"
+	set    *upstream.Set
+}
+
+func buildRoutes(rs []Route) (*routes, error) {
+	t := &routes{ports: make(map[int]*portTable)}
+	count := make(map[int]int)
+	for _, r := range rs {
+		count[r.Port]++
+	}
+	for _, r := range rs {
+		pt := t.ports[r.Port]
+		if pt == nil {
+			pt = &portTable{port: r.Port, exact: make(map[string]*upstream.Set)}
+			t.ports[r.Port] = pt
+		}
+		if len(r.Hosts) == 0 || count[r.Port] == 1 {
+			if pt.fallback != nil && pt.fallback != r.Set {
+				return nil, fmt.Errorf("port %d: services %s and %s are both its default", r.Port, pt.fallback.Name, r.Set.Name)
+			}
+			pt.fallback = r.Set
+		}
+		for _, h := range r.Hosts {
+			h = strings.ToLower(h)
+			if s, ok := strings.CutPrefix(h, "*"); ok {
+				pt.wildcards = append(pt.wildcards, wildcard{suffix: s, set: r.Set})
+				continue
+			}
+			if other, dup := pt.exact[h]; dup && other != r.Set {
+				return nil, fmt.Errorf("port %d: host %q is claimed by %s and %s", r.Port, h, other.Name, r.Set.Name)
+			}
+			pt.exact[h] = r.Set
+		}
+	}
+	for _, pt := range t.ports {
+		sort.SliceStable(pt.wildcards, func(i, j int) bool {
+			return len(pt.wildcards[i].suffix) > len(pt.wildcards[j].suffix)
+		})
+	}
+	return t, nil
+}
+
+// maxHostLen is the longest DNS name, with room for a port.
+const maxHostLen = 260
+
+// lookup finds the service for a Host header value on this port: the port
+// is stripped and case is ignored; exact names win over wildcards, and the
+// port's default takes the rest.
+func (pt *portTable) lookup(host []byte) *upstream.Set {
+	var buf [maxHostLen]byte
+	h := stripPort(host)
+	if len(h) > len(buf) {
+		return pt.fallback
+	}
+	n := copy(buf[:], h)
+	for i := 0; i < n; i++ {
+		if c := buf[i]; 'A' <= c && c <= 'Z' {
+			buf[i] = c + ('a' - 'A')
+		}
+	}
+	name := buf[:n]
+	if n > 0 && name[n-1] == '.' { // "example.com." is example.com
+		name = name[:n-1]
+	}
+	if s, ok := pt.exact[string(name)]; ok {
+		return s
+	}
+	for _, w := range pt.wildcards {
+		if len(name) > len(w.suffix) && string(name[len(name)-len(w.suffix):]) == w.suffix {
+			return w.set
+		}
+	}
+	return pt.fallback
+}
+
+// stripPort removes ":port" from a Host value, minding "[::1]:80".
+func stripPort(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		for i := range h {
+			if h[i] == ']' {
+				return h[:i+1]
+			}
+		}
+		return h
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i] == ':' {
+			return h[:i]
+		}
+		if h[i] < '0' || h[i] > '9' {
+			break
+		}
+	}
+	return h
+}

@@ -1,0 +1,220 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options tune the client side of the proxy. A zero field takes the default
+// named beside it.
+type Options struct {
+	HeaderTimeout  time.Duration  // a request head must arrive within this (10s)
+	IdleTimeout    time.Duration  // keep-alive wait, and the longest a client may stall mid-request or mid-response (75s)
+	MaxHeaderBytes int            // a larger request head gets 431 (32 KiB)
+	ShutdownGrace  time.Duration  // after Shutdown begins, an idle connection stays open this long for a request already on its way (1s)
+	TrustedProxies []netip.Prefix // clients whose X-Forwarded-* headers are kept and extended
+	Logger         *slog.Logger   // where failures are logged (slog.Default())
+}
+
+func (o *Options) fill() {
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 75 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 32 << 10
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server proxies the connections accepted on its listeners.
+//
+// Ownership: the routing table is published through an atomic pointer;
+// conns (the set of open client connections) is guarded by mu and touched
+// only when a connection opens or closes, never per request.
+type Server struct {
+	opts   Options
+	routes atomic.Pointer[routes]
+
+	shutting   atomic.Bool
+	shutdownAt atomic.Int64 // unix nanos when Shutdown began
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	allClosed chan struct{} // closed when shutting and conns is empty
+	wg        sync.WaitGroup
+}
+
+// New returns a Server routing by rs.
+func New(opts Options, rs []Route) (*Server, error) {
+	opts.fill()
+	s := &Server{
+		opts:      opts,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		allClosed: make(chan struct{}),
+	}
+	if err := s.SetRoutes(rs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetRoutes replaces the routing table; requests already routed are not
+// affected.
+func (s *Server) SetRoutes(rs []Route) error {
+	t, err := buildRoutes(rs)
+	if err != nil {
+		return err
+	}
+	s.routes.Store(t)
+	return nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on ln, which listens on proxy port port, until
+// Shutdown or Close.
+func (s *Server) Serve(ln net.Listener, port int) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors: wait rather than spin; the
+				// queued connections stay in the backlog.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Logger.Error("proxy: accept failed; retrying", "port", port, "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("proxy: accept on port %d: %w", port, err)
+		}
+		delay = 0
+		c := s.newConn(nc, port)
+		if c == nil {
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) newConn(nc net.Conn, port int) *conn {
+	c := newConn(s, nc, port)
+	s.mu.Lock()
+	if s.shutting.Load() && s.closedAll() {
+		s.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	return c
+}
+
+func (s *Server) closedAll() bool {
+	select {
+	case <-s.allClosed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.shutting.Load() && !s.closedAll() {
+		close(s.allClosed)
+	}
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, lets every request in progress finish (its
+// response carries Connection: close), closes idle connections after
+// ShutdownGrace, and returns once every connection is closed or ctx is done;
+// then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.shutting.Load() {
+		s.shutdownAt.Store(time.Now().UnixNano())
+		s.shutting.Store(true)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	graceEnd := time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
+	for c := range s.conns {
+		if c.state.Load() == stateIdle {
+			c.nc.SetReadDeadline(graceEnd)
+		}
+	}
+	if len(s.conns) == 0 && !s.closedAll() {
+		close(s.allClosed)
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-s.allClosed:
+		s.wg.Wait()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if !s.shutting.Load() {
+		s.shutdownAt.Store(time.Now().UnixNano())
+		s.shutting.Store(true)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+// ShuttingDown reports whether Shutdown or Close was called.
+func (s *Server) ShuttingDown() bool { return s.shutting.Load() }
+
+// graceDeadline is when an idle connection is closed during shutdown.
+func (s *Server) graceDeadline() time.Time {
+	return time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
+}

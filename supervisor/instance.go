@@ -1,0 +1,213 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// instance is one process lifetime on one port. Its goroutine (run) owns the
+// process and its Backend: it starts the process, waits until it is ready,
+// puts it into rotation, and then either loses it (a crash) or drains and
+// stops it when asked (stop). It tells its service's run goroutine about
+// every step over sv.events, and always ends with an exit report sent after
+// the process is reaped.
+type instance struct {
+	sv   *service
+	slot int
+	port int
+	addr string // ServerIP:port, dialled by probes and the proxy
+	name string // "web#1", for logs and errors
+
+	ctx  context.Context // done: give up starting, or drain and stop
+	stop context.CancelFunc
+}
+
+// exitKind says how an instance's lifetime ended.
+type exitKind int
+
+const (
+	exitStartFailed exitKind = iota // never became ready (or was stopped before it did)
+	exitLost                        // was ready, and exited by itself
+	exitStopped                     // was drained and stopped as asked
+)
+
+// instanceEvent is what an instance reports to its service's run goroutine.
+type instanceEvent struct {
+	inst *instance
+
+	// A step of a running lifetime, when !exited.
+	state     State
+	pid       int
+	startedAt time.Time
+	backend   *upstream.Backend // with StateReady
+
+	// The end of the lifetime.
+	exited bool
+	kind   exitKind
+	err    error // exitStartFailed, exitLost: why; exitStopped: could not stop
+}
+
+func (sv *service) newInstance(slot, port int) *instance {
+	in := &instance{
+		sv:   sv,
+		slot: slot,
+		port: port,
+		addr: net.JoinHostPort(sv.cfg.ServerIP, strconv.Itoa(port)),
+		name: fmt.Sprintf("%s#%d", sv.cfg.Name, slot),
+	}
+	// A Kill cuts every wait short: starting, draining, the SIGTERM grace.
+	in.ctx, in.stop = context.WithCancel(sv.sup.killCtx)
+	return in
+}
+
+func (in *instance) report(ev instanceEvent) {
+	ev.inst = in
+	in.sv.events <- ev
+}
+
+// run is the instance's goroutine; it returns after its exit report.
+func (in *instance) run() {
+	defer in.stop() // releases the context
+	exit := instanceEvent{exited: true}
+	defer func() { in.report(exit) }()
+
+	p, err := in.start()
+	if err != nil {
+		exit.kind, exit.err = exitStartFailed, err
+		in.sv.note(slog.LevelWarn, "%v", err)
+		return
+	}
+	procs := &in.sv.sup.procs
+	defer procs.remove(p)
+
+	b := upstream.NewBackend(in.sv.cfg.Name, in.slot, in.addr)
+	in.sv.set.Add(b)
+	in.report(instanceEvent{state: StateReady, pid: p.Pid(), backend: b})
+	in.sv.note(slog.LevelInfo, "%s pid %d ready on :%d", in.name, p.Pid(), in.port)
+
+	select {
+	case <-p.Done():
+		// Lost: no request may wait on it any longer, and its pooled
+		// connections are dead.
+		in.sv.set.Remove(b)
+		b.Down()
+		kill(p) // its group, in case it left children behind
+		exit.kind = exitLost
+		exit.err = fmt.Errorf("%s pid %d exited: %s", in.name, p.Pid(), exitReason(p.Err()))
+		in.sv.note(slog.LevelWarn, "%v", exit.err)
+	case <-in.ctx.Done():
+		exit.kind = exitStopped
+		exit.err = in.drain(p, b)
+	}
+}
+
+// start starts the process and waits until it is ready. On error nothing is
+// left running. It is the step a rollout needs to see fail.
+func (in *instance) start() (process, error) {
+	sv := in.sv
+	cfg := sv.cfg
+	startErr := func(err error) error {
+		return fmt.Errorf("starting instance %s on :%d: %w", in.name, in.port, err)
+	}
+	if err := in.ctx.Err(); err != nil {
+		return nil, startErr(err)
+	}
+	if err := checkPortFree(in.ctx, in.addr, in.port); err != nil {
+		return nil, startErr(err)
+	}
+	logf, err := sv.openLog()
+	if err != nil {
+		return nil, startErr(err)
+	}
+
+	cmd := exec.Command(cfg.ExecutablePath, cfg.ExpandArgs(in.port)...)
+	cmd.Dir = filepath.Dir(cfg.ExecutablePath)
+	cmd.Env = in.environ()
+	// The file itself, not a pipe: the instance writes its output without
+	// smoothserve, and goes on after smoothserve is gone.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own group, so signals reach its children; and no Pdeathsig, so
+	// that it survives a crash of smoothserve.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := startChild(cmd)
+	if err != nil {
+		return nil, startErr(execError(cfg.ExecutablePath, err))
+	}
+	procs := &sv.sup.procs
+	if !procs.add(p) {
+		kill(p)
+		return nil, startErr(errors.New("supervisor killed"))
+	}
+	started := time.Now()
+	in.report(instanceEvent{state: StateStarting, pid: p.Pid(), startedAt: started})
+	sv.note(slog.LevelInfo, "%s pid %d started on :%d", in.name, p.Pid(), in.port)
+
+	err = waitReady(in.ctx, p, in.addr, cfg.HealthCheck, cfg.StartTimeout)
+	if err == nil {
+		return p, nil
+	}
+	if in.ctx.Err() != nil {
+		// Asked to stop before it was ready: nothing to drain.
+		err = errors.Join(err, terminate(p, sv.sup.termGrace, sv.sup.killCtx.Done()))
+	} else {
+		err = errors.Join(err, kill(p))
+	}
+	procs.remove(p)
+	return nil, startErr(err)
+}
+
+// drain takes the instance out of rotation, waits (up to StopTimeout) for
+// the requests it is serving, and stops its process. It runs once per
+// instance, on its goroutine; stop is how others ask for it, any number of
+// times.
+func (in *instance) drain(p process, b *upstream.Backend) error {
+	sv := in.sv
+	sv.set.Remove(b) // marks it draining: no new request reaches it
+	in.report(instanceEvent{state: StateDraining, pid: p.Pid(), backend: b})
+	ctx, cancel := context.WithTimeout(sv.sup.killCtx, sv.cfg.StopTimeout)
+	idle := b.WaitIdle(ctx)
+	cancel()
+	b.CloseIdle()
+
+	in.report(instanceEvent{state: StateStopping, pid: p.Pid(), backend: b})
+	if idle {
+		sv.note(slog.LevelInfo, "%s pid %d stopping", in.name, p.Pid())
+	} else {
+		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), b.Inflight())
+	}
+	if err := terminate(p, sv.sup.termGrace, sv.sup.killCtx.Done()); err != nil {
+		err = fmt.Errorf("stopping instance %s pid %d: %w", in.name, p.Pid(), err)
+		sv.note(slog.LevelError, "%v", err)
+		return err
+	}
+	sv.note(slog.LevelInfo, "%s pid %d stopped: %s", in.name, p.Pid(), exitReason(p.Err()))
+	return nil
+}
+
+// environ is smoothserve's environment, then the service's Env, then the
+// instance's identity (later entries win).
+func (in *instance) environ() []string {
+	cfg := in.sv.cfg
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	return append(env,
+		"SMOOTHSERVE_SERVICE="+cfg.Name,
+		"SMOOTHSERVE_PORT="+strconv.Itoa(in.port),
+		"SMOOTHSERVE_SLOT="+strconv.Itoa(in.slot),
+	)
+}

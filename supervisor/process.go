@@ -1,0 +1,166 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// process is the OS process behind an instance. Signals go to its whole
+// process group: an instance's own children must not outlive it.
+//
+// childProcess is the one implementation for now; a process adopted from a
+// previous smoothserve (next issues) is not our child, so it will be watched
+// through a pidfd instead of Wait, behind the same interface.
+type process interface {
+	Pid() int
+	// Done is closed once the process has exited (and, for a child, been
+	// reaped).
+	Done() <-chan struct{}
+	// Err says how the process exited; nil for exit status 0. Only
+	// meaningful once Done is closed.
+	Err() error
+	// Signal signals the process group. A group that is gone is not an
+	// error, as os.ErrProcessDone is not.
+	Signal(sig syscall.Signal) error
+}
+
+// childProcess is a process started by this smoothserve, reaped by a
+// goroutine that ends when the process does.
+type childProcess struct {
+	pid  int
+	done chan struct{}
+	err  error // written by the reaping goroutine before it closes done
+}
+
+// startChild starts cmd and a goroutine to reap it. cmd must have its own
+// process group (Setpgid), and files, not pipes, for its output, so that Wait
+// returns as soon as the process exits.
+func startChild(cmd *exec.Cmd) (*childProcess, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &childProcess{pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *childProcess) Pid() int              { return p.pid }
+func (p *childProcess) Done() <-chan struct{} { return p.done }
+func (p *childProcess) Err() error            { return p.err }
+
+func (p *childProcess) Signal(sig syscall.Signal) error {
+	return signalGroup(p.pid, sig)
+}
+
+// signalGroup signals the process group led by pid. After the leader is
+// reaped its pid cannot be handed out again while the group still has a
+// member, so this reaches stragglers and nothing else.
+func signalGroup(pid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pid, sig)
+	if err == nil || errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return fmt.Errorf("sending %v to process group %d: %w", sig, pid, err)
+}
+
+// exitReason describes how a process ended, for logs.
+func exitReason(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// reapTimeout bounds the wait for a process to disappear after SIGKILL; only
+// a process stuck in the kernel takes longer.
+const reapTimeout = 5 * time.Second
+
+// terminate stops p gracefully: SIGTERM to its group, SIGKILL grace later if
+// it is still running (or at once when killed is closed), then SIGKILL to the
+// group anyway so that no straggler keeps the port. It returns once p is
+// reaped, or an error if p could not be stopped.
+func terminate(p process, grace time.Duration, killed <-chan struct{}) error {
+	termErr := p.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-t.C:
+	case <-killed:
+	}
+	return errors.Join(termErr, kill(p))
+}
+
+// kill SIGKILLs p's group and waits for p to be reaped.
+func kill(p process) error {
+	err := p.Signal(syscall.SIGKILL)
+	t := time.NewTimer(reapTimeout)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+		return err
+	case <-t.C:
+		return errors.Join(err, fmt.Errorf("pid %d still running %v after SIGKILL", p.Pid(), reapTimeout))
+	}
+}
+
+// procTable is every process the supervisor has started and not yet let go
+// of, so that Kill reaches all of them from any goroutine.
+//
+// Ownership: mu guards m and killed.
+type procTable struct {
+	mu     sync.Mutex
+	m      map[process]struct{}
+	killed bool
+}
+
+// add records p; once Kill has run it refuses, and the caller must kill p.
+func (t *procTable) add(p process) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.killed {
+		return false
+	}
+	if t.m == nil {
+		t.m = make(map[process]struct{})
+	}
+	t.m[p] = struct{}{}
+	return true
+}
+
+func (t *procTable) remove(p process) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, p)
+}
+
+// killAll SIGKILLs every recorded process group and refuses new ones.
+func (t *procTable) killAll() {
+	t.mu.Lock()
+	t.killed = true
+	ps := make([]process, 0, len(t.m))
+	for p := range t.m {
+		ps = append(ps, p)
+	}
+	t.mu.Unlock()
+	for _, p := range ps {
+		p.Signal(syscall.SIGKILL) // best effort: Kill has no one to report to
+	}
+}
+
+// execError turns an error from exec.Cmd.Start into "exec PATH: reason".
+func execError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("exec %s: %w", path, err)
+}

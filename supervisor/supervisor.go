@@ -1,0 +1,144 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/upstream"
+)
+
+// termGrace is how long an instance has to exit after SIGTERM before its
+// process group gets SIGKILL.
+const termGrace = 10 * time.Second
+
+// Supervisor runs the instances of every enabled service of a configuration.
+//
+// Ownership: services and everything else set in New are read-only after;
+// each service's slots belong to that service's run goroutine; procs guards
+// itself; changedMu guards changedCh.
+type Supervisor struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	services []*service  // in configuration order, disabled ones too
+	running  atomic.Bool // Run was called
+
+	// killCtx is cancelled by Kill: every wait of every instance ends, and
+	// nothing is started again.
+	killCtx context.Context
+	kill    context.CancelFunc
+	procs   procTable
+
+	termGrace time.Duration // termGrace; tests shorten it
+
+	changedMu sync.Mutex
+	changedCh chan struct{} // closed and replaced whenever a service publishes
+}
+
+// New returns a supervisor for cfg. sets holds the rotation of each service
+// by name, as the proxy routes to them; a nil logger discards.
+func New(cfg *config.Config, sets map[string]*upstream.Set, logger *slog.Logger) *Supervisor {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		cfg:       cfg,
+		log:       logger,
+		termGrace: termGrace,
+		changedCh: make(chan struct{}),
+	}
+	s.killCtx, s.kill = context.WithCancel(context.Background())
+	for _, svc := range cfg.Services {
+		s.services = append(s.services, newService(s, svc, sets[svc.Name]))
+	}
+	return s
+}
+
+// Run starts InstanceCount instances of every enabled service and keeps them
+// up until ctx is done; then it drains and stops them all, in parallel, and
+// returns once every process is reaped. It returns an error only when an
+// instance could not be stopped (or it cannot start at all).
+func (s *Supervisor) Run(ctx context.Context) error {
+	if s.running.Swap(true) {
+		return errors.New("supervisor: Run called twice")
+	}
+	var enabled []*service
+	for _, sv := range s.services {
+		if !sv.cfg.Enabled {
+			continue
+		}
+		if sv.set == nil {
+			return fmt.Errorf("supervisor: no upstream set for service %s", sv.cfg.Name)
+		}
+		enabled = append(enabled, sv)
+	}
+	errs := make([]error, len(enabled))
+	var wg sync.WaitGroup
+	for i, sv := range enabled {
+		wg.Go(func() { errs[i] = sv.run(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Kill SIGKILLs every instance's process group at once, and makes Run return
+// as soon as they are reaped, without draining. It is safe to call at any
+// time, from any goroutine, any number of times.
+func (s *Supervisor) Kill() {
+	// Cancel first: an instance that loses its process from now on sees it
+	// was killed, not lost, and is not started again.
+	s.kill()
+	s.procs.killAll()
+}
+
+// WaitReady returns nil once every enabled service has InstanceCount
+// instances in rotation, or an error saying which are missing when ctx is
+// done first.
+func (s *Supervisor) WaitReady(ctx context.Context) error {
+	for {
+		changed := s.changedChan()
+		missing := s.notReady()
+		if missing == "" {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for instances to be ready (%s): %w", missing, ctx.Err())
+		}
+	}
+}
+
+// notReady lists the services short of ready instances, "" when none is.
+func (s *Supervisor) notReady() string {
+	var missing []string
+	for _, sv := range s.services {
+		if !sv.cfg.Enabled {
+			continue
+		}
+		if n := sv.readyCount(); n < sv.cfg.InstanceCount {
+			missing = append(missing, fmt.Sprintf("%s: %d of %d ready", sv.cfg.Name, n, sv.cfg.InstanceCount))
+		}
+	}
+	return strings.Join(missing, ", ")
+}
+
+func (s *Supervisor) changedChan() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changedCh
+}
+
+// changed wakes whoever waits for a change of status.
+func (s *Supervisor) changed() {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	close(s.changedCh)
+	s.changedCh = make(chan struct{})
+}

@@ -1,0 +1,136 @@
+package upstream
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Backend is one instance (one process on one port) as the proxy sees it.
+// A Backend is used for one process lifetime and never reused after Drain.
+//
+// Ownership: the counters are atomics written by the proxy; draining is set
+// by the supervisor; pool is guarded by mu.
+type Backend struct {
+	Addr    string // host:port the instance listens on
+	Service string // service name, for logs
+	Slot    int    // slot of the instance within its service
+
+	inflight atomic.Int64
+	served   atomic.Uint64
+	draining atomic.Bool
+
+	idleOnce sync.Once
+	idle     chan struct{} // closed when draining and nothing is in flight
+
+	mu   sync.Mutex
+	pool []*Conn // idle connections, most recently used last
+	shut bool    // pool closed: connections put back are closed
+}
+
+// maxIdlePerBackend bounds the idle pool: more idle connections than
+// concurrent requests ever seen are not useful, and each holds a buffer.
+const maxIdlePerBackend = 256
+
+// NewBackend returns a Backend for the instance at addr.
+func NewBackend(service string, slot int, addr string) *Backend {
+	return &Backend{Addr: addr, Service: service, Slot: slot, idle: make(chan struct{})}
+}
+
+// Inflight is the number of requests sent to (or about to be sent to) the
+// instance that have not finished.
+func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+
+// Served is the number of requests the instance has answered.
+func (b *Backend) Served() uint64 { return b.served.Load() }
+
+// Draining reports whether the backend has left rotation for good.
+func (b *Backend) Draining() bool { return b.draining.Load() }
+
+// acquire counts a request against b, unless b is draining.
+func (b *Backend) acquire() bool {
+	b.inflight.Add(1)
+	if b.draining.Load() {
+		b.Release(false)
+		return false
+	}
+	return true
+}
+
+// Release ends a request counted by Set.Pick; answered says whether the
+// instance produced a response.
+func (b *Backend) Release(answered bool) {
+	if answered {
+		b.served.Add(1)
+	}
+	if b.inflight.Add(-1) == 0 && b.draining.Load() {
+		b.idleOnce.Do(func() { close(b.idle) })
+	}
+}
+
+// Drain stops new requests from being picked for b. Call Set.Remove too.
+// In-flight requests go on; WaitIdle waits for them.
+func (b *Backend) Drain() {
+	b.draining.Store(true)
+	if b.inflight.Load() == 0 {
+		b.idleOnce.Do(func() { close(b.idle) })
+	}
+}
+
+// WaitIdle waits until b is draining and has no request in flight, or ctx is
+// done; it reports whether b became idle.
+func (b *Backend) WaitIdle(ctx context.Context) bool {
+	select {
+	case <-b.idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Down drains b and closes its idle connections at once: the instance is
+// gone, and its connections are dead.
+func (b *Backend) Down() {
+	b.Drain()
+	b.CloseIdle()
+}
+
+// CloseIdle closes the pooled connections and closes any connection put back
+// from now on, so the instance sees no connection it might race to close.
+func (b *Backend) CloseIdle() {
+	b.mu.Lock()
+	pool := b.pool
+	b.pool = nil
+	b.shut = true
+	b.mu.Unlock()
+	for _, c := range pool {
+		c.Close()
+	}
+}
+
+// getIdle pops the most recently used idle connection, or nil.
+func (b *Backend) getIdle() *Conn {
+	b.mu.Lock()
+	n := len(b.pool)
+	if n == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	c := b.pool[n-1]
+	b.pool[n-1] = nil
+	b.pool = b.pool[:n-1]
+	b.mu.Unlock()
+	return c
+}
+
+// Put returns a connection whose last response was read completely.
+func (b *Backend) Put(c *Conn) {
+	b.mu.Lock()
+	if b.shut || len(b.pool) >= maxIdlePerBackend {
+		b.mu.Unlock()
+		c.Close()
+		return
+	}
+	b.pool = append(b.pool, c)
+	b.mu.Unlock()
+}

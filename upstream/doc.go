@@ -1,0 +1,13 @@
+// Package upstream is the set of instances a service can route to, as the
+// proxy sees them, and the pooled connections to each.
+//
+// Invariant: once a Backend starts draining (Drain or Down) it is never picked
+// again, and its in-flight count only falls. Pick increments the count before
+// it checks the drain flag and Drain sets the flag before it reads the count,
+// so a request either sees the drain and goes elsewhere, or is counted and
+// waited for: no request reaches an instance after WaitIdle returned.
+//
+// The request path takes no lock shared between services or instances: a Set
+// publishes its rotation as an immutable slice behind an atomic pointer, and
+// each Backend guards only its own idle-connection pool.
+package upstream

@@ -1,0 +1,186 @@
+package upstream
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestPickFewestInflightThenTurns(t *testing.T) {
+	s := NewSet("s", time.Second)
+	a, b, c := NewBackend("s", 0, "a"), NewBackend("s", 1, "b"), NewBackend("s", 2, "c")
+	for _, x := range []*Backend{a, b, c} {
+		s.Add(x)
+	}
+	// Equal load: each in turn.
+	counts := map[*Backend]int{}
+	for i := 0; i < 30; i++ {
+		x := s.Pick(nil)
+		counts[x]++
+		x.Release(true)
+	}
+	for _, x := range []*Backend{a, b, c} {
+		if counts[x] != 10 {
+			t.Errorf("%s picked %d of 30 times at equal load, want 10", x.Addr, counts[x])
+		}
+	}
+	// Unequal load: the idle one.
+	a.acquire()
+	a.acquire()
+	c.acquire()
+	if got := s.Pick(nil); got != b {
+		t.Errorf("picked %s with in-flight a=2 b=0 c=1, want b", got.Addr)
+	}
+	var tried Tried
+	tried.Add(b)
+	if got := s.Pick(&tried); got != c {
+		t.Errorf("picked %s with b tried, want c (fewest in flight among the rest)", got.Addr)
+	}
+	if a.Served() != 10 {
+		t.Errorf("a served %d, want 10", a.Served())
+	}
+}
+
+func TestDrainedBackendIsNeverPicked(t *testing.T) {
+	s := NewSet("s", time.Second)
+	a, b := NewBackend("s", 0, "a"), NewBackend("s", 1, "b")
+	s.Add(a)
+	s.Add(b)
+	s.Remove(a)
+	for i := 0; i < 10; i++ {
+		x := s.Pick(nil)
+		if x != b {
+			t.Fatalf("picked %s after it was removed", x.Addr)
+		}
+		x.Release(true)
+	}
+	if !a.WaitIdle(context.Background()) {
+		t.Fatal("a removed with nothing in flight is not idle")
+	}
+}
+
+// TestDrainRace hammers Pick while backends are drained: no request may be
+// counted on a backend after its WaitIdle returned.
+func TestDrainRace(t *testing.T) {
+	s := NewSet("s", time.Second)
+	var stop atomic.Bool
+	var late atomic.Int64
+	var wg sync.WaitGroup
+	idled := sync.Map{} // *Backend → struct{}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				x := s.Pick(nil)
+				if x == nil {
+					continue
+				}
+				if _, ok := idled.Load(x); ok {
+					late.Add(1)
+				}
+				x.Release(true)
+				runtime.Gosched()
+			}
+		}()
+	}
+	for i := 0; i < 200; i++ {
+		old := NewBackend("s", 0, "old")
+		s.Add(old)
+		s.Add(NewBackend("s", 1, "new"))
+		time.Sleep(100 * time.Microsecond)
+		s.Remove(old)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if !old.WaitIdle(ctx) {
+			t.Fatal("drained backend never became idle")
+		}
+		cancel()
+		idled.Store(old, struct{}{})
+	}
+	stop.Store(true)
+	wg.Wait()
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d requests were counted on a backend after WaitIdle returned", n)
+	}
+}
+
+func TestWaitIdleWaitsForInflight(t *testing.T) {
+	s := NewSet("s", time.Second)
+	a := NewBackend("s", 0, "a")
+	s.Add(a)
+	x := s.Pick(nil)
+	s.Remove(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if a.WaitIdle(ctx) {
+		t.Fatal("WaitIdle returned true with a request in flight")
+	}
+	go func() { time.Sleep(20 * time.Millisecond); x.Release(true) }()
+	if !a.WaitIdle(context.Background()) {
+		t.Fatal("WaitIdle did not see the release")
+	}
+}
+
+func TestWait(t *testing.T) {
+	s := NewSet("s", time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if s.Wait(ctx, nil) {
+		t.Fatal("Wait on an empty set returned true")
+	}
+	go func() { time.Sleep(20 * time.Millisecond); s.Add(NewBackend("s", 0, "a")) }()
+	if !s.Wait(context.Background(), nil) {
+		t.Fatal("Wait did not see the backend added")
+	}
+	s.SetStopped(true)
+	if s.Wait(context.Background(), nil) {
+		t.Fatal("Wait on a stopped set returned true")
+	}
+}
+
+func TestPoolAndDeadConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	b := NewBackend("s", 0, ln.Addr().String())
+	c1, err := b.Get()
+	if err != nil || c1.Reused {
+		t.Fatalf("first Get: %v reused=%v", err, c1.Reused)
+	}
+	server1 := <-accepted
+	b.Put(c1)
+	c2, err := b.Get()
+	if err != nil || c2 != c1 || !c2.Reused {
+		t.Fatalf("second Get did not reuse the idle connection: %v", err)
+	}
+	b.Put(c2)
+	// The instance closes its end: the pool must not hand it out.
+	server1.Close()
+	time.Sleep(20 * time.Millisecond)
+	c3, err := b.Get()
+	if err != nil || c3 == c1 || c3.Reused {
+		t.Fatalf("Get after the instance closed the idle connection: same=%v reused=%v err=%v", c3 == c1, c3.Reused, err)
+	}
+	<-accepted
+	b.CloseIdle()
+	b.Put(c3)
+	if c := b.getIdle(); c != nil {
+		t.Fatal("a connection put back after CloseIdle was pooled")
+	}
+}
