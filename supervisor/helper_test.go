@@ -139,6 +139,7 @@ func testConfig(t *testing.T, n int, mode string, env ...string) *config.Config 
 		StartInstancePort: freePortBase(t, 2*n),
 		InstanceCount:     n,
 		ExecutablePath:    exe,
+		Args:              []string{"-port={port}"},
 		Env:               map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": mode},
 		Enabled:           true,
 		StartTimeout:      5 * time.Second,
