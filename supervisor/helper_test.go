@@ -36,7 +36,8 @@ import (
 //	health500  serve, but /healthz answers 500
 //	grandchild serve, and start a grandchild in the same process group that ignores SIGTERM
 //
-// CHILD_IGNORE_TERM=1 ignores SIGTERM; CHILD_PRINT is printed to stdout and
+// CHILD_MODE_FILE names a file whose content, when it exists, overrides
+// CHILD_MODE (a test changes what the next instances do). CHILD_IGNORE_TERM=1 ignores SIGTERM; CHILD_PRINT is printed to stdout and
 // stderr. Every child first prints "child started pid=N port=P".
 func TestMain(m *testing.M) {
 	if os.Getenv("SUPERVISOR_TEST_CHILD") == "1" {
@@ -59,6 +60,11 @@ func childMain() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	mode := os.Getenv("CHILD_MODE")
+	if f := os.Getenv("CHILD_MODE_FILE"); f != "" {
+		if b, err := os.ReadFile(f); err == nil {
+			mode = strings.TrimSpace(string(b))
+		}
+	}
 	switch mode {
 	case "exit":
 		os.Exit(1)

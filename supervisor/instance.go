@@ -33,6 +33,20 @@ type instance struct {
 
 	ctx  context.Context // done: give up starting, or drain and stop
 	stop context.CancelFunc
+
+	ready    chan struct{} // closed by run once the instance is in rotation; readyPid and readyIn are set before
+	readyPid int
+	readyIn  time.Duration // from start to ready
+	exited   chan struct{} // closed by run at its end, after the exit report
+	exitErr  error         // why it ended; written before exited is closed
+
+	// The lifetime as its service sees it: owned by the service's run
+	// goroutine, which updates them from events.
+	state     State
+	pid       int
+	startedAt time.Time
+	readyAt   time.Time
+	backend   *upstream.Backend
 }
 
 // exitKind says how an instance's lifetime ended.
@@ -62,11 +76,14 @@ type instanceEvent struct {
 
 func (sv *service) newInstance(slot, port int) *instance {
 	in := &instance{
-		sv:   sv,
-		slot: slot,
-		port: port,
-		addr: net.JoinHostPort(sv.cfg.ServerIP, strconv.Itoa(port)),
-		name: fmt.Sprintf("%s#%d", sv.cfg.Name, slot),
+		sv:     sv,
+		slot:   slot,
+		port:   port,
+		addr:   net.JoinHostPort(sv.cfg.ServerIP, strconv.Itoa(port)),
+		name:   fmt.Sprintf("%s#%d", sv.cfg.Name, slot),
+		ready:  make(chan struct{}),
+		exited: make(chan struct{}),
+		state:  StateStarting,
 	}
 	// A Kill cuts every wait short: starting, draining, the SIGTERM grace.
 	in.ctx, in.stop = context.WithCancel(sv.sup.killCtx)
@@ -82,7 +99,11 @@ func (in *instance) report(ev instanceEvent) {
 func (in *instance) run() {
 	defer in.stop() // releases the context
 	exit := instanceEvent{exited: true}
-	defer func() { in.report(exit) }()
+	defer func() {
+		in.exitErr = exit.err
+		in.report(exit)
+		close(in.exited)
+	}()
 
 	p, err := in.start()
 	if err != nil {
@@ -97,6 +118,8 @@ func (in *instance) run() {
 	in.sv.set.Add(b)
 	in.report(instanceEvent{state: StateReady, pid: p.Pid(), backend: b})
 	in.sv.note(slog.LevelInfo, "%s pid %d ready on :%d", in.name, p.Pid(), in.port)
+	in.readyPid = p.Pid()
+	close(in.ready)
 
 	select {
 	case <-p.Done():
@@ -157,6 +180,7 @@ func (in *instance) start() (process, error) {
 
 	err = waitReady(in.ctx, p, in.addr, cfg.HealthCheck, cfg.StartTimeout)
 	if err == nil {
+		in.readyIn = time.Since(started)
 		return p, nil
 	}
 	if in.ctx.Err() != nil {

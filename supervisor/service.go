@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,12 @@ const (
 
 // service keeps the instances of one service running.
 //
-// Ownership: the slots belong to the run goroutine, the only one to start
-// instances, restart them, or tell them to stop; instances report to it over
-// events. It publishes what Status shows through snap, which only it writes.
-// logMu guards logFile, shared by the instances' goroutines to append lines.
+// Ownership: the slots, and the view fields of every instance, belong to the
+// run goroutine, the only one to start instances, restart them, or tell
+// them to stop. Instances report to it over events; operator commands and
+// the rollout goroutine reach it over calls (closures it runs). It publishes
+// what Status shows through snap, which only it writes. logMu guards
+// logFile, shared by the instances' goroutines to append lines.
 type service struct {
 	sup *Supervisor
 	cfg *config.Service
@@ -37,7 +40,17 @@ type service struct {
 	log *slog.Logger
 
 	events chan instanceEvent
+	calls  chan func()
+	loop   chan struct{} // closed when the run goroutine has returned
 	snap   atomic.Pointer[serviceSnapshot]
+
+	// Owned by the run goroutine.
+	slots    []*slot
+	live     int         // instance goroutines that have not reported their exit
+	wanted   bool        // the operator wants it running (smoothtool stop NAME clears it)
+	stopping bool        // smoothserve is stopping: nothing starts again
+	rollout  *rolloutRun // the rollout under way, if any
+	last     *Rollout    // the last rollout, finished or not (a copy is published)
 
 	logMu   sync.Mutex
 	logFile *os.File
@@ -47,18 +60,16 @@ type service struct {
 // the processes that served it.
 type slot struct {
 	index int
-	port  int
+	port  int // where the slot's instance listens; a surge rollout moves it to the other port of the pair
 
-	inst      *instance // current lifetime; nil in backoff
-	state     State
-	pid       int
-	startedAt time.Time
-	readyAt   time.Time
-	backend   *upstream.Backend
+	inst     *instance   // current lifetime; nil in backoff (or between the stop and start of an in-place replacement)
+	next     *instance   // a rollout's replacement, until it takes the slot
+	retiring []*instance // instances replaced and being drained and stopped
 
 	starts       int           // processes started for the slot
 	backoff      time.Duration // wait before the next start after a failure
 	retryAt      time.Time     // in backoff: when to start again
+	readyAt      time.Time     // when the current instance became ready
 	servedBefore uint64        // served by the slot's earlier processes
 	lastErr      error         // why the last lifetime failed; cleared when ready
 }
@@ -69,123 +80,183 @@ func newService(sup *Supervisor, cfg *config.Service, set *upstream.Set) *servic
 		cfg:    cfg,
 		set:    set,
 		log:    sup.log.With("service", cfg.Name),
-		events: make(chan instanceEvent, 2*cfg.InstanceCount+1),
+		events: make(chan instanceEvent, 4*cfg.InstanceCount+1),
+		calls:  make(chan func()),
+		loop:   make(chan struct{}),
+		wanted: true,
 	}
-	sv.snap.Store(&serviceSnapshot{state: ServiceStopped})
+	sv.snap.Store(initialSnapshot)
 	return sv
 }
+
+// initialSnapshot is what a service shows before its run goroutine
+// publishes: stopped, but wanted, so that WaitReady waits for it.
+var initialSnapshot = &serviceSnapshot{state: ServiceStopped, wanted: true}
 
 // run starts the service's instances and keeps them up until ctx is done or
 // the supervisor is killed, then drains and stops them all in parallel. It
 // returns once every instance goroutine has exited, with the errors of the
 // instances that could not be stopped.
 func (sv *service) run(ctx context.Context) error {
+	defer close(sv.loop)
 	defer sv.closeLog()
-	slots := make([]*slot, sv.cfg.InstanceCount)
-	live := 0 // instance goroutines that have not reported their exit
-	for i := range slots {
-		slots[i] = &slot{index: i, port: sv.cfg.InstancePort(i, false), backoff: minBackoff}
+	sv.slots = make([]*slot, sv.cfg.InstanceCount)
+	for i := range sv.slots {
+		sv.slots[i] = &slot{index: i, port: sv.cfg.InstancePort(i, false), backoff: minBackoff}
 	}
-	stopping := ctx.Err() != nil || sv.sup.killCtx.Err() != nil
-	if !stopping {
-		for _, sl := range slots {
+	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
+	if !sv.stopping {
+		for _, sl := range sv.slots {
 			sv.startSlot(sl)
-			live++
 		}
 	}
-	sv.publish(ServiceRunning, slots)
+	sv.publish()
 
 	done, killed := ctx.Done(), sv.sup.killCtx.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
 	var errs []error
-	for !stopping || live > 0 {
+	for !sv.stopping || sv.live > 0 {
 		var retryC <-chan time.Time
-		if at, ok := nextRetry(slots); ok && !stopping {
+		if at, ok := sv.nextRetry(); ok {
 			retry.Reset(time.Until(at))
 			retryC = retry.C
 		}
 		select {
 		case ev := <-sv.events:
 			if ev.exited {
-				live--
+				sv.live--
 			}
-			if err := sv.handle(slots, ev, stopping); err != nil {
+			if err := sv.handle(ev); err != nil {
 				errs = append(errs, err)
 			}
+		case f := <-sv.calls:
+			f()
 		case <-retryC:
 			now := time.Now()
-			for _, sl := range slots {
-				if sl.inst == nil && !sl.retryAt.IsZero() && !now.Before(sl.retryAt) {
+			for _, sl := range sv.slots {
+				if sl.inst == nil && sl.next == nil && !sl.retryAt.IsZero() && !now.Before(sl.retryAt) {
 					sv.startSlot(sl)
-					live++
 				}
 			}
 		case <-done:
-			stopping = true
+			sv.stopping = true
 		case <-killed:
-			stopping = true
+			sv.stopping = true
 		}
-		if stopping && done != nil {
+		if sv.stopping && done != nil {
 			done, killed = nil, nil
-			for _, sl := range slots {
-				if sl.inst != nil {
-					sl.inst.stop()
-				}
-			}
+			sv.stopAll()
 		}
 		retry.Stop()
-		if stopping {
-			sv.publish(ServiceStopping, slots)
-		} else {
-			sv.publish(ServiceRunning, slots)
-		}
+		sv.publish()
 	}
-	sv.publish(ServiceStopped, nil)
+	sv.publish()
 	return errors.Join(errs...)
 }
 
-// startSlot starts a new lifetime for sl.
+// call runs f on the run goroutine and waits for it; it reports false when
+// the run goroutine has returned (f did not run).
+func (sv *service) call(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case sv.calls <- func() { f(); close(done) }:
+		<-done
+		return true
+	case <-sv.loop:
+		return false
+	}
+}
+
+// launch starts in's goroutine, counted in live.
+func (sv *service) launch(in *instance) {
+	sv.live++
+	go in.run()
+}
+
+// startSlot starts a new lifetime for sl on its port.
 func (sv *service) startSlot(sl *slot) {
 	in := sv.newInstance(sl.index, sl.port)
 	sl.starts++
 	sl.inst = in
-	sl.state = StateStarting
-	sl.pid, sl.backend = 0, nil
-	sl.startedAt, sl.readyAt, sl.retryAt = time.Time{}, time.Time{}, time.Time{}
-	go in.run()
+	sl.readyAt, sl.retryAt = time.Time{}, time.Time{}
+	sv.launch(in)
 }
 
-// handle applies an instance's report to its slot. It returns an error only
-// for an instance that could not be stopped.
-func (sv *service) handle(slots []*slot, ev instanceEvent, stopping bool) error {
-	sl := slots[ev.inst.slot]
-	if sl.inst != ev.inst {
-		return nil // a lifetime the slot no longer follows (none yet)
+// stopAll tells every instance of the service to drain and stop, and
+// cancels a rollout under way.
+func (sv *service) stopAll() {
+	if sv.rollout != nil {
+		sv.rollout.cancel()
 	}
+	for _, sl := range sv.slots {
+		for _, in := range sl.instances() {
+			in.stop()
+		}
+		if sl.inst != nil {
+			sl.retiring = append(sl.retiring, sl.inst)
+			sl.inst = nil
+		}
+		sl.retryAt = time.Time{}
+	}
+}
+
+// instances lists every live instance of the slot: current, replacement,
+// and those being retired.
+func (sl *slot) instances() []*instance {
+	var out []*instance
+	if sl.inst != nil {
+		out = append(out, sl.inst)
+	}
+	if sl.next != nil {
+		out = append(out, sl.next)
+	}
+	return append(out, sl.retiring...)
+}
+
+// handle applies an instance's report. It returns an error only for an
+// instance that could not be stopped.
+func (sv *service) handle(ev instanceEvent) error {
+	in := ev.inst
+	sl := sv.slots[in.slot]
 	if !ev.exited {
-		sl.state, sl.pid = ev.state, ev.pid
+		in.state, in.pid = ev.state, ev.pid
 		if !ev.startedAt.IsZero() {
-			sl.startedAt = ev.startedAt
+			in.startedAt = ev.startedAt
 		}
 		if ev.state == StateReady {
-			sl.backend, sl.readyAt, sl.lastErr = ev.backend, time.Now(), nil
+			in.backend, in.readyAt = ev.backend, time.Now()
+			if sl.inst == in {
+				sl.readyAt, sl.lastErr = in.readyAt, nil
+			}
 		}
 		return nil
 	}
 
-	if sl.backend != nil {
-		sl.servedBefore += sl.backend.Served()
+	if in.backend != nil {
+		sl.servedBefore += in.backend.Served()
 	}
-	sl.inst, sl.pid, sl.backend, sl.startedAt = nil, 0, nil, time.Time{}
-	sl.state = StateBackoff
+	in.backend = nil
+	switch {
+	case sl.next == in: // a rollout's replacement that failed: the rollout sees it
+		sl.next = nil
+		return nil
+	case sl.inst != in: // retired
+		sl.retiring = slices.DeleteFunc(sl.retiring, func(x *instance) bool { return x == in })
+		if ev.kind == exitStopped {
+			return ev.err
+		}
+		return nil
+	}
+	sl.inst = nil
 	if ev.kind == exitStopped {
 		return ev.err
 	}
 	// Once stopping (or killed: Kill cancels killCtx before it kills),
-	// a failure is the stop's doing, not something to restart.
-	if stopping || sv.sup.killCtx.Err() != nil {
+	// or stopped by the operator, a failure is the stop's doing, not
+	// something to restart.
+	if sv.stopping || !sv.wanted || sv.sup.killCtx.Err() != nil {
 		return nil
 	}
 	sl.lastErr = ev.err
@@ -200,42 +271,71 @@ func (sv *service) handle(slots []*slot, ev instanceEvent, stopping bool) error 
 }
 
 // nextRetry is the earliest time a slot in backoff is due to start.
-func nextRetry(slots []*slot) (time.Time, bool) {
+func (sv *service) nextRetry() (time.Time, bool) {
 	var at time.Time
-	for _, sl := range slots {
-		if sl.inst == nil && !sl.retryAt.IsZero() && (at.IsZero() || sl.retryAt.Before(at)) {
+	if sv.stopping || !sv.wanted {
+		return at, false
+	}
+	for _, sl := range sv.slots {
+		if sl.inst == nil && sl.next == nil && !sl.retryAt.IsZero() && (at.IsZero() || sl.retryAt.Before(at)) {
 			at = sl.retryAt
 		}
 	}
 	return at, !at.IsZero()
 }
 
+// state is the service's state for Status.
+func (sv *service) state() string {
+	switch {
+	case sv.live > 0 && (sv.stopping || !sv.wanted):
+		return ServiceStopping
+	case sv.stopping || !sv.wanted:
+		return ServiceStopped
+	}
+	return ServiceRunning
+}
+
 // publish replaces the snapshot Status reads, and wakes WaitReady.
-func (sv *service) publish(state string, slots []*slot) {
-	snap := &serviceSnapshot{state: state, slots: make([]slotSnapshot, 0, len(slots))}
-	for _, sl := range slots {
-		is := InstanceStatus{
-			Slot:      sl.index,
-			Port:      sl.port,
-			Pid:       sl.pid,
-			State:     sl.state,
-			Restarts:  max(sl.starts-1, 0),
-			StartedAt: sl.startedAt,
-		}
+func (sv *service) publish() {
+	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots))}
+	if sv.last != nil {
+		r := *sv.last
+		r.Instances = slices.Clone(r.Instances)
+		snap.lastRollout = &r
+	}
+	for _, sl := range sv.slots {
+		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0)}
 		if sl.lastErr != nil {
 			is.Error = sl.lastErr.Error()
 		}
-		snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, backend: sl.backend, servedBefore: sl.servedBefore})
+		ins := sl.instances()
+		if len(ins) == 0 && snap.state == ServiceRunning {
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, servedBefore: sl.servedBefore})
+		}
+		for _, in := range ins {
+			e := is
+			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, in.state, in.startedAt
+			var before uint64
+			if in == sl.inst {
+				before = sl.servedBefore
+			} else {
+				e.Error = ""
+			}
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before})
+		}
 	}
 	sv.snap.Store(snap)
 	sv.sup.changed()
 }
 
-// readyCount is how many of the service's instances are in rotation.
+// readyCount is how many of the service's slots have their instance in
+// rotation.
 func (sv *service) readyCount() int {
 	n := 0
+	seen := map[int]bool{}
 	for _, sl := range sv.snap.Load().slots {
-		if sl.State == StateReady {
+		if sl.State == StateReady && !seen[sl.Slot] {
+			seen[sl.Slot] = true
 			n++
 		}
 	}

@@ -67,6 +67,8 @@ type ServiceStatus struct {
 	Port      int              `json:"port"`
 	State     string           `json:"state"`
 	Instances []InstanceStatus `json:"instances"`
+	// LastRollout is the service's last rolling restart, finished or not.
+	LastRollout *Rollout `json:"last_rollout,omitempty"`
 }
 
 // InstanceStatus is one slot of a service.
@@ -86,8 +88,10 @@ type InstanceStatus struct {
 // goroutine builds a new one on every change and never modifies a published
 // one; readers load it without locking.
 type serviceSnapshot struct {
-	state string
-	slots []slotSnapshot
+	state       string
+	wanted      bool // to be running: not stopped by the operator, smoothserve not stopping
+	slots       []slotSnapshot
+	lastRollout *Rollout
 }
 
 type slotSnapshot struct {
@@ -107,6 +111,10 @@ func (s *Supervisor) Status() []ServiceStatus {
 			Port:      sv.cfg.Port,
 			State:     snap.state,
 			Instances: make([]InstanceStatus, 0, len(snap.slots)),
+		}
+		if snap.lastRollout != nil {
+			r := *snap.lastRollout
+			st.LastRollout = &r
 		}
 		for _, sl := range snap.slots {
 			is := sl.InstanceStatus

@@ -60,7 +60,13 @@ func TestDrainWaitsForRequests(t *testing.T) {
 	if !alive(busy) {
 		t.Fatal("the busy instance stopped with a request in flight")
 	}
-	if got := h.instances()[b.Slot].State; got != StateDraining {
+	var got State = -1
+	for _, in := range h.instances() {
+		if in.Pid == busy {
+			got = in.State
+		}
+	}
+	if got != StateDraining {
 		t.Errorf("busy instance is %v, want draining", got)
 	}
 	if slices.Contains(h.set.Backends(), b) {

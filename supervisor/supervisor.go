@@ -119,7 +119,7 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 func (s *Supervisor) notReady() string {
 	var missing []string
 	for _, sv := range s.services {
-		if !sv.cfg.Enabled {
+		if !sv.cfg.Enabled || !sv.snap.Load().wanted {
 			continue
 		}
 		if n := sv.readyCount(); n < sv.cfg.InstanceCount {
