@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"smoothserve/config"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,6 +27,8 @@ import (
 // the process is reaped.
 type instance struct {
 	sv   *service
+	cfg  *config.Service // the service's settings when the instance was made
+	home *slot           // the slot it serves; touched only by the service's run goroutine
 	slot int
 	port int
 	addr string // ServerIP:port, dialled by probes and the proxy
@@ -74,13 +77,16 @@ type instanceEvent struct {
 	err    error // exitStartFailed, exitLost: why; exitStopped: could not stop
 }
 
-func (sv *service) newInstance(slot, port int) *instance {
+func (sv *service) newInstance(sl *slot, port int) *instance {
+	slot := sl.index
 	in := &instance{
 		sv:     sv,
+		home:   sl,
 		slot:   slot,
 		port:   port,
-		addr:   net.JoinHostPort(sv.cfg.ServerIP, strconv.Itoa(port)),
-		name:   fmt.Sprintf("%s#%d", sv.cfg.Name, slot),
+		cfg:    sv.cfg(),
+		addr:   net.JoinHostPort(sv.cfg().ServerIP, strconv.Itoa(port)),
+		name:   fmt.Sprintf("%s#%d", sv.cfg().Name, slot),
 		ready:  make(chan struct{}),
 		exited: make(chan struct{}),
 		state:  StateStarting,
@@ -114,7 +120,7 @@ func (in *instance) run() {
 	procs := &in.sv.sup.procs
 	defer procs.remove(p)
 
-	b := upstream.NewBackend(in.sv.cfg.Name, in.slot, in.addr)
+	b := upstream.NewBackend(in.cfg.Name, in.slot, in.addr)
 	in.sv.set.Add(b)
 	in.report(instanceEvent{state: StateReady, pid: p.Pid(), backend: b})
 	in.sv.note(slog.LevelInfo, "%s pid %d ready on :%d", in.name, p.Pid(), in.port)
@@ -141,7 +147,7 @@ func (in *instance) run() {
 // left running. It is the step a rollout needs to see fail.
 func (in *instance) start() (process, error) {
 	sv := in.sv
-	cfg := sv.cfg
+	cfg := in.cfg
 	startErr := func(err error) error {
 		return fmt.Errorf("starting instance %s on :%d: %w", in.name, in.port, err)
 	}
@@ -201,7 +207,7 @@ func (in *instance) drain(p process, b *upstream.Backend) error {
 	sv := in.sv
 	sv.set.Remove(b) // marks it draining: no new request reaches it
 	in.report(instanceEvent{state: StateDraining, pid: p.Pid(), backend: b})
-	ctx, cancel := context.WithTimeout(sv.sup.killCtx, sv.cfg.StopTimeout)
+	ctx, cancel := context.WithTimeout(sv.sup.killCtx, in.cfg.StopTimeout)
 	idle := b.WaitIdle(ctx)
 	cancel()
 	b.CloseIdle()
@@ -224,7 +230,7 @@ func (in *instance) drain(p process, b *upstream.Backend) error {
 // environ is smoothserve's environment, then the service's Env, then the
 // instance's identity (later entries win).
 func (in *instance) environ() []string {
-	cfg := in.sv.cfg
+	cfg := in.cfg
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		env = append(env, k+"="+cfg.Env[k])

@@ -39,7 +39,7 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 		if err != nil {
 			return nil, err
 		}
-		r, err := sv.restart(ctx, trigger)
+		r, err := sv.restart(ctx, trigger, nil)
 		if r == nil {
 			return nil, err
 		}
@@ -47,10 +47,10 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 	}
 	var out []*Rollout
 	for _, sv := range s.services {
-		if !sv.cfg.Enabled || sv.snap.Load().state != ServiceRunning {
+		if !sv.cfg().Enabled || sv.snap.Load().state != ServiceRunning {
 			continue
 		}
-		r, err := sv.restart(ctx, trigger)
+		r, err := sv.restart(ctx, trigger, nil)
 		if r != nil {
 			out = append(out, r)
 		}
@@ -64,9 +64,9 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 // find returns the enabled service called name.
 func (s *Supervisor) find(name string) (*service, error) {
 	for _, sv := range s.services {
-		if sv.cfg.Name == name {
-			if !sv.cfg.Enabled {
-				return nil, fmt.Errorf("%w: %s (enabled: false in %s)", ErrDisabled, name, sv.cfg.File)
+		if sv.cfg().Name == name {
+			if !sv.cfg().Enabled {
+				return nil, fmt.Errorf("%w: %s (enabled: false in %s)", ErrDisabled, name, sv.cfg().File)
 			}
 			return sv, nil
 		}
@@ -74,31 +74,58 @@ func (s *Supervisor) find(name string) (*service, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownService, name)
 }
 
-func (sv *service) restart(ctx context.Context, trigger string) (*Rollout, error) {
-	var run *rolloutRun
-	var err error
-	ok := sv.call(func() {
-		switch {
-		case sv.stopping:
-			err = ErrNotRunning
-		case !sv.wanted:
-			err = fmt.Errorf("service %s is stopped: start it instead", sv.cfg.Name)
-		case sv.rollout != nil:
-			run = sv.rollout // one rollout at a time: join it
-		default:
-			run = sv.beginRollout(trigger)
-		}
-	})
-	if !ok {
-		return nil, ErrNotRunning
-	}
+// Apply rolls service cfg.Name onto new settings cfg (which must have
+// passed config validation): every instance is replaced by one started with
+// them, and instance_count may grow or shrink. A rollout under way is let
+// finish first: the settings changed after it began.
+func (s *Supervisor) Apply(ctx context.Context, cfg *config.Service, trigger string) (*Rollout, error) {
+	sv, err := s.find(cfg.Name)
 	if err != nil {
 		return nil, err
+	}
+	return sv.restart(ctx, trigger, cfg)
+}
+
+// restart begins a rollout (onto newCfg, if not nil) or joins the one under
+// way, and waits for its outcome.
+func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.Service) (*Rollout, error) {
+	var run *rolloutRun
+	for {
+		var err error
+		var busy *rolloutRun
+		ok := sv.call(func() {
+			switch {
+			case sv.stopping:
+				err = ErrNotRunning
+			case !sv.wanted:
+				err = fmt.Errorf("service %s is stopped: start it instead", sv.cfg().Name)
+			case sv.rollout != nil && newCfg == nil:
+				run = sv.rollout // one rollout at a time: join it
+			case sv.rollout != nil:
+				busy = sv.rollout
+			default:
+				run = sv.beginRollout(trigger, newCfg)
+			}
+		})
+		if !ok {
+			return nil, ErrNotRunning
+		}
+		if err != nil {
+			return nil, err
+		}
+		if busy == nil {
+			break
+		}
+		select {
+		case <-busy.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the rollout of %s under way: %w", sv.cfg().Name, ctx.Err())
+		}
 	}
 	select {
 	case <-run.done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the rollout of %s: %w", sv.cfg.Name, ctx.Err())
+		return nil, fmt.Errorf("waiting for the rollout of %s: %w", sv.cfg().Name, ctx.Err())
 	}
 	r := run.rep
 	r.Instances = slices.Clone(r.Instances)
@@ -108,14 +135,19 @@ func (sv *service) restart(ctx context.Context, trigger string) (*Rollout, error
 	return &r, nil
 }
 
-// beginRollout starts a rollout; on the run goroutine.
-func (sv *service) beginRollout(trigger string) *rolloutRun {
+// beginRollout starts a rollout, onto newCfg if not nil; on the run
+// goroutine.
+func (sv *service) beginRollout(trigger string, newCfg *config.Service) *rolloutRun {
+	if newCfg != nil {
+		sv.conf.Store(newCfg)
+		sv.set.SetStartTimeout(newCfg.StartTimeout)
+	}
 	ctx, cancel := context.WithCancel(sv.sup.killCtx)
 	run := &rolloutRun{sv: sv, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	run.rep = Rollout{
-		Service:   sv.cfg.Name,
+		Service:   sv.cfg().Name,
 		Trigger:   trigger,
-		Strategy:  sv.cfg.RestartStrategy,
+		Strategy:  sv.cfg().RestartStrategy,
 		StartedAt: time.Now(),
 		Outcome:   RolloutRunning,
 	}
@@ -124,7 +156,7 @@ func (sv *service) beginRollout(trigger string) *rolloutRun {
 	}
 	sv.rollout = run
 	sv.last = run.copyRep()
-	sv.note(slog.LevelInfo, "rolling restart of %s (%s), asked by %s", sv.cfg.Name, run.rep.Strategy, trigger)
+	sv.note(slog.LevelInfo, "rolling restart of %s (%s), asked by %s", sv.cfg().Name, run.rep.Strategy, trigger)
 	go run.run()
 	return run
 }
@@ -145,13 +177,13 @@ func (run *rolloutRun) run() {
 	switch {
 	case err == nil:
 		run.rep.Outcome = RolloutOK
-		sv.note(slog.LevelInfo, "rolling restart of %s done in %v", sv.cfg.Name, run.rep.FinishedAt.Sub(run.rep.StartedAt).Round(time.Millisecond))
+		sv.note(slog.LevelInfo, "rolling restart of %s done in %v", sv.cfg().Name, run.rep.FinishedAt.Sub(run.rep.StartedAt).Round(time.Millisecond))
 	case errors.Is(err, errAborted):
 		run.rep.Outcome, run.rep.Error = RolloutAborted, err.Error()
-		sv.note(slog.LevelWarn, "rolling restart of %s %v", sv.cfg.Name, err)
+		sv.note(slog.LevelWarn, "rolling restart of %s %v", sv.cfg().Name, err)
 	default:
 		run.rep.Outcome, run.rep.Error = RolloutFailed, err.Error()
-		sv.note(slog.LevelError, "rolling restart of %s failed: %v; the instances not replaced keep serving", sv.cfg.Name, err)
+		sv.note(slog.LevelError, "rolling restart of %s failed: %v; the instances not replaced keep serving", sv.cfg().Name, err)
 		run.rep.LogTail = sv.logTail(logTailLines)
 	}
 	final := run.copyRep()
@@ -165,19 +197,25 @@ func (run *rolloutRun) run() {
 
 func (run *rolloutRun) replaceAll() error {
 	sv := run.sv
-	for i := range sv.cfg.InstanceCount {
-		if i > 0 && sv.cfg.DelayRunningTime > 0 {
+	cfg := sv.cfg() // fixed for the rollout: set by beginRollout
+	var have int
+	sv.call(func() { have = len(sv.slots) })
+	for i := range cfg.InstanceCount {
+		if i > 0 && cfg.DelayRunningTime > 0 {
 			select {
-			case <-time.After(sv.cfg.DelayRunningTime):
+			case <-time.After(cfg.DelayRunningTime):
 			case <-run.ctx.Done():
 				return errAborted
 			}
 		}
 		var step RolledInstance
 		var err error
-		if sv.cfg.RestartStrategy == config.StrategyInPlace {
+		switch {
+		case i >= have:
+			step, err = run.addSlot(i)
+		case cfg.RestartStrategy == config.StrategyInPlace:
 			step, err = run.inPlace(i)
-		} else {
+		default:
 			step, err = run.surge(i)
 		}
 		if err != nil {
@@ -186,6 +224,65 @@ func (run *rolloutRun) replaceAll() error {
 		run.rep.Instances = append(run.rep.Instances, step)
 		rep := run.copyRep()
 		sv.call(func() { sv.last = rep })
+	}
+	if have > cfg.InstanceCount {
+		return run.dropSlots(cfg.InstanceCount)
+	}
+	return nil
+}
+
+// addSlot starts an instance for a new slot i (instance_count grew).
+func (run *rolloutRun) addSlot(i int) (RolledInstance, error) {
+	sv := run.sv
+	var in *instance
+	if !sv.call(func() {
+		sl := &slot{index: i, backoff: minBackoff}
+		sl.port = sv.inPlacePort(sl)
+		sv.slots = append(sv.slots, sl)
+		sv.startSlot(sl)
+		in = sl.inst
+	}) {
+		return RolledInstance{}, errAborted
+	}
+	select {
+	case <-in.ready:
+	case <-in.exited: // the slot goes on restarting it with backoff
+		return RolledInstance{}, run.replacementFailed(in)
+	case <-run.ctx.Done():
+		return RolledInstance{}, errAborted
+	}
+	return RolledInstance{Slot: i, NewPid: in.readyPid, Port: in.port, ReadyMS: in.readyIn.Milliseconds()}, nil
+}
+
+// dropSlots drains and stops the instances of the slots from n on
+// (instance_count shrank) and waits until they are gone.
+func (run *rolloutRun) dropSlots(n int) error {
+	sv := run.sv
+	var gone []*instance
+	if !sv.call(func() {
+		for _, sl := range sv.slots[n:] {
+			if sl.inst != nil {
+				sl.retiring = append(sl.retiring, sl.inst)
+				sl.inst = nil
+			}
+			if sl.next != nil {
+				sl.retiring = append(sl.retiring, sl.next)
+				sl.next = nil
+			}
+			for _, in := range sl.retiring {
+				in.stop()
+				gone = append(gone, in)
+			}
+			if len(sl.retiring) > 0 {
+				sv.removed = append(sv.removed, sl)
+			}
+		}
+		sv.slots = sv.slots[:n:n]
+	}) {
+		return errAborted
+	}
+	for _, in := range gone {
+		<-in.exited
 	}
 	return nil
 }
@@ -198,11 +295,8 @@ func (run *rolloutRun) surge(i int) (RolledInstance, error) {
 	var next *instance
 	if !sv.call(func() {
 		sl := sv.slots[i]
-		port := sv.cfg.InstancePort(i, true)
-		if sl.port == port {
-			port = sv.cfg.InstancePort(i, false)
-		}
-		next = sv.newInstance(i, port)
+		port := sv.surgePort(sl)
+		next = sv.newInstance(sl, port)
 		sl.next = next
 		sv.launch(next)
 	}) {
@@ -263,7 +357,7 @@ func (run *rolloutRun) inPlace(i int) (RolledInstance, error) {
 	var next *instance
 	if !sv.call(func() {
 		sl := sv.slots[i]
-		next = sv.newInstance(i, sl.port)
+		next = sv.newInstance(sl, sv.inPlacePort(sl))
 		sl.next = next
 		sv.launch(next)
 	}) {
@@ -316,7 +410,7 @@ func (run *rolloutRun) awaitReady(next *instance) error {
 	case <-run.ctx.Done():
 		sv := run.sv
 		sv.call(func() {
-			sl := sv.slots[next.slot]
+			sl := next.home
 			if sl.next == next {
 				sl.next = nil
 				sl.retiring = append(sl.retiring, next)
@@ -338,7 +432,7 @@ func (run *rolloutRun) replacementFailed(next *instance) error {
 
 // logTail returns the last n lines of the service's log file.
 func (sv *service) logTail(n int) []string {
-	f, err := os.Open(filepath.Join(sv.sup.cfg.LogDir, sv.cfg.Name+".log"))
+	f, err := os.Open(filepath.Join(sv.sup.cfg.LogDir, sv.cfg().Name+".log"))
 	if err != nil {
 		return nil
 	}
@@ -378,7 +472,7 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 		sv.wanted = false
 		sv.set.SetStopped(true)
 		sv.stopAll()
-		sv.note(slog.LevelInfo, "service %s stopping, as asked", sv.cfg.Name)
+		sv.note(slog.LevelInfo, "service %s stopping, as asked", sv.cfg().Name)
 	}) {
 		return ErrNotRunning
 	}
@@ -392,7 +486,7 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	var svs []*service
 	if name == "all" {
 		for _, sv := range s.services {
-			if sv.cfg.Enabled {
+			if sv.cfg().Enabled {
 				svs = append(svs, sv)
 			}
 		}
@@ -406,7 +500,7 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	for _, sv := range svs {
 		// A service still stopping finishes that first.
 		if err := s.waitFor(ctx, func() bool { return sv.snap.Load().state != ServiceStopping },
-			func() string { return fmt.Sprintf("waiting for %s to finish stopping", sv.cfg.Name) }); err != nil {
+			func() string { return fmt.Sprintf("waiting for %s to finish stopping", sv.cfg().Name) }); err != nil {
 			return err
 		}
 		var err error
@@ -426,7 +520,7 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 					sv.startSlot(sl)
 				}
 			}
-			sv.note(slog.LevelInfo, "service %s starting, as asked", sv.cfg.Name)
+			sv.note(slog.LevelInfo, "service %s starting, as asked", sv.cfg().Name)
 		}) {
 			err = ErrNotRunning
 		}
@@ -435,9 +529,9 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 		}
 	}
 	for _, sv := range svs {
-		if err := s.waitFor(ctx, func() bool { return sv.readyCount() >= sv.cfg.InstanceCount },
+		if err := s.waitFor(ctx, func() bool { return sv.readyCount() >= sv.cfg().InstanceCount },
 			func() string {
-				return fmt.Sprintf("waiting for %s: %d of %d ready", sv.cfg.Name, sv.readyCount(), sv.cfg.InstanceCount)
+				return fmt.Sprintf("waiting for %s: %d of %d ready", sv.cfg().Name, sv.readyCount(), sv.cfg().InstanceCount)
 			}); err != nil {
 			return err
 		}
@@ -458,4 +552,48 @@ func (s *Supervisor) waitFor(ctx context.Context, cond func() bool, what func() 
 			return fmt.Errorf("%s: %w", what(), ctx.Err())
 		}
 	}
+}
+
+// surgePort is the port for a surge replacement of sl: the other port of
+// its pair. When the pair moved (start_instance_port changed), a port of
+// the new pair that none of the service's instances holds.
+func (sv *service) surgePort(sl *slot) int {
+	cfg := sv.cfg()
+	primary, alt := cfg.InstancePort(sl.index, false), cfg.InstancePort(sl.index, true)
+	switch sl.port {
+	case primary:
+		return alt
+	case alt:
+		return primary
+	}
+	if sv.portHeld(primary) {
+		return alt
+	}
+	return primary
+}
+
+// inPlacePort is the port for an in-place replacement of sl: its own, unless
+// its pair moved.
+func (sv *service) inPlacePort(sl *slot) int {
+	cfg := sv.cfg()
+	primary, alt := cfg.InstancePort(sl.index, false), cfg.InstancePort(sl.index, true)
+	if sl.port == primary || sl.port == alt {
+		return sl.port
+	}
+	if sv.portHeld(primary) {
+		return alt
+	}
+	return primary
+}
+
+// portHeld reports whether one of the service's live instances uses port.
+func (sv *service) portHeld(port int) bool {
+	for _, sl := range slices.Concat(sv.slots, sv.removed) {
+		for _, in := range sl.instances() {
+			if in.port == port {
+				return true
+			}
+		}
+	}
+	return false
 }

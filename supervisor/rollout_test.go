@@ -3,9 +3,11 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,5 +221,47 @@ func TestStopAndStartService(t *testing.T) {
 	}
 	if _, err := h.sup.Restart(ctx, "nope", "test"); !errors.Is(err, ErrUnknownService) {
 		t.Errorf("Restart of an unknown service: %v, want ErrUnknownService", err)
+	}
+}
+
+func TestApplyNewSettings(t *testing.T) {
+	cfg := testConfig(t, 2, "normal")
+	h := start(t, cfg)
+	awaitReady(t, h, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for _, tc := range []struct {
+		count int
+		mark  string
+	}{{3, "grown"}, {1, "shrunk"}, {2, "again"}} {
+		next := *h.svc
+		next.InstanceCount = tc.count
+		next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": tc.mark}
+		old := h.ready()
+		r, err := h.sup.Apply(ctx, &next, "services/web.yaml")
+		if err != nil {
+			t.Fatalf("Apply instance_count %d: %v", tc.count, err)
+		}
+		if len(r.Instances) != tc.count {
+			t.Errorf("Apply %d: %d instances rolled, want %d", tc.count, len(r.Instances), tc.count)
+		}
+		ready := h.ready()
+		if len(ready) != tc.count || len(h.set.Backends()) != tc.count {
+			t.Errorf("after Apply %d: ready %v, %d in rotation", tc.count, ready, len(h.set.Backends()))
+		}
+		for port := range ready {
+			if env := get(t, fmt.Sprintf("127.0.0.1:%d", port), "/env"); !strings.Contains(env, "DEPLOY_MARK="+tc.mark) {
+				t.Errorf("instance on :%d runs without the new env (DEPLOY_MARK=%s)", port, tc.mark)
+			}
+		}
+		for _, pid := range old {
+			if alive(pid) {
+				t.Errorf("after Apply %d: old pid %d still running", tc.count, pid)
+			}
+		}
+		if got := len(h.instances()); got != tc.count {
+			t.Errorf("after Apply %d: status lists %d instances", tc.count, got)
+		}
 	}
 }

@@ -34,10 +34,10 @@ const (
 // what Status shows through snap, which only it writes. logMu guards
 // logFile, shared by the instances' goroutines to append lines.
 type service struct {
-	sup *Supervisor
-	cfg *config.Service
-	set *upstream.Set
-	log *slog.Logger
+	sup  *Supervisor
+	conf atomic.Pointer[config.Service] // written only by the run goroutine (a rollout applying new settings)
+	set  *upstream.Set
+	log  *slog.Logger
 
 	events chan instanceEvent
 	calls  chan func()
@@ -46,6 +46,7 @@ type service struct {
 
 	// Owned by the run goroutine.
 	slots    []*slot
+	removed  []*slot     // slots dropped by a smaller instance_count, until their instances are gone
 	live     int         // instance goroutines that have not reported their exit
 	wanted   bool        // the operator wants it running (smoothtool stop NAME clears it)
 	stopping bool        // smoothserve is stopping: nothing starts again
@@ -77,7 +78,6 @@ type slot struct {
 func newService(sup *Supervisor, cfg *config.Service, set *upstream.Set) *service {
 	sv := &service{
 		sup:    sup,
-		cfg:    cfg,
 		set:    set,
 		log:    sup.log.With("service", cfg.Name),
 		events: make(chan instanceEvent, 4*cfg.InstanceCount+1),
@@ -85,9 +85,13 @@ func newService(sup *Supervisor, cfg *config.Service, set *upstream.Set) *servic
 		loop:   make(chan struct{}),
 		wanted: true,
 	}
+	sv.conf.Store(cfg)
 	sv.snap.Store(initialSnapshot)
 	return sv
 }
+
+// cfg is the service's current settings.
+func (sv *service) cfg() *config.Service { return sv.conf.Load() }
 
 // initialSnapshot is what a service shows before its run goroutine
 // publishes: stopped, but wanted, so that WaitReady waits for it.
@@ -100,9 +104,9 @@ var initialSnapshot = &serviceSnapshot{state: ServiceStopped, wanted: true}
 func (sv *service) run(ctx context.Context) error {
 	defer close(sv.loop)
 	defer sv.closeLog()
-	sv.slots = make([]*slot, sv.cfg.InstanceCount)
+	sv.slots = make([]*slot, sv.cfg().InstanceCount)
 	for i := range sv.slots {
-		sv.slots[i] = &slot{index: i, port: sv.cfg.InstancePort(i, false), backoff: minBackoff}
+		sv.slots[i] = &slot{index: i, port: sv.cfg().InstancePort(i, false), backoff: minBackoff}
 	}
 	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
 	if !sv.stopping {
@@ -177,7 +181,7 @@ func (sv *service) launch(in *instance) {
 
 // startSlot starts a new lifetime for sl on its port.
 func (sv *service) startSlot(sl *slot) {
-	in := sv.newInstance(sl.index, sl.port)
+	in := sv.newInstance(sl, sl.port)
 	sl.starts++
 	sl.inst = in
 	sl.readyAt, sl.retryAt = time.Time{}, time.Time{}
@@ -190,7 +194,7 @@ func (sv *service) stopAll() {
 	if sv.rollout != nil {
 		sv.rollout.cancel()
 	}
-	for _, sl := range sv.slots {
+	for _, sl := range slices.Concat(sv.slots, sv.removed) {
 		for _, in := range sl.instances() {
 			in.stop()
 		}
@@ -219,7 +223,7 @@ func (sl *slot) instances() []*instance {
 // instance that could not be stopped.
 func (sv *service) handle(ev instanceEvent) error {
 	in := ev.inst
-	sl := sv.slots[in.slot]
+	sl := in.home
 	if !ev.exited {
 		in.state, in.pid = ev.state, ev.pid
 		if !ev.startedAt.IsZero() {
@@ -244,6 +248,9 @@ func (sv *service) handle(ev instanceEvent) error {
 		return nil
 	case sl.inst != in: // retired
 		sl.retiring = slices.DeleteFunc(sl.retiring, func(x *instance) bool { return x == in })
+		if len(sl.retiring) == 0 {
+			sv.removed = slices.DeleteFunc(sv.removed, func(x *slot) bool { return x == sl })
+		}
 		if ev.kind == exitStopped {
 			return ev.err
 		}
@@ -266,7 +273,7 @@ func (sv *service) handle(ev instanceEvent) error {
 	delay := sl.backoff
 	sl.backoff = min(2*sl.backoff, maxBackoff)
 	sl.retryAt = time.Now().Add(delay)
-	sv.note(slog.LevelInfo, "%s#%d: starting again in %v", sv.cfg.Name, sl.index, delay)
+	sv.note(slog.LevelInfo, "%s#%d: starting again in %v", sv.cfg().Name, sl.index, delay)
 	return nil
 }
 
@@ -303,7 +310,7 @@ func (sv *service) publish() {
 		r.Instances = slices.Clone(r.Instances)
 		snap.lastRollout = &r
 	}
-	for _, sl := range sv.slots {
+	for _, sl := range slices.Concat(sv.slots, sv.removed) {
 		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0)}
 		if sl.lastErr != nil {
 			is.Error = sl.lastErr.Error()
@@ -354,7 +361,7 @@ func (sv *service) openLog() (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating log folder: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, sv.cfg.Name+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, sv.cfg().Name+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log file: %w", err)
 	}

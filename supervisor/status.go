@@ -106,9 +106,9 @@ func (s *Supervisor) Status() []ServiceStatus {
 	for _, sv := range s.services {
 		snap := sv.snap.Load()
 		st := ServiceStatus{
-			Name:      sv.cfg.Name,
-			Hosts:     append([]string{}, sv.cfg.ServerNames...),
-			Port:      sv.cfg.Port,
+			Name:      sv.cfg().Name,
+			Hosts:     append([]string{}, sv.cfg().ServerNames...),
+			Port:      sv.cfg().Port,
 			State:     snap.state,
 			Instances: make([]InstanceStatus, 0, len(snap.slots)),
 		}

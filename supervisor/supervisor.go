@@ -70,11 +70,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	var enabled []*service
 	for _, sv := range s.services {
-		if !sv.cfg.Enabled {
+		if !sv.cfg().Enabled {
 			continue
 		}
 		if sv.set == nil {
-			return fmt.Errorf("supervisor: no upstream set for service %s", sv.cfg.Name)
+			return fmt.Errorf("supervisor: no upstream set for service %s", sv.cfg().Name)
 		}
 		enabled = append(enabled, sv)
 	}
@@ -119,11 +119,11 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 func (s *Supervisor) notReady() string {
 	var missing []string
 	for _, sv := range s.services {
-		if !sv.cfg.Enabled || !sv.snap.Load().wanted {
+		if !sv.cfg().Enabled || !sv.snap.Load().wanted {
 			continue
 		}
-		if n := sv.readyCount(); n < sv.cfg.InstanceCount {
-			missing = append(missing, fmt.Sprintf("%s: %d of %d ready", sv.cfg.Name, n, sv.cfg.InstanceCount))
+		if n := sv.readyCount(); n < sv.cfg().InstanceCount {
+			missing = append(missing, fmt.Sprintf("%s: %d of %d ready", sv.cfg().Name, n, sv.cfg().InstanceCount))
 		}
 	}
 	return strings.Join(missing, ", ")
