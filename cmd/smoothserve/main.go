@@ -5,7 +5,7 @@
 //
 // SIGTERM or SIGINT stops it gracefully: requests in progress finish, then
 // every instance is drained and stopped. A second signal kills everything
-// at once.
+// at once. smoothtool asks for either over the control socket.
 package main
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"smoothserve/config"
+	"smoothserve/control"
 	"smoothserve/proxy"
 	"smoothserve/supervisor"
 	"smoothserve/upstream"
@@ -72,11 +73,18 @@ func run(args []string) int {
 	return 0
 }
 
-// serve runs the daemon until a signal stops it.
+// serve runs the daemon until a signal (or smoothtool) stops it.
 func serve(cfg *config.Config, log *slog.Logger) error {
+	// The control socket before the proxy ports: a second smoothserve of
+	// this configuration is refused as such, not for a busy port.
+	ctlLn, err := control.Listen(cfg.ControlSocket)
+	if err != nil {
+		return err
+	}
 	// Listen before starting anything: a busy port is an error at once.
 	listeners, err := listen(cfg)
 	if err != nil {
+		ctlLn.Close()
 		return err
 	}
 	sets := make(map[string]*upstream.Set)
@@ -97,6 +105,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}, routes)
 	if err != nil {
 		closeAll(listeners)
+		ctlLn.Close()
 		return err
 	}
 	sup := supervisor.New(cfg, sets, log)
@@ -104,6 +113,10 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
+	// stops is the control API's signal: false graceful, true kill.
+	stops := make(chan bool, 2)
+	ctl := serveControl(ctlLn, &daemonControl{sup: sup, cfg: cfg, startedAt: time.Now(), stops: stops}, log)
+	defer ctl.close() // last, after the instances: smoothtool watches the stop
 
 	serveErr := make(chan error, len(listeners))
 	for port, ln := range listeners {
@@ -116,9 +129,12 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()))
 
 	var cause error
+	force := false
 	select {
 	case sig := <-signals:
 		log.Info("stopping gracefully; a second signal kills everything", "signal", sig.String())
+	case force = <-stops:
+		log.Info("stopping, as smoothtool asked", "force", force)
 	case err := <-serveErr:
 		cause = err
 		log.Error("proxy failed; stopping", "err", err)
@@ -137,22 +153,35 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		stopSup()
 		stopped <- <-supDone
 	}()
-	select {
-	case err := <-stopped:
-		if err != nil {
-			return err
-		}
-		log.Info("smoothserve stopped")
-		return cause
-	case sig := <-signals:
-		log.Warn("killing every instance now", "signal", sig.String())
+	kill := func(by string) error {
+		log.Warn("killing every instance now", "by", by)
 		sup.Kill()
 		px.Close()
 		select {
 		case <-stopped:
 		case <-time.After(5 * time.Second):
 		}
-		return fmt.Errorf("killed by a second %s", sig)
+		return fmt.Errorf("killed by %s", by)
+	}
+	if force {
+		return kill("smoothtool stop --force")
+	}
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				return err
+			}
+			log.Info("smoothserve stopped")
+			return cause
+		case sig := <-signals:
+			return kill("a second " + sig.String())
+		case force := <-stops:
+			if force {
+				return kill("smoothtool stop --force")
+			}
+			// Asked again to stop gracefully: that is under way.
+		}
 	}
 }
 

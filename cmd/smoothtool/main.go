@@ -1,12 +1,126 @@
-// Command smoothtool controls a running smoothserve.
+// Command smoothtool controls smoothserve through its control socket.
+//
+//	smoothtool [-c FILE] start [all|NAME]
+//	smoothtool [-c FILE] stop [all|NAME] [--force]
+//	smoothtool [-c FILE] restart [all|NAME]
+//	smoothtool [-c FILE] status [--json]
+//
+// The seed's forms (-start all, -stop NAME, -restart all, -force, -config
+// FILE) are accepted too. It finds the daemon through the ControlSocket of
+// smoothserve.yaml, reading no service file, so that a broken one does not
+// keep an operator from stopping the daemon or asking its status.
+//
+// Exit status: 0 done, 1 failed (the reason on stderr), 2 usage error.
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/control"
 )
 
+// quickTimeout bounds a request that the daemon answers at once.
+const quickTimeout = 10 * time.Second
+
 func main() {
-	fmt.Fprintln(os.Stderr, "smoothtool: the control channel is not built yet")
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "smoothtool: %v\n\n%s", err, usage)
+		return 2
+	}
+	if cmd.verb == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	// Ctrl-C cancels what smoothtool waits for; a restart or a start the
+	// daemon runs for it is cancelled with it, as the request goes away.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := execute(ctx, cmd, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "smoothtool: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// tool is one command being carried out.
+type tool struct {
+	cmd    command
+	main   *config.Config // smoothserve.yaml alone: no Services
+	client *control.Client
+	out    io.Writer // results
+	notes  io.Writer // progress notes
+}
+
+func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
+	mainCfg, err := config.LoadMain(cmd.config)
+	if err != nil {
+		return fmt.Errorf("configuration is invalid:\n%v", err)
+	}
+	t := &tool{cmd: cmd, main: mainCfg, client: control.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
+	switch cmd.verb {
+	case "start":
+		return t.start(ctx)
+	case "stop":
+		if cmd.target == "all" {
+			return t.stopDaemon(ctx)
+		}
+		return t.stopService(ctx)
+	case "restart":
+		return t.restart(ctx)
+	case "status":
+		return t.status(ctx)
+	}
+	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
+}
+
+// statusNow asks the daemon's status, bounded.
+func (t *tool) statusNow(ctx context.Context) (*control.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, quickTimeout)
+	defer cancel()
+	return t.client.Status(ctx)
+}
+
+func (t *tool) status(ctx context.Context) error {
+	if t.cmd.json {
+		ctx, cancel := context.WithTimeout(ctx, quickTimeout)
+		defer cancel()
+		raw, err := t.client.StatusJSON(ctx)
+		if err != nil {
+			return err
+		}
+		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+			raw = append(raw, '\n')
+		}
+		_, err = t.out.Write(raw)
+		return err
+	}
+	st, err := t.statusNow(ctx)
+	if err != nil {
+		return err
+	}
+	writeStatus(t.out, st, time.Now())
+	return nil
+}
+
+// printStatus prints the table after an operation; the operation's
+// outcome stands whatever happens here.
+func (t *tool) printStatus(ctx context.Context) {
+	st, err := t.statusNow(ctx)
+	if err != nil {
+		fmt.Fprintf(t.notes, "smoothtool: status: %v\n", err)
+		return
+	}
+	writeStatus(t.out, st, time.Now())
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/control"
+	"smoothserve/supervisor"
+)
+
+// daemonControl is what the control API reaches of the daemon: the
+// supervisor's operations, and the same stop a signal triggers.
+type daemonControl struct {
+	sup       *supervisor.Supervisor
+	cfg       *config.Config
+	startedAt time.Time
+	// stops feeds serve's select as signals do: false asks for a graceful
+	// stop, true for killing everything at once.
+	stops chan<- bool
+}
+
+var _ control.Daemon = (*daemonControl)(nil)
+
+func (d *daemonControl) Status() control.Status {
+	return control.Status{
+		Pid:       os.Getpid(),
+		StartedAt: d.startedAt,
+		Config:    d.cfg.Path,
+		Services:  d.sup.Status(),
+	}
+}
+
+func (d *daemonControl) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+	return d.sup.Restart(ctx, name, trigger)
+}
+
+func (d *daemonControl) StopService(ctx context.Context, name string) error {
+	return d.sup.StopService(ctx, name)
+}
+
+func (d *daemonControl) StartService(ctx context.Context, name string) error {
+	return d.sup.StartService(ctx, name)
+}
+
+// Shutdown never blocks: once serve has a request of each kind queued, a
+// further one would change nothing.
+func (d *daemonControl) Shutdown(force bool) {
+	select {
+	case d.stops <- force:
+	default:
+	}
+}
+
+// controlServer is the running control API.
+type controlServer struct {
+	srv  *control.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+// serveControl serves the control API on ln until closeControl.
+func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlServer {
+	c := &controlServer{srv: control.NewServer(d, log), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		if err := c.srv.Serve(ln); err != nil {
+			log.Error("control socket failed: smoothtool cannot reach smoothserve", "err", err)
+		}
+	}()
+	return c
+}
+
+// close stops the control API, last thing before smoothserve exits: until
+// then smoothtool can watch the stop. Operations still waiting get a
+// moment to answer, then their contexts are cancelled. The socket goes
+// with the listener.
+func (c *controlServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.srv.Shutdown(ctx)
+	<-c.done
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+const usage = `usage: smoothtool [-c FILE] COMMAND
+
+commands:
+  start [all|NAME]    start smoothserve in the background, or a stopped service; wait until ready
+  stop [all|NAME]     stop smoothserve gracefully (--force: kill at once), or one service
+  restart [all|NAME]  rolling restart of every running service, or of one
+  status [--json]     services and their instances
+
+flags:
+  -c, --config FILE   smoothserve.yaml of the daemon (default ./smoothserve.yaml)
+      --force         with stop all: kill every instance at once, no draining
+      --json          with status: the daemon's JSON as it sends it
+
+The seed's forms work too: -start all, -stop NAME, -restart all, -status,
+-force, -json, -config FILE.
+`
+
+// command is one invocation, parsed.
+type command struct {
+	verb   string // start, stop, restart, status or help
+	target string // start, stop, restart: "all" or a service name
+	force  bool
+	json   bool
+	config string
+}
+
+// usageError is a command line smoothtool cannot make sense of: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// seedWords are the seed's single-dash long flags. pflag reads -start as
+// the shorthands -s -t -a -r -t, so they are rewritten to --start first.
+var seedWords = []string{"start", "stop", "restart", "status", "force", "json", "config", "help"}
+
+func seedToLong(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if word, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "="); strings.HasPrefix(a, "-") &&
+			!strings.HasPrefix(a, "--") && slices.Contains(seedWords, word) {
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// parseArgs reads smoothtool's command line: one command, as a subcommand
+// (stop web) or in the seed's flag form (-stop web).
+func parseArgs(args []string) (command, error) {
+	fs := pflag.NewFlagSet("smoothtool", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	cmd := command{}
+	fs.StringVarP(&cmd.config, "config", "c", "smoothserve.yaml", "")
+	start := fs.String("start", "", "")
+	stop := fs.String("stop", "", "")
+	restart := fs.String("restart", "", "")
+	status := fs.Bool("status", false, "")
+	fs.BoolVar(&cmd.force, "force", false, "")
+	fs.BoolVar(&cmd.json, "json", false, "")
+	help := fs.BoolP("help", "h", false, "")
+	if err := fs.Parse(seedToLong(args)); err != nil {
+		return cmd, &usageError{msg: err.Error()}
+	}
+	rest := fs.Args()
+
+	// The command given as a flag, if any.
+	var given []string
+	for _, f := range []struct {
+		name string
+		val  *string
+	}{{"start", start}, {"stop", stop}, {"restart", restart}} {
+		if fs.Changed(f.name) {
+			given = append(given, f.name)
+			cmd.verb, cmd.target = f.name, *f.val
+			// pflag takes the next word whatever it is: -stop -force is a
+			// forgotten name, not a service called --force.
+			if cmd.target == "" || strings.HasPrefix(cmd.target, "-") {
+				return cmd, usagef("--%s: want all or a service name, got %q", f.name, cmd.target)
+			}
+		}
+	}
+	if *status {
+		given = append(given, "status")
+		cmd.verb = "status"
+	}
+	switch {
+	case len(given) > 1:
+		return cmd, usagef("one command at a time, got %s", strings.Join(given, " and "))
+	case len(given) == 1 && len(rest) > 0:
+		return cmd, usagef("unexpected argument %q after --%s", rest[0], cmd.verb)
+	case len(given) == 0 && len(rest) == 0:
+		if *help {
+			return command{verb: "help"}, nil
+		}
+		return cmd, usagef("no command")
+	case len(given) == 0:
+		cmd.verb, rest = rest[0], rest[1:]
+		switch cmd.verb {
+		case "start", "stop", "restart":
+			cmd.target = "all"
+			if len(rest) > 0 {
+				cmd.target, rest = rest[0], rest[1:]
+			}
+		case "status":
+		case "help":
+			return command{verb: "help"}, nil
+		default:
+			return cmd, usagef("unknown command %q", cmd.verb)
+		}
+		if len(rest) > 0 {
+			return cmd, usagef("unexpected argument %q after %s", rest[0], cmd.verb)
+		}
+	}
+	if *help {
+		return command{verb: "help"}, nil
+	}
+	if cmd.force && (cmd.verb != "stop" || cmd.target != "all") {
+		return cmd, usagef("--force goes with stop all only")
+	}
+	if cmd.json && cmd.verb != "status" {
+		return cmd, usagef("--json goes with status only")
+	}
+	if cmd.config == "" {
+		return cmd, usagef("--config: want a file")
+	}
+	return cmd, nil
+}
+
+func isUsage(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue)
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestParseArgs(t *testing.T) {
+	def := "smoothserve.yaml"
+	tests := []struct {
+		args []string
+		want command
+	}{
+		{[]string{"-start", "all"}, command{verb: "start", target: "all", config: def}},
+		{[]string{"-start=web"}, command{verb: "start", target: "web", config: def}},
+		{[]string{"--start", "web"}, command{verb: "start", target: "web", config: def}},
+		{[]string{"-stop", "web"}, command{verb: "stop", target: "web", config: def}},
+		{[]string{"-stop", "all", "-force"}, command{verb: "stop", target: "all", force: true, config: def}},
+		{[]string{"-restart", "all", "-config", "/etc/s.yaml"}, command{verb: "restart", target: "all", config: "/etc/s.yaml"}},
+		{[]string{"-config=/etc/s.yaml", "-status"}, command{verb: "status", config: "/etc/s.yaml"}},
+		{[]string{"-status", "-json"}, command{verb: "status", json: true, config: def}},
+		{[]string{"start"}, command{verb: "start", target: "all", config: def}},
+		{[]string{"start", "web"}, command{verb: "start", target: "web", config: def}},
+		{[]string{"stop"}, command{verb: "stop", target: "all", config: def}},
+		{[]string{"stop", "--force"}, command{verb: "stop", target: "all", force: true, config: def}},
+		{[]string{"stop", "all", "--force"}, command{verb: "stop", target: "all", force: true, config: def}},
+		{[]string{"restart", "web", "-c", "x.yaml"}, command{verb: "restart", target: "web", config: "x.yaml"}},
+		{[]string{"--config", "x.yaml", "status", "--json"}, command{verb: "status", json: true, config: "x.yaml"}},
+		{[]string{"status", "-json"}, command{verb: "status", json: true, config: def}},
+		{[]string{"help"}, command{verb: "help"}},
+		{[]string{"-h"}, command{verb: "help"}},
+		{[]string{"status", "--help"}, command{verb: "help"}},
+		// A service may be called like a seed word.
+		{[]string{"stop", "--", "-force"}, command{verb: "stop", target: "-force", config: def}},
+	}
+	for _, tt := range tests {
+		got, err := parseArgs(tt.args)
+		if err != nil || got != tt.want {
+			t.Errorf("parseArgs(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseArgsUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command"},
+		{[]string{"upgrade"}, `unknown command "upgrade"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"status", "web"}, `unexpected argument "web" after status`},
+		{[]string{"stop", "web", "api"}, `unexpected argument "api" after stop`},
+		{[]string{"-stop", "web", "extra"}, `unexpected argument "extra" after --stop`},
+		{[]string{"-start"}, "flag needs an argument: --start"},
+		{[]string{"-start="}, `--start: want all or a service name, got ""`},
+		{[]string{"-stop", "-force"}, `--stop: want all or a service name, got "--force"`},
+		{[]string{"-start", "all", "-stop", "all"}, "one command at a time, got start and stop"},
+		{[]string{"-status", "status"}, `unexpected argument "status" after --status`},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
+		{[]string{"-x", "status"}, "unknown shorthand flag: 'x' in -x"},
+		{[]string{"-stp", "web"}, "unknown shorthand flag: 's' in -stp"},
+		{[]string{"stop", "web", "--force"}, "--force goes with stop all only"},
+		{[]string{"restart", "-force"}, "--force goes with stop all only"},
+		{[]string{"start", "--json"}, "--json goes with status only"},
+		{[]string{"-config", "", "status"}, "--config: want a file"},
+	}
+	for _, tt := range tests {
+		_, err := parseArgs(tt.args)
+		if err == nil || !isUsage(err) || err.Error() != tt.want {
+			t.Errorf("parseArgs(%q) error = %v, want usage error %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestRunUsageExitsTwo(t *testing.T) {
+	for _, args := range [][]string{nil, {"upgrade"}, {"status", "x"}, {"--nope"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("run(%q) = %d, want 2", args, code)
+		}
+		if !strings.HasPrefix(errOut.String(), "smoothtool: ") || !strings.Contains(errOut.String(), "usage: smoothtool") {
+			t.Errorf("run(%q) stderr %q, want the reason and the usage", args, errOut.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("run(%q) wrote %q to stdout", args, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: smoothtool") {
+		t.Errorf("help: exit %d, stdout %q", code, out.String())
+	}
+}

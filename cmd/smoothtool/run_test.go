@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"smoothserve/control"
+	"smoothserve/supervisor"
+)
+
+// install writes smoothserve.yaml, with its control socket in a short
+// folder (a socket path may have 107 bytes), and a broken service file.
+func install(t *testing.T) (config, socket string) {
+	t.Helper()
+	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	socket = filepath.Join(sockDir, "s.sock")
+	config = filepath.Join(dir, "smoothserve.yaml")
+	write(t, config, fmt.Sprintf("ProxyPort: 8085\nControlSocket: %s\n", socket))
+	write(t, filepath.Join(dir, "services", "web.yaml"), "name: web\ninstance_cout: 3\n")
+	return config, socket
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runTool(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// fakeDaemon answers with fixedStatus and records what it is asked.
+type fakeDaemon struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeDaemon) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+}
+
+func (f *fakeDaemon) Status() control.Status { return *fixedStatus }
+
+func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+	f.record("restart " + name)
+	return []*supervisor.Rollout{{Service: "web", Outcome: supervisor.RolloutFailed, LogTail: []string{"panic: boom"},
+			Instances: []supervisor.RolledInstance{{Slot: 0, OldPid: 1, NewPid: 2, Port: 8089, ReadyMS: 5}}}},
+		fmt.Errorf("web#1 not ready: %w", supervisor.ErrRolloutFailed)
+}
+
+func (f *fakeDaemon) StopService(ctx context.Context, name string) error {
+	f.record("stop " + name)
+	return fmt.Errorf("%w: %s", supervisor.ErrUnknownService, name)
+}
+
+func (f *fakeDaemon) StartService(ctx context.Context, name string) error {
+	f.record("start " + name)
+	return nil
+}
+
+func (f *fakeDaemon) Shutdown(force bool) {}
+
+func serveFake(t *testing.T, socket string) *fakeDaemon {
+	t.Helper()
+	ln, err := control.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDaemon{}
+	srv := control.NewServer(d, nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	return d
+}
+
+func TestNoDaemon(t *testing.T) {
+	config, socket := install(t)
+	for _, args := range [][]string{{"status"}, {"-stop", "all"}, {"restart", "web"}, {"stop", "web"}} {
+		code, out, errOut := runTool(append(args, "-config", config)...)
+		want := "smoothtool: smoothserve is not running: no control socket at " + socket
+		if code != 1 || !strings.Contains(errOut, want) || out != "" {
+			t.Errorf("%q without a daemon: exit %d, stdout %q, stderr %q; want 1 and %q", args, code, out, errOut, want)
+		}
+	}
+}
+
+func TestStartWithoutDaemonReportsConfigErrors(t *testing.T) {
+	config, _ := install(t)
+	code, _, errOut := runTool("-start", "all", "-c", config)
+	if code != 1 || !strings.Contains(errOut, "configuration is invalid") || !strings.Contains(errOut, "web.yaml:2: instance_cout: unknown key") {
+		t.Errorf("start with a broken service file: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestBrokenMainFile(t *testing.T) {
+	config, _ := install(t)
+	write(t, config, "ProxyPort: [\n")
+	code, _, errOut := runTool("status", "-c", config)
+	if code != 1 || !strings.Contains(errOut, "smoothtool: configuration is invalid:\n"+config+":") {
+		t.Errorf("status with a broken smoothserve.yaml: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A broken service file must not keep an operator from the daemon.
+func TestDaemonReachedDespiteBrokenServiceFile(t *testing.T) {
+	config, socket := install(t)
+	d := serveFake(t, socket)
+
+	code, out, errOut := runTool("status", "-c", config)
+	if code != 0 || !strings.Contains(out, "smoothserve pid 4242") || !strings.Contains(out, "web  running  port 8085") {
+		t.Errorf("status: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	raw, err := control.Dial(socket).StatusJSON(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runTool("status", "--json", "-c", config); code != 0 || out != string(raw) || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("status --json: exit %d, stdout %q, want the daemon's JSON %q", code, out, raw)
+	}
+
+	code, out, errOut = runTool("restart", "web", "-c", config)
+	if code != 1 || out != "web#0  pid 1 → 2  :8089  ready in 5ms\n" ||
+		errOut != "smoothtool: restarting web: web#1 not ready: rollout failed\nthe end of web's log:\n  panic: boom\n" {
+		t.Errorf("failed restart: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	code, _, errOut = runTool("stop", "nope", "-c", config)
+	if code != 1 || errOut != "smoothtool: stopping nope: unknown service: nope\n" {
+		t.Errorf("stop of an unknown service: exit %d, stderr %q", code, errOut)
+	}
+
+	code, out, _ = runTool("-start", "web", "-c", config)
+	if code != 0 || !strings.Contains(out, "smoothserve pid 4242") {
+		t.Errorf("start web with a daemon: exit %d, stdout %q", code, out)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if got, want := strings.Join(d.calls, ", "), "restart web, stop nope, start web"; got != want {
+		t.Errorf("daemon was asked %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/control"
+	"smoothserve/supervisor"
+)
+
+// How start waits: the longest start_timeout of the services plus
+// readyMargin, asking the status every pollInterval; logTailLines of
+// smoothserve.log are shown when the daemon exits instead.
+const (
+	readyMargin         = 15 * time.Second
+	defaultStartTimeout = 30 * time.Second // a service's start_timeout when none can be read
+	pollInterval        = 100 * time.Millisecond
+	logTailLines        = 20
+)
+
+// start starts the daemon when none answers for this configuration, or
+// else asks it to start the stopped services (or one), and waits until
+// they are ready.
+func (t *tool) start(ctx context.Context) error {
+	_, err := t.statusNow(ctx)
+	if errors.Is(err, control.ErrNotRunning) {
+		return t.startDaemon(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	// The daemon runs the configuration it loaded; the files as they are
+	// now say how long its instances may take, or, broken, nothing.
+	budget := readyMargin + defaultStartTimeout
+	if cfg, err := config.Load(t.cmd.config); err == nil {
+		budget = readyBudget(cfg)
+	}
+	wctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	err = t.client.Start(wctx, t.cmd.target)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%s not ready after %v (the longest start_timeout + %v): %w", t.cmd.target, budget, readyMargin, err)
+	}
+	t.printStatus(ctx)
+	return err
+}
+
+// startDaemon starts smoothserve in the background and waits until every
+// enabled service is ready.
+func (t *tool) startDaemon(ctx context.Context) error {
+	cfg, err := config.Load(t.cmd.config)
+	if err != nil {
+		return fmt.Errorf("configuration is invalid:\n%v", err)
+	}
+	if err := checkService(cfg, t.cmd.target); err != nil {
+		return err
+	}
+	exe, err := daemonExecutable()
+	if err != nil {
+		return err
+	}
+	d, err := spawn(exe, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(t.notes, "smoothtool: started smoothserve (pid %d); its log: %s\n", d.pid, d.logPath)
+
+	budget := readyBudget(cfg)
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	var last *control.Status
+	for {
+		select {
+		case err := <-d.exited:
+			return fmt.Errorf("smoothserve exited while starting (%v); the end of %s:\n%s",
+				exitText(err), d.logPath, d.logTail(logTailLines))
+		case <-deadline.C:
+			if last != nil {
+				writeStatus(t.out, last, time.Now())
+			}
+			return fmt.Errorf("smoothserve (pid %d) is running but not ready after %v (the longest start_timeout + %v); see %s",
+				d.pid, budget, readyMargin, d.logPath)
+		case <-ctx.Done():
+			return fmt.Errorf("stopped waiting (%w); smoothserve (pid %d) keeps running", ctx.Err(), d.pid)
+		case <-poll.C:
+			st, err := t.statusNow(ctx)
+			if err != nil || st.Pid != d.pid {
+				continue // not listening yet
+			}
+			last = st
+			if allReady(st, cfg) {
+				writeStatus(t.out, st, time.Now())
+				return nil
+			}
+		}
+	}
+}
+
+// checkService reports a NAME to start that the configuration does not run.
+func checkService(cfg *config.Config, name string) error {
+	if name == "all" {
+		return nil
+	}
+	for _, s := range cfg.Services {
+		if s.Name == name {
+			if !s.Enabled {
+				return fmt.Errorf("%w: %s (enabled: false in %s)", supervisor.ErrDisabled, name, s.File)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s: no service of that name in %s", supervisor.ErrUnknownService, name, cfg.SubConfigDir)
+}
+
+// readyBudget is how long start waits for every instance to be ready.
+func readyBudget(cfg *config.Config) time.Duration {
+	longest := time.Duration(0)
+	for _, s := range cfg.Services {
+		if s.Enabled {
+			longest = max(longest, s.StartTimeout)
+		}
+	}
+	if longest == 0 {
+		longest = defaultStartTimeout
+	}
+	return longest + readyMargin
+}
+
+// allReady reports whether st shows every enabled service of cfg running
+// with all its instances ready.
+func allReady(st *control.Status, cfg *config.Config) bool {
+	running := map[string]bool{}
+	for _, s := range st.Services {
+		if s.State != supervisor.ServiceRunning {
+			continue
+		}
+		for _, in := range s.Instances {
+			if in.State != supervisor.StateReady {
+				return false
+			}
+		}
+		running[s.Name] = true
+	}
+	// Right after start a service not yet taken up shows as stopped.
+	for _, s := range cfg.Services {
+		if s.Enabled && !running[s.Name] {
+			return false
+		}
+	}
+	return true
+}
+
+// daemonExecutable is the smoothserve beside smoothtool's own executable,
+// else the one in PATH.
+func daemonExecutable() (string, error) {
+	self, err := os.Executable()
+	if err == nil {
+		p := filepath.Join(filepath.Dir(self), "smoothserve")
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("smoothserve")
+	if err != nil {
+		return "", fmt.Errorf("no smoothserve executable beside %s or in PATH", self)
+	}
+	return p, nil
+}
+
+// spawned is a daemon smoothtool started.
+type spawned struct {
+	pid       int
+	exited    chan error // its Wait's result
+	logPath   string
+	logOffset int64 // size of the log before it started: its lines come after
+}
+
+// spawn starts exe as the daemon of cfg: in its own session (no terminal,
+// and no signal of this one's, Ctrl-C or hangup, reaches it), stdin
+// /dev/null, stdout and stderr appended to LogDir/smoothserve.log.
+func spawn(exe string, cfg *config.Config) (*spawned, error) {
+	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the log folder: %w", err)
+	}
+	logPath := filepath.Join(cfg.LogDir, "smoothserve.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	off, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, "--config", cfg.Path)
+	cmd.Dir = cfg.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", exe, err)
+	}
+	d := &spawned{pid: cmd.Process.Pid, exited: make(chan error, 1), logPath: logPath, logOffset: off}
+	// While smoothtool waits it is the parent, and reaps the daemon if it
+	// fails; once smoothtool exits, init adopts it.
+	go func() { d.exited <- cmd.Wait() }()
+	return d, nil
+}
+
+// logTail is the last n lines the daemon wrote to its log, indented.
+func (d *spawned) logTail(n int) string {
+	f, err := os.Open(d.logPath)
+	if err != nil {
+		return "  (" + err.Error() + ")"
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, d.logOffset, 1<<30))
+	if err != nil {
+		return "  (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return "  (nothing)"
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

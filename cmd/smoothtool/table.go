@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"smoothserve/control"
+	"smoothserve/supervisor"
+)
+
+// writeStatus prints st as tables, one per service. now is the time ages
+// are counted to; times are shown in its location.
+func writeStatus(w io.Writer, st *control.Status, now time.Time) {
+	fmt.Fprintf(w, "smoothserve pid %d, up %s, config %s\n", st.Pid, age(now.Sub(st.StartedAt)), st.Config)
+	for _, s := range st.Services {
+		hosts := "any host (the default service of its port)"
+		if len(s.Hosts) > 0 {
+			hosts = "hosts " + strings.Join(s.Hosts, ", ")
+		}
+		fmt.Fprintf(w, "\n%s  %s  port %d  %s\n", s.Name, s.State, s.Port, hosts)
+		if len(s.Instances) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  SLOT\tPORT\tPID\tSTATE\tINFLIGHT\tSERVED\tRESTARTS\tUPTIME")
+			for _, in := range s.Instances {
+				uptime := "-"
+				if !in.StartedAt.IsZero() {
+					uptime = age(now.Sub(in.StartedAt))
+				}
+				fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n",
+					in.Slot, in.Port, pidText(in.Pid), in.State, in.Inflight, in.Served, in.Restarts, uptime)
+			}
+			tw.Flush()
+			for _, in := range s.Instances {
+				if in.Error != "" {
+					fmt.Fprintf(w, "  slot %d: %s\n", in.Slot, in.Error)
+				}
+			}
+		}
+		if r := s.LastRollout; r != nil {
+			fmt.Fprintf(w, "  last rollout: %s, %s (%s ago): %s\n",
+				r.Trigger, r.StartedAt.In(now.Location()).Format(time.DateTime), age(now.Sub(r.StartedAt)), outcome(r, now))
+		}
+	}
+}
+
+// outcome says how a rollout ended, or how long it has been running.
+func outcome(r *supervisor.Rollout, now time.Time) string {
+	if r.Outcome == supervisor.RolloutRunning || r.FinishedAt.IsZero() {
+		return fmt.Sprintf("%s for %s", r.Outcome, age(now.Sub(r.StartedAt)))
+	}
+	s := fmt.Sprintf("%s in %s, %d replaced", r.Outcome, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), len(r.Instances))
+	if r.Error != "" {
+		s += ": " + r.Error
+	}
+	return s
+}
+
+// writeRollouts prints one line per instance a rollout replaced:
+//
+//	web#0  pid 1234 → 5678  :8089  ready in 210ms
+func writeRollouts(w io.Writer, rollouts []*supervisor.Rollout) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rollouts {
+		for _, in := range r.Instances {
+			fmt.Fprintf(tw, "%s#%d\tpid %s → %d\t:%d\tready in %s\n",
+				r.Service, in.Slot, pidText(in.OldPid), in.NewPid, in.Port, time.Duration(in.ReadyMS)*time.Millisecond)
+		}
+	}
+	tw.Flush()
+}
+
+func pidText(pid int) string {
+	if pid == 0 {
+		return "-"
+	}
+	return strconv.Itoa(pid)
+}
+
+// age is a duration as an operator reads an uptime: its two largest units.
+func age(d time.Duration) string {
+	d = max(d, 0).Truncate(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}

@@ -1,0 +1,168 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"smoothserve/supervisor"
+)
+
+// ErrNotRunning is returned (for errors.Is) when no daemon is behind the
+// socket: there is no socket, or it refuses connections.
+var ErrNotRunning = errors.New("smoothserve is not running")
+
+// Client talks to a daemon over its control socket. It has no timeout of
+// its own: every call is bounded by its context.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// Dial returns a client of the daemon whose control socket is socketPath.
+// It connects on each call, not now.
+func Dial(socketPath string) *Client {
+	var d net.Dialer
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		DisableCompression: true,
+	}
+	return &Client{path: socketPath, hc: &http.Client{Transport: tr}}
+}
+
+// APIError is an error response of the daemon.
+type APIError struct {
+	Code int    // HTTP status
+	Msg  string // the daemon's error
+}
+
+func (e *APIError) Error() string { return e.Msg }
+
+// Unwrap makes 404 and 409 match supervisor.ErrUnknownService and
+// supervisor.ErrDisabled, as the server mapped them.
+func (e *APIError) Unwrap() error {
+	switch e.Code {
+	case http.StatusNotFound:
+		return supervisor.ErrUnknownService
+	case http.StatusConflict:
+		return supervisor.ErrDisabled
+	}
+	return nil
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.call(ctx, http.MethodGet, "/v1/status", &st, nil); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// StatusJSON returns the daemon's status exactly as it sent it.
+func (c *Client) StatusJSON(ctx context.Context) ([]byte, error) {
+	var raw []byte
+	if err := c.call(ctx, http.MethodGet, "/v1/status", &raw, nil); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// Restart rolls the service's instances (name "all": every running service
+// in turn) and returns when it is done. On failure it returns the error
+// with the rollouts as far as they went.
+func (c *Client) Restart(ctx context.Context, name string) ([]*supervisor.Rollout, error) {
+	var ok restartBody
+	var failed errorBody
+	err := c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/restart", &ok, &failed)
+	if err != nil {
+		return failed.Rollouts, err
+	}
+	return ok.Rollouts, nil
+}
+
+// Stop stops the service and returns when its instances are stopped.
+func (c *Client) Stop(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/stop", nil, nil)
+}
+
+// Start starts the stopped service (name "all": every stopped one) and
+// returns when its instances are ready.
+func (c *Client) Start(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/start", nil, nil)
+}
+
+// Shutdown asks the daemon to stop, gracefully or, with force, at once. It
+// returns when the daemon has begun, not when it has exited.
+func (c *Client) Shutdown(ctx context.Context, force bool) error {
+	path := "/v1/shutdown"
+	if force {
+		path += "?force=1"
+	}
+	return c.call(ctx, http.MethodPost, path, nil, nil)
+}
+
+// call does one request and decodes a 200's body into ok, an error's into
+// failed (either may be nil). An ok of type *[]byte gets the body as it is.
+func (c *Client) call(ctx context.Context, method, path string, ok any, failed *errorBody) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://smoothserve"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the answer of smoothserve at %s: %w", c.path, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		if raw, isRaw := ok.(*[]byte); isRaw && json.Valid(body) {
+			*raw = body
+			return nil
+		}
+		if ok == nil {
+			return nil
+		}
+		if err := json.Unmarshal(body, ok); err != nil {
+			return fmt.Errorf("smoothserve at %s: %s %s: bad answer: %w", c.path, method, path, err)
+		}
+		return nil
+	}
+	if failed == nil {
+		failed = &errorBody{}
+	}
+	// The mux answers an unknown route (405, 404) in plain text.
+	if json.Unmarshal(body, failed) != nil || failed.Error == "" {
+		failed.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(bytes.ToValidUTF8(body, nil))))
+	}
+	return &APIError{Code: resp.StatusCode, Msg: failed.Error}
+}
+
+// connError says why the daemon could not be reached, as ErrNotRunning when
+// it is not there.
+func (c *Client) connError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("%w: no control socket at %s", ErrNotRunning, c.path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: control socket %s refuses connections (left by a smoothserve that exited?)", ErrNotRunning, c.path)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = opCause(ue.Err)
+	}
+	return fmt.Errorf("smoothserve at %s: %w", c.path, err)
+}

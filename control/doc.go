@@ -1,0 +1,30 @@
+// Package control is smoothserve's control channel: an HTTP+JSON API on a
+// unix socket, the server the daemon runs and the client smoothtool uses.
+//
+// Guarantees:
+//
+//   - The socket is never reachable by anyone but its owner (and root): it
+//     is created under umask 0177, so there is no moment at which it is
+//     wider than 0600, and chmodded to 0600 after.
+//   - One daemon per socket: Listen refuses a path where another daemon
+//     answers, replaces a stale socket (one that refuses connections), and
+//     refuses a path that is not a socket at all. Closing the listener
+//     removes the socket only if it is still the one Listen made, so a
+//     daemon that lost its path to a successor does not remove the
+//     successor's.
+//   - A long operation (restart, stop, start of a service) runs with the
+//     request's context: a client that goes away cancels it. The server
+//     has no write timeout, since a rolling restart can take minutes.
+//   - Errors are JSON {"error": "..."}: 404 for an unknown service, 409 for
+//     a disabled one, 500 for anything else. The client turns them back
+//     into errors that errors.Is matches against supervisor's sentinels,
+//     and reports a daemon that is not there as ErrNotRunning.
+//
+// Routes (Go 1.22 ServeMux patterns):
+//
+//	GET  /v1/status                   Status
+//	POST /v1/services/{name}/restart  {"rollouts": [...]}; name may be "all"
+//	POST /v1/services/{name}/stop     {}; returns when its instances are stopped
+//	POST /v1/services/{name}/start    {}; name may be "all"; returns when ready
+//	POST /v1/shutdown?force=1         {}; returns at once, the daemon stops after
+package control

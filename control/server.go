@@ -1,0 +1,139 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"smoothserve/supervisor"
+)
+
+// Server serves the control API for one Daemon.
+//
+// Ownership: everything is set in NewServer and read-only after; the
+// http.Server guards its own connections.
+type Server struct {
+	d   Daemon
+	log *slog.Logger
+	srv *http.Server
+}
+
+// NewServer returns a server of d's control API; a nil logger discards.
+func NewServer(d Daemon, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{d: d, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/services/{name}/restart", s.restart)
+	mux.HandleFunc("POST /v1/services/{name}/stop", s.stopService)
+	mux.HandleFunc("POST /v1/services/{name}/start", s.startService)
+	mux.HandleFunc("POST /v1/shutdown", s.shutdown)
+	s.srv = &http.Server{
+		Handler: mux,
+		// No WriteTimeout: a restart answers when its rollout ends, minutes
+		// later maybe. The client is local and its own process bounds it.
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve answers requests on ln until Shutdown; it returns nil then, and
+// the error that stopped it otherwise. It closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting, waits for requests in progress until ctx is
+// done, then closes every connection. Operations still running see their
+// context cancelled.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.d.Status())
+}
+
+func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.log.Info("control: restart", "service", name)
+	rollouts, err := s.d.Restart(r.Context(), name, RestartTrigger)
+	if err != nil {
+		s.log.Warn("control: restart failed", "service", name, "err", err)
+		writeJSON(w, statusFor(err), errorBody{Error: err.Error(), Rollouts: rollouts})
+		return
+	}
+	if rollouts == nil {
+		rollouts = []*supervisor.Rollout{}
+	}
+	writeJSON(w, http.StatusOK, restartBody{Rollouts: rollouts})
+}
+
+func (s *Server) stopService(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.log.Info("control: stop", "service", name)
+	s.reply(w, s.d.StopService(r.Context(), name))
+}
+
+func (s *Server) startService(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.log.Info("control: start", "service", name)
+	s.reply(w, s.d.StartService(r.Context(), name))
+}
+
+func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
+	force := r.URL.Query().Get("force")
+	if force != "" && force != "0" && force != "1" {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: want 0 or 1, got " + force})
+		return
+	}
+	s.log.Info("control: shutdown", "force", force == "1")
+	s.d.Shutdown(force == "1")
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// reply answers an operation with no result: {} or its error.
+func (s *Server) reply(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// statusFor is the one place an operation's error becomes a status code.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, supervisor.ErrUnknownService):
+		return http.StatusNotFound
+	case errors.Is(err, supervisor.ErrDisabled):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// writeJSON writes v indented, for an operator reading it with curl.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{Error: "encoding the response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}

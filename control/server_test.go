@@ -1,0 +1,273 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"smoothserve/supervisor"
+)
+
+// fakeDaemon records the calls it gets and answers with err (and
+// rollouts); block, when set, makes operations wait for their context.
+type fakeDaemon struct {
+	mu       sync.Mutex
+	calls    []string
+	err      error
+	rollouts []*supervisor.Rollout
+	block    bool
+	entered  chan struct{} // closed by a blocked operation once it waits
+	ended    chan error    // a blocked operation's ctx.Err
+}
+
+var fixedStatus = Status{
+	Pid:       4242,
+	StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+	Config:    "/srv/smoothserve.yaml",
+	Services: []supervisor.ServiceStatus{{
+		Name: "web", Hosts: []string{"web.test"}, Port: 8085, State: supervisor.ServiceRunning,
+		Instances: []supervisor.InstanceStatus{{Slot: 0, Port: 8086, Pid: 4243, State: supervisor.StateReady,
+			Inflight: 1, Served: 10, StartedAt: time.Date(2025, 1, 2, 3, 4, 6, 0, time.UTC)}},
+	}},
+}
+
+func (f *fakeDaemon) record(call string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	f.mu.Unlock()
+	return f.err
+}
+
+func (f *fakeDaemon) wait(ctx context.Context) {
+	if !f.block {
+		return
+	}
+	close(f.entered)
+	<-ctx.Done()
+	f.ended <- ctx.Err()
+}
+
+func (f *fakeDaemon) Status() Status { f.record("status"); return fixedStatus }
+
+func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+	err := f.record("restart " + name + " by " + trigger)
+	return f.rollouts, err
+}
+
+func (f *fakeDaemon) StopService(ctx context.Context, name string) error {
+	err := f.record("stop " + name)
+	f.wait(ctx)
+	return err
+}
+
+func (f *fakeDaemon) StartService(ctx context.Context, name string) error {
+	return f.record("start " + name)
+}
+
+func (f *fakeDaemon) Shutdown(force bool) { f.record(fmt.Sprint("shutdown force=", force)) }
+
+func (f *fakeDaemon) gotCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// serve runs a Server for d on a fresh socket and returns a client of it.
+func serve(t *testing.T, d Daemon) (*Client, string) {
+	t.Helper()
+	path := socketPath(t)
+	ln := mustListen(t, path)
+	srv := NewServer(d, nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return Dial(path), path
+}
+
+func TestRoutes(t *testing.T) {
+	failed := []*supervisor.Rollout{{Service: "web", Outcome: supervisor.RolloutFailed, LogTail: []string{"boom"}}}
+	tests := []struct {
+		name      string
+		daemonErr error
+		rollouts  []*supervisor.Rollout
+		call      func(c *Client) ([]*supervisor.Rollout, error)
+		wantCall  string
+		wantCode  int // 0: success
+		wantIs    error
+		wantRolls int
+	}{
+		{"restart", nil, failed[:0], func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "web") },
+			"restart web by smoothtool restart", 0, nil, 0},
+		{"restart all", nil, []*supervisor.Rollout{{Service: "a"}, {Service: "b"}}, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "all") },
+			"restart all by smoothtool restart", 0, nil, 2},
+		{"restart fails", fmt.Errorf("web#1: %w", supervisor.ErrRolloutFailed), failed, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "web") },
+			"restart web by smoothtool restart", 500, nil, 1},
+		{"restart unknown", fmt.Errorf("nope: %w", supervisor.ErrUnknownService), nil, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "nope") },
+			"restart nope by smoothtool restart", 404, supervisor.ErrUnknownService, 0},
+		{"stop", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Stop(ctx(), "web") }, "stop web", 0, nil, 0},
+		{"stop unknown", supervisor.ErrUnknownService, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Stop(ctx(), "x") },
+			"stop x", 404, supervisor.ErrUnknownService, 0},
+		{"start", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "all") }, "start all", 0, nil, 0},
+		{"start disabled", fmt.Errorf("web: %w", supervisor.ErrDisabled), nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "web") },
+			"start web", 409, supervisor.ErrDisabled, 0},
+		{"start fails", errors.New("web#0 not ready"), nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "web") },
+			"start web", 500, nil, 0},
+		{"shutdown", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), false) }, "shutdown force=false", 0, nil, 0},
+		{"shutdown force", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), true) }, "shutdown force=true", 0, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &fakeDaemon{err: tt.daemonErr, rollouts: tt.rollouts}
+			c, _ := serve(t, d)
+			rollouts, err := tt.call(c)
+			if got := d.gotCalls(); !reflect.DeepEqual(got, []string{tt.wantCall}) {
+				t.Errorf("daemon calls %q, want %q", got, tt.wantCall)
+			}
+			if len(rollouts) != tt.wantRolls {
+				t.Errorf("%d rollouts, want %d: %v", len(rollouts), tt.wantRolls, rollouts)
+			}
+			if tt.wantCode == 0 {
+				if err != nil {
+					t.Fatalf("error %v, want none", err)
+				}
+				return
+			}
+			var ae *APIError
+			if !errors.As(err, &ae) || ae.Code != tt.wantCode || ae.Msg != tt.daemonErr.Error() {
+				t.Fatalf("error %#v, want an APIError %d %q", err, tt.wantCode, tt.daemonErr)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantIs)
+			}
+		})
+	}
+}
+
+func ctx() context.Context { return context.Background() }
+
+func TestStatus(t *testing.T) {
+	c, _ := serve(t, &fakeDaemon{})
+	st, err := c.Status(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*st, fixedStatus) {
+		t.Errorf("Status = %+v, want %+v", *st, fixedStatus)
+	}
+	raw, err := c.StatusJSON(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Pid       *int              `json:"pid"`
+		StartedAt *string           `json:"started_at"`
+		Services  []json.RawMessage `json:"services"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.Pid == nil || m.StartedAt == nil || len(m.Services) != 1 {
+		t.Fatalf("status JSON %s: %v", raw, err)
+	}
+	for _, key := range []string{`"name"`, `"hosts"`, `"port"`, `"state"`, `"instances"`, `"slot"`, `"pid"`,
+		`"inflight"`, `"served"`, `"restarts"`, `"started_at"`, `"ready"`} {
+		if !strings.Contains(string(m.Services[0]), key) {
+			t.Errorf("service JSON lacks %s: %s", key, m.Services[0])
+		}
+	}
+}
+
+// TestErrorBodies looks at what any HTTP client gets.
+func TestErrorBodies(t *testing.T) {
+	c, _ := serve(t, &fakeDaemon{err: fmt.Errorf("web: %w", supervisor.ErrUnknownService)})
+	tests := []struct {
+		method, path string
+		code         int
+		body         string // a substring
+	}{
+		{"POST", "/v1/services/web/stop", 404, `{` + "\n" + `  "error": "web: unknown service"` + "\n}"},
+		{"POST", "/v1/shutdown?force=yes", 400, `"error": "force: want 0 or 1, got yes"`},
+		{"GET", "/v1/services/web/stop", 405, "Method Not Allowed"},
+		{"POST", "/v1/status", 405, "Method Not Allowed"},
+		{"GET", "/v2/status", 404, "not found"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, "http://smoothserve"+tt.path, nil)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || !strings.Contains(string(b), tt.body) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tt.method, tt.path, resp.StatusCode, b, tt.code, tt.body)
+		}
+		if strings.Contains(tt.body, `"error"`) && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: Content-Type %q, want application/json", tt.method, tt.path, resp.Header.Get("Content-Type"))
+		}
+	}
+	// The client reports a route the daemon does not know, in plain text.
+	err := c.call(ctx(), "GET", "/v2/status", nil, nil)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != 404 || !strings.Contains(ae.Msg, "GET /v2/status: 404 Not Found") {
+		t.Errorf("unknown route: %v", err)
+	}
+}
+
+func TestClientGoneCancelsTheOperation(t *testing.T) {
+	d := &fakeDaemon{block: true, entered: make(chan struct{}), ended: make(chan error, 1)}
+	c, _ := serve(t, d)
+	cctx, cancel := context.WithCancel(ctx())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Stop(cctx, "web") }()
+	<-d.entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Stop after cancel: %v, want context.Canceled", err)
+	}
+	select {
+	case err := <-d.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("operation's context ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the operation's context was not cancelled when its client went away")
+	}
+}
+
+func TestShutdownCancelsOperationsPastItsDeadline(t *testing.T) {
+	d := &fakeDaemon{block: true, entered: make(chan struct{}), ended: make(chan error, 1)}
+	path := socketPath(t)
+	ln := mustListen(t, path)
+	srv := NewServer(d, nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	errc := make(chan error, 1)
+	go func() { errc <- Dial(path).Stop(ctx(), "web") }()
+	<-d.entered
+
+	sctx, cancel := context.WithTimeout(ctx(), 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with an operation running: %v, want its deadline", err)
+	}
+	for name, c := range map[string]chan error{"operation": d.ended, "client": errc, "Serve": served} {
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still running after Shutdown", name)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smoothserve/internal/loadclient"
+)
+
+// tool runs smoothtool against the env's configuration.
+func (e *env) tool(args ...string) (code int, stdout, stderr string) {
+	e.t.Helper()
+	cmd := exec.Command(bin.smoothtool, append(args, "-config", e.config)...)
+	cmd.Dir = e.dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errb.String()
+	} else if err != nil {
+		e.t.Fatalf("running smoothtool %v: %v", args, err)
+	}
+	return 0, out.String(), errb.String()
+}
+
+// mixedLoad is the strict client's mix: fast GETs, 300 ms GETs that are in
+// flight when their instance drains, and POSTs of up to 64 KiB echoed back.
+func mixedLoad(e *env, host string) *loadclient.Runner {
+	return loadclient.Start(context.Background(), loadclient.Config{
+		Addr: e.proxyAddr(), Host: host, Conns: 8,
+		Mix:    []loadclient.Kind{loadclient.Get, loadclient.Get, loadclient.Slow, loadclient.Post},
+		SlowMS: 300, PostMaxBytes: 64 << 10,
+	})
+}
+
+func instancePids(d *daemon) map[int]bool {
+	m := map[int]bool{}
+	for _, pid := range childrenOf(d.pid()) {
+		if alive(pid) {
+			m[pid] = true
+		}
+	}
+	return m
+}
+
+func TestRollingRestartsLoseNoRequest(t *testing.T) {
+	for _, strategy := range []string{"surge", "in_place"} {
+		t.Run(strategy, func(t *testing.T) {
+			e := newEnv(t, 8)
+			e.service("web", "web.test", 3, "restart_strategy: "+strategy+"\n")
+			d := e.startDaemon()
+			d.waitPids(e.proxyAddr(), "web.test", 3, 15*time.Second)
+
+			load := mixedLoad(e, "web.test")
+			time.Sleep(500 * time.Millisecond)
+			for round := 1; round <= 5; round++ {
+				before := instancePids(d)
+				start := time.Now()
+				code, out, errOut := e.tool("-restart", "web")
+				if code != 0 {
+					load.Stop()
+					t.Fatalf("round %d: smoothtool -restart web: exit %d\n%s%s", round, code, out, errOut)
+				}
+				after := instancePids(d)
+				for pid := range before {
+					if after[pid] {
+						t.Errorf("round %d: pid %d was not replaced (before %v, after %v)", round, pid, before, after)
+					}
+				}
+				if len(after) != 3 {
+					t.Errorf("round %d: %d instances after the restart, want 3: %v", round, len(after), after)
+				}
+				if lines := strings.Count(strings.TrimSpace(out), "\n") + 1; lines < 3 {
+					t.Errorf("round %d: smoothtool printed %d lines, want one per instance:\n%s", round, lines, out)
+				}
+				t.Logf("round %d: %v\n%s", round, time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
+			}
+			time.Sleep(300 * time.Millisecond)
+			res := load.Stop()
+			t.Logf("%s: %v", strategy, res)
+			if err := res.Err(); err != nil {
+				t.Fatalf("requests failed across 5 rolling restarts (%s): %v", strategy, err)
+			}
+			for _, k := range []loadclient.Kind{loadclient.Get, loadclient.Slow, loadclient.Post} {
+				if res.ByKind[k].OK == 0 {
+					t.Errorf("no %v request completed: the load did not exercise it", k)
+				}
+			}
+		})
+	}
+}
+
+func TestFailedRolloutKeepsTheOldInstancesServing(t *testing.T) {
+	e := newEnv(t, 8)
+	e.service("web", "web.test", 3, "start_timeout: 3\n")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 3, 15*time.Second)
+	before := instancePids(d)
+
+	load := mixedLoad(e, "web.test")
+	time.Sleep(300 * time.Millisecond)
+	// A new build that cannot start.
+	broken := filepath.Join(e.dir, "broken")
+	writeFile(t, broken, "#!/bin/sh\necho 'fatal: broken build cannot open its database' >&2\nexit 1\n")
+	os.Chmod(broken, 0o755)
+	if err := os.Rename(broken, e.demo); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := e.tool("-restart", "web")
+	time.Sleep(300 * time.Millisecond)
+	res := load.Stop()
+	t.Logf("load: %v", res)
+	if code != 1 {
+		t.Errorf("smoothtool -restart with a broken binary: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"web#0", "broken build cannot open its database"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("smoothtool's error does not show %q:\n%s", want, errOut)
+		}
+	}
+	if err := res.Err(); err != nil {
+		t.Errorf("requests failed during the failed rollout: %v", err)
+	}
+	after := instancePids(d)
+	for pid := range before {
+		if !after[pid] {
+			t.Errorf("old instance pid %d is gone after the failed rollout", pid)
+		}
+	}
+}
