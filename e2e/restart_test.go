@@ -134,3 +134,30 @@ func TestFailedRolloutKeepsTheOldInstancesServing(t *testing.T) {
 		}
 	}
 }
+
+func TestInPlaceRestartOfASingleInstanceMakesRequestsWait(t *testing.T) {
+	e := newEnv(t, 4)
+	e.service("web", "web.test", 1, "restart_strategy: in_place\n")
+	d := e.startDaemon()
+	before := d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	load := mixedLoad(e, "web.test")
+	time.Sleep(500 * time.Millisecond)
+	for round := 1; round <= 3; round++ {
+		if code, out, errOut := e.tool("restart", "web"); code != 0 {
+			load.Stop()
+			t.Fatalf("round %d: smoothtool restart web: exit %d\n%s%s", round, code, out, errOut)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := load.Stop()
+	t.Logf("load: %v (slowest %v)", res, res.MaxLatency)
+	if err := res.Err(); err != nil {
+		t.Fatalf("requests failed while the only instance was replaced in place: %v", err)
+	}
+	after := instancePids(d)
+	for pid := range before {
+		if after[pid] {
+			t.Errorf("pid %d was not replaced", pid)
+		}
+	}
+}
