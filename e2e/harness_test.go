@@ -21,6 +21,7 @@ import (
 // bin holds the paths of the binaries built for this test run.
 var bin struct {
 	smoothserve, smoothtool, demo string
+	demo2                         string // the demo built as version 2: a new release
 }
 
 func TestMain(m *testing.M) {
@@ -32,11 +33,13 @@ func TestMain(m *testing.M) {
 	bin.smoothserve = filepath.Join(dir, "smoothserve")
 	bin.smoothtool = filepath.Join(dir, "smoothtool")
 	bin.demo = filepath.Join(dir, "demo")
-	for out, pkg := range map[string]string{bin.smoothserve: "./cmd/smoothserve", bin.smoothtool: "./cmd/smoothtool", bin.demo: "./examples/demo"} {
-		if _, err := os.Stat(filepath.Join("..", pkg, "main.go")); err != nil {
-			continue
+	bin.demo2 = filepath.Join(dir, "demo2")
+	for out, pkg := range map[string]string{bin.smoothserve: "./cmd/smoothserve", bin.smoothtool: "./cmd/smoothtool", bin.demo: "./examples/demo", bin.demo2: "./examples/demo"} {
+		args := []string{"build", "-o", out}
+		if out == bin.demo2 {
+			args = append(args, "-ldflags", "-X main.defaultVersion=2")
 		}
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = ".."
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -88,14 +88,10 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	sets := make(map[string]*upstream.Set)
-	var routes []proxy.Route
 	for _, svc := range cfg.Services {
-		set := upstream.NewSet(svc.Name, svc.StartTimeout)
-		sets[svc.Name] = set
-		if svc.Enabled {
-			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Set: set})
-		}
+		sets[svc.Name] = upstream.NewSet(svc.Name, svc.StartTimeout)
 	}
+	routes := routesFor(cfg, sets)
 	px, err := proxy.New(proxy.Options{
 		HeaderTimeout:  cfg.HeaderTimeout,
 		IdleTimeout:    cfg.IdleTimeout,
@@ -126,6 +122,15 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	defer stopSup()
 	supDone := make(chan error, 1)
 	go func() { supDone <- sup.Run(supCtx) }()
+
+	// auto_restart: the rollouts on file changes end before the
+	// supervisor is stopped.
+	deployDone := make(chan struct{})
+	deployCtx, stopDeploy := context.WithCancel(context.Background())
+	defer stopDeploy()
+	if err := startAutoRestart(deployCtx, deployDone, cfg, sup, px, sets, listeners, log); err != nil {
+		log.Error(err.Error())
+	}
 	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()))
 
 	var cause error
@@ -150,6 +155,8 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg))
 		defer cancel()
 		px.Shutdown(ctx)
+		stopDeploy()
+		<-deployDone
 		stopSup()
 		stopped <- <-supDone
 	}()
@@ -214,4 +221,15 @@ func maxStopTimeout(cfg *config.Config) time.Duration {
 		d = max(d, s.StopTimeout)
 	}
 	return d
+}
+
+// routesFor is the routing table of cfg's enabled services.
+func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route {
+	var routes []proxy.Route
+	for _, svc := range cfg.Services {
+		if set := sets[svc.Name]; svc.Enabled && set != nil {
+			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Set: set})
+		}
+	}
+	return routes
 }

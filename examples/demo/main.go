@@ -49,6 +49,11 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// defaultVersion is the version a build reports when neither -version nor
+// DEMO_VERSION says otherwise; tests build a "new release" with
+// -ldflags "-X main.defaultVersion=2".
+var defaultVersion = "1"
+
 // parseOptions reads the flags. The version is DEMO_VERSION when that is set
 // (a service file changes env, not args, for a rollout), else -version.
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -57,7 +62,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1", "host or IP to listen on")
 	fs.IntVar(&o.port, "port", 0, "TCP port to listen on (required)")
-	fs.StringVar(&o.version, "version", "1", "version reported by / (env DEMO_VERSION overrides)")
+	fs.StringVar(&o.version, "version", defaultVersion, "version reported by / (env DEMO_VERSION overrides)")
 	fs.BoolVar(&o.failStart, "fail-start", false, "exit 1 at once, as a service that cannot start")
 	fs.BoolVar(&o.neverReady, "never-ready", false, "never listen; wait for SIGTERM")
 	fs.DurationVar(&o.startDelay, "start-delay", 0, "sleep this long before listening")

@@ -1,0 +1,168 @@
+package autorestart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"smoothserve/config"
+	"smoothserve/supervisor"
+	"smoothserve/watch"
+)
+
+// Supervisor is what a rollout on a file change needs.
+type Supervisor interface {
+	Apply(ctx context.Context, cfg *config.Service, trigger string) (*supervisor.Rollout, error)
+}
+
+// Options configure a Deployer. Config and Sup are required.
+type Options struct {
+	Config *config.Config // the configuration smoothserve runs with
+	Sup    Supervisor
+	// OnConfig, when set, is given every valid configuration read after a
+	// change, before the rollout, so that routing can follow it.
+	OnConfig func(*config.Config)
+	Log      *slog.Logger // nil: slog.Default()
+}
+
+// Deployer watches the files of the auto_restart services and rolls them
+// out on changes.
+//
+// Ownership: Run's goroutine owns queues (one per service) and passes each
+// change to that service's worker; cfgPath is read-only.
+type Deployer struct {
+	cfgPath  string
+	sup      Supervisor
+	onConfig func(*config.Config)
+	log      *slog.Logger
+	w        *watch.Watcher
+}
+
+// New watches the files of cfg's auto_restart services.
+func New(opts Options) (*Deployer, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	w, err := watch.New(log)
+	if err != nil {
+		return nil, fmt.Errorf("auto_restart: %w", err)
+	}
+	d := &Deployer{cfgPath: opts.Config.Path, sup: opts.Sup, onConfig: opts.OnConfig, log: log, w: w}
+	if err := w.Set(Specs(opts.Config)); err != nil {
+		return nil, fmt.Errorf("auto_restart: %w", err)
+	}
+	return d, nil
+}
+
+// Specs is what to watch for cfg: for each enabled service with
+// auto_restart, its executable, its yaml file and its watch_files.
+func Specs(cfg *config.Config) []watch.Spec {
+	var specs []watch.Spec
+	for _, svc := range cfg.Services {
+		if !svc.Enabled || !svc.AutoRestart {
+			continue
+		}
+		files := append([]string{svc.ExecutablePath, svc.File}, svc.WatchFiles...)
+		specs = append(specs, watch.Spec{Name: svc.Name, Files: files, Ignore: svc.WatchIgnore, Quiet: svc.DelayUpdateTime})
+	}
+	return specs
+}
+
+// Run watches and rolls out until ctx is done; it returns once the
+// rollouts it started have ended.
+func (d *Deployer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- d.w.Run(ctx) }()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	queues := make(map[string]chan watch.Change)
+	for {
+		select {
+		case <-ctx.Done():
+			return <-watchErr
+		case err := <-watchErr:
+			if err == nil { // Run ends only when ctx does
+				return nil
+			}
+			cancel()
+			return fmt.Errorf("auto_restart: watching files: %w", err)
+		case ch, ok := <-d.w.Changes():
+			if !ok { // the watcher has stopped; watchErr says why
+				return <-watchErr
+			}
+			q := queues[ch.Name]
+			if q == nil {
+				q = make(chan watch.Change, 1)
+				queues[ch.Name] = q
+				wg.Go(func() { d.worker(ctx, q) })
+			}
+			// One change waiting is enough: applying it reads the files
+			// as they are then, which covers every later change too.
+			select {
+			case q <- ch:
+			default:
+			}
+		}
+	}
+}
+
+// worker applies one service's changes one after another.
+func (d *Deployer) worker(ctx context.Context, q <-chan watch.Change) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch := <-q:
+			d.apply(ctx, ch)
+		}
+	}
+}
+
+// apply reads the configuration afresh and rolls the service onto it.
+func (d *Deployer) apply(ctx context.Context, ch watch.Change) {
+	trigger := ch.Paths[0]
+	if len(ch.Paths) > 1 {
+		trigger = fmt.Sprintf("%s (and %d more)", ch.Paths[0], len(ch.Paths)-1)
+	}
+	log := d.log.With("service", ch.Name, "trigger", trigger)
+	cfg, err := config.Load(d.cfgPath)
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				log.Error("auto_restart: configuration is invalid; nothing changes: " + e.Error())
+			}
+		} else {
+			log.Error("auto_restart: configuration is invalid; nothing changes", "err", err)
+		}
+		return
+	}
+	if err := d.w.Set(Specs(cfg)); err != nil {
+		log.Error("auto_restart: watching the new configuration's files", "err", err)
+	}
+	svc := cfg.Service(ch.Name)
+	switch {
+	case svc == nil:
+		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothserve reloads its configuration")
+		return
+	case !svc.Enabled:
+		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothserve reloads its configuration")
+		return
+	}
+	if d.onConfig != nil {
+		d.onConfig(cfg)
+	}
+	log.Info("auto_restart: files changed; rolling out")
+	r, err := d.sup.Apply(ctx, svc, trigger)
+	if err != nil {
+		log.Error("auto_restart: rollout did not complete; the next change tries again", "err", err)
+		return
+	}
+	log.Info("auto_restart: rolled out", "instances", len(r.Instances), "took", r.FinishedAt.Sub(r.StartedAt).String())
+}
