@@ -3,9 +3,10 @@ module smoothserve
 go 1.26.8
 
 require (
+	github.com/cloudflare/tableflip v1.2.3
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/spf13/pflag v1.0.10
+	golang.org/x/sys v0.13.0
 	gopkg.in/yaml.v3 v3.0.1
 )
-
-require golang.org/x/sys v0.13.0 // indirect

@@ -22,6 +22,16 @@ type Daemon interface {
 	// Shutdown begins a graceful (or, with force, an immediate) stop of the
 	// daemon and returns at once.
 	Shutdown(force bool)
+	// Upgrade replaces the daemon with a new process of its binary and
+	// returns the new process's pid once it is ready, or why it failed
+	// (the daemon then goes on serving as before).
+	Upgrade(ctx context.Context) (newPid int, err error)
+}
+
+// UpgradeResult is a successful upgrade's response.
+type UpgradeResult struct {
+	OldPid int `json:"old_pid"`
+	NewPid int `json:"new_pid"`
 }
 
 // Status is the daemon as GET /v1/status reports it.

@@ -114,6 +114,15 @@ func (c *Client) Shutdown(ctx context.Context, force bool) error {
 
 // call does one request and decodes a 200's body into ok, an error's into
 // failed (either may be nil). An ok of type *[]byte gets the body as it is.
+// Upgrade asks the daemon to replace itself and waits for the outcome.
+func (c *Client) Upgrade(ctx context.Context) (*UpgradeResult, error) {
+	var res UpgradeResult
+	if err := c.call(ctx, http.MethodPost, "/v1/upgrade", &res, nil); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
 func (c *Client) call(ctx context.Context, method, path string, ok any, failed *errorBody) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://smoothserve"+path, nil)
 	if err != nil {

@@ -84,12 +84,21 @@ func clearStale(path string) error {
 	return nil
 }
 
-// socketListener removes its socket on Close, if the path still names it.
+// socketListener removes its socket on Close, if the path still names it
+// and it was not handed over (KeepSocket).
 type socketListener struct {
 	*net.UnixListener
 	path string
 	id   [2]uint64 // device and inode of the socket Listen created
 	once sync.Once
+}
+
+// KeepSocket makes closing ln leave its socket file in place: the socket
+// has been handed over to the next smoothserve, which listens on it now.
+func KeepSocket(ln net.Listener) {
+	if l, ok := ln.(*socketListener); ok {
+		l.once.Do(func() {})
+	}
 }
 
 func (l *socketListener) Close() error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"smoothserve/supervisor"
@@ -34,6 +35,7 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/services/{name}/stop", s.stopService)
 	mux.HandleFunc("POST /v1/services/{name}/start", s.startService)
 	mux.HandleFunc("POST /v1/shutdown", s.shutdown)
+	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	s.srv = &http.Server{
 		Handler: mux,
 		// No WriteTimeout: a restart answers when its rollout ends, minutes
@@ -104,6 +106,17 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("control: shutdown", "force", force == "1")
 	s.d.Shutdown(force == "1")
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("control: upgrade")
+	pid, err := s.d.Upgrade(r.Context())
+	if err != nil {
+		s.log.Warn("control: upgrade failed", "err", err)
+		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, UpgradeResult{OldPid: os.Getpid(), NewPid: pid})
 }
 
 // reply answers an operation with no result: {} or its error.

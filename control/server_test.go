@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -74,6 +75,14 @@ func (f *fakeDaemon) StartService(ctx context.Context, name string) error {
 
 func (f *fakeDaemon) Shutdown(force bool) { f.record(fmt.Sprint("shutdown force=", force)) }
 
+func (f *fakeDaemon) Upgrade(ctx context.Context) (int, error) {
+	f.record("upgrade")
+	if f.err != nil {
+		return 0, f.err
+	}
+	return 4343, nil
+}
+
 func (f *fakeDaemon) gotCalls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -129,6 +138,17 @@ func TestRoutes(t *testing.T) {
 			"start web", 500, nil, 0},
 		{"shutdown", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), false) }, "shutdown force=false", 0, nil, 0},
 		{"shutdown force", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), true) }, "shutdown force=true", 0, nil, 0},
+		{"upgrade", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) {
+			res, err := c.Upgrade(ctx())
+			if err == nil && (res.NewPid != 4343 || res.OldPid != os.Getpid()) {
+				err = fmt.Errorf("upgrade result %+v, want new pid 4343, old pid %d", res, os.Getpid())
+			}
+			return nil, err
+		}, "upgrade", 0, nil, 0},
+		{"upgrade failed", errors.New("the new smoothserve did not take over: child exited"), nil, func(c *Client) ([]*supervisor.Rollout, error) {
+			_, err := c.Upgrade(ctx())
+			return nil, err
+		}, "upgrade", 500, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

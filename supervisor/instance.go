@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"smoothserve/config"
+	"smoothserve/handoff"
 	"strconv"
 	"syscall"
 	"time"
@@ -40,8 +41,11 @@ type instance struct {
 	ready    chan struct{} // closed by run once the instance is in rotation; readyPid and readyIn are set before
 	readyPid int
 	readyIn  time.Duration // from start to ready
-	exited   chan struct{} // closed by run at its end, after the exit report
-	exitErr  error         // why it ended; written before exited is closed
+
+	adopt   *handoff.Instance // set: take over this running process instead of starting one
+	ident   identity          // the process's identity, for the state file; written by run before it reports ready, read by the service after
+	exited  chan struct{}     // closed by run at its end, after the exit report
+	exitErr error             // why it ended; written before exited is closed
 
 	// The lifetime as its service sees it: owned by the service's run
 	// goroutine, which updates them from events.
@@ -50,6 +54,12 @@ type instance struct {
 	startedAt time.Time
 	readyAt   time.Time
 	backend   *upstream.Backend
+}
+
+// identity tells a process apart from a later one with the same pid.
+type identity struct {
+	startTime uint64 // /proc/PID/stat start time
+	exe       string
 }
 
 // exitKind says how an instance's lifetime ended.
@@ -98,7 +108,10 @@ func (sv *service) newInstance(sl *slot, port int) *instance {
 
 func (in *instance) report(ev instanceEvent) {
 	ev.inst = in
-	in.sv.events <- ev
+	select {
+	case in.sv.events <- ev:
+	case <-in.sv.loop: // detached: nobody follows instances any more
+	}
 }
 
 // run is the instance's goroutine; it returns after its exit report.
@@ -111,14 +124,29 @@ func (in *instance) run() {
 		close(in.exited)
 	}()
 
-	p, err := in.start()
+	var p process
+	var err error
+	if in.adopt != nil {
+		p, err = in.adoptProcess()
+	} else {
+		p, err = in.start()
+	}
 	if err != nil {
+		if in.sv.sup.detached.Load() {
+			return
+		}
 		exit.kind, exit.err = exitStartFailed, err
 		in.sv.note(slog.LevelWarn, "%v", err)
 		return
 	}
 	procs := &in.sv.sup.procs
 	defer procs.remove(p)
+	if c, ok := p.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	if start, exe, err := handoff.Identify(p.Pid()); err == nil {
+		in.ident = identity{startTime: start, exe: exe}
+	}
 
 	b := upstream.NewBackend(in.cfg.Name, in.slot, in.addr)
 	in.sv.set.Add(b)
@@ -138,6 +166,11 @@ func (in *instance) run() {
 		exit.err = fmt.Errorf("%s pid %d exited: %s", in.name, p.Pid(), exitReason(p.Err()))
 		in.sv.note(slog.LevelWarn, "%v", exit.err)
 	case <-in.ctx.Done():
+		if in.sv.sup.detached.Load() {
+			// Handed over to the next smoothserve: leave the process be.
+			in.sv.set.Remove(b)
+			return
+		}
 		exit.kind = exitStopped
 		exit.err = in.drain(p, b)
 	}
@@ -188,6 +221,10 @@ func (in *instance) start() (process, error) {
 	if err == nil {
 		in.readyIn = time.Since(started)
 		return p, nil
+	}
+	if in.ctx.Err() != nil && sv.sup.detached.Load() {
+		procs.remove(p) // handed over, starting: the next smoothserve adopts it
+		return nil, startErr(err)
 	}
 	if in.ctx.Err() != nil {
 		// Asked to stop before it was ready: nothing to drain.

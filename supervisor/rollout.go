@@ -97,6 +97,8 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 			switch {
 			case sv.stopping:
 				err = ErrNotRunning
+			case sv.frozen:
+				err = ErrFrozen
 			case !sv.wanted:
 				err = fmt.Errorf("service %s is stopped: start it instead", sv.cfg().Name)
 			case sv.rollout != nil && newCfg == nil:
@@ -466,6 +468,10 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 		return err
 	}
 	if !sv.call(func() {
+		if sv.frozen {
+			err = ErrFrozen
+			return
+		}
 		if sv.stopping || !sv.wanted {
 			return
 		}
@@ -475,6 +481,9 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 		sv.note(slog.LevelInfo, "service %s stopping, as asked", sv.cfg().Name)
 	}) {
 		return ErrNotRunning
+	}
+	if err != nil {
+		return err
 	}
 	return s.waitFor(ctx, func() bool { return sv.snap.Load().state == ServiceStopped },
 		func() string { return fmt.Sprintf("waiting for %s to stop", name) })
@@ -507,6 +516,10 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 		if !sv.call(func() {
 			if sv.stopping {
 				err = ErrNotRunning
+				return
+			}
+			if sv.frozen {
+				err = ErrFrozen
 				return
 			}
 			if sv.wanted {

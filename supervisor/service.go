@@ -49,6 +49,7 @@ type service struct {
 	removed  []*slot     // slots dropped by a smaller instance_count, until their instances are gone
 	live     int         // instance goroutines that have not reported their exit
 	wanted   bool        // the operator wants it running (smoothtool stop NAME clears it)
+	frozen   bool        // an upgrade hands over: nothing starts, restarts or stops
 	stopping bool        // smoothserve is stopping: nothing starts again
 	rollout  *rolloutRun // the rollout under way, if any
 	last     *Rollout    // the last rollout, finished or not (a copy is published)
@@ -110,8 +111,11 @@ func (sv *service) run(ctx context.Context) error {
 	}
 	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
 	if !sv.stopping {
+		sv.sup.addLeftovers(sv.adoptPrior())
 		for _, sl := range sv.slots {
-			sv.startSlot(sl)
+			if sl.inst == nil {
+				sv.startSlot(sl)
+			}
 		}
 	}
 	sv.publish()
@@ -267,6 +271,9 @@ func (sv *service) handle(ev instanceEvent) error {
 		return nil
 	}
 	sl.lastErr = ev.err
+	if sv.frozen {
+		return nil // Thaw starts it, or the next smoothserve does
+	}
 	if !sl.readyAt.IsZero() && time.Since(sl.readyAt) >= backoffReset {
 		sl.backoff = minBackoff
 	}
@@ -280,7 +287,7 @@ func (sv *service) handle(ev instanceEvent) error {
 // nextRetry is the earliest time a slot in backoff is due to start.
 func (sv *service) nextRetry() (time.Time, bool) {
 	var at time.Time
-	if sv.stopping || !sv.wanted {
+	if sv.stopping || !sv.wanted || sv.frozen {
 		return at, false
 	}
 	for _, sl := range sv.slots {
@@ -322,13 +329,17 @@ func (sv *service) publish() {
 		for _, in := range ins {
 			e := is
 			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, in.state, in.startedAt
+			var ident identity
+			if !in.readyAt.IsZero() {
+				ident = in.ident // written before its ready event
+			}
 			var before uint64
 			if in == sl.inst {
 				before = sl.servedBefore
 			} else {
 				e.Error = ""
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident})
 		}
 	}
 	sv.snap.Store(snap)

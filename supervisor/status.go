@@ -98,6 +98,7 @@ type slotSnapshot struct {
 	InstanceStatus                   // without Inflight and Served, read live
 	backend        *upstream.Backend // current process's backend, nil before ready
 	servedBefore   uint64            // served by the slot's earlier processes
+	ident          identity          // the process's identity, once known
 }
 
 // Status reports every service (disabled ones too), in configuration order.

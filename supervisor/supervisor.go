@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"smoothserve/config"
+	"smoothserve/handoff"
 	"smoothserve/upstream"
 )
 
@@ -39,6 +41,17 @@ type Supervisor struct {
 
 	changedMu sync.Mutex
 	changedCh chan struct{} // closed and replaced whenever a service publishes
+
+	// The handoff (handoff.go): set by Handoff before Run, read-only after.
+	stateFile string
+	prior     *handoff.State
+	detached  atomic.Bool // Detach: let instances go instead of stopping them
+
+	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen
+	stateFrozen bool
+
+	leftMu    sync.Mutex
+	leftovers []handoff.Instance // prior instances no slot adopted, for StopLeftovers
 }
 
 // New returns a supervisor for cfg. sets holds the rotation of each service
@@ -78,12 +91,35 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		enabled = append(enabled, sv)
 	}
+	if s.prior != nil {
+		for _, in := range s.prior.Instances {
+			if !slices.ContainsFunc(enabled, func(sv *service) bool { return sv.cfg().Name == in.Service }) {
+				s.addLeftovers([]handoff.Instance{in})
+			}
+		}
+	}
+	stateCtx, stopState := context.WithCancel(context.Background())
+	stateDone := make(chan struct{})
+	go func() { defer close(stateDone); s.keepState(stateCtx) }()
+
 	errs := make([]error, len(enabled))
 	var wg sync.WaitGroup
 	for i, sv := range enabled {
 		wg.Go(func() { errs[i] = sv.run(ctx) })
 	}
 	wg.Wait()
+	stopState()
+	<-stateDone
+	if !s.detached.Load() {
+		// Everything stopped: the state file says so.
+		s.stateMu.Lock()
+		if !s.stateFrozen {
+			if err := s.writeState(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.stateMu.Unlock()
+	}
 	return errors.Join(errs...)
 }
 
@@ -95,6 +131,12 @@ func (s *Supervisor) Kill() {
 	// was killed, not lost, and is not started again.
 	s.kill()
 	s.procs.killAll()
+}
+
+func (s *Supervisor) addLeftovers(in []handoff.Instance) {
+	s.leftMu.Lock()
+	defer s.leftMu.Unlock()
+	s.leftovers = append(s.leftovers, in...)
 }
 
 // WaitReady returns nil once every enabled service has InstanceCount

@@ -21,7 +21,11 @@ type daemonControl struct {
 	// stops feeds serve's select as signals do: false asks for a graceful
 	// stop, true for killing everything at once.
 	stops chan<- bool
+	// upgrade replaces the daemon (daemon.upgrade).
+	upgrade func(ctx context.Context) (int, error)
 }
+
+func (d *daemonControl) Upgrade(ctx context.Context) (int, error) { return d.upgrade(ctx) }
 
 var _ control.Daemon = (*daemonControl)(nil)
 

@@ -17,6 +17,8 @@ commands:
   stop [all|NAME]     stop smoothserve gracefully (--force: kill at once), or one service
   restart [all|NAME]  rolling restart of every running service, or of one
   status [--json]     services and their instances
+  upgrade             replace smoothserve by its binary as it is on disk now (as SIGHUP), keeping
+                      every connection and instance; print the new pid
 
 flags:
   -c, --config FILE   smoothserve.yaml of the daemon (default ./smoothserve.yaml)
@@ -24,12 +26,12 @@ flags:
       --json          with status: the daemon's JSON as it sends it
 
 The seed's forms work too: -start all, -stop NAME, -restart all, -status,
--force, -json, -config FILE.
+-upgrade, -force, -json, -config FILE.
 `
 
 // command is one invocation, parsed.
 type command struct {
-	verb   string // start, stop, restart, status or help
+	verb   string // start, stop, restart, status, upgrade or help
 	target string // start, stop, restart: "all" or a service name
 	force  bool
 	json   bool
@@ -47,7 +49,7 @@ func usagef(format string, args ...any) error {
 
 // seedWords are the seed's single-dash long flags. pflag reads -start as
 // the shorthands -s -t -a -r -t, so they are rewritten to --start first.
-var seedWords = []string{"start", "stop", "restart", "status", "force", "json", "config", "help"}
+var seedWords = []string{"start", "stop", "restart", "status", "upgrade", "force", "json", "config", "help"}
 
 func seedToLong(args []string) []string {
 	out := make([]string, 0, len(args))
@@ -76,6 +78,7 @@ func parseArgs(args []string) (command, error) {
 	stop := fs.String("stop", "", "")
 	restart := fs.String("restart", "", "")
 	status := fs.Bool("status", false, "")
+	upgrade := fs.Bool("upgrade", false, "")
 	fs.BoolVar(&cmd.force, "force", false, "")
 	fs.BoolVar(&cmd.json, "json", false, "")
 	help := fs.BoolP("help", "h", false, "")
@@ -104,6 +107,10 @@ func parseArgs(args []string) (command, error) {
 		given = append(given, "status")
 		cmd.verb = "status"
 	}
+	if *upgrade {
+		given = append(given, "upgrade")
+		cmd.verb = "upgrade"
+	}
 	switch {
 	case len(given) > 1:
 		return cmd, usagef("one command at a time, got %s", strings.Join(given, " and "))
@@ -122,7 +129,7 @@ func parseArgs(args []string) (command, error) {
 			if len(rest) > 0 {
 				cmd.target, rest = rest[0], rest[1:]
 			}
-		case "status":
+		case "status", "upgrade":
 		case "help":
 			return command{verb: "help"}, nil
 		default:

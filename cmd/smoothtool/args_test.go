@@ -20,6 +20,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-restart", "all", "-config", "/etc/s.yaml"}, command{verb: "restart", target: "all", config: "/etc/s.yaml"}},
 		{[]string{"-config=/etc/s.yaml", "-status"}, command{verb: "status", config: "/etc/s.yaml"}},
 		{[]string{"-status", "-json"}, command{verb: "status", json: true, config: def}},
+		{[]string{"-upgrade"}, command{verb: "upgrade", config: def}},
+		{[]string{"upgrade", "-c", "x.yaml"}, command{verb: "upgrade", config: "x.yaml"}},
 		{[]string{"start"}, command{verb: "start", target: "all", config: def}},
 		{[]string{"start", "web"}, command{verb: "start", target: "web", config: def}},
 		{[]string{"stop"}, command{verb: "stop", target: "all", config: def}},
@@ -48,7 +50,8 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		want string
 	}{
 		{nil, "no command"},
-		{[]string{"upgrade"}, `unknown command "upgrade"`},
+		{[]string{"upgrade", "now"}, `unexpected argument "now" after upgrade`},
+		{[]string{"reload"}, `unknown command "reload"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"status", "web"}, `unexpected argument "web" after status`},
 		{[]string{"stop", "web", "api"}, `unexpected argument "api" after stop`},
@@ -75,7 +78,7 @@ func TestParseArgsUsageErrors(t *testing.T) {
 }
 
 func TestRunUsageExitsTwo(t *testing.T) {
-	for _, args := range [][]string{nil, {"upgrade"}, {"status", "x"}, {"--nope"}} {
+	for _, args := range [][]string{nil, {"reload"}, {"status", "x"}, {"--nope"}} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)

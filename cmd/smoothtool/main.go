@@ -81,8 +81,21 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return t.restart(ctx)
 	case "status":
 		return t.status(ctx)
+	case "upgrade":
+		return t.upgrade(ctx)
 	}
 	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
+}
+
+// upgrade asks the daemon to replace itself and prints the new pid.
+func (t *tool) upgrade(ctx context.Context) error {
+	fmt.Fprintf(t.notes, "smoothtool: upgrading smoothserve (%s): the new process starts from its binary as it is on disk now\n", t.main.Path)
+	res, err := t.client.Upgrade(ctx)
+	if err != nil {
+		return fmt.Errorf("upgrade failed; the running smoothserve goes on serving: %w", err)
+	}
+	fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → %d\n", res.OldPid, res.NewPid)
+	return nil
 }
 
 // statusNow asks the daemon's status, bounded.

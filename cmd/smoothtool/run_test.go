@@ -81,6 +81,11 @@ func (f *fakeDaemon) StartService(ctx context.Context, name string) error {
 
 func (f *fakeDaemon) Shutdown(force bool) {}
 
+func (f *fakeDaemon) Upgrade(ctx context.Context) (int, error) {
+	f.record("upgrade")
+	return 4343, nil
+}
+
 func serveFake(t *testing.T, socket string) *fakeDaemon {
 	t.Helper()
 	ln, err := control.Listen(socket)

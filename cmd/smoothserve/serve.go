@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/control"
+	"smoothserve/handoff"
+	"smoothserve/proxy"
+	"smoothserve/supervisor"
+	"smoothserve/upgrade"
+	"smoothserve/upstream"
+)
+
+// stateFileName is the state file in StateDir: the instances, for the next
+// smoothserve to adopt.
+const stateFileName = "smoothserve.state"
+
+// daemon is one smoothserve process: its listeners, proxy, supervisor and
+// the ways it ends (stopped, killed, or replaced by an upgrade).
+type daemon struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	upg       *upgrade.Upgrader
+	px        *proxy.Server
+	sup       *supervisor.Supervisor
+	sets      map[string]*upstream.Set
+	ctlLn     net.Listener
+	listeners map[int]net.Listener
+	ready     chan struct{} // closed once this process is the ready daemon
+}
+
+// serve runs the daemon until a signal (or smoothtool) stops it, or an
+// upgrade replaces it.
+func serve(cfg *config.Config, log *slog.Logger) error {
+	upg, err := upgrade.New(cfg.PidFile, cfg.UpgradeTimeout)
+	if err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: log, upg: upg, ready: make(chan struct{})}
+	// The control socket before the proxy ports: a second smoothserve of
+	// this configuration is refused as such, not for a busy port. After an
+	// upgrade, both are inherited.
+	d.ctlLn, err = upg.ListenUnix(cfg.ControlSocket, control.Listen)
+	if err != nil {
+		upg.Stop()
+		return err
+	}
+	if err := d.listen(); err != nil {
+		upg.Stop()
+		return err
+	}
+	d.sets = make(map[string]*upstream.Set)
+	for _, svc := range cfg.Services {
+		d.sets[svc.Name] = upstream.NewSet(svc.Name, svc.StartTimeout)
+	}
+	d.px, err = proxy.New(proxy.Options{
+		HeaderTimeout:  cfg.HeaderTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         log,
+	}, routesFor(cfg, d.sets))
+	if err != nil {
+		upg.Stop()
+		return err
+	}
+	d.sup = supervisor.New(cfg, d.sets, log)
+	stateFile := filepath.Join(cfg.StateDir, stateFileName)
+	prior, err := handoff.Read(stateFile)
+	if err != nil {
+		log.Error("the state file cannot be read: instances of an earlier smoothserve are not adopted", "err", err)
+		prior = nil
+	}
+	d.sup.Handoff(stateFile, prior)
+	return d.run()
+}
+
+func (d *daemon) run() error {
+	cfg, log := d.cfg, d.log
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	// stops is the control API's signal: false graceful, true kill.
+	stops := make(chan bool, 2)
+	ctl := serveControl(d.ctlLn, &daemonControl{sup: d.sup, cfg: cfg, startedAt: time.Now(), stops: stops, upgrade: d.upgrade}, log)
+
+	serveErr := make(chan error, len(d.listeners))
+	for port, ln := range d.listeners {
+		go func() { serveErr <- d.px.Serve(ln, port) }()
+	}
+	supCtx, stopSup := context.WithCancel(context.Background())
+	defer stopSup()
+	supDone := make(chan error, 1)
+	go func() { supDone <- d.sup.Run(supCtx) }()
+
+	// auto_restart: the rollouts on file changes end before the
+	// supervisor is stopped.
+	deployDone := make(chan struct{})
+	deployCtx, stopDeploy := context.WithCancel(context.Background())
+	defer stopDeploy()
+	if err := startAutoRestart(deployCtx, deployDone, cfg, d.sup, d.px, d.sets, d.listeners, log); err != nil {
+		log.Error(err.Error())
+	}
+	afterCtx, stopAfter := context.WithCancel(context.Background())
+	defer stopAfter()
+	go d.becomeReady(afterCtx)
+	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()),
+		"upgraded", d.upg.HasParent())
+
+	var cause error
+	force := false
+wait:
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				go func() {
+					if pid, err := d.upgrade(context.Background()); err != nil {
+						log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
+					} else {
+						log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
+					}
+				}()
+				continue
+			}
+			log.Info("stopping gracefully; a second signal kills everything", "signal", sig.String())
+			break wait
+		case force = <-stops:
+			log.Info("stopping, as smoothtool asked", "force", force)
+			break wait
+		case <-d.upg.Exit():
+			return d.handOver(ctl, stopAfter, stopDeploy, deployDone, stopSup, supDone)
+		case err := <-serveErr:
+			cause = err
+			log.Error("proxy failed; stopping", "err", err)
+			break wait
+		case err := <-supDone:
+			// Run returns only when its context ends; anything else is a bug.
+			return fmt.Errorf("supervisor stopped unexpectedly: %v", err)
+		}
+	}
+
+	// Stopping for good: no upgrade from now on.
+	d.upg.Stopping()
+	d.upg.Stop()
+	stopAfter()
+	defer d.removePidFile()
+	defer ctl.close() // last, after the instances: smoothtool watches the stop
+
+	// Graceful stop: the proxy finishes the requests in progress, then the
+	// instances are drained and stopped. A second signal cuts both short.
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg))
+		defer cancel()
+		d.px.Shutdown(ctx)
+		stopDeploy()
+		<-deployDone
+		stopSup()
+		stopped <- <-supDone
+	}()
+	kill := func(by string) error {
+		log.Warn("killing every instance now", "by", by)
+		d.sup.Kill()
+		d.px.Close()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("killed by %s", by)
+	}
+	if force {
+		return kill("smoothtool stop --force")
+	}
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				return err
+			}
+			log.Info("smoothserve stopped")
+			return cause
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				continue
+			}
+			return kill("a second " + sig.String())
+		case force := <-stops:
+			if force {
+				return kill("smoothtool stop --force")
+			}
+			// Asked again to stop gracefully: that is under way.
+		}
+	}
+}
+
+// becomeReady tells the previous smoothserve (if any), systemd and the pid
+// file that this one serves, once its instances are ready; then, with the
+// previous one gone, it stops the instances no longer configured and rolls
+// the services whose settings changed.
+func (d *daemon) becomeReady(ctx context.Context) {
+	log := d.log
+	wait := d.cfg.UpgradeTimeout - time.Second
+	if !d.upg.HasParent() {
+		wait = maxStartTimeout(d.cfg) + 5*time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	err := d.sup.WaitReady(wctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("not every instance is ready; serving with those that are", "err", err)
+	}
+	if err := d.upg.Ready(); err != nil {
+		log.Error("telling the previous smoothserve that this one is ready", "err", err)
+		return
+	}
+	close(d.ready)
+	log.Info("smoothserve is ready", "pid", os.Getpid())
+
+	// Until the previous smoothserve has exited it may still send requests
+	// to any instance it knew: leave them alone until then.
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+30*time.Second)
+	err = d.upg.WaitForParent(pctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		log.Warn("waiting for the previous smoothserve to exit", "err", err)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	d.sup.StopLeftovers(ctx)
+	for _, name := range d.sup.Changed() {
+		log.Info("settings changed since the instances started: rolling", "service", name)
+		if _, err := d.sup.Restart(ctx, name, "configuration changed (reload)"); err != nil {
+			log.Error("rolling onto the changed settings", "service", name, "err", err)
+		}
+	}
+}
+
+// upgrade replaces this smoothserve with a new process of its binary.
+func (d *daemon) upgrade(ctx context.Context) (int, error) {
+	select {
+	case <-d.ready:
+	default:
+		return 0, errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
+	}
+	// A process that has just replaced its parent can be replaced only
+	// once that parent is gone.
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+5*time.Second)
+	err := d.upg.WaitForParent(pctx)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
+	}
+	d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
+	return d.upg.Upgrade(d.sup.Freeze, d.sup.Thaw)
+}
+
+// handOver ends this process after an upgrade succeeded: the new one has
+// the listeners and the instances. Requests in progress finish, idle
+// connections are closed after a short grace, and the instances are left
+// running.
+func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.CancelFunc, deployDone <-chan struct{},
+	stopSup context.CancelFunc, supDone <-chan error) error {
+	d.log.Info("the new smoothserve took over; draining and exiting without stopping instances")
+	stopAfter()
+	stopDeploy()
+	<-deployDone
+	d.sup.Detach()
+	stopSup()
+	<-supDone
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.UpgradeDrainTimeout)
+	defer cancel()
+	if err := d.px.Shutdown(ctx); err != nil {
+		d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
+	}
+	control.KeepSocket(d.ctlLn)
+	ctl.close()
+	d.log.Info("handed over; exiting")
+	return nil
+}
+
+// listen opens (or inherits) every proxy port.
+func (d *daemon) listen() error {
+	d.listeners = make(map[int]net.Listener)
+	for _, port := range d.cfg.ProxyPorts() {
+		addr := net.JoinHostPort(d.cfg.ProxyAddr, strconv.Itoa(port))
+		ln, err := d.upg.ListenTCP(addr)
+		if err != nil {
+			return err
+		}
+		d.listeners[port] = ln
+	}
+	return nil
+}
+
+// removePidFile removes the pid file if it still names this process.
+func (d *daemon) removePidFile() {
+	b, err := os.ReadFile(d.cfg.PidFile)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(d.cfg.PidFile)
+	}
+}
+
+// maxStartTimeout is the longest start_timeout of the services.
+func maxStartTimeout(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, s := range cfg.Services {
+		d = max(d, s.StartTimeout)
+	}
+	return d
+}

@@ -1,0 +1,19 @@
+// Package handoff lets a new smoothserve daemon adopt the service instances
+// an earlier daemon started, instead of starting duplicates, after an
+// upgrade (tableflip: the old daemon forks the new one and exits) or after
+// the old daemon was killed.
+//
+// It owns three things: the format of the state file the daemon keeps
+// (Write, Read), the check that a recorded pid still names the recorded
+// process (Identify, Verify), and the watch of an adopted process through a
+// pidfd (Adopt), since the new daemon is not its parent and cannot wait(2)
+// for it.
+//
+// Invariant: a pid is acted on only as the process recorded for it. A
+// process is identified by pid and start time (/proc/PID/stat field 22),
+// which together never name two processes during one boot, and its
+// executable; Adopt opens a pidfd first and verifies second, so the pidfd
+// it keeps refers to the recorded process and a pid reused later is never
+// signalled. A state file on disk is always a whole one: Write replaces it
+// atomically.
+package handoff

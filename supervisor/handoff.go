@@ -1,0 +1,310 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"smoothserve/config"
+	"smoothserve/handoff"
+)
+
+// Handing instances over to the next smoothserve (an upgrade) or taking
+// them over from the last one (an upgrade, or a restart after a crash).
+//
+// The state file lists every instance with its identity (pid, start time,
+// executable). It is written whenever the instances change, until Freeze;
+// the next daemon adopts the instances it lists that are verifiably the
+// same processes.
+
+// ErrFrozen refuses operator commands while an upgrade hands over.
+var ErrFrozen = errors.New("an upgrade of smoothserve is under way; try again when it is done")
+
+// Handoff makes the supervisor keep its state in stateFile and, when prior
+// is not nil, adopt the instances it lists instead of starting new ones.
+// Call it before Run.
+func (s *Supervisor) Handoff(stateFile string, prior *handoff.State) {
+	s.stateFile = stateFile
+	s.prior = prior
+}
+
+// Fingerprint identifies the settings of svc that its instances were
+// started with: a service whose fingerprint changed across an upgrade is
+// rolled onto the new settings.
+func Fingerprint(svc *config.Service) string {
+	parts := []string{svc.ExecutablePath, svc.ServerIP, svc.HealthCheck, svc.RestartStrategy,
+		strconv.Itoa(svc.StartInstancePort), strconv.Itoa(svc.InstanceCount),
+		svc.StartTimeout.String(), svc.StopTimeout.String(), strconv.FormatBool(svc.Enabled)}
+	parts = append(parts, "args")
+	parts = append(parts, svc.Args...)
+	parts = append(parts, "env")
+	for _, k := range slices.Sorted(maps.Keys(svc.Env)) {
+		parts = append(parts, k+"="+svc.Env[k])
+	}
+	return handoff.Fingerprint(parts...)
+}
+
+// Changed lists the services whose settings differ from those the prior
+// state recorded (services new since then are not listed: they start
+// afresh).
+func (s *Supervisor) Changed() []string {
+	if s.prior == nil {
+		return nil
+	}
+	var out []string
+	for _, sv := range s.services {
+		old, ok := s.prior.Services[sv.cfg().Name]
+		if ok && sv.cfg().Enabled && old != Fingerprint(sv.cfg()) {
+			out = append(out, sv.cfg().Name)
+		}
+	}
+	return out
+}
+
+// priorFor lists the prior instances of service name.
+func (s *Supervisor) priorFor(name string) []handoff.Instance {
+	if s.prior == nil {
+		return nil
+	}
+	var out []handoff.Instance
+	for _, in := range s.prior.Instances {
+		if in.Service == name {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// adoptPrior takes over the prior instances of the service, slot by slot,
+// where they are verifiably the processes recorded; on the run goroutine,
+// before any slot starts. It returns the prior instances it did not take.
+func (sv *service) adoptPrior() []handoff.Instance {
+	var left []handoff.Instance
+	cfg := sv.cfg()
+	for _, in := range sv.sup.priorFor(cfg.Name) {
+		if in.Slot < 0 || in.Slot >= len(sv.slots) {
+			left = append(left, in)
+			continue
+		}
+		sl := sv.slots[in.Slot]
+		if sl.inst != nil || (in.Port != cfg.InstancePort(in.Slot, false) && in.Port != cfg.InstancePort(in.Slot, true)) {
+			left = append(left, in)
+			continue
+		}
+		if err := handoff.Verify(in); err != nil {
+			sv.note(slog.LevelWarn, "%s#%d pid %d not adopted: %v", cfg.Name, in.Slot, in.Pid, err)
+			continue
+		}
+		sl.port = in.Port
+		inst := sv.newInstance(sl, in.Port)
+		entry := in
+		inst.adopt = &entry
+		sl.starts++
+		sl.inst = inst
+		sv.launch(inst)
+	}
+	return left
+}
+
+// adoptProcess takes over the running process in.adopt, and waits until it
+// answers. On error nothing was changed in the process.
+func (in *instance) adoptProcess() (process, error) {
+	a := *in.adopt
+	adoptErr := func(err error) error {
+		return fmt.Errorf("adopting instance %s pid %d on :%d: %w", in.name, a.Pid, in.port, err)
+	}
+	p, err := handoff.Adopt(a)
+	if err != nil {
+		return nil, adoptErr(err)
+	}
+	if !in.sv.sup.procs.add(p) {
+		p.Close()
+		return nil, adoptErr(errors.New("supervisor killed"))
+	}
+	started := processStart(a.StartTime)
+	in.report(instanceEvent{state: StateStarting, pid: p.Pid(), startedAt: started})
+	if err := waitReady(in.ctx, p, in.addr, in.cfg.HealthCheck, in.cfg.StartTimeout); err != nil {
+		in.sv.sup.procs.remove(p)
+		if !in.sv.sup.detached.Load() && in.ctx.Err() == nil {
+			kill(p) // adopted but not answering: start a new one
+		}
+		p.Close()
+		return nil, adoptErr(err)
+	}
+	in.sv.note(slog.LevelInfo, "%s pid %d adopted on :%d", in.name, p.Pid(), in.port)
+	return p, nil
+}
+
+// processStart converts a /proc start time (clock ticks after boot) to a
+// wall time; the zero time if it cannot.
+func processStart(ticks uint64) time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}
+			}
+			const clockTicks = 100 // USER_HZ, 100 on every Linux this runs on
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / clockTicks)
+		}
+	}
+	return time.Time{}
+}
+
+// StopLeftovers stops the prior instances no slot adopted (their service
+// is gone, or has fewer instances now). After an upgrade, call it once the
+// previous smoothserve has exited: until then it may still send them
+// requests.
+func (s *Supervisor) StopLeftovers(ctx context.Context) {
+	s.leftMu.Lock()
+	left := s.leftovers
+	s.leftovers = nil
+	s.leftMu.Unlock()
+	var wg sync.WaitGroup
+	for _, in := range left {
+		wg.Go(func() {
+			p, err := handoff.Adopt(in)
+			if err != nil {
+				return // gone, or not ours any more
+			}
+			defer p.Close()
+			s.log.Info(fmt.Sprintf("stopping %s#%d pid %d: no longer configured", in.Service, in.Slot, in.Pid))
+			if err := terminate(p, s.termGrace, ctx.Done()); err != nil {
+				s.log.Error(fmt.Sprintf("stopping %s#%d pid %d: %v", in.Service, in.Slot, in.Pid, err))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Freeze readies the supervisor for an upgrade: it refuses while a rollout
+// is under way; afterwards no instance is started, restarted or stopped (a
+// crash only takes it out of rotation) until Thaw, and the state file is
+// written one last time, for the next smoothserve.
+func (s *Supervisor) Freeze() error {
+	var busy []string
+	var frozen []*service
+	for _, sv := range s.services {
+		if !sv.cfg().Enabled {
+			continue
+		}
+		sv.call(func() {
+			if sv.rollout != nil {
+				busy = append(busy, "a rollout of "+sv.cfg().Name+" is under way")
+				return
+			}
+			sv.frozen = true
+			frozen = append(frozen, sv)
+		})
+	}
+	if len(busy) > 0 {
+		s.thaw(frozen)
+		return fmt.Errorf("cannot upgrade now: %s; try again when it ends", strings.Join(busy, ", "))
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	s.stateFrozen = true
+	return s.writeState()
+}
+
+// Thaw undoes Freeze after a failed upgrade: slots that lost their
+// instance meanwhile start again.
+func (s *Supervisor) Thaw() {
+	s.stateMu.Lock()
+	s.stateFrozen = false
+	s.stateMu.Unlock()
+	s.thaw(s.services)
+	s.changed()
+}
+
+func (s *Supervisor) thaw(svs []*service) {
+	for _, sv := range svs {
+		sv.call(func() {
+			sv.frozen = false
+			for _, sl := range sv.slots {
+				if sl.inst == nil && sl.next == nil && sv.wanted && !sv.stopping {
+					sl.retryAt = time.Now()
+				}
+			}
+		})
+	}
+}
+
+// Detach lets go of every instance without stopping it, once the next
+// smoothserve has taken them over: cancel Run's context after it, and Run
+// returns at once.
+func (s *Supervisor) Detach() {
+	s.detached.Store(true)
+}
+
+// writeState writes the state file from the services' snapshots; the
+// caller holds stateMu.
+func (s *Supervisor) writeState() error {
+	if s.stateFile == "" {
+		return nil
+	}
+	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}}
+	for _, sv := range s.services {
+		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
+		for _, sl := range sv.snap.Load().slots {
+			if sl.Pid == 0 || sl.State == StateStopping {
+				continue
+			}
+			in := handoff.Instance{Service: sv.cfg().Name, Slot: sl.Slot, Port: sl.Port, Pid: sl.Pid,
+				StartTime: sl.ident.startTime, Exe: sl.ident.exe, State: sl.State.String()}
+			if in.StartTime == 0 {
+				start, exe, err := handoff.Identify(sl.Pid)
+				if err != nil {
+					continue // exited meanwhile
+				}
+				in.StartTime, in.Exe = start, exe
+			}
+			st.Instances = append(st.Instances, in)
+		}
+	}
+	if err := handoff.Write(s.stateFile, st); err != nil {
+		return fmt.Errorf("writing the state file: %w", err)
+	}
+	return nil
+}
+
+// keepState writes the state file whenever a service publishes, until ctx
+// is done or Freeze.
+func (s *Supervisor) keepState(ctx context.Context) {
+	if s.stateFile == "" {
+		return
+	}
+	for {
+		changed := s.changedChan()
+		s.stateMu.Lock()
+		if !s.stateFrozen {
+			if err := s.writeState(); err != nil {
+				s.log.Error(err.Error())
+			}
+		}
+		s.stateMu.Unlock()
+		select {
+		case <-changed:
+			// Coalesce a burst of changes into one write.
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// ErrBusy is returned by Upgrade while another upgrade is under way.
+var ErrBusy = errors.New("an upgrade is already under way")
+
+// Upgrader is this process's side of upgrades: the listeners it inherited
+// or opened, its readiness, and the upgrades it starts.
+//
+// Ownership: busy is guarded by mu; the rest is tableflip's.
+type Upgrader struct {
+	upg     *tableflip.Upgrader
+	pidFile string
+
+	mu   sync.Mutex
+	busy bool
+}
+
+// New sets up upgrades for this process. pidFile is written when the
+// process is ready; a new process that is not ready within timeout is
+// killed and the upgrade fails.
+func New(pidFile string, timeout time.Duration) (*Upgrader, error) {
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: timeout, PIDFile: pidFile})
+	if err != nil {
+		return nil, fmt.Errorf("setting up upgrades: %w", err)
+	}
+	return &Upgrader{upg: upg, pidFile: pidFile}, nil
+}
+
+// HasParent reports whether this process was started by an upgrade.
+func (u *Upgrader) HasParent() bool { return u.upg.HasParent() }
+
+// ListenTCP returns the listener on addr inherited from the previous
+// process, or a new one.
+func (u *Upgrader) ListenTCP(addr string) (net.Listener, error) {
+	ln, err := u.upg.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// ListenUnix returns the Unix socket listener at path inherited from the
+// previous process, or the one listen makes.
+func (u *Upgrader) ListenUnix(path string, listen func(path string) (net.Listener, error)) (net.Listener, error) {
+	return u.upg.ListenWithCallback("unix", path, func(_, addr string) (net.Listener, error) {
+		return listen(addr)
+	})
+}
+
+// Ready says this process serves: the pid file names it, the previous
+// process (if any) is told to drain and exit, and systemd (if it started
+// us) learns the new main pid.
+func (u *Upgrader) Ready() error {
+	// systemd must know the new main pid before the old process exits
+	// (it exits once told we are ready): otherwise the old one's exit is
+	// the service's, and its processes are killed.
+	notify(fmt.Sprintf("MAINPID=%d", os.Getpid()))
+	if err := u.upg.Ready(); err != nil {
+		return err
+	}
+	notify(daemon.SdNotifyReady)
+	return nil
+}
+
+// Stopping tells systemd this process is stopping for good.
+func (u *Upgrader) Stopping() { notify(daemon.SdNotifyStopping) }
+
+// notify sends a state to systemd; without NOTIFY_SOCKET it does nothing.
+// The environment is kept: a process started by an upgrade needs it too.
+func notify(state string) { daemon.SdNotify(false, state) }
+
+// WaitForParent waits until the process this one replaced has exited.
+func (u *Upgrader) WaitForParent(ctx context.Context) error {
+	return u.upg.WaitForParent(ctx)
+}
+
+// Exit is closed once an upgrade succeeded: this process should drain and
+// exit.
+func (u *Upgrader) Exit() <-chan struct{} { return u.upg.Exit() }
+
+// Stop ends upgrades for good (smoothserve is stopping, not being
+// replaced), and removes the control socket.
+func (u *Upgrader) Stop() { u.upg.Stop() }
+
+// Upgrade starts the binary again and waits until the new process is
+// ready, or has failed (exited, or not ready within the timeout). prepare
+// runs first (the supervisor hands over its state); abort runs if the
+// upgrade fails after prepare succeeded. It returns the new process's pid.
+func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
+	u.mu.Lock()
+	if u.busy {
+		u.mu.Unlock()
+		return 0, ErrBusy
+	}
+	u.busy = true
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.busy = false
+		u.mu.Unlock()
+	}()
+
+	if err := prepare(); err != nil {
+		return 0, err
+	}
+	if err := u.upg.Upgrade(); err != nil {
+		abort()
+		return 0, fmt.Errorf("the new smoothserve did not take over: %w", explain(err))
+	}
+	pid, err := readPid(u.pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("the new smoothserve is ready, but %w", err)
+	}
+	return pid, nil
+}
+
+// explain rewords tableflip's errors for an operator.
+func explain(err error) error {
+	switch msg := err.Error(); {
+	case msg == "parent hasn't exited":
+		return errors.New("this smoothserve is itself still replacing the previous one; try again once it has exited")
+	case strings.Contains(msg, "timed out"):
+		return fmt.Errorf("%w (not ready within UpgradeTimeout; it was killed)", err)
+	}
+	return err
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading its pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %q is not a pid", path, b)
+	}
+	return pid, nil
+}
