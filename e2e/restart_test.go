@@ -16,15 +16,23 @@ import (
 // tool runs smoothtool against the env's configuration.
 func (e *env) tool(args ...string) (code int, stdout, stderr string) {
 	e.t.Helper()
-	cmd := exec.Command(bin.smoothtool, append(args, "-config", e.config)...)
-	cmd.Dir = e.dir
+	return runTool(e.t, bin.smoothtool, e.dir, append(args, "-config", e.config)...)
+}
+
+// runTool runs a smoothtool binary in dir and returns its exit code and
+// output.
+func runTool(t *testing.T, tool, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(tool, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), out.String(), errb.String()
 	} else if err != nil {
-		e.t.Fatalf("running smoothtool %v: %v", args, err)
+		t.Errorf("running %s %v: %v", tool, args, err)
+		return -1, "", err.Error()
 	}
 	return 0, out.String(), errb.String()
 }

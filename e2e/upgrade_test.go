@@ -1,0 +1,374 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// installed is an env laid out as the seed's bin folder: smoothserve and
+// smoothtool side by side in dir/bin, so that an upgrade re-runs
+// dir/bin/smoothserve and a test can move a new binary there.
+type installed struct {
+	*env
+	bin  string // dir/bin/smoothserve
+	tool string // dir/bin/smoothtool
+}
+
+func install(e *env) *installed {
+	e.t.Helper()
+	in := &installed{env: e, bin: filepath.Join(e.dir, "bin", "smoothserve"), tool: filepath.Join(e.dir, "bin", "smoothtool")}
+	copyFile(e.t, bin.smoothserve, in.bin)
+	copyFile(e.t, bin.smoothtool, in.tool)
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(e.dir, "logs", "smoothserve.log"))
+			e.t.Logf("smoothserve.log:\n%s", tail(string(b), 6000))
+		}
+		killUnder(e.dir)
+	})
+	return in
+}
+
+// killUnder SIGKILLs every process whose executable lies under dir: the
+// daemons and instances of one test, found by pid.
+func killUnder(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if strings.HasPrefix(exe, dir+"/") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// run runs the installed smoothtool.
+func (in *installed) run(args ...string) (int, string, string) {
+	return runTool(in.t, in.tool, in.dir, append(args, "-config", in.config)...)
+}
+
+func netListen(port int) (net.Listener, error) {
+	return net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+}
+
+func (in *installed) daemonPid() int {
+	b, _ := os.ReadFile(filepath.Join(in.dir, "smoothserve.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// instancesNow maps port → pid of the ready instances, from status.
+func (in *installed) instancesNow() map[int]int {
+	in.t.Helper()
+	st := in.statusJSON()
+	m := map[int]int{}
+	for _, insts := range instancesOf(in.t, st) {
+		for _, i := range insts {
+			if i["state"] == "ready" {
+				m[int(i["port"].(float64))] = int(i["pid"].(float64))
+			}
+		}
+	}
+	return m
+}
+
+// moveNewBinary puts a fresh copy of from at the daemon's path, as a
+// deploy does: written beside it, renamed over it.
+func (in *installed) moveNewBinary(from string) {
+	in.t.Helper()
+	tmp := in.bin + ".new"
+	copyFile(in.t, from, tmp)
+	if err := os.Rename(tmp, in.bin); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+func waitGone(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still running after %v", pid, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startInstalled(t *testing.T, mainExtra, svcExtra string) *installed {
+	t.Helper()
+	e := newEnv(t, 8)
+	e.writeMain(mainExtra)
+	e.service("web", "web.test", 3, svcExtra)
+	in := install(e)
+	if code, out, errOut := in.run("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	return in
+}
+
+func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
+	in := startInstalled(t, "", "")
+	instances := in.instancesNow()
+	if len(instances) != 3 {
+		t.Fatalf("instances: %v", instances)
+	}
+	load := mixedLoad(in.env, "web.test")
+	time.Sleep(300 * time.Millisecond)
+	arrow := regexp.MustCompile(`pid (\d+) → (\d+)`)
+	for i := 1; i <= 20; i++ {
+		old := in.daemonPid()
+		in.moveNewBinary(bin.smoothserve)
+		var newPid int
+		if i%2 == 1 {
+			if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for newPid = in.daemonPid(); newPid == old || newPid == 0; newPid = in.daemonPid() {
+				if time.Now().After(deadline) {
+					load.Stop()
+					t.Fatalf("upgrade %d (SIGHUP): the pid file still names %d after 15s", i, old)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		} else {
+			code, out, errOut := in.run("upgrade")
+			m := arrow.FindStringSubmatch(out)
+			if code != 0 || m == nil {
+				load.Stop()
+				t.Fatalf("upgrade %d: smoothtool upgrade: exit %d\n%s%s", i, code, out, errOut)
+			}
+			newPid, _ = strconv.Atoi(m[2])
+			if p, _ := strconv.Atoi(m[1]); p != old || newPid != in.daemonPid() {
+				t.Errorf("upgrade %d: smoothtool says %s, pid file %d, old daemon %d", i, m[0], in.daemonPid(), old)
+			}
+		}
+		waitGone(t, old, 70*time.Second)
+		if got := in.instancesNow(); !equalMaps(got, instances) {
+			t.Fatalf("upgrade %d: instances %v, want the same %v", i, got, instances)
+		}
+	}
+	res := load.Stop()
+	t.Logf("20 upgrades: %v", res)
+	if err := res.Err(); err != nil {
+		t.Fatalf("requests failed across 20 upgrades: %v", err)
+	}
+
+	// The adopted instances roll and recover like any others.
+	load = mixedLoad(in.env, "web.test")
+	time.Sleep(200 * time.Millisecond)
+	if code, out, errOut := in.run("restart", "web"); code != 0 {
+		load.Stop()
+		t.Fatalf("restart after the upgrades: exit %d\n%s%s", code, out, errOut)
+	}
+	after := in.instancesNow()
+	for _, pid := range instances {
+		if alive(pid) {
+			t.Errorf("adopted pid %d still runs after the restart", pid)
+		}
+	}
+	var victim, port int
+	for port, victim = range after {
+		break
+	}
+	syscall.Kill(victim, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for p := in.instancesNow()[port]; p == 0 || p == victim; p = in.instancesNow()[port] {
+		if time.Now().After(deadline) {
+			t.Fatalf("kill -9 of pid %d on :%d: not replaced within 10s", victim, port)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res = load.Stop()
+	t.Logf("restart and kill -9 after the upgrades: %v", res)
+	if err := res.Err(); err != nil {
+		t.Errorf("requests failed in the restart after upgrades: %v", err)
+	}
+}
+
+func equalMaps(a, b map[int]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOutputOfInstancesIsContinuousAcrossUpgrades(t *testing.T) {
+	in := startInstalled(t, "", "args: [\"-port={port}\", \"-log-every=5ms\"]\n")
+	instances := in.instancesNow()
+	for i := 0; i < 4; i++ {
+		old := in.daemonPid()
+		if code, out, errOut := in.run("upgrade"); code != 0 {
+			t.Fatalf("upgrade %d: exit %d\n%s%s", i, code, out, errOut)
+		}
+		waitGone(t, old, 30*time.Second)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := in.instancesNow(); !equalMaps(got, instances) {
+		t.Fatalf("instances %v after upgrades, want %v (none killed, by SIGPIPE or else)", got, instances)
+	}
+	f, err := os.Open(filepath.Join(in.dir, "logs", "web.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	last := map[int]int{}
+	line := regexp.MustCompile(`^demo pid=(\d+) line=(\d+)$`)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		n, _ := strconv.Atoi(m[2])
+		if n != last[pid]+1 {
+			t.Errorf("pid %d: line %d follows line %d: output lost", pid, n, last[pid])
+		}
+		last[pid] = n
+	}
+	for _, pid := range instances {
+		if last[pid] < 50 {
+			t.Errorf("pid %d wrote %d lines, want a steady stream", pid, last[pid])
+		}
+	}
+	t.Logf("lines per instance: %v", last)
+}
+
+func TestBrokenUpgradeKeepsTheOldDaemonServing(t *testing.T) {
+	in := startInstalled(t, "UpgradeTimeout: 3\n", "")
+	good := in.bin + ".good"
+	copyFile(t, in.bin, good)
+	instances := in.instancesNow()
+	daemon := in.daemonPid()
+	load := mixedLoad(in.env, "web.test")
+	time.Sleep(300 * time.Millisecond)
+
+	for _, broken := range []struct{ name, script, want string }{
+		{"exits at once", "#!/bin/sh\necho 'smoothserve: broken build' >&2\nexit 1\n", "exited"},
+		{"never ready", "#!/bin/sh\nexec sleep 60\n", "timed out"},
+	} {
+		script := filepath.Join(in.dir, "broken")
+		writeFile(t, script, broken.script)
+		os.Chmod(script, 0o755)
+		if err := os.Rename(script, in.bin); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			code     int
+			out, err string
+		}
+		second := make(chan result, 1)
+		if broken.name == "never ready" {
+			// A second upgrade asked while this one waits is refused.
+			go func() {
+				time.Sleep(700 * time.Millisecond)
+				code, out, errOut := in.run("upgrade")
+				second <- result{code, out, errOut}
+			}()
+		}
+		start := time.Now()
+		code, out, errOut := in.run("upgrade")
+		t.Logf("%s: smoothtool upgrade after %v: exit %d: %s%s", broken.name, time.Since(start).Round(time.Millisecond), code, out, strings.TrimSpace(errOut))
+		if code != 1 || !strings.Contains(errOut, broken.want) {
+			t.Errorf("%s: smoothtool upgrade exit %d, stderr %q; want 1 and %q", broken.name, code, errOut, broken.want)
+		}
+		if broken.name == "never ready" {
+			r := <-second
+			if r.code != 1 || !strings.Contains(r.err, "already under way") {
+				t.Errorf("a second upgrade during one: exit %d, %q; want 1 and 'already under way'", r.code, r.err)
+			}
+		}
+		if got := in.daemonPid(); got != daemon || !alive(daemon) {
+			t.Errorf("%s: pid file %d, old daemon %d alive=%v; want it unchanged and serving", broken.name, got, daemon, alive(daemon))
+		}
+		if got := in.instancesNow(); !equalMaps(got, instances) {
+			t.Errorf("%s: instances %v, want %v", broken.name, got, instances)
+		}
+	}
+	// Repaired: the next upgrade goes through.
+	if err := os.Rename(good, in.bin); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := in.run("upgrade"); code != 0 {
+		t.Errorf("upgrade with the good binary back: exit %d\n%s%s", code, out, errOut)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := load.Stop()
+	t.Logf("load: %v", res)
+	if err := res.Err(); err != nil {
+		t.Errorf("requests failed around broken upgrades: %v", err)
+	}
+}
+
+func TestKill9OfTheDaemonThenStartAdoptsTheInstances(t *testing.T) {
+	in := startInstalled(t, "", "")
+	instances := in.instancesNow()
+	daemon := in.daemonPid()
+	syscall.Kill(daemon, syscall.SIGKILL)
+	waitGone(t, daemon, 5*time.Second)
+	for _, pid := range instances {
+		if !alive(pid) {
+			t.Fatalf("instance pid %d died with the daemon", pid)
+		}
+	}
+	code, out, errOut := in.run("start")
+	if code != 0 {
+		t.Fatalf("smoothtool start after kill -9: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := in.instancesNow(); !equalMaps(got, instances) {
+		t.Errorf("after kill -9 and start: instances %v, want the same %v", got, instances)
+	}
+	// Nothing was started twice.
+	demos := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		if pid, err := strconv.Atoi(ent.Name()); err == nil && alive(pid) {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == in.demo {
+				demos++
+			}
+		}
+	}
+	if demos != 3 {
+		t.Errorf("%d demo processes run, want 3", demos)
+	}
+	if code, body, err := httpGet(in.proxyAddr(), "web.test", "/"); err != nil || code != 200 {
+		t.Errorf("GET after adoption: %d %v %q", code, err, body)
+	}
+}
+
+func TestPortHeldByAnUnknownProcessIsAClearError(t *testing.T) {
+	e := newEnv(t, 8)
+	start := e.service("web", "web.test", 1, "start_timeout: 2\n")
+	ln, err := netListen(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	in := install(e)
+	code, out, errOut := in.run("start")
+	if code == 0 {
+		t.Errorf("smoothtool start with the instance port held: exit 0\n%s", out)
+	}
+	if want := fmt.Sprintf("port %d is in use by another process", start); !strings.Contains(out+errOut, want) {
+		t.Errorf("smoothtool start does not say %q:\n%s%s", want, out, errOut)
+	}
+}
