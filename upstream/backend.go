@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Backend is one instance (one process on one port) as the proxy sees it.
@@ -131,6 +132,7 @@ func (b *Backend) Put(c *Conn) {
 		c.Close()
 		return
 	}
+	c.idleSince = time.Now()
 	b.pool = append(b.pool, c)
 	b.mu.Unlock()
 }

@@ -17,9 +17,10 @@ type Conn struct {
 	R      *bufio.Reader
 	Reused bool // taken from the idle pool, not freshly dialed
 
-	raw      syscall.RawConn
-	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
-	peekDead bool
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
+	peekDead  bool
+	idleSince time.Time // when it was put back in the pool
 }
 
 // readBufSize holds any normal response head, and is a good copy unit.
@@ -44,7 +45,7 @@ func (b *Backend) Get() (*Conn, error) {
 		if c == nil {
 			break
 		}
-		if c.alive() {
+		if time.Since(c.idleSince) < trustIdle || c.alive() {
 			c.Reused = true
 			return c, nil
 		}
@@ -77,6 +78,13 @@ func (c *Conn) Close() error {
 	}
 	return c.TCPConn.Close()
 }
+
+// trustIdle is how long a pooled connection is used without checking that
+// the instance has not closed it. Instances close idle connections only
+// after their own idle timeout (far longer), and one that dies has its
+// pool closed by the supervisor at once; checking every connection would
+// cost a system call per request.
+const trustIdle = time.Second
 
 // alive reports whether an idle connection can carry a request: the instance
 // has not closed it and sent nothing unasked. Checking costs one non-blocking
