@@ -27,6 +27,13 @@ vet:
 test: vet
 	$(GO) test -race -timeout 20m ./...
 
+# Side by side with nginx, HAProxy and Caddy, and the cost of restarts and
+# upgrades (bench/README.md). Installs the tools it lacks from Debian.
+# Quick run: make bench BENCH_DURATION=5s BENCH_ROUNDS=1
+bench:
+	bench/install-deps.sh
+	$(GO) run ./bench/sidebyside
+
 clean:
 	rm -f smoothserve smoothtool $(DEMO)
 	rm -rf logs

@@ -167,8 +167,8 @@ func (in *instance) run() {
 		in.sv.note(slog.LevelWarn, "%v", exit.err)
 	case <-in.ctx.Done():
 		if in.sv.sup.detached.Load() {
-			// Handed over to the next smoothserve: leave the process be.
-			in.sv.set.Remove(b)
+			// Handed over to the next smoothserve: leave the process be
+			// (and in rotation: this daemon's proxy has drained by now).
 			return
 		}
 		exit.kind = exitStopped

@@ -281,14 +281,18 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 	stopAfter()
 	stopDeploy()
 	<-deployDone
-	d.sup.Detach()
-	stopSup()
-	<-supDone
+	// The proxy drains first, still routing to every instance: requests
+	// that come on its open connections are answered (with Connection:
+	// close). Only then does the supervisor let go of the instances; it
+	// is frozen meanwhile, so it starts and stops nothing.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.UpgradeDrainTimeout)
 	defer cancel()
 	if err := d.px.Shutdown(ctx); err != nil {
 		d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
 	}
+	d.sup.Detach()
+	stopSup()
+	<-supDone
 	control.KeepSocket(d.ctlLn)
 	ctl.close()
 	d.log.Info("handed over; exiting")

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A restartMode is what happens to smoothserve while wrk measures it.
+type restartMode struct {
+	name string
+	// loop runs restarts or upgrades until ctx is done, and lets the one
+	// under way finish; nil: nothing happens (steady state).
+	loop func(d *daemon, ctx context.Context) (cycles int, failures []string)
+}
+
+var restartModes = []restartMode{
+	{name: "steady state"},
+	{name: "restart loop", loop: (*daemon).restartLoop},
+	{name: "upgrade loop", loop: (*daemon).upgradeLoop},
+}
+
+// restartCost measures smoothserve alone, with the base workload, in steady
+// state, during a continuous `smoothtool restart` loop and during a
+// continuous `smoothtool upgrade` loop. It is a smoothserve of its own: its
+// instances move to other ports at every restart, which the other proxies
+// could not follow.
+func (b *bench) restartCost(ctx context.Context) (*table, error) {
+	d, err := startDaemon(b.bin, filepath.Join(b.dir, "smoothserve-restarts"))
+	if err != nil {
+		return nil, err
+	}
+	b.stops = append(b.stops, d.stop)
+	if err := waitServing(d.url(), 15*time.Second, nil); err != nil {
+		return nil, fmt.Errorf("smoothserve on %s: %w", d.url(), err)
+	}
+	w := workloads[0]
+	t := &table{
+		title:   "Restart cost: smoothserve alone, " + w.title,
+		command: fmt.Sprintf("wrk -t%d -c%d -d%s --latency http://127.0.0.1:PORT%s", wrkThreads, w.conns, b.duration, w.path),
+		base:    restartModes[0].name,
+		cycles:  true,
+		probe:   true,
+	}
+	for _, m := range restartModes {
+		t.row(m.name)
+	}
+	for r := range b.rounds {
+		for i := range restartModes {
+			m := restartModes[(r+i)%len(restartModes)]
+			s := t.row(m.name)
+			res, peak, cycles, failures, pr, err := b.measureDuring(ctx, d, w, m)
+			if err != nil {
+				return t, fmt.Errorf("smoothserve, %s: %w", m.name, err)
+			}
+			s.add(res, peak)
+			s.cycles += cycles
+			s.addProbe(pr)
+			for _, f := range failures {
+				s.note(f)
+			}
+			progress("restart cost", r, b.rounds, fmt.Sprintf("%s (%d cycles)", m.name, cycles), res)
+			// The next run starts with every instance ready.
+			if _, err := d.waitReady(time.Minute, nil); err != nil {
+				return t, fmt.Errorf("smoothserve after the %s: %w\n%s", m.name, err, tail(filepath.Join(d.dir, "logs", benchService+".log"), 15))
+			}
+		}
+	}
+	d.stop()
+	return t, nil
+}
+
+// measureDuring is measure with m's loop and a probe running during the
+// measured run (not the warm-up).
+func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m restartMode) (res wrkResult, peak int64, cycles int, failures []string, pr probeResult, err error) {
+	if b.warmup > 0 {
+		if _, err := runWrk(ctx, d.url(), w, b.warmup); err != nil {
+			return res, 0, 0, nil, pr, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	resetHWM(d.pids())
+	running, stop := context.WithCancel(ctx)
+	peakc := samplePeak(running, d.pids)
+	probec := probe(running, d.url())
+	type loopResult struct {
+		cycles   int
+		failures []string
+	}
+	loopc := make(chan loopResult, 1)
+	if m.loop != nil {
+		go func() {
+			c, f := m.loop(d, running)
+			loopc <- loopResult{c, f}
+		}()
+	} else {
+		loopc <- loopResult{}
+	}
+	res, err = runWrk(ctx, d.url(), w, b.duration)
+	stop()
+	pr = <-probec
+	lr := <-loopc
+	if len(lr.failures) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %s: %d failed: %s\n", m.name, len(lr.failures), lr.failures[0])
+	}
+	if pr.failed > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %s: %d of %d probe requests failed: %s\n", m.name, pr.failed, pr.requests, pr.firstFailure)
+	}
+	return res, <-peakc, lr.cycles, lr.failures, pr, err
+}

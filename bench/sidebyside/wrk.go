@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A workload is one wrk command line: the same for every proxy.
+type workload struct {
+	title string // heading of its table
+	conns int    // keep-alive connections
+	path  string
+}
+
+// wrkThreads is wrk's thread count in every run: the machine has 2 cores,
+// shared by wrk, the proxy and the 3 demo instances.
+const wrkThreads = 2
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	requests int64
+	rps      float64
+	p50, p99 time.Duration
+	// Socket errors, as wrk counts them, and responses with status >= 400
+	// (wrk's "Non-2xx or 3xx responses").
+	connect, read, write, timeout, non2xx int64
+}
+
+func (r wrkResult) errors() int64 {
+	return r.connect + r.read + r.write + r.timeout + r.non2xx
+}
+
+// runWrk runs wrk for d against url+w.path.
+func runWrk(ctx context.Context, url string, w workload, d time.Duration) (wrkResult, error) {
+	args := []string{
+		"-t" + strconv.Itoa(wrkThreads),
+		"-c" + strconv.Itoa(w.conns),
+		"-d" + strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s",
+		"--latency",
+		url + w.path,
+	}
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return r, nil
+}
+
+var (
+	wrkRequests  = regexp.MustCompile(`^\s*(\d+) requests in `)
+	wrkRPS       = regexp.MustCompile(`^Requests/sec:\s+([0-9.]+)`)
+	wrkPercent   = regexp.MustCompile(`^\s*(50|99)(?:\.0+)?%\s+([0-9.]+)(us|ms|s|m|h)\s*$`)
+	wrkSocketErr = regexp.MustCompile(`^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xx    = regexp.MustCompile(`^\s*Non-2xx or 3xx responses: (\d+)`)
+)
+
+// parseWrk reads the output of wrk --latency. The error lines appear only
+// when there were errors.
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	var haveRPS, have50, have99 bool
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := wrkRequests.FindStringSubmatch(line); m != nil {
+			r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+		} else if m := wrkRPS.FindStringSubmatch(line); m != nil {
+			r.rps, _ = strconv.ParseFloat(m[1], 64)
+			haveRPS = true
+		} else if m := wrkPercent.FindStringSubmatch(line); m != nil {
+			d, err := wrkDuration(m[2], m[3])
+			if err != nil {
+				return r, err
+			}
+			if m[1] == "50" {
+				r.p50, have50 = d, true
+			} else {
+				r.p99, have99 = d, true
+			}
+		} else if m := wrkSocketErr.FindStringSubmatch(line); m != nil {
+			r.connect, _ = strconv.ParseInt(m[1], 10, 64)
+			r.read, _ = strconv.ParseInt(m[2], 10, 64)
+			r.write, _ = strconv.ParseInt(m[3], 10, 64)
+			r.timeout, _ = strconv.ParseInt(m[4], 10, 64)
+		} else if m := wrkNon2xx.FindStringSubmatch(line); m != nil {
+			r.non2xx, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+	}
+	switch {
+	case !haveRPS:
+		return r, fmt.Errorf("no Requests/sec in wrk's output")
+	case !have50 || !have99:
+		return r, fmt.Errorf("no latency distribution in wrk's output (run with --latency)")
+	}
+	return r, nil
+}
+
+// wrkDuration converts wrk's "1.23ms" (units us, ms, s, m, h).
+func wrkDuration(num, unit string) (time.Duration, error) {
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("latency %s%s: %w", num, unit, err)
+	}
+	scale := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	return time.Duration(math.Round(v * float64(scale))), nil
+}
