@@ -42,7 +42,7 @@ type State struct {
 }
 
 // Write replaces the state file at path with st, creating its folder.
-// The file is written to a temporary file in the same folder, synced and
+// The file is written to a temporary file in the same folder and
 // renamed over path, so a reader (or a daemon started after a crash) sees
 // the old file or the new one, never a part of one.
 func Write(path string, st *State) error {
@@ -74,9 +74,9 @@ func Write(path string, st *State) error {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("writing state file %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing state file %s: sync: %w", path, err)
-	}
+	// No fsync: the file has to outlive smoothserve, not the machine. After
+	// a power loss the instances it lists are gone too, and the file is
+	// written on every change of an instance, too often to sync each time.
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing state file %s: %w", path, err)
 	}
@@ -84,11 +84,6 @@ func Write(path string, st *State) error {
 		return fmt.Errorf("writing state file %s: %w", path, err)
 	}
 	committed = true
-	// Sync the folder so the rename itself survives a power loss.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
 }
 

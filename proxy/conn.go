@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"net/netip"
 	"sync"
@@ -38,6 +39,46 @@ type conn struct {
 	rfield []field // its header lines
 	body   []byte  // the kept request body
 	dec    chunkedDecoder
+
+	// The deadlines in force, so that they are renewed only when they have
+	// come closer than deadlineSlack: setting one updates a runtime timer,
+	// and doing that for every request is measurable.
+	readBy   time.Time
+	readIdle bool // readBy is an IdleTimeout deadline (not HeaderTimeout, nor a grace)
+	writeBy  time.Time
+}
+
+// deadlineSlack is how far an IdleTimeout deadline may lag behind the
+// exact one: a keep-alive limit of 75 s need not be exact to the second.
+// A short IdleTimeout gets a tenth of itself.
+func (c *conn) deadlineSlack() time.Duration {
+	return min(time.Second, c.srv.opts.IdleTimeout/10)
+}
+
+// idleReadDeadline makes sure a read may wait IdleTimeout (less the slack).
+func (c *conn) idleReadDeadline(now time.Time) {
+	idle := c.srv.opts.IdleTimeout
+	if c.readIdle && c.readBy.Sub(now) > idle-c.deadlineSlack() {
+		return
+	}
+	c.readBy, c.readIdle = now.Add(idle), true
+	c.nc.SetReadDeadline(c.readBy)
+}
+
+// setReadDeadline sets another read deadline than the idle one.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.readBy, c.readIdle = t, false
+	c.nc.SetReadDeadline(t)
+}
+
+// writeDeadline makes sure a write may take IdleTimeout (less the slack).
+func (c *conn) writeDeadline(now time.Time) {
+	idle := c.srv.opts.IdleTimeout
+	if c.writeBy.Sub(now) > idle-c.deadlineSlack() {
+		return
+	}
+	c.writeBy = now.Add(idle)
+	c.nc.SetWriteDeadline(c.writeBy)
 }
 
 const (
@@ -84,7 +125,11 @@ func (c *conn) serve() {
 		if !c.waitForRequest() {
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(opts.HeaderTimeout))
+		// The head must arrive within HeaderTimeout; when all of it came
+		// in the first read (the usual case), there is nothing to wait for.
+		if !headBuffered(c.br) {
+			c.setReadDeadline(time.Now().Add(opts.HeaderTimeout))
+		}
 		var err error
 		c.head, err = readHead(c.br, c.head, opts.MaxHeaderBytes)
 		if err != nil {
@@ -112,15 +157,23 @@ func (c *conn) waitForRequest() bool {
 	// The deadline is set before the state says idle, and the shutdown flag
 	// is read after: Shutdown does the opposite, so one of the two sees the
 	// other and the grace deadline wins.
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	c.idleReadDeadline(time.Now())
 	c.state.Store(stateIdle)
 	if c.srv.shutting.Load() {
-		c.nc.SetReadDeadline(c.srv.graceDeadline())
+		c.setReadDeadline(c.srv.graceDeadline())
 	}
 	_, err := c.br.Peek(1)
 	c.state.Store(stateActive)
 	return err == nil
 }
+
+// headBuffered reports whether br holds a complete message head.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
 func (c *conn) close() {
 	c.nc.Close()

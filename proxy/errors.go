@@ -96,7 +96,7 @@ func (c *conn) writeError(code int, msg string, keep bool) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, msg...)
 	b = append(b, '\n')
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	c.writeDeadline(time.Now())
 	c.bw.Write(b)
 	c.bw.Flush()
 }

@@ -87,7 +87,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	}
 	keep = !req.close && !c.srv.shutting.Load() && framing != bodyUntilClose &&
 		!(framing == bodyChunked && req.minor == 0)
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	c.writeDeadline(time.Now())
 	c.writeResponseHead(req, &resp, keep)
 
 	switch framing {
@@ -291,7 +291,7 @@ func (c *conn) streamBody(req *request, uc *upstream.Conn) error {
 // tunnel joins the client and the instance after a 101, until either side
 // closes. Bytes already buffered on either side go first.
 func (c *conn) tunnel(uc *upstream.Conn) {
-	c.nc.SetDeadline(time.Time{})
+	c.nc.SetDeadline(time.Time{}) // the connection ends with the tunnel
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

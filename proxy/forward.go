@@ -114,7 +114,7 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 			return false, fmt.Errorf("%w: %w", errClientGone, err)
 		}
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	c.idleReadDeadline(time.Now())
 	if !req.chunked {
 		if req.contentLength > maxKeptBody {
 			return false, nil

@@ -498,3 +498,37 @@ func TestRequestDuringShutdownGraceIsAnswered(t *testing.T) {
 		t.Fatalf("request on an idle connection during the grace: %d %q close=%v, want 200 with close", resp.StatusCode, body, resp.Close)
 	}
 }
+
+func TestTimeouts(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond},
+		Route{Port: 1, Set: setOf(t, "a", in)})
+
+	// A head that stalls half-way is cut at HeaderTimeout.
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, "GET / HTTP/1.1\r\nHost: a\r\n")
+	start := time.Now()
+	if _, err := cl.br.ReadByte(); err == nil {
+		t.Fatal("a stalled head got an answer")
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("stalled head closed after %v, want about the 300ms HeaderTimeout", d)
+	}
+
+	// A keep-alive connection is kept while it is used, within IdleTimeout
+	// of the last request each time, and closed when it idles past it.
+	cl = dial(t, f.addr)
+	for i := 0; i < 8; i++ {
+		if resp, _ := cl.mustDo(get("a", "/")); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		time.Sleep(150 * time.Millisecond) // 8 × 150ms: past IdleTimeout in all
+	}
+	start = time.Now()
+	if _, err := cl.br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle connection closed %v after its last request's wait, want about the 500ms IdleTimeout", d)
+	}
+}

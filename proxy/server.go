@@ -177,6 +177,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	graceEnd := time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
+			// Not through c's deadline cache: its goroutine owns that,
+			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(graceEnd)
 		}
 	}
