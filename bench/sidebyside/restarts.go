@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +17,36 @@ type restartMode struct {
 	loop func(d *daemon, ctx context.Context) (cycles int, failures []string)
 }
 
+// The loops run back to back (the next cycle as soon as the last one is
+// done), which on two cores is a restart several times a second; and paced
+// at one cycle a second, still a restart or upgrade throughout the run, to
+// show the cost of one against the cost of many.
 var restartModes = []restartMode{
 	{name: "steady state"},
-	{name: "restart loop", loop: (*daemon).restartLoop},
-	{name: "upgrade loop", loop: (*daemon).upgradeLoop},
+	{name: "restart loop, back to back", loop: paced((*daemon).restartCycle, 0)},
+	{name: "restart loop, 1 per second", loop: paced((*daemon).restartCycle, time.Second)},
+	{name: "upgrade loop, back to back", loop: paced((*daemon).upgradeCycle, 0)},
+	{name: "upgrade loop, 1 per second", loop: paced((*daemon).upgradeCycle, time.Second)},
+}
+
+// paced runs cycle until ctx is done, starting one at most every gap.
+func paced(cycle func(d *daemon) error, gap time.Duration) func(d *daemon, ctx context.Context) (int, []string) {
+	return func(d *daemon, ctx context.Context) (cycles int, failures []string) {
+		for ctx.Err() == nil {
+			start := time.Now()
+			if err := cycle(d); err != nil {
+				failures = append(failures, err.Error())
+				if errors.Is(err, errFatal) {
+					return cycles, failures
+				}
+				sleepCtx(ctx, 200*time.Millisecond)
+				continue
+			}
+			cycles++
+			sleepCtx(ctx, gap-time.Since(start))
+		}
+		return cycles, failures
+	}
 }
 
 // restartCost measures smoothserve alone, with the base workload, in steady

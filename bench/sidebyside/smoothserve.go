@@ -195,52 +195,37 @@ func (d *daemon) pids() []int {
 	return pids
 }
 
-// restartLoop runs `smoothtool restart bench` again and again until ctx is
-// done, each as soon as the previous one returned. A restart under way when
-// ctx ends is let finish. It returns how many completed, and the failures.
-func (d *daemon) restartLoop(ctx context.Context) (cycles int, failures []string) {
-	for ctx.Err() == nil {
-		cmdCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		_, err := d.tool(cmdCtx, "restart", benchService)
-		cancel()
-		if err != nil {
-			failures = append(failures, err.Error())
-			sleepCtx(ctx, 200*time.Millisecond)
-			continue
-		}
-		cycles++
-	}
-	return cycles, failures
+// restartCycle is one `smoothtool restart`.
+func (d *daemon) restartCycle() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := d.tool(ctx, "restart", benchService)
+	return err
 }
 
 var upgradedLine = regexp.MustCompile(`pid (\d+) → (\d+)`)
 
-// upgradeLoop runs `smoothtool upgrade` again and again until ctx is done,
-// each once the daemon the previous one replaced has exited (smoothserve
-// refuses an upgrade while its previous process still drains). The drain
-// under way when ctx ends is waited for, so that the next run starts with
-// one daemon.
-func (d *daemon) upgradeLoop(ctx context.Context) (cycles int, failures []string) {
-	for ctx.Err() == nil {
-		old := d.pid()
-		cmdCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := d.tool(cmdCtx, "upgrade")
-		cancel()
-		if err != nil {
-			failures = append(failures, err.Error())
-			sleepCtx(ctx, 200*time.Millisecond)
-			continue
-		}
-		if m := upgradedLine.FindStringSubmatch(out); m != nil {
-			old, _ = strconv.Atoi(m[1])
-		}
-		if err := waitGone(old, 90*time.Second); err != nil {
-			failures = append(failures, "old daemon: "+err.Error())
-			return cycles, failures
-		}
-		cycles++
+// errFatal ends a loop: the daemon is not in a state to go on.
+var errFatal = errors.New("fatal")
+
+// upgradeCycle is one `smoothtool upgrade`, and the wait for the daemon it
+// replaced to exit (smoothserve refuses an upgrade while its previous
+// process still drains), so that a run ends with one daemon.
+func (d *daemon) upgradeCycle() error {
+	old := d.pid()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	out, err := d.tool(ctx, "upgrade")
+	cancel()
+	if err != nil {
+		return err
 	}
-	return cycles, failures
+	if m := upgradedLine.FindStringSubmatch(out); m != nil {
+		old, _ = strconv.Atoi(m[1])
+	}
+	if err := waitGone(old, 90*time.Second); err != nil {
+		return fmt.Errorf("%w: old daemon: %w", errFatal, err)
+	}
+	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
