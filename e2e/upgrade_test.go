@@ -418,3 +418,76 @@ func TestIdleKeepAliveConnectionIsAnsweredAfterAnUpgrade(t *testing.T) {
 	}
 	waitGone(t, old, 5*time.Second)
 }
+
+func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
+	e := newEnv(t, 20)
+	e.service("keep", "keep.test", 2, "")
+	e.service("gone", "gone.test", 1, "")
+	e.service("grow", "grow.test", 1, "")
+	in := install(e)
+	if code, out, errOut := in.run("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	byService := func() map[string]map[int]bool {
+		m := map[string]map[int]bool{}
+		for name, insts := range instancesOf(t, in.statusJSON()) {
+			m[name] = map[int]bool{}
+			for _, i := range insts {
+				if i["state"] == "ready" {
+					m[name][int(i["pid"].(float64))] = true
+				}
+			}
+		}
+		return m
+	}
+	before := byService()
+
+	// The new configuration: "gone" removed, "grow" with 2 instances, "new" added.
+	os.Remove(filepath.Join(e.dir, "services", "gone.yaml"))
+	e.service("new", "new.test", 1, "")
+	// grow's range grows past what was reserved for it: it moves where
+	// there is room.
+	writeFile(t, filepath.Join(e.dir, "services", "grow.yaml"), fmt.Sprintf(
+		"name: grow\nserver_name: grow.test\nstart_instance_port: %d\ninstance_count: 2\nexecutable_path: ./app/demo\nhealth_check: /healthz\n", e.ports.block(4)))
+	old := in.daemonPid()
+	if code, out, errOut := in.run("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	waitGone(t, old, 10*time.Second)
+
+	deadline := time.Now().Add(20 * time.Second)
+	var after map[string]map[int]bool
+	for {
+		after = byService()
+		if len(after["grow"]) == 2 && len(after["new"]) == 1 && after["gone"] == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the upgrade: %v", after)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("instances before %v, after %v", before, after)
+	if len(before["keep"]) != 2 || len(before["gone"]) != 1 || len(before["grow"]) != 1 {
+		t.Fatalf("before the upgrade: %v", before)
+	}
+	if !subset(before["keep"], after["keep"]) || len(after["keep"]) != 2 {
+		t.Errorf("unchanged service: %v → %v, want its instances kept", before["keep"], after["keep"])
+	}
+	for pid := range before["gone"] {
+		waitGone(t, pid, 15*time.Second)
+	}
+	for pid := range before["grow"] {
+		if after["grow"][pid] {
+			t.Errorf("changed service kept pid %d: want it rolled", pid)
+		}
+	}
+	for host, want := range map[string]int{"keep.test": 200, "grow.test": 200, "new.test": 200} {
+		if code, _, err := httpGet(in.proxyAddr(), host, "/"); err != nil || code != want {
+			t.Errorf("GET %s: %d %v, want %d", host, code, err, want)
+		}
+	}
+	if code, _, _ := httpGet(in.proxyAddr(), "gone.test", "/"); code != 404 {
+		t.Errorf("GET gone.test: %d, want 404", code)
+	}
+}
