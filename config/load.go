@@ -10,19 +10,27 @@ import (
 	"syscall"
 )
 
+// newLoader starts loading the configuration at path.
+func newLoader(path string) (*loader, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, ErrorList{{File: path, Msg: "cannot make the path absolute: " + err.Error(), Err: err}}
+	}
+	return &loader{
+		cfg:  &Config{Path: abs, Dir: filepath.Dir(abs), Lines: map[string]int{}},
+		svc:  map[*Service]*fileKeys{},
+		rank: map[string]int{abs: 0},
+	}, nil
+}
+
 // Load reads smoothserve.yaml at path (relative to the working directory if
 // not absolute) and every *.yaml and *.yml file of its SubConfigDir, in name
 // order and not recursively. It returns a complete, valid *Config, or a nil
 // one and an ErrorList naming every problem found.
 func Load(path string) (*Config, error) {
-	abs, err := filepath.Abs(path)
+	l, err := newLoader(path)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: "cannot make the path absolute: " + err.Error(), Err: err}}
-	}
-	l := &loader{
-		cfg:  &Config{Path: abs, Dir: filepath.Dir(abs), Lines: map[string]int{}},
-		svc:  map[*Service]*fileKeys{},
-		rank: map[string]int{abs: 0},
+		return nil, err
 	}
 	if l.readMain() {
 		l.defaultMain()

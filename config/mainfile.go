@@ -1,7 +1,5 @@
 package config
 
-import "path/filepath"
-
 // LoadMain reads smoothserve.yaml at path alone, with its defaults and its
 // own rules, and none of the service files: its Config has no Services.
 //
@@ -9,14 +7,9 @@ import "path/filepath"
 // and must find it even while a service file is broken, since stopping the
 // daemon or asking its status is how an operator gets out of that state.
 func LoadMain(path string) (*Config, error) {
-	abs, err := filepath.Abs(path)
+	l, err := newLoader(path)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: "cannot make the path absolute: " + err.Error(), Err: err}}
-	}
-	l := &loader{
-		cfg:  &Config{Path: abs, Dir: filepath.Dir(abs), Lines: map[string]int{}},
-		svc:  map[*Service]*fileKeys{},
-		rank: map[string]int{abs: 0},
+		return nil, err
 	}
 	if l.readMain() {
 		l.defaultMain()

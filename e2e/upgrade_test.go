@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -160,7 +161,7 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 		// The old daemon drains its requests (300 ms at most here) and
 		// exits: it must not hold connections until some timeout.
 		waitGone(t, old, 10*time.Second)
-		if got := in.instancesNow(); !equalMaps(got, instances) {
+		if got := in.instancesNow(); !maps.Equal(got, instances) {
 			t.Fatalf("upgrade %d: instances %v, want the same %v", i, got, instances)
 		}
 	}
@@ -209,18 +210,6 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 	}
 }
 
-func equalMaps(a, b map[int]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 func TestOutputOfInstancesIsContinuousAcrossUpgrades(t *testing.T) {
 	in := startInstalled(t, "", "args: [\"-port={port}\", \"-log-every=5ms\"]\n")
 	instances := in.instancesNow()
@@ -232,7 +221,7 @@ func TestOutputOfInstancesIsContinuousAcrossUpgrades(t *testing.T) {
 		waitGone(t, old, 30*time.Second)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := in.instancesNow(); !equalMaps(got, instances) {
+	if got := in.instancesNow(); !maps.Equal(got, instances) {
 		t.Fatalf("instances %v after upgrades, want %v (none killed, by SIGPIPE or else)", got, instances)
 	}
 	f, err := os.Open(filepath.Join(in.dir, "logs", "web.log"))
@@ -310,7 +299,7 @@ func TestBrokenUpgradeKeepsTheOldDaemonServing(t *testing.T) {
 		if got := in.daemonPid(); got != daemon || !alive(daemon) {
 			t.Errorf("%s: pid file %d, old daemon %d alive=%v; want it unchanged and serving", broken.name, got, daemon, alive(daemon))
 		}
-		if got := in.instancesNow(); !equalMaps(got, instances) {
+		if got := in.instancesNow(); !maps.Equal(got, instances) {
 			t.Errorf("%s: instances %v, want %v", broken.name, got, instances)
 		}
 	}
@@ -344,7 +333,7 @@ func TestKill9OfTheDaemonThenStartAdoptsTheInstances(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("smoothtool start after kill -9: exit %d\n%s%s", code, out, errOut)
 	}
-	if got := in.instancesNow(); !equalMaps(got, instances) {
+	if got := in.instancesNow(); !maps.Equal(got, instances) {
 		t.Errorf("after kill -9 and start: instances %v, want the same %v", got, instances)
 	}
 	// Nothing was started twice.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -54,7 +55,7 @@ func TestInstancesAreAdoptedAcrossAHandoff(t *testing.T) {
 	// The next supervisor, on a fresh rotation, adopts them.
 	b := startWith(t, cfg, stateFile)
 	awaitReady(t, b, 5*time.Second)
-	if got := b.ready(); len(got) != 3 || !equalMaps(got, before) {
+	if got := b.ready(); len(got) != 3 || !maps.Equal(got, before) {
 		t.Fatalf("after the handoff: %v, want the same instances %v", got, before)
 	}
 	if n := len(b.set.Backends()); n != 3 {
@@ -86,18 +87,6 @@ func TestInstancesAreAdoptedAcrossAHandoff(t *testing.T) {
 			t.Errorf("adopted pid %d still runs after a rollout", pid)
 		}
 	}
-}
-
-func equalMaps(a, b map[int]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestShutdownStopsAdoptedInstances(t *testing.T) {
