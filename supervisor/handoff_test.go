@@ -26,6 +26,19 @@ func startWith(t *testing.T, cfg *config.Config, stateFile string) *harness {
 	return start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, prior) })
 }
 
+// handedOver runs a supervisor for cfg that keeps a state file, waits
+// until its instances are ready, and hands them over (detach). It returns
+// the state file and the instances by port.
+func handedOver(t *testing.T, cfg *config.Config) (stateFile string, before map[int]int) {
+	t.Helper()
+	stateFile = filepath.Join(cfg.Dir, "state.json")
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	awaitReady(t, a, 5*time.Second)
+	before = a.ready()
+	detach(t, a)
+	return stateFile, before
+}
+
 // detach hands the harness's instances over: its Run returns, the
 // processes keep running.
 func detach(t *testing.T, h *harness) {
@@ -41,11 +54,7 @@ func detach(t *testing.T, h *harness) {
 
 func TestInstancesAreAdoptedAcrossAHandoff(t *testing.T) {
 	cfg := testConfig(t, 3, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
-	awaitReady(t, a, 5*time.Second)
-	before := a.ready()
-	detach(t, a)
+	stateFile, before := handedOver(t, cfg)
 	for _, pid := range before {
 		if !alive(pid) {
 			t.Fatalf("pid %d died when its supervisor detached", pid)
@@ -91,11 +100,7 @@ func TestInstancesAreAdoptedAcrossAHandoff(t *testing.T) {
 
 func TestShutdownStopsAdoptedInstances(t *testing.T) {
 	cfg := testConfig(t, 2, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
-	awaitReady(t, a, 5*time.Second)
-	before := a.ready()
-	detach(t, a)
+	stateFile, before := handedOver(t, cfg)
 	b := startWith(t, cfg, stateFile)
 	awaitReady(t, b, 5*time.Second)
 	if err := b.stop(t, 15*time.Second); err != nil {
@@ -112,11 +117,7 @@ func TestShutdownStopsAdoptedInstances(t *testing.T) {
 
 func TestVanishedInstanceIsStartedAgain(t *testing.T) {
 	cfg := testConfig(t, 2, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
-	awaitReady(t, a, 5*time.Second)
-	before := a.ready()
-	detach(t, a)
+	stateFile, before := handedOver(t, cfg)
 	var gone int
 	for _, gone = range before {
 		break
@@ -174,11 +175,7 @@ func TestFreezeHoldsEverythingUntilThaw(t *testing.T) {
 
 func TestLeftoversAndChangedServices(t *testing.T) {
 	cfg := testConfig(t, 3, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
-	awaitReady(t, a, 5*time.Second)
-	before := a.ready()
-	detach(t, a)
+	stateFile, before := handedOver(t, cfg)
 
 	// The next configuration has two instances and other settings.
 	next := *cfg
