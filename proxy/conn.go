@@ -98,10 +98,16 @@ var (
 func newConn(s *Server, nc net.Conn, port int) *conn {
 	c := &conn{srv: s, nc: nc, port: port}
 	c.state.Store(stateActive)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
+	// Go accepts with TCP_NODELAY set already. The address comes from the
+	// accept, without formatting and parsing it: connections are accepted
+	// in storms when another smoothserve hands over.
+	var ap netip.AddrPort
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ap = ta.AddrPort()
+	} else if p, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		ap = p
 	}
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+	if ap.IsValid() {
 		ip := ap.Addr().Unmap()
 		c.clientIP = ip.AppendTo(nil)
 		for _, p := range s.opts.TrustedProxies {
