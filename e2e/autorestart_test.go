@@ -157,11 +157,7 @@ func (a *autoEnv) expectEveryInstanceAt(version string, count int, before map[in
 func TestDeployByRenameIntoPlace(t *testing.T) {
 	a := newAutoEnv(t, 3, 3)
 	before := instancePids(a.d)
-	tmp := filepath.Join(a.dir, "app", ".demo.upload")
-	copyFile(t, bin.demo2, tmp)
-	if err := os.Rename(tmp, a.demo); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, bin.demo2, a.demo)
 	a.awaitRollouts(1)
 	a.finish()
 	a.expectEveryInstanceAt("2", 3, before)
@@ -280,10 +276,7 @@ func TestYamlEditsApplyOrChangeNothing(t *testing.T) {
 func TestBrokenUploadKeepsServingAndTheNextChangeTriesAgain(t *testing.T) {
 	a := newAutoEnv(t, 2, 2)
 	before := instancePids(a.d)
-	broken := filepath.Join(a.dir, "app", ".broken")
-	writeFile(t, broken, "#!/bin/sh\necho 'fatal: half-uploaded release' >&2\nexit 1\n")
-	os.Chmod(broken, 0o755)
-	os.Rename(broken, a.demo)
+	installExecutable(t, a.demo, []byte("#!/bin/sh\necho 'fatal: half-uploaded release' >&2\nexit 1\n"))
 	a.awaitRollouts(1)
 	if _, _, failed := a.rollouts(); failed != 1 {
 		t.Fatalf("the broken binary's rollout did not fail:\n%s", tail(a.log(), 2000))
@@ -291,9 +284,7 @@ func TestBrokenUploadKeepsServingAndTheNextChangeTriesAgain(t *testing.T) {
 	if after := instancePids(a.d); !subset(before, after) {
 		t.Errorf("old instances gone after a failed rollout: %v → %v", before, after)
 	}
-	tmp := filepath.Join(a.dir, "app", ".fixed")
-	copyFile(t, bin.demo2, tmp)
-	os.Rename(tmp, a.demo)
+	copyFile(t, bin.demo2, a.demo)
 	a.awaitRollouts(2)
 	a.finish()
 	a.expectEveryInstanceAt("2", 2, before)

@@ -345,19 +345,27 @@ func writeFile(t *testing.T, path, body string) {
 	}
 }
 
+// copyFile installs a copy of from at to, as installExecutable does.
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+	installExecutable(t, to, b)
+}
+
+// installExecutable puts data at path as a deploy does: written beside it
+// (path.tmp, which watch_ignore skips), mode 0755, then renamed over it.
+func installExecutable(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to+".tmp", b, 0o755); err != nil {
+	if err := os.WriteFile(path+".tmp", data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(to+".tmp", to); err != nil {
+	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,9 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,12 +112,7 @@ func TestFailedRolloutKeepsTheOldInstancesServing(t *testing.T) {
 	load := mixedLoad(e, "web.test")
 	time.Sleep(300 * time.Millisecond)
 	// A new build that cannot start.
-	broken := filepath.Join(e.dir, "broken")
-	writeFile(t, broken, "#!/bin/sh\necho 'fatal: broken build cannot open its database' >&2\nexit 1\n")
-	os.Chmod(broken, 0o755)
-	if err := os.Rename(broken, e.demo); err != nil {
-		t.Fatal(err)
-	}
+	installExecutable(t, e.demo, []byte("#!/bin/sh\necho 'fatal: broken build cannot open its database' >&2\nexit 1\n"))
 	code, out, errOut := e.tool("-restart", "web")
 	time.Sleep(300 * time.Millisecond)
 	res := load.Stop()

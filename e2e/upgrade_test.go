@@ -87,17 +87,6 @@ func (in *installed) instancesNow() map[int]int {
 	return m
 }
 
-// moveNewBinary puts a fresh copy of from at the daemon's path, as a
-// deploy does: written beside it, renamed over it.
-func (in *installed) moveNewBinary(from string) {
-	in.t.Helper()
-	tmp := in.bin + ".new"
-	copyFile(in.t, from, tmp)
-	if err := os.Rename(tmp, in.bin); err != nil {
-		in.t.Fatal(err)
-	}
-}
-
 func waitGone(t *testing.T, pid int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -132,7 +121,7 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 	arrow := regexp.MustCompile(`pid (\d+) → (\d+)`)
 	for i := 1; i <= 20; i++ {
 		old := in.daemonPid()
-		in.moveNewBinary(bin.smoothserve)
+		copyFile(t, bin.smoothserve, in.bin) // a new binary moved into place
 		var newPid int
 		if i%2 == 1 {
 			if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
@@ -265,12 +254,7 @@ func TestBrokenUpgradeKeepsTheOldDaemonServing(t *testing.T) {
 		{"exits at once", "#!/bin/sh\necho 'smoothserve: broken build' >&2\nexit 1\n", "exited"},
 		{"never ready", "#!/bin/sh\nexec sleep 60\n", "timed out"},
 	} {
-		script := filepath.Join(in.dir, "broken")
-		writeFile(t, script, broken.script)
-		os.Chmod(script, 0o755)
-		if err := os.Rename(script, in.bin); err != nil {
-			t.Fatal(err)
-		}
+		installExecutable(t, in.bin, []byte(broken.script))
 		type result struct {
 			code     int
 			out, err string
