@@ -292,8 +292,32 @@ type portBlock struct {
 	size       int
 }
 
-var portMu sync.Mutex
-var portCursor = 20000 + rand.IntN(20000)
+// The ports handed out lie below the ephemeral range (ip_local_port_range,
+// 32768 up by default): a port in it can be taken at any moment as the local
+// end of an outgoing connection (the proxy's to an instance, the load
+// client's), and a replacement instance told to listen there then fails.
+var (
+	portMu            sync.Mutex
+	portLow, portHigh = 10000, ephemeralLow()
+	portCursor        = portLow + rand.IntN(portHigh-portLow-1000)
+)
+
+// ephemeralLow is the first port of the ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low < 12000 {
+		return 32768
+	}
+	return low
+}
 
 // reservePorts finds n consecutive ports on 127.0.0.1 that nothing listens
 // on. Tests in one process take distinct ranges.
@@ -302,11 +326,11 @@ func reservePorts(t *testing.T, n int) *portBlock {
 	portMu.Lock()
 	defer portMu.Unlock()
 	for tries := 0; tries < 200; tries++ {
+		if portCursor+n > portHigh {
+			portCursor = portLow
+		}
 		base := portCursor
 		portCursor += n
-		if portCursor > 60000 {
-			portCursor = 20000
-		}
 		ok := true
 		for p := base; p < base+n; p++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -25,6 +27,9 @@ type conn struct {
 	port int
 
 	state atomic.Int32
+
+	pre      *prefixed // bytes read by the process that passed this connection, read first
+	keepHere bool      // shutting down, and handing this connection over failed: it closes here
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -101,11 +106,17 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 	// Go accepts with TCP_NODELAY set already. The address comes from the
 	// accept, without formatting and parsing it: connections are accepted
 	// in storms when another smoothserve hands over.
+	// A connection passed by another process has no address if its client
+	// is already gone (getpeername fails): it is served, and sees EOF.
 	var ap netip.AddrPort
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		ap = ta.AddrPort()
-	} else if p, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		ap = p
+	switch ra := nc.RemoteAddr().(type) {
+	case nil:
+	case *net.TCPAddr:
+		if ra != nil {
+			ap = ra.AddrPort()
+		}
+	default:
+		ap, _ = netip.ParseAddrPort(ra.String())
 	}
 	if ap.IsValid() {
 		ip := ap.Addr().Unmap()
@@ -122,13 +133,23 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 
 func (c *conn) serve() {
 	c.br = readerPool8.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
+	if c.pre != nil {
+		c.br.Reset(c.pre)
+	} else {
+		c.br.Reset(c.nc)
+	}
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
 	defer c.close()
 	opts := &c.srv.opts
 	for {
-		if !c.waitForRequest() {
+		if c.passing() && c.handOver() {
+			return
+		}
+		if err := c.waitForRequest(); err != nil {
+			if c.passing() && isTimeout(err) {
+				continue // to be handed over
+			}
 			return
 		}
 		// The head must arrive within HeaderTimeout; when all of it came
@@ -153,12 +174,11 @@ func (c *conn) serve() {
 	}
 }
 
-// waitForRequest waits for the first byte of the next request, and reports
-// whether one came.
-func (c *conn) waitForRequest() bool {
+// waitForRequest waits for the first byte of the next request.
+func (c *conn) waitForRequest() error {
 	if c.br.Buffered() > 0 { // pipelined
 		c.state.Store(stateActive)
-		return true
+		return nil
 	}
 	// The deadline is set before the state says idle, and the shutdown flag
 	// is read after: Shutdown does the opposite, so one of the two sees the
@@ -166,11 +186,64 @@ func (c *conn) waitForRequest() bool {
 	c.idleReadDeadline(time.Now())
 	c.state.Store(stateIdle)
 	if c.srv.shutting.Load() {
-		c.setReadDeadline(c.srv.graceDeadline())
+		c.setReadDeadline(c.srv.graceDeadline(c.keepHere))
 	}
 	_, err := c.br.Peek(1)
 	c.state.Store(stateActive)
-	return err == nil
+	return err
+}
+
+// passing reports whether this connection is to be handed over to another
+// process when it is between two requests.
+func (c *conn) passing() bool {
+	return c.srv.shutting.Load() && !c.keepHere && c.srv.handOver.Load() != nil
+}
+
+// closing reports whether the response being written is this connection's
+// last: the server is shutting down and not handing the connection over.
+func (c *conn) closing() bool {
+	return c.srv.shutting.Load() && (c.keepHere || c.srv.handOver.Load() == nil)
+}
+
+// handOver passes the connection, between two requests, with what was read
+// of the next one, and reports whether this goroutine is done with it
+// (passed, or the client is gone); if not, it stays here.
+func (c *conn) handOver() bool {
+	// Responses to pipelined requests may wait in bw for the next one.
+	if c.bw.Buffered() > 0 {
+		c.writeDeadline(time.Now())
+		if err := c.bw.Flush(); err != nil {
+			return true
+		}
+	}
+	fn := *c.srv.handOver.Load()
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	if err := fn(c.nc, c.port, buffered); err != nil {
+		c.keepHere = true
+		c.srv.opts.Logger.Warn("proxy: handing a client connection over failed; it closes here", "port", c.port, "err", err)
+		return false
+	}
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// prefixed reads pre, then r.
+type prefixed struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // headBuffered reports whether br holds a complete message head.

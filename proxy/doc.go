@@ -11,6 +11,9 @@
 //   - Every upstream failure becomes a status in one place (statusFor).
 //   - After Shutdown begins, every response carries Connection: close and
 //     no connection is closed while a request on it is being answered.
+//     After HandOver begins, a connection leaves only between two requests,
+//     with its unanswered bytes and nothing unflushed; its responses say
+//     Connection: close only once passing it has failed.
 //
 // The hot path parses into per-connection buffers that are reused from
 // request to request, and takes no lock shared by connections.

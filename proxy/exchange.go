@@ -85,7 +85,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	case resp.contentLength >= 0:
 		framing = bodyLength
 	}
-	keep = !req.close && !c.srv.shutting.Load() && framing != bodyUntilClose &&
+	keep = !req.close && !c.closing() && framing != bodyUntilClose &&
 		!(framing == bodyChunked && req.minor == 0)
 	c.writeDeadline(time.Now())
 	c.writeResponseHead(req, &resp, keep)

@@ -88,7 +88,7 @@ func (c *conn) fail(req *request, err error, consumed bool) bool {
 	if code == statusCode499 {
 		return false
 	}
-	keep := consumed && !req.close && !c.srv.shutting.Load()
+	keep := consumed && !req.close && !c.closing()
 	c.writeError(code, "smoothserve: "+err.Error(), keep)
 	return keep
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -530,5 +531,179 @@ func TestTimeouts(t *testing.T) {
 	}
 	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Errorf("idle connection closed %v after its last request's wait, want about the 500ms IdleTimeout", d)
+	}
+}
+
+// passTo is a HandOverFunc that passes connections to srv in this process:
+// through a duplicate of the descriptor, as another process would get it.
+func passTo(srv *Server, passed *atomic.Int64) HandOverFunc {
+	return func(nc net.Conn, port int, buffered []byte) error {
+		f, err := nc.(*net.TCPConn).File()
+		if err != nil {
+			return err
+		}
+		dup, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if err := srv.ServeConn(dup, port, append([]byte(nil), buffered...)); err != nil {
+			dup.Close()
+			return err
+		}
+		passed.Add(1)
+		return nil
+	}
+}
+
+func TestHandOverPassesConnectionsBetweenRequests(t *testing.T) {
+	slow := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			fmt.Fprintf(w, "%s %s", name, r.URL.Path)
+		}
+	}
+	oldIn, newIn := startInstance(t, "old", slow("old")), startInstance(t, "new", slow("new"))
+	old := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", oldIn)})
+	next := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", newIn)})
+
+	idle := dial(t, old.addr)
+	idle.mustDo(get("x", "/"))
+	busy := dial(t, old.addr)
+	busy.mustDo(get("x", "/"))
+	piped := dial(t, old.addr)
+	piped.mustDo(get("x", "/"))
+
+	// busy: one slow request in flight; piped: a slow one and, in the same
+	// write, the next one, read ahead by the old proxy.
+	type answer struct {
+		got string
+		err error
+	}
+	busyDone, pipedDone := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		resp, body, err := busy.do(get("x", "/slow"))
+		if err != nil {
+			busyDone <- answer{err: err}
+			return
+		}
+		busyDone <- answer{got: fmt.Sprintf("%d %s close=%v", resp.StatusCode, body, resp.Close)}
+	}()
+	go func() {
+		if _, err := io.WriteString(piped.c, get("x", "/slow")+get("x", "/piped")); err != nil {
+			pipedDone <- answer{err: err}
+			return
+		}
+		var got []string
+		for range 2 {
+			resp, err := http.ReadResponse(piped.br, nil)
+			if err != nil {
+				pipedDone <- answer{err: err}
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got = append(got, fmt.Sprintf("%d %s close=%v", resp.StatusCode, body, resp.Close))
+		}
+		pipedDone <- answer{got: strings.Join(got, "; ")}
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	var passed atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := old.srv.HandOver(ctx, passTo(next.srv, &passed)); err != nil {
+		t.Fatalf("HandOver: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("HandOver took %v; the slow requests take 300 ms", took)
+	}
+	if n := passed.Load(); n != 3 {
+		t.Errorf("%d connections passed, want 3", n)
+	}
+
+	// The idle connection is served by the new proxy; nothing said close.
+	if resp, body := idle.mustDo(get("x", "/after")); resp.StatusCode != 200 || body != "new /after" || resp.Close {
+		t.Errorf("idle connection after the hand-over: %d %q close=%v; want 200 \"new /after\", kept open", resp.StatusCode, body, resp.Close)
+	}
+	// The busy one finished on the old proxy, kept open, then went over.
+	if a := <-busyDone; a.err != nil || a.got != "200 old /slow close=false" {
+		t.Errorf("request in flight during the hand-over: %q %v; want 200 old /slow close=false", a.got, a.err)
+	}
+	if resp, body := busy.mustDo(get("x", "/after")); body != "new /after" || resp.Close {
+		t.Errorf("busy connection after the hand-over: %q close=%v", body, resp.Close)
+	}
+	// The request read ahead went with its connection.
+	if a := <-pipedDone; a.err != nil || a.got != "200 old /slow close=false; 200 new /piped close=false" {
+		t.Errorf("pipelined requests across the hand-over: %q %v", a.got, a.err)
+	}
+	if resp, body := piped.mustDo(get("x", "/after")); body != "new /after" || resp.Close {
+		t.Errorf("pipelined connection after the hand-over: %q close=%v", body, resp.Close)
+	}
+	if _, err := net.DialTimeout("tcp", old.addr, time.Second); err == nil {
+		t.Errorf("the old proxy still accepts after HandOver")
+	}
+}
+
+func TestHandOverThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{ShutdownGrace: time.Second}, Route{Port: 1, Set: setOf(t, "s", in)})
+	cl := dial(t, f.addr)
+	cl.mustDo(get("x", "/"))
+	tried := make(chan struct{}, 1)
+	go f.srv.HandOver(context.Background(), func(net.Conn, int, []byte) error {
+		tried <- struct{}{}
+		return errors.New("the new process is gone")
+	})
+	<-tried
+	// The connection stayed: a request within the grace is answered here,
+	// and its answer closes the connection.
+	resp, body := cl.mustDo(get("x", "/"))
+	if resp.StatusCode != 200 || body != "a GET /" || !resp.Close {
+		t.Fatalf("request after a failed hand-over: %d %q close=%v, want 200 with close", resp.StatusCode, body, resp.Close)
+	}
+}
+
+func TestServeConnOfAClientAlreadyGone(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client leaves before the connection is passed: the passed copy
+	// has no peer address.
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	time.Sleep(50 * time.Millisecond)
+	file, err := sc.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Close()
+	passed, err := net.FileConn(file)
+	file.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.ServeConn(passed, 1, []byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatalf("ServeConn: %v", err)
+	}
+	// It is served (and fails on its own); the proxy goes on.
+	cl := dial(t, f.addr)
+	if resp, body := cl.mustDo(get("x", "/")); resp.StatusCode != 200 {
+		t.Fatalf("after serving a dead passed connection: %d %q", resp.StatusCode, body)
 	}
 }

@@ -53,6 +53,7 @@ type Server struct {
 
 	shutting   atomic.Bool
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
+	handOver   atomic.Pointer[HandOverFunc]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -166,15 +167,37 @@ func (s *Server) forget(c *conn) {
 // ShutdownGrace, and returns once every connection is closed or ctx is done;
 // then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.shutdown(ctx, nil)
+}
+
+// A HandOverFunc passes a client connection, between two requests, to
+// another process, with the bytes already read from it (the start of its
+// next request). nil error: the connection is the other process's now.
+type HandOverFunc func(nc net.Conn, port int, buffered []byte) error
+
+// HandOver is Shutdown that keeps the clients' connections open: each is
+// passed to fn as soon as it is between two requests (an idle one at once,
+// a busy one when its response is done, which then does not say
+// Connection: close). A connection fn fails to take stays here and ends as
+// in Shutdown.
+func (s *Server) HandOver(ctx context.Context, fn HandOverFunc) error {
+	return s.shutdown(ctx, fn)
+}
+
+func (s *Server) shutdown(ctx context.Context, fn HandOverFunc) error {
 	s.mu.Lock()
 	if !s.shutting.Load() {
+		if fn != nil {
+			// Before the flag: a connection that sees shutting sees fn.
+			s.handOver.Store(&fn)
+		}
 		s.shutdownAt.Store(time.Now().UnixNano())
 		s.shutting.Store(true)
 	}
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	graceEnd := time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
+	graceEnd := s.graceDeadline(false)
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
 			// Not through c's deadline cache: its goroutine owns that,
@@ -197,6 +220,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// ServeConn serves a connection accepted elsewhere (passed by another
+// process's HandOver) as if accepted on port; buffered are bytes already
+// read from it. The caller closes nc if ServeConn fails.
+func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
+	if s.shutting.Load() {
+		return ErrServerClosed
+	}
+	c := s.newConn(nc, port)
+	if c == nil {
+		return ErrServerClosed
+	}
+	if len(buffered) > 0 {
+		c.pre = &prefixed{pre: buffered, r: nc}
+	}
+	go c.serve()
+	return nil
+}
+
 // Close closes every listener and connection at once.
 func (s *Server) Close() {
 	s.mu.Lock()
@@ -216,7 +257,12 @@ func (s *Server) Close() {
 // ShuttingDown reports whether Shutdown or Close was called.
 func (s *Server) ShuttingDown() bool { return s.shutting.Load() }
 
-// graceDeadline is when an idle connection is closed during shutdown.
-func (s *Server) graceDeadline() time.Time {
-	return time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
+// graceDeadline is when an idle connection is closed during shutdown, or
+// (passing) stops waiting to be handed over: at once.
+func (s *Server) graceDeadline(keepHere bool) time.Time {
+	at := time.Unix(0, s.shutdownAt.Load())
+	if s.handOver.Load() != nil && !keepHere {
+		return at
+	}
+	return at.Add(s.opts.ShutdownGrace)
 }

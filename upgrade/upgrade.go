@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"smoothserve/internal/priority"
+
 	"github.com/cloudflare/tableflip"
 	"github.com/coreos/go-systemd/v22/daemon"
 )
@@ -25,6 +27,10 @@ var ErrBusy = errors.New("an upgrade is already under way")
 type Upgrader struct {
 	upg     *tableflip.Upgrader
 	pidFile string
+	// nice is the priority this process was started with; lowered says
+	// it runs below it until Foreground.
+	nice    int
+	lowered bool
 
 	mu   sync.Mutex
 	busy bool
@@ -38,7 +44,52 @@ func New(pidFile string, timeout time.Duration) (*Upgrader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up upgrades: %w", err)
 	}
-	return &Upgrader{upg: upg, pidFile: pidFile}, nil
+	u := &Upgrader{upg: upg, pidFile: pidFile}
+	if upg.HasParent() {
+		u.startBelow()
+	}
+	return u, nil
+}
+
+// startNice is how far below the serving process a new process runs until
+// it is ready: its start (runtime, configuration, adopting the instances)
+// yields the CPU to the requests the old process is serving. On a machine
+// with a core to spare it changes nothing.
+const startNice = 10
+
+// startBelow lowers this process's priority by startNice, if it may raise
+// it back once ready (root, CAP_SYS_NICE or RLIMIT_NICE); otherwise it
+// starts at its given priority.
+func (u *Upgrader) startBelow() {
+	n, err := priority.Nice()
+	if err != nil || !priority.CanRaise() {
+		return
+	}
+	if priority.SetAll(n+startNice) == nil {
+		u.nice, u.lowered = n, true
+	}
+}
+
+// Foreground gives this process back the priority it was started with,
+// before it takes over from the previous one (Ready).
+func (u *Upgrader) Foreground() error {
+	if !u.lowered {
+		return nil
+	}
+	u.lowered = false
+	if err := priority.SetAll(u.nice); err != nil {
+		return fmt.Errorf("restoring the priority (nice %d) after starting below it: %w", u.nice, err)
+	}
+	return nil
+}
+
+// Background lowers this process's priority for the rest of its life: it
+// has handed over, and what is left (letting go, exiting) can wait for the
+// new process's requests.
+func (u *Upgrader) Background() {
+	if n, err := priority.Nice(); err == nil {
+		priority.SetAll(n + startNice)
+	}
 }
 
 // HasParent reports whether this process was started by an upgrade.
@@ -62,6 +113,27 @@ func (u *Upgrader) ListenUnix(path string, listen func(path string) (net.Listene
 	})
 }
 
+// PassFile gives the processes that upgrades start from now on a copy of f
+// under name (until another file replaces it). f stays the caller's to
+// close.
+func (u *Upgrader) PassFile(name string, f *os.File) error {
+	if err := u.upg.Fds.AddFile(name, f); err != nil {
+		return fmt.Errorf("passing %s to the new process: %w", name, err)
+	}
+	return nil
+}
+
+// InheritedFile returns the file the previous process passed under name,
+// or nil if it passed none. Call it before Ready: files not taken by then
+// are closed.
+func (u *Upgrader) InheritedFile(name string) (*os.File, error) {
+	f, err := u.upg.Fds.File(name)
+	if err != nil {
+		return nil, fmt.Errorf("the file %s from the previous process: %w", name, err)
+	}
+	return f, nil
+}
+
 // Ready says this process serves: the pid file names it, the previous
 // process (if any) is told to drain and exit, and systemd (if it started
 // us) learns the new main pid.
@@ -69,6 +141,9 @@ func (u *Upgrader) Ready() error {
 	// systemd must know the new main pid before the old process exits
 	// (it exits once told we are ready): otherwise the old one's exit is
 	// the service's, and its processes are killed.
+	if err := u.Foreground(); err != nil {
+		return err
+	}
 	notify(fmt.Sprintf("MAINPID=%d", os.Getpid()))
 	if err := u.upg.Ready(); err != nil {
 		return err

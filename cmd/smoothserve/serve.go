@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"smoothserve/config"
+	"smoothserve/connpass"
 	"smoothserve/control"
 	"smoothserve/handoff"
 	"smoothserve/proxy"
@@ -39,7 +41,14 @@ type daemon struct {
 	ctlLn     net.Listener
 	listeners map[int]net.Listener
 	ready     chan struct{} // closed once this process is the ready daemon
+	// pass sends the clients' connections to the process that replaces
+	// this one; set while an upgrade is under way and after it succeeded.
+	pass atomic.Pointer[connpass.Sender]
 }
+
+// passFile is the name under which a smoothserve gives the one that
+// replaces it the receiving end of its connpass pair.
+const passFile = "smoothserve-connections"
 
 // serve runs the daemon until a signal (or smoothtool) stops it, or an
 // upgrade replaces it.
@@ -84,7 +93,30 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		prior = nil
 	}
 	d.sup.Handoff(stateFile, prior)
+	if f, err := upg.InheritedFile(passFile); err != nil {
+		log.Error("the previous smoothserve's client connections cannot be taken over; it closes them", "err", err)
+	} else if f != nil {
+		go d.takeConnections(f)
+	}
 	return d.run()
+}
+
+// takeConnections serves the clients' keep-alive connections the previous
+// smoothserve passes as it hands over.
+func (d *daemon) takeConnections(f *os.File) {
+	var served, dropped int
+	err := connpass.Receive(f, func(it connpass.Item) {
+		if err := d.px.ServeConn(it.Conn, it.Port, it.Buffered); err != nil {
+			it.Conn.Close()
+			dropped++
+			return
+		}
+		served++
+	})
+	d.log.Info("took over the previous smoothserve's client connections", "connections", served, "dropped", dropped)
+	if err != nil {
+		d.log.Warn("taking over client connections", "err", err)
+	}
 }
 
 func (d *daemon) run() error {
@@ -97,8 +129,15 @@ func (d *daemon) run() error {
 	ctl := serveControl(d.ctlLn, &daemonControl{sup: d.sup, cfg: cfg, startedAt: time.Now(), stops: stops, upgrade: d.upgrade}, log)
 
 	serveErr := make(chan error, len(d.listeners))
-	for port, ln := range d.listeners {
-		go func() { serveErr <- d.px.Serve(ln, port) }()
+	startServing := func() {
+		for port, ln := range d.listeners {
+			go func() { serveErr <- d.px.Serve(ln, port) }()
+		}
+	}
+	// A process started by an upgrade accepts once it is ready: until
+	// then the previous one accepts on the same sockets.
+	if !d.upg.HasParent() {
+		startServing()
 	}
 	supCtx, stopSup := context.WithCancel(context.Background())
 	defer stopSup()
@@ -115,7 +154,7 @@ func (d *daemon) run() error {
 	}
 	afterCtx, stopAfter := context.WithCancel(context.Background())
 	defer stopAfter()
-	go d.becomeReady(afterCtx)
+	go d.becomeReady(afterCtx, startServing)
 	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()),
 		"upgraded", d.upg.HasParent())
 
@@ -209,8 +248,9 @@ wait:
 // becomeReady tells the previous smoothserve (if any), systemd and the pid
 // file that this one serves, once its instances are ready; then, with the
 // previous one gone, it stops the instances no longer configured and rolls
-// the services whose settings changed.
-func (d *daemon) becomeReady(ctx context.Context) {
+// the services whose settings changed. A process started by an upgrade
+// begins accepting (startServing) then, at its full priority.
+func (d *daemon) becomeReady(ctx context.Context, startServing func()) {
 	log := d.log
 	wait := d.cfg.UpgradeTimeout - time.Second
 	if !d.upg.HasParent() {
@@ -224,6 +264,13 @@ func (d *daemon) becomeReady(ctx context.Context) {
 	}
 	if err != nil {
 		log.Warn("not every instance is ready; serving with those that are", "err", err)
+	}
+	if d.upg.HasParent() {
+		if err := d.upg.Foreground(); err != nil {
+			log.Error("not taking over", "err", err)
+			return
+		}
+		startServing()
 	}
 	if err := d.upg.Ready(); err != nil {
 		log.Error("telling the previous smoothserve that this one is ready", "err", err)
@@ -268,12 +315,33 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
 	}
 	d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
-	return d.upg.Upgrade(d.sup.Freeze, d.sup.Thaw)
+	// The clients' connections go over to the new process at the hand-over;
+	// without the pair, they are closed as in a stop.
+	pass, f, err := connpass.NewPair()
+	if err == nil {
+		err = d.upg.PassFile(passFile, f)
+		f.Close()
+		if err != nil {
+			pass.Close()
+		}
+	}
+	if err != nil {
+		d.log.Warn("client connections will be closed at the hand-over, not passed", "err", err)
+		pass = nil
+	}
+	// Stored before: the hand-over may begin before Upgrade returns.
+	d.pass.Store(pass)
+	pid, err := d.upg.Upgrade(d.sup.Freeze, d.sup.Thaw)
+	if err != nil && pass != nil {
+		d.pass.Store(nil)
+		pass.Close()
+	}
+	return pid, err
 }
 
 // handOver ends this process after an upgrade succeeded: the new one has
-// the listeners and the instances. Requests in progress finish, idle
-// connections are closed after a short grace, and the instances are left
+// the listeners and the instances. Requests in progress finish, the clients'
+// connections go over to the new process, and the instances are left
 // running.
 func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.CancelFunc, deployDone <-chan struct{},
 	stopSup context.CancelFunc, supDone <-chan error) error {
@@ -282,14 +350,17 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 	stopDeploy()
 	<-deployDone
 	// The proxy drains first, still routing to every instance: requests
-	// that come on its open connections are answered (with Connection:
-	// close). Only then does the supervisor let go of the instances; it
-	// is frozen meanwhile, so it starts and stops nothing.
+	// in progress are answered, then their connections passed. Only then
+	// does the supervisor let go of the instances; it is frozen meanwhile,
+	// so it starts and stops nothing.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.UpgradeDrainTimeout)
 	defer cancel()
-	if err := d.px.Shutdown(ctx); err != nil {
+	if err := d.drain(ctx); err != nil {
 		d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
 	}
+	// No request left here: letting go and exiting can wait for the new
+	// process's.
+	d.upg.Background()
 	d.sup.Detach()
 	stopSup()
 	<-supDone
@@ -297,6 +368,26 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 	ctl.close()
 	d.log.Info("handed over; exiting")
 	return nil
+}
+
+// drain ends the proxy of a process being replaced: each client connection
+// goes over to the new process when it is between two requests. Without a
+// connpass pair (or for a connection it fails to pass) the connection is
+// closed as in a stop. The idle connections to the instances are closed:
+// the new process has dialed its own by then.
+func (d *daemon) drain(ctx context.Context) error {
+	pass := d.pass.Load()
+	if pass == nil {
+		return d.px.Shutdown(ctx)
+	}
+	defer pass.Close()
+	return d.px.HandOver(ctx, func(nc net.Conn, port int, buffered []byte) error {
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			return fmt.Errorf("a %T cannot be passed", nc)
+		}
+		return pass.Send(port, buffered, sc)
+	})
 }
 
 // listen opens (or inherits) every proxy port.

@@ -24,7 +24,11 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/control"
+	"smoothserve/internal/priority"
 )
+
+// toolNice is how far below its own priority smoothtool waits.
+const toolNice = 10
 
 // quickTimeout bounds a request that the daemon answers at once.
 const quickTimeout = 10 * time.Second
@@ -69,6 +73,14 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return fmt.Errorf("configuration is invalid:\n%v", err)
 	}
 	t := &tool{cmd: cmd, main: mainCfg, client: control.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
+	if cmd.verb != "start" {
+		// The other commands only wait for the daemon: they yield the CPU
+		// to the requests it serves. (start may run the daemon, which
+		// would inherit the priority.)
+		if n, err := priority.Nice(); err == nil {
+			priority.SetAll(n + toolNice)
+		}
+	}
 	switch cmd.verb {
 	case "start":
 		return t.start(ctx)

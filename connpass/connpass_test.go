@@ -1,0 +1,179 @@
+package connpass
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair is a real TCP connection on 127.0.0.1: the client's end and the
+// server's (accepted) end.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+func receiveAll(t *testing.T, s *Sender, recv func(fn func(Item)) error) (<-chan Item, <-chan error) {
+	t.Helper()
+	items := make(chan Item, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- recv(func(it Item) { items <- it })
+		close(items)
+	}()
+	return items, done
+}
+
+func TestPassedConnectionGoesOnWithItsBufferedBytes(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
+
+	client, server := tcpPair(t)
+	// The sender has read the start of a request; the rest is still in the
+	// socket.
+	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 16)
+	if _, err := io.ReadFull(server, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(8080, head, server); err != nil {
+		t.Fatal(err)
+	}
+	server.Close() // the sender's descriptor only: the connection stays open
+	if _, err := client.Write([]byte("Host: a\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	var it Item
+	select {
+	case it = <-items:
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received within 5s")
+	}
+	defer it.Conn.Close()
+	if it.Port != 8080 || string(it.Buffered) != "GET / HTTP/1.1\r\n" {
+		t.Fatalf("got port %d, buffered %q", it.Port, it.Buffered)
+	}
+	if _, ok := it.Conn.(*net.TCPConn); !ok {
+		t.Fatalf("received a %T, want *net.TCPConn", it.Conn)
+	}
+	it.Conn.SetDeadline(time.Now().Add(5 * time.Second))
+	rest, err := bufio.NewReader(it.Conn).ReadString('\n')
+	if err != nil || rest != "Host: a\r\n" {
+		t.Fatalf("the receiver read %q, %v; want the rest of the request", rest, err)
+	}
+	if _, err := it.Conn.Write([]byte("HTTP/1.1 200 OK\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := bufio.NewReader(client).ReadString('\n')
+	if err != nil || got != "HTTP/1.1 200 OK\r\n" {
+		t.Fatalf("the client read %q, %v; want the receiver's answer", got, err)
+	}
+
+	s.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Receive did not return after the sender closed")
+	}
+}
+
+func TestMalformedMessageIsSkippedAndReported(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
+	// A message without a descriptor, then one for port 0, then a good one.
+	if _, _, err := s.uc.WriteMsgUnix([]byte("\x1f\x90GET"), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, server := tcpPair(t)
+	raw, _ := server.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		_, _, err = s.uc.WriteMsgUnix([]byte("\x00\x00"), syscall.UnixRights(int(fd)), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, server2 := tcpPair(t)
+	if err := s.Send(9, nil, server2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var got []Item
+	for it := range items {
+		got = append(got, it)
+		it.Conn.Close()
+	}
+	if len(got) != 1 || got[0].Port != 9 {
+		t.Fatalf("received %+v, want only the well-formed connection", got)
+	}
+	err = <-done
+	if err == nil || !strings.Contains(err.Error(), "0 descriptors") || !strings.Contains(err.Error(), "port 0") {
+		t.Fatalf("Receive's error = %v; want both bad messages named", err)
+	}
+}
+
+func TestSendFailsWhenTheReceiverIsGoneAndTheConnectionStaysUsable(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // the receiving process died
+	defer s.Close()
+	client, server := tcpPair(t)
+	if err := s.Send(8080, nil, server); err == nil {
+		t.Fatal("Send succeeded with nobody to receive")
+	}
+	if _, err := server.Write([]byte("still mine\n")); err != nil {
+		t.Fatal(err)
+	}
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := bufio.NewReader(client).ReadString('\n'); err != nil || got != "still mine\n" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+}
+
+func TestSendRefusesOversizedParts(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	defer s.Close()
+	_, server := tcpPair(t)
+	if err := s.Send(70000, nil, server); err == nil || !strings.Contains(err.Error(), "not a TCP port") {
+		t.Errorf("port 70000: %v", err)
+	}
+	if err := s.Send(1, make([]byte, MaxBuffered+1), server); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("too much read ahead: %v", err)
+	}
+}

@@ -1,0 +1,14 @@
+// Package connpass hands clients' open TCP connections from one smoothserve
+// process to the next at an upgrade, over a Unix socket pair made for that
+// upgrade: a keep-alive connection goes on in the new process instead of
+// being closed, so its client neither reconnects nor races a close.
+//
+// Each message (SOCK_SEQPACKET: one per send) is one connection: its
+// descriptor (SCM_RIGHTS), the proxy port it was accepted on, and the bytes
+// already read from it, which its new owner reads first.
+//
+// Invariant: a connection has one owner at a time. The sender closes its
+// descriptor only after Send succeeded, and until then nothing of the
+// connection was read or written by the receiver; when Send fails, the
+// connection is still the sender's alone, and untouched.
+package connpass
