@@ -14,8 +14,22 @@ import (
 // MaxBuffered is the most bytes read ahead that may go with a connection.
 const MaxBuffered = 64 << 10
 
-// headerLen is the message header: the port, big-endian.
-const headerLen = 2
+// Kind says what a passed connection is.
+type Kind byte
+
+const (
+	// Client is a client's connection, between two requests.
+	Client Kind = 'c'
+	// Idle is an idle connection to an instance.
+	Idle Kind = 'i'
+)
+
+// A message is the kind, then for Client the port (big-endian) and the
+// bytes read ahead, for Idle the instance's address.
+const clientHeader = 3
+
+// maxAddr bounds an instance's address (host:port).
+const maxAddr = 255
 
 // sendTimeout bounds one Send: the receiver reads as fast as it can, so a
 // full socket buffer that does not drain means it is stuck or gone.
@@ -23,8 +37,10 @@ const sendTimeout = 2 * time.Second
 
 // Item is one connection received.
 type Item struct {
-	Port     int      // the proxy port it was accepted on
-	Buffered []byte   // read by the sender and not yet used: the connection's first bytes
+	Kind     Kind
+	Port     int      // Client: the proxy port it was accepted on
+	Buffered []byte   // Client: read by the sender and not yet used, the connection's first bytes
+	Addr     string   // Idle: the address of the instance it connects to
 	Conn     net.Conn // *net.TCPConn
 }
 
@@ -51,10 +67,10 @@ func NewPair() (*Sender, *os.File, error) {
 	return &Sender{uc: nc.(*net.UnixConn)}, os.NewFile(uintptr(fds[1]), "connpass-receiver"), nil
 }
 
-// Send passes conn, accepted on port, with the bytes read ahead of its next
-// request. On success the receiver owns the connection and the caller
-// closes its own descriptor (which does not close the connection); on
-// failure the caller still owns it.
+// Send passes a client's connection conn, accepted on port, with the bytes
+// read ahead of its next request. On success the receiver owns the
+// connection and the caller closes its own descriptor (which does not close
+// the connection); on failure the caller still owns it.
 func (s *Sender) Send(port int, buffered []byte, conn syscall.Conn) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("connpass: port %d is not a TCP port", port)
@@ -62,12 +78,33 @@ func (s *Sender) Send(port int, buffered []byte, conn syscall.Conn) error {
 	if len(buffered) > MaxBuffered {
 		return fmt.Errorf("connpass: %d bytes read ahead, more than %d", len(buffered), MaxBuffered)
 	}
-	msg := make([]byte, headerLen, headerLen+len(buffered))
-	binary.BigEndian.PutUint16(msg, uint16(port))
+	msg := make([]byte, clientHeader, clientHeader+len(buffered))
+	msg[0] = byte(Client)
+	binary.BigEndian.PutUint16(msg[1:], uint16(port))
 	msg = append(msg, buffered...)
+	if err := s.send(msg, conn); err != nil {
+		return fmt.Errorf("connpass: passing a connection of port %d: %w", port, err)
+	}
+	return nil
+}
+
+// SendIdle passes an idle connection to the instance at addr, as Send does
+// a client's.
+func (s *Sender) SendIdle(addr string, conn syscall.Conn) error {
+	if addr == "" || len(addr) > maxAddr {
+		return fmt.Errorf("connpass: instance address %q: empty or longer than %d bytes", addr, maxAddr)
+	}
+	msg := append([]byte{byte(Idle)}, addr...)
+	if err := s.send(msg, conn); err != nil {
+		return fmt.Errorf("connpass: passing a connection to %s: %w", addr, err)
+	}
+	return nil
+}
+
+func (s *Sender) send(msg []byte, conn syscall.Conn) error {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("connpass: %w", err)
+		return err
 	}
 	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
 	var sendErr error
@@ -77,10 +114,7 @@ func (s *Sender) Send(port int, buffered []byte, conn syscall.Conn) error {
 	if err == nil {
 		err = sendErr
 	}
-	if err != nil {
-		return fmt.Errorf("connpass: passing a connection of port %d: %w", port, err)
-	}
-	return nil
+	return err
 }
 
 // Close ends the pair: Receive returns once it has read what was sent.
@@ -102,7 +136,7 @@ func Receive(f *os.File, fn func(Item)) error {
 		return fmt.Errorf("connpass: receiving end is a %T, not a Unix socket", nc)
 	}
 	defer uc.Close()
-	buf := make([]byte, headerLen+MaxBuffered+1)
+	buf := make([]byte, clientHeader+MaxBuffered+1)
 	oob := make([]byte, syscall.CmsgSpace(4*4))
 	var bad []error
 	for {
@@ -157,22 +191,35 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 		return fail(errors.New("connpass: message truncated"))
 	case len(fds) != 1:
 		return fail(fmt.Errorf("connpass: message with %d descriptors, want 1", len(fds)))
-	case len(msg) < headerLen:
-		return fail(fmt.Errorf("connpass: message of %d bytes is too short", len(msg)))
+	case len(msg) == 0:
+		return fail(errors.New("connpass: empty message"))
 	}
-	port, rest := int(binary.BigEndian.Uint16(msg)), msg[headerLen:]
-	if port == 0 {
-		return fail(errors.New("connpass: message for port 0"))
+	it := Item{Kind: Kind(msg[0])}
+	switch it.Kind {
+	case Client:
+		if len(msg) < clientHeader {
+			return fail(fmt.Errorf("connpass: message of %d bytes is too short", len(msg)))
+		}
+		it.Port = int(binary.BigEndian.Uint16(msg[1:]))
+		if it.Port == 0 {
+			return fail(errors.New("connpass: message for port 0"))
+		}
+		if rest := msg[clientHeader:]; len(rest) > 0 {
+			it.Buffered = append([]byte(nil), rest...)
+		}
+	case Idle:
+		if it.Addr = string(msg[1:]); it.Addr == "" {
+			return fail(errors.New("connpass: idle connection without an address"))
+		}
+	default:
+		return fail(fmt.Errorf("connpass: unknown kind %q", it.Kind))
 	}
 	f := os.NewFile(uintptr(fds[0]), "passed-connection")
 	conn, err := net.FileConn(f)
 	f.Close() // FileConn made its own descriptor
 	if err != nil {
-		return Item{}, fmt.Errorf("connpass: passed connection of port %d: %w", port, err)
+		return Item{}, fmt.Errorf("connpass: passed connection (%c): %w", it.Kind, err)
 	}
-	it := Item{Port: port, Conn: conn}
-	if len(rest) > 0 {
-		it.Buffered = append([]byte(nil), rest...)
-	}
+	it.Conn = conn
 	return it, nil
 }

@@ -74,7 +74,7 @@ func TestPassedConnectionGoesOnWithItsBufferedBytes(t *testing.T) {
 		t.Fatal("nothing received within 5s")
 	}
 	defer it.Conn.Close()
-	if it.Port != 8080 || string(it.Buffered) != "GET / HTTP/1.1\r\n" {
+	if it.Kind != Client || it.Port != 8080 || string(it.Buffered) != "GET / HTTP/1.1\r\n" {
 		t.Fatalf("got port %d, buffered %q", it.Port, it.Buffered)
 	}
 	if _, ok := it.Conn.(*net.TCPConn); !ok {
@@ -111,20 +111,29 @@ func TestMalformedMessageIsSkippedAndReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
-	// A message without a descriptor, then one for port 0, then a good one.
+	// A message without a descriptor, one for port 0, a good one, and one
+	// of an unknown kind.
 	if _, _, err := s.uc.WriteMsgUnix([]byte("\x1f\x90GET"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, server := tcpPair(t)
 	raw, _ := server.SyscallConn()
 	raw.Control(func(fd uintptr) {
-		_, _, err = s.uc.WriteMsgUnix([]byte("\x00\x00"), syscall.UnixRights(int(fd)), nil)
+		_, _, err = s.uc.WriteMsgUnix([]byte("c\x00\x00"), syscall.UnixRights(int(fd)), nil)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, server2 := tcpPair(t)
 	if err := s.Send(9, nil, server2); err != nil {
+		t.Fatal(err)
+	}
+	_, server3 := tcpPair(t)
+	raw, _ = server3.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		_, _, err = s.uc.WriteMsgUnix([]byte("x"), syscall.UnixRights(int(fd)), nil)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -137,8 +146,9 @@ func TestMalformedMessageIsSkippedAndReported(t *testing.T) {
 		t.Fatalf("received %+v, want only the well-formed connection", got)
 	}
 	err = <-done
-	if err == nil || !strings.Contains(err.Error(), "0 descriptors") || !strings.Contains(err.Error(), "port 0") {
-		t.Fatalf("Receive's error = %v; want both bad messages named", err)
+	if err == nil || !strings.Contains(err.Error(), "0 descriptors") || !strings.Contains(err.Error(), "port 0") ||
+		!strings.Contains(err.Error(), `unknown kind 'x'`) {
+		t.Fatalf("Receive's error = %v; want the three bad messages named", err)
 	}
 }
 
@@ -175,5 +185,40 @@ func TestSendRefusesOversizedParts(t *testing.T) {
 	}
 	if err := s.Send(1, make([]byte, MaxBuffered+1), server); err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Errorf("too much read ahead: %v", err)
+	}
+}
+
+func TestIdleConnectionToAnInstanceIsPassedWithItsAddress(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
+	instance, proxySide := tcpPair(t) // the proxy's end of a pooled connection
+	if err := s.SendIdle("127.0.0.1:8101", proxySide); err != nil {
+		t.Fatal(err)
+	}
+	proxySide.Close()
+	s.Close()
+	it, ok := <-items
+	if !ok {
+		t.Fatalf("nothing received: %v", <-done)
+	}
+	defer it.Conn.Close()
+	if it.Kind != Idle || it.Addr != "127.0.0.1:8101" || it.Port != 0 || it.Buffered != nil {
+		t.Fatalf("got %+v", it)
+	}
+	if _, err := it.Conn.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	instance.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := bufio.NewReader(instance).ReadString('\n'); err != nil || got != "GET / HTTP/1.1\r\n" {
+		t.Fatalf("the instance read %q, %v", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendIdle("", proxySide); err == nil {
+		t.Error("SendIdle with no address succeeded")
 	}
 }

@@ -1,11 +1,14 @@
-// Package connpass hands clients' open TCP connections from one smoothserve
-// process to the next at an upgrade, over a Unix socket pair made for that
-// upgrade: a keep-alive connection goes on in the new process instead of
-// being closed, so its client neither reconnects nor races a close.
+// Package connpass hands open TCP connections from one smoothserve process
+// to the next at an upgrade, over a Unix socket pair made for that upgrade:
+// a client's keep-alive connection goes on in the new process instead of
+// being closed, so its client neither reconnects nor races a close; an idle
+// connection to an instance goes on being pooled, so the instance sees no
+// wave of new connections.
 //
 // Each message (SOCK_SEQPACKET: one per send) is one connection: its
-// descriptor (SCM_RIGHTS), the proxy port it was accepted on, and the bytes
-// already read from it, which its new owner reads first.
+// descriptor (SCM_RIGHTS) and what it is: a client's, with the proxy port
+// it was accepted on and the bytes already read from it, which its new
+// owner reads first; or an idle one, with the instance's address.
 //
 // Invariant: a connection has one owner at a time. The sender closes its
 // descriptor only after Send succeeded, and until then nothing of the

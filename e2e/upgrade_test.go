@@ -415,8 +415,13 @@ func TestKeepAliveConnectionGoesOnAcrossUpgrades(t *testing.T) {
 		t.Errorf("request after the slow one: %s close=%v", got, closed)
 	}
 	logText, _ := os.ReadFile(filepath.Join(in.dir, "logs", "smoothserve.log"))
-	if n := strings.Count(string(logText), `msg="took over the previous smoothserve's client connections" connections=1 `); n != 4 {
-		t.Errorf("the daemon log says %d times that 1 connection was taken over; want 4", n)
+	if n := strings.Count(string(logText), `msg="took over the previous smoothserve's connections" clients=1 `); n != 4 {
+		t.Errorf("the daemon log says %d times that 1 client connection was taken over; want 4", n)
+	}
+	// Each time, the idle connections to the instances (one per instance
+	// the requests went to) went over too.
+	if n := strings.Count(string(logText), `clients=1 to_instances=0 `); n != 0 {
+		t.Errorf("the daemon log says %d times that no connection to an instance was taken over; want 0", n)
 	}
 }
 

@@ -109,6 +109,17 @@ func (b *Backend) CloseIdle() {
 	}
 }
 
+// TakeIdle empties the pool and returns what it held, for another process
+// (connpass); the caller owns the connections. Connections put back later
+// are pooled as before.
+func (b *Backend) TakeIdle() []*Conn {
+	b.mu.Lock()
+	pool := b.pool
+	b.pool = nil
+	b.mu.Unlock()
+	return pool
+}
+
 // getIdle pops the most recently used idle connection, or nil.
 func (b *Backend) getIdle() *Conn {
 	b.mu.Lock()
@@ -125,14 +136,17 @@ func (b *Backend) getIdle() *Conn {
 }
 
 // Put returns a connection whose last response was read completely.
-func (b *Backend) Put(c *Conn) {
+func (b *Backend) Put(c *Conn) { b.put(c, time.Now()) }
+
+// put pools c as idle since then.
+func (b *Backend) put(c *Conn, since time.Time) {
 	b.mu.Lock()
 	if b.shut || len(b.pool) >= maxIdlePerBackend {
 		b.mu.Unlock()
 		c.Close()
 		return
 	}
-	c.idleSince = time.Now()
+	c.idleSince = since
 	b.pool = append(b.pool, c)
 	b.mu.Unlock()
 }

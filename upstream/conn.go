@@ -55,18 +55,33 @@ func (b *Backend) Get() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
 	}
-	tc := nc.(*net.TCPConn)
-	c := &Conn{TCPConn: tc}
-	c.raw, err = tc.SyscallConn()
+	c, err := newConn(nc.(*net.TCPConn))
 	if err != nil {
-		tc.Close()
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
 	}
-	c.peekFn = c.peek
-	r := readerPool.Get().(*bufio.Reader)
-	r.Reset(tc)
-	c.R = r
 	return c, nil
+}
+
+func newConn(tc *net.TCPConn) (*Conn, error) {
+	c := &Conn{TCPConn: tc}
+	var err error
+	if c.raw, err = tc.SyscallConn(); err != nil {
+		tc.Close()
+		return nil, err
+	}
+	c.peekFn = c.peek
+	c.R = readerPool.Get().(*bufio.Reader)
+	c.R.Reset(tc)
+	return c, nil
+}
+
+// AddIdle pools a connection to b that another process (connpass) made and
+// left idle, as if this one had dialed and used it. When it went idle is
+// not known: it is checked (alive) before its first use.
+func (b *Backend) AddIdle(tc *net.TCPConn) {
+	if c, err := newConn(tc); err == nil {
+		b.put(c, time.Time{})
+	}
 }
 
 // Close closes the connection and recycles its buffer.

@@ -186,3 +186,70 @@ func TestPoolAndDeadConnections(t *testing.T) {
 		t.Fatal("a connection put back after CloseIdle was pooled")
 	}
 }
+
+func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	from := NewBackend("s", 0, ln.Addr().String())
+	c1, err := from.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := from.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server1, server2 := <-accepted, <-accepted
+	from.Put(c1)
+	from.Put(c2)
+	taken := from.TakeIdle()
+	if len(taken) != 2 {
+		t.Fatalf("TakeIdle returned %d connections, want 2", len(taken))
+	}
+	if c := from.getIdle(); c != nil {
+		t.Fatal("the pool still holds a connection after TakeIdle")
+	}
+
+	// Another backend (the new process's) takes them; the instance has
+	// closed one of them meanwhile, which is found before it is used.
+	to := NewBackend("s", 0, ln.Addr().String())
+	server1.Close()
+	time.Sleep(20 * time.Millisecond)
+	for _, c := range taken {
+		tc := c.TCPConn
+		c.TCPConn, c.R = nil, nil // the new backend owns the socket now
+		to.AddIdle(tc)
+	}
+	got, err := to.Get()
+	if err != nil || !got.Reused {
+		t.Fatalf("Get after AddIdle: reused=%v err=%v; want a passed connection", got != nil && got.Reused, err)
+	}
+	// The one handed out is the open one: server2 sees the bytes.
+	if _, err := got.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	server2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := server2.Read(b[:]); err != nil {
+		t.Fatalf("the connection reused after AddIdle is not the live one: %v", err)
+	}
+	// The closed one is checked when its turn comes, and dropped.
+	fresh, err := to.Get()
+	if err != nil || fresh.Reused {
+		t.Fatalf("Get with only the closed passed connection pooled: reused=%v err=%v; want a new connection", fresh != nil && fresh.Reused, err)
+	}
+	<-accepted
+}
