@@ -143,22 +143,8 @@ func TestWait(t *testing.T) {
 }
 
 func TestPoolAndDeadConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	b := NewBackend("s", 0, ln.Addr().String())
+	addr, accepted := acceptAll(t)
+	b := NewBackend("s", 0, addr)
 	c1, err := b.Get()
 	if err != nil || c1.Reused {
 		t.Fatalf("first Get: %v reused=%v", err, c1.Reused)
@@ -188,22 +174,8 @@ func TestPoolAndDeadConnections(t *testing.T) {
 }
 
 func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	from := NewBackend("s", 0, ln.Addr().String())
+	addr, accepted := acceptAll(t)
+	from := NewBackend("s", 0, addr)
 	c1, err := from.Get()
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +197,7 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 
 	// Another backend (the new process's) takes them; the instance has
 	// closed one of them meanwhile, which is found before it is used.
-	to := NewBackend("s", 0, ln.Addr().String())
+	to := NewBackend("s", 0, addr)
 	server1.Close()
 	time.Sleep(20 * time.Millisecond)
 	for _, c := range taken {
@@ -252,4 +224,26 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 		t.Fatalf("Get with only the closed passed connection pooled: reused=%v err=%v; want a new connection", fresh != nil && fresh.Reused, err)
 	}
 	<-accepted
+}
+
+// acceptAll listens on 127.0.0.1 and sends every connection accepted, as an
+// instance would hold it, until the test ends.
+func acceptAll(t *testing.T) (addr string, accepted <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ch <- c
+		}
+	}()
+	return ln.Addr().String(), ch
 }
