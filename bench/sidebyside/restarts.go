@@ -23,6 +23,9 @@ type restartMode struct {
 // show the cost of one against the cost of many.
 var restartModes = []restartMode{
 	{name: "steady state"},
+	// Not smoothserve's: what any continuous loop of process starts costs
+	// the others on this machine, to read the upgrade loop against.
+	{name: "/bin/true loop, back to back", loop: paced((*daemon).trueCycle, 0)},
 	{name: "restart loop, back to back", loop: paced((*daemon).restartCycle, 0)},
 	{name: "restart loop, 1 per second", loop: paced((*daemon).restartCycle, time.Second)},
 	{name: "upgrade loop, back to back", loop: paced((*daemon).upgradeCycle, 0)},
