@@ -496,4 +496,33 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 	if code, _, _ := httpGet(in.proxyAddr(), "gone.test", "/"); code != 404 {
 		t.Errorf("GET gone.test: %d, want 404", code)
 	}
+	// The new daemon started "new" while it ran below its priority: the
+	// instance, like the daemon now, runs at the priority it was given.
+	want := niceOf(t, os.Getpid())
+	if got := niceOf(t, in.daemonPid()); got != want {
+		t.Errorf("the new daemon runs at nice %d, want %d", got, want)
+	}
+	for name, pids := range after {
+		for pid := range pids {
+			if got := niceOf(t, pid); got != want {
+				t.Errorf("instance pid %d of %s runs at nice %d, want %d", pid, name, got, want)
+			}
+		}
+	}
+}
+
+// niceOf is the nice value of process pid (of its main thread).
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.Atoi(fields[16]) // field 19 of stat
+	if err != nil {
+		t.Fatalf("/proc/%d/stat: %v", pid, err)
+	}
+	return n
 }

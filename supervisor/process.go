@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"smoothserve/internal/priority"
 )
 
 // process is the OS process behind an instance. Signals go to its whole
@@ -41,7 +43,8 @@ type childProcess struct {
 // process group (Setpgid), and files, not pipes, for its output, so that Wait
 // returns as soon as the process exits.
 func startChild(cmd *exec.Cmd) (*childProcess, error) {
-	if err := cmd.Start(); err != nil {
+	// At smoothserve's own priority, even while it starts below it.
+	if err := priority.Start(cmd.Start); err != nil {
 		return nil, err
 	}
 	p := &childProcess{pid: cmd.Process.Pid, done: make(chan struct{})}

@@ -27,9 +27,7 @@ var ErrBusy = errors.New("an upgrade is already under way")
 type Upgrader struct {
 	upg     *tableflip.Upgrader
 	pidFile string
-	// nice is the priority this process was started with; lowered says
-	// it runs below it until Foreground.
-	nice    int
+	// lowered: this process runs below its priority until Foreground.
 	lowered bool
 
 	mu   sync.Mutex
@@ -59,14 +57,11 @@ const startNice = 10
 
 // startBelow lowers this process's priority by startNice, if it may raise
 // it back once ready (root, CAP_SYS_NICE or RLIMIT_NICE); otherwise it
-// starts at its given priority.
+// starts at its given priority. Instances it starts meanwhile get the given
+// one (priority.Start).
 func (u *Upgrader) startBelow() {
-	n, err := priority.Nice()
-	if err != nil || !priority.CanRaise() {
-		return
-	}
-	if priority.SetAll(n+startNice) == nil {
-		u.nice, u.lowered = n, true
+	if priority.CanRaise() && priority.Lower(startNice) == nil {
+		u.lowered = true
 	}
 }
 
@@ -77,8 +72,8 @@ func (u *Upgrader) Foreground() error {
 		return nil
 	}
 	u.lowered = false
-	if err := priority.SetAll(u.nice); err != nil {
-		return fmt.Errorf("restoring the priority (nice %d) after starting below it: %w", u.nice, err)
+	if err := priority.Restore(); err != nil {
+		return fmt.Errorf("restoring the priority after starting below it: %w", err)
 	}
 	return nil
 }
@@ -86,11 +81,7 @@ func (u *Upgrader) Foreground() error {
 // Background lowers this process's priority for the rest of its life: it
 // has handed over, and what is left (letting go, exiting) can wait for the
 // new process's requests.
-func (u *Upgrader) Background() {
-	if n, err := priority.Nice(); err == nil {
-		priority.SetAll(n + startNice)
-	}
-}
+func (u *Upgrader) Background() { priority.Lower(startNice) }
 
 // HasParent reports whether this process was started by an upgrade.
 func (u *Upgrader) HasParent() bool { return u.upg.HasParent() }

@@ -77,9 +77,7 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		// The other commands only wait for the daemon: they yield the CPU
 		// to the requests it serves. (start may run the daemon, which
 		// would inherit the priority.)
-		if n, err := priority.Nice(); err == nil {
-			priority.SetAll(n + toolNice)
-		}
+		priority.Lower(toolNice)
 	}
 	switch cmd.verb {
 	case "start":

@@ -6,8 +6,73 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 )
+
+// state is what Lower did. mu owns it, and is held while Start runs.
+var state struct {
+	mu      sync.Mutex
+	lowered bool
+	base    int // the nice value before Lower: what Start gives processes
+	now     int // the nice value the process's threads are set to
+}
+
+// Lower raises the nice value of the whole process by by (clamped to 19).
+// Processes started through Start still get the value from before.
+func Lower(by int) error {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	n, err := Nice()
+	if err != nil {
+		return err
+	}
+	if !state.lowered {
+		state.base = n
+	}
+	target := min(19, n+by)
+	if err := SetAll(target); err != nil {
+		return err
+	}
+	state.lowered, state.now = true, target
+	return nil
+}
+
+// Restore undoes Lower: every thread back to the nice value from before.
+// It needs the right to raise a priority (CanRaise).
+func Restore() error {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	if !state.lowered {
+		return nil
+	}
+	if err := SetAll(state.base); err != nil {
+		return err
+	}
+	state.lowered = false
+	return nil
+}
+
+// Start runs start, which starts a process (os/exec's Cmd.Start), so that
+// the process gets this process's priority from before Lower: a process
+// inherits the nice value of the thread that forks it, so start runs on a
+// thread set to that value for the while.
+func Start(start func() error) error {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	if !state.lowered {
+		return start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, state.base); err != nil {
+		return fmt.Errorf("priority: starting a process at nice %d: %w", state.base, err)
+	}
+	err := start()
+	// Lowering a thread's priority needs no right.
+	syscall.Setpriority(syscall.PRIO_PROCESS, 0, state.now)
+	return err
+}
 
 // Nice is the nice value of the calling thread.
 func Nice() (int, error) {
@@ -21,7 +86,7 @@ func Nice() (int, error) {
 
 // SetAll sets every thread of this process to nice value n (clamped to
 // -20..19). Raising a priority (a lower n) needs CAP_SYS_NICE or
-// RLIMIT_NICE.
+// RLIMIT_NICE. Use Lower and Restore where processes are started.
 func SetAll(n int) error {
 	n = max(-20, min(19, n))
 	// Threads may start while the list is read: go over it until a pass

@@ -2,7 +2,9 @@ package priority
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -75,6 +77,69 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 	for tid, n := range threadNices(t) {
 		if n != start {
 			t.Errorf("thread %d at nice %d after SetAll(%d)", tid, n, start)
+		}
+	}
+}
+
+// niceOf is the nice value of process pid's main thread.
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.Atoi(fields[16]) // field 19 of stat: nice
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestProcessesStartedWhileLoweredGetThePriorityFromBefore(t *testing.T) {
+	if !CanRaise() {
+		t.Skip("this process may not raise its priority back (no CAP_SYS_NICE)")
+	}
+	before, err := Nice()
+	if err != nil || before > 9 {
+		t.Skipf("nice %d, %v", before, err)
+	}
+	if err := Lower(10); err != nil {
+		t.Fatal(err)
+	}
+	defer Restore()
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "5")
+		if err := Start(cmd.Start); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	cmd := start()
+	if got := niceOf(t, cmd.Process.Pid); got != before {
+		t.Errorf("a process started while lowered runs at nice %d, want %d (from before Lower)", got, before)
+	}
+	if got := niceOf(t, os.Getpid()); got != before+10 {
+		t.Errorf("this process is at nice %d while lowered, want %d", got, before+10)
+	}
+	// A plain start inherits the lowered value: Start is what makes the
+	// difference.
+	plain := exec.Command("sleep", "5")
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { plain.Process.Kill(); plain.Wait() }()
+	if got := niceOf(t, plain.Process.Pid); got != before+10 {
+		t.Errorf("a process started without Start runs at nice %d, want the lowered %d", got, before+10)
+	}
+	if err := Restore(); err != nil {
+		t.Fatal(err)
+	}
+	for tid, n := range threadNices(t) {
+		if n != before {
+			t.Errorf("thread %d at nice %d after Restore, want %d", tid, n, before)
 		}
 	}
 }
