@@ -191,6 +191,9 @@ TimeoutStopSec=$timeout_stop
 Restart=on-failure
 RestartSec=1
 LimitNOFILE=65536
+# A daemon started by an upgrade runs its start at nice +10, then raises its
+# priority back: a User= without CAP_SYS_NICE may do so up to this.
+LimitNICE=+0
 EOF
 	[ -z "$user" ] || echo "User=$user"
 	cat <<EOF
