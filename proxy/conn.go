@@ -30,6 +30,7 @@ type conn struct {
 
 	pre      *prefixed // bytes read by the process that passed this connection, read first
 	keepHere bool      // shutting down, and handing this connection over failed: it closes here
+	keepBy   time.Time // keepHere: when it closes if no request came (a grace from the failure)
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -186,10 +187,20 @@ func (c *conn) waitForRequest() error {
 	c.idleReadDeadline(time.Now())
 	c.state.Store(stateIdle)
 	if c.srv.shutting.Load() {
-		c.setReadDeadline(c.srv.graceDeadline(c.keepHere))
+		if c.keepHere {
+			c.setReadDeadline(c.keepBy)
+		} else {
+			c.setReadDeadline(c.srv.graceDeadline())
+		}
 	}
 	_, err := c.br.Peek(1)
 	c.state.Store(stateActive)
+	if err == nil && c.srv.shutting.Load() {
+		// Shutdown may have set a grace deadline (past, when handing
+		// over) straight on the socket as the request came: the next
+		// read (of a body) must set its own.
+		c.readBy, c.readIdle = time.Time{}, false
+	}
 	return err
 }
 
@@ -218,8 +229,15 @@ func (c *conn) handOver() bool {
 	}
 	fn := *c.srv.handOver.Load()
 	buffered, _ := c.br.Peek(c.br.Buffered())
+	if c.pre != nil && len(c.pre.pre) > 0 {
+		// Passed here with more than the reader took in so far.
+		buffered = append(buffered[:len(buffered):len(buffered)], c.pre.pre...)
+	}
 	if err := fn(c.nc, c.port, buffered); err != nil {
 		c.keepHere = true
+		// The response before said keep-alive: the client may be sending
+		// its next request now. It has the grace from now to come.
+		c.keepBy = time.Now().Add(c.srv.opts.ShutdownGrace)
 		c.srv.opts.Logger.Warn("proxy: handing a client connection over failed; it closes here", "port", c.port, "err", err)
 		return false
 	}

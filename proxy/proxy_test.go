@@ -650,15 +650,19 @@ func TestHandOverPassesConnectionsBetweenRequests(t *testing.T) {
 
 func TestHandOverThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
 	in := startInstance(t, "a", nil)
-	f := startProxy(t, Options{ShutdownGrace: time.Second}, Route{Port: 1, Set: setOf(t, "s", in)})
+	f := startProxy(t, Options{ShutdownGrace: 300 * time.Millisecond}, Route{Port: 1, Set: setOf(t, "s", in)})
 	cl := dial(t, f.addr)
 	cl.mustDo(get("x", "/"))
 	tried := make(chan struct{}, 1)
 	go f.srv.HandOver(context.Background(), func(net.Conn, int, []byte) error {
+		// Failing takes longer than the grace (a stuck receiver times
+		// out): the grace counts from the failure, not from the start.
+		time.Sleep(500 * time.Millisecond)
 		tried <- struct{}{}
 		return errors.New("the new process is gone")
 	})
 	<-tried
+	time.Sleep(50 * time.Millisecond)
 	// The connection stayed: a request within the grace is answered here,
 	// and its answer closes the connection.
 	resp, body := cl.mustDo(get("x", "/"))

@@ -197,7 +197,7 @@ func (s *Server) shutdown(ctx context.Context, fn HandOverFunc) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	graceEnd := s.graceDeadline(false)
+	graceEnd := s.graceDeadline()
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
 			// Not through c's deadline cache: its goroutine owns that,
@@ -258,10 +258,10 @@ func (s *Server) Close() {
 func (s *Server) ShuttingDown() bool { return s.shutting.Load() }
 
 // graceDeadline is when an idle connection is closed during shutdown, or
-// (passing) stops waiting to be handed over: at once.
-func (s *Server) graceDeadline(keepHere bool) time.Time {
+// (handing over) stops waiting to be passed: at once.
+func (s *Server) graceDeadline() time.Time {
 	at := time.Unix(0, s.shutdownAt.Load())
-	if s.handOver.Load() != nil && !keepHere {
+	if s.handOver.Load() != nil {
 		return at
 	}
 	return at.Add(s.opts.ShutdownGrace)

@@ -20,6 +20,10 @@ import (
 // ErrBusy is returned by Upgrade while another upgrade is under way.
 var ErrBusy = errors.New("an upgrade is already under way")
 
+// ErrTookOver is wrapped by an error of Upgrade that comes after the new
+// process took over: this one is to drain and exit all the same.
+var ErrTookOver = errors.New("the new smoothserve took over")
+
 // Upgrader is this process's side of upgrades: the listeners it inherited
 // or opened, its readiness, and the upgrades it starts.
 //
@@ -190,7 +194,7 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 	}
 	pid, err := readPid(u.pidFile)
 	if err != nil {
-		return 0, fmt.Errorf("the new smoothserve is ready, but %w", err)
+		return 0, fmt.Errorf("%w, but %w", ErrTookOver, err)
 	}
 	return pid, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type daemon struct {
 	ctlLn     net.Listener
 	listeners map[int]net.Listener
 	ready     chan struct{} // closed once this process is the ready daemon
+	// upgrading is held by the one upgrade under way: the socket pair it
+	// makes goes with the process it starts.
+	upgrading sync.Mutex
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
@@ -217,7 +221,9 @@ wait:
 		}
 	}
 
-	// Stopping for good: no upgrade from now on.
+	// Stopping for good: no upgrade from now on. A process stopped before
+	// it took over stops at its own priority, not the one it started at.
+	d.upg.Foreground()
 	d.upg.Stopping()
 	d.upg.Stop()
 	stopAfter()
@@ -332,6 +338,15 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 	default:
 		return 0, errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
 	}
+	if !d.upgrading.TryLock() {
+		return 0, upgrade.ErrBusy
+	}
+	defer d.upgrading.Unlock()
+	select {
+	case <-d.upg.Exit():
+		return 0, errors.New("this smoothserve has been replaced already and is exiting; ask the new one")
+	default:
+	}
 	// A process that has just replaced its parent can be replaced only
 	// once that parent is gone.
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+5*time.Second)
@@ -358,8 +373,8 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 	// Stored before: the hand-over may begin before Upgrade returns.
 	d.pass.Store(pass)
 	pid, err := d.upg.Upgrade(d.sup.Freeze, d.sup.Thaw)
-	if err != nil && pass != nil {
-		d.pass.Store(nil)
+	if err != nil && pass != nil && !errors.Is(err, upgrade.ErrTookOver) {
+		d.pass.CompareAndSwap(pass, nil)
 		pass.Close()
 	}
 	return pid, err
@@ -426,6 +441,11 @@ func (d *daemon) passIdle(pass *connpass.Sender) {
 	for _, set := range d.sets {
 		for _, b := range set.Backends() {
 			for _, c := range b.TakeIdle() {
+				if c.R.Buffered() > 0 {
+					// Bytes the instance sent unasked: not a connection to reuse.
+					c.Close()
+					continue
+				}
 				if !failed {
 					if err := pass.SendIdle(b.Addr, c.TCPConn); err != nil {
 						d.log.Warn("passing idle connections to the instances failed; closing them", "err", err)

@@ -100,7 +100,7 @@ func SetAll(n int) error {
 			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("priority: threads still starting at another nice value than %d after 5 passes", n)
 }
 
 func setAllOnce(n int) (changed bool, err error) {
