@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/internal/priority"
 )
 
 // installed is an env laid out as the seed's bin folder: smoothserve and
@@ -514,15 +516,9 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 // niceOf is the nice value of process pid (of its main thread).
 func niceOf(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	n, err := priority.NiceOf(pid)
 	if err != nil {
 		t.Fatal(err)
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n, err := strconv.Atoi(fields[16]) // field 19 of stat
-	if err != nil {
-		t.Fatalf("/proc/%d/stat: %v", pid, err)
 	}
 	return n
 }

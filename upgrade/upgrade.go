@@ -31,8 +31,6 @@ var ErrTookOver = errors.New("the new smoothserve took over")
 type Upgrader struct {
 	upg     *tableflip.Upgrader
 	pidFile string
-	// lowered: this process runs below its priority until Foreground.
-	lowered bool
 
 	mu   sync.Mutex
 	busy bool
@@ -48,7 +46,7 @@ func New(pidFile string, timeout time.Duration) (*Upgrader, error) {
 	}
 	u := &Upgrader{upg: upg, pidFile: pidFile}
 	if upg.HasParent() {
-		u.startBelow()
+		startBelow()
 	}
 	return u, nil
 }
@@ -63,19 +61,15 @@ const startNice = 10
 // it back once ready (root, CAP_SYS_NICE or RLIMIT_NICE); otherwise it
 // starts at its given priority. Instances it starts meanwhile get the given
 // one (priority.Start).
-func (u *Upgrader) startBelow() {
-	if priority.CanRaise() && priority.Lower(startNice) == nil {
-		u.lowered = true
+func startBelow() {
+	if priority.CanRaise() {
+		priority.Lower(startNice)
 	}
 }
 
 // Foreground gives this process back the priority it was started with,
 // before it takes over from the previous one (Ready).
 func (u *Upgrader) Foreground() error {
-	if !u.lowered {
-		return nil
-	}
-	u.lowered = false
 	if err := priority.Restore(); err != nil {
 		return fmt.Errorf("restoring the priority after starting below it: %w", err)
 	}

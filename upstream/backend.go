@@ -100,11 +100,9 @@ func (b *Backend) Down() {
 // from now on, so the instance sees no connection it might race to close.
 func (b *Backend) CloseIdle() {
 	b.mu.Lock()
-	pool := b.pool
-	b.pool = nil
 	b.shut = true
 	b.mu.Unlock()
-	for _, c := range pool {
+	for _, c := range b.TakeIdle() {
 		c.Close()
 	}
 }

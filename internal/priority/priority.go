@@ -23,7 +23,7 @@ var state struct {
 func Lower(by int) error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	n, err := Nice()
+	n, err := NiceOf(0)
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func Lower(by int) error {
 		state.base = n
 	}
 	target := min(19, n+by)
-	if err := SetAll(target); err != nil {
+	if err := setAll(target); err != nil {
 		return err
 	}
 	state.lowered, state.now = true, target
@@ -46,7 +46,7 @@ func Restore() error {
 	if !state.lowered {
 		return nil
 	}
-	if err := SetAll(state.base); err != nil {
+	if err := setAll(state.base); err != nil {
 		return err
 	}
 	state.lowered = false
@@ -74,20 +74,21 @@ func Start(start func() error) error {
 	return err
 }
 
-// Nice is the nice value of the calling thread.
-func Nice() (int, error) {
+// NiceOf is the nice value of thread tid (a process's main thread has its
+// pid); 0 is the calling thread.
+func NiceOf(tid int) (int, error) {
 	// The raw system call returns 20 - nice, so that it is never negative.
-	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
 	if err != nil {
-		return 0, fmt.Errorf("priority: getpriority: %w", err)
+		return 0, fmt.Errorf("priority: nice value of thread %d: %w", tid, err)
 	}
 	return 20 - raw, nil
 }
 
-// SetAll sets every thread of this process to nice value n (clamped to
+// setAll sets every thread of this process to nice value n (clamped to
 // -20..19). Raising a priority (a lower n) needs CAP_SYS_NICE or
-// RLIMIT_NICE. Use Lower and Restore where processes are started.
-func SetAll(n int) error {
+// RLIMIT_NICE.
+func setAll(n int) error {
 	n = max(-20, min(19, n))
 	// Threads may start while the list is read: go over it until a pass
 	// finds every thread set.
@@ -113,8 +114,7 @@ func setAllOnce(n int) (changed bool, err error) {
 		if err != nil {
 			continue
 		}
-		raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
-		if err != nil || 20-raw == n {
+		if now, err := NiceOf(tid); err != nil || now == n {
 			continue // gone, or set already
 		}
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil {
@@ -136,7 +136,7 @@ func CanRaise() bool {
 		// Never unlocked: the thread ends with this goroutine, and its
 		// priority with it.
 		runtime.LockOSThread()
-		n, err := Nice()
+		n, err := NiceOf(0)
 		if err != nil || n >= 19 {
 			ok <- false
 			return

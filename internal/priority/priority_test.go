@@ -4,9 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -21,15 +19,15 @@ func threadNices(t *testing.T) map[int]int {
 	m := map[int]int{}
 	for _, e := range ents {
 		tid, _ := strconv.Atoi(e.Name())
-		if raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid); err == nil {
-			m[tid] = 20 - raw
+		if n, err := NiceOf(tid); err == nil {
+			m[tid] = n
 		}
 	}
 	return m
 }
 
 func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
-	start, err := Nice()
+	start, err := NiceOf(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +54,7 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	time.Sleep(20 * time.Millisecond)
 
-	if err := SetAll(start + 10); err != nil {
+	if err := setAll(start + 10); err != nil {
 		t.Fatal(err)
 	}
 	nices := threadNices(t)
@@ -65,18 +63,18 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 	}
 	for tid, n := range nices {
 		if n != start+10 {
-			t.Errorf("thread %d at nice %d after SetAll(%d)", tid, n, start+10)
+			t.Errorf("thread %d at nice %d after setAll(%d)", tid, n, start+10)
 		}
 	}
 	if !CanRaise() {
 		t.Skip("this process may not raise its priority (no CAP_SYS_NICE): not restoring")
 	}
-	if err := SetAll(start); err != nil {
+	if err := setAll(start); err != nil {
 		t.Fatalf("back to nice %d: %v", start, err)
 	}
 	for tid, n := range threadNices(t) {
 		if n != start {
-			t.Errorf("thread %d at nice %d after SetAll(%d)", tid, n, start)
+			t.Errorf("thread %d at nice %d after setAll(%d)", tid, n, start)
 		}
 	}
 }
@@ -84,13 +82,7 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 // niceOf is the nice value of process pid's main thread.
 func niceOf(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n, err := strconv.Atoi(fields[16]) // field 19 of stat: nice
+	n, err := NiceOf(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +93,7 @@ func TestProcessesStartedWhileLoweredGetThePriorityFromBefore(t *testing.T) {
 	if !CanRaise() {
 		t.Skip("this process may not raise its priority back (no CAP_SYS_NICE)")
 	}
-	before, err := Nice()
+	before, err := NiceOf(0)
 	if err != nil || before > 9 {
 		t.Skipf("nice %d, %v", before, err)
 	}
