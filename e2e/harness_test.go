@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		}
 		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds them
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", pkg, err)

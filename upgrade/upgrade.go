@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,13 +28,14 @@ var ErrTookOver = errors.New("the new smoothserve took over")
 // Upgrader is this process's side of upgrades: the listeners it inherited
 // or opened, its readiness, and the upgrades it starts.
 //
-// Ownership: busy is guarded by mu; the rest is tableflip's.
+// Ownership: busy and gcPercent are guarded by mu; the rest is tableflip's.
 type Upgrader struct {
 	upg     *tableflip.Upgrader
 	pidFile string
 
-	mu   sync.Mutex
-	busy bool
+	mu        sync.Mutex
+	busy      bool
+	gcPercent int // to restore at Settled; -2: nothing to restore
 }
 
 // New sets up upgrades for this process. pidFile is written when the
@@ -44,11 +46,38 @@ func New(pidFile string, timeout time.Duration) (*Upgrader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up upgrades: %w", err)
 	}
-	u := &Upgrader{upg: upg, pidFile: pidFile}
+	u := &Upgrader{upg: upg, pidFile: pidFile, gcPercent: -2}
 	if upg.HasParent() {
 		startBelow()
+		u.gcPercent = debug.SetGCPercent(takeOverGCPercent)
 	}
 	return u, nil
+}
+
+// takeOverGCPercent is the GOGC of a new process until a while after the
+// previous one has exited (Settled). A fresh Go heap's first goal is 4 MB ×
+// GOGC/100, which the buffers of the connections a new smoothserve takes
+// over nearly fill: at the default 100 it collected for the first time as
+// it took over, with every client of those connections waiting for it, and
+// again in every process of a run of upgrades. The heap of a serving
+// smoothserve is a few MB: a 16 MB goal for a few seconds costs nothing.
+const takeOverGCPercent = 400
+
+// settleTime is how long after the previous process's exit the garbage
+// collector goes back to its setting.
+const settleTime = 5 * time.Second
+
+// Settled is called once the previous process has exited: settleTime
+// later, the garbage collector goes back to its setting (GOGC).
+func (u *Upgrader) Settled() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.gcPercent == -2 {
+		return
+	}
+	percent := u.gcPercent
+	u.gcPercent = -2
+	time.AfterFunc(settleTime, func() { debug.SetGCPercent(percent) })
 }
 
 // startNice is how far below the serving process a new process runs until

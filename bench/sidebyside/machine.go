@@ -27,6 +27,7 @@ func build(root, dir string) (binaries, error) {
 	} {
 		cmd := exec.Command("go", "build", "-o", t.out, t.pkg)
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds them
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("go build %s: %w\n%s", t.pkg, err, out)
 		}

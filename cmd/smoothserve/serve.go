@@ -105,50 +105,6 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	return d.run()
 }
 
-// takeConnections takes the connections the previous smoothserve passes as
-// it hands over: it serves the clients' and pools the idle ones to the
-// instances.
-func (d *daemon) takeConnections(f *os.File) {
-	var clients, idle, dropped int
-	err := connpass.Receive(f, func(it connpass.Item) {
-		switch it.Kind {
-		case connpass.Client:
-			if err := d.px.ServeConn(it.Conn, it.Port, it.Buffered); err != nil {
-				it.Conn.Close()
-				dropped++
-				return
-			}
-			clients++
-		case connpass.Idle:
-			tc, ok := it.Conn.(*net.TCPConn)
-			b := d.backendAt(it.Addr)
-			if !ok || b == nil {
-				it.Conn.Close()
-				dropped++
-				return
-			}
-			b.AddIdle(tc)
-			idle++
-		}
-	})
-	d.log.Info("took over the previous smoothserve's connections", "clients", clients, "to_instances", idle, "dropped", dropped)
-	if err != nil {
-		d.log.Warn("taking over connections", "err", err)
-	}
-}
-
-// backendAt is the backend in rotation at addr, or nil.
-func (d *daemon) backendAt(addr string) *upstream.Backend {
-	for _, set := range d.sets {
-		for _, b := range set.Backends() {
-			if b.Addr == addr {
-				return b
-			}
-		}
-	}
-	return nil
-}
-
 func (d *daemon) run() error {
 	cfg, log := d.cfg, d.log
 	signals := make(chan os.Signal, 4)
@@ -319,6 +275,7 @@ func (d *daemon) becomeReady(ctx context.Context, startServing func()) {
 	if err != nil && ctx.Err() == nil {
 		log.Warn("waiting for the previous smoothserve to exit", "err", err)
 	}
+	d.upg.Settled()
 	if ctx.Err() != nil {
 		return
 	}
@@ -409,53 +366,6 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 	ctl.close()
 	d.log.Info("handed over; exiting")
 	return nil
-}
-
-// drain ends the proxy of a process being replaced: each client connection
-// goes over to the new process when it is between two requests. Without a
-// connpass pair (or for a connection it fails to pass) the connection is
-// closed as in a stop. The connections to the instances idle now go over
-// first, so that the clients' requests find them there instead of dialing;
-// those still in use here are closed when this process exits (passing them
-// too would only grow the new process's pools from upgrade to upgrade).
-func (d *daemon) drain(ctx context.Context) error {
-	pass := d.pass.Load()
-	if pass == nil {
-		return d.px.Shutdown(ctx)
-	}
-	defer pass.Close()
-	d.passIdle(pass)
-	return d.px.HandOver(ctx, func(nc net.Conn, port int, buffered []byte) error {
-		sc, ok := nc.(syscall.Conn)
-		if !ok {
-			return fmt.Errorf("a %T cannot be passed", nc)
-		}
-		return pass.Send(port, buffered, sc)
-	})
-}
-
-// passIdle passes the pooled connections to the instances. After a
-// failure the rest are closed instead.
-func (d *daemon) passIdle(pass *connpass.Sender) {
-	failed := false
-	for _, set := range d.sets {
-		for _, b := range set.Backends() {
-			for _, c := range b.TakeIdle() {
-				if c.R.Buffered() > 0 {
-					// Bytes the instance sent unasked: not a connection to reuse.
-					c.Close()
-					continue
-				}
-				if !failed {
-					if err := pass.SendIdle(b.Addr, c.TCPConn); err != nil {
-						d.log.Warn("passing idle connections to the instances failed; closing them", "err", err)
-						failed = true
-					}
-				}
-				c.Close()
-			}
-		}
-	}
 }
 
 // listen opens (or inherits) every proxy port.
