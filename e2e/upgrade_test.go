@@ -46,18 +46,28 @@ func install(e *env) *installed {
 }
 
 // killUnder SIGKILLs every process whose executable lies under dir: the
-// daemons and instances of one test, found by pid.
+// daemons and instances of one test, found by pid. A daemon may start an
+// instance while the list is read (a roll under way): it goes over the
+// list again until a pass finds none.
 func killUnder(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
+	for range 20 {
+		found := false
+		ents, _ := os.ReadDir("/proc")
+		for _, ent := range ents {
+			pid, err := strconv.Atoi(ent.Name())
+			if err != nil {
+				continue
+			}
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+			if strings.HasPrefix(exe, dir+"/") {
+				syscall.Kill(pid, syscall.SIGKILL)
+				found = true
+			}
 		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if strings.HasPrefix(exe, dir+"/") {
-			syscall.Kill(pid, syscall.SIGKILL)
+		if !found {
+			return
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
