@@ -25,12 +25,7 @@ import (
 // session, so they are not the test's children.
 func (e *env) backgroundDaemons() []int {
 	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range allPids() {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 		if args[0] == bin.smoothserve && slices.Contains(args, e.config) && alive(pid) {

@@ -45,6 +45,18 @@ func install(e *env) *installed {
 	return in
 }
 
+// allPids lists the processes in /proc.
+func allPids() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		if pid, err := strconv.Atoi(ent.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // killUnder SIGKILLs every process whose executable lies under dir: the
 // daemons and instances of one test, found by pid. A daemon may start an
 // instance while the list is read (a roll under way): it goes over the
@@ -52,12 +64,7 @@ func install(e *env) *installed {
 func killUnder(dir string) {
 	for range 20 {
 		found := false
-		ents, _ := os.ReadDir("/proc")
-		for _, ent := range ents {
-			pid, err := strconv.Atoi(ent.Name())
-			if err != nil {
-				continue
-			}
+		for _, pid := range allPids() {
 			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 			if strings.HasPrefix(exe, dir+"/") {
 				syscall.Kill(pid, syscall.SIGKILL)
