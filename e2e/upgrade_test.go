@@ -563,6 +563,9 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 	if got := niceOf(t, in.daemonPid()); got != want {
 		t.Errorf("the new daemon runs at nice %d, want %d", got, want)
 	}
+	if idle, err := priority.IdleOf(in.daemonPid()); err != nil || idle {
+		t.Errorf("the new daemon is in the idle class (%v, %v): want the normal one once ready", idle, err)
+	}
 	// The new daemon rolls "grow" once more after the old one exits (its
 	// settings changed since the instances the state file lists started):
 	// an instance that is gone by now was replaced, and is not checked.
@@ -579,6 +582,9 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 			checked++
 			if got != want {
 				t.Errorf("instance pid %d of %s runs at nice %d, want %d", pid, name, got, want)
+			}
+			if idle, err := priority.IdleOf(pid); err == nil && idle {
+				t.Errorf("instance pid %d of %s is in the idle class, want the normal one", pid, name)
 			}
 		}
 	}

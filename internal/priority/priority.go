@@ -8,18 +8,29 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// state is what Lower did. mu owns it, and is held while Start runs.
+// A level is what a thread's CPU priority is set to: a nice value in the
+// normal class, or the idle class (SCHED_IDLE: the thread runs on CPU that
+// no normal thread wants).
+type level struct {
+	nice int
+	idle bool
+}
+
+// state is what Lower or Idle did. mu owns it, and is held while Start
+// runs.
 var state struct {
 	mu      sync.Mutex
 	lowered bool
-	base    int // the nice value before Lower: what Start gives processes
-	now     int // the nice value the process's threads are set to
+	base    level // the level before: what Start gives processes
+	now     level // the level the process's threads are set to
 }
 
 // Lower raises the nice value of the whole process by by (clamped to 19).
-// Processes started through Start still get the value from before.
+// Processes started through Start still get the priority from before.
 func Lower(by int) error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
@@ -27,10 +38,32 @@ func Lower(by int) error {
 	if err != nil {
 		return err
 	}
-	if !state.lowered {
-		state.base = n
+	return lowerTo(level{nice: min(19, n+by)})
+}
+
+// Idle puts the whole process in the idle class: it runs only on CPU that
+// the processes of the normal class leave, however many, whatever their
+// nice values (Linux gives it a sliver even then, so it is never starved
+// for good). Processes started through Start still get the priority from
+// before.
+func Idle() error {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	n, err := NiceOf(0)
+	if err != nil {
+		return err
 	}
-	target := min(19, n+by)
+	return lowerTo(level{nice: n, idle: true})
+}
+
+func lowerTo(target level) error {
+	if !state.lowered {
+		l, err := levelOf(0)
+		if err != nil {
+			return err
+		}
+		state.base = l
+	}
 	if err := setAll(target); err != nil {
 		return err
 	}
@@ -38,8 +71,8 @@ func Lower(by int) error {
 	return nil
 }
 
-// Restore undoes Lower: every thread back to the nice value from before.
-// It needs the right to raise a priority (CanRaise).
+// Restore undoes Lower and Idle: every thread back to the priority from
+// before. It needs the right to raise a priority (CanRaise).
 func Restore() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
@@ -54,9 +87,9 @@ func Restore() error {
 }
 
 // Start runs start, which starts a process (os/exec's Cmd.Start), so that
-// the process gets this process's priority from before Lower: a process
-// inherits the nice value of the thread that forks it, so start runs on a
-// thread set to that value for the while.
+// the process gets this process's priority from before Lower or Idle: a
+// process inherits the priority of the thread that forks it, so start runs
+// on a thread set to that priority for the while.
 func Start(start func() error) error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
@@ -65,13 +98,46 @@ func Start(start func() error) error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, state.base); err != nil {
-		return fmt.Errorf("priority: starting a process at nice %d: %w", state.base, err)
+	if err := setThread(0, state.base); err != nil {
+		return fmt.Errorf("priority: starting a process at %s: %w", state.base, err)
 	}
 	err := start()
 	// Lowering a thread's priority needs no right.
-	syscall.Setpriority(syscall.PRIO_PROCESS, 0, state.now)
+	setThread(0, state.now)
 	return err
+}
+
+func (l level) String() string {
+	if l.idle {
+		return "the idle class"
+	}
+	return fmt.Sprintf("nice %d", l.nice)
+}
+
+// levelOf is thread tid's level; 0 is the calling thread.
+func levelOf(tid int) (level, error) {
+	a, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return level{}, fmt.Errorf("priority: scheduling of thread %d: %w", tid, err)
+	}
+	return level{nice: int(a.Nice), idle: a.Policy == unix.SCHED_IDLE}, nil
+}
+
+// setThread sets thread tid (0: the calling thread) to l, its class and
+// nice value at once.
+func setThread(tid int, l level) error {
+	policy := uint32(unix.SCHED_NORMAL)
+	if l.idle {
+		policy = unix.SCHED_IDLE
+	}
+	return unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy, Nice: int32(l.nice)}, 0)
+}
+
+// IdleOf reports whether thread tid (a process's main thread has its pid;
+// 0 is the calling thread) is in the idle class.
+func IdleOf(tid int) (bool, error) {
+	l, err := levelOf(tid)
+	return l.idle, err
 }
 
 // NiceOf is the nice value of thread tid (a process's main thread has its
@@ -85,15 +151,15 @@ func NiceOf(tid int) (int, error) {
 	return 20 - raw, nil
 }
 
-// setAll sets every thread of this process to nice value n (clamped to
-// -20..19). Raising a priority (a lower n) needs CAP_SYS_NICE or
-// RLIMIT_NICE.
-func setAll(n int) error {
-	n = max(-20, min(19, n))
+// setAll sets every thread of this process to l (its nice value clamped
+// to -20..19). Raising a priority (a lower nice value, or from the idle
+// class to the normal one) needs CAP_SYS_NICE or RLIMIT_NICE.
+func setAll(l level) error {
+	l.nice = max(-20, min(19, l.nice))
 	// Threads may start while the list is read: go over it until a pass
 	// finds every thread set.
 	for range 5 {
-		changed, err := setAllOnce(n)
+		changed, err := setAllOnce(l)
 		if err != nil {
 			return err
 		}
@@ -101,10 +167,10 @@ func setAll(n int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("priority: threads still starting at another nice value than %d after 5 passes", n)
+	return fmt.Errorf("priority: threads still starting at another priority than %s after 5 passes", l)
 }
 
-func setAllOnce(n int) (changed bool, err error) {
+func setAllOnce(l level) (changed bool, err error) {
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return false, fmt.Errorf("priority: %w", err)
@@ -114,14 +180,14 @@ func setAllOnce(n int) (changed bool, err error) {
 		if err != nil {
 			continue
 		}
-		if now, err := NiceOf(tid); err != nil || now == n {
+		if now, err := levelOf(tid); err != nil || now == l {
 			continue // gone, or set already
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil {
+		if err := setThread(tid, l); err != nil {
 			if errors.Is(err, syscall.ESRCH) {
 				continue
 			}
-			return false, fmt.Errorf("priority: thread %d to nice %d: %w", tid, n, err)
+			return false, fmt.Errorf("priority: thread %d to %s: %w", tid, l, err)
 		}
 		changed = true
 	}

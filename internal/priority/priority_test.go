@@ -54,7 +54,7 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	time.Sleep(20 * time.Millisecond)
 
-	if err := setAll(start + 10); err != nil {
+	if err := setAll(level{nice: start + 10}); err != nil {
 		t.Fatal(err)
 	}
 	nices := threadNices(t)
@@ -69,7 +69,7 @@ func TestSetAllReachesEveryThreadAndBack(t *testing.T) {
 	if !CanRaise() {
 		t.Skip("this process may not raise its priority (no CAP_SYS_NICE): not restoring")
 	}
-	if err := setAll(start); err != nil {
+	if err := setAll(level{nice: start}); err != nil {
 		t.Fatalf("back to nice %d: %v", start, err)
 	}
 	for tid, n := range threadNices(t) {
@@ -128,6 +128,56 @@ func TestProcessesStartedWhileLoweredGetThePriorityFromBefore(t *testing.T) {
 	}
 	if err := Restore(); err != nil {
 		t.Fatal(err)
+	}
+	for tid, n := range threadNices(t) {
+		if n != before {
+			t.Errorf("thread %d at nice %d after Restore, want %d", tid, n, before)
+		}
+	}
+}
+
+func TestIdleReachesEveryThreadAndStartAndRestoreLeaveIt(t *testing.T) {
+	if !CanRaise() {
+		t.Skip("this process may not raise its priority back (no CAP_SYS_NICE)")
+	}
+	before, err := NiceOf(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Idle(); err != nil {
+		t.Fatal(err)
+	}
+	defer Restore()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		if idle, err := IdleOf(tid); err == nil && !idle {
+			t.Errorf("thread %d is not in the idle class after Idle", tid)
+		}
+	}
+	cmd := exec.Command("sleep", "5")
+	if err := Start(cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if idle, err := IdleOf(cmd.Process.Pid); err != nil || idle {
+		t.Errorf("a process started while idle is in the idle class (%v, %v): want the priority from before", idle, err)
+	}
+	if got := niceOf(t, cmd.Process.Pid); got != before {
+		t.Errorf("a process started while idle runs at nice %d, want %d", got, before)
+	}
+	if err := Restore(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ = os.ReadDir("/proc/self/task")
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		if idle, err := IdleOf(tid); err == nil && idle {
+			t.Errorf("thread %d is still in the idle class after Restore", tid)
+		}
 	}
 	for tid, n := range threadNices(t) {
 		if n != before {
