@@ -25,6 +25,9 @@ var ErrBusy = errors.New("an upgrade is already under way")
 // process took over: this one is to drain and exit all the same.
 var ErrTookOver = errors.New("the new smoothserve took over")
 
+// ErrReplaced is returned by Upgrade once this process has been replaced.
+var ErrReplaced = errors.New("this smoothserve has been replaced already and is exiting; ask the new one")
+
 // Upgrader is this process's side of upgrades: the listeners it inherited
 // or opened, its readiness, and the upgrades it starts.
 //
@@ -193,8 +196,10 @@ func (u *Upgrader) Stop() { u.upg.Stop() }
 
 // Upgrade starts the binary again and waits until the new process is
 // ready, or has failed (exited, or not ready within the timeout). prepare
-// runs first (the supervisor hands over its state); abort runs if the
-// upgrade fails after prepare succeeded. It returns the new process's pid.
+// runs first (the supervisor hands over its state, the files to pass are
+// added); abort runs if the upgrade fails after prepare succeeded. It
+// returns the new process's pid. One upgrade runs at a time (ErrBusy), and
+// none once this process has been replaced (ErrReplaced).
 func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 	u.mu.Lock()
 	if u.busy {
@@ -208,6 +213,11 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 		u.busy = false
 		u.mu.Unlock()
 	}()
+	select {
+	case <-u.upg.Exit():
+		return 0, ErrReplaced
+	default:
+	}
 
 	if err := prepare(); err != nil {
 		return 0, err

@@ -59,6 +59,27 @@ func (d *daemon) backendAt(addr string) *upstream.Backend {
 	return nil
 }
 
+// newPass makes the connpass pair of an upgrade and adds its receiving end
+// to the files the new process inherits; the sending end is d.pass from
+// now on (the hand-over may begin before Upgrade returns). Without a pair
+// (nil), the clients' connections are closed at the hand-over as in a stop.
+func (d *daemon) newPass() *connpass.Sender {
+	pass, f, err := connpass.NewPair()
+	if err == nil {
+		err = d.upg.PassFile(passFile, f)
+		f.Close()
+		if err != nil {
+			pass.Close()
+		}
+	}
+	if err != nil {
+		d.log.Warn("client connections will be closed at the hand-over, not passed", "err", err)
+		pass = nil
+	}
+	d.pass.Store(pass)
+	return pass
+}
+
 // drain ends the proxy of a process being replaced: each client connection
 // goes over to the new process when it is between two requests. Without a
 // connpass pair (or for a connection it fails to pass) the connection is

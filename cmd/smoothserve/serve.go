@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,9 +41,6 @@ type daemon struct {
 	ctlLn     net.Listener
 	listeners map[int]net.Listener
 	ready     chan struct{} // closed once this process is the ready daemon
-	// upgrading is held by the one upgrade under way: the socket pair it
-	// makes goes with the process it starts.
-	upgrading sync.Mutex
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
@@ -295,15 +291,6 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 	default:
 		return 0, errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
 	}
-	if !d.upgrading.TryLock() {
-		return 0, upgrade.ErrBusy
-	}
-	defer d.upgrading.Unlock()
-	select {
-	case <-d.upg.Exit():
-		return 0, errors.New("this smoothserve has been replaced already and is exiting; ask the new one")
-	default:
-	}
 	// A process that has just replaced its parent can be replaced only
 	// once that parent is gone.
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+5*time.Second)
@@ -312,29 +299,25 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
 	}
-	d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
-	// The clients' connections go over to the new process at the hand-over;
-	// without the pair, they are closed as in a stop.
-	pass, f, err := connpass.NewPair()
-	if err == nil {
-		err = d.upg.PassFile(passFile, f)
-		f.Close()
-		if err != nil {
+	// Inside Upgrade's one-at-a-time: the pair goes with the process this
+	// upgrade starts.
+	var pass *connpass.Sender
+	prepare := func() error {
+		if err := d.sup.Freeze(); err != nil {
+			return err
+		}
+		d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
+		pass = d.newPass()
+		return nil
+	}
+	abort := func() {
+		d.sup.Thaw()
+		if pass != nil {
+			d.pass.CompareAndSwap(pass, nil)
 			pass.Close()
 		}
 	}
-	if err != nil {
-		d.log.Warn("client connections will be closed at the hand-over, not passed", "err", err)
-		pass = nil
-	}
-	// Stored before: the hand-over may begin before Upgrade returns.
-	d.pass.Store(pass)
-	pid, err := d.upg.Upgrade(d.sup.Freeze, d.sup.Thaw)
-	if err != nil && pass != nil && !errors.Is(err, upgrade.ErrTookOver) {
-		d.pass.CompareAndSwap(pass, nil)
-		pass.Close()
-	}
-	return pid, err
+	return d.upg.Upgrade(prepare, abort)
 }
 
 // handOver ends this process after an upgrade succeeded: the new one has
