@@ -8,28 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair is a real TCP connection on 127.0.0.1: the client's end and the
-// server's (accepted) end.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+	"smoothserve/internal/tcptest"
+)
 
 func receiveAll(t *testing.T, s *Sender, recv func(fn func(Item)) error) (<-chan Item, <-chan error) {
 	t.Helper()
@@ -49,7 +30,7 @@ func TestPassedConnectionGoesOnWithItsBufferedBytes(t *testing.T) {
 	}
 	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
 
-	client, server := tcpPair(t)
+	client, server := tcptest.Pair(t)
 	// The sender has read the start of a request; the rest is still in the
 	// socket.
 	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
@@ -116,7 +97,7 @@ func TestMalformedMessageIsSkippedAndReported(t *testing.T) {
 	if _, _, err := s.uc.WriteMsgUnix([]byte("\x1f\x90GET"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, server := tcpPair(t)
+	_, server := tcptest.Pair(t)
 	raw, _ := server.SyscallConn()
 	raw.Control(func(fd uintptr) {
 		_, _, err = s.uc.WriteMsgUnix([]byte("c\x00\x00"), syscall.UnixRights(int(fd)), nil)
@@ -124,11 +105,11 @@ func TestMalformedMessageIsSkippedAndReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, server2 := tcpPair(t)
+	_, server2 := tcptest.Pair(t)
 	if err := s.Send(9, nil, server2); err != nil {
 		t.Fatal(err)
 	}
-	_, server3 := tcpPair(t)
+	_, server3 := tcptest.Pair(t)
 	raw, _ = server3.SyscallConn()
 	raw.Control(func(fd uintptr) {
 		_, _, err = s.uc.WriteMsgUnix([]byte("x"), syscall.UnixRights(int(fd)), nil)
@@ -159,7 +140,7 @@ func TestSendFailsWhenTheReceiverIsGoneAndTheConnectionStaysUsable(t *testing.T)
 	}
 	f.Close() // the receiving process died
 	defer s.Close()
-	client, server := tcpPair(t)
+	client, server := tcptest.Pair(t)
 	if err := s.Send(8080, nil, server); err == nil {
 		t.Fatal("Send succeeded with nobody to receive")
 	}
@@ -179,7 +160,7 @@ func TestSendRefusesOversizedParts(t *testing.T) {
 	}
 	defer f.Close()
 	defer s.Close()
-	_, server := tcpPair(t)
+	_, server := tcptest.Pair(t)
 	if err := s.Send(70000, nil, server); err == nil || !strings.Contains(err.Error(), "not a TCP port") {
 		t.Errorf("port 70000: %v", err)
 	}
@@ -194,7 +175,7 @@ func TestIdleConnectionToAnInstanceIsPassedWithItsAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
-	instance, proxySide := tcpPair(t) // the proxy's end of a pooled connection
+	instance, proxySide := tcptest.Pair(t) // the proxy's end of a pooled connection
 	if err := s.SendIdle("127.0.0.1:8101", proxySide); err != nil {
 		t.Fatal(err)
 	}

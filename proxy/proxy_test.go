@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
 
@@ -674,25 +675,13 @@ func TestHandOverThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
 func TestServeConnOfAClientAlreadyGone(t *testing.T) {
 	in := startInstance(t, "a", nil)
 	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, sc := tcptest.Pair(t)
 	// The client leaves before the connection is passed: the passed copy
 	// has no peer address.
-	c.(*net.TCPConn).SetLinger(0)
+	c.SetLinger(0)
 	c.Close()
 	time.Sleep(50 * time.Millisecond)
-	file, err := sc.(*net.TCPConn).File()
+	file, err := sc.File()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,13 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"smoothserve/internal/tcptest"
 )
 
 func TestPickFewestInflightThenTurns(t *testing.T) {
@@ -143,7 +144,7 @@ func TestWait(t *testing.T) {
 }
 
 func TestPoolAndDeadConnections(t *testing.T) {
-	addr, accepted := acceptAll(t)
+	addr, accepted := tcptest.AcceptAll(t)
 	b := NewBackend("s", 0, addr)
 	c1, err := b.Get()
 	if err != nil || c1.Reused {
@@ -174,7 +175,7 @@ func TestPoolAndDeadConnections(t *testing.T) {
 }
 
 func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
-	addr, accepted := acceptAll(t)
+	addr, accepted := tcptest.AcceptAll(t)
 	from := NewBackend("s", 0, addr)
 	c1, err := from.Get()
 	if err != nil {
@@ -224,26 +225,4 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 		t.Fatalf("Get with only the closed passed connection pooled: reused=%v err=%v; want a new connection", fresh != nil && fresh.Reused, err)
 	}
 	<-accepted
-}
-
-// acceptAll listens on 127.0.0.1 and sends every connection accepted, as an
-// instance would hold it, until the test ends.
-func acceptAll(t *testing.T) (addr string, accepted <-chan net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ch <- c
-		}
-	}()
-	return ln.Addr().String(), ch
 }

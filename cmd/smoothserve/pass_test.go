@@ -3,45 +3,19 @@ package main
 import (
 	"io"
 	"log/slog"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"smoothserve/connpass"
+	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
 
-// instance listens on 127.0.0.1 and holds every connection it accepts
-// until the test ends, as an idle HTTP instance would.
+// instance is the address of a listener that holds every connection, as
+// an idle HTTP instance would.
 func instance(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := tcptest.AcceptAll(t)
+	return addr
 }
 
 // pooled gives b n idle connections, as requests through it would leave.

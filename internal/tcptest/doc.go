@@ -1,0 +1,5 @@
+// Package tcptest makes real TCP connections on 127.0.0.1 for the tests of
+// the packages that pass, pool and serve them.
+//
+// Invariant: everything it opens is closed when the test ends.
+package tcptest

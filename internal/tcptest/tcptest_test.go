@@ -1,0 +1,42 @@
+package tcptest
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestPairIsOneConnection(t *testing.T) {
+	client, server := Pair(t)
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(server, b); err != nil || b[0] != 'x' {
+		t.Fatalf("server read %q, %v", b, err)
+	}
+	if client.LocalAddr().String() != server.RemoteAddr().String() {
+		t.Errorf("client %s, server's peer %s: not the same connection", client.LocalAddr(), server.RemoteAddr())
+	}
+}
+
+func TestAcceptAllSendsEachConnection(t *testing.T) {
+	addr, accepted := AcceptAll(t)
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		select {
+		case s := <-accepted:
+			if s.RemoteAddr().String() != c.LocalAddr().String() {
+				t.Errorf("accepted %s, dialed from %s", s.RemoteAddr(), c.LocalAddr())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a connection was not sent on accepted")
+		}
+	}
+}
