@@ -34,11 +34,11 @@ var state struct {
 func Lower(by int) error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	n, err := NiceOf(0)
+	cur, err := levelOf(0)
 	if err != nil {
 		return err
 	}
-	return lowerTo(level{nice: min(19, n+by)})
+	return lowerTo(cur, level{nice: min(19, cur.nice+by)})
 }
 
 // Idle puts the whole process in the idle class: it runs only on CPU that
@@ -49,20 +49,17 @@ func Lower(by int) error {
 func Idle() error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	n, err := NiceOf(0)
+	cur, err := levelOf(0)
 	if err != nil {
 		return err
 	}
-	return lowerTo(level{nice: n, idle: true})
+	return lowerTo(cur, level{nice: cur.nice, idle: true})
 }
 
-func lowerTo(target level) error {
+// lowerTo sets every thread, now at cur, to target.
+func lowerTo(cur, target level) error {
 	if !state.lowered {
-		l, err := levelOf(0)
-		if err != nil {
-			return err
-		}
-		state.base = l
+		state.base = cur
 	}
 	if err := setAll(target); err != nil {
 		return err
@@ -143,12 +140,8 @@ func IdleOf(tid int) (bool, error) {
 // NiceOf is the nice value of thread tid (a process's main thread has its
 // pid); 0 is the calling thread.
 func NiceOf(tid int) (int, error) {
-	// The raw system call returns 20 - nice, so that it is never negative.
-	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
-	if err != nil {
-		return 0, fmt.Errorf("priority: nice value of thread %d: %w", tid, err)
-	}
-	return 20 - raw, nil
+	l, err := levelOf(tid)
+	return l.nice, err
 }
 
 // setAll sets every thread of this process to l (its nice value clamped
