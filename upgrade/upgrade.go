@@ -100,8 +100,9 @@ func startBelow() {
 	}
 }
 
-// Foreground gives this process back the priority it was started with,
-// before it takes over from the previous one (Ready).
+// Foreground gives this process back the priority it was started with;
+// call it before it takes over from the previous one: before it accepts,
+// and before Ready.
 func (u *Upgrader) Foreground() error {
 	if err := priority.Restore(); err != nil {
 		return fmt.Errorf("restoring the priority after starting below it: %w", err)
@@ -163,9 +164,6 @@ func (u *Upgrader) Ready() error {
 	// systemd must know the new main pid before the old process exits
 	// (it exits once told we are ready): otherwise the old one's exit is
 	// the service's, and its processes are killed.
-	if err := u.Foreground(); err != nil {
-		return err
-	}
 	notify(fmt.Sprintf("MAINPID=%d", os.Getpid()))
 	if err := u.upg.Ready(); err != nil {
 		return err
