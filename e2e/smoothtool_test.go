@@ -105,6 +105,17 @@ func instancesOf(t *testing.T, st map[string]any) map[string][]map[string]any {
 	return out
 }
 
+// lastRollouts is each service's last_rollout in a status (nil: none).
+func lastRollouts(t *testing.T, st map[string]any) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, s := range st["services"].([]any) {
+		svc := s.(map[string]any)
+		out[svc["name"].(string)] = svc["last_rollout"]
+	}
+	return out
+}
+
 // getHeaders is one GET on its own connection: status, headers, and how
 // long the answer took.
 func getHeaders(addr, host string) (int, http.Header, time.Duration, error) {

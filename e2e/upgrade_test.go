@@ -487,10 +487,18 @@ func establishedTo(t *testing.T, ports []int) map[string]bool {
 }
 
 func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
-	e := newEnv(t, 20)
+	e := newEnv(t, 30)
 	e.service("keep", "keep.test", 2, "")
 	e.service("gone", "gone.test", 1, "")
 	e.service("grow", "grow.test", 1, "")
+	editPort := e.service("edit", "edit.test", 1, "")
+	// scale keeps its ports and gets a second instance: room for 2.
+	scalePort := e.ports.block(4)
+	scaleYAML := func(count int) {
+		writeFile(t, filepath.Join(e.dir, "services", "scale.yaml"), fmt.Sprintf(
+			"name: scale\nserver_name: scale.test\nstart_instance_port: %d\ninstance_count: %d\nexecutable_path: ./app/demo\nhealth_check: /healthz\n", scalePort, count))
+	}
+	scaleYAML(1)
 	in := install(e)
 	if code, out, errOut := in.run("start"); code != 0 {
 		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
@@ -509,9 +517,14 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 	}
 	before := byService()
 
-	// The new configuration: "gone" removed, "grow" with 2 instances, "new" added.
+	// The new configuration: "gone" removed, "grow" with 2 instances on
+	// other ports, "scale" with 2 on the same, "edit" with another
+	// environment, "new" added.
 	os.Remove(filepath.Join(e.dir, "services", "gone.yaml"))
 	e.service("new", "new.test", 1, "")
+	scaleYAML(2)
+	writeFile(t, filepath.Join(e.dir, "services", "edit.yaml"), fmt.Sprintf(
+		"name: edit\nserver_name: edit.test\nstart_instance_port: %d\ninstance_count: 1\nexecutable_path: ./app/demo\nhealth_check: /healthz\nenv:\n  EDITED: \"1\"\n", editPort))
 	// grow's range grows past what was reserved for it: it moves where
 	// there is room.
 	writeFile(t, filepath.Join(e.dir, "services", "grow.yaml"), fmt.Sprintf(
@@ -526,7 +539,8 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 	var after map[string]map[int]bool
 	for {
 		after = byService()
-		if len(after["grow"]) == 2 && len(after["new"]) == 1 && after["gone"] == nil {
+		if len(after["grow"]) == 2 && len(after["scale"]) == 2 && len(after["new"]) == 1 && after["gone"] == nil &&
+			len(after["edit"]) == 1 && !subset(before["edit"], after["edit"]) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -535,11 +549,37 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("instances before %v, after %v", before, after)
-	if len(before["keep"]) != 2 || len(before["gone"]) != 1 || len(before["grow"]) != 1 {
+	if len(before["keep"]) != 2 || len(before["gone"]) != 1 || len(before["grow"]) != 1 || len(before["scale"]) != 1 || len(before["edit"]) != 1 {
 		t.Fatalf("before the upgrade: %v", before)
 	}
 	if !subset(before["keep"], after["keep"]) || len(after["keep"]) != 2 {
 		t.Errorf("unchanged service: %v → %v, want its instances kept", before["keep"], after["keep"])
+	}
+	if !subset(before["scale"], after["scale"]) {
+		t.Errorf("service with one more instance: %v → %v, want its instance kept", before["scale"], after["scale"])
+	}
+	// Only "edit" ran an adopted instance with other settings: the new
+	// daemon rolled it, and nothing else. Had it rolled another service too,
+	// that rollout would have begun as soon as edit's ended.
+	var rollouts map[string]any
+	for range 50 {
+		rollouts = lastRollouts(t, in.statusJSON())
+		if r, ok := rollouts["edit"].(map[string]any); ok && r["outcome"] != "running" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r, ok := rollouts["edit"].(map[string]any); !ok || r["outcome"] != "ok" || r["trigger"] != "configuration changed (reload)" {
+		t.Errorf("edit's last rollout: %v, want an ok one triggered by the configuration change", rollouts["edit"])
+	}
+	time.Sleep(300 * time.Millisecond)
+	for name, r := range lastRollouts(t, in.statusJSON()) {
+		if name != "edit" && r != nil {
+			t.Errorf("%s was rolled after the upgrade (%v): its instances run its settings already", name, r)
+		}
+	}
+	if now := byService(); !maps.Equal(now["grow"], after["grow"]) || !maps.Equal(now["scale"], after["scale"]) {
+		t.Errorf("instances replaced after the upgrade: grow %v → %v, scale %v → %v", after["grow"], now["grow"], after["scale"], now["scale"])
 	}
 	for pid := range before["gone"] {
 		waitGone(t, pid, 15*time.Second)
@@ -549,7 +589,7 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 			t.Errorf("changed service kept pid %d: want it rolled", pid)
 		}
 	}
-	for host, want := range map[string]int{"keep.test": 200, "grow.test": 200, "new.test": 200} {
+	for host, want := range map[string]int{"keep.test": 200, "grow.test": 200, "new.test": 200, "scale.test": 200, "edit.test": 200} {
 		if code, _, err := httpGet(in.proxyAddr(), host, "/"); err != nil || code != want {
 			t.Errorf("GET %s: %d %v, want %d", host, code, err, want)
 		}
@@ -566,9 +606,7 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 	if idle, err := priority.IdleOf(in.daemonPid()); err != nil || idle {
 		t.Errorf("the new daemon is in the idle class (%v, %v): want the normal one once ready", idle, err)
 	}
-	// The new daemon rolls "grow" once more after the old one exits (its
-	// settings changed since the instances the state file lists started):
-	// an instance that is gone by now was replaced, and is not checked.
+	// An instance that is gone by now was replaced, and is not checked.
 	checked := 0
 	for name, pids := range after {
 		for pid := range pids {
@@ -588,8 +626,8 @@ func TestUpgradeAppliesTheConfigurationAfresh(t *testing.T) {
 			}
 		}
 	}
-	if checked < 3 {
-		t.Errorf("only %d instances left to check the priority of; want at least the 3 of keep and new", checked)
+	if checked < 7 {
+		t.Errorf("only %d instances left to check the priority of; want at least the 7 of keep, grow, scale and new", checked)
 	}
 }
 

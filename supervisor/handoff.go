@@ -36,13 +36,14 @@ func (s *Supervisor) Handoff(stateFile string, prior *handoff.State) {
 	s.prior = prior
 }
 
-// Fingerprint identifies the settings of svc that its instances were
-// started with: a service whose fingerprint changed across an upgrade is
-// rolled onto the new settings.
+// Fingerprint identifies what an instance of svc is started with: its
+// executable, arguments, environment and address. An instance adopted
+// across an upgrade whose service's fingerprint changed is rolled onto the
+// new settings. The other settings need no new process: a new
+// instance_count starts or stops instances, and health checks, timeouts and
+// the restart strategy apply from the next time they are used.
 func Fingerprint(svc *config.Service) string {
-	parts := []string{svc.ExecutablePath, svc.ServerIP, svc.HealthCheck, svc.RestartStrategy,
-		strconv.Itoa(svc.StartInstancePort), strconv.Itoa(svc.InstanceCount),
-		svc.StartTimeout.String(), svc.StopTimeout.String(), strconv.FormatBool(svc.Enabled)}
+	parts := []string{svc.ExecutablePath, svc.ServerIP}
 	parts = append(parts, "args")
 	parts = append(parts, svc.Args...)
 	parts = append(parts, "env")
@@ -52,9 +53,11 @@ func Fingerprint(svc *config.Service) string {
 	return handoff.Fingerprint(parts...)
 }
 
-// Changed lists the services whose settings differ from those the prior
-// state recorded (services new since then are not listed: they start
-// afresh).
+// Changed lists the services that run instances adopted from the prior
+// state whose settings (Fingerprint) differ from the configuration's now.
+// A service none of whose instances was adopted (new, moved to other
+// ports, or disabled before) runs only instances started with its settings
+// now, and is not listed. Call it after Run has begun.
 func (s *Supervisor) Changed() []string {
 	if s.prior == nil {
 		return nil
@@ -62,11 +65,25 @@ func (s *Supervisor) Changed() []string {
 	var out []string
 	for _, sv := range s.services {
 		old, ok := s.prior.Services[sv.cfg().Name]
-		if ok && sv.cfg().Enabled && old != Fingerprint(sv.cfg()) {
+		if ok && sv.cfg().Enabled && old != Fingerprint(sv.cfg()) && sv.runsAdopted() {
 			out = append(out, sv.cfg().Name)
 		}
 	}
 	return out
+}
+
+// runsAdopted tells whether an instance of sv is a process adopted from
+// the prior state.
+func (sv *service) runsAdopted() bool {
+	adopted := false
+	sv.call(func() {
+		for _, sl := range sv.slots {
+			if sl.inst != nil && sl.inst.adopt != nil {
+				adopted = true
+			}
+		}
+	})
+	return adopted
 }
 
 // priorFor lists the prior instances of service name.

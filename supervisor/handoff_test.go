@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 	"path/filepath"
 	"syscall"
@@ -12,7 +11,6 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/handoff"
-	"smoothserve/upstream"
 )
 
 // startWith runs a second supervisor over cfg that takes over from the state
@@ -174,35 +172,19 @@ func TestFreezeHoldsEverythingUntilThaw(t *testing.T) {
 }
 
 func TestLeftoversAndChangedServices(t *testing.T) {
-	cfg := testConfig(t, 3, "normal")
-	stateFile, before := handedOver(t, cfg)
-
-	// The next configuration has two instances and other settings.
-	next := *cfg
-	svc := *cfg.Services[0]
-	svc.InstanceCount = 2
-	next.Services = []*config.Service{&svc}
-	prior, _ := handoff.Read(stateFile)
-	sets := map[string]*upstream.Set{"web": upstream.NewSet("web", svc.StartTimeout)}
-	b := New(&next, sets, slog.New(slog.DiscardHandler))
-	b.Handoff(stateFile, prior)
-	if got := b.Changed(); len(got) != 1 || got[0] != "web" {
+	// The next configuration has two instances and another environment.
+	old, svc, before, b := handOverTo(t, 3, func(svc *config.Service) {
+		svc.InstanceCount = 2
+		svc.Env["NEXT"] = "1"
+	})
+	if got := b.sup.Changed(); len(got) != 1 || got[0] != "web" {
 		t.Errorf("Changed() = %v, want [web]", got)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := b.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	third := before[cfg.Services[0].InstancePort(2, false)]
+	third := before[old.InstancePort(2, false)]
 	if !alive(third) {
 		t.Fatalf("slot 2's pid %d died before StopLeftovers", third)
 	}
-	b.StopLeftovers(wctx)
+	stopLeftovers(b)
 	if alive(third) {
 		t.Errorf("slot 2's pid %d (no longer configured) still runs after StopLeftovers", third)
 	}
@@ -211,4 +193,68 @@ func TestLeftoversAndChangedServices(t *testing.T) {
 			t.Errorf("adopted slot %d pid %d was stopped", slot, pid)
 		}
 	}
+}
+
+// A new instance_count, health check or timeout needs no new process: the
+// adopted instances are not listed for a roll.
+func TestChangedIgnoresWhatNeedsNoNewProcess(t *testing.T) {
+	old, svc, before, b := handOverTo(t, 2, func(svc *config.Service) {
+		svc.InstanceCount = 1
+		svc.HealthCheck = "/"
+		svc.StopTimeout = 7 * time.Second
+		svc.RestartStrategy = config.StrategyInPlace
+	})
+	if got := b.sup.Changed(); len(got) != 0 {
+		t.Errorf("Changed() = %v, want none", got)
+	}
+	if pid := before[svc.InstancePort(0, false)]; b.ready()[svc.InstancePort(0, false)] != pid {
+		t.Errorf("slot 0 runs %v, want adopted pid %d", b.ready(), pid)
+	}
+	stopLeftovers(b)
+	if pid := before[old.InstancePort(1, false)]; alive(pid) {
+		t.Errorf("slot 1's pid %d (no longer configured) still runs after StopLeftovers", pid)
+	}
+}
+
+// A service whose instances were all started afresh (none adopted: here
+// they moved to other ports) runs its settings already: not listed.
+func TestChangedIgnoresServicesStartedAfresh(t *testing.T) {
+	_, _, before, b := handOverTo(t, 1, func(svc *config.Service) {
+		svc.StartInstancePort = freePortBase(t, 2)
+		svc.Env["NEXT"] = "1"
+	})
+	if got := b.sup.Changed(); len(got) != 0 {
+		t.Errorf("Changed() = %v, want none: no instance was adopted", got)
+	}
+	stopLeftovers(b)
+	for _, pid := range before {
+		if alive(pid) {
+			t.Errorf("pid %d on the old port still runs after StopLeftovers", pid)
+		}
+	}
+}
+
+// handOverTo hands n instances of service "web" over (handedOver) to a
+// supervisor whose configuration of it edit changed, and waits until that
+// one is ready. It returns the old settings and the new, the handed-over
+// instances by port, and the new supervisor.
+func handOverTo(t *testing.T, n int, edit func(*config.Service)) (old, svc *config.Service, before map[int]int, b *harness) {
+	t.Helper()
+	cfg := testConfig(t, n, "normal")
+	stateFile, before := handedOver(t, cfg)
+	old = cfg.Services[0]
+	next := *cfg
+	svc = new(*old)
+	svc.Env = maps.Clone(old.Env)
+	edit(svc)
+	next.Services = []*config.Service{svc}
+	b = startWith(t, &next, stateFile)
+	awaitReady(t, b, 5*time.Second)
+	return old, svc, before, b
+}
+
+func stopLeftovers(h *harness) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.sup.StopLeftovers(ctx)
 }
