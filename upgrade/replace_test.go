@@ -1,0 +1,95 @@
+package upgrade
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv names, in the environment of the test binary started again by
+// an upgrade, the pid file the new process writes when it is ready.
+const childEnv = "UPGRADE_TEST_CHILD_PIDFILE"
+
+// TestMain is also the new process of TestUpgradeOnceThenReplaced: started
+// again by the upgrade, the test binary becomes ready and exits.
+func TestMain(m *testing.M) {
+	if pidFile := os.Getenv(childEnv); pidFile != "" {
+		u, err := New(pidFile, time.Minute)
+		if err == nil {
+			err = u.Ready()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "upgrade test child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// upgraderMade is set once this process has made its Upgrader.
+var upgraderMade bool
+
+// One process of the test binary replaces this one: a second upgrade asked
+// while the first runs is refused as busy, and one asked after it
+// succeeded as replaced, without starting anything.
+func TestUpgradeOnceThenReplaced(t *testing.T) {
+	if upgraderMade {
+		t.Skip("tableflip allows one Upgrader a process: run with -count=1")
+	}
+	upgraderMade = true
+	pidFile := filepath.Join(t.TempDir(), "smoothserve.pid")
+	u, err := New(pidFile, time.Minute) // the new process starts in the idle class
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Stop()
+	if err := u.Ready(); err != nil { // an upgrade starts from a ready process
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, pidFile)
+	var during error
+	var pid int
+	aborted := false
+	for range 100 {
+		aborted = false
+		pid, err = u.Upgrade(func() error {
+			_, during = u.Upgrade(func() error { t.Error("a second upgrade ran its prepare"); return nil }, func() {})
+			return nil
+		}, func() { aborted = true })
+		// tableflip learns of Ready on its own goroutine: an upgrade asked
+		// at once may find it not ready yet.
+		if err == nil || !strings.Contains(err.Error(), "not ready yet") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Upgrade: %v", err)
+	}
+	if aborted {
+		t.Error("abort called after a successful upgrade")
+	}
+	if !errors.Is(during, ErrBusy) {
+		t.Errorf("Upgrade during an upgrade: %v, want ErrBusy", during)
+	}
+	if pid <= 0 || pid == os.Getpid() {
+		t.Errorf("Upgrade returned pid %d (this process is %d)", pid, os.Getpid())
+	}
+	select {
+	case <-u.Exit():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Exit not closed after the upgrade succeeded")
+	}
+	prepared := false
+	if _, err := u.Upgrade(func() error { prepared = true; return nil }, func() {}); !errors.Is(err, ErrReplaced) {
+		t.Errorf("Upgrade once replaced: %v, want ErrReplaced", err)
+	}
+	if prepared {
+		t.Error("Upgrade once replaced ran its prepare")
+	}
+}
