@@ -25,6 +25,9 @@ type Instance struct {
 	StartTime uint64 `json:"start_time"` // /proc/PID/stat field 22 (clock ticks after boot): with Pid, identifies the process
 	Exe       string `json:"exe"`        // readlink /proc/PID/exe when recorded, " (deleted)" trimmed; empty: not checked
 	State     string `json:"state"`      // "ready", "starting", "draining"…
+	// Fingerprint of the settings the process was started with (opaque
+	// here); empty in files of older versions: the service's then.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // String names the instance the way errors and logs do: web#2 (pid 123).

@@ -37,11 +37,12 @@ func (s *Supervisor) Handoff(stateFile string, prior *handoff.State) {
 }
 
 // Fingerprint identifies what an instance of svc is started with: its
-// executable, arguments, environment and address. An instance adopted
-// across an upgrade whose service's fingerprint changed is rolled onto the
-// new settings. The other settings need no new process: a new
-// instance_count starts or stops instances, and health checks, timeouts and
-// the restart strategy apply from the next time they are used.
+// executable, arguments, environment and address. Each instance keeps the
+// one it was started with, and the state file records it: after an
+// upgrade, a service running an instance of another fingerprint than its
+// settings' now is rolled (Changed). The other settings need no new
+// process: a new instance_count starts or stops instances, and health
+// checks, timeouts and the restart strategy apply from their next use.
 func Fingerprint(svc *config.Service) string {
 	parts := []string{svc.ExecutablePath, svc.ServerIP}
 	parts = append(parts, "args")
@@ -53,37 +54,34 @@ func Fingerprint(svc *config.Service) string {
 	return handoff.Fingerprint(parts...)
 }
 
-// Changed lists the services that run instances adopted from the prior
-// state whose settings (Fingerprint) differ from the configuration's now.
-// A service none of whose instances was adopted (new, moved to other
-// ports, or disabled before) runs only instances started with its settings
-// now, and is not listed. Call it after Run has begun.
+// Changed lists the services that run an instance started with other
+// settings (Fingerprint) than the configuration's now: adopted from the
+// prior state (recorded with each instance), whether the settings changed
+// in the files or a rollout onto them failed before the upgrade. Instances
+// this supervisor started run the settings now. Call it after Run has
+// begun.
 func (s *Supervisor) Changed() []string {
-	if s.prior == nil {
-		return nil
-	}
 	var out []string
 	for _, sv := range s.services {
-		old, ok := s.prior.Services[sv.cfg().Name]
-		if ok && sv.cfg().Enabled && old != Fingerprint(sv.cfg()) && sv.runsAdopted() {
+		if sv.cfg().Enabled && sv.runsOtherThan(Fingerprint(sv.cfg())) {
 			out = append(out, sv.cfg().Name)
 		}
 	}
 	return out
 }
 
-// runsAdopted tells whether an instance of sv is a process adopted from
-// the prior state.
-func (sv *service) runsAdopted() bool {
-	adopted := false
+// runsOtherThan tells whether an instance of sv was started with settings
+// other than those of fingerprint.
+func (sv *service) runsOtherThan(fingerprint string) bool {
+	other := false
 	sv.call(func() {
 		for _, sl := range sv.slots {
-			if sl.inst != nil && sl.inst.adopt != nil {
-				adopted = true
+			if sl.inst != nil && sl.inst.fingerprint != fingerprint {
+				other = true
 			}
 		}
 	})
-	return adopted
+	return other
 }
 
 // priorFor lists the prior instances of service name.
@@ -124,11 +122,35 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		inst := sv.newInstance(sl, in.Port)
 		entry := in
 		inst.adopt = &entry
+		inst.fingerprint = in.Fingerprint
+		if inst.fingerprint == "" { // a state file of an older version
+			inst.fingerprint = sv.sup.prior.Services[cfg.Name]
+		}
 		sl.starts++
 		sl.inst = inst
 		sv.launch(inst)
 	}
 	return left
+}
+
+// portBesidePrior is the port of sl's pair to start an instance on when
+// none was adopted for it: the first, unless an instance of the prior
+// state runs there (one not adopted is stopped only once the old daemon
+// has exited: after a surge rollout and a new instance_count, an old
+// instance may sit on this slot's first port) or an adopted one does.
+func (sv *service) portBesidePrior(sl *slot) int {
+	cfg := sv.cfg()
+	primary, alt := cfg.InstancePort(sl.index, false), cfg.InstancePort(sl.index, true)
+	held := func(port int) bool {
+		if sv.portHeld(port) {
+			return true
+		}
+		return sv.sup.prior != nil && slices.ContainsFunc(sv.sup.prior.Instances, func(in handoff.Instance) bool { return in.Port == port })
+	}
+	if held(primary) && !held(alt) {
+		return alt
+	}
+	return primary
 }
 
 // adoptProcess takes over the running process in.adopt, and waits until it
@@ -280,7 +302,7 @@ func (s *Supervisor) writeState() error {
 				continue
 			}
 			in := handoff.Instance{Service: sv.cfg().Name, Slot: sl.Slot, Port: sl.Port, Pid: sl.Pid,
-				StartTime: sl.ident.startTime, Exe: sl.ident.exe, State: sl.State.String()}
+				StartTime: sl.ident.startTime, Exe: sl.ident.exe, State: sl.State.String(), Fingerprint: sl.fingerprint}
 			if in.StartTime == 0 {
 				start, exe, err := handoff.Identify(sl.Pid)
 				if err != nil {

@@ -258,3 +258,77 @@ func stopLeftovers(h *harness) {
 	defer cancel()
 	h.sup.StopLeftovers(ctx)
 }
+
+// A rollout onto new settings that failed leaves instances of the old
+// ones: the state file records each instance's settings, and after the
+// handoff the service is listed although the configuration did not change
+// since.
+func TestChangedAfterAFailedRollout(t *testing.T) {
+	cfg := testConfig(t, 2, "normal")
+	stateFile := filepath.Join(cfg.Dir, "state.json")
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	awaitReady(t, a, 5*time.Second)
+	before := a.ready()
+	next := *cfg.Services[0]
+	next.Env = maps.Clone(next.Env)
+	next.Env["CHILD_MODE"] = "exit" // every new instance exits at once
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.sup.Apply(ctx, &next, "test"); !errors.Is(err, ErrRolloutFailed) {
+		t.Fatalf("Apply onto instances that exit: %v, want ErrRolloutFailed", err)
+	}
+	if got := a.ready(); !maps.Equal(got, before) {
+		t.Fatalf("after the failed rollout: %v, want the old instances %v", got, before)
+	}
+	detach(t, a)
+
+	nextCfg := *cfg
+	nextCfg.Services = []*config.Service{&next}
+	b := startWith(t, &nextCfg, stateFile)
+	awaitReady(t, b, 5*time.Second)
+	if got := b.ready(); !maps.Equal(got, before) {
+		t.Fatalf("after the handoff: %v, want the old instances adopted %v", got, before)
+	}
+	if got := b.sup.Changed(); len(got) != 1 || got[0] != "web" {
+		t.Errorf("Changed() = %v, want [web]: its instances run the settings from before the failed rollout", got)
+	}
+}
+
+// After a surge rollout an instance runs on its slot's second port, which
+// a larger instance_count gives to another slot as its first: that slot
+// starts beside it, not into a port in use, and the old instance is a
+// leftover.
+func TestNewSlotStartsBesideAnInstanceLeftOnItsPort(t *testing.T) {
+	cfg := testConfig(t, 2, "normal") // 4 ports reserved
+	svc := cfg.Services[0]
+	svc.InstanceCount = 1
+	stateFile := filepath.Join(cfg.Dir, "state.json")
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	awaitReady(t, a, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.sup.Restart(ctx, "web", "test"); err != nil {
+		t.Fatal(err)
+	}
+	old := a.ready()[svc.StartInstancePort+1]
+	if old == 0 {
+		t.Fatalf("after a surge rollout: %v, want the instance on :%d", a.ready(), svc.StartInstancePort+1)
+	}
+	detach(t, a)
+
+	next := *cfg
+	grown := *svc
+	grown.InstanceCount = 2
+	next.Services = []*config.Service{&grown}
+	b := startWith(t, &next, stateFile)
+	awaitReady(t, b, 5*time.Second)
+	got := b.ready()
+	if got[grown.InstancePort(0, false)] == 0 || got[grown.InstancePort(1, true)] == 0 {
+		t.Errorf("after the handoff: %v, want slot 0 on :%d and slot 1 beside the old instance, on :%d",
+			got, grown.InstancePort(0, false), grown.InstancePort(1, true))
+	}
+	stopLeftovers(b)
+	if alive(old) {
+		t.Errorf("the old instance pid %d still runs after StopLeftovers", old)
+	}
+}

@@ -42,10 +42,13 @@ type instance struct {
 	readyPid int
 	readyIn  time.Duration // from start to ready
 
-	adopt   *handoff.Instance // set: take over this running process instead of starting one
-	ident   identity          // the process's identity, for the state file; written by run before it reports ready, read by the service after
-	exited  chan struct{}     // closed by run at its end, after the exit report
-	exitErr error             // why it ended; written before exited is closed
+	adopt *handoff.Instance // set: take over this running process instead of starting one
+	// fingerprint is Fingerprint of the settings the process was started
+	// with: cfg's, or for an adopted one what the state file recorded.
+	fingerprint string
+	ident       identity      // the process's identity, for the state file; written by run before it reports ready, read by the service after
+	exited      chan struct{} // closed by run at its end, after the exit report
+	exitErr     error         // why it ended; written before exited is closed
 
 	// The lifetime as its service sees it: owned by the service's run
 	// goroutine, which updates them from events.
@@ -90,16 +93,18 @@ type instanceEvent struct {
 func (sv *service) newInstance(sl *slot, port int) *instance {
 	slot := sl.index
 	in := &instance{
-		sv:     sv,
-		home:   sl,
-		slot:   slot,
-		port:   port,
-		cfg:    sv.cfg(),
-		addr:   net.JoinHostPort(sv.cfg().ServerIP, strconv.Itoa(port)),
-		name:   fmt.Sprintf("%s#%d", sv.cfg().Name, slot),
-		ready:  make(chan struct{}),
-		exited: make(chan struct{}),
-		state:  StateStarting,
+		sv:   sv,
+		home: sl,
+		slot: slot,
+		port: port,
+		cfg:  sv.cfg(),
+		addr: net.JoinHostPort(sv.cfg().ServerIP, strconv.Itoa(port)),
+		// The settings are fixed for the instance's life.
+		fingerprint: Fingerprint(sv.cfg()),
+		name:        fmt.Sprintf("%s#%d", sv.cfg().Name, slot),
+		ready:       make(chan struct{}),
+		exited:      make(chan struct{}),
+		state:       StateStarting,
 	}
 	// A Kill cuts every wait short: starting, draining, the SIGTERM grace.
 	in.ctx, in.stop = context.WithCancel(sv.sup.killCtx)

@@ -114,6 +114,7 @@ func (sv *service) run(ctx context.Context) error {
 		sv.sup.addLeftovers(sv.adoptPrior())
 		for _, sl := range sv.slots {
 			if sl.inst == nil {
+				sl.port = sv.portBesidePrior(sl)
 				sv.startSlot(sl)
 			}
 		}
@@ -339,7 +340,7 @@ func (sv *service) publish() {
 			} else {
 				e.Error = ""
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
 		}
 	}
 	sv.snap.Store(snap)

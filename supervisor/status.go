@@ -99,6 +99,7 @@ type slotSnapshot struct {
 	backend        *upstream.Backend // current process's backend, nil before ready
 	servedBefore   uint64            // served by the slot's earlier processes
 	ident          identity          // the process's identity, once known
+	fingerprint    string            // the process's settings (instance.fingerprint)
 }
 
 // Status reports every service (disabled ones too), in configuration order.

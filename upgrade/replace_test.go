@@ -15,7 +15,9 @@ import (
 const childEnv = "UPGRADE_TEST_CHILD_PIDFILE"
 
 // TestMain is also the new process of TestUpgradeOnceThenReplaced: started
-// again by the upgrade, the test binary becomes ready and exits.
+// again by the upgrade, the test binary becomes ready, and exits once the
+// test releases it (exiting at once could race tableflip's reading of the
+// readiness in the parent).
 func TestMain(m *testing.M) {
 	if pidFile := os.Getenv(childEnv); pidFile != "" {
 		u, err := New(pidFile, time.Minute)
@@ -26,10 +28,20 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "upgrade test child:", err)
 			os.Exit(1)
 		}
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			_, released := os.Stat(releaseFile(pidFile))
+			_, gone := os.Stat(filepath.Dir(pidFile)) // the test's folder, removed after it
+			if released == nil || gone != nil {
+				break
+			}
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
+
+// releaseFile is the file whose creation lets the new process exit.
+func releaseFile(pidFile string) string { return pidFile + ".release" }
 
 // upgraderMade is set once this process has made its Upgrader.
 var upgraderMade bool
@@ -52,10 +64,11 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(childEnv, pidFile)
+	t.Cleanup(func() { os.WriteFile(releaseFile(pidFile), nil, 0o644) })
 	var during error
 	var pid int
 	aborted := false
-	for range 100 {
+	for range 1000 {
 		aborted = false
 		pid, err = u.Upgrade(func() error {
 			_, during = u.Upgrade(func() error { t.Error("a second upgrade ran its prepare"); return nil }, func() {})
