@@ -92,16 +92,16 @@ type instanceEvent struct {
 
 func (sv *service) newInstance(sl *slot, port int) *instance {
 	slot := sl.index
+	cfg := sv.cfg() // fixed for the instance's life
 	in := &instance{
-		sv:   sv,
-		home: sl,
-		slot: slot,
-		port: port,
-		cfg:  sv.cfg(),
-		addr: net.JoinHostPort(sv.cfg().ServerIP, strconv.Itoa(port)),
-		// The settings are fixed for the instance's life.
-		fingerprint: Fingerprint(sv.cfg()),
-		name:        fmt.Sprintf("%s#%d", sv.cfg().Name, slot),
+		sv:          sv,
+		home:        sl,
+		slot:        slot,
+		port:        port,
+		cfg:         cfg,
+		addr:        net.JoinHostPort(cfg.ServerIP, strconv.Itoa(port)),
+		fingerprint: Fingerprint(cfg),
+		name:        fmt.Sprintf("%s#%d", cfg.Name, slot),
 		ready:       make(chan struct{}),
 		exited:      make(chan struct{}),
 		state:       StateStarting,
