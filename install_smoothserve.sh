@@ -191,8 +191,9 @@ TimeoutStopSec=$timeout_stop
 Restart=on-failure
 RestartSec=1
 LimitNOFILE=65536
-# A daemon started by an upgrade runs its start at nice +10, then raises its
-# priority back: a User= without CAP_SYS_NICE may do so up to this.
+# A daemon started by an upgrade runs its start in the idle scheduling class,
+# then goes back to the normal class at its nice value: a User= without
+# CAP_SYS_NICE may do so within this limit.
 LimitNICE=+0
 EOF
 	[ -z "$user" ] || echo "User=$user"

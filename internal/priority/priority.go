@@ -32,13 +32,7 @@ var state struct {
 // Lower raises the nice value of the whole process by by (clamped to 19).
 // Processes started through Start still get the priority from before.
 func Lower(by int) error {
-	state.mu.Lock()
-	defer state.mu.Unlock()
-	cur, err := levelOf(0)
-	if err != nil {
-		return err
-	}
-	return lowerTo(cur, level{nice: min(19, cur.nice+by)})
+	return lower(func(cur level) level { return level{nice: min(19, cur.nice+by)} })
 }
 
 // Idle puts the whole process in the idle class: it runs only on CPU that
@@ -47,17 +41,20 @@ func Lower(by int) error {
 // for good). Processes started through Start still get the priority from
 // before.
 func Idle() error {
+	return lower(func(cur level) level { return level{nice: cur.nice, idle: true} })
+}
+
+// lower sets every thread to the level to gives the calling thread's
+// level now, and keeps the level from before the first lowering for
+// Restore and Start.
+func lower(to func(cur level) level) error {
 	state.mu.Lock()
 	defer state.mu.Unlock()
 	cur, err := levelOf(0)
 	if err != nil {
 		return err
 	}
-	return lowerTo(cur, level{nice: cur.nice, idle: true})
-}
-
-// lowerTo sets every thread, now at cur, to target.
-func lowerTo(cur, target level) error {
+	target := to(cur)
 	if !state.lowered {
 		state.base = cur
 	}
