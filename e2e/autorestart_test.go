@@ -3,8 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +290,82 @@ func TestBrokenUploadKeepsServingAndTheNextChangeTriesAgain(t *testing.T) {
 	a.awaitRollouts(2)
 	a.finish()
 	a.expectEveryInstanceAt("2", 2, before)
+}
+
+// A new proxy port in an auto_restart service's file is opened at the edit
+// and the service is served there; a port another process holds leaves the
+// service on its old one, and the log says why. The next upgrade keeps the
+// new port (inherited) and closes the one no service uses any more (the
+// main file's ProxyPort stays open: every service may be served there).
+func TestYamlEditMovesTheServiceToANewProxyPort(t *testing.T) {
+	e := newEnv(t, 1+2+3)
+	start := e.ports.block(2)
+	own, held, moved := e.ports.next(), e.ports.next(), e.ports.next()
+	writeWeb := func(extra string) {
+		writeFile(t, filepath.Join(e.dir, "services", "web.yaml"), fmt.Sprintf(
+			"name: web\nserver_name: web.test\nstart_instance_port: %d\ninstance_count: 1\nexecutable_path: ./app/demo\n"+
+				"health_check: /healthz\nauto_restart: true\ndelay_update_time: %v\n%s", start, quiet.Seconds(), extra))
+	}
+	writeWeb(fmt.Sprintf("port: %d\n", own))
+	in := install(e)
+	if code, out, errOut := in.run("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	daemonLog := func() string {
+		b, _ := os.ReadFile(filepath.Join(e.dir, "logs", "smoothserve.log"))
+		return string(b)
+	}
+	// awaitLog waits until what is in the log n times.
+	awaitLog := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(daemonLog(), what) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("smoothserve.log has %q fewer than %d times after 20s:\n%s", what, n, tail(daemonLog(), 3000))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	servedOn := func(port, want int) {
+		t.Helper()
+		code, body, err := httpGet("127.0.0.1:"+strconv.Itoa(port), "web.test", "/")
+		if err != nil || code != want {
+			t.Fatalf("GET web.test/ on :%d: %d %v, want %d\n%s", port, code, err, want, body)
+		}
+	}
+	servedOn(own, 200)
+
+	// A port another process listens on: the service stays where it is.
+	other, err := netListen(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	writeWeb(fmt.Sprintf("port: %d\n", held))
+	awaitLog("auto_restart: the service stays on its old proxy port", 1)
+	awaitLog("auto_restart: rolled out", 1)
+	if l := daemonLog(); !strings.Contains(l, fmt.Sprintf("listening on 127.0.0.1:%d", held)) {
+		t.Errorf("the log does not name the port that could not be opened:\n%s", tail(l, 2000))
+	}
+	servedOn(own, 200)
+
+	// A free port: served there from the edit on; the old port serves no
+	// service any more.
+	writeWeb(fmt.Sprintf("port: %d\n", moved))
+	awaitLog("auto_restart: listening on a new proxy port", 1)
+	awaitLog("auto_restart: rolled out", 2)
+	servedOn(moved, 200)
+	servedOn(own, 404)
+
+	// An upgrade inherits the new port and lets the unused one go.
+	old := in.daemonPid()
+	if code, out, errOut := in.run("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	waitGone(t, old, 30*time.Second)
+	servedOn(moved, 200)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(own), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the old proxy port :%d still accepts after the upgrade", own)
+	}
 }

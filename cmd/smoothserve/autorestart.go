@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 
 	"smoothserve/autorestart"
 	"smoothserve/config"
@@ -15,10 +14,10 @@ import (
 
 // startAutoRestart runs the rollouts on file changes of the auto_restart
 // services until ctx is done, then closes done. Routing follows the hosts
-// of each newly read configuration; a proxy port that is not listened on
-// yet needs smoothserve to reload (SIGHUP).
+// and ports of each newly read configuration: a proxy port not listened on
+// yet is opened; one that cannot be leaves the service on its old port.
 func startAutoRestart(ctx context.Context, done chan<- struct{}, cfg *config.Config, sup *supervisor.Supervisor,
-	px *proxy.Server, sets map[string]*upstream.Set, listeners map[int]net.Listener, log *slog.Logger) error {
+	px *proxy.Server, sets map[string]*upstream.Set, ports *proxyPorts, log *slog.Logger) error {
 	if len(autorestart.Specs(cfg)) == 0 {
 		close(done)
 		return nil
@@ -34,14 +33,23 @@ func startAutoRestart(ctx context.Context, done chan<- struct{}, cfg *config.Con
 		OnConfig: func(next *config.Config) {
 			routes := routesFor(next, sets)
 			for i, r := range routes {
-				if _, ok := listeners[r.Port]; !ok {
-					log.Warn("auto_restart: a new proxy port takes a reload of smoothserve (SIGHUP); until then the service is served on its old one",
-						"service", r.Set.Name, "port", r.Port)
-					routes[i].Port = served[r.Set.Name]
+				if ports.has(r.Port) {
+					continue
 				}
+				if err := ports.open(r.Port); err != nil {
+					log.Error("auto_restart: the service stays on its old proxy port", "service", r.Set.Name,
+						"port", served[r.Set.Name], "err", err)
+					routes[i].Port = served[r.Set.Name]
+					continue
+				}
+				log.Info("auto_restart: listening on a new proxy port", "service", r.Set.Name, "port", r.Port)
 			}
 			if err := px.SetRoutes(routes); err != nil {
 				log.Error("auto_restart: routing unchanged", "err", err)
+				return
+			}
+			for _, r := range routes {
+				served[r.Set.Name] = r.Port
 			}
 		},
 	})

@@ -32,15 +32,15 @@ const stateFileName = "smoothserve.state"
 // daemon is one smoothserve process: its listeners, proxy, supervisor and
 // the ways it ends (stopped, killed, or replaced by an upgrade).
 type daemon struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	upg       *upgrade.Upgrader
-	px        *proxy.Server
-	sup       *supervisor.Supervisor
-	sets      map[string]*upstream.Set
-	ctlLn     net.Listener
-	listeners map[int]net.Listener
-	ready     chan struct{} // closed once this process is the ready daemon
+	cfg   *config.Config
+	log   *slog.Logger
+	upg   *upgrade.Upgrader
+	px    *proxy.Server
+	sup   *supervisor.Supervisor
+	sets  map[string]*upstream.Set
+	ctlLn net.Listener
+	ports *proxyPorts
+	ready chan struct{} // closed once this process is the ready daemon
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
@@ -66,10 +66,6 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		upg.Stop()
 		return err
 	}
-	if err := d.listen(); err != nil {
-		upg.Stop()
-		return err
-	}
 	d.sets = make(map[string]*upstream.Set)
 	for _, svc := range cfg.Services {
 		d.sets[svc.Name] = upstream.NewSet(svc.Name, svc.StartTimeout)
@@ -82,6 +78,10 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		Logger:         log,
 	}, routesFor(cfg, d.sets))
 	if err != nil {
+		upg.Stop()
+		return err
+	}
+	if err := d.listen(); err != nil {
 		upg.Stop()
 		return err
 	}
@@ -110,12 +110,7 @@ func (d *daemon) run() error {
 	stops := make(chan bool, 2)
 	ctl := serveControl(d.ctlLn, &daemonControl{sup: d.sup, cfg: cfg, startedAt: time.Now(), stops: stops, upgrade: d.upgrade}, log)
 
-	serveErr := make(chan error, len(d.listeners))
-	startServing := func() {
-		for port, ln := range d.listeners {
-			go func() { serveErr <- d.px.Serve(ln, port) }()
-		}
-	}
+	startServing := d.ports.serve
 	// A process started by an upgrade accepts once it is ready: until
 	// then the previous one accepts on the same sockets.
 	if !d.upg.HasParent() {
@@ -131,7 +126,7 @@ func (d *daemon) run() error {
 	deployDone := make(chan struct{})
 	deployCtx, stopDeploy := context.WithCancel(context.Background())
 	defer stopDeploy()
-	if err := startAutoRestart(deployCtx, deployDone, cfg, d.sup, d.px, d.sets, d.listeners, log); err != nil {
+	if err := startAutoRestart(deployCtx, deployDone, cfg, d.sup, d.px, d.sets, d.ports, log); err != nil {
 		log.Error(err.Error())
 	}
 	afterCtx, stopAfter := context.WithCancel(context.Background())
@@ -163,7 +158,7 @@ wait:
 			break wait
 		case <-d.upg.Exit():
 			return d.handOver(ctl, stopAfter, stopDeploy, deployDone, stopSup, supDone)
-		case err := <-serveErr:
+		case err := <-d.ports.errs:
 			cause = err
 			log.Error("proxy failed; stopping", "err", err)
 			break wait
@@ -353,14 +348,11 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 
 // listen opens (or inherits) every proxy port.
 func (d *daemon) listen() error {
-	d.listeners = make(map[int]net.Listener)
+	d.ports = newProxyPorts(d.cfg.ProxyAddr, d.upg, d.px)
 	for _, port := range d.cfg.ProxyPorts() {
-		addr := net.JoinHostPort(d.cfg.ProxyAddr, strconv.Itoa(port))
-		ln, err := d.upg.ListenTCP(addr)
-		if err != nil {
+		if err := d.ports.open(port); err != nil {
 			return err
 		}
-		d.listeners[port] = ln
 	}
 	return nil
 }
