@@ -364,21 +364,39 @@ func TestKill9OfTheDaemonThenStartAdoptsTheInstances(t *testing.T) {
 	}
 }
 
+// A port another process listens on is reported at once, by smoothtool
+// start of the daemon and of the service, not after start_timeout; start
+// tries the slot again at once, and succeeds once the port is free.
 func TestPortHeldByAnUnknownProcessIsAClearError(t *testing.T) {
 	e := newEnv(t, 8)
-	start := e.service("web", "web.test", 1, "start_timeout: 2\n")
+	start := e.service("web", "web.test", 1, "start_timeout: 30\n")
 	ln, err := netListen(start)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	in := install(e)
-	code, out, errOut := in.run("start")
-	if code == 0 {
-		t.Errorf("smoothtool start with the instance port held: exit 0\n%s", out)
+	want := fmt.Sprintf("port %d is in use by another process", start)
+	for _, args := range [][]string{{"start"}, {"start", "web"}} {
+		began := time.Now()
+		code, out, errOut := in.run(args...)
+		took := time.Since(began)
+		if code == 0 {
+			t.Errorf("smoothtool %v with the instance port held: exit 0\n%s", args, out)
+		}
+		if !strings.Contains(out+errOut, want) {
+			t.Errorf("smoothtool %v does not say %q:\n%s%s", args, want, out, errOut)
+		}
+		if took > 10*time.Second {
+			t.Errorf("smoothtool %v took %v to say so; the start_timeout is 30 s, and waiting does not free a port", args, took.Round(time.Millisecond))
+		}
 	}
-	if want := fmt.Sprintf("port %d is in use by another process", start); !strings.Contains(out+errOut, want) {
-		t.Errorf("smoothtool start does not say %q:\n%s%s", want, out, errOut)
+	ln.Close()
+	if code, out, errOut := in.run("start", "web"); code != 0 {
+		t.Fatalf("smoothtool start web once the port is free: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, body, err := httpGet(in.proxyAddr(), "web.test", "/"); err != nil || code != 200 {
+		t.Errorf("GET once the port is free: %d %v %q", code, err, body)
 	}
 }
 

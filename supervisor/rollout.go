@@ -490,7 +490,9 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 }
 
 // StartService starts a service stopped by StopService (every one for
-// "all") and returns once its instances are ready.
+// "all"), and at once any slot of it waiting to start again after a
+// failure. It returns once its instances are ready, or with the error of a
+// slot whose port another process holds (which waiting would not mend).
 func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	var svs []*service
 	if name == "all" {
@@ -522,18 +524,22 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 				err = ErrFrozen
 				return
 			}
-			if sv.wanted {
-				return
+			if !sv.wanted {
+				sv.wanted = true
+				sv.set.SetStopped(false)
+				sv.note(slog.LevelInfo, "service %s starting, as asked", sv.cfg().Name)
 			}
-			sv.wanted = true
-			sv.set.SetStopped(false)
+			if sv.rollout != nil {
+				return // it starts the slots it empties
+			}
+			// A slot waiting to start again after a failure starts now,
+			// and its last error is no longer news.
 			for _, sl := range sv.slots {
 				if sl.inst == nil && sl.next == nil {
-					sl.backoff = minBackoff
+					sl.backoff, sl.lastErr = minBackoff, nil
 					sv.startSlot(sl)
 				}
 			}
-			sv.note(slog.LevelInfo, "service %s starting, as asked", sv.cfg().Name)
 		}) {
 			err = ErrNotRunning
 		}
@@ -542,11 +548,17 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 		}
 	}
 	for _, sv := range svs {
-		if err := s.waitFor(ctx, func() bool { return sv.readyCount() >= sv.cfg().InstanceCount },
-			func() string {
-				return fmt.Sprintf("waiting for %s: %d of %d ready", sv.cfg().Name, sv.readyCount(), sv.cfg().InstanceCount)
-			}); err != nil {
+		var blocked error
+		if err := s.waitFor(ctx, func() bool {
+			blocked = sv.portBlocked()
+			return blocked != nil || sv.readyCount() >= sv.cfg().InstanceCount
+		}, func() string {
+			return fmt.Sprintf("waiting for %s: %d of %d ready", sv.cfg().Name, sv.readyCount(), sv.cfg().InstanceCount)
+		}); err != nil {
 			return err
+		}
+		if blocked != nil {
+			return fmt.Errorf("an instance of %s cannot start (%w); smoothserve tries again with backoff until the port is free", sv.cfg().Name, blocked)
 		}
 	}
 	return nil

@@ -325,7 +325,7 @@ func (sv *service) publish() {
 		}
 		ins := sl.instances()
 		if len(ins) == 0 && snap.state == ServiceRunning {
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, servedBefore: sl.servedBefore})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, servedBefore: sl.servedBefore, err: sl.lastErr})
 		}
 		for _, in := range ins {
 			e := is
@@ -335,16 +335,28 @@ func (sv *service) publish() {
 				ident = in.ident // written before its ready event
 			}
 			var before uint64
+			err := sl.lastErr
 			if in == sl.inst {
 				before = sl.servedBefore
 			} else {
-				e.Error = ""
+				e.Error, err = "", nil
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint, err: err})
 		}
 	}
 	sv.snap.Store(snap)
 	sv.sup.changed()
+}
+
+// portBlocked is why a slot of the service does not start when another
+// process listens on its port: waiting alone will not make it ready.
+func (sv *service) portBlocked() error {
+	for _, sl := range sv.snap.Load().slots {
+		if errors.Is(sl.err, ErrPortInUse) {
+			return sl.err
+		}
+	}
+	return nil
 }
 
 // readyCount is how many of the service's slots have their instance in

@@ -103,6 +103,11 @@ func (t *tool) startDaemon(ctx context.Context) error {
 				writeStatus(t.out, st, time.Now())
 				return nil
 			}
+			if svc, why := portBlocked(st); why != "" {
+				writeStatus(t.out, st, time.Now())
+				return fmt.Errorf("smoothserve (pid %d) is running, but an instance of %s cannot start (%s); it tries again with backoff until the port is free (or `smoothtool stop`); see %s",
+					d.pid, svc, why, d.logPath)
+			}
 		}
 	}
 }
@@ -159,6 +164,20 @@ func allReady(st *control.Status, cfg *config.Config) bool {
 		}
 	}
 	return true
+}
+
+// portBlocked names a service with an instance that cannot start because
+// another process listens on its port, and says why: waiting will not
+// make it ready.
+func portBlocked(st *control.Status) (service, why string) {
+	for _, s := range st.Services {
+		for _, in := range s.Instances {
+			if in.State == supervisor.StateBackoff && strings.Contains(in.Error, supervisor.ErrPortInUse.Error()) {
+				return s.Name, in.Error
+			}
+		}
+	}
+	return "", ""
 }
 
 // daemonExecutable is the smoothserve beside smoothtool's own executable,
