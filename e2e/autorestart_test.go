@@ -342,7 +342,7 @@ func TestYamlEditMovesTheServiceToANewProxyPort(t *testing.T) {
 	}
 	defer other.Close()
 	writeWeb(fmt.Sprintf("port: %d\n", held))
-	awaitLog("auto_restart: the service stays on its old proxy port", 1)
+	awaitLog("auto_restart: the new proxy port cannot be opened; the service stays on its old one", 1)
 	awaitLog("auto_restart: rolled out", 1)
 	if l := daemonLog(); !strings.Contains(l, fmt.Sprintf("listening on 127.0.0.1:%d", held)) {
 		t.Errorf("the log does not name the port that could not be opened:\n%s", tail(l, 2000))

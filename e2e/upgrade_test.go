@@ -365,8 +365,8 @@ func TestKill9OfTheDaemonThenStartAdoptsTheInstances(t *testing.T) {
 }
 
 // A port another process listens on is reported at once, by smoothtool
-// start of the daemon and of the service, not after start_timeout; start
-// tries the slot again at once, and succeeds once the port is free.
+// start of the daemon and of the service, not after start_timeout; once
+// the port is free, start tries the slot at once, not after its backoff.
 func TestPortHeldByAnUnknownProcessIsAClearError(t *testing.T) {
 	e := newEnv(t, 8)
 	start := e.service("web", "web.test", 1, "start_timeout: 30\n")
@@ -391,9 +391,24 @@ func TestPortHeldByAnUnknownProcessIsAClearError(t *testing.T) {
 			t.Errorf("smoothtool %v took %v to say so; the start_timeout is 30 s, and waiting does not free a port", args, took.Round(time.Millisecond))
 		}
 	}
+	// Five more failed tries: the slot now waits 3.2 s before the next.
+	// start does not wait for it.
+	restarts := func() int {
+		return int(instancesOf(t, in.statusJSON())["web"][0]["restarts"].(float64))
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for r0 := restarts(); restarts() < r0+5; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot was not tried 5 more times in 15 s (%d restarts)", restarts())
+		}
+	}
 	ln.Close()
+	began := time.Now()
 	if code, out, errOut := in.run("start", "web"); code != 0 {
 		t.Fatalf("smoothtool start web once the port is free: exit %d\n%s%s", code, out, errOut)
+	}
+	if took := time.Since(began); took > 1500*time.Millisecond {
+		t.Errorf("smoothtool start web took %v: it waited for the backoff instead of starting the slot at once", took.Round(time.Millisecond))
 	}
 	if code, body, err := httpGet(in.proxyAddr(), "web.test", "/"); err != nil || code != 200 {
 		t.Errorf("GET once the port is free: %d %v %q", code, err, body)

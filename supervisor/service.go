@@ -352,7 +352,9 @@ func (sv *service) publish() {
 // process listens on its port: waiting alone will not make it ready.
 func (sv *service) portBlocked() error {
 	for _, sl := range sv.snap.Load().slots {
-		if errors.Is(sl.err, ErrPortInUse) {
+		// Only a slot waiting to try again: the error of one starting
+		// anew may be out of date.
+		if sl.State == StateBackoff && errors.Is(sl.err, ErrPortInUse) {
 			return sl.err
 		}
 	}

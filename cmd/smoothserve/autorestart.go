@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"smoothserve/autorestart"
 	"smoothserve/config"
@@ -22,6 +23,9 @@ func startAutoRestart(ctx context.Context, done chan<- struct{}, cfg *config.Con
 		close(done)
 		return nil
 	}
+	// OnConfig runs on the goroutine of whichever service's files changed:
+	// mu makes one routing change at a time, and owns served.
+	var mu sync.Mutex
 	served := make(map[string]int) // the proxy port each service is served on
 	for _, svc := range cfg.Services {
 		served[svc.Name] = svc.Port
@@ -31,18 +35,20 @@ func startAutoRestart(ctx context.Context, done chan<- struct{}, cfg *config.Con
 		Sup:    sup,
 		Log:    log,
 		OnConfig: func(next *config.Config) {
+			mu.Lock()
+			defer mu.Unlock()
 			routes := routesFor(next, sets)
 			for i, r := range routes {
-				if ports.has(r.Port) {
-					continue
-				}
-				if err := ports.open(r.Port); err != nil {
-					log.Error("auto_restart: the service stays on its old proxy port", "service", r.Set.Name,
-						"port", served[r.Set.Name], "err", err)
+				opened, err := ports.open(r.Port)
+				if err != nil {
+					log.Error("auto_restart: the new proxy port cannot be opened; the service stays on its old one", "service", r.Set.Name,
+						"port", r.Port, "old_port", served[r.Set.Name], "err", err)
 					routes[i].Port = served[r.Set.Name]
 					continue
 				}
-				log.Info("auto_restart: listening on a new proxy port", "service", r.Set.Name, "port", r.Port)
+				if opened {
+					log.Info("auto_restart: listening on a new proxy port", "service", r.Set.Name, "port", r.Port)
+				}
 			}
 			if err := px.SetRoutes(routes); err != nil {
 				log.Error("auto_restart: routing unchanged", "err", err)

@@ -39,33 +39,26 @@ func newProxyPorts(addr string, upg *upgrade.Upgrader, px *proxy.Server) *proxyP
 }
 
 // open listens on port (or takes the listener inherited from the previous
-// smoothserve), unless that is done already; once serve has been called, it
-// is served at once. A port opened while an upgrade starts the next process
-// is not inherited: that process fails to listen on it, and the upgrade
-// fails with this process still serving.
-func (p *proxyPorts) open(port int) error {
+// smoothserve), unless that is done already; it reports whether it opened
+// one. Once serve has been called, a port opened is served at once. A port
+// opened while an upgrade starts the next process is not inherited: that
+// process fails to listen on it, and the upgrade fails with this process
+// still serving.
+func (p *proxyPorts) open(port int) (opened bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.ln[port]; ok {
-		return nil
+		return false, nil
 	}
 	ln, err := p.upg.ListenTCP(net.JoinHostPort(p.addr, strconv.Itoa(port)))
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.ln[port] = ln
 	if p.serving {
 		go p.serveOne(ln, port)
 	}
-	return nil
-}
-
-// has reports whether port is listened on.
-func (p *proxyPorts) has(port int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.ln[port]
-	return ok
+	return true, nil
 }
 
 // serve starts accepting on every port, and on each opened later.
@@ -84,6 +77,9 @@ func (p *proxyPorts) serve() {
 func (p *proxyPorts) serveOne(ln net.Listener, port int) {
 	err := p.px.Serve(ln, port)
 	if errors.Is(err, proxy.ErrServerClosed) {
+		// Shutting down: the proxy closed it, or (opened as it began)
+		// refused it.
+		ln.Close()
 		return
 	}
 	select {

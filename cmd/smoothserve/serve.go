@@ -350,7 +350,7 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 func (d *daemon) listen() error {
 	d.ports = newProxyPorts(d.cfg.ProxyAddr, d.upg, d.px)
 	for _, port := range d.cfg.ProxyPorts() {
-		if err := d.ports.open(port); err != nil {
+		if _, err := d.ports.open(port); err != nil {
 			return err
 		}
 	}
