@@ -335,13 +335,12 @@ func (sv *service) publish() {
 				ident = in.ident // written before its ready event
 			}
 			var before uint64
-			err := sl.lastErr
 			if in == sl.inst {
 				before = sl.servedBefore
 			} else {
-				e.Error, err = "", nil
+				e.Error = ""
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint, err: err})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
 		}
 	}
 	sv.snap.Store(snap)
@@ -352,9 +351,9 @@ func (sv *service) publish() {
 // process listens on its port: waiting alone will not make it ready.
 func (sv *service) portBlocked() error {
 	for _, sl := range sv.snap.Load().slots {
-		// Only a slot waiting to try again: the error of one starting
-		// anew may be out of date.
-		if sl.State == StateBackoff && errors.Is(sl.err, ErrPortInUse) {
+		// err is set only on a slot waiting to try again: the error of
+		// one starting anew may be out of date.
+		if errors.Is(sl.err, ErrPortInUse) {
 			return sl.err
 		}
 	}

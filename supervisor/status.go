@@ -100,7 +100,7 @@ type slotSnapshot struct {
 	servedBefore   uint64            // served by the slot's earlier processes
 	ident          identity          // the process's identity, once known
 	fingerprint    string            // the process's settings (instance.fingerprint)
-	err            error             // what Error says, for errors.Is
+	err            error             // in backoff: what Error says, for errors.Is
 }
 
 // Status reports every service (disabled ones too), in configuration order.
