@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs from Debian what `make bench` compares smoothserve with and loads
-# it with: nginx-light, haproxy, caddy and wrk. Installs only what is missing,
+# it with: nginx-light, haproxy, caddy and wrk, and linux-perf for the tables of
+# where the CPU goes. Installs only what is missing,
 # so a second run does not touch apt at all.
 #
 # The packages would start their own nginx, haproxy and caddy on port 80 (and
@@ -9,9 +10,9 @@
 # services — the usual Debian way (see /usr/share/doc/init-system-helpers/README.policy-rc.d).
 set -euo pipefail
 
-declare -A command_of=([nginx-light]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk)
+declare -A command_of=([nginx-light]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [linux-perf]=perf)
 missing=()
-for pkg in nginx-light haproxy caddy wrk; do
+for pkg in nginx-light haproxy caddy wrk linux-perf; do
 	command -v "${command_of[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -11,7 +11,8 @@
 // Environment: BENCH_DURATION (default 10s per measured run), BENCH_WARMUP
 // (2s before each), BENCH_ROUNDS (3), BENCH_ONLY=sidebyside or restarts for
 // one half, BENCH_KEEP=1 to keep the temporary folder with every
-// configuration and log.
+// configuration and log, BENCH_CPU=0 not to count the restart-cost runs' CPU
+// by process with perf (done whenever perf is installed).
 package main
 
 import (
@@ -32,6 +33,7 @@ type settings struct {
 	rounds           int
 	keep             bool
 	only             string // "", "sidebyside" or "restarts"
+	perf             bool   // count the restart-cost runs' CPU by process (cpu.go)
 }
 
 func loadSettings() (settings, error) {
@@ -47,6 +49,9 @@ func loadSettings() (settings, error) {
 	case "", "sidebyside", "restarts":
 	default:
 		return s, fmt.Errorf("BENCH_ONLY=%q: want sidebyside or restarts", s.only)
+	}
+	if s.perf, err = perfAvailable(); err != nil {
+		return s, err
 	}
 	if v := os.Getenv("BENCH_ROUNDS"); v != "" {
 		if s.rounds, err = strconv.Atoi(v); err != nil || s.rounds < 1 {
@@ -245,11 +250,12 @@ func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
 		for r := range b.rounds {
 			for i := range proxies {
 				p := proxies[(r+i)%len(proxies)]
-				res, peak, err := b.measure(ctx, p.url, w, p.pids)
+				res, peak, cpu, err := b.measure(ctx, p.url, w, p.pids)
 				if err != nil {
 					return tables, fmt.Errorf("%s: %w", p.name, err)
 				}
 				t.row(p.name).add(res, peak)
+				t.addCPU(p.name, cpu)
 				progress(w.title, r, b.rounds, p.name, res)
 			}
 		}
@@ -268,19 +274,20 @@ func describe(proxies []*proxy) string {
 	return strings.Join(s, ", ")
 }
 
-// measure warms up, then runs wrk once, sampling the peak RSS of pids().
-func (b *bench) measure(ctx context.Context, url string, w workload, pids func() []int) (wrkResult, int64, error) {
+// measure warms up, then runs wrk once, sampling the peak RSS of pids()
+// (and counting the CPU by process, if b.perf).
+func (b *bench) measure(ctx context.Context, url string, w workload, pids func() []int) (wrkResult, int64, cpuCount, error) {
 	if b.warmup > 0 {
 		if _, err := runWrk(ctx, url, w, b.warmup); err != nil {
-			return wrkResult{}, 0, fmt.Errorf("warm-up: %w", err)
+			return wrkResult{}, 0, cpuCount{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	resetHWM(pids())
 	sampling, stopSampling := context.WithCancel(ctx)
 	peak := samplePeak(sampling, pids)
-	res, err := runWrk(ctx, url, w, b.duration)
+	res, cpu, err := b.runWrkCounted(ctx, url, w)
 	stopSampling()
-	return res, <-peak, err
+	return res, <-peak, cpu, err
 }
 
 // started is when the benchmark started, for the progress lines.

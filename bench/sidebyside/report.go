@@ -90,6 +90,9 @@ type table struct {
 	cycles bool
 	// probe adds the columns of the probe's requests (see probe).
 	probe bool
+	// cpu is what perf counted in each row's runs, by row name; nil without
+	// perf. markdown adds a table of it (cpuTable).
+	cpu map[string]*cpuCount
 }
 
 func (t *table) row(name string) *series {
@@ -141,6 +144,9 @@ func (t *table) markdown() string {
 		}
 	}
 	b.WriteString("\n")
+	if t.cpu != nil {
+		b.WriteString("\n" + cpuTable(t) + "\n")
+	}
 	return b.String()
 }
 

@@ -81,17 +81,18 @@ func (b *bench) restartCost(ctx context.Context) (*table, error) {
 		for i := range restartModes {
 			m := restartModes[(r+i)%len(restartModes)]
 			s := t.row(m.name)
-			res, peak, cycles, failures, pr, err := b.measureDuring(ctx, d, w, m)
+			run, err := b.measureDuring(ctx, d, w, m)
 			if err != nil {
 				return t, fmt.Errorf("smoothserve, %s: %w", m.name, err)
 			}
-			s.add(res, peak)
-			s.cycles += cycles
-			s.addProbe(pr)
-			for _, f := range failures {
+			s.add(run.wrk, run.peak)
+			s.cycles += run.cycles
+			s.addProbe(run.probe)
+			for _, f := range run.failures {
 				s.note(f)
 			}
-			progress("restart cost", r, b.rounds, fmt.Sprintf("%s (%d cycles)", m.name, cycles), res)
+			t.addCPU(m.name, run.cpu)
+			progress("restart cost", r, b.rounds, fmt.Sprintf("%s (%d cycles)", m.name, run.cycles), run.wrk)
 			// The next run starts with every instance ready.
 			if _, err := d.waitReady(time.Minute, nil); err != nil {
 				return t, fmt.Errorf("smoothserve after the %s: %w\n%s", m.name, err, tail(filepath.Join(d.dir, "logs", benchService+".log"), 15))
@@ -102,16 +103,27 @@ func (b *bench) restartCost(ctx context.Context) (*table, error) {
 	return t, nil
 }
 
-// measureDuring is measure with m's loop and a probe running during the
-// measured run (not the warm-up).
-func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m restartMode) (res wrkResult, peak int64, cycles int, failures []string, pr probeResult, err error) {
+// duringRun is what one restart-cost run measured.
+type duringRun struct {
+	wrk      wrkResult
+	peak     int64 // KiB
+	cycles   int
+	failures []string
+	probe    probeResult
+	cpu      cpuCount // empty without perf
+}
+
+// measureDuring is measure with m's loop and a probe (and perf, if b.perf)
+// running during the measured run (not the warm-up).
+func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m restartMode) (run duringRun, err error) {
 	if b.warmup > 0 {
 		if _, err := runWrk(ctx, d.url(), w, b.warmup); err != nil {
-			return res, 0, 0, nil, pr, fmt.Errorf("warm-up: %w", err)
+			return run, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	resetHWM(d.pids())
 	running, stop := context.WithCancel(ctx)
+	defer stop()
 	peakc := samplePeak(running, d.pids)
 	probec := probe(running, d.url())
 	type loopResult struct {
@@ -127,15 +139,17 @@ func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m rest
 	} else {
 		loopc <- loopResult{}
 	}
-	res, err = runWrk(ctx, d.url(), w, b.duration)
+	run.wrk, run.cpu, err = b.runWrkCounted(ctx, d.url(), w)
 	stop()
-	pr = <-probec
+	run.probe = <-probec
 	lr := <-loopc
+	run.cycles, run.failures = lr.cycles, lr.failures
 	if len(lr.failures) > 0 {
 		fmt.Fprintf(os.Stderr, "bench: %s: %d failed: %s\n", m.name, len(lr.failures), lr.failures[0])
 	}
-	if pr.failed > 0 {
-		fmt.Fprintf(os.Stderr, "bench: %s: %d of %d probe requests failed: %s\n", m.name, pr.failed, pr.requests, pr.firstFailure)
+	if run.probe.failed > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %s: %d of %d probe requests failed: %s\n", m.name, run.probe.failed, run.probe.requests, run.probe.firstFailure)
 	}
-	return res, <-peakc, lr.cycles, lr.failures, pr, err
+	run.peak = <-peakc
+	return run, err
 }
