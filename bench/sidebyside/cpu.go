@@ -3,20 +3,23 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
-	"time"
 )
 
-// This file answers where a restart-cost run's CPU goes, by process: a
-// loop's throughput ratio alone cannot tell smoothserve's share of its cost
-// from the instances' (a restart's replacements are fresh processes of the
-// service) and from the machine's. perf samples every CPU over each measured
-// run (`perf record -a`), and the samples are counted by process name.
+// This file answers where a measured run's CPU goes, by process: which
+// proxy takes the least CPU per request, and, for the restart-cost runs,
+// what part of a loop's cost is smoothserve's. A loop's throughput ratio
+// alone cannot tell that from the instances' cost (a restart's replacements
+// are fresh processes of the service) and the machine's. wrk runs under
+// `perf record -a`, which samples every CPU for exactly as long as wrk runs,
+// and the samples are counted by process name.
 
 // perfHz is perf's sampling rate on each CPU: about 2 000 samples a second on
 // 2 cores, enough for a share of a percent, and little enough to cost the
@@ -42,8 +45,8 @@ var roleOf = map[string]string{
 // roles are every role, so that totals count every sample.
 var roles = []string{"instances", "proxy", "smoothtool", "wrk", "bench", "/bin/true", "idle", "other"}
 
-// perfAvailable reports whether BENCH_CPU asks for the CPU table (unset:
-// whenever perf is installed), or why not.
+// perfAvailable reports whether BENCH_CPU asks for the CPU tables (unset:
+// whenever perf is installed and may sample every CPU), or why not.
 func perfAvailable() (bool, error) {
 	want := os.Getenv("BENCH_CPU")
 	switch want {
@@ -53,13 +56,45 @@ func perfAvailable() (bool, error) {
 	default:
 		return false, fmt.Errorf("BENCH_CPU=%q: want 0 or 1", want)
 	}
-	if _, err := exec.LookPath("perf"); err != nil {
-		if want == "1" {
-			return false, fmt.Errorf("BENCH_CPU=1: perf is not installed (Debian: linux-perf)")
-		}
-		return false, nil
+	err := tryPerf()
+	switch {
+	case err == nil:
+		return true, nil
+	case want == "1":
+		return false, fmt.Errorf("BENCH_CPU=1: %w", err)
 	}
-	return true, nil
+	fmt.Fprintf(os.Stderr, "bench: no tables of where the CPU goes: %v\n", err)
+	return false, nil
+}
+
+// tryPerf records a moment of every CPU, as the measured runs will.
+func tryPerf() error {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return errors.New("perf is not installed (Debian: linux-perf; bench/install-deps.sh installs it)")
+	}
+	f, err := os.CreateTemp("", "smoothserve-bench-perf-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	args := append(perfRecord(f.Name()), "true")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s (perf_event_paranoid, or not root?)", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// perfRecord is the command that runs the words after it under perf,
+// sampling every CPU into file. cpu-clock, not the default cycles: on a
+// machine with hardware counters, an idle CPU would give next to no cycles
+// samples, and the columns would no longer add up to the cores' time (a
+// CPU deep in idle may still skip a cpu-clock sample: idle is a lower
+// bound, 1-2% of the time short in the loaded runs measured). No
+// build IDs (-B): perf ends as soon as its workload does, and the tables
+// need process names only.
+func perfRecord(file string) []string {
+	return []string{"perf", "record", "-a", "-q", "-B", "-e", "cpu-clock", "-F", strconv.Itoa(perfHz), "-o", file, "--"}
 }
 
 // cpuCount is what perf counted during one or more runs, by role, and the
@@ -96,24 +131,28 @@ func (c *cpuCount) total() float64 {
 	return t
 }
 
-// runWrkCounted is runWrk, with perf counting the CPU during the run when
-// b.perf. A perf that fails costs the count, not the run.
-func (b *bench) runWrkCounted(ctx context.Context, url string, w workload) (wrkResult, cpuCount, error) {
+// runWrkCounted is runWrk, under perf when b.perf. count returns what perf
+// counted; call it once the run's loop and probe have stopped, since perf
+// report takes a while. A perf that fails costs the count, not the run.
+func (b *bench) runWrkCounted(ctx context.Context, url string, w workload) (r wrkResult, count func() cpuCount, err error) {
 	if !b.perf {
-		r, err := runWrk(ctx, url, w, b.duration)
-		return r, cpuCount{}, err
+		r, err = runWrk(ctx, url, w, b.duration)
+		return r, func() cpuCount { return cpuCount{} }, err
 	}
-	wait, perr := startPerf(ctx, b.duration, filepath.Join(b.dir, "perf.data"))
-	r, err := runWrk(ctx, url, w, b.duration)
-	var samples map[string]int64
-	if perr == nil {
-		samples, perr = wait()
-	}
-	if perr != nil {
-		fmt.Fprintf(os.Stderr, "bench: CPU by process not counted: %v\n", perr)
-		return r, cpuCount{}, err
-	}
-	return r, cpuCount{samples: samples, requests: r.requests}, err
+	file := filepath.Join(b.dir, "perf.data")
+	r, err = runWrkUnder(ctx, perfRecord(file), url, w, b.duration)
+	return r, func() cpuCount {
+		defer os.Remove(file)
+		if err != nil {
+			return cpuCount{}
+		}
+		samples, err := perfReport(ctx, file)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: CPU by process not counted: %v\n", err)
+			return cpuCount{}
+		}
+		return cpuCount{samples: samples, requests: r.requests}
+	}, err
 }
 
 // addCPU adds what perf counted in a run of row name.
@@ -130,27 +169,13 @@ func (t *table) addCPU(name string, c cpuCount) {
 	t.cpu[name].add(c)
 }
 
-// startPerf samples every CPU for d into file; wait returns the samples by
-// role.
-func startPerf(ctx context.Context, d time.Duration, file string) (wait func() (map[string]int64, error), err error) {
-	cmd := exec.CommandContext(ctx, "perf", "record", "-a", "-q", "-F", strconv.Itoa(perfHz), "-o", file,
-		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("perf record: %w", err)
+// perfReport counts the samples in file by role.
+func perfReport(ctx context.Context, file string) (map[string]int64, error) {
+	rep, err := exec.CommandContext(ctx, "perf", "report", "-i", file, "--sort", "comm", "--stdio", "-n", "-q").Output()
+	if err != nil {
+		return nil, fmt.Errorf("perf report -i %s: %w", file, err)
 	}
-	return func() (map[string]int64, error) {
-		defer os.Remove(file)
-		if err := cmd.Wait(); err != nil {
-			return nil, fmt.Errorf("perf record: %w\n%s", err, out.String())
-		}
-		rep, err := exec.CommandContext(ctx, "perf", "report", "-i", file, "--sort", "comm", "--stdio", "-n", "-q").Output()
-		if err != nil {
-			return nil, fmt.Errorf("perf report -i %s: %w", file, err)
-		}
-		return parsePerfComms(string(rep))
-	}, nil
+	return parsePerfComms(string(rep))
 }
 
 // parsePerfComms reads `perf report --sort comm --stdio -n -q`: lines of
@@ -190,9 +215,9 @@ func cpuTable(t *table) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "#### Where the CPU goes: µs of CPU per request, by process\n\n"+
-		"`perf record -a -F %d` over each measured run above, samples counted by process name and divided by "+
-		"the requests wrk counted: the columns add up to the 2 cores' time per request (the inverse of throughput, "+
-		"pooled over the rounds). *proxy* is the proxy measured; *other* is the kernel's threads and the rest.", perfHz)
+		"`perf record -a -e cpu-clock -F %d` around each measured wrk run above, samples counted by process name and divided by "+
+		"the requests wrk counted: the columns add up to about the %d cores' time per request (the inverse of throughput, "+
+		"pooled over the rounds). *proxy* is the proxy measured; *other* is the kernel's threads and the rest.", perfHz, runtime.NumCPU())
 	cols := []string{"instances", "proxy", "wrk", "bench", "idle", "other"}
 	head := []string{"", "req/s ÷ " + t.base}
 	if t.cycles {
@@ -234,7 +259,9 @@ func cpuTable(t *table) string {
 		cells = append(cells, fmt.Sprintf("%.1f", c.total()))
 		if !t.cycles {
 			cells = append(cells, ratio(c.perRequest("proxy"), base.perRequest("proxy")))
-		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra <= 0 {
+		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra <= 0 || ours <= 0 {
+			// Nothing added, or nothing of it smoothserve's (a /bin/true
+			// loop takes CPU from smoothserve too).
 			cells = append(cells, fmt.Sprintf("%+.1f", extra), "–", "–")
 		} else {
 			cells = append(cells, fmt.Sprintf("%+.1f", extra), fmt.Sprintf("%.0f%%", 100*ours/extra), fmt.Sprintf("%.2f", base.total()/(c.total()-ours)))

@@ -38,6 +38,7 @@ func TestCPUTableRestartCost(t *testing.T) {
 	tb := &table{base: "steady state", cycles: true}
 	tb.row("steady state")
 	tb.row("restart loop")
+	tb.row("/bin/true loop")
 	// A sample is 1e6/perfHz µs: over a million requests, perfHz samples
 	// are 1 µs per request.
 	per := func(us int64) int64 { return us * perfHz }
@@ -47,9 +48,15 @@ func TestCPUTableRestartCost(t *testing.T) {
 	tb.addCPU("restart loop", cpuCount{requests: 1e6, samples: map[string]int64{
 		"instances": per(26), "proxy": per(17), "smoothtool": per(1), "wrk": per(6),
 	}})
+	// A loop that is not smoothserve's takes CPU from smoothserve too: no
+	// part of its extra is smoothserve's, rather than a negative one.
+	tb.addCPU("/bin/true loop", cpuCount{requests: 1e6, samples: map[string]int64{
+		"instances": per(19), "proxy": per(12), "wrk": per(6), "/bin/true": per(13),
+	}})
 	md := cpuTable(tb)
 	for _, want := range []string{
 		"| steady state | 1.00 | 20.0 | 14.0 | 0.0 | 6.0 | 0.0 | 0.0 | 0.0 | 0.0 | 40.0 | +0.0 | – | – |",
+		"| /bin/true loop | 0.80 | 19.0 | 12.0 | 0.0 | 6.0 | 0.0 | 13.0 | 0.0 | 0.0 | 50.0 | +10.0 | – | – |",
 		"| restart loop | 0.80 | 26.0 | 17.0 | 1.0 | 6.0 | 0.0 | 0.0 | 0.0 | 0.0 | 50.0 | +10.0 | 40% | 0.87 |",
 	} {
 		if !strings.Contains(md, want) {

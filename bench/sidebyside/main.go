@@ -11,8 +11,9 @@
 // Environment: BENCH_DURATION (default 10s per measured run), BENCH_WARMUP
 // (2s before each), BENCH_ROUNDS (3), BENCH_ONLY=sidebyside or restarts for
 // one half, BENCH_KEEP=1 to keep the temporary folder with every
-// configuration and log, BENCH_CPU=0 not to count the restart-cost runs' CPU
-// by process with perf (done whenever perf is installed).
+// configuration and log, BENCH_CPU=0 not to count each run's CPU by process
+// with perf (done whenever perf is installed and may sample every CPU;
+// BENCH_CPU=1 makes it an error if not).
 package main
 
 import (
@@ -33,7 +34,7 @@ type settings struct {
 	rounds           int
 	keep             bool
 	only             string // "", "sidebyside" or "restarts"
-	perf             bool   // count the restart-cost runs' CPU by process (cpu.go)
+	perf             bool   // count each measured run's CPU by process (cpu.go)
 }
 
 func loadSettings() (settings, error) {
@@ -285,9 +286,9 @@ func (b *bench) measure(ctx context.Context, url string, w workload, pids func()
 	resetHWM(pids())
 	sampling, stopSampling := context.WithCancel(ctx)
 	peak := samplePeak(sampling, pids)
-	res, cpu, err := b.runWrkCounted(ctx, url, w)
+	res, count, err := b.runWrkCounted(ctx, url, w)
 	stopSampling()
-	return res, <-peak, cpu, err
+	return res, <-peak, count(), err
 }
 
 // started is when the benchmark started, for the progress lines.

@@ -139,7 +139,8 @@ func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m rest
 	} else {
 		loopc <- loopResult{}
 	}
-	run.wrk, run.cpu, err = b.runWrkCounted(ctx, d.url(), w)
+	var count func() cpuCount
+	run.wrk, count, err = b.runWrkCounted(ctx, d.url(), w)
 	stop()
 	run.probe = <-probec
 	lr := <-loopc
@@ -151,5 +152,6 @@ func (b *bench) measureDuring(ctx context.Context, d *daemon, w workload, m rest
 		fmt.Fprintf(os.Stderr, "bench: %s: %d of %d probe requests failed: %s\n", m.name, run.probe.failed, run.probe.requests, run.probe.firstFailure)
 	}
 	run.peak = <-peakc
+	run.cpu = count()
 	return run, err
 }

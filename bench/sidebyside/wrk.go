@@ -7,8 +7,10 @@ import (
 	"math"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,22 +41,34 @@ func (r wrkResult) errors() int64 {
 
 // runWrk runs wrk for d against url+w.path.
 func runWrk(ctx context.Context, url string, w workload, d time.Duration) (wrkResult, error) {
-	args := []string{
-		"-t" + strconv.Itoa(wrkThreads),
-		"-c" + strconv.Itoa(w.conns),
-		"-d" + strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s",
+	return runWrkUnder(ctx, nil, url, w, d)
+}
+
+// runWrkUnder is runWrk with wrk as the workload of prefix, a command that
+// runs the words after it (perf record ... --), if any.
+func runWrkUnder(ctx context.Context, prefix []string, url string, w workload, d time.Duration) (wrkResult, error) {
+	args := append(slices.Clone(prefix), "wrk",
+		"-t"+strconv.Itoa(wrkThreads),
+		"-c"+strconv.Itoa(w.conns),
+		"-d"+strconv.Itoa(int(d.Round(time.Second)/time.Second))+"s",
 		"--latency",
-		url + w.path,
-	}
+		url+w.path,
+	)
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	// Cancelled (an interrupted bench), the whole group goes: wrk is not left
+	// loading the proxy when it runs under perf.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+		return wrkResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	r, err := parseWrk(string(out))
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+		return wrkResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return r, nil
 }
