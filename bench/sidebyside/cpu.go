@@ -223,7 +223,7 @@ func cpuTable(t *table) string {
 	if t.cycles {
 		cols = []string{"instances", "proxy", "smoothtool", "wrk", "bench", "/bin/true", "idle", "other"}
 		fmt.Fprintf(&b, " *bench* is the loop's own work (it starts smoothtool) and the probe. *Extra* is what a request costs "+
-			"beyond %s; *smoothserve's part* is what smoothserve (*proxy*) and smoothtool add to it; the last column is "+
+			"beyond %s; *smoothserve's part* is what smoothserve (*proxy*) and smoothtool add to it (for an extra of at least 5%%); the last column is "+
 			"the req/s ratio the run would have had without that part: the cost of the rest of the loop alone "+
 			"(for a restart, the replacements are fresh processes of the service).", t.base)
 	}
@@ -259,9 +259,9 @@ func cpuTable(t *table) string {
 		cells = append(cells, fmt.Sprintf("%.1f", c.total()))
 		if !t.cycles {
 			cells = append(cells, ratio(c.perRequest("proxy"), base.perRequest("proxy")))
-		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra <= 0 || ours <= 0 {
-			// Nothing added, or nothing of it smoothserve's (a /bin/true
-			// loop takes CPU from smoothserve too).
+		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra < minExtra*base.total() || ours <= 0 {
+			// Too little added to split, or nothing of it smoothserve's
+			// (a /bin/true loop takes CPU from smoothserve too).
 			cells = append(cells, fmt.Sprintf("%+.1f", extra), "–", "–")
 		} else {
 			cells = append(cells, fmt.Sprintf("%+.1f", extra), fmt.Sprintf("%.0f%%", 100*ours/extra), fmt.Sprintf("%.2f", base.total()/(c.total()-ours)))
@@ -270,6 +270,12 @@ func cpuTable(t *table) string {
 	}
 	return b.String()
 }
+
+// minExtra is the least extra cost, as a part of the base row's, that the
+// restart-cost table splits: below it (a run within 5% of steady state's
+// throughput) the split is mostly noise, and can show smoothserve's part
+// as 250% of an extra of 0.1 µs.
+const minExtra = 0.05
 
 // ours is the µs per request of smoothserve's processes and smoothtool.
 func (c *cpuCount) ours() float64 {

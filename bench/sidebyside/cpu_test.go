@@ -39,6 +39,7 @@ func TestCPUTableRestartCost(t *testing.T) {
 	tb.row("steady state")
 	tb.row("restart loop")
 	tb.row("/bin/true loop")
+	tb.row("paced loop")
 	// A sample is 1e6/perfHz µs: over a million requests, perfHz samples
 	// are 1 µs per request.
 	per := func(us int64) int64 { return us * perfHz }
@@ -53,9 +54,14 @@ func TestCPUTableRestartCost(t *testing.T) {
 	tb.addCPU("/bin/true loop", cpuCount{requests: 1e6, samples: map[string]int64{
 		"instances": per(19), "proxy": per(12), "wrk": per(6), "/bin/true": per(13),
 	}})
+	// An extra within 5% of steady state's cost is not split.
+	tb.addCPU("paced loop", cpuCount{requests: 1e6, samples: map[string]int64{
+		"instances": per(20), "proxy": per(15), "wrk": per(6), "idle": per(0),
+	}})
 	md := cpuTable(tb)
 	for _, want := range []string{
 		"| steady state | 1.00 | 20.0 | 14.0 | 0.0 | 6.0 | 0.0 | 0.0 | 0.0 | 0.0 | 40.0 | +0.0 | – | – |",
+		"| paced loop | 0.98 | 20.0 | 15.0 | 0.0 | 6.0 | 0.0 | 0.0 | 0.0 | 0.0 | 41.0 | +1.0 | – | – |",
 		"| /bin/true loop | 0.80 | 19.0 | 12.0 | 0.0 | 6.0 | 0.0 | 13.0 | 0.0 | 0.0 | 50.0 | +10.0 | – | – |",
 		"| restart loop | 0.80 | 26.0 | 17.0 | 1.0 | 6.0 | 0.0 | 0.0 | 0.0 | 0.0 | 50.0 | +10.0 | 40% | 0.87 |",
 	} {
