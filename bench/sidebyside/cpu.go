@@ -90,7 +90,7 @@ func tryPerf() error {
 // machine with hardware counters, an idle CPU would give next to no cycles
 // samples, and the columns would no longer add up to the cores' time (a
 // CPU deep in idle may still skip a cpu-clock sample: idle is a lower
-// bound, 1-2% of the time short in the loaded runs measured). No
+// bound, 1-5% of the time short in the loaded runs measured). No
 // build IDs (-B): perf ends as soon as its workload does, and the tables
 // need process names only.
 func perfRecord(file string) []string {
@@ -225,7 +225,8 @@ func cpuTable(t *table) string {
 		fmt.Fprintf(&b, " *bench* is the loop's own work (it starts smoothtool) and the probe. *Extra* is what a request costs "+
 			"beyond %s; *smoothserve's part* is what smoothserve (*proxy*) and smoothtool add to it (for an extra of at least 5%%); the last column is "+
 			"the req/s ratio the run would have had without that part: the cost of the rest of the loop alone "+
-			"(for a restart, the replacements are fresh processes of the service).", t.base)
+			"(for a restart, the replacements are fresh processes of the service); *per cycle* is that part in ms of CPU "+
+			"per restart or upgrade (the loop's cycles pooled over the rounds, as the requests are).", t.base)
 	}
 	b.WriteString("\n\n")
 	for _, c := range cols {
@@ -236,7 +237,7 @@ func cpuTable(t *table) string {
 	}
 	head = append(head, "total")
 	if t.cycles {
-		head = append(head, "extra", "smoothserve's part of the extra", "req/s ÷ "+t.base+" without it")
+		head = append(head, "extra", "smoothserve's part of the extra", "req/s ÷ "+t.base+" without it", "smoothserve's part per cycle")
 	} else {
 		head = append(head, "proxy ÷ "+t.base+"'s")
 	}
@@ -262,9 +263,15 @@ func cpuTable(t *table) string {
 		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra < minExtra*base.total() || ours <= 0 {
 			// Too little added to split, or nothing of it smoothserve's
 			// (a /bin/true loop takes CPU from smoothserve too).
-			cells = append(cells, fmt.Sprintf("%+.1f", extra), "–", "–")
+			cells = append(cells, fmt.Sprintf("%+.1f", extra), "–", "–", "–")
 		} else {
-			cells = append(cells, fmt.Sprintf("%+.1f", extra), fmt.Sprintf("%.0f%%", 100*ours/extra), fmt.Sprintf("%.2f", base.total()/(c.total()-ours)))
+			perCycle := "–"
+			if s.cycles > 0 {
+				// µs per request, times the requests, over the cycles: ms of
+				// CPU that each restart or upgrade cost smoothserve.
+				perCycle = fmt.Sprintf("%.1f ms", ours*float64(c.requests)/float64(s.cycles)/1000)
+			}
+			cells = append(cells, fmt.Sprintf("%+.1f", extra), fmt.Sprintf("%.0f%%", 100*ours/extra), fmt.Sprintf("%.2f", base.total()/(c.total()-ours)), perCycle)
 		}
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
 	}
