@@ -260,9 +260,10 @@ func cpuTable(t *table) string {
 		cells = append(cells, fmt.Sprintf("%.1f", c.total()))
 		if !t.cycles {
 			cells = append(cells, ratio(c.perRequest("proxy"), base.perRequest("proxy")))
-		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); s.name == t.base || extra < minExtra*base.total() || ours <= 0 {
-			// Too little added to split, or nothing of it smoothserve's
-			// (a /bin/true loop takes CPU from smoothserve too).
+		} else if extra, ours := c.total()-base.total(), c.ours()-base.ours(); extra < minExtra*base.total() || ours <= 0 {
+			// Too little added to split (the base row adds nothing), or
+			// nothing of it smoothserve's (a /bin/true loop takes CPU from
+			// smoothserve too).
 			cells = append(cells, fmt.Sprintf("%+.1f", extra), "–", "–", "–")
 		} else {
 			perCycle := "–"
