@@ -15,7 +15,9 @@ import (
 const (
 	defaultProxyAddr      = "127.0.0.1"
 	defaultMaxHeaderBytes = 32 << 10
-	defaultServerIP       = "127.0.0.1"
+	// As Apache's LimitRequestFields: real requests carry a few dozen.
+	defaultMaxHeaderFields = 100
+	defaultServerIP        = "127.0.0.1"
 )
 
 var (
@@ -50,8 +52,12 @@ func (l *loader) defaultMain() {
 	setDuration("IdleTimeout", &c.IdleTimeout, 75*time.Second)
 	setDuration("UpgradeTimeout", &c.UpgradeTimeout, 30*time.Second)
 	setDuration("UpgradeDrainTimeout", &c.UpgradeDrainTimeout, 60*time.Second)
+	setDuration("BodyTimeout", &c.BodyTimeout, 60*time.Second) // as nginx's client_body_timeout
 	if !k.set["MaxHeaderBytes"] {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if !k.set["MaxHeaderFields"] {
+		c.MaxHeaderFields = defaultMaxHeaderFields
 	}
 }
 
@@ -85,6 +91,9 @@ func (l *loader) defaultService(s *Service) {
 	setDuration("delay_update_time", &s.DelayUpdateTime, 2*time.Second)
 	setDuration("start_timeout", &s.StartTimeout, 30*time.Second)
 	setDuration("stop_timeout", &s.StopTimeout, 30*time.Second)
+	// max_body_size stays 0, no limit, unlike nginx's 1m: the services
+	// behind set their own limits, and a low default would break their
+	// uploads with nothing in their logs to say why.
 	if !k.set["watch_ignore"] {
 		s.WatchIgnore = append([]string(nil), defaultWatchIgnore...)
 	}

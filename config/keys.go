@@ -19,6 +19,8 @@ func mainKeys(c *Config) map[string]decodeFunc {
 		"HeaderTimeout":       durationValue(&c.HeaderTimeout),
 		"IdleTimeout":         durationValue(&c.IdleTimeout),
 		"MaxHeaderBytes":      intValue(&c.MaxHeaderBytes),
+		"MaxHeaderFields":     intValue(&c.MaxHeaderFields),
+		"BodyTimeout":         durationValue(&c.BodyTimeout),
 		"UpgradeTimeout":      durationValue(&c.UpgradeTimeout),
 		"UpgradeDrainTimeout": durationValue(&c.UpgradeDrainTimeout),
 	}
@@ -45,6 +47,7 @@ func serviceKeys(s *Service) map[string]decodeFunc {
 		"health_check":        stringValue(&s.HealthCheck),
 		"start_timeout":       durationValue(&s.StartTimeout),
 		"stop_timeout":        durationValue(&s.StopTimeout),
+		"max_body_size":       byteSize(&s.MaxBodySize),
 		"restart_strategy":    stringValue(&s.RestartStrategy),
 	}
 }

@@ -26,6 +26,8 @@ func TestDefaults(t *testing.T) {
 	checkEqual(t, "HeaderTimeout", c.HeaderTimeout, 10*time.Second)
 	checkEqual(t, "IdleTimeout", c.IdleTimeout, 75*time.Second)
 	checkEqual(t, "MaxHeaderBytes", c.MaxHeaderBytes, 32768)
+	checkEqual(t, "MaxHeaderFields", c.MaxHeaderFields, 100)
+	checkEqual(t, "BodyTimeout", c.BodyTimeout, 60*time.Second)
 	checkEqual(t, "UpgradeTimeout", c.UpgradeTimeout, 30*time.Second)
 	checkEqual(t, "UpgradeDrainTimeout", c.UpgradeDrainTimeout, 60*time.Second)
 	checkEqual(t, "Warnings", len(c.Warnings), 0)
@@ -46,6 +48,7 @@ func TestDefaults(t *testing.T) {
 	checkEqual(t, "DelayUpdateTime", s.DelayUpdateTime, 2*time.Second)
 	checkEqual(t, "StartTimeout", s.StartTimeout, 30*time.Second)
 	checkEqual(t, "StopTimeout", s.StopTimeout, 30*time.Second)
+	checkEqual(t, "MaxBodySize", s.MaxBodySize, int64(0))
 	checkEqual(t, "WatchIgnore", s.WatchIgnore, []string{"*.swp", "*~", "*.tmp", ".git/"})
 	checkEqual(t, "HealthCheck", s.HealthCheck, "")
 	checkEqual(t, "RestartStrategy", s.RestartStrategy, StrategySurge)
@@ -122,6 +125,58 @@ func TestDurationForms(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkEqual(t, "DelayRunningTime", got.DelayRunningTime, tt.want)
+		})
+	}
+}
+
+func TestSizeForms(t *testing.T) {
+	tests := []struct {
+		text string
+		want int64
+		err  string // the message after "max_body_size: ", if an error
+	}{
+		{"0", 0, ""},
+		{"1048576", 1 << 20, ""},
+		{"0x400", 1024, ""},
+		{"512k", 512 << 10, ""},
+		{"512K", 512 << 10, ""},
+		{"10m", 10 << 20, ""},
+		{`"10m"`, 10 << 20, ""},
+		{"10MB", 10 << 20, ""},
+		{"10MiB", 10 << 20, ""},
+		{"10mib", 10 << 20, ""},
+		{"1g", 1 << 30, ""},
+		{"1GB", 1 << 30, ""},
+		{"2GiB", 2 << 30, ""},
+		{"0m", 0, ""},
+		{"-1", 0, "must not be negative (0 is no limit), got -1 bytes"},
+		{"-1k", 0, "must not be negative (0 is no limit), got -1024 bytes"},
+		{`"1024"`, 0, `want a number of bytes or a size like "10m", got "1024"`},
+		{"10 MB", 0, `want a number of bytes or a size like "10m", got "10 MB"`},
+		{"1.5m", 0, `want a number of bytes or a size like "10m", got "1.5m"`},
+		{"1.5", 0, `want a number of bytes or a size like "10m", got "1.5"`},
+		{"10t", 0, `want a number of bytes or a size like "10m", got "10t"`},
+		{"10b", 0, `want a number of bytes or a size like "10m", got "10b"`},
+		{"m", 0, `want a number of bytes or a size like "10m", got "m"`},
+		{"1m2k", 0, `want a number of bytes or a size like "10m", got "1m2k"`},
+		{"true", 0, `want a number of bytes or a size like "10m", got "true"`},
+		{"[1m]", 0, `want a number of bytes or a size like "10m", got a list`},
+		{"{a: 1}", 0, `want a number of bytes or a size like "10m", got a mapping`},
+		{"9223372036854775808", 0, "size 9223372036854775808 is out of range"},
+		{"8589934592g", 0, "size 8589934592g is out of range"},
+		{"99999999999999999999k", 0, "size 99999999999999999999k is out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			got, err := loadOne(t, "max_body_size: "+tt.text+"\n")
+			if tt.err != "" {
+				checkEqual(t, "errors", errorLines(t, err), []string{"$S/a.yaml:6: max_body_size: " + tt.err})
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEqual(t, "MaxBodySize", got.MaxBodySize, tt.want)
 		})
 	}
 }
@@ -210,9 +265,10 @@ func loadOne(t *testing.T, extra string) (*Service, error) {
 
 func TestMainFile(t *testing.T) {
 	dir := tree{
-		"smoothserve.yaml": "ProxyPort: 8085\nTrustedProxies: [10.1.2.3/8, 192.168.0.7, '::1']\nHeaderTimeout: 5\nIdleTimeout: 2m\nMaxHeaderBytes: 1024\n",
-		"services/a.yaml":  web,
-		"bin/app":          script,
+		"smoothserve.yaml": "ProxyPort: 8085\nTrustedProxies: [10.1.2.3/8, 192.168.0.7, '::1']\nHeaderTimeout: 5\nIdleTimeout: 2m\nMaxHeaderBytes: 1024\n" +
+			"MaxHeaderFields: 10000\nBodyTimeout: 2.5\n",
+		"services/a.yaml": web,
+		"bin/app":         script,
 	}.write(t)
 	c := mustLoad(t, dir)
 	checkEqual(t, "TrustedProxies", c.TrustedProxies, []netip.Prefix{
@@ -221,7 +277,10 @@ func TestMainFile(t *testing.T) {
 	checkEqual(t, "HeaderTimeout", c.HeaderTimeout, 5*time.Second)
 	checkEqual(t, "IdleTimeout", c.IdleTimeout, 2*time.Minute)
 	checkEqual(t, "MaxHeaderBytes", c.MaxHeaderBytes, 1024)
-	checkEqual(t, "Lines", c.Lines, map[string]int{"ProxyPort": 1, "TrustedProxies": 2, "HeaderTimeout": 3, "IdleTimeout": 4, "MaxHeaderBytes": 5})
+	checkEqual(t, "MaxHeaderFields", c.MaxHeaderFields, 10000)
+	checkEqual(t, "BodyTimeout", c.BodyTimeout, 2500*time.Millisecond)
+	checkEqual(t, "Lines", c.Lines, map[string]int{"ProxyPort": 1, "TrustedProxies": 2, "HeaderTimeout": 3, "IdleTimeout": 4, "MaxHeaderBytes": 5,
+		"MaxHeaderFields": 6, "BodyTimeout": 7})
 }
 
 func TestEmptyServiceFolder(t *testing.T) {

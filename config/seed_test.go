@@ -75,6 +75,8 @@ func TestSeedWithExecutable(t *testing.T) {
 			checkEqual(t, "ProxyAddr", cfg.ProxyAddr, "127.0.0.1")
 			checkEqual(t, "CommandPort", cfg.CommandPort, 8080)
 			checkEqual(t, "SubConfigDir", cfg.SubConfigDir, filepath.Join(dir, "services"))
+			checkEqual(t, "MaxHeaderFields", cfg.MaxHeaderFields, 100)
+			checkEqual(t, "BodyTimeout", cfg.BodyTimeout, 60*time.Second)
 			checkEqual(t, "ProxyPorts", cfg.ProxyPorts(), []int{8085})
 			if len(cfg.Services) != 1 {
 				t.Fatalf("got %d services, want 1", len(cfg.Services))
@@ -94,6 +96,7 @@ func TestSeedWithExecutable(t *testing.T) {
 			checkEqual(t, "DelayUpdateTime", s.DelayUpdateTime, 2*time.Second)
 			checkEqual(t, "StartTimeout", s.StartTimeout, 30*time.Second)
 			checkEqual(t, "StopTimeout", s.StopTimeout, 30*time.Second)
+			checkEqual(t, "MaxBodySize", s.MaxBodySize, int64(0))
 			checkEqual(t, "RestartStrategy", s.RestartStrategy, StrategySurge)
 			checkEqual(t, "Args", s.Args, []string{"-port={port}"})
 			watch := []string{

@@ -23,8 +23,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix // TrustedProxies: CIDRs (a bare IP is a /32 or /128)
 
 	HeaderTimeout       time.Duration // HeaderTimeout; default 10s: a request head must arrive within it
-	IdleTimeout         time.Duration // IdleTimeout; default 75s: keep-alive wait, and the longest a client may stall mid-request
+	IdleTimeout         time.Duration // IdleTimeout; default 75s: keep-alive wait, and the longest a client may stall mid-response
 	MaxHeaderBytes      int           // MaxHeaderBytes; default 32768: a larger request head gets 431
+	MaxHeaderFields     int           // MaxHeaderFields; default 100: a request with more header fields gets 431
+	BodyTimeout         time.Duration // BodyTimeout; default 60s: the longest a client may stall while sending a request body
 	UpgradeTimeout      time.Duration // UpgradeTimeout; default 30s
 	UpgradeDrainTimeout time.Duration // UpgradeDrainTimeout; default 60s
 
@@ -55,6 +57,7 @@ type Service struct {
 	HealthCheck       string        // HTTP path; empty: a TCP connect
 	StartTimeout      time.Duration // default 30s
 	StopTimeout       time.Duration // default 30s
+	MaxBodySize       int64         // bytes; default 0: no limit
 	RestartStrategy   string        // "surge" (default) or "in_place"
 }
 

@@ -17,8 +17,9 @@ import (
 // value was already rejected while decoding.
 
 const (
-	maxInstances = 64
-	minHeader    = 1024
+	maxInstances    = 64
+	minHeader       = 1024
+	maxHeaderFields = 10000 // more is a typo: no client sends so many
 	// A unix socket path must fit sockaddr_un.sun_path: 108 bytes on Linux,
 	// counting the final NUL; a longer one fails only when the daemon starts.
 	maxSocketPath = 107
@@ -61,7 +62,11 @@ func (l *loader) validateMain() {
 	if k.usable("MaxHeaderBytes") && c.MaxHeaderBytes < minHeader {
 		l.add(k.errorf("MaxHeaderBytes", "must be at least %d, got %d", minHeader, c.MaxHeaderBytes))
 	}
+	if k.usable("MaxHeaderFields") && (c.MaxHeaderFields < 1 || c.MaxHeaderFields > maxHeaderFields) {
+		l.add(k.errorf("MaxHeaderFields", "must be 1..%d, got %d", maxHeaderFields, c.MaxHeaderFields))
+	}
 	l.checkDuration(k, "HeaderTimeout", c.HeaderTimeout, true)
+	l.checkDuration(k, "BodyTimeout", c.BodyTimeout, true)
 	l.checkDuration(k, "IdleTimeout", c.IdleTimeout, true)
 	l.checkDuration(k, "UpgradeTimeout", c.UpgradeTimeout, true)
 	l.checkDuration(k, "UpgradeDrainTimeout", c.UpgradeDrainTimeout, false)
@@ -124,6 +129,9 @@ func (l *loader) validateService(s *Service) {
 	l.checkDuration(k, "delay_update_time", s.DelayUpdateTime, false)
 	l.checkDuration(k, "start_timeout", s.StartTimeout, true)
 	l.checkDuration(k, "stop_timeout", s.StopTimeout, true)
+	if k.usable("max_body_size") && s.MaxBodySize < 0 {
+		l.add(k.errorf("max_body_size", "must not be negative (0 is no limit), got %d bytes", s.MaxBodySize))
+	}
 	if s.Enabled && k.usable("watch_files") {
 		for _, w := range s.WatchFiles {
 			if _, err := os.Stat(w); errors.Is(err, fs.ErrNotExist) {

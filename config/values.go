@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +90,56 @@ func durationValue(p *time.Duration) decodeFunc {
 				return wrongType(n, want)
 			}
 			*p = d
+		default:
+			return wrongType(n, want)
+		}
+		return nil
+	}
+}
+
+// sizeUnits are the units of a byte size, lower-cased. Each is a power of
+// 1024, whichever spelling: nginx reads 10m as 10×2^20 bytes, and an
+// operator moving a limit over from nginx means the same thing by 10MB.
+var sizeUnits = map[string]int64{
+	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+}
+
+// byteSize accepts a YAML integer of bytes (1048576) or a whole number
+// followed at once by a unit of sizeUnits, in any case ("512k", "10MB",
+// "1GiB"). A string without a unit ("1024") is refused, as a quoted
+// integer is elsewhere.
+func byteSize(p *int64) decodeFunc {
+	const want = `a number of bytes or a size like "10m"`
+	return func(n *yaml.Node) error {
+		if n.Kind != yaml.ScalarNode {
+			return wrongType(n, want)
+		}
+		outOfRange := &valueError{line: n.Line, msg: "size " + n.Value + " is out of range"}
+		switch n.ShortTag() {
+		case "!!int":
+			var v int64
+			if err := n.Decode(&v); err != nil {
+				return outOfRange
+			}
+			*p = v
+		case "!!str":
+			end := strings.LastIndexAny(n.Value, "0123456789") + 1
+			unit, ok := sizeUnits[strings.ToLower(n.Value[end:])]
+			if !ok {
+				return wrongType(n, want)
+			}
+			v, err := strconv.ParseInt(n.Value[:end], 10, 64)
+			switch {
+			case errors.Is(err, strconv.ErrRange):
+				return outOfRange
+			case err != nil:
+				return wrongType(n, want)
+			case v > math.MaxInt64/unit || v < math.MinInt64/unit:
+				return outOfRange
+			}
+			*p = v * unit
 		default:
 			return wrongType(n, want)
 		}

@@ -8,8 +8,12 @@ import (
 
 var errBadChunk = errors.New("malformed chunked body")
 
-// maxChunkLine bounds a chunk-size line with its extensions.
-const maxChunkLine = 4096
+// maxChunkLine bounds a chunk-size line with its extensions, and a trailer
+// line; maxTrailers bounds the trailer section's lines.
+const (
+	maxChunkLine = 4096
+	maxTrailers  = 64
+)
 
 // readLine returns the next line of r (with its line ending), or an error
 // when it is longer than maxChunkLine.
@@ -21,13 +25,22 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	return line, err
 }
 
-// parseChunkSize parses "1a;ext=1\r\n".
+// parseChunkSize parses "1a;ext=1\r\n": hex digits, then optional
+// whitespace and extensions, which are dropped (and must hold no control
+// character).
 func parseChunkSize(line []byte) (int64, error) {
 	line = trimCRLF(line)
 	if i := indexByte(line, ';'); i >= 0 {
+		for _, c := range line[i:] {
+			if !isFieldValueChar(c) {
+				return 0, errBadChunk
+			}
+		}
 		line = line[:i]
+		for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+			line = line[:len(line)-1]
+		}
 	}
-	line = trimOWS(line)
 	if len(line) == 0 || len(line) > 15 {
 		return 0, errBadChunk
 	}
@@ -47,6 +60,44 @@ func parseChunkSize(line []byte) (int64, error) {
 		n = n<<4 | int64(d)
 	}
 	return n, nil
+}
+
+// readTrailer reads the trailer section after the last chunk, through the
+// blank line that ends it, and writes each field line to w (unless w is
+// nil) with CRLF.
+func readTrailer(r *bufio.Reader, w *bufio.Writer) error {
+	for n := 0; ; n++ {
+		line, err := readLine(r)
+		if err != nil {
+			return err
+		}
+		line = trimCRLF(line)
+		if len(line) == 0 {
+			return nil
+		}
+		if n == maxTrailers || !validFieldLine(line) {
+			return errBadChunk
+		}
+		if w != nil {
+			w.Write(line)
+			w.WriteString("\r\n")
+		}
+	}
+}
+
+// validFieldLine reports whether line is "name: value" with a token name
+// and a valid value.
+func validFieldLine(line []byte) bool {
+	colon := indexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return false
+	}
+	for _, c := range line[colon+1:] {
+		if !isFieldValueChar(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // chunkedDecoder reads the data of a chunked body from r, and consumes the
@@ -78,14 +129,8 @@ func (d *chunkedDecoder) Read(p []byte) (int, error) {
 			return 0, d.fail(err)
 		}
 		if n == 0 {
-			for { // the trailer section, dropped
-				line, err := readLine(d.r)
-				if err != nil {
-					return 0, d.fail(err)
-				}
-				if len(trimCRLF(line)) == 0 {
-					break
-				}
+			if err := readTrailer(d.r, nil); err != nil {
+				return 0, d.fail(err)
 			}
 			d.done = true
 			return 0, io.EOF

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -32,8 +33,12 @@ type conn struct {
 	keepHere bool      // shutting down, and handing this connection over failed: it closes here
 	keepBy   time.Time // keepHere: when it closes if no request came (a grace from the failure)
 
-	br *bufio.Reader
+	br *bufio.Reader // reads from cr
 	bw *bufio.Writer
+	cr clientReader
+
+	rid     []byte // the request's id (X-Request-Id)
+	maxBody int64  // the request's service's max_body_size; 0: none
 
 	clientIP []byte // the client's address, for X-Forwarded-For
 	trusted  bool   // client is a trusted proxy: keep its X-Forwarded-*
@@ -47,40 +52,57 @@ type conn struct {
 	dec    chunkedDecoder
 
 	// The deadlines in force, so that they are renewed only when they have
-	// come closer than deadlineSlack: setting one updates a runtime timer,
+	// come closer than deadlineSlack allows: setting one updates a runtime timer,
 	// and doing that for every request is measurable.
 	readBy   time.Time
-	readIdle bool // readBy is an IdleTimeout deadline (not HeaderTimeout, nor a grace)
+	readKind readKind // what readBy is for: a renewable IdleTimeout or BodyTimeout, or other
 	writeBy  time.Time
 }
 
-// deadlineSlack is how far an IdleTimeout deadline may lag behind the
+type readKind uint8
+
+const (
+	readOther readKind = iota // HeaderTimeout, or a grace: not renewed
+	readIdle
+	readBody
+)
+
+// deadlineSlack is how far a renewable deadline of d may lag behind the
 // exact one: a keep-alive limit of 75 s need not be exact to the second.
-// A short IdleTimeout gets a tenth of itself.
-func (c *conn) deadlineSlack() time.Duration {
-	return min(time.Second, c.srv.opts.IdleTimeout/10)
+// A short one gets a tenth of itself.
+func deadlineSlack(d time.Duration) time.Duration {
+	return min(time.Second, d/10)
 }
 
 // idleReadDeadline makes sure a read may wait IdleTimeout (less the slack).
 func (c *conn) idleReadDeadline(now time.Time) {
-	idle := c.srv.opts.IdleTimeout
-	if c.readIdle && c.readBy.Sub(now) > idle-c.deadlineSlack() {
+	c.renewReadDeadline(now, readIdle, c.srv.opts.IdleTimeout)
+}
+
+// bodyReadDeadline makes sure a read of a request body may wait
+// BodyTimeout (less the slack).
+func (c *conn) bodyReadDeadline(now time.Time) {
+	c.renewReadDeadline(now, readBody, c.srv.opts.BodyTimeout)
+}
+
+func (c *conn) renewReadDeadline(now time.Time, kind readKind, d time.Duration) {
+	if c.readKind == kind && c.readBy.Sub(now) > d-deadlineSlack(d) {
 		return
 	}
-	c.readBy, c.readIdle = now.Add(idle), true
+	c.readBy, c.readKind = now.Add(d), kind
 	c.nc.SetReadDeadline(c.readBy)
 }
 
-// setReadDeadline sets another read deadline than the idle one.
+// setReadDeadline sets a read deadline that is not renewed.
 func (c *conn) setReadDeadline(t time.Time) {
-	c.readBy, c.readIdle = t, false
+	c.readBy, c.readKind = t, readOther
 	c.nc.SetReadDeadline(t)
 }
 
 // writeDeadline makes sure a write may take IdleTimeout (less the slack).
 func (c *conn) writeDeadline(now time.Time) {
 	idle := c.srv.opts.IdleTimeout
-	if c.writeBy.Sub(now) > idle-c.deadlineSlack() {
+	if c.writeBy.Sub(now) > idle-deadlineSlack(idle) {
 		return
 	}
 	c.writeBy = now.Add(idle)
@@ -133,12 +155,9 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 }
 
 func (c *conn) serve() {
+	c.cr.c = c
 	c.br = readerPool8.Get().(*bufio.Reader)
-	if c.pre != nil {
-		c.br.Reset(c.pre)
-	} else {
-		c.br.Reset(c.nc)
-	}
+	c.br.Reset(&c.cr)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
 	defer c.close()
@@ -199,7 +218,7 @@ func (c *conn) waitForRequest() error {
 		// Shutdown may have set a grace deadline (past, when handing
 		// over) straight on the socket as the request came: the next
 		// read (of a body) must set its own.
-		c.readBy, c.readIdle = time.Time{}, false
+		c.readBy, c.readKind = time.Time{}, readOther
 	}
 	return err
 }
@@ -221,11 +240,8 @@ func (c *conn) closing() bool {
 // (passed, or the client is gone); if not, it stays here.
 func (c *conn) handOver() bool {
 	// Responses to pipelined requests may wait in bw for the next one.
-	if c.bw.Buffered() > 0 {
-		c.writeDeadline(time.Now())
-		if err := c.bw.Flush(); err != nil {
-			return true
-		}
+	if err := c.Flush(); err != nil {
+		return true
 	}
 	fn := *c.srv.handOver.Load()
 	buffered, _ := c.br.Peek(c.br.Buffered())
@@ -247,6 +263,39 @@ func (c *conn) handOver() bool {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// clientReader is what br reads from: the connection (after the bytes a
+// passing process read, if any), once whatever waits in bw is flushed. A
+// read from the client is where the proxy waits for it, so nothing the
+// client should have (a response, while the next pipelined request is
+// incomplete) waits with it.
+type clientReader struct{ c *conn }
+
+func (r *clientReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.Flush(); err != nil {
+		return 0, err
+	}
+	if c.pre != nil {
+		return c.pre.Read(p)
+	}
+	return c.nc.Read(p)
+}
+
+// Flush sends what bw holds to the client, within IdleTimeout: a client
+// that stops reading for that long is gone. It is the upstream.Flusher of
+// the instance connection an exchange reads from, so nothing for the client
+// waits while the proxy waits for the instance.
+func (c *conn) Flush() error {
+	if c.bw.Buffered() == 0 {
+		return nil
+	}
+	c.writeDeadline(time.Now())
+	if err := c.bw.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
+	return nil
 }
 
 // prefixed reads pre, then r.

@@ -7,8 +7,22 @@
 //   - A response reaches the client only once: a request is retried on
 //     another instance only while nothing of its response has been sent,
 //     and only when resending cannot do harm (nothing was sent, or the
-//     request is idempotent and its whole body was kept).
-//   - Every upstream failure becomes a status in one place (statusFor).
+//     request is idempotent and its whole body was kept). A pooled
+//     connection the instance closed is not the instance's failure: the
+//     request goes again on a new connection, under the same rule.
+//   - What is forwarded can be read one way only. A request or response
+//     head that two parsers could read differently (bare CR, control
+//     characters, obs-fold, two lengths, length and chunked) is refused,
+//     never passed on; what passes is re-emitted canonically (CRLF, one
+//     framing of the proxy's own, hop-by-hop fields removed). Only
+//     WebSocket upgrades tunnel.
+//   - Nothing an instance sends reaches another request: a connection to
+//     an instance is reused only when its response ended exactly where its
+//     framing said, and it is checked before each reuse.
+//   - Nothing waits in a buffer while the proxy waits: bytes for the client
+//     are flushed before any read that would block, on either side.
+//   - Every failure becomes a status in one place (statusFor); the client
+//     gets the status text, the log the details, under one request id.
 //   - After Shutdown begins, every response carries Connection: close and
 //     no connection is closed while a request on it is being answered.
 //     After HandOver begins, a connection leaves only between two requests,
@@ -16,5 +30,7 @@
 //     Connection: close only once passing it has failed.
 //
 // The hot path parses into per-connection buffers that are reused from
-// request to request, and takes no lock shared by connections.
+// request to request and allocates nothing; the only lock it takes is the
+// idle pool's of the instance it picked (upstream.Backend), held for a
+// slice push or pop.
 package proxy

@@ -16,6 +16,9 @@ var (
 	errServiceStopped = errors.New("service stopped")
 	errClientGone     = errors.New("client closed the connection")
 	errBadResponse    = errors.New("malformed response from instance")
+	errStale          = errors.New("pooled connection closed by the instance")
+	errBodyTooLarge   = errors.New("request body over max_body_size")
+	errBodyTimeout    = errors.New("client stalled sending the request body")
 )
 
 // statusCode499 is nginx's "client closed request": logged, never sent.
@@ -27,13 +30,21 @@ func statusFor(err error) int {
 	switch {
 	case errors.Is(err, errClientGone):
 		return statusCode499
+	case errors.Is(err, errBadResponse):
+		return 502
 	case errors.Is(err, errNoHost):
 		return 404
 	case errors.Is(err, errNoInstance), errors.Is(err, errServiceStopped):
 		return 503
-	case errors.Is(err, errHeadTooLarge):
+	case errors.Is(err, errHeadTooLarge), errors.Is(err, errTooManyFields):
 		return 431
-	case errors.Is(err, errBadRequest), errors.Is(err, errBadHead):
+	case errors.Is(err, errBodyTooLarge):
+		return 413
+	case errors.Is(err, errBodyTimeout):
+		return 408
+	case errors.Is(err, errConnect):
+		return 405
+	case errors.Is(err, errBadRequest), errors.Is(err, errBadHead), errors.Is(err, errBadTarget), errors.Is(err, errBadHost):
 		return 400
 	case errors.Is(err, errTransferCoding):
 		return 501
@@ -54,12 +65,21 @@ func clientGone(err error) bool {
 		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }
 
+// statusText is the whole body of an error response: the client learns the
+// status and nothing of the inside (instances, addresses, Go errors); the
+// log has the details under the X-Request-Id the response carries.
 func statusText(code int) string {
 	switch code {
 	case 400:
 		return "Bad Request"
 	case 404:
 		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Content Too Large"
 	case 431:
 		return "Request Header Fields Too Large"
 	case 501:
@@ -79,14 +99,17 @@ func statusText(code int) string {
 // writeError writes a complete plain-text error response to the client
 // and flushes it. Retry-After goes with 503: the service is restarting or
 // stopped, and a client may try again shortly.
-func (c *conn) writeError(code int, msg string, keep bool) {
+func (c *conn) writeError(code int, keep bool) {
+	text := statusText(code)
 	b := c.bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
-	b = append(b, statusText(code)...)
+	b = append(b, text...)
 	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	b = strconv.AppendInt(b, int64(len(text)+1), 10)
+	b = append(b, "\r\nX-Request-Id: "...)
+	b = append(b, c.rid...)
 	if code == 503 {
 		b = append(b, "\r\nRetry-After: 1"...)
 	}
@@ -94,7 +117,7 @@ func (c *conn) writeError(code int, msg string, keep bool) {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	b = append(b, "\r\n\r\n"...)
-	b = append(b, msg...)
+	b = append(b, text...)
 	b = append(b, '\n')
 	c.writeDeadline(time.Now())
 	c.bw.Write(b)
@@ -107,6 +130,11 @@ func (c *conn) rejectHead(err error) {
 	if !errors.Is(err, errHeadTooLarge) && clientGone(err) {
 		return // idle, stalled or gone: nobody to answer
 	}
+	var req request
+	c.setRequestID(&req)
 	code := statusFor(err)
-	c.writeError(code, "smoothserve: "+err.Error(), false)
+	c.srv.opts.Logger.Info("proxy: request head rejected", "status", code, "request_id", string(c.rid),
+		"client", string(c.clientIP), "port", c.port, "err", err, "head", quoteStart(c.head))
+	c.writeError(code, false)
+	c.lingerClose()
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
 	"time"
 
 	"smoothserve/upstream"
@@ -16,6 +19,7 @@ const maxAttempts = 6
 // serveRequest answers one request and reports whether the connection may
 // carry another.
 func (c *conn) serveRequest(req *request) bool {
+	c.setRequestID(req)
 	var set *upstream.Set
 	if pt := c.srv.routes.Load().ports[c.port]; pt != nil {
 		set = pt.lookup(req.host)
@@ -27,12 +31,18 @@ func (c *conn) serveRequest(req *request) bool {
 	if set.Stopped() {
 		return c.fail(req, fmt.Errorf("%w: %s", errServiceStopped, set.Name), !hasBody)
 	}
-
+	c.maxBody = set.MaxBodySize()
 	kept, err := c.readBody(req)
 	if err != nil {
 		return c.fail(req, err, false)
 	}
+	return c.forward(req, set, kept)
+}
 
+// forward sends req to an instance of set, and to others while that can do
+// no harm, and relays the answer. It reports whether the connection may
+// carry another request.
+func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 	var tried upstream.Tried
 	var waitCtx context.Context
 	for attempt := 0; ; attempt++ {
@@ -63,15 +73,31 @@ func (c *conn) serveRequest(req *request) bool {
 			continue
 		}
 		keep, began, err := c.exchange(req, b, uc, kept)
-		b.Release(err == nil)
-		if err == nil {
-			return keep
+		if err != nil && !began && errors.Is(err, errStale) && kept && idempotent(req.method) {
+			// The instance had closed the pooled connection (its idle
+			// timeout) as the request went out: not a failure of the
+			// instance. Once more, on a connection of its own.
+			c.srv.opts.Logger.Debug("proxy: pooled connection was closed by the instance; sending again",
+				"service", b.Service, "slot", b.Slot, "request_id", string(c.rid), "err", err)
+			if uc, err = b.Dial(); err == nil {
+				keep, began, err = c.exchange(req, b, uc, kept)
+			}
 		}
-		if began || errors.Is(err, errClientGone) {
+		b.Release(err == nil)
+		switch {
+		case err == nil:
+			return keep
+		case began || errors.Is(err, errClientGone):
 			c.logUpstream(req, b, err, "connection closed")
 			return false
-		}
-		if kept && idempotent(req.method) && attempt+1 < maxAttempts {
+		case clientFault(err):
+			return c.fail(req, err, false)
+		case errors.Is(err, errBadResponse):
+			// The instance is alive and answered nonsense: asking
+			// another would not make the answer better.
+			c.logUpstream(req, b, err, "answered 502")
+			return c.fail(req, err, kept)
+		case kept && idempotent(req.method) && attempt+1 < maxAttempts:
 			tried.Add(b)
 			c.logUpstream(req, b, err, "retrying on another instance")
 			continue
@@ -81,22 +107,54 @@ func (c *conn) serveRequest(req *request) bool {
 	}
 }
 
-// fail answers req with the status its error maps to. consumed says whether
-// the request body has been read, so that the connection could go on.
+// fail answers req with the status its error maps to, and logs why under
+// the request's id. consumed says whether the request body has been read,
+// so that the connection could go on.
 func (c *conn) fail(req *request, err error, consumed bool) bool {
 	code := statusFor(err)
 	if code == statusCode499 {
 		return false
 	}
 	keep := consumed && !req.close && !c.closing()
-	c.writeError(code, "smoothserve: "+err.Error(), keep)
+	level := slog.LevelInfo
+	if code >= 500 {
+		level = slog.LevelWarn
+	}
+	c.srv.opts.Logger.Log(context.Background(), level, "proxy: request answered with an error",
+		"status", code, "request_id", string(c.rid), "client", string(c.clientIP), "port", c.port,
+		"method", string(req.method), "host", string(req.host), "target", quoteStart(req.target), "err", err)
+	c.writeError(code, keep)
+	if !consumed {
+		c.lingerClose()
+	}
 	return keep
 }
 
 func (c *conn) logUpstream(req *request, b *upstream.Backend, err error, action string) {
 	c.srv.opts.Logger.Warn("proxy: instance failed", "service", b.Service, "slot", b.Slot,
-		"addr", b.Addr, "method", string(req.method), "target", string(req.target), "err", err, "action", action)
+		"addr", b.Addr, "request_id", string(c.rid), "method", string(req.method),
+		"target", quoteStart(req.target), "err", err, "action", action)
 }
+
+// lingerClose reads and drops what the client still sends, for a moment,
+// before the connection closes with a request body unread: closing at once
+// would reset the connection, and the client might never read the error.
+func (c *conn) lingerClose() {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	c.bw.Flush()
+	tc.CloseWrite()
+	c.setReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c.br, lingerBytes)
+}
+
+// How long, and how much, lingerClose reads.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 1 << 20
+)
 
 // readBody reads a request body of up to maxKeptBody into c.body, so the
 // request can be sent again. It reports whether the whole body is kept; if
@@ -106,15 +164,18 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 	if req.contentLength <= 0 && !req.chunked {
 		return true, nil
 	}
+	if c.maxBody > 0 && req.contentLength > c.maxBody {
+		return false, errBodyTooLarge
+	}
 	if req.expect100 {
 		// The instance never sees Expect (the body is read here first),
 		// so the client's go-ahead must come from here.
 		c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		if err := c.bw.Flush(); err != nil {
-			return false, fmt.Errorf("%w: %w", errClientGone, err)
+		if err := c.Flush(); err != nil {
+			return false, err
 		}
 	}
-	c.idleReadDeadline(time.Now())
+	c.bodyReadDeadline(time.Now())
 	if !req.chunked {
 		if req.contentLength > maxKeptBody {
 			return false, nil
@@ -122,7 +183,7 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 		n := int(req.contentLength)
 		c.body = grow(c.body, n)
 		if _, err := io.ReadFull(c.br, c.body[:n]); err != nil {
-			return false, fmt.Errorf("%w: reading body: %w", errClientGone, err)
+			return false, clientBodyError(err)
 		}
 		c.body = c.body[:n]
 		return true, nil
@@ -133,8 +194,12 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 		if len(c.body) == cap(c.body) {
 			c.body = grow(c.body, min(2*cap(c.body), maxKeptBody))
 		}
+		c.bodyReadDeadline(time.Now())
 		n, err := c.dec.Read(c.body[len(c.body):cap(c.body)])
 		c.body = c.body[:len(c.body)+n]
+		if c.maxBody > 0 && int64(len(c.body)) > c.maxBody {
+			return false, errBodyTooLarge
+		}
 		if err == io.EOF {
 			return true, nil
 		}
@@ -145,11 +210,23 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 	return false, nil
 }
 
+// clientBodyError says what a failure to read a request body was: a
+// malformed chunked body (400), a client that stalled (408), or one that
+// went away.
 func clientBodyError(err error) error {
-	if errors.Is(err, errBadChunk) {
+	switch {
+	case errors.Is(err, errBadChunk):
 		return fmt.Errorf("%w: %w", errBadRequest, err)
+	case isTimeout(err):
+		return fmt.Errorf("%w: %w", errBodyTimeout, err)
 	}
 	return fmt.Errorf("%w: reading body: %w", errClientGone, err)
+}
+
+// clientFault reports whether a failure during an exchange was the
+// client's (its body), not the instance's.
+func clientFault(err error) bool {
+	return errors.Is(err, errBadRequest) || errors.Is(err, errBodyTimeout) || errors.Is(err, errBodyTooLarge)
 }
 
 // grow returns b with capacity for n bytes, keeping its contents.
@@ -160,4 +237,25 @@ func grow(b []byte, n int) []byte {
 	nb := make([]byte, len(b), n)
 	copy(nb, b)
 	return nb
+}
+
+// setRequestID sets c.rid for req: the X-Request-Id a trusted proxy sent,
+// or a new random one.
+func (c *conn) setRequestID(req *request) {
+	if c.trusted && len(req.id) > 0 && len(req.id) <= maxRequestID && isToken(req.id) {
+		c.rid = append(c.rid[:0], req.id...)
+		return
+	}
+	c.rid = appendHex64(appendHex64(c.rid[:0], rand.Uint64()), rand.Uint64())
+}
+
+// maxRequestID bounds an X-Request-Id taken from a trusted proxy.
+const maxRequestID = 128
+
+func appendHex64(b []byte, x uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[x>>uint(shift)&0xf])
+	}
+	return b
 }

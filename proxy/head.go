@@ -6,9 +6,10 @@ import (
 )
 
 // field is one header line, as offsets into the head buffer it was read
-// into (offsets stay valid when the buffer grows).
+// into (offsets stay valid when the buffer grows), with the id of its name.
 type field struct {
 	name, value span
+	id          hdr
 }
 
 type span struct{ start, end int32 }
@@ -17,8 +18,9 @@ func (s span) of(b []byte) []byte { return b[s.start:s.end] }
 
 // Head-reading errors; statusFor maps them.
 var (
-	errHeadTooLarge = errors.New("request head too large")
-	errBadHead      = errors.New("malformed head")
+	errHeadTooLarge  = errors.New("head too large")
+	errTooManyFields = errors.New("too many header fields")
+	errBadHead       = errors.New("malformed head")
 )
 
 // readHead appends one message head (start line and header lines, through
@@ -51,17 +53,20 @@ func readHead(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 }
 
 // parseFields splits the header lines of head (after the start line, which
-// ends at offset start) into fields. It rejects obsolete line folding,
-// whitespace before the colon and names that are not tokens: each is a way
-// to make two parsers disagree about a request.
-func parseFields(head []byte, start int, fields []field) ([]field, error) {
+// ends at offset start) into fields, at most max of them. Lines end in CRLF
+// or LF. It rejects obsolete line folding, whitespace before the colon,
+// names that are not tokens, and values with a control character (a bare
+// CR among them) or DEL: each is a way to make two parsers disagree about
+// a message.
+func parseFields(head []byte, start int, fields []field, max int) ([]field, error) {
 	fields = fields[:0]
 	i := start
 	for i < len(head) {
-		end := i
-		for end < len(head) && head[end] != '\n' {
-			end++
+		nl := indexByte(head[i:], '\n')
+		if nl < 0 {
+			return fields, errBadHead
 		}
+		end := i + nl
 		lineEnd := end
 		if lineEnd > i && head[lineEnd-1] == '\r' {
 			lineEnd--
@@ -69,13 +74,13 @@ func parseFields(head []byte, start int, fields []field) ([]field, error) {
 		if lineEnd == i { // the blank line
 			return fields, nil
 		}
-		if head[i] == ' ' || head[i] == '\t' {
-			return fields, errBadHead
+		if len(fields) == max {
+			return fields, errTooManyFields
 		}
 		colon := i
 		for colon < lineEnd && head[colon] != ':' {
 			if !isTokenChar(head[colon]) {
-				return fields, errBadHead
+				return fields, errBadHead // obs-fold, space before ':', or not a token
 			}
 			colon++
 		}
@@ -89,121 +94,17 @@ func parseFields(head []byte, start int, fields []field) ([]field, error) {
 		for ve > vs && (head[ve-1] == ' ' || head[ve-1] == '\t') {
 			ve--
 		}
-		fields = append(fields, field{span{int32(i), int32(colon)}, span{int32(vs), int32(ve)}})
+		for _, c := range head[vs:ve] {
+			if !isFieldValueChar(c) {
+				return fields, errBadHead
+			}
+		}
+		fields = append(fields, field{
+			name:  span{int32(i), int32(colon)},
+			value: span{int32(vs), int32(ve)},
+			id:    headerID(head[i:colon]),
+		})
 		i = end + 1
 	}
 	return fields, errBadHead
-}
-
-// lineEnd returns the offset just past the first line of b.
-func firstLineEnd(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-var tokenTable = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isTokenChar(c byte) bool { return tokenTable[c] }
-
-// equalFold reports whether b equals the lower-case ASCII string s, ignoring
-// case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// hasToken reports whether the comma-separated list v holds token tok
-// (lower case), ignoring case and spaces.
-func hasToken(v []byte, tok string) bool {
-	for len(v) > 0 {
-		i := 0
-		for i < len(v) && v[i] != ',' {
-			i++
-		}
-		if equalFold(trimOWS(v[:i]), tok) {
-			return true
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
-	}
-	return false
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// parseContentLength parses a Content-Length value: digits only.
-func parseContentLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// hopHeader reports whether a header is hop-by-hop (RFC 9110 §7.6.1), and
-// so is not forwarded as received. Transfer-Encoding, Connection and Upgrade
-// are handled by the framing code, which writes its own.
-func hopHeader(name []byte) bool {
-	switch len(name) {
-	case 2:
-		return equalFold(name, "te")
-	case 7:
-		return equalFold(name, "upgrade") || equalFold(name, "trailer")
-	case 10:
-		return equalFold(name, "connection") || equalFold(name, "keep-alive")
-	case 16:
-		return equalFold(name, "proxy-connection")
-	case 17:
-		return equalFold(name, "transfer-encoding")
-	case 18:
-		return equalFold(name, "proxy-authenticate")
-	case 19:
-		return equalFold(name, "proxy-authorization")
-	}
-	return false
 }

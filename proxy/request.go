@@ -8,34 +8,63 @@ import (
 // are valid until the next request is read.
 type request struct {
 	method []byte
-	target []byte
-	minor  int // HTTP/1.minor
+	target []byte // origin-form or "*"; from an absolute-form target, what follows the authority
+	minor  int    // HTTP/1.minor
 
-	host          []byte
-	contentLength int64 // -1: none
+	host          []byte // the Host field, or the authority of an absolute-form target
+	absolute      bool   // host came from the target: the client's Host field is not forwarded
+	contentLength int64  // -1: none
 	chunked       bool
 	close         bool // the client will not send another request
 	keepAlive10   bool // HTTP/1.0 client asked for keep-alive
 	expect100     bool
-	upgrade       []byte // the Upgrade value, when Connection: upgrade asks for one
-	connection    []byte // the Connection value: its tokens name more hop-by-hop headers
+	websocket     bool // a WebSocket upgrade was asked for: the only upgrade passed on
+	connOther     bool // a Connection field names other fields, which are then hop-by-hop
+	upgradeToken  bool // a Connection field says "upgrade"
 
 	xff, xfh, xfp []byte // X-Forwarded-* as the client sent them
+	id            []byte // X-Request-Id as the client sent it
 }
 
 var (
 	errBadRequest     = errors.New("bad request")
+	errBadTarget      = errors.New("bad request target")
+	errBadHost        = errors.New("bad host")
+	errConnect        = errors.New("CONNECT refused: not a forward proxy")
 	errVersion        = errors.New("unsupported HTTP version")
 	errTransferCoding = errors.New("unsupported transfer coding")
 )
 
-// parseRequest parses head into req and c.fields.
+// parseRequest parses c.head into req and c.fields.
 func (c *conn) parseRequest(req *request) error {
 	head := c.head
 	*req = request{contentLength: -1}
 	le := firstLineEnd(head)
-	line := head[:le]
-	line = trimCRLF(line)
+	if err := parseRequestLine(trimCRLF(head[:le]), req); err != nil {
+		return err
+	}
+	var err error
+	c.fields, err = parseFields(head, le, c.fields, c.srv.opts.MaxHeaderFields)
+	if err != nil {
+		return err
+	}
+	if err := req.readFields(head, c.fields); err != nil {
+		return err
+	}
+	// Only WebSocket tunnels: an h2c upgrade would carry later requests
+	// past the proxy, and other protocols have no use behind one.
+	req.websocket = req.websocket && req.upgradeToken && string(req.method) == "GET"
+	if req.minor == 0 && !req.keepAlive10 {
+		req.close = true
+	}
+	return nil
+}
+
+// parseRequestLine reads "METHOD target HTTP/1.x". The target must be in
+// origin-form, absolute-form (http or https, with an authority and no
+// userinfo), or "*" for OPTIONS (RFC 9112 §3.2); it may hold no byte
+// outside visible ASCII.
+func parseRequestLine(line []byte, req *request) error {
 	sp1 := indexByte(line, ' ')
 	if sp1 <= 0 {
 		return errBadRequest
@@ -45,18 +74,10 @@ func (c *conn) parseRequest(req *request) error {
 	if sp2 <= 0 {
 		return errBadRequest
 	}
-	req.method = line[:sp1]
-	req.target = rest[:sp2]
+	req.method, req.target = line[:sp1], rest[:sp2]
 	proto := rest[sp2+1:]
-	for _, ch := range req.method {
-		if !isTokenChar(ch) {
-			return errBadRequest
-		}
-	}
-	for _, ch := range req.target {
-		if ch <= ' ' || ch == 0x7f {
-			return errBadRequest
-		}
+	if !isToken(req.method) {
+		return errBadRequest
 	}
 	switch string(proto) {
 	case "HTTP/1.1":
@@ -64,101 +85,181 @@ func (c *conn) parseRequest(req *request) error {
 	case "HTTP/1.0":
 		req.minor = 0
 	default:
-		if len(proto) > 5 && string(proto[:5]) == "HTTP/" {
+		if len(proto) == 8 && string(proto[:5]) == "HTTP/" && isDigit(proto[5]) && proto[6] == '.' && isDigit(proto[7]) {
 			return errVersion
 		}
 		return errBadRequest
 	}
-	var err error
-	c.fields, err = parseFields(head, le, c.fields)
-	if err != nil {
-		return err
+	for _, ch := range req.target {
+		if ch <= ' ' || ch >= 0x7f {
+			return errBadTarget
+		}
 	}
-	hosts := 0
-	for _, f := range c.fields {
-		name, value := f.name.of(head), f.value.of(head)
-		switch len(name) {
-		case 4:
-			if equalFold(name, "host") {
+	if string(req.method) == "CONNECT" {
+		return errConnect
+	}
+	t := req.target
+	switch {
+	case len(t) > 0 && t[0] == '/':
+		return nil
+	case string(t) == "*":
+		if string(req.method) != "OPTIONS" {
+			return errBadTarget
+		}
+		return nil
+	}
+	return parseAbsoluteTarget(req)
+}
+
+// parseAbsoluteTarget splits "http://authority/path?query": the authority
+// becomes the request's host, the rest its target.
+func parseAbsoluteTarget(req *request) error {
+	t := req.target
+	switch {
+	case len(t) > 7 && equalFold(t[:7], "http://"):
+		t = t[7:]
+	case len(t) > 8 && equalFold(t[:8], "https://"):
+		t = t[8:]
+	default:
+		return errBadTarget
+	}
+	end := 0
+	for end < len(t) && t[end] != '/' && t[end] != '?' && t[end] != '#' {
+		end++
+	}
+	if !validHost(t[:end]) { // empty, userinfo ("u@h"), or not a host
+		return errBadTarget
+	}
+	req.host, req.target, req.absolute = t[:end], t[end:], true
+	return nil
+}
+
+// readFields reads what the proxy acts on from the header fields.
+func (req *request) readFields(head []byte, fields []field) error {
+	hosts, lengths, codings := 0, 0, 0
+	for _, f := range fields {
+		value := f.value.of(head)
+		switch f.id {
+		case hdrHost:
+			hosts++
+			if !validHost(value) {
+				return errBadHost
+			}
+			if !req.absolute {
 				req.host = value
-				hosts++
 			}
-		case 6:
-			if equalFold(name, "expect") && equalFold(value, "100-continue") {
-				req.expect100 = true
+		case hdrExpect:
+			req.expect100 = req.expect100 || equalFold(value, "100-continue")
+		case hdrUpgrade:
+			req.websocket = req.websocket || hasToken(value, "websocket")
+		case hdrConnection:
+			req.readConnection(value)
+		case hdrContentLength:
+			lengths++
+			n, ok := parseContentLength(value)
+			if !ok {
+				return errBadRequest
 			}
-		case 7:
-			if equalFold(name, "upgrade") {
-				req.upgrade = value
+			req.contentLength = n
+		case hdrTransferEncoding:
+			codings++
+			if !equalFold(value, "chunked") {
+				return errTransferCoding
 			}
-		case 10:
-			if equalFold(name, "connection") {
-				req.connection = value
-			}
-		case 14:
-			if equalFold(name, "content-length") {
-				n, ok := parseContentLength(value)
-				if !ok || (req.contentLength >= 0 && req.contentLength != n) {
-					return errBadRequest
-				}
-				req.contentLength = n
-			}
-		case 15:
-			if equalFold(name, "x-forwarded-for") {
-				req.xff = value
-			}
-		case 16:
-			if equalFold(name, "x-forwarded-host") {
-				req.xfh = value
-			}
-		case 17:
-			if equalFold(name, "transfer-encoding") {
-				if !equalFold(value, "chunked") || req.chunked {
-					return errTransferCoding
-				}
-				req.chunked = true
-			} else if equalFold(name, "x-forwarded-proto") {
-				req.xfp = value
-			}
+			req.chunked = true
+		case hdrXForwardedFor:
+			req.xff = value
+		case hdrXForwardedHost:
+			req.xfh = value
+		case hdrXForwardedProto:
+			req.xfp = value
+		case hdrXRequestID:
+			req.id = value
 		}
 	}
-	// A request with both framings is how requests are smuggled past a
-	// proxy that reads one and an instance that reads the other.
-	if req.chunked && req.contentLength >= 0 {
+	// Two Hosts, two lengths, two codings, or a length and a coding: each
+	// is how a request is smuggled past a proxy that reads one and an
+	// instance that reads the other.
+	if hosts > 1 || (hosts == 0 && req.minor == 1) || lengths > 1 || codings > 1 ||
+		(req.chunked && (lengths > 0 || req.minor == 0)) {
 		return errBadRequest
-	}
-	if hosts > 1 || (hosts == 0 && req.minor == 1) {
-		return errBadRequest
-	}
-	if len(req.target) > 7 && (equalFold(req.target[:7], "http://") || (len(req.target) > 8 && equalFold(req.target[:8], "https://"))) {
-		// absolute-form: the authority in the target is the host.
-		t := req.target[7:]
-		if t[0] == '/' {
-			t = t[1:]
-		}
-		i := indexByte(t, '/')
-		if i < 0 {
-			req.host, req.target = t, []byte("/")
-		} else {
-			req.host, req.target = t[:i], t[i:]
-		}
-	}
-	if req.connection != nil {
-		req.close = hasToken(req.connection, "close")
-		if req.minor == 0 {
-			req.keepAlive10 = hasToken(req.connection, "keep-alive")
-		}
-		if req.upgrade != nil && !hasToken(req.connection, "upgrade") {
-			req.upgrade = nil
-		}
-	} else {
-		req.upgrade = nil
-	}
-	if req.minor == 0 && !req.keepAlive10 {
-		req.close = true
 	}
 	return nil
 }
+
+// readConnection reads one Connection field's tokens.
+func (req *request) readConnection(v []byte) {
+	for len(v) > 0 {
+		i := indexByte(v, ',')
+		if i < 0 {
+			i = len(v)
+		}
+		tok := trimOWS(v[:i])
+		switch {
+		case equalFold(tok, "close"):
+			req.close = true
+		case equalFold(tok, "keep-alive"):
+			req.keepAlive10 = true
+		case equalFold(tok, "upgrade"):
+			req.upgradeToken = true
+		case len(tok) > 0:
+			req.connOther = true
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+}
+
+// hostTable holds the bytes of a reg-name or IPv4 address (RFC 3986 §3.2.2).
+var hostTable = alnumPlus("-._~!$&'()*+,;=%")
+
+// validHost reports whether h is host[:port]: a name, an IPv4 address or
+// an IPv6 literal in brackets, and digits for the port.
+func validHost(h []byte) bool {
+	if len(h) == 0 || len(h) > maxHostLen {
+		return false
+	}
+	i := 0
+	if h[0] == '[' {
+		end := indexByte(h, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range h[1:end] {
+			if !isHex(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		i = end + 1
+	} else {
+		for i < len(h) && h[i] != ':' {
+			if !hostTable[h[i]] {
+				return false
+			}
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+	}
+	if i == len(h) {
+		return true
+	}
+	if h[i] != ':' || len(h)-i-1 > 5 {
+		return false
+	}
+	for _, c := range h[i+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isHex(c byte) bool   { return isDigit(c) || 'a' <= lower(c) && lower(c) <= 'f' }
 
 // idempotent reports whether the method may be sent twice with the same
 // effect (RFC 9110 §9.2.2).
@@ -168,32 +269,4 @@ func idempotent(m []byte) bool {
 		return true
 	}
 	return false
-}
-
-func trimCRLF(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func lastIndexByte(b []byte, c byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }

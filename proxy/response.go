@@ -1,107 +1,158 @@
 package proxy
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
+	"strconv"
 )
 
 // response is what the relay needs to know of a response head in c.rhead.
 type response struct {
 	status        int
+	reason        span  // " reason", or empty
 	contentLength int64 // -1: none
 	chunked       bool
-	close         bool   // the instance will close the connection after it
-	connection    []byte // its Connection value: more hop-by-hop names
-	upgrade       []byte
+	close         bool // the instance will close the connection after it
+	connOther     bool // its Connection field names other fields, which are hop-by-hop
+	websocket     bool // Upgrade: websocket
 }
 
-var errStatusLine = errors.New("bad status line")
+// maxResponseHead bounds an instance's response head; maxResponseFields
+// its header fields.
+const (
+	maxResponseHead   = 64 << 10
+	maxResponseFields = 500
+)
 
-// parseStatus reads the status code of "HTTP/1.x NNN reason".
-func parseStatus(head []byte) (int, error) {
-	if len(head) < 12 || string(head[:7]) != "HTTP/1." || head[8] != ' ' {
-		return 0, errStatusLine
-	}
-	code := 0
-	for _, ch := range head[9:12] {
-		if ch < '0' || ch > '9' {
-			return 0, errStatusLine
-		}
-		code = code*10 + int(ch-'0')
-	}
-	if code < 100 {
-		return 0, errStatusLine
-	}
-	return code, nil
-}
+// badResponse says what is wrong with an instance's answer; the client
+// gets 502 and the log gets this.
+func badResponse(what string) error { return fmt.Errorf("%w: %s", errBadResponse, what) }
 
-func (c *conn) parseResponseFields(status int) response {
-	resp := response{status: status, contentLength: -1}
+// parseResponse parses the response head in c.rhead into resp and c.rfield.
+// It accepts only what can be framed one way: a valid status line, valid
+// fields, at most one Content-Length of digits, Transfer-Encoding only as
+// "chunked" and never with Content-Length.
+func (c *conn) parseResponse(resp *response) error {
 	head := c.rhead
-	http10 := head[7] == '0'
-	keepAlive := false
-	for _, f := range c.rfield {
-		name, value := f.name.of(head), f.value.of(head)
-		switch len(name) {
-		case 7:
-			if equalFold(name, "upgrade") {
-				resp.upgrade = value
+	*resp = response{contentLength: -1}
+	le := firstLineEnd(head)
+	http10, err := parseStatusLine(trimCRLF(head[:le]), resp)
+	if err != nil {
+		return err
+	}
+	c.rfield, err = parseFields(head, le, c.rfield, maxResponseFields)
+	if err != nil {
+		return badResponse("header fields: " + err.Error())
+	}
+	lengths, codings, keepAlive := 0, 0, false
+	for i := range c.rfield {
+		f := &c.rfield[i]
+		value := f.value.of(head)
+		switch f.id {
+		case hdrContentLength:
+			lengths++
+			n, ok := parseContentLength(value)
+			if !ok {
+				return badResponse("invalid Content-Length " + strconv.Quote(string(value)))
 			}
-		case 10:
-			if equalFold(name, "connection") {
-				resp.connection = value
-				resp.close = hasToken(value, "close")
-				keepAlive = hasToken(value, "keep-alive")
+			resp.contentLength = n
+		case hdrTransferEncoding:
+			codings++
+			if !equalFold(value, "chunked") {
+				return badResponse("unsupported Transfer-Encoding " + strconv.Quote(string(value)))
 			}
-		case 14:
-			if equalFold(name, "content-length") {
-				if n, ok := parseContentLength(value); ok {
-					resp.contentLength = n
-				}
-			}
-		case 17:
-			if equalFold(name, "transfer-encoding") && hasToken(value, "chunked") {
-				resp.chunked = true
-			}
+			resp.chunked = true
+		case hdrConnection:
+			var r request
+			r.readConnection(value)
+			resp.close = resp.close || r.close
+			keepAlive = keepAlive || r.keepAlive10
+			resp.connOther = resp.connOther || r.connOther
+		case hdrUpgrade:
+			resp.websocket = resp.websocket || hasToken(value, "websocket")
 		}
+	}
+	switch {
+	case lengths > 1:
+		return badResponse("more than one Content-Length")
+	case codings > 1:
+		return badResponse("more than one Transfer-Encoding")
+	case codings > 0 && lengths > 0:
+		return badResponse("both Content-Length and Transfer-Encoding")
+	case codings > 0 && http10:
+		return badResponse("Transfer-Encoding in an HTTP/1.0 response")
 	}
 	if http10 && !keepAlive {
 		resp.close = true
 	}
-	return resp
+	return nil
 }
 
-// writeResponseHead writes the instance's response head to the client
-// without its hop-by-hop headers, and with the framing and connection
-// headers of this hop.
-func (c *conn) writeResponseHead(req *request, resp *response, keep bool) {
-	head := c.rhead
-	le := firstLineEnd(head)
-	c.bw.WriteString("HTTP/1.1")
-	c.bw.Write(head[8:le]) // " NNN reason\r\n"
-	relayChunks := resp.chunked && req.minor == 1
-	for _, f := range c.rfield {
-		name := f.name.of(head)
-		if hopHeader(name) {
-			// A relayed chunked body keeps its framing, and any trailer
-			// it announces.
-			if !(relayChunks && (equalFold(name, "transfer-encoding") || equalFold(name, "trailer"))) &&
-				!(resp.status == 101 && equalFold(name, "upgrade")) {
-				continue
-			}
-		} else if connectionNames(resp.connection, name) {
-			continue
-		} else if resp.chunked && len(name) == 14 && equalFold(name, "content-length") {
-			continue // chunked wins; both would let two readers disagree
+// parseStatusLine reads "HTTP/1.x NNN reason" and reports whether it is
+// HTTP/1.0.
+func parseStatusLine(line []byte, resp *response) (http10 bool, err error) {
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
+		return false, badResponse("bad status line " + quoteStart(line))
+	}
+	code := 0
+	for _, ch := range line[9:12] {
+		if !isDigit(ch) {
+			return false, badResponse("bad status line " + quoteStart(line))
 		}
-		c.bw.Write(head[f.name.start:f.value.end])
-		c.bw.WriteString("\r\n")
+		code = code*10 + int(ch-'0')
+	}
+	if code < 100 || code > 599 || (len(line) > 12 && line[12] != ' ') {
+		return false, badResponse("bad status line " + quoteStart(line))
+	}
+	for _, ch := range line[12:] {
+		if !isFieldValueChar(ch) {
+			return false, badResponse("bad status line " + quoteStart(line))
+		}
+	}
+	resp.status = code
+	resp.reason = span{12, int32(len(line))}
+	return line[7] == '0', nil
+}
+
+// quoteStart quotes the start of b, for a log line.
+func quoteStart(b []byte) string {
+	return strconv.Quote(string(b[:min(len(b), 40)]))
+}
+
+// writeResponseHead writes the instance's response head to the client,
+// canonically: the status line and fields with CRLF, without hop-by-hop
+// fields, with the framing of this hop (length, chunked or none) and its
+// Connection.
+func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep bool) {
+	head := c.rhead
+	c.bw.WriteString("HTTP/1.1 ")
+	c.bw.Write(head[9:12])
+	c.bw.Write(resp.reason.of(head))
+	c.bw.WriteString("\r\n")
+	relayChunks := framing == bodyChunked && req.minor == 1
+	for i := range c.rfield {
+		f := &c.rfield[i]
+		if f.id.hopByHop() && !(relayChunks && f.id == hdrTrailer) {
+			continue
+		}
+		if resp.connOther && removedBy(head, c.rfield, f) {
+			continue
+		}
+		c.writeField(head, f)
 	}
 	switch {
 	case resp.status == 101:
-		c.bw.WriteString("Connection: Upgrade\r\n")
+		c.bw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		return
+	case framing == bodyLength || (framing == bodyNone && resp.contentLength >= 0 && resp.status != 204 && resp.status >= 200):
+		// A HEAD or 304 response's length describes the representation;
+		// it is passed on, and no body follows.
+		b := append(c.bw.AvailableBuffer(), "Content-Length: "...)
+		b = strconv.AppendInt(b, resp.contentLength, 10)
+		c.bw.Write(append(b, "\r\n"...))
+	case relayChunks:
+		c.bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
 	case !keep:
 		c.bw.WriteString("Connection: close\r\n")
 	case req.minor == 0:
@@ -110,77 +161,10 @@ func (c *conn) writeResponseHead(req *request, resp *response, keep bool) {
 	c.bw.WriteString("\r\n")
 }
 
-// copyBody copies n bytes (n < 0: until EOF) from src to the client,
-// flushing whenever src has nothing more buffered, so that a streamed
-// response is passed on as it comes, and a small one in one write.
-func (c *conn) copyBody(src io.Reader, n int64) error {
-	br, _ := src.(*bufio.Reader)
-	for n != 0 {
-		if br != nil && br.Buffered() == 0 && c.bw.Buffered() > 0 {
-			if err := c.bw.Flush(); err != nil {
-				return fmt.Errorf("%w: %w", errClientGone, err)
-			}
-		}
-		buf := c.bw.AvailableBuffer()
-		if cap(buf) == 0 {
-			if err := c.bw.Flush(); err != nil {
-				return fmt.Errorf("%w: %w", errClientGone, err)
-			}
-			continue
-		}
-		buf = buf[:cap(buf)]
-		if n > 0 && int64(len(buf)) > n {
-			buf = buf[:n]
-		}
-		k, err := src.Read(buf)
-		c.bw.Write(buf[:k])
-		if n > 0 {
-			n -= int64(k)
-		}
-		if err == io.EOF && n < 0 {
-			return nil
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading response body: %w", err)
-		}
-	}
-	return nil
-}
-
-// relayChunked passes a chunked body on as it is, chunk by chunk,
-// trailers included.
-func (c *conn) relayChunked(src *bufio.Reader) error {
-	for {
-		line, err := readLine(src)
-		if err != nil {
-			return fmt.Errorf("reading response body: %w", err)
-		}
-		size, err := parseChunkSize(line)
-		if err != nil {
-			return fmt.Errorf("reading response body: %w", err)
-		}
-		c.bw.Write(line)
-		if size == 0 {
-			for {
-				line, err := readLine(src)
-				if err != nil {
-					return fmt.Errorf("reading response trailers: %w", err)
-				}
-				c.bw.Write(line)
-				if len(trimCRLF(line)) == 0 {
-					return nil
-				}
-			}
-		}
-		if err := c.copyBody(src, size); err != nil {
-			return err
-		}
-		if err := expectCRLF(src); err != nil {
-			return fmt.Errorf("reading response body: %w", err)
-		}
-		c.bw.WriteString("\r\n")
-	}
+// writeField writes one field as "Name: value\r\n".
+func (c *conn) writeField(head []byte, f *field) {
+	c.bw.Write(f.name.of(head))
+	c.bw.WriteString(": ")
+	c.bw.Write(f.value.of(head))
+	c.bw.WriteString("\r\n")
 }

@@ -16,12 +16,14 @@ import (
 // Options tune the client side of the proxy. A zero field takes the default
 // named beside it.
 type Options struct {
-	HeaderTimeout  time.Duration  // a request head must arrive within this (10s)
-	IdleTimeout    time.Duration  // keep-alive wait, and the longest a client may stall mid-request or mid-response (75s)
-	MaxHeaderBytes int            // a larger request head gets 431 (32 KiB)
-	ShutdownGrace  time.Duration  // after Shutdown begins, an idle connection stays open this long for a request already on its way (1s)
-	TrustedProxies []netip.Prefix // clients whose X-Forwarded-* headers are kept and extended
-	Logger         *slog.Logger   // where failures are logged (slog.Default())
+	HeaderTimeout   time.Duration  // a request head must arrive within this (10s)
+	IdleTimeout     time.Duration  // keep-alive wait, and the longest a client may stall mid-request or mid-response (75s)
+	MaxHeaderBytes  int            // a larger request head gets 431 (32 KiB)
+	MaxHeaderFields int            // a request with more header fields gets 431 (100)
+	BodyTimeout     time.Duration  // the longest a client may stall while sending a request body (60s)
+	ShutdownGrace   time.Duration  // after Shutdown begins, an idle connection stays open this long for a request already on its way (1s)
+	TrustedProxies  []netip.Prefix // clients whose X-Forwarded-* headers are kept and extended
+	Logger          *slog.Logger   // where failures are logged (slog.Default())
 }
 
 func (o *Options) fill() {
@@ -33,6 +35,12 @@ func (o *Options) fill() {
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 32 << 10
+	}
+	if o.MaxHeaderFields <= 0 {
+		o.MaxHeaderFields = 100
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 60 * time.Second
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = time.Second

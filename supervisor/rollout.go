@@ -143,6 +143,7 @@ func (sv *service) beginRollout(trigger string, newCfg *config.Service) *rollout
 	if newCfg != nil {
 		sv.conf.Store(newCfg)
 		sv.set.SetStartTimeout(newCfg.StartTimeout)
+		sv.set.SetMaxBodySize(newCfg.MaxBodySize)
 	}
 	ctx, cancel := context.WithCancel(sv.sup.killCtx)
 	run := &rolloutRun{sv: sv, ctx: ctx, cancel: cancel, done: make(chan struct{})}

@@ -237,6 +237,7 @@ func TestApplyNewSettings(t *testing.T) {
 	}{{3, "grown"}, {1, "shrunk"}, {2, "again"}} {
 		next := *h.svc
 		next.InstanceCount = tc.count
+		next.MaxBodySize = int64(tc.count) << 20
 		next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": tc.mark}
 		old := h.ready()
 		r, err := h.sup.Apply(ctx, &next, "services/web.yaml")
@@ -262,6 +263,9 @@ func TestApplyNewSettings(t *testing.T) {
 		}
 		if got := len(h.instances()); got != tc.count {
 			t.Errorf("after Apply %d: status lists %d instances", tc.count, got)
+		}
+		if got := h.set.MaxBodySize(); got != next.MaxBodySize {
+			t.Errorf("after Apply %d: the set's MaxBodySize is %d, want %d", tc.count, got, next.MaxBodySize)
 		}
 	}
 }

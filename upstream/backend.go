@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Backend is one instance (one process on one port) as the proxy sees it.
@@ -134,17 +133,17 @@ func (b *Backend) getIdle() *Conn {
 }
 
 // Put returns a connection whose last response was read completely.
-func (b *Backend) Put(c *Conn) { b.put(c, time.Now()) }
+func (b *Backend) Put(c *Conn) { b.put(c) }
 
-// put pools c as idle since then.
-func (b *Backend) put(c *Conn, since time.Time) {
+// put pools c.
+func (b *Backend) put(c *Conn) {
+	c.flusher = nil
 	b.mu.Lock()
 	if b.shut || len(b.pool) >= maxIdlePerBackend {
 		b.mu.Unlock()
 		c.Close()
 		return
 	}
-	c.idleSince = since
 	b.pool = append(b.pool, c)
 	b.mu.Unlock()
 }

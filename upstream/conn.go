@@ -12,15 +12,20 @@ import (
 )
 
 // Conn is a connection to an instance, with its read buffer.
+//
+// Ownership: whoever took it from the pool (or dialed it) owns it until
+// it is put back or closed.
 type Conn struct {
 	*net.TCPConn
 	R      *bufio.Reader
 	Reused bool // taken from the idle pool, not freshly dialed
 
-	raw       syscall.RawConn
-	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
-	peekDead  bool
-	idleSince time.Time // when it was put back in the pool
+	src     connReader // what R reads from
+	flusher Flusher    // flushed before a read from the instance would block
+
+	raw      syscall.RawConn
+	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
+	peekDead bool
 }
 
 // readBufSize holds any normal response head, and is a good copy unit.
@@ -38,19 +43,54 @@ var dialer = net.Dialer{Timeout: DialTimeout, KeepAlive: -1}
 // to another instance.
 var ErrDial = errors.New("connect to instance")
 
+// A Flusher holds bytes for the client that must not wait on the instance.
+type Flusher interface{ Flush() error }
+
+// ErrFlush wraps a Flusher's failure, returned by a read of R: the client
+// is gone, not the instance.
+var ErrFlush = errors.New("flushing to the client")
+
+// SetFlusher makes every read of R that would wait for the instance flush f
+// first (nil: none), so that what the proxy holds for its client (a
+// response head, a chunk) is never kept back while the instance thinks.
+func (c *Conn) SetFlusher(f Flusher) { c.flusher = f }
+
+// connReader is R's source: the socket, after a flush of the client's
+// pending bytes.
+type connReader struct{ c *Conn }
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if f := r.c.flusher; f != nil {
+		if err := f.Flush(); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrFlush, err)
+		}
+	}
+	return r.c.TCPConn.Read(p)
+}
+
 // Get returns an idle connection to b that is still open, or a new one.
+// Every idle connection is checked before it is handed out (alive): one the
+// instance closed while it sat in the pool (instances close idle
+// connections after a few seconds: Node after 5, gunicorn after 2) leaves
+// the pool then, and one the instance wrote to unasked is never reused.
 func (b *Backend) Get() (*Conn, error) {
 	for {
 		c := b.getIdle()
 		if c == nil {
 			break
 		}
-		if time.Since(c.idleSince) < trustIdle || c.alive() {
+		if c.alive() {
 			c.Reused = true
 			return c, nil
 		}
 		c.Close()
 	}
+	return b.Dial()
+}
+
+// Dial returns a new connection to b, bypassing the pool: for a request
+// sent again after a pooled connection turned out closed.
+func (b *Backend) Dial() (*Conn, error) {
 	nc, err := dialer.Dial("tcp", b.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
@@ -70,17 +110,18 @@ func newConn(tc *net.TCPConn) (*Conn, error) {
 		return nil, err
 	}
 	c.peekFn = c.peek
+	c.src.c = c
 	c.R = readerPool.Get().(*bufio.Reader)
-	c.R.Reset(tc)
+	c.R.Reset(&c.src)
 	return c, nil
 }
 
 // AddIdle pools a connection to b that another process (connpass) made and
-// left idle, as if this one had dialed and used it. When it went idle is
-// not known: it is checked (alive) before its first use.
+// left idle, as if this one had dialed and used it; like every pooled
+// connection, it is checked (alive) before it is used.
 func (b *Backend) AddIdle(tc *net.TCPConn) {
 	if c, err := newConn(tc); err == nil {
-		b.put(c, time.Time{})
+		b.put(c)
 	}
 }
 
@@ -93,13 +134,6 @@ func (c *Conn) Close() error {
 	}
 	return c.TCPConn.Close()
 }
-
-// trustIdle is how long a pooled connection is used without checking that
-// the instance has not closed it. Instances close idle connections only
-// after their own idle timeout (far longer), and one that dies has its
-// pool closed by the supervisor at once; checking every connection would
-// cost a system call per request.
-const trustIdle = time.Second
 
 // alive reports whether an idle connection can carry a request: the instance
 // has not closed it and sent nothing unasked. Checking costs one non-blocking

@@ -22,6 +22,8 @@ type Set struct {
 	// StartTimeout is how long a request waits for an instance when none
 	// is in rotation; zero means it does not wait.
 	startTimeout atomic.Int64
+	// maxBodySize is the largest request body forwarded; zero: no limit.
+	maxBodySize atomic.Int64
 
 	mu      sync.Mutex
 	readyCh chan struct{} // closed (and replaced) when the rotation gains a backend or the set stops
@@ -38,6 +40,13 @@ func NewSet(name string, startTimeout time.Duration) *Set {
 
 // SetStartTimeout changes how long requests wait for an instance.
 func (s *Set) SetStartTimeout(d time.Duration) { s.startTimeout.Store(int64(d)) }
+
+// SetMaxBodySize sets the largest request body the proxy forwards to this
+// service (zero: no limit).
+func (s *Set) SetMaxBodySize(n int64) { s.maxBodySize.Store(n) }
+
+// MaxBodySize is the largest request body forwarded; zero means no limit.
+func (s *Set) MaxBodySize() int64 { return s.maxBodySize.Load() }
 
 // StartTimeout is how long a request waits for an instance when none is ready.
 func (s *Set) StartTimeout() time.Duration { return time.Duration(s.startTimeout.Load()) }

@@ -157,11 +157,10 @@ func TestPoolAndDeadConnections(t *testing.T) {
 		t.Fatalf("second Get did not reuse the idle connection: %v", err)
 	}
 	b.Put(c2)
-	// The instance closes its end: once the connection has been idle past
-	// trustIdle, the pool checks it and does not hand it out.
+	// The instance closes its end: the pool checks the connection before
+	// it hands it out, and does not.
 	server1.Close()
 	time.Sleep(20 * time.Millisecond)
-	c2.idleSince = time.Now().Add(-2 * trustIdle)
 	c3, err := b.Get()
 	if err != nil || c3 == c1 || c3.Reused {
 		t.Fatalf("Get after the instance closed the idle connection: same=%v reused=%v err=%v", c3 == c1, c3.Reused, err)

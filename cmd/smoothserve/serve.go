@@ -68,14 +68,18 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}
 	d.sets = make(map[string]*upstream.Set)
 	for _, svc := range cfg.Services {
-		d.sets[svc.Name] = upstream.NewSet(svc.Name, svc.StartTimeout)
+		set := upstream.NewSet(svc.Name, svc.StartTimeout)
+		set.SetMaxBodySize(svc.MaxBodySize)
+		d.sets[svc.Name] = set
 	}
 	d.px, err = proxy.New(proxy.Options{
-		HeaderTimeout:  cfg.HeaderTimeout,
-		IdleTimeout:    cfg.IdleTimeout,
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		TrustedProxies: cfg.TrustedProxies,
-		Logger:         log,
+		HeaderTimeout:   cfg.HeaderTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		MaxHeaderBytes:  cfg.MaxHeaderBytes,
+		MaxHeaderFields: cfg.MaxHeaderFields,
+		BodyTimeout:     cfg.BodyTimeout,
+		TrustedProxies:  cfg.TrustedProxies,
+		Logger:          log,
 	}, routesFor(cfg, d.sets))
 	if err != nil {
 		upg.Stop()

@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// copyBody copies n bytes (n < 0: until EOF) from src to the client,
+// flushing whenever src has nothing more buffered, so that a streamed
+// response is passed on as it comes, and a small one in one write.
+func (c *conn) copyBody(src io.Reader, n int64) error {
+	br, _ := src.(*bufio.Reader)
+	for n != 0 {
+		if br != nil && br.Buffered() == 0 && c.bw.Buffered() > 0 {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+		}
+		buf := c.bw.AvailableBuffer()
+		if cap(buf) == 0 {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = buf[:cap(buf)]
+		if n > 0 && int64(len(buf)) > n {
+			buf = buf[:n]
+		}
+		k, err := src.Read(buf)
+		c.bw.Write(buf[:k])
+		if n > 0 {
+			n -= int64(k)
+		}
+		if err == io.EOF && n < 0 {
+			return nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("reading response body: %w", err)
+		}
+	}
+	return nil
+}
+
+// relayChunked passes a chunked body on chunk by chunk, each as soon as it
+// arrives, framed anew (size lines without extensions, CRLF), with the
+// trailer fields that are valid.
+func (c *conn) relayChunked(src *bufio.Reader) error {
+	for {
+		line, err := readLine(src)
+		if err != nil {
+			return fmt.Errorf("reading response body: %w", err)
+		}
+		size, err := parseChunkSize(line)
+		if err != nil {
+			return fmt.Errorf("reading response body: %w", err)
+		}
+		b := strconv.AppendInt(c.bw.AvailableBuffer(), size, 16)
+		c.bw.Write(append(b, "\r\n"...))
+		if size == 0 {
+			if err := readTrailer(src, c.bw); err != nil {
+				return fmt.Errorf("reading response trailers: %w", err)
+			}
+			c.bw.WriteString("\r\n")
+			return nil
+		}
+		if err := c.copyBody(src, size); err != nil {
+			return err
+		}
+		if err := expectCRLF(src); err != nil {
+			return fmt.Errorf("reading response body: %w", err)
+		}
+		c.bw.WriteString("\r\n")
+	}
+}
