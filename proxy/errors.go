@@ -134,7 +134,7 @@ func (c *conn) rejectHead(err error) {
 	c.setRequestID(&req)
 	code := statusFor(err)
 	c.srv.opts.Logger.Info("proxy: request head rejected", "status", code, "request_id", string(c.rid),
-		"client", string(c.clientIP), "port", c.port, "err", err, "head", quoteStart(c.head))
+		"client", string(c.clientIP), "port", c.port, "err", err, "head", clip(c.head))
 	c.writeError(code, false)
 	c.lingerClose()
 }

@@ -122,7 +122,7 @@ func (c *conn) fail(req *request, err error, consumed bool) bool {
 	}
 	c.srv.opts.Logger.Log(context.Background(), level, "proxy: request answered with an error",
 		"status", code, "request_id", string(c.rid), "client", string(c.clientIP), "port", c.port,
-		"method", string(req.method), "host", string(req.host), "target", quoteStart(req.target), "err", err)
+		"method", string(req.method), "host", string(req.host), "target", clip(req.target), "err", err)
 	c.writeError(code, keep)
 	if !consumed {
 		c.lingerClose()
@@ -133,7 +133,7 @@ func (c *conn) fail(req *request, err error, consumed bool) bool {
 func (c *conn) logUpstream(req *request, b *upstream.Backend, err error, action string) {
 	c.srv.opts.Logger.Warn("proxy: instance failed", "service", b.Service, "slot", b.Slot,
 		"addr", b.Addr, "request_id", string(c.rid), "method", string(req.method),
-		"target", quoteStart(req.target), "err", err, "action", action)
+		"target", clip(req.target), "err", err, "action", action)
 }
 
 // lingerClose reads and drops what the client still sends, for a moment,

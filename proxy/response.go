@@ -113,10 +113,11 @@ func parseStatusLine(line []byte, resp *response) (http10 bool, err error) {
 	return line[7] == '0', nil
 }
 
-// quoteStart quotes the start of b, for a log line.
-func quoteStart(b []byte) string {
-	return strconv.Quote(string(b[:min(len(b), 40)]))
-}
+// quoteStart quotes the start of b, for an error message.
+func quoteStart(b []byte) string { return strconv.Quote(clip(b)) }
+
+// clip returns the start of b, for a log line (which quotes it).
+func clip(b []byte) string { return string(b[:min(len(b), 100)]) }
 
 // writeResponseHead writes the instance's response head to the client,
 // canonically: the status line and fields with CRLF, without hop-by-hop

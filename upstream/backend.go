@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Backend is one instance (one process on one port) as the proxy sees it.
@@ -23,14 +24,21 @@ type Backend struct {
 	idleOnce sync.Once
 	idle     chan struct{} // closed when draining and nothing is in flight
 
-	mu   sync.Mutex
-	pool []*Conn // idle connections, most recently used last
-	shut bool    // pool closed: connections put back are closed
+	mu       sync.Mutex
+	pool     []*Conn // idle connections, most recently used last
+	shut     bool    // pool closed: connections put back are closed
+	sweeping bool    // a sweep of the pool is scheduled
 }
 
 // maxIdlePerBackend bounds the idle pool: more idle connections than
 // concurrent requests ever seen are not useful, and each holds a buffer.
 const maxIdlePerBackend = 256
+
+// sweepEvery is how often an idle pool is checked for connections the
+// instance closed, so that they leave the pool (and the instance's
+// half-closed sockets are released) even when no request comes to find
+// them.
+const sweepEvery = 500 * time.Millisecond
 
 // NewBackend returns a Backend for the instance at addr.
 func NewBackend(service string, slot int, addr string) *Backend {
@@ -145,5 +153,34 @@ func (b *Backend) put(c *Conn) {
 		return
 	}
 	b.pool = append(b.pool, c)
+	if !b.sweeping {
+		b.sweeping = true
+		time.AfterFunc(sweepEvery, b.sweep)
+	}
 	b.mu.Unlock()
+}
+
+// sweep closes the pooled connections the instance closed or wrote to, and
+// schedules the next sweep while the pool holds any.
+func (b *Backend) sweep() {
+	var dead []*Conn
+	b.mu.Lock()
+	live := b.pool[:0]
+	for _, c := range b.pool {
+		if c.alive() {
+			live = append(live, c)
+		} else {
+			dead = append(dead, c)
+		}
+	}
+	clear(b.pool[len(live):])
+	b.pool = live
+	b.sweeping = len(b.pool) > 0
+	if b.sweeping {
+		time.AfterFunc(sweepEvery, b.sweep)
+	}
+	b.mu.Unlock()
+	for _, c := range dead {
+		c.Close()
+	}
 }

@@ -10,6 +10,7 @@
 // The request path takes no lock shared between services or instances: a Set
 // publishes its rotation as an immutable slice behind an atomic pointer, and
 // each Backend guards only its own idle-connection pool. A pooled
-// connection is checked (a non-blocking peek) each time it is handed out:
-// one the instance closed or wrote to while it was idle is never used.
+// connection is checked (a non-blocking peek) each time it is handed out,
+// and every sweepEvery while idle: one the instance closed or wrote to
+// while it was idle is never used, and leaves the pool within sweepEvery.
 package upstream

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -224,4 +225,38 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 		t.Fatalf("Get with only the closed passed connection pooled: reused=%v err=%v; want a new connection", fresh != nil && fresh.Reused, err)
 	}
 	<-accepted
+}
+
+// TestSweepDropsConnectionsTheInstanceClosed: an idle pooled connection the
+// instance closes leaves the pool without a request coming to find it.
+func TestSweepDropsConnectionsTheInstanceClosed(t *testing.T) {
+	addr, accepted := tcptest.AcceptAll(t)
+	b := NewBackend("s", 0, addr)
+	var conns []*Conn
+	for i := 0; i < 3; i++ {
+		c, err := b.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	servers := []net.Conn{<-accepted, <-accepted, <-accepted}
+	for _, c := range conns {
+		b.Put(c)
+	}
+	servers[0].Close()
+	servers[2].Close()
+	pooled := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pool)
+	}
+	deadline := time.Now().Add(4 * sweepEvery)
+	for pooled() != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := pooled(); n != 1 {
+		t.Fatalf("%d connections pooled %v after the instance closed 2 of 3, want 1", n, 4*sweepEvery)
+	}
+	b.CloseIdle()
 }
