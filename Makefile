@@ -7,7 +7,7 @@ DEMO := examples/demo/demo
 # call pays for, about 1 ms of CPU each here. The tests need cgo (-race).
 BUILD := CGO_ENABLED=0 $(GO) build
 
-.PHONY: all build run test vet bench clean FORCE
+.PHONY: all build run test vet bench clean fuzz FORCE
 
 all: build
 
@@ -37,6 +37,31 @@ test: vet
 bench:
 	bench/install-deps.sh
 	$(GO) run ./bench/sidebyside
+
+# The differential conformance suite (conformance/doc.go): raw HTTP/1.1
+# cases through smoothserve, nginx and HAProxy, each in front of the same
+# recording instance, and the table of how each treated each case. Installs
+# nginx and HAProxy from Debian if missing; otherwise runs the columns it
+# can. Fails when smoothserve does not do what a case expects.
+# make conformance CONFORMANCE_PROXIES=nginx CONFORMANCE_CASES='^K'
+.PHONY: conformance
+CONFORMANCE_PROXIES ?= smoothserve,nginx,haproxy
+conformance:
+	conformance/install-deps.sh || echo "conformance: nginx or haproxy could not be installed; running the columns that can run" >&2
+	cd conformance && CONFORMANCE_PROXIES=$(CONFORMANCE_PROXIES) $(GO) test -count=1 -timeout 15m -run '^TestConformance$$'
+
+# Fuzzes each of the proxy's fuzz targets for FUZZTIME in turn (all of
+# them, failing at the end if one found a crasher); go prints each one's
+# execs. A crasher is written to proxy/testdata/fuzz/<Target>/, where
+# go test ./proxy/ runs it from then on.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := FuzzRequestHead FuzzChunked FuzzResponseHead FuzzExchange
+
+fuzz:
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		echo "== $$t"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./proxy/ || status=1; \
+	done; exit $$status
 
 clean:
 	rm -f smoothserve smoothtool $(DEMO)

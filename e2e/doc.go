@@ -2,6 +2,10 @@
 // smoothtool and demo binaries from this tree, run them on free 127.0.0.1
 // ports in a temporary folder, and judge them as a user would, with a
 // strict keep-alive client that never retries (internal/loadclient).
+// Instances behave as real ones do: the load tests' demo instances close
+// keep-alive connections idle for 200 ms and stream chunked responses, and
+// a Node.js service (examples/node) runs where node is installed (in CI it
+// must be: .ci/run installs it).
 //
 // Every test ends every process it started, by pid.
 package e2e

@@ -87,13 +87,20 @@ func (e *env) writeMain(extra string) {
 	writeFile(e.t, e.config, fmt.Sprintf("ProxyAddr: 127.0.0.1\nProxyPort: %d\nSubConfigDir: ./services\n%s", e.proxyPort, extra))
 }
 
-// service writes services/NAME.yaml for a service of count instances with
-// its own port range, and returns its first instance port.
+// service writes services/NAME.yaml for a service of count demo instances
+// with its own port range, and returns its first instance port.
 func (e *env) service(name, hosts string, count int, extra string) int {
 	e.t.Helper()
+	return e.serviceOf("./app/demo", name, hosts, count, extra)
+}
+
+// serviceOf is service with another executable (relative to e.dir), which
+// must answer /healthz.
+func (e *env) serviceOf(executable, name, hosts string, count int, extra string) int {
+	e.t.Helper()
 	start := e.ports.block(2 * count)
-	body := fmt.Sprintf("name: %s\nserver_name: %q\nstart_instance_port: %d\ninstance_count: %d\nexecutable_path: ./app/demo\nhealth_check: /healthz\n%s",
-		name, hosts, start, count, extra)
+	body := fmt.Sprintf("name: %s\nserver_name: %q\nstart_instance_port: %d\ninstance_count: %d\nexecutable_path: %s\nhealth_check: /healthz\n%s",
+		name, hosts, start, count, executable, extra)
 	writeFile(e.t, filepath.Join(e.dir, "services", name+".yaml"), body)
 	return start
 }

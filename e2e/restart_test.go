@@ -36,14 +36,36 @@ func runTool(t *testing.T, tool, dir string, args ...string) (code int, stdout, 
 }
 
 // mixedLoad is the strict client's mix: fast GETs, 300 ms GETs that are in
-// flight when their instance drains, and POSTs of up to 64 KiB echoed back.
+// flight when their instance drains, POSTs of up to 64 KiB echoed back, and
+// chunked responses streamed a line every 30 ms for 270 ms.
 func mixedLoad(e *env, host string) *loadclient.Runner {
+	return loadOf(e, host, loadclient.Get, loadclient.Get, loadclient.Slow, loadclient.Post, loadclient.Stream)
+}
+
+// loadOf is mixedLoad with another mix.
+func loadOf(e *env, host string, mix ...loadclient.Kind) *loadclient.Runner {
 	return loadclient.Start(context.Background(), loadclient.Config{
-		Addr: e.proxyAddr(), Host: host, Conns: 8,
-		Mix:    []loadclient.Kind{loadclient.Get, loadclient.Get, loadclient.Slow, loadclient.Post},
-		SlowMS: 300, PostMaxBytes: 64 << 10,
+		Addr: e.proxyAddr(), Host: host, Conns: 8, Mix: mix,
+		SlowMS: 300, PostMaxBytes: 64 << 10, StreamLines: 10, StreamMS: 30,
 	})
 }
+
+// pausedLoad sends requests after idle gaps of up to 600 ms on each of its
+// connections, into the proxy's lulls: the instance may have closed the
+// pooled connection the proxy then takes (closesIdleConns).
+func pausedLoad(e *env, host string) *loadclient.Runner {
+	return loadclient.Start(context.Background(), loadclient.Config{
+		Addr: e.proxyAddr(), Host: host, Conns: 4, Pause: 600 * time.Millisecond,
+		Mix:          []loadclient.Kind{loadclient.Get, loadclient.Post, loadclient.Stream},
+		PostMaxBytes: 4 << 10, StreamLines: 3, StreamMS: 50,
+	})
+}
+
+// closesIdleConns is a service file's args for demo instances that close a
+// keep-alive connection idle for 200 ms, as real servers do (Node's http
+// after 5 s, gunicorn after 2 s), only sooner: the proxy's pooled
+// connections to them are closed under it all the time.
+const closesIdleConns = "args: [\"-port={port}\", \"-idle-timeout=200ms\"]\n"
 
 func instancePids(d *daemon) map[int]bool {
 	m := map[int]bool{}
@@ -59,11 +81,12 @@ func TestRollingRestartsLoseNoRequest(t *testing.T) {
 	for _, strategy := range []string{"surge", "in_place"} {
 		t.Run(strategy, func(t *testing.T) {
 			e := newEnv(t, 8)
-			e.service("web", "web.test", 3, "restart_strategy: "+strategy+"\n")
+			e.service("web", "web.test", 3, "restart_strategy: "+strategy+"\n"+closesIdleConns)
 			d := e.startDaemon()
 			d.waitPids(e.proxyAddr(), "web.test", 3, 15*time.Second)
 
 			load := mixedLoad(e, "web.test")
+			paused := pausedLoad(e, "web.test")
 			time.Sleep(500 * time.Millisecond)
 			for round := 1; round <= 5; round++ {
 				before := instancePids(d)
@@ -71,6 +94,7 @@ func TestRollingRestartsLoseNoRequest(t *testing.T) {
 				code, out, errOut := e.tool("-restart", "web")
 				if code != 0 {
 					load.Stop()
+					paused.Stop()
 					t.Fatalf("round %d: smoothtool -restart web: exit %d\n%s%s", round, code, out, errOut)
 				}
 				after := instancePids(d)
@@ -88,12 +112,15 @@ func TestRollingRestartsLoseNoRequest(t *testing.T) {
 				t.Logf("round %d: %v\n%s", round, time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
 			}
 			time.Sleep(300 * time.Millisecond)
-			res := load.Stop()
-			t.Logf("%s: %v", strategy, res)
+			res, pres := load.Stop(), paused.Stop()
+			t.Logf("%s: %v; after pauses: %v", strategy, res, pres)
 			if err := res.Err(); err != nil {
-				t.Fatalf("requests failed across 5 rolling restarts (%s): %v", strategy, err)
+				t.Errorf("requests failed across 5 rolling restarts (%s): %v", strategy, err)
 			}
-			for _, k := range []loadclient.Kind{loadclient.Get, loadclient.Slow, loadclient.Post} {
+			if err := pres.Err(); err != nil {
+				t.Errorf("requests sent after a pause failed across 5 rolling restarts (%s): %v", strategy, err)
+			}
+			for _, k := range []loadclient.Kind{loadclient.Get, loadclient.Slow, loadclient.Post, loadclient.Stream} {
 				if res.ByKind[k].OK == 0 {
 					t.Errorf("no %v request completed: the load did not exercise it", k)
 				}

@@ -15,11 +15,13 @@ const (
 	maxTrailers  = 64
 )
 
-// readLine returns the next line of r (with its line ending), or an error
-// when it is longer than maxChunkLine.
+// readLine returns the next line of r, which must end in CRLF (a bare LF
+// is tolerated in a head, never in chunked framing: a parser that takes it
+// and one that does not would cut the body in different places), or an
+// error when it is longer than maxChunkLine.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	line, err := r.ReadSlice('\n')
-	if err == bufio.ErrBufferFull || (err == nil && len(line) > maxChunkLine) {
+	if err == bufio.ErrBufferFull || (err == nil && (len(line) > maxChunkLine || len(line) < 2 || line[len(line)-2] != '\r')) {
 		return nil, errBadChunk
 	}
 	return line, err
@@ -161,19 +163,16 @@ func (d *chunkedDecoder) fail(err error) error {
 	return err
 }
 
-// expectCRLF consumes the line ending after a chunk's data.
+// expectCRLF consumes the CRLF after a chunk's data.
 func expectCRLF(r *bufio.Reader) error {
-	c, err := r.ReadByte()
-	if err != nil {
-		return err
-	}
-	if c == '\r' {
-		if c, err = r.ReadByte(); err != nil {
+	for _, want := range [2]byte{'\r', '\n'} {
+		c, err := r.ReadByte()
+		if err != nil {
 			return err
 		}
-	}
-	if c != '\n' {
-		return errBadChunk
+		if c != want {
+			return errBadChunk
+		}
 	}
 	return nil
 }

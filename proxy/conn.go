@@ -178,7 +178,7 @@ func (c *conn) serve() {
 			c.setReadDeadline(time.Now().Add(opts.HeaderTimeout))
 		}
 		var err error
-		c.head, err = readHead(c.br, c.head, opts.MaxHeaderBytes)
+		c.head, err = readHead(c.br, c.head, opts.MaxHeaderBytes, true)
 		if err != nil {
 			c.rejectHead(err)
 			return

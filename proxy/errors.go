@@ -99,7 +99,7 @@ func statusText(code int) string {
 // writeError writes a complete plain-text error response to the client
 // and flushes it. Retry-After goes with 503: the service is restarting or
 // stopped, and a client may try again shortly.
-func (c *conn) writeError(code int, keep bool) {
+func (c *conn) writeError(code int, keep, head bool) {
 	text := statusText(code)
 	b := c.bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 "...)
@@ -117,8 +117,10 @@ func (c *conn) writeError(code int, keep bool) {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	b = append(b, "\r\n\r\n"...)
-	b = append(b, text...)
-	b = append(b, '\n')
+	if !head { // the answer to HEAD has no body, its length says what it would be
+		b = append(b, text...)
+		b = append(b, '\n')
+	}
 	c.writeDeadline(time.Now())
 	c.bw.Write(b)
 	c.bw.Flush()
@@ -135,6 +137,6 @@ func (c *conn) rejectHead(err error) {
 	code := statusFor(err)
 	c.srv.opts.Logger.Info("proxy: request head rejected", "status", code, "request_id", string(c.rid),
 		"client", string(c.clientIP), "port", c.port, "err", err, "head", clip(c.head))
-	c.writeError(code, false)
+	c.writeError(code, false, false)
 	c.lingerClose()
 }

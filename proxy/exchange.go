@@ -120,7 +120,7 @@ func (c *conn) reusable(req *request, b *upstream.Backend, uc *upstream.Conn, re
 func (c *conn) readResponseHead(req *request, uc *upstream.Conn, resp *response) error {
 	for n := 0; ; n++ {
 		var err error
-		c.rhead, err = readHead(uc.R, c.rhead, maxResponseHead)
+		c.rhead, err = readHead(uc.R, c.rhead, maxResponseHead, false)
 		if errors.Is(err, errHeadTooLarge) {
 			return badResponse(fmt.Sprintf("response head over %d bytes", maxResponseHead))
 		}
@@ -150,10 +150,7 @@ func (c *conn) readResponseHead(req *request, uc *upstream.Conn, resp *response)
 // writeInterim writes a 1xx response head canonically.
 func (c *conn) writeInterim(resp *response) {
 	head := c.rhead
-	c.bw.WriteString("HTTP/1.1 ")
-	c.bw.Write(head[9:12])
-	c.bw.Write(resp.reason.of(head))
-	c.bw.WriteString("\r\n")
+	c.writeStatusLine(resp)
 	for i := range c.rfield {
 		if f := &c.rfield[i]; !f.id.hopByHop() {
 			c.writeField(head, f)

@@ -16,6 +16,16 @@ import (
 // maxAttempts bounds how many instances one request is tried on.
 const maxAttempts = 6
 
+// freshIdle is the longest a pooled connection may have been idle to carry
+// a request that cannot be sent again (see upstream.Backend.Get).
+const freshIdle = 100 * time.Millisecond
+
+// deathGrace is how long a request that failed on every instance in
+// rotation waits for one of them to leave it (its death noticed by the
+// supervisor) before it is answered 502: instances that are alive and fail
+// it will fail it again.
+const deathGrace = 250 * time.Millisecond
+
 // serveRequest answers one request and reports whether the connection may
 // carry another.
 func (c *conn) serveRequest(req *request) bool {
@@ -45,9 +55,17 @@ func (c *conn) serveRequest(req *request) bool {
 func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 	var tried upstream.Tried
 	var waitCtx context.Context
+	var lastErr error // the last failure, if the request failed on every instance it was tried on
+	maxIdle := time.Duration(0)
+	if !kept || !idempotent(req.method) {
+		maxIdle = freshIdle
+	}
 	for attempt := 0; ; attempt++ {
 		b := set.Pick(&tried)
 		if b == nil {
+			if lastErr != nil && !c.instanceDied(set, &tried) {
+				return c.fail(req, lastErr, kept)
+			}
 			if waitCtx == nil {
 				var cancel context.CancelFunc
 				waitCtx, cancel = context.WithTimeout(context.Background(), set.StartTimeout())
@@ -61,11 +79,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			}
 			return c.fail(req, fmt.Errorf("%w for %s within %v", errNoInstance, set.Name, set.StartTimeout()), kept)
 		}
-		uc, err := b.Get()
+		uc, err := b.Get(maxIdle)
 		if err != nil {
 			// Nothing was sent: any request may go elsewhere.
 			b.Release(false)
 			tried.Add(b)
+			lastErr = err
 			c.logUpstream(req, b, err, "trying another instance")
 			if attempt+1 >= maxAttempts {
 				return c.fail(req, err, kept)
@@ -99,12 +118,23 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			return c.fail(req, err, kept)
 		case kept && idempotent(req.method) && attempt+1 < maxAttempts:
 			tried.Add(b)
+			lastErr = err
 			c.logUpstream(req, b, err, "retrying on another instance")
 			continue
 		}
 		c.logUpstream(req, b, err, "")
 		return c.fail(req, err, kept)
 	}
+}
+
+// instanceDied reports, for a request that failed on every instance in
+// rotation, whether it is worth waiting for another: one appears within
+// deathGrace, or one it failed on left rotation (it died, and is being
+// replaced).
+func (c *conn) instanceDied(set *upstream.Set, tried *upstream.Tried) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), deathGrace)
+	defer cancel()
+	return set.Wait(ctx, tried) || tried.AnyDraining()
 }
 
 // fail answers req with the status its error maps to, and logs why under
@@ -123,7 +153,7 @@ func (c *conn) fail(req *request, err error, consumed bool) bool {
 	c.srv.opts.Logger.Log(context.Background(), level, "proxy: request answered with an error",
 		"status", code, "request_id", string(c.rid), "client", string(c.clientIP), "port", c.port,
 		"method", string(req.method), "host", string(req.host), "target", clip(req.target), "err", err)
-	c.writeError(code, keep)
+	c.writeError(code, keep, isHead(req.method))
 	if !consumed {
 		c.lingerClose()
 	}
@@ -167,7 +197,7 @@ func (c *conn) readBody(req *request) (kept bool, err error) {
 	if c.maxBody > 0 && req.contentLength > c.maxBody {
 		return false, errBodyTooLarge
 	}
-	if req.expect100 {
+	if req.expect100 && req.minor == 1 { // never to HTTP/1.0 (RFC 9110 §10.1.1)
 		// The instance never sees Expect (the body is read here first),
 		// so the client's go-ahead must come from here.
 		c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 )
 
@@ -24,8 +25,10 @@ var (
 )
 
 // readHead appends one message head (start line and header lines, through
-// the blank line) from r to buf[:0], up to max bytes, and returns it.
-func readHead(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+// the blank line) from r to buf[:0], up to max bytes, and returns it. A
+// request may have blank lines before it (RFC 9112 §2.2), and a start line
+// without two spaces (HTTP/0.9) is refused at once rather than waited on.
+func readHead(r *bufio.Reader, buf []byte, max int, request bool) ([]byte, error) {
 	buf = buf[:0]
 	for {
 		line, err := r.ReadSlice('\n')
@@ -43,14 +46,19 @@ func readHead(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 		// is tolerated (RFC 9112 §2.2).
 		n := len(line)
 		if n == 1 || (n == 2 && line[0] == '\r') {
-			if len(buf) == n {
+			if len(buf) == n && request {
 				buf = buf[:0]
 				continue
 			}
 			return buf, nil
 		}
+		if len(buf) == n && bytes.Count(line, sp) < 2 && request {
+			return buf, errBadRequest
+		}
 	}
 }
+
+var sp = []byte(" ")
 
 // parseFields splits the header lines of head (after the start line, which
 // ends at offset start) into fields, at most max of them. Lines end in CRLF

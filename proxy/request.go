@@ -63,7 +63,7 @@ func (c *conn) parseRequest(req *request) error {
 // parseRequestLine reads "METHOD target HTTP/1.x". The target must be in
 // origin-form, absolute-form (http or https, with an authority and no
 // userinfo), or "*" for OPTIONS (RFC 9112 §3.2); it may hold no byte
-// outside visible ASCII.
+// outside visible ASCII, and no fragment.
 func parseRequestLine(line []byte, req *request) error {
 	sp1 := indexByte(line, ' ')
 	if sp1 <= 0 {
@@ -91,7 +91,7 @@ func parseRequestLine(line []byte, req *request) error {
 		return errBadRequest
 	}
 	for _, ch := range req.target {
-		if ch <= ' ' || ch >= 0x7f {
+		if ch <= ' ' || ch >= 0x7f || ch == '#' { // a fragment is the client's own
 			return errBadTarget
 		}
 	}

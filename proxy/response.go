@@ -2,13 +2,14 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 )
 
 // response is what the relay needs to know of a response head in c.rhead.
 type response struct {
 	status        int
-	reason        span  // " reason", or empty
+	reason        span  // the reason phrase, or empty
 	contentLength int64 // -1: none
 	chunked       bool
 	close         bool // the instance will close the connection after it
@@ -109,7 +110,7 @@ func parseStatusLine(line []byte, resp *response) (http10 bool, err error) {
 		}
 	}
 	resp.status = code
-	resp.reason = span{12, int32(len(line))}
+	resp.reason = span{min(13, int32(len(line))), int32(len(line))}
 	return line[7] == '0', nil
 }
 
@@ -125,10 +126,7 @@ func clip(b []byte) string { return string(b[:min(len(b), 100)]) }
 // Connection.
 func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep bool) {
 	head := c.rhead
-	c.bw.WriteString("HTTP/1.1 ")
-	c.bw.Write(head[9:12])
-	c.bw.Write(resp.reason.of(head))
-	c.bw.WriteString("\r\n")
+	c.writeStatusLine(resp)
 	relayChunks := framing == bodyChunked && req.minor == 1
 	for i := range c.rfield {
 		f := &c.rfield[i]
@@ -160,6 +158,22 @@ func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep
 		c.bw.WriteString("Connection: keep-alive\r\n")
 	}
 	c.bw.WriteString("\r\n")
+}
+
+// writeStatusLine writes "HTTP/1.1 NNN reason\r\n", with the standard
+// reason when the instance gave none.
+func (c *conn) writeStatusLine(resp *response) {
+	b := append(c.bw.AvailableBuffer(), "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(resp.status), 10)
+	b = append(b, ' ')
+	if reason := resp.reason.of(c.rhead); len(reason) > 0 {
+		b = append(b, reason...)
+	} else if text := http.StatusText(resp.status); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "Status"...)
+	}
+	c.bw.Write(append(b, "\r\n"...))
 }
 
 // writeField writes one field as "Name: value\r\n".

@@ -125,11 +125,12 @@ func (b *Backend) TakeIdle() []*Conn {
 	return pool
 }
 
-// getIdle pops the most recently used idle connection, or nil.
-func (b *Backend) getIdle() *Conn {
+// getIdle pops the most recently used idle connection, or nil; with
+// maxIdle > 0, nil too if that one has been idle for maxIdle or longer.
+func (b *Backend) getIdle(maxIdle time.Duration) *Conn {
 	b.mu.Lock()
 	n := len(b.pool)
-	if n == 0 {
+	if n == 0 || (maxIdle > 0 && time.Since(b.pool[n-1].idleSince) >= maxIdle) {
 		b.mu.Unlock()
 		return nil
 	}
@@ -141,11 +142,12 @@ func (b *Backend) getIdle() *Conn {
 }
 
 // Put returns a connection whose last response was read completely.
-func (b *Backend) Put(c *Conn) { b.put(c) }
+func (b *Backend) Put(c *Conn) { b.put(c, time.Now()) }
 
-// put pools c.
-func (b *Backend) put(c *Conn) {
+// put pools c, idle since then.
+func (b *Backend) put(c *Conn, since time.Time) {
 	c.flusher = nil
+	c.idleSince = since
 	b.mu.Lock()
 	if b.shut || len(b.pool) >= maxIdlePerBackend {
 		b.mu.Unlock()

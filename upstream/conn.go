@@ -23,9 +23,10 @@ type Conn struct {
 	src     connReader // what R reads from
 	flusher Flusher    // flushed before a read from the instance would block
 
-	raw      syscall.RawConn
-	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
-	peekDead bool
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
+	peekDead  bool
+	idleSince time.Time // when it was last put back in the pool
 }
 
 // readBufSize holds any normal response head, and is a good copy unit.
@@ -73,9 +74,14 @@ func (r *connReader) Read(p []byte) (int, error) {
 // instance closed while it sat in the pool (instances close idle
 // connections after a few seconds: Node after 5, gunicorn after 2) leaves
 // the pool then, and one the instance wrote to unasked is never reused.
-func (b *Backend) Get() (*Conn, error) {
+//
+// maxIdle > 0 takes only a connection idle for less than that: for a
+// request that cannot be sent again, an instance closing the connection
+// for its idle timeout just as the request goes out would lose it, and no
+// instance's idle timeout is that short.
+func (b *Backend) Get(maxIdle time.Duration) (*Conn, error) {
 	for {
-		c := b.getIdle()
+		c := b.getIdle(maxIdle)
 		if c == nil {
 			break
 		}
@@ -121,7 +127,7 @@ func newConn(tc *net.TCPConn) (*Conn, error) {
 // connection, it is checked (alive) before it is used.
 func (b *Backend) AddIdle(tc *net.TCPConn) {
 	if c, err := newConn(tc); err == nil {
-		b.put(c)
+		b.put(c, time.Time{}) // idle since the other process left it: long, for all we know
 	}
 }
 

@@ -113,6 +113,17 @@ func (t *Tried) Add(b *Backend) {
 	t.n++
 }
 
+// AnyDraining reports whether a backend the request failed on has left
+// rotation since (the supervisor saw its instance die).
+func (t *Tried) AnyDraining() bool {
+	for _, b := range t.bs {
+		if b != nil && b.Draining() {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *Tried) has(b *Backend) bool {
 	for _, x := range t.bs {
 		if x == b {

@@ -147,13 +147,13 @@ func TestWait(t *testing.T) {
 func TestPoolAndDeadConnections(t *testing.T) {
 	addr, accepted := tcptest.AcceptAll(t)
 	b := NewBackend("s", 0, addr)
-	c1, err := b.Get()
+	c1, err := b.Get(0)
 	if err != nil || c1.Reused {
 		t.Fatalf("first Get: %v reused=%v", err, c1.Reused)
 	}
 	server1 := <-accepted
 	b.Put(c1)
-	c2, err := b.Get()
+	c2, err := b.Get(0)
 	if err != nil || c2 != c1 || !c2.Reused {
 		t.Fatalf("second Get did not reuse the idle connection: %v", err)
 	}
@@ -162,14 +162,14 @@ func TestPoolAndDeadConnections(t *testing.T) {
 	// it hands it out, and does not.
 	server1.Close()
 	time.Sleep(20 * time.Millisecond)
-	c3, err := b.Get()
+	c3, err := b.Get(0)
 	if err != nil || c3 == c1 || c3.Reused {
 		t.Fatalf("Get after the instance closed the idle connection: same=%v reused=%v err=%v", c3 == c1, c3.Reused, err)
 	}
 	<-accepted
 	b.CloseIdle()
 	b.Put(c3)
-	if c := b.getIdle(); c != nil {
+	if c := b.getIdle(0); c != nil {
 		t.Fatal("a connection put back after CloseIdle was pooled")
 	}
 }
@@ -177,11 +177,11 @@ func TestPoolAndDeadConnections(t *testing.T) {
 func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 	addr, accepted := tcptest.AcceptAll(t)
 	from := NewBackend("s", 0, addr)
-	c1, err := from.Get()
+	c1, err := from.Get(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := from.Get()
+	c2, err := from.Get(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 	if len(taken) != 2 {
 		t.Fatalf("TakeIdle returned %d connections, want 2", len(taken))
 	}
-	if c := from.getIdle(); c != nil {
+	if c := from.getIdle(0); c != nil {
 		t.Fatal("the pool still holds a connection after TakeIdle")
 	}
 
@@ -206,7 +206,7 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 		c.TCPConn, c.R = nil, nil // the new backend owns the socket now
 		to.AddIdle(tc)
 	}
-	got, err := to.Get()
+	got, err := to.Get(0)
 	if err != nil || !got.Reused {
 		t.Fatalf("Get after AddIdle: reused=%v err=%v; want a passed connection", got != nil && got.Reused, err)
 	}
@@ -220,7 +220,7 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 		t.Fatalf("the connection reused after AddIdle is not the live one: %v", err)
 	}
 	// The closed one is checked when its turn comes, and dropped.
-	fresh, err := to.Get()
+	fresh, err := to.Get(0)
 	if err != nil || fresh.Reused {
 		t.Fatalf("Get with only the closed passed connection pooled: reused=%v err=%v; want a new connection", fresh != nil && fresh.Reused, err)
 	}
@@ -234,7 +234,7 @@ func TestSweepDropsConnectionsTheInstanceClosed(t *testing.T) {
 	b := NewBackend("s", 0, addr)
 	var conns []*Conn
 	for i := 0; i < 3; i++ {
-		c, err := b.Get()
+		c, err := b.Get(0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ func pooled(t *testing.T, b *upstream.Backend, n int) {
 	t.Helper()
 	var cs []*upstream.Conn
 	for range n {
-		c, err := b.Get()
+		c, err := b.Get(0)
 		if err != nil {
 			t.Fatal(err)
 		}

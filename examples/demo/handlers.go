@@ -87,6 +87,9 @@ func newHandler(pid, port int, version string) http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		writeSize(w, n)
 	})
+	// /stream and /events are chunked (no Content-Length) and flushed piece
+	// by piece, as server-sent events from Express, Flask or Go are: a proxy
+	// must pass each piece on as it comes, not when the response ends.
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
 		lines, ok := intParam(w, r, "lines", 10, maxStreamLines)
 		if !ok {
@@ -97,26 +100,49 @@ func newHandler(pid, port int, version string) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		rc := http.NewResponseController(w)
-		tick := time.NewTicker(time.Duration(max(ms, 1)) * time.Millisecond)
-		defer tick.Stop()
-		for i := 1; i <= lines; i++ {
-			if i > 1 {
-				select {
-				case <-tick.C:
-				case <-r.Context().Done():
-					return
-				}
-			}
-			if _, err := fmt.Fprintf(w, "stream line=%d/%d pid=%d\n", i, lines, pid); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
+		writePieces(w, r, lines, ms, func(i int) string {
+			return fmt.Sprintf("stream line=%d/%d pid=%d\n", i, lines, pid)
+		})
+	})
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		n, ok := intParam(w, r, "n", 10, maxStreamLines)
+		if !ok {
+			return
+		}
+		ms, ok := intParam(w, r, "ms", 100, maxStreamMS)
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		writePieces(w, r, n, ms, func(i int) string {
+			return fmt.Sprintf("id: %d\ndata: event %d/%d pid=%d\n\n", i, i, n, pid)
+		})
+	})
+	return mux
+}
+
+// writePieces writes piece(1) at once, then piece(2..n) every ms, each
+// flushed on its own, until n or the client goes away.
+func writePieces(w http.ResponseWriter, r *http.Request, n, ms int, piece func(i int) string) {
+	rc := http.NewResponseController(w)
+	tick := time.NewTicker(time.Duration(max(ms, 1)) * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			select {
+			case <-tick.C:
+			case <-r.Context().Done():
 				return
 			}
 		}
-	})
-	return mux
+		if _, err := io.WriteString(w, piece(i)); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
 }
 
 // sizeBlock is a whole number of patterns, so that blocks written one after

@@ -5,7 +5,9 @@
 //
 // Its endpoints (see handlers.go) and fault flags exist for smoothserve's
 // tests and benchmarks: -fail-start, -never-ready, -start-delay and
-// -log-every make it misbehave in the ways a real service can.
+// -log-every make it misbehave in the ways a real service can, and
+// -idle-timeout makes it close idle keep-alive connections as real servers
+// do (Node's http after 5 s, gunicorn after 2 s), or sooner.
 package main
 
 import (
@@ -23,6 +25,11 @@ import (
 	"time"
 )
 
+// defaultIdleTimeout is long enough that a pooled connection of the proxy
+// is seldom closed under it; -idle-timeout=200ms is an instance that does
+// so all the time, which the proxy must survive without a failed request.
+const defaultIdleTimeout = 120 * time.Second
+
 // shutdownTimeout bounds how long in-flight requests may run after SIGTERM.
 // It is above the 60000 ms cap of /slow so that any slow request completes.
 const shutdownTimeout = 60 * time.Second
@@ -36,13 +43,14 @@ const (
 )
 
 type options struct {
-	addr       string
-	port       int
-	version    string
-	failStart  bool
-	neverReady bool
-	startDelay time.Duration
-	logEvery   time.Duration
+	addr        string
+	port        int
+	version     string
+	failStart   bool
+	neverReady  bool
+	startDelay  time.Duration
+	logEvery    time.Duration
+	idleTimeout time.Duration
 }
 
 func main() {
@@ -67,6 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.neverReady, "never-ready", false, "never listen; wait for SIGTERM")
 	fs.DurationVar(&o.startDelay, "start-delay", 0, "sleep this long before listening")
 	fs.DurationVar(&o.logEvery, "log-every", 0, "write a numbered line to stdout at this interval")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", defaultIdleTimeout, "close a keep-alive connection idle this long (http.Server.IdleTimeout; 0: Go's default, here never)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -80,8 +89,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintln(stderr, err)
 		return o, err
 	}
-	if o.startDelay < 0 || o.logEvery < 0 {
-		err := errors.New("demo: -start-delay and -log-every must not be negative")
+	if o.startDelay < 0 || o.logEvery < 0 || o.idleTimeout < 0 {
+		err := errors.New("demo: -start-delay, -log-every and -idle-timeout must not be negative")
 		fmt.Fprintln(stderr, err)
 		return o, err
 	}
@@ -184,10 +193,7 @@ func serve(ctx context.Context, o options, pid int, stderr io.Writer) int {
 	srv := &http.Server{
 		Handler:           newHandler(pid, o.port, o.version),
 		ReadHeaderTimeout: 10 * time.Second,
-		// Longer than the proxy's 90s pool idle time: the proxy, not the
-		// demo, must be the side that closes an idle keep-alive conn, or a
-		// request sent on it as the demo closes it would be lost.
-		IdleTimeout: 120 * time.Second,
+		IdleTimeout:       o.idleTimeout,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -172,10 +172,13 @@ func TestEndpoints(t *testing.T) {
 		{name: "size 200000", path: "/size?bytes=200000", wantStatus: 200, wantBody: string(sizeBody(200000)), wantLen: 200000},
 		{name: "stream", path: "/stream?lines=3&ms=10", wantStatus: 200, wantChunked: true,
 			wantBody: fmt.Sprintf("stream line=1/3 pid=%d\nstream line=2/3 pid=%d\nstream line=3/3 pid=%d\n", pid, pid, pid)},
+		{name: "events", path: "/events?n=2&ms=10", wantStatus: 200, wantChunked: true, wantCtype: "text/event-stream",
+			wantBody: fmt.Sprintf("id: 1\ndata: event 1/2 pid=%d\n\nid: 2\ndata: event 2/2 pid=%d\n\n", pid, pid)},
 		{name: "unknown path", path: "/nope", wantStatus: 404},
 		{name: "slow over cap", path: "/slow?ms=60001", wantStatus: 400},
 		{name: "size missing", path: "/size", wantStatus: 400},
 		{name: "size over cap", path: "/size?bytes=67108865", wantStatus: 400},
+		{name: "events bad n", path: "/events?n=x", wantStatus: 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,6 +246,7 @@ func TestBadStarts(t *testing.T) {
 		{"no port", 0, nil, 2, "-port=0: want a port in 1..65535"},
 		{"bad flag", 1, []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"extra arg", 1, []string{"extra"}, 2, `unexpected argument "extra"`},
+		{"negative idle timeout", 1, []string{"-idle-timeout=-1s"}, 2, "must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,4 +388,112 @@ func TestLogEvery(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "writing log line to stdout") {
 		t.Errorf("stderr does not report the stdout write error:\n%s", p.stderr)
 	}
+}
+
+// dialDemo opens a connection to p with a deadline for the whole test.
+func dialDemo(t *testing.T, p *demoProc) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// TestPiecesAreFlushedAsWritten: /stream and /events send the head with the
+// first piece at once, and each later piece when it is written, chunked:
+// what a proxy in front must pass on as it comes.
+func TestPiecesAreFlushedAsWritten(t *testing.T) {
+	p := startDemo(t, nil)
+	const every = 300 * time.Millisecond
+	for _, tt := range []struct{ path, end string }{
+		{"/stream?lines=3&ms=300", "\n"},
+		{"/events?n=3&ms=300", "\n\n"},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			c := dialDemo(t, p)
+			sent := time.Now()
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: demo\r\n\r\n", tt.path)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if head := time.Since(sent); head > every/2 {
+				t.Errorf("head after %v, want it with the first piece, at once", head)
+			}
+			if resp.ContentLength != -1 || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+				t.Errorf("Content-Length %d, Transfer-Encoding %q; want chunked, no length", resp.ContentLength, resp.TransferEncoding)
+			}
+			body := bufio.NewReader(resp.Body)
+			for i := range 3 {
+				piece, err := readPiece(body, tt.end)
+				at := time.Since(sent)
+				if err != nil {
+					t.Fatalf("piece %d: %v after %v", i+1, err, at)
+				}
+				want := time.Duration(i) * every
+				if at < want-every/3 || at > want+every/2 {
+					t.Errorf("piece %d (%q) after %v, want about %v", i+1, piece, at.Round(time.Millisecond), want)
+				}
+			}
+		})
+	}
+}
+
+// readPiece reads up to and including end.
+func readPiece(br *bufio.Reader, end string) (string, error) {
+	var s string
+	for !strings.HasSuffix(s, end) {
+		line, err := br.ReadString('\n')
+		s += line
+		if err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// TestIdleTimeout: with -idle-timeout the demo closes a keep-alive
+// connection once it has been idle that long; without it, not soon.
+func TestIdleTimeout(t *testing.T) {
+	get := func(t *testing.T, c net.Conn, br *bufio.Reader) {
+		t.Helper()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: demo\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("GET /: status %d, close=%v; want 200, kept open", resp.StatusCode, resp.Close)
+		}
+	}
+	t.Run("200ms", func(t *testing.T) {
+		p := startDemo(t, nil, "-idle-timeout=200ms")
+		c := dialDemo(t, p)
+		br := bufio.NewReader(c)
+		get(t, c, br)
+		idle := time.Now()
+		if n, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("read on the idle connection: %v %v, want EOF", n, err)
+		}
+		// net/http sets a read deadline of IdleTimeout: the close comes then,
+		// give or take the scheduling of a loaded machine.
+		if took := time.Since(idle); took < 150*time.Millisecond || took > 600*time.Millisecond {
+			t.Errorf("idle connection closed after %v, want about 200ms", took.Round(time.Millisecond))
+		}
+	})
+	t.Run("default", func(t *testing.T) {
+		p := startDemo(t, nil)
+		c := dialDemo(t, p)
+		br := bufio.NewReader(c)
+		get(t, c, br)
+		time.Sleep(500 * time.Millisecond)
+		get(t, c, br)
+	})
 }

@@ -2,8 +2,10 @@
 // tests, to judge "zero lost requests" the way wrk does.
 //
 // It keeps Config.Conns persistent connections, each driven by its own
-// goroutine, and sends the demo service's requests on them (see Kind). It
-// speaks HTTP/1.1 over a raw net.Conn rather than through net/http's
+// goroutine, and sends the demo service's requests on them (see Kind). Any
+// service that answers them as the demo does can be judged too, with
+// Config.Hello naming it (examples/node). It speaks HTTP/1.1 over a raw
+// net.Conn rather than through net/http's
 // Transport, which silently retries a request that failed on a reused
 // connection and so would hide exactly the failures a test looks for.
 //

@@ -15,9 +15,10 @@ import (
 type Kind int
 
 const (
-	Get  Kind = iota // GET /; the body must start with "hello from demo"
-	Slow             // GET /slow?ms=SlowMS; the body must start with "slow <SlowMS>ms"
-	Post             // POST /echo with 0..PostMaxBytes random bytes; they must come back exactly
+	Get    Kind = iota // GET /; the body must start with Hello
+	Slow               // GET /slow?ms=SlowMS; the body must start with "slow <SlowMS>ms"
+	Post               // POST /echo with 0..PostMaxBytes random bytes; they must come back exactly
+	Stream             // GET /stream?lines=StreamLines&ms=StreamMS, a chunked response written a line at a time; the body must be exactly "stream line=I/StreamLines pid=P\n" for I from 1, one pid throughout
 	numKinds
 )
 
@@ -29,6 +30,8 @@ func (k Kind) String() string {
 		return "slow"
 	case Post:
 		return "post"
+	case Stream:
+		return "stream"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -36,17 +39,21 @@ func (k Kind) String() string {
 // Config says what load to send. The zero value of each field but Addr has
 // a meaning, given with it.
 type Config struct {
-	Addr string // host:port to dial; required
-	Host string // Host header; "" means Addr
+	Addr  string // host:port to dial; required
+	Host  string // Host header; "" means Addr
+	Hello string // what a Get's body must start with; "" means "hello from demo" (another service answering the demo's requests names itself)
 
-	Conns int    // persistent connections, each its own goroutine; 0 means 1
-	Mix   []Kind // each request's kind is picked at random from Mix, so a kind listed twice comes twice as often; empty means {Get}
+	Conns int           // persistent connections, each its own goroutine; 0 means 1
+	Mix   []Kind        // each request's kind is picked at random from Mix, so a kind listed twice comes twice as often; empty means {Get}
+	Pause time.Duration // after each request its connection stays idle for a random 0..Pause (the gaps in which servers close idle connections); 0 means the next is sent at once
 
 	Count    int64         // stop after this many requests in all; 0 means no limit
 	Duration time.Duration // stop after this long; 0 means no limit (run until ctx is done)
 
 	SlowMS       int           // the ms Slow asks for; 0 means 300
 	PostMaxBytes int           // largest Post body; 0 means 65536
+	StreamLines  int           // the lines a Stream asks for; 0 means 10
+	StreamMS     int           // the ms between a Stream's lines; 0 means 30
 	Timeout      time.Duration // per request, dial included; 0 means 10s; a request over it fails
 	Seed         uint64        // seeds kinds and bodies, for a repeatable run; 0 means a fresh seed
 }
@@ -60,7 +67,8 @@ func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		panic("loadclient: Config.Addr is empty")
 	}
-	if c.Conns < 0 || c.Count < 0 || c.Duration < 0 || c.SlowMS < 0 || c.PostMaxBytes < 0 || c.Timeout < 0 {
+	if c.Conns < 0 || c.Pause < 0 || c.Count < 0 || c.Duration < 0 || c.SlowMS < 0 || c.PostMaxBytes < 0 || c.Timeout < 0 ||
+		c.StreamLines < 0 || c.StreamMS < 0 {
 		panic(fmt.Sprintf("loadclient: negative value in %+v", c))
 	}
 	for _, k := range c.Mix {
@@ -70,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Host == "" {
 		c.Host = c.Addr
+	}
+	if c.Hello == "" {
+		c.Hello = "hello from demo"
 	}
 	if c.Conns == 0 {
 		c.Conns = 1
@@ -83,6 +94,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PostMaxBytes == 0 {
 		c.PostMaxBytes = 65536
+	}
+	if c.StreamLines == 0 {
+		c.StreamLines = 10
+	}
+	if c.StreamMS == 0 {
+		c.StreamMS = 30
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
@@ -100,7 +117,7 @@ type Result struct {
 	Total, OK, Failed int64
 	Reconnects        int64            // connections opened after a conn's first: after "Connection: close" or a failure
 	ByKind            map[Kind]Counts  // every Kind, sent or not
-	Pids              map[string]int64 // pid= of the OK Get and Slow bodies → how many said it
+	Pids              map[string]int64 // pid= of the OK Get, Slow and Stream bodies → how many said it
 	Failures          []string         // the first MaxFailures, in the order seen: kind, conn, time into the run, what went wrong
 	MaxLatency        time.Duration    // the slowest request, OK or not
 	Elapsed           time.Duration

@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// demoLike serves /, /slow and /echo as examples/demo does, naming pid.
+// demoLike serves /, /slow, /echo and /stream as examples/demo does, naming
+// pid.
 func demoLike(pid string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +34,17 @@ func demoLike(pid string) http.Handler {
 			return
 		}
 		w.Write(body)
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		lines, _ := strconv.Atoi(r.URL.Query().Get("lines"))
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		for i := 1; i <= lines; i++ {
+			if i > 1 {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+			}
+			fmt.Fprintf(w, "stream line=%d/%d pid=%s\n", i, lines, pid)
+			w.(http.Flusher).Flush()
+		}
 	})
 	return mux
 }
@@ -114,7 +126,7 @@ func checkCounts(t *testing.T, res *Result, total, ok, failed int64) {
 
 func TestAllOK(t *testing.T) {
 	addr, conns := startHTTP(t, demoLike("4242"))
-	res := Run(t.Context(), Config{Addr: addr, Conns: 4, Mix: []Kind{Get, Slow, Post}, Count: 300, SlowMS: 5, Seed: 1})
+	res := Run(t.Context(), Config{Addr: addr, Conns: 4, Mix: []Kind{Get, Slow, Post, Stream}, Count: 300, SlowMS: 5, StreamMS: 1, Seed: 1})
 	checkCounts(t, res, 300, 300, 0)
 	if err := res.Err(); err != nil {
 		t.Errorf("Err() = %v, want nil", err)
@@ -130,15 +142,15 @@ func TestAllOK(t *testing.T) {
 	if sum != 300 {
 		t.Errorf("kinds add up to %d, want 300", sum)
 	}
-	wantPids := res.ByKind[Get].OK + res.ByKind[Slow].OK
+	wantPids := res.ByKind[Get].OK + res.ByKind[Slow].OK + res.ByKind[Stream].OK
 	if len(res.Pids) != 1 || res.Pids["4242"] != wantPids {
 		t.Errorf("Pids = %v, want map[4242:%d]", res.Pids, wantPids)
 	}
 	if res.Reconnects != 0 || conns.Load() != 4 {
 		t.Errorf("reconnects=%d, server saw %d conns; want 0 and 4 persistent conns", res.Reconnects, conns.Load())
 	}
-	want := fmt.Sprintf("requests=300 ok=300 failed=0 reconnects=0 (get=%d slow=%d post=%d)",
-		res.ByKind[Get].Total, res.ByKind[Slow].Total, res.ByKind[Post].Total)
+	want := fmt.Sprintf("requests=300 ok=300 failed=0 reconnects=0 (get=%d slow=%d post=%d stream=%d)",
+		res.ByKind[Get].Total, res.ByKind[Slow].Total, res.ByKind[Post].Total, res.ByKind[Stream].Total)
 	if res.String() != want {
 		t.Errorf("String() = %q, want %q", res.String(), want)
 	}
@@ -255,6 +267,21 @@ func TestFailuresCounted(t *testing.T) {
 			body, _ := io.ReadAll(r.Body)
 			w.Write(append(body, '!'))
 		}), []Kind{Post}, 0, "echo of"},
+		{"stream line missing", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "stream line=1/3 pid=1\nstream line=3/3 pid=1\n")
+		}), []Kind{Stream}, 0, `line 2 is "stream line=3/3 pid=1", want "stream line=2/3 pid=1\n"`},
+		{"stream cut short", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "stream line=1/3 pid=1\nstream line=2/3 pid=1\nstream line=3/3 pid=1")
+		}), []Kind{Stream}, 0, "line 3 is \"stream line=3/3 pid=1\", want \"stream line=3/3 pid=1\\n\" (the body ends there)"},
+		{"stream from two pids", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "stream line=1/3 pid=1\nstream line=2/3 pid=2\nstream line=3/3 pid=1\n")
+		}), []Kind{Stream}, 0, `line 2 is "stream line=2/3 pid=2"`},
+		{"stream with more", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "stream line=1/3 pid=1\nstream line=2/3 pid=1\nstream line=3/3 pid=1\nmore\n")
+		}), []Kind{Stream}, 0, `5 more bytes after the last line: "more\n"`},
+		{"stream without pid", handler(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "stream line=1/3\n")
+		}), []Kind{Stream}, 0, "no pid in"},
 		{"closed before response", raw(""), nil, 0, "connection closed before a response: EOF"},
 		{"closed mid-header", raw("HTTP/1.1 200 OK\r\nContent-Le"), nil, 0, "headers of 200 response: "},
 		{"closed before blank line", raw("HTTP/1.1 200 OK\r\nContent-Length: 21\r\n"), nil, 0, "headers of 200 response: unexpected EOF"},
@@ -280,7 +307,7 @@ func TestFailuresCounted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := tt.server(t)
-			res := Run(t.Context(), Config{Addr: addr, Conns: 2, Mix: tt.mix, Count: 6, SlowMS: 5, PostMaxBytes: 1000, Timeout: tt.timeout})
+			res := Run(t.Context(), Config{Addr: addr, Conns: 2, Mix: tt.mix, Count: 6, SlowMS: 5, PostMaxBytes: 1000, StreamLines: 3, Timeout: tt.timeout})
 			checkCounts(t, res, 6, 0, 6)
 			if len(res.Failures) != 6 {
 				t.Fatalf("%d failures kept, want 6", len(res.Failures))
@@ -352,5 +379,58 @@ func TestOddButValidResponses(t *testing.T) {
 	checkCounts(t, res, 50, 50, 0)
 	if conns.Load() != 1 {
 		t.Errorf("server saw %d conns, want 1", conns.Load())
+	}
+}
+
+// TestStreamIsReadAsItComes: a Stream whose lines come 30 ms apart, each in
+// its own chunk, on a kept-alive connection, with another service's Hello.
+func TestStreamIsReadAsItComes(t *testing.T) {
+	addr, conns := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			io.WriteString(w, "hello from node pid=8")
+			return
+		}
+		demoLike("8").ServeHTTP(w, r)
+	}))
+	res := Run(t.Context(), Config{Addr: addr, Hello: "hello from node", Conns: 2, Mix: []Kind{Get, Stream}, Count: 10, StreamLines: 4, Seed: 2})
+	checkCounts(t, res, 10, 10, 0)
+	if res.ByKind[Stream].OK == 0 || res.ByKind[Get].OK == 0 {
+		t.Errorf("%v: want both kinds sent", res)
+	}
+	if res.Pids["8"] != 10 || conns.Load() != 2 {
+		t.Errorf("Pids = %v, server saw %d conns; want map[8:10] and 2", res.Pids, conns.Load())
+	}
+	if least := 3 * 30 * time.Millisecond; res.MaxLatency < least {
+		t.Errorf("slowest request %v; a Stream of 4 lines 30 ms apart takes at least %v", res.MaxLatency, least)
+	}
+	// The demo's Hello is the default: another service's is a failure.
+	res = Run(t.Context(), Config{Addr: addr, Count: 2})
+	checkCounts(t, res, 2, 0, 2)
+	if !strings.Contains(res.Failures[0], `want "hello from demo..."`) {
+		t.Errorf("failure %q, want it to name the Hello expected", res.Failures[0])
+	}
+}
+
+// TestPauseMeetsIdleTimeout: with Pause, connections sit idle between
+// requests, long enough for a server that closes idle connections after
+// 20 ms to do so; the request sent on such a connection fails, as it would
+// through a proxy that passed the close on, and is not retried.
+func TestPauseMeetsIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: demoLike("5"), IdleTimeout: 20 * time.Millisecond}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-served })
+
+	res := Run(t.Context(), Config{Addr: ln.Addr().String(), Pause: 100 * time.Millisecond, Count: 12, Seed: 3})
+	t.Logf("%v in %v", res, res.Elapsed)
+	if res.Total != 12 || res.OK == 0 || res.Failed == 0 || res.OK+res.Failed != 12 {
+		t.Errorf("%v; want 12 requests, some failed on a connection the server closed while idle, the next OK on a new one", res)
+	}
+	if res.Elapsed < 100*time.Millisecond {
+		t.Errorf("12 requests with pauses of 0..100ms took %v", res.Elapsed)
 	}
 }

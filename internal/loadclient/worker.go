@@ -63,13 +63,20 @@ func (w *worker) run(ctx context.Context, reserve func() bool) {
 		w.tally.record(kind, w.id, pid, time.Since(began), err)
 		var dialErr *dialError
 		if errors.As(err, &dialErr) {
-			t := time.NewTimer(dialBackoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			sleep(ctx, dialBackoff)
+		} else if w.cfg.Pause > 0 {
+			sleep(ctx, time.Duration(w.rng.Int64N(int64(w.cfg.Pause)+1)))
 		}
+	}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -104,6 +111,8 @@ func (w *worker) do(kind Kind) (pid string, err error) {
 		fmt.Fprintf(w.bw, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n\r\n", w.cfg.Host)
 	case Slow:
 		fmt.Fprintf(w.bw, "GET /slow?ms=%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n\r\n", w.cfg.SlowMS, w.cfg.Host)
+	case Stream:
+		fmt.Fprintf(w.bw, "GET /stream?lines=%d&ms=%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: smoothserve-loadclient\r\n\r\n", w.cfg.StreamLines, w.cfg.StreamMS, w.cfg.Host)
 	case Post:
 		post = w.body[:w.rng.IntN(w.cfg.PostMaxBytes+1)]
 		w.src.Read(post)
@@ -129,8 +138,8 @@ func (w *worker) do(kind Kind) (pid string, err error) {
 	}
 	switch kind {
 	case Get:
-		if !bytes.HasPrefix(resp.body, []byte("hello from demo")) {
-			return "", fmt.Errorf("status %d, body %.100q, want \"hello from demo...\"", resp.status, resp.body)
+		if !bytes.HasPrefix(resp.body, []byte(w.cfg.Hello)) {
+			return "", fmt.Errorf("status %d, body %.100q, want %q", resp.status, resp.body, w.cfg.Hello+"...")
 		}
 	case Slow:
 		want := "slow " + strconv.Itoa(w.cfg.SlowMS) + "ms"
@@ -142,8 +151,36 @@ func (w *worker) do(kind Kind) (pid string, err error) {
 			return "", fmt.Errorf("echo of %d bytes came back as %d bytes, %s", len(post), len(resp.body), firstDiff(post, resp.body))
 		}
 		return "", nil // a random body may hold "pid=" by chance
+	case Stream:
+		return checkStream(resp.body, w.cfg.StreamLines)
 	}
 	return pidIn(resp.body), nil
+}
+
+// checkStream checks a Stream's body line by line: "stream line=I/N pid=P"
+// for I from 1 to N, each ended by a newline, P the same throughout. It
+// returns P.
+func checkStream(body []byte, n int) (pid string, err error) {
+	pid = pidIn(body)
+	if pid == "" {
+		return "", fmt.Errorf("stream of %d lines: no pid in %.100q", n, body)
+	}
+	rest := body
+	for i := 1; i <= n; i++ {
+		want := fmt.Sprintf("stream line=%d/%d pid=%s\n", i, n, pid)
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		if !found {
+			return "", fmt.Errorf("stream of %d lines: line %d is %.100q, want %q (the body ends there)", n, i, line, want)
+		}
+		if string(line)+"\n" != want {
+			return "", fmt.Errorf("stream of %d lines: line %d is %.100q, want %q", n, i, line, want)
+		}
+		rest = after
+	}
+	if len(rest) > 0 {
+		return "", fmt.Errorf("stream of %d lines: %d more bytes after the last line: %.100q", n, len(rest), rest)
+	}
+	return pid, nil
 }
 
 // explain names a timeout as such; a bare "i/o timeout" says too little.
