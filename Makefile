@@ -47,7 +47,7 @@ bench:
 .PHONY: conformance
 CONFORMANCE_PROXIES ?= smoothserve,nginx,haproxy
 conformance:
-	conformance/install-deps.sh || echo "conformance: nginx or haproxy could not be installed; running the columns that can run" >&2
+	bench/install-deps.sh nginx-light haproxy || echo "conformance: nginx or haproxy could not be installed; running the columns that can run" >&2
 	cd conformance && CONFORMANCE_PROXIES=$(CONFORMANCE_PROXIES) $(GO) test -count=1 -timeout 15m -run '^TestConformance$$'
 
 # Fuzzes each of the proxy's fuzz targets for FUZZTIME in turn (all of

@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Installs from Debian what `make bench` compares smoothserve with and loads
-# it with: nginx-light, haproxy, caddy and wrk, and linux-perf for the tables of
-# where the CPU goes. Installs only what is missing,
-# so a second run does not touch apt at all.
+# Installs from Debian the packages named as arguments, only those whose
+# command is missing, so a second run does not touch apt at all. With no
+# arguments, what `make bench` compares smoothserve with and loads it with:
+# nginx-light, haproxy, caddy and wrk, and linux-perf for the tables of where
+# the CPU goes. `make conformance` names the two it compares with:
+# nginx-light haproxy.
 #
 # The packages would start their own nginx, haproxy and caddy on port 80 (and
-# keep them running at every boot). The benchmark starts its own, on free
-# ports, so the install goes through a policy-rc.d that forbids starting
-# services — the usual Debian way (see /usr/share/doc/init-system-helpers/README.policy-rc.d).
+# keep them running at every boot). The benchmark and the conformance suite
+# start their own, on free ports, so the install goes through a policy-rc.d
+# that forbids starting services — the usual Debian way (see
+# /usr/share/doc/init-system-helpers/README.policy-rc.d).
 set -euo pipefail
 
+# The command that shows a package is installed.
 declare -A command_of=([nginx-light]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [linux-perf]=perf)
+if [ $# -eq 0 ]; then
+	set -- nginx-light haproxy caddy wrk linux-perf
+fi
 missing=()
-for pkg in nginx-light haproxy caddy wrk linux-perf; do
+for pkg in "$@"; do
+	if [ -z "${command_of[$pkg]+set}" ]; then
+		echo "install-deps: unknown package $pkg (known: ${!command_of[*]})" >&2
+		exit 2
+	fi
 	command -v "${command_of[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -23,7 +34,7 @@ sudo=()
 if [ "$(id -u)" -ne 0 ]; then
 	sudo=(sudo)
 fi
-echo "bench: installing ${missing[*]} from Debian" >&2
+echo "install-deps: installing ${missing[*]} from Debian" >&2
 
 policy=/usr/sbin/policy-rc.d
 made_policy=

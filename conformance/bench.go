@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"smoothserve/conformance/recording"
+	"smoothserve/internal/freeport"
+	"smoothserve/internal/proctree"
 )
 
 // Binaries are the programs the suite builds and runs.
@@ -53,7 +55,7 @@ const (
 // then nginx and HAProxy, if asked (names) and installed, in front of the
 // recorder. Stop ends everything it started, also when it fails.
 func StartBench(dir string, bins Binaries, names []string, cases []Case) (*Bench, error) {
-	base, err := freePorts(portCount)
+	base, err := freeport.Range(portCount)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +143,7 @@ func (b *Bench) startSmoothserve(dir string, bins Binaries, base int, env map[st
 // stopSmoothserve stops it gracefully (it stops the recorder), then kills
 // whatever of it is left, by pid.
 func stopSmoothserve(c *child) {
-	kids := childrenOf(c.pid())
+	kids := proctree.Children(c.pid())
 	c.stop(syscall.SIGTERM, 5*time.Second)
 	for _, pid := range kids {
 		syscall.Kill(-pid, syscall.SIGKILL) // the instance's process group

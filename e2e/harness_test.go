@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/internal/freeport"
+	"smoothserve/internal/proctree"
+	"smoothserve/internal/syncbuf"
 )
 
 // bin holds the paths of the binaries built for this test run.
@@ -111,14 +114,14 @@ func (e *env) proxyAddr() string { return "127.0.0.1:" + strconv.Itoa(e.proxyPor
 type daemon struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error // valid after done
 }
 
 func (e *env) startDaemon(args ...string) *daemon {
 	e.t.Helper()
-	d := &daemon{t: e.t, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: e.t, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(bin.smoothserve, append([]string{"--config", e.config}, args...)...)
 	d.cmd.Dir = e.dir
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
@@ -144,7 +147,7 @@ func (d *daemon) pid() int { return d.cmd.Process.Pid }
 
 // killAll kills the daemon and every instance it left, by pid.
 func (d *daemon) killAll() {
-	kids := childrenOf(d.pid())
+	kids := proctree.Children(d.pid())
 	select {
 	case <-d.done:
 	default:
@@ -245,42 +248,7 @@ func httpGet(addr, host, path string) (int, string, error) {
 	return code, body, nil
 }
 
-// childrenOf lists the pids whose parent is pid.
-func childrenOf(pid int) []int {
-	var kids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		p, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		if ppidOf(p) == pid {
-			kids = append(kids, p)
-		}
-	}
-	return kids
-}
-
-func isChild(parent, pid int) bool { return ppidOf(pid) == parent }
-
-func ppidOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// pid (comm) state ppid ...; comm may hold spaces and parens.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
-}
+func isChild(parent, pid int) bool { return proctree.Parent(pid) == parent }
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
@@ -300,32 +268,12 @@ type portBlock struct {
 	size       int
 }
 
-// The ports handed out lie below the ephemeral range (ip_local_port_range,
-// 32768 up by default): a port in it can be taken at any moment as the local
-// end of an outgoing connection (the proxy's to an instance, the load
-// client's), and a replacement instance told to listen there then fails.
+// The ports handed out lie below the ephemeral range (package freeport).
 var (
 	portMu            sync.Mutex
-	portLow, portHigh = 10000, ephemeralLow()
+	portLow, portHigh = freeport.Low, freeport.EphemeralLow()
 	portCursor        = portLow + rand.IntN(portHigh-portLow-1000)
 )
-
-// ephemeralLow is the first port of the ephemeral range.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 32768
-	}
-	low, err := strconv.Atoi(f[0])
-	if err != nil || low < 12000 {
-		return 32768
-	}
-	return low
-}
 
 // reservePorts finds n consecutive ports on 127.0.0.1 that nothing listens
 // on. Tests in one process take distinct ranges.
@@ -339,16 +287,7 @@ func reservePorts(t *testing.T, n int) *portBlock {
 		}
 		base := portCursor
 		portCursor += n
-		ok := true
-		for p := base; p < base+n; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
+		if freeport.Free(base, n) {
 			return &portBlock{t: t, base: base, size: n}
 		}
 	}
@@ -400,24 +339,6 @@ func installExecutable(t *testing.T, path string, data []byte) {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's output and a test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string, n int) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"smoothserve/internal/loadclient"
+	"smoothserve/internal/proctree"
 )
 
 // tool runs smoothtool against the env's configuration.
@@ -69,7 +70,7 @@ const closesIdleConns = "args: [\"-port={port}\", \"-idle-timeout=200ms\"]\n"
 
 func instancePids(d *daemon) map[int]bool {
 	m := map[int]bool{}
-	for _, pid := range childrenOf(d.pid()) {
+	for _, pid := range proctree.Children(d.pid()) {
 		if alive(pid) {
 			m[pid] = true
 		}

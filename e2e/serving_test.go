@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"smoothserve/internal/loadclient"
+	"smoothserve/internal/proctree"
 )
 
 // runCheck runs smoothserve --check and returns its exit code and output.
@@ -115,7 +116,7 @@ func TestTwoServicesOnOnePortRoutedByHost(t *testing.T) {
 	if err != nil || code != 404 || body != "Not Found\n" {
 		t.Errorf("unknown host: %d %q %v, want 404 with the status text alone (nothing of the request echoed)", code, body, err)
 	}
-	if n := len(childrenOf(d.pid())); n != 6 {
+	if n := len(proctree.Children(d.pid())); n != 6 {
 		t.Errorf("smoothserve has %d child processes, want 6", n)
 	}
 }
@@ -152,7 +153,7 @@ func TestKill9OfAnInstanceFailsNoGET(t *testing.T) {
 	// A replacement must be serving within a few seconds.
 	var replacement int
 	for replacement == 0 && time.Since(killed) < 5*time.Second {
-		for _, pid := range childrenOf(d.pid()) {
+		for _, pid := range proctree.Children(d.pid()) {
 			if !before[pid] && alive(pid) {
 				if p, err := getPid(e.proxyAddr(), "web.test"); err == nil && p == pid {
 					replacement = pid
@@ -168,9 +169,9 @@ func TestKill9OfAnInstanceFailsNoGET(t *testing.T) {
 		t.Errorf("GETs failed across kill -9 of an instance: %v", err)
 	}
 	if replacement == 0 {
-		t.Fatalf("no replacement for pid %d served within 5s; children now %v", victim, childrenOf(d.pid()))
+		t.Fatalf("no replacement for pid %d served within 5s; children now %v", victim, proctree.Children(d.pid()))
 	}
-	if n := len(childrenOf(d.pid())); n != 3 {
+	if n := len(proctree.Children(d.pid())); n != 3 {
 		t.Errorf("%d instances after the replacement, want 3", n)
 	}
 }

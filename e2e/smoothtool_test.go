@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"smoothserve/internal/loadclient"
+	"smoothserve/internal/proctree"
 )
 
 // backgroundDaemons are the smoothserve processes of this env's
@@ -41,7 +42,7 @@ func (e *env) backgroundDaemons() []int {
 func (e *env) killBackgroundAtCleanup() {
 	e.t.Cleanup(func() {
 		for _, pid := range e.backgroundDaemons() {
-			kids := childrenOf(pid)
+			kids := proctree.Children(pid)
 			syscall.Kill(pid, syscall.SIGKILL)
 			for _, kid := range kids {
 				syscall.Kill(-kid, syscall.SIGKILL)

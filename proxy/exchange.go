@@ -59,17 +59,8 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		c.tunnel(uc)
 		return false, true, nil
 	}
-	framing := bodyUntilClose
-	switch {
-	case isHead(req.method) || resp.status == 204 || resp.status == 304:
-		framing = bodyNone
-	case resp.chunked:
-		framing = bodyChunked
-	case resp.contentLength >= 0:
-		framing = bodyLength
-	}
-	keep = !req.close && !c.closing() && framing != bodyUntilClose &&
-		!(framing == bodyChunked && req.minor == 0)
+	framing := framingOf(req, &resp)
+	keep = !c.closing() && keepsAlive(req, framing)
 	c.writeDeadline(time.Now())
 	c.writeResponseHead(req, &resp, framing, keep)
 
@@ -99,6 +90,28 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// responses in one write.
 	reusable = !resp.close && framing != bodyUntilClose && c.reusable(req, b, uc, &resp)
 	return keep, true, nil
+}
+
+// framingOf says how the body of resp, the final answer to req, is
+// delimited (RFC 9112 §6.3).
+func framingOf(req *request, resp *response) int {
+	switch {
+	case isHead(req.method) || resp.status == 204 || resp.status == 304:
+		return bodyNone
+	case resp.chunked:
+		return bodyChunked
+	case resp.contentLength >= 0:
+		return bodyLength
+	}
+	return bodyUntilClose
+}
+
+// keepsAlive reports whether the client connection may carry another
+// request after a response framed so: not when the client asked to close,
+// nor when the body ends at the close, nor when a chunked body is decoded
+// for an HTTP/1.0 client (it is sent until the close).
+func keepsAlive(req *request, framing int) bool {
+	return !req.close && framing != bodyUntilClose && !(framing == bodyChunked && req.minor == 0)
 }
 
 // reusable reports whether uc, its response read, may carry another

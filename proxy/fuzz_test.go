@@ -237,16 +237,8 @@ func FuzzResponseHead(f *testing.F) {
 				c.writeInterim(&resp)
 			default:
 				// As exchange frames it.
-				framing = bodyUntilClose
-				switch {
-				case isHead(req.method) || resp.status == 204 || resp.status == 304:
-					framing = bodyNone
-				case resp.chunked:
-					framing = bodyChunked
-				case resp.contentLength >= 0:
-					framing = bodyLength
-				}
-				keep = !req.close && framing != bodyUntilClose && !(framing == bodyChunked && req.minor == 0)
+				framing = framingOf(&req, &resp)
+				keep = keepsAlive(&req, framing)
 				c.writeResponseHead(&req, &resp, framing, keep)
 			}
 			c.bw.Flush()
@@ -324,7 +316,7 @@ func clientRequests(srv *Server, data []byte) []request {
 // instance gets reads with net/http, every response the client gets is
 // strict, and there are never more responses than requests.
 func FuzzExchange(f *testing.F) {
-	fx := startProxyTB(f, Options{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond,
+	fx := startProxy(f, Options{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond,
 		BodyTimeout: 300 * time.Millisecond, ShutdownGrace: 100 * time.Millisecond})
 	srv := quietServer(f)
 	f.Fuzz(func(t *testing.T, client, answer []byte) {

@@ -34,7 +34,7 @@ func checkError(t *testing.T, what string, r *wireResponse, status int) {
 func TestHostileRequestsAreRejected(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{MaxHeaderFields: 10}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{MaxHeaderFields: 10}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	post := func(fields string) string {
 		return "POST / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n\r\nhello"
 	}
@@ -133,7 +133,7 @@ func countFields(head []byte, name string) int {
 func TestConnectionCannotRemoveWhatTheInstanceRelies(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
 	tests := []struct {
 		name, raw string
@@ -174,7 +174,7 @@ func TestConnectionCannotRemoveWhatTheInstanceRelies(t *testing.T) {
 func TestAbsoluteFormTargetChoosesTheService(t *testing.T) {
 	t.Parallel()
 	a, b := startScripted(t, answerEach(ok200)), startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{},
+	f := startProxy(t, Options{},
 		Route{Port: 1, Hosts: []string{"a.test"}, Set: a.set("a", 30*time.Second)},
 		Route{Port: 1, Hosts: []string{"b.test"}, Set: b.set("b", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
@@ -201,7 +201,7 @@ func TestAbsoluteFormTargetChoosesTheService(t *testing.T) {
 func TestH2CUpgradeIsNotPassedOn(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
 	r := cl.mustSend("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n" +
 		"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
@@ -226,7 +226,7 @@ func TestH2CUpgradeIsNotPassedOn(t *testing.T) {
 func TestResponseIsFlushedWhileTheNextRequestIsIncomplete(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
 	start := time.Now()
 	io.WriteString(cl.c, get("a", "/1")+"GET /2 HTTP/1.1\r\nHo")
@@ -245,7 +245,7 @@ func TestResponseIsFlushedWhileTheNextRequestIsIncomplete(t *testing.T) {
 func TestErrorResponsesTellNothingOfTheInside(t *testing.T) {
 	t.Parallel()
 	broken := startScripted(t, answerEach("HTTP/2.0 200 OK\r\n\r\n"))
-	f := startProxyTB(t, Options{},
+	f := startProxy(t, Options{},
 		Route{Port: 1, Hosts: []string{"broken.test"}, Set: broken.set("broken", 30*time.Second)},
 		Route{Port: 1, Hosts: []string{"empty.test"}, Set: upstream.NewSet("empty", 50*time.Millisecond)})
 	tests := []struct {
@@ -275,8 +275,8 @@ func TestRequestIDs(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
 	set := in.set("s", 30*time.Second)
-	untrusted := startProxyTB(t, Options{}, Route{Port: 1, Hosts: []string{"a"}, Set: set})
-	trusted := startProxyTB(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+	untrusted := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a"}, Set: set})
+	trusted := startProxy(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
 		Route{Port: 1, Hosts: []string{"a"}, Set: set}, Route{Port: 1, Hosts: []string{"b"}, Set: set})
 
 	cl := dialRaw(t, untrusted.addr)
@@ -320,7 +320,7 @@ func TestBodyLimits(t *testing.T) {
 	small, streamed := in.set("small", 30*time.Second), in.set("streamed", 30*time.Second)
 	small.SetMaxBodySize(100)
 	streamed.SetMaxBodySize(100 << 10) // over maxKeptBody: streamed to the instance
-	f := startProxyTB(t, Options{BodyTimeout: 300 * time.Millisecond},
+	f := startProxy(t, Options{BodyTimeout: 300 * time.Millisecond},
 		Route{Port: 1, Hosts: []string{"small"}, Set: small}, Route{Port: 1, Hosts: []string{"streamed"}, Set: streamed})
 
 	chunked := func(host string, n, chunk int) string {
@@ -401,7 +401,7 @@ func TestErrorResponseToHEADHasNoBody(t *testing.T) {
 			io.WriteString(sc, ok200)
 		}
 	})
-	f := startProxyTB(t, Options{}, Route{Port: 1, Hosts: []string{"a"}, Set: in.set("a", 30*time.Second)},
+	f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a"}, Set: in.set("a", 30*time.Second)},
 		Route{Port: 1, Hosts: []string{"b"}, Set: in.set("b", 30*time.Second)})
 	for _, tt := range []struct {
 		raw    string
@@ -427,7 +427,7 @@ func TestErrorResponseToHEADHasNoBody(t *testing.T) {
 func TestHTTP10ClientGetsNoInterimResponse(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, answerEach(ok200))
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	// RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0
 	// request; an HTTP/1.0 client takes any response for the final one.
 	cl := dialRaw(t, f.addr)

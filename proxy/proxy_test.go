@@ -59,22 +59,30 @@ type fixture struct {
 }
 
 // startProxy serves routes on a proxy listener of port 1 (a label: the
-// listener itself is on 127.0.0.1:0).
-func startProxy(t *testing.T, opts Options, rs ...Route) *fixture {
-	t.Helper()
+// listener itself is on 127.0.0.1:0), for tests and fuzz targets alike,
+// until the test ends.
+func startProxy(tb testing.TB, opts Options, rs ...Route) *fixture {
+	tb.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s, err := New(opts, rs)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	go s.Serve(ln, 1)
-	t.Cleanup(s.Close)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ln, 1)
+	}()
+	tb.Cleanup(func() {
+		s.Close()
+		<-done
+	})
 	return &fixture{srv: s, addr: ln.Addr().String(), port: 1}
 }
 
@@ -96,13 +104,8 @@ type client struct {
 
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &client{t: t, c: c, br: bufio.NewReader(c)}
+	rc := dialRaw(t, addr)
+	return &client{t: t, c: rc.c, br: rc.br}
 }
 
 func (cl *client) do(raw string) (*http.Response, string, error) {

@@ -53,7 +53,7 @@ func (c *conn) parseRequest(req *request) error {
 	}
 	// Only WebSocket tunnels: an h2c upgrade would carry later requests
 	// past the proxy, and other protocols have no use behind one.
-	req.websocket = req.websocket && req.upgradeToken && string(req.method) == "GET"
+	req.websocket = req.websocket && req.upgradeToken && string(req.method) == "GET" && req.minor == 1
 	if req.minor == 0 && !req.keepAlive10 {
 		req.close = true
 	}

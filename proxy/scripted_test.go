@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -204,29 +203,3 @@ func answerEach(resp string) func(sc *scriptConn) {
 
 // ok200 is a well-formed answer with a body of "ok".
 const ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-// startProxyTB is startProxy for tests and fuzz targets alike.
-func startProxyTB(tb testing.TB, opts Options, rs ...Route) *fixture {
-	tb.Helper()
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s, err := New(opts, rs)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Serve(ln, 1)
-	}()
-	tb.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	return &fixture{srv: s, addr: ln.Addr().String(), port: 1}
-}

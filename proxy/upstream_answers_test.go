@@ -76,7 +76,7 @@ func TestIdleClosedPooledConnectionsAreNotUsed(t *testing.T) {
 			t.Parallel()
 			set := upstream.NewSet("s", 30*time.Second)
 			set.Add(upstream.NewBackend("s", 0, tt.addr))
-			f := startProxyTB(t, Options{}, Route{Port: 1, Set: set})
+			f := startProxy(t, Options{}, Route{Port: 1, Set: set})
 			cl := dialRaw(t, f.addr)
 			timed(t, cl, "first GET", get("x", "/"), 200)
 			time.Sleep(500 * time.Millisecond)
@@ -99,7 +99,7 @@ func TestPooledConnectionClosedOnTheRequestIsRetriedIfIdempotent(t *testing.T) {
 		io.WriteString(sc, ok200)
 		sc.next()
 	})
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
 	timed(t, cl, "first GET", get("x", "/"), 200)
 	timed(t, cl, "GET on the connection the instance closes", get("x", "/"), 200)
@@ -177,7 +177,7 @@ func (tr *timedReader) arrival(s string) (time.Time, bool) {
 func TestChunkedResponseIsStreamedAsWritten(t *testing.T) {
 	t.Parallel()
 	in := startScripted(t, chunkedEvery)
-	f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	for _, tt := range []struct{ name, req, framing string }{
 		{"HTTP/1.1 client: chunked", get("x", "/"), "chunked"},
 		{"HTTP/1.0 client: decoded, until close", "GET / HTTP/1.0\r\n\r\n", "close"},
@@ -267,7 +267,7 @@ func TestBrokenAnswersGet502AtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			closed := make(chan error, 1)
 			in := startScripted(t, breakOn(tt.answer, closed))
-			f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+			f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 			cl := dialRaw(t, f.addr)
 			r := timed(t, cl, "broken answer", get("x", "/bad"), 502)
 			if string(r.body) != "Bad Gateway\n" {
@@ -312,7 +312,7 @@ func TestOddButSoundAnswersAreRelayedCanonically(t *testing.T) {
 			}
 		}
 		in := startScripted(t, script)
-		f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+		f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 		for _, req := range []string{get("x", "/"), "GET / HTTP/1.0\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"} {
 			r, err := dialRaw(t, f.addr).send(req)
 			if err != nil {
@@ -379,7 +379,7 @@ func TestNoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 				}
 			}
 		})
-		f := startProxyTB(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+		f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 		cl := dialRaw(t, f.addr)
 		io.WriteString(cl.c, tt.method+" /evil HTTP/1.1\r\nHost: x\r\n\r\n")
 		r, err := readStrict(cl.br, tt.method)

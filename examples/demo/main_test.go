@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -13,10 +12,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/internal/syncbuf"
 )
 
 // The tests run the demo as a child process: the test binary itself, which
@@ -30,28 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// lockedBuffer collects a child's stderr; exec writes it from its own goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type demoProc struct {
 	cmd    *exec.Cmd
 	port   int
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	exited chan struct{} // closed when Wait returns
 	code   int           // exit code; read after exited is closed
 }
@@ -71,7 +53,7 @@ func freePort(t *testing.T) int {
 // if it is still running.
 func spawnDemo(t *testing.T, port int, env []string, stdout io.Writer, args ...string) *demoProc {
 	t.Helper()
-	p := &demoProc{port: port, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &demoProc{port: port, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	if port != 0 {
 		args = append([]string{"-port=" + strconv.Itoa(port)}, args...)
 	}
