@@ -61,8 +61,9 @@ func (l *loader) defaultMain() {
 	}
 }
 
-// defaultService fills a service file's defaults. executable_path resolves
-// against smoothserve.yaml's folder, watch_files against the executable's.
+// defaultService fills a service file's defaults. executable_path and
+// working_dir resolve against smoothserve.yaml's folder, watch_files against
+// the executable's.
 func (l *loader) defaultService(s *Service) {
 	c, k := l.cfg, l.svc[s]
 	setDuration := func(key string, p *time.Duration, def time.Duration) {
@@ -104,6 +105,14 @@ func (l *loader) defaultService(s *Service) {
 	if k.set["executable_path"] {
 		s.ExecutablePath = absolute(c.Dir, s.ExecutablePath)
 		base = filepath.Dir(s.ExecutablePath)
+	}
+	// working_dir resolves against smoothserve.yaml's folder, as
+	// executable_path does, not against the executable's: an interpreter
+	// (/usr/bin/node) runs a script of the application's folder.
+	if k.set["working_dir"] {
+		s.WorkingDir = absolute(c.Dir, s.WorkingDir)
+	} else if k.set["executable_path"] {
+		s.WorkingDir = base
 	}
 	for i, w := range s.WatchFiles {
 		s.WatchFiles[i] = absolute(base, w)

@@ -12,12 +12,13 @@
 // rules in validate.go and validate_cross.go.
 //
 // The rules between services hold for enabled ones: one enabled service per
-// host and proxy port, at most one default service (no server_name) per
-// port, and instance port ranges — two ports per instance,
-// [start_instance_port, start_instance_port+2*instance_count), the second
-// half for surge rollouts — that neither overlap nor hold a proxy port.
+// host and proxy port, at most one default service (no server_name, or
+// default_server) per port, and instance port ranges — two ports per
+// instance, [start_instance_port, start_instance_port+2*instance_count), the
+// second half for surge rollouts — that neither overlap nor hold a proxy
+// port.
 // Names are unique among all services, enabled or not. A disabled service's
-// executable need not exist yet.
+// executable and working_dir need not exist yet.
 //
 // Things worth knowing that are not errors (CommandPort, which opens
 // nothing; a watch_files path that does not exist yet; no service files)

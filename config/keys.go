@@ -31,11 +31,13 @@ func serviceKeys(s *Service) map[string]decodeFunc {
 	return map[string]decodeFunc{
 		"name":                stringValue(&s.Name),
 		"server_name":         serverNames(&s.ServerNames),
+		"default_server":      boolValue(&s.DefaultServer),
 		"server_ip":           stringValue(&s.ServerIP),
 		"port":                intValue(&s.Port),
 		"start_instance_port": intValue(&s.StartInstancePort),
 		"instance_count":      intValue(&s.InstanceCount),
 		"executable_path":     pathValue(&s.ExecutablePath),
+		"working_dir":         pathValue(&s.WorkingDir),
 		"args":                stringList(&s.Args),
 		"env":                 envMap(&s.Env),
 		"enabled":             boolValue(&s.Enabled),

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,12 @@ import (
 	"strings"
 	"syscall"
 )
+
+// ErrUnreadable is in the error of Load and LoadMain, for errors.Is, when
+// the file they were given cannot be read at all (missing, a folder, no
+// permission): nothing could be checked, so a command says the file is not
+// there rather than that the configuration is invalid.
+var ErrUnreadable = errors.New("cannot read the configuration file")
 
 // newLoader starts loading the configuration at path.
 func newLoader(path string) (*loader, error) {
@@ -26,7 +33,8 @@ func newLoader(path string) (*loader, error) {
 // Load reads smoothserve.yaml at path (relative to the working directory if
 // not absolute) and every *.yaml and *.yml file of its SubConfigDir, in name
 // order and not recursively. It returns a complete, valid *Config, or a nil
-// one and an ErrorList naming every problem found.
+// one and an ErrorList naming every problem found; when path itself cannot
+// be read, that is the one problem, and errors.Is(err, ErrUnreadable).
 func Load(path string) (*Config, error) {
 	l, err := newLoader(path)
 	if err != nil {
@@ -75,7 +83,7 @@ func (l *loader) readMain() bool {
 	c := l.cfg
 	data, err := os.ReadFile(c.Path)
 	if err != nil {
-		l.add(&Error{File: c.Path, Msg: "cannot read: " + cause(err), Err: err})
+		l.add(&Error{File: c.Path, Msg: unreadable(err), Err: fmt.Errorf("%w: %w", ErrUnreadable, err)})
 		return false
 	}
 	root, perr := parseDocument(c.Path, data)
@@ -114,7 +122,7 @@ func (l *loader) readServices() {
 		}
 		l.rank[file] = len(l.rank)
 		if err != nil {
-			l.add(&Error{File: file, Msg: "cannot read: " + cause(err), Err: err})
+			l.add(&Error{File: file, Msg: unreadable(err), Err: err})
 			continue
 		}
 		l.readService(file)
@@ -128,7 +136,7 @@ func (l *loader) readServices() {
 func (l *loader) readService(file string) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		l.add(&Error{File: file, Msg: "cannot read: " + cause(err), Err: err})
+		l.add(&Error{File: file, Msg: unreadable(err), Err: err})
 		return
 	}
 	root, perr := parseDocument(file, data)
@@ -145,6 +153,18 @@ func (l *loader) readService(file string) {
 	l.add(decodeKeys(k, root, serviceKeys(s))...)
 	l.svc[s] = k
 	l.cfg.Services = append(l.cfg.Services, s)
+}
+
+// unreadable says why a file cannot be read, without the path that the
+// *Error already names.
+func unreadable(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, syscall.EISDIR):
+		return "a folder, not a file"
+	}
+	return "cannot read: " + cause(err)
 }
 
 // cause is what went wrong with a file operation, without the path that the

@@ -297,7 +297,7 @@ func TestEmptyServiceFolder(t *testing.T) {
 func TestMissingMainFile(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Load(filepath.Join(dir, "nope.yaml"))
-	checkEqual(t, "errors", errorLines(t, err), []string{filepath.Join(dir, "nope.yaml") + ": cannot read: no such file or folder"})
+	checkEqual(t, "errors", errorLines(t, err), []string{filepath.Join(dir, "nope.yaml") + ": no such file"})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("errors.Is(err, fs.ErrNotExist) = false for %v", err)
 	}

@@ -240,22 +240,26 @@ func TestRules(t *testing.T) {
 			}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			files := tree{"smoothserve.yaml": "ProxyPort: 8085\n", "bin/app": script}
-			for rel, text := range tt.files {
-				files[rel] = text
-			}
-			dir := files.write(t)
-			cfg, err := Load(filepath.Join(dir, "smoothserve.yaml"))
-			got := errorLines(t, err)
-			var want []string
-			for _, w := range tt.want {
-				want = append(want, expand(dir, w))
-			}
-			checkEqual(t, "errors", got, want)
-			if (cfg == nil) != (err != nil) {
-				t.Errorf("Load returned Config %v with error %v; want exactly one of them", cfg != nil, err != nil)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkLoadErrors(t, tt.files, tt.want) })
+	}
+}
+
+// checkLoadErrors writes files beside a main file and bin/app, loads them,
+// and checks the errors Load reports ($S and $D expanded) against want.
+func checkLoadErrors(t *testing.T, files tree, want []string) {
+	t.Helper()
+	all := tree{"smoothserve.yaml": "ProxyPort: 8085\n", "bin/app": script}
+	for rel, text := range files {
+		all[rel] = text
+	}
+	dir := all.write(t)
+	cfg, err := Load(filepath.Join(dir, "smoothserve.yaml"))
+	var expanded []string
+	for _, w := range want {
+		expanded = append(expanded, expand(dir, w))
+	}
+	checkEqual(t, "errors", errorLines(t, err), expanded)
+	if (cfg == nil) != (err != nil) {
+		t.Errorf("Load returned Config %v with error %v; want exactly one of them", cfg != nil, err != nil)
 	}
 }

@@ -41,11 +41,13 @@ type Service struct {
 
 	Name              string
 	ServerNames       []string // lower-cased, trimmed; "*.example.com" wildcards; empty: the port's default service
+	DefaultServer     bool     // also takes the hosts no service of its port claims, as nginx's default_server
 	ServerIP          string   // default "127.0.0.1"
 	Port              int      // default Config.ProxyPort
 	StartInstancePort int
 	InstanceCount     int
 	ExecutablePath    string            // absolute
+	WorkingDir        string            // absolute; default the executable's folder
 	Args              []string          // default ["-port={port}"]; {port} is filled in per instance
 	Env               map[string]string // added to smoothserve's environment
 	Enabled           bool              // default true

@@ -125,6 +125,13 @@ func (l *loader) validateService(s *Service) {
 			l.add(k.errorf("executable_path", "%s: %s", s.ExecutablePath, msg))
 		}
 	}
+	// Unset, it is the executable's folder, there if the executable is; as
+	// the executable, it may be missing while the service is disabled.
+	if k.set["working_dir"] && s.Enabled {
+		if msg := folderProblem(s.WorkingDir); msg != "" {
+			l.add(k.errorf("working_dir", "%s: %s", s.WorkingDir, msg))
+		}
+	}
 	l.checkDuration(k, "delay_running_time", s.DelayRunningTime, false)
 	l.checkDuration(k, "delay_update_time", s.DelayUpdateTime, false)
 	l.checkDuration(k, "start_timeout", s.StartTimeout, true)
@@ -201,6 +208,21 @@ func executableProblem(path string) string {
 		return "not a regular file"
 	case info.Mode().Perm()&0o111 == 0:
 		return "not executable"
+	}
+	return ""
+}
+
+// folderProblem is what stops path from being a process's working
+// directory, or "".
+func folderProblem(path string) string {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such folder"
+	case err != nil:
+		return cause(err)
+	case !info.IsDir():
+		return "is a file, not a folder"
 	}
 	return ""
 }

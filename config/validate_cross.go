@@ -27,7 +27,8 @@ func (l *loader) checkNames() {
 }
 
 // checkHosts: on one proxy port, one enabled service per host name, and at
-// most one default service (without server_name) for the hosts none claims.
+// most one default service for the hosts none claims: one without
+// server_name, or one with default_server.
 func (l *loader) checkHosts() {
 	type portHost struct {
 		port int
@@ -40,13 +41,13 @@ func (l *loader) checkHosts() {
 		if !s.Enabled || !l.goodPort[s] || !k.usable("server_name") {
 			continue
 		}
-		if len(s.ServerNames) == 0 {
+		if len(s.ServerNames) == 0 || s.DefaultServer {
+			// No continue: a default_server's own hosts are checked too.
 			if other := defaults[s.Port]; other != nil {
-				l.add(k.errorf("server_name", "service %q and service %q (%s) are both the default service of port %d (no server_name); give one a server_name",
-					s.Name, other.Name, where(other, "server_name"), s.Port))
-				continue
+				l.add(defaultClash(k, s, other))
+			} else {
+				defaults[s.Port] = s
 			}
-			defaults[s.Port] = s
 		}
 		for _, host := range s.ServerNames {
 			key := portHost{s.Port, host}
@@ -60,6 +61,27 @@ func (l *loader) checkHosts() {
 			claimed[key] = s
 		}
 	}
+}
+
+// defaultClash is the error of s, read after other, being the default
+// service of the port other is the default of already. It blames the key
+// that makes s the default: default_server if set, else the server_name it
+// lacks.
+func defaultClash(k *fileKeys, s, other *Service) *Error {
+	if !s.DefaultServer && !other.DefaultServer {
+		return k.errorf("server_name", "service %q and service %q (%s) are both the default service of port %d (no server_name); give one a server_name",
+			s.Name, other.Name, where(other, "server_name"), s.Port)
+	}
+	why := func(svc *Service) (reason, key string) {
+		if svc.DefaultServer {
+			return "default_server: true", "default_server"
+		}
+		return "no server_name", "server_name"
+	}
+	reason, key := why(s)
+	otherReason, otherKey := why(other)
+	return k.errorf(key, "service %q (%s) and service %q (%s, %s) are both the default service of port %d; a port has at most one",
+		s.Name, reason, other.Name, otherReason, where(other, otherKey), s.Port)
 }
 
 // checkPortRanges: the instance port ranges of enabled services do not

@@ -81,6 +81,9 @@ var unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 // correcting the parser's off-by-one and finding the line yaml.v3 leaves out
 // where that can be done.
 func yamlError(file string, data []byte, err error) *Error {
+	if line := tabIndentLine(data); line > 0 {
+		return &Error{File: file, Line: line, Msg: "a tab in the indentation (YAML indents with spaces)", Err: err}
+	}
 	m := yamlMessage.FindStringSubmatch(err.Error())
 	if m == nil {
 		return &Error{File: file, Msg: err.Error(), Err: err}
@@ -127,4 +130,48 @@ func lineOf(data []byte, s string) int {
 		return 0
 	}
 	return 1 + strings.Count(string(data[:i]), "\n")
+}
+
+// maxTabLines bounds the lines tabIndentLine tries, each costing two parses.
+const maxTabLines = 64
+
+// tabIndentLine is the line of the first tab in the indentation that breaks
+// the YAML, or 0. yaml.v3 calls such a tab "a character that cannot start
+// any token" or one "that violates indentation", at its line or the one
+// before. A tab after the indentation of a block scalar's text, or in a
+// flow collection ([1,<tab>2]), is fine; rather than follow YAML's rules
+// for those, a line counts when the text before it parses and the text
+// through it does not.
+func tabIndentLine(data []byte) int {
+	tried := 0
+	for n, start := 1, 0; start < len(data) && tried < maxTabLines; n++ {
+		end := len(data)
+		if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
+			end = start + i + 1
+		}
+		line := data[start:end]
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			tried++
+			if parses(data[:start]) && !parses(data[:end]) {
+				return n
+			}
+		}
+		start = end
+	}
+	return 0
+}
+
+// parses reports whether data is YAML, in any number of documents.
+func parses(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		switch err := dec.Decode(&doc); {
+		case errors.Is(err, io.EOF):
+			return true
+		case err != nil:
+			return false
+		}
+	}
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // ErrNotRunning is returned (for errors.Is) when no daemon is behind the
@@ -48,21 +48,21 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Msg }
 
-// Unwrap makes 404 and 409 match supervisor.ErrUnknownService and
-// supervisor.ErrDisabled, as the server mapped them.
+// Unwrap makes 404 and 409 match api.ErrUnknownService and
+// api.ErrDisabled, as the server mapped them.
 func (e *APIError) Unwrap() error {
 	switch e.Code {
 	case http.StatusNotFound:
-		return supervisor.ErrUnknownService
+		return api.ErrUnknownService
 	case http.StatusConflict:
-		return supervisor.ErrDisabled
+		return api.ErrDisabled
 	}
 	return nil
 }
 
 // Status returns the daemon's status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var st Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	if err := c.call(ctx, http.MethodGet, "/v1/status", &st, nil); err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (c *Client) StatusJSON(ctx context.Context) ([]byte, error) {
 // Restart rolls the service's instances (name "all": every running service
 // in turn) and returns when it is done. On failure it returns the error
 // with the rollouts as far as they went.
-func (c *Client) Restart(ctx context.Context, name string) ([]*supervisor.Rollout, error) {
+func (c *Client) Restart(ctx context.Context, name string) ([]*api.Rollout, error) {
 	var ok restartBody
 	var failed errorBody
 	err := c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/restart", &ok, &failed)
@@ -112,17 +112,17 @@ func (c *Client) Shutdown(ctx context.Context, force bool) error {
 	return c.call(ctx, http.MethodPost, path, nil, nil)
 }
 
-// call does one request and decodes a 200's body into ok, an error's into
-// failed (either may be nil). An ok of type *[]byte gets the body as it is.
 // Upgrade asks the daemon to replace itself and waits for the outcome.
-func (c *Client) Upgrade(ctx context.Context) (*UpgradeResult, error) {
-	var res UpgradeResult
+func (c *Client) Upgrade(ctx context.Context) (*api.UpgradeResult, error) {
+	var res api.UpgradeResult
 	if err := c.call(ctx, http.MethodPost, "/v1/upgrade", &res, nil); err != nil {
 		return nil, err
 	}
 	return &res, nil
 }
 
+// call does one request and decodes a 200's body into ok, an error's into
+// failed (either may be nil). An ok of type *[]byte gets the body as it is.
 func (c *Client) call(ctx context.Context, method, path string, ok any, failed *errorBody) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://smoothserve"+path, nil)
 	if err != nil {

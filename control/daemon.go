@@ -2,18 +2,17 @@ package control
 
 import (
 	"context"
-	"time"
 
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // Daemon is what the control server asks of the running daemon.
 type Daemon interface {
-	Status() Status
+	Status() api.Status
 	// Restart rolls the service's instances; name "all" rolls every
 	// running service in turn. trigger says who asked, for the rollout's
 	// record.
-	Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error)
+	Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error)
 	// StopService returns when the service's instances are stopped.
 	StopService(ctx context.Context, name string) error
 	// StartService starts a stopped service, or with name "all" every
@@ -28,30 +27,16 @@ type Daemon interface {
 	Upgrade(ctx context.Context) (newPid int, err error)
 }
 
-// UpgradeResult is a successful upgrade's response.
-type UpgradeResult struct {
-	OldPid int `json:"old_pid"`
-	NewPid int `json:"new_pid"`
-}
-
-// Status is the daemon as GET /v1/status reports it.
-type Status struct {
-	Pid       int                        `json:"pid"`
-	StartedAt time.Time                  `json:"started_at"`
-	Config    string                     `json:"config"`
-	Services  []supervisor.ServiceStatus `json:"services"`
-}
-
 // RestartTrigger is the trigger the server gives the rollouts it starts.
 const RestartTrigger = "smoothtool restart"
 
 // errorBody is every error response; Rollouts is set by a failed restart.
 type errorBody struct {
-	Error    string                `json:"error"`
-	Rollouts []*supervisor.Rollout `json:"rollouts,omitempty"`
+	Error    string         `json:"error"`
+	Rollouts []*api.Rollout `json:"rollouts,omitempty"`
 }
 
 // restartBody is a successful restart's response.
 type restartBody struct {
-	Rollouts []*supervisor.Rollout `json:"rollouts"`
+	Rollouts []*api.Rollout `json:"rollouts"`
 }

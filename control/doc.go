@@ -16,15 +16,20 @@
 //     request's context: a client that goes away cancels it. The server
 //     has no write timeout, since a rolling restart can take minutes.
 //   - Errors are JSON {"error": "..."}: 404 for an unknown service, 409 for
-//     a disabled one, 500 for anything else. The client turns them back
-//     into errors that errors.Is matches against supervisor's sentinels,
-//     and reports a daemon that is not there as ErrNotRunning.
+//     a disabled one, 400 for a malformed request, 500 for anything else. The client turns them back
+//     into errors that errors.Is matches against api's sentinels (the
+//     supervisor's are the same values), and reports a daemon that is not
+//     there as ErrNotRunning.
+//   - What crosses the socket is defined in package api, which imports
+//     nothing of smoothserve: a client (smoothtool) links neither the
+//     supervisor nor what it runs on.
 //
 // Routes (Go 1.22 ServeMux patterns):
 //
-//	GET  /v1/status                   Status
-//	POST /v1/services/{name}/restart  {"rollouts": [...]}; name may be "all"
+//	GET  /v1/status                   api.Status
+//	POST /v1/services/{name}/restart  {"rollouts": [api.Rollout...]}; name may be "all"
 //	POST /v1/services/{name}/stop     {}; returns when its instances are stopped
 //	POST /v1/services/{name}/start    {}; name may be "all"; returns when ready
 //	POST /v1/shutdown?force=1         {}; returns at once, the daemon stops after
+//	POST /v1/upgrade                  api.UpgradeResult; returns when the new daemon is ready, or why it failed
 package control

@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // Server serves the control API for one Daemon.
@@ -80,7 +80,7 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rollouts == nil {
-		rollouts = []*supervisor.Rollout{}
+		rollouts = []*api.Rollout{}
 	}
 	writeJSON(w, http.StatusOK, restartBody{Rollouts: rollouts})
 }
@@ -116,7 +116,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, UpgradeResult{OldPid: os.Getpid(), NewPid: pid})
+	writeJSON(w, http.StatusOK, api.UpgradeResult{OldPid: os.Getpid(), NewPid: pid})
 }
 
 // reply answers an operation with no result: {} or its error.
@@ -131,9 +131,9 @@ func (s *Server) reply(w http.ResponseWriter, err error) {
 // statusFor is the one place an operation's error becomes a status code.
 func statusFor(err error) int {
 	switch {
-	case errors.Is(err, supervisor.ErrUnknownService):
+	case errors.Is(err, api.ErrUnknownService):
 		return http.StatusNotFound
-	case errors.Is(err, supervisor.ErrDisabled):
+	case errors.Is(err, api.ErrDisabled):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // fakeDaemon records the calls it gets and answers with err (and
@@ -23,19 +23,19 @@ type fakeDaemon struct {
 	mu       sync.Mutex
 	calls    []string
 	err      error
-	rollouts []*supervisor.Rollout
+	rollouts []*api.Rollout
 	block    bool
 	entered  chan struct{} // closed by a blocked operation once it waits
 	ended    chan error    // a blocked operation's ctx.Err
 }
 
-var fixedStatus = Status{
+var fixedStatus = api.Status{
 	Pid:       4242,
 	StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 	Config:    "/srv/smoothserve.yaml",
-	Services: []supervisor.ServiceStatus{{
-		Name: "web", Hosts: []string{"web.test"}, Port: 8085, State: supervisor.ServiceRunning,
-		Instances: []supervisor.InstanceStatus{{Slot: 0, Port: 8086, Pid: 4243, State: supervisor.StateReady,
+	Services: []api.ServiceStatus{{
+		Name: "web", Hosts: []string{"web.test"}, Port: 8085, State: api.ServiceRunning,
+		Instances: []api.InstanceStatus{{Slot: 0, Port: 8086, Pid: 4243, State: api.StateReady,
 			Inflight: 1, Served: 10, StartedAt: time.Date(2025, 1, 2, 3, 4, 6, 0, time.UTC)}},
 	}},
 }
@@ -56,9 +56,9 @@ func (f *fakeDaemon) wait(ctx context.Context) {
 	f.ended <- ctx.Err()
 }
 
-func (f *fakeDaemon) Status() Status { f.record("status"); return fixedStatus }
+func (f *fakeDaemon) Status() api.Status { f.record("status"); return fixedStatus }
 
-func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	err := f.record("restart " + name + " by " + trigger)
 	return f.rollouts, err
 }
@@ -109,43 +109,43 @@ func serve(t *testing.T, d Daemon) (*Client, string) {
 }
 
 func TestRoutes(t *testing.T) {
-	failed := []*supervisor.Rollout{{Service: "web", Outcome: supervisor.RolloutFailed, LogTail: []string{"boom"}}}
+	failed := []*api.Rollout{{Service: "web", Outcome: api.RolloutFailed, LogTail: []string{"boom"}}}
 	tests := []struct {
 		name      string
 		daemonErr error
-		rollouts  []*supervisor.Rollout
-		call      func(c *Client) ([]*supervisor.Rollout, error)
+		rollouts  []*api.Rollout
+		call      func(c *Client) ([]*api.Rollout, error)
 		wantCall  string
 		wantCode  int // 0: success
 		wantIs    error
 		wantRolls int
 	}{
-		{"restart", nil, failed[:0], func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "web") },
+		{"restart", nil, failed[:0], func(c *Client) ([]*api.Rollout, error) { return c.Restart(ctx(), "web") },
 			"restart web by smoothtool restart", 0, nil, 0},
-		{"restart all", nil, []*supervisor.Rollout{{Service: "a"}, {Service: "b"}}, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "all") },
+		{"restart all", nil, []*api.Rollout{{Service: "a"}, {Service: "b"}}, func(c *Client) ([]*api.Rollout, error) { return c.Restart(ctx(), "all") },
 			"restart all by smoothtool restart", 0, nil, 2},
-		{"restart fails", fmt.Errorf("web#1: %w", supervisor.ErrRolloutFailed), failed, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "web") },
+		{"restart fails", errors.New("web#1: rollout failed"), failed, func(c *Client) ([]*api.Rollout, error) { return c.Restart(ctx(), "web") },
 			"restart web by smoothtool restart", 500, nil, 1},
-		{"restart unknown", fmt.Errorf("nope: %w", supervisor.ErrUnknownService), nil, func(c *Client) ([]*supervisor.Rollout, error) { return c.Restart(ctx(), "nope") },
-			"restart nope by smoothtool restart", 404, supervisor.ErrUnknownService, 0},
-		{"stop", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Stop(ctx(), "web") }, "stop web", 0, nil, 0},
-		{"stop unknown", supervisor.ErrUnknownService, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Stop(ctx(), "x") },
-			"stop x", 404, supervisor.ErrUnknownService, 0},
-		{"start", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "all") }, "start all", 0, nil, 0},
-		{"start disabled", fmt.Errorf("web: %w", supervisor.ErrDisabled), nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "web") },
-			"start web", 409, supervisor.ErrDisabled, 0},
-		{"start fails", errors.New("web#0 not ready"), nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Start(ctx(), "web") },
+		{"restart unknown", fmt.Errorf("nope: %w", api.ErrUnknownService), nil, func(c *Client) ([]*api.Rollout, error) { return c.Restart(ctx(), "nope") },
+			"restart nope by smoothtool restart", 404, api.ErrUnknownService, 0},
+		{"stop", nil, nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Stop(ctx(), "web") }, "stop web", 0, nil, 0},
+		{"stop unknown", api.ErrUnknownService, nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Stop(ctx(), "x") },
+			"stop x", 404, api.ErrUnknownService, 0},
+		{"start", nil, nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Start(ctx(), "all") }, "start all", 0, nil, 0},
+		{"start disabled", fmt.Errorf("web: %w", api.ErrDisabled), nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Start(ctx(), "web") },
+			"start web", 409, api.ErrDisabled, 0},
+		{"start fails", errors.New("web#0 not ready"), nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Start(ctx(), "web") },
 			"start web", 500, nil, 0},
-		{"shutdown", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), false) }, "shutdown force=false", 0, nil, 0},
-		{"shutdown force", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) { return nil, c.Shutdown(ctx(), true) }, "shutdown force=true", 0, nil, 0},
-		{"upgrade", nil, nil, func(c *Client) ([]*supervisor.Rollout, error) {
+		{"shutdown", nil, nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Shutdown(ctx(), false) }, "shutdown force=false", 0, nil, 0},
+		{"shutdown force", nil, nil, func(c *Client) ([]*api.Rollout, error) { return nil, c.Shutdown(ctx(), true) }, "shutdown force=true", 0, nil, 0},
+		{"upgrade", nil, nil, func(c *Client) ([]*api.Rollout, error) {
 			res, err := c.Upgrade(ctx())
 			if err == nil && (res.NewPid != 4343 || res.OldPid != os.Getpid()) {
 				err = fmt.Errorf("upgrade result %+v, want new pid 4343, old pid %d", res, os.Getpid())
 			}
 			return nil, err
 		}, "upgrade", 0, nil, 0},
-		{"upgrade failed", errors.New("the new smoothserve did not take over: child exited"), nil, func(c *Client) ([]*supervisor.Rollout, error) {
+		{"upgrade failed", errors.New("the new smoothserve did not take over: child exited"), nil, func(c *Client) ([]*api.Rollout, error) {
 			_, err := c.Upgrade(ctx())
 			return nil, err
 		}, "upgrade", 500, nil, 0},
@@ -211,7 +211,7 @@ func TestStatus(t *testing.T) {
 
 // TestErrorBodies looks at what any HTTP client gets.
 func TestErrorBodies(t *testing.T) {
-	c, _ := serve(t, &fakeDaemon{err: fmt.Errorf("web: %w", supervisor.ErrUnknownService)})
+	c, _ := serve(t, &fakeDaemon{err: fmt.Errorf("web: %w", api.ErrUnknownService)})
 	tests := []struct {
 		method, path string
 		code         int

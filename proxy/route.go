@@ -8,11 +8,16 @@ import (
 	"smoothserve/upstream"
 )
 
-// Route says which hosts of a proxy port a service answers.
+// Route says which hosts of a proxy port a service answers. A port has at
+// most one default route, which takes the hosts no route of the port
+// claims; a route alone on its port takes every host.
 type Route struct {
 	Port  int
 	Hosts []string // lower case; "*.example.com" wildcards; empty: default for the port
-	Set   *upstream.Set
+	// Default makes the route the port's default as well as its Hosts',
+	// as nginx's default_server; false: default only if Hosts is empty.
+	Default bool
+	Set     *upstream.Set
 }
 
 // routes is an immutable routing table, swapped whole on reconfiguration.
@@ -44,7 +49,7 @@ func buildRoutes(rs []Route) (*routes, error) {
 			pt = &portTable{port: r.Port, exact: make(map[string]*upstream.Set)}
 			t.ports[r.Port] = pt
 		}
-		if len(r.Hosts) == 0 || count[r.Port] == 1 {
+		if len(r.Hosts) == 0 || r.Default || count[r.Port] == 1 {
 			if pt.fallback != nil && pt.fallback != r.Set {
 				return nil, fmt.Errorf("port %d: services %s and %s are both its default", r.Port, pt.fallback.Name, r.Set.Name)
 			}

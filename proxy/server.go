@@ -262,9 +262,6 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 }
 
-// ShuttingDown reports whether Shutdown or Close was called.
-func (s *Server) ShuttingDown() bool { return s.shutting.Load() }
-
 // graceDeadline is when an idle connection is closed during shutdown, or
 // (handing over) stops waiting to be passed: at once.
 func (s *Server) graceDeadline() time.Time {

@@ -7,24 +7,44 @@
 // signalled (a drain), and at once when the process exits on its own (a
 // crash). Every Backend serves one process lifetime and is never reused.
 // Every process the supervisor starts is reaped, and its process group
-// killed, before Run returns.
+// killed, before Run returns, unless Detach handed it over to the next
+// smoothserve.
 //
-// Structure, so that rollouts and adoption (next issues) fit in:
+// A service has at most one rollout under way. A surge rollout takes a
+// slot's old instance out of rotation only once its replacement is in it:
+// replacing instances never lowers the number in rotation.
+//
+// Structure:
 //
 //   - Supervisor (supervisor.go) is a group of services; Run runs one owner
 //     goroutine per enabled service and returns when they all have.
 //   - service (service.go) owns its slots: which instance serves each
 //     slot, restart counts and backoff. Its run goroutine is the only one
-//     that changes them; instances report to it over a channel, and it
+//     that changes them; instances report to it over a channel, operator
+//     commands (commands.go) and rollouts reach it with calls, and it
 //     publishes what Status shows as an immutable snapshot.
 //   - instance (instance.go) is one process lifetime on one port: start
-//     and wait until ready (a function returning an error), join rotation,
-//     then either be lost or be drained and stopped. Its goroutine always
-//     ends by reporting that it exited, after the process is reaped.
-//   - process (process.go) is the OS process behind an instance: today a
-//     child reaped with Wait; later also an adopted one watched by pidfd.
+//     or adopt a process and wait until it is ready (a function returning
+//     an error), join rotation, then either be lost or be drained and
+//     stopped. Its goroutine always ends by reporting that it exited,
+//     after the process is reaped (or let go, after Detach).
+//   - process (process.go) is the OS process behind an instance: a child
+//     this smoothserve started, reaped with Wait, or one adopted from an
+//     earlier smoothserve (package handoff), watched through a pidfd.
+//   - A rollout (rollout.go) runs on a goroutine of its own and replaces
+//     a service's instances slot by slot (replace.go): surging, each
+//     replacement starts on the other port of its slot's pair (ports.go)
+//     and the old instance is drained once it is ready; in place, the old
+//     instance stops first. A rollout also applies new settings, adding or
+//     dropping slots.
+//   - The handoff (handoff.go) keeps a state file listing every instance;
+//     a later smoothserve, after an upgrade or a crash of this one, adopts
+//     the instances that are verifiably the processes it lists instead of
+//     starting new ones (StopLeftovers stops those it has no slot for).
+//     Freeze holds every instance as it is while an upgrade hands over.
 //
 // Instances run in their own process group without a parent-death signal,
-// so they outlive a crash of smoothserve; their output goes straight to a
-// log file per service, never through smoothserve.
+// so they outlive a crash of smoothserve, and the next one adopts them;
+// their output goes straight to a log file per service, never through
+// smoothserve.
 package supervisor

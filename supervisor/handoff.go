@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,12 +38,13 @@ func (s *Supervisor) Handoff(stateFile string, prior *handoff.State) {
 }
 
 // Fingerprint identifies what an instance of svc is started with: its
-// executable, arguments, environment and address. Each instance keeps the
-// one it was started with, and the state file records it: after an
-// upgrade, a service running an instance of another fingerprint than its
-// settings' now is rolled (Changed). The other settings need no new
-// process: a new instance_count starts or stops instances, and health
-// checks, timeouts and the restart strategy apply from their next use.
+// executable, arguments, environment, address and working directory. Each
+// instance keeps the one it was started with, and the state file records
+// it: after an upgrade, a service running an instance of another
+// fingerprint than its settings' now is rolled (Changed). The other
+// settings need no new process: a new instance_count starts or stops
+// instances, and health checks, timeouts and the restart strategy apply
+// from their next use.
 func Fingerprint(svc *config.Service) string {
 	parts := []string{svc.ExecutablePath, svc.ServerIP}
 	parts = append(parts, "args")
@@ -50,6 +52,14 @@ func Fingerprint(svc *config.Service) string {
 	parts = append(parts, "env")
 	for _, k := range slices.Sorted(maps.Keys(svc.Env)) {
 		parts = append(parts, k+"="+svc.Env[k])
+	}
+	// Only a working directory other than the executable's folder counts,
+	// so that the fingerprints of daemons from before working_dir existed,
+	// which ran every instance there, still match theirs: upgrading to
+	// this version rolls no service. "workdir" has no '=', so it cannot be
+	// read as one more variable of env.
+	if svc.WorkingDir != filepath.Dir(svc.ExecutablePath) {
+		parts = append(parts, "workdir", svc.WorkingDir)
 	}
 	return handoff.Fingerprint(parts...)
 }
@@ -110,7 +120,7 @@ func (sv *service) adoptPrior() []handoff.Instance {
 			continue
 		}
 		sl := sv.slots[in.Slot]
-		if sl.inst != nil || (in.Port != cfg.InstancePort(in.Slot, false) && in.Port != cfg.InstancePort(in.Slot, true)) {
+		if primary, alt := sv.portPair(in.Slot); sl.inst != nil || (in.Port != primary && in.Port != alt) {
 			left = append(left, in)
 			continue
 		}
@@ -131,26 +141,6 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		sv.launch(inst)
 	}
 	return left
-}
-
-// portBesidePrior is the port of sl's pair to start an instance on when
-// none was adopted for it: the first, unless an instance of the prior
-// state runs there (one not adopted is stopped only once the old daemon
-// has exited: after a surge rollout and a new instance_count, an old
-// instance may sit on this slot's first port) or an adopted one does.
-func (sv *service) portBesidePrior(sl *slot) int {
-	cfg := sv.cfg()
-	primary, alt := cfg.InstancePort(sl.index, false), cfg.InstancePort(sl.index, true)
-	held := func(port int) bool {
-		if sv.portHeld(port) {
-			return true
-		}
-		return sv.sup.prior != nil && slices.ContainsFunc(sv.sup.prior.Instances, func(in handoff.Instance) bool { return in.Port == port })
-	}
-	if held(primary) && !held(alt) {
-		return alt
-	}
-	return primary
 }
 
 // adoptProcess takes over the running process in.adopt, and waits until it

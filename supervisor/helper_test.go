@@ -145,6 +145,7 @@ func testConfig(t *testing.T, n int, mode string, env ...string) *config.Config 
 		StartInstancePort: freePortBase(t, 2*n),
 		InstanceCount:     n,
 		ExecutablePath:    exe,
+		WorkingDir:        filepath.Dir(exe), // as Load fills it in
 		Args:              []string{"-port={port}"},
 		Env:               map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": mode},
 		Enabled:           true,

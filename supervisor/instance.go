@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"smoothserve/config"
 	"smoothserve/handoff"
@@ -201,7 +200,7 @@ func (in *instance) start() (process, error) {
 	}
 
 	cmd := exec.Command(cfg.ExecutablePath, cfg.ExpandArgs(in.port)...)
-	cmd.Dir = filepath.Dir(cfg.ExecutablePath)
+	cmd.Dir = cfg.WorkingDir
 	cmd.Env = in.environ()
 	// The file itself, not a pipe: the instance writes its output without
 	// smoothserve, and goes on after smoothserve is gone.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"smoothserve/control/api"
 )
 
 // pollInterval is how often a starting instance is probed: short enough that
@@ -22,7 +24,7 @@ const (
 
 // ErrPortInUse is why an instance cannot start on a port another process
 // listens on.
-var ErrPortInUse = errors.New("in use by another process")
+var ErrPortInUse = errors.New(api.PortInUse)
 
 // healthClient makes health checks. It keeps no idle connections (a probe
 // every few milliseconds must not pile them up in the instance), follows no
@@ -56,25 +58,23 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	// exited is why p failed to become ready if it has exited, else nil.
 	exited := func() error {
-		return fmt.Errorf("pid %d exited before it was ready: %s", p.Pid(), exitReason(p.Err()))
+		select {
+		case <-p.Done():
+			return fmt.Errorf("pid %d exited before it was ready: %s", p.Pid(), exitReason(p.Err()))
+		default:
+			return nil
+		}
 	}
 	var last error
 	for {
-		select {
-		case <-p.Done():
-			return exited()
-		default:
+		if err := exited(); err != nil {
+			return err
 		}
 		err := probe(pctx, addr, healthPath)
 		if err == nil {
-			// The answer may have come as the process died.
-			select {
-			case <-p.Done():
-				return exited()
-			default:
-				return nil
-			}
+			return exited() // the answer may have come as the process died
 		}
 		// A probe cut short by the deadline says less than the one before.
 		if last == nil || pctx.Err() == nil {

@@ -15,9 +15,10 @@ import (
 // process is the OS process behind an instance. Signals go to its whole
 // process group: an instance's own children must not outlive it.
 //
-// childProcess is the one implementation for now; a process adopted from a
-// previous smoothserve (next issues) is not our child, so it will be watched
-// through a pidfd instead of Wait, behind the same interface.
+// Two kinds implement it: childProcess, a process this smoothserve started
+// and reaps with Wait, and *handoff.Process, one adopted from an earlier
+// smoothserve (handoff.go), which is not our child and so is watched
+// through a pidfd instead.
 type process interface {
 	Pid() int
 	// Done is closed once the process has exited (and, for a child, been

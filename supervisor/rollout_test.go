@@ -16,7 +16,8 @@ import (
 	"smoothserve/config"
 )
 
-// pidsByPort is the ready instances of the harness's service.
+// ready maps the port of each ready instance of the harness's service
+// to its pid.
 func (h *harness) ready() map[int]int {
 	m := map[int]int{}
 	for _, in := range h.instances() {

@@ -200,12 +200,9 @@ func (sv *service) stopAll() {
 		sv.rollout.cancel()
 	}
 	for _, sl := range slices.Concat(sv.slots, sv.removed) {
-		for _, in := range sl.instances() {
+		sl.retire(sl.inst)
+		for _, in := range sl.instances() { // a rollout's replacement, and those retiring
 			in.stop()
-		}
-		if sl.inst != nil {
-			sl.retiring = append(sl.retiring, sl.inst)
-			sl.inst = nil
 		}
 		sl.retryAt = time.Time{}
 	}
@@ -222,6 +219,23 @@ func (sl *slot) instances() []*instance {
 		out = append(out, sl.next)
 	}
 	return append(out, sl.retiring...)
+}
+
+// retire moves in, the slot's instance or its replacement (nil: none),
+// to those being drained and stopped, and tells it to stop; on the run
+// goroutine. handle forgets it once it has exited.
+func (sl *slot) retire(in *instance) {
+	if in == nil {
+		return
+	}
+	switch in {
+	case sl.inst:
+		sl.inst = nil
+	case sl.next:
+		sl.next = nil
+	}
+	sl.retiring = append(sl.retiring, in)
+	in.stop()
 }
 
 // handle applies an instance's report. It returns an error only for an
@@ -310,13 +324,12 @@ func (sv *service) state() string {
 	return ServiceRunning
 }
 
-// publish replaces the snapshot Status reads, and wakes WaitReady.
+// publish replaces the snapshot Status reads, and wakes whoever waits for a
+// change (Supervisor.waitFor, the state file's writer).
 func (sv *service) publish() {
 	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots))}
 	if sv.last != nil {
-		r := *sv.last
-		r.Instances = slices.Clone(r.Instances)
-		snap.lastRollout = &r
+		snap.lastRollout = cloneRollout(sv.last)
 	}
 	for _, sl := range slices.Concat(sv.slots, sv.removed) {
 		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0)}

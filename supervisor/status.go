@@ -1,88 +1,34 @@
 package supervisor
 
 import (
-	"fmt"
-	"time"
-
+	"smoothserve/control/api"
 	"smoothserve/upstream"
 )
 
-// State is where one slot's instance is in its lifetime.
-type State int
-
-// The states of a slot. Their String forms are part of the control API.
-const (
-	StateStarting State = iota // process started, not ready yet: takes no traffic
-	StateReady                 // in rotation
-	StateDraining              // out of rotation, waiting for requests in flight
-	StateStopping              // signalled, waiting for the process to exit
-	StateBackoff               // no process: waiting to start again after a failure
+// What Status reports is the control API's (package api): the supervisor
+// produces those values, and smoothtool reads them without linking the
+// supervisor. A slot's State is the one its status shows.
+type (
+	State          = api.State
+	ServiceStatus  = api.ServiceStatus
+	InstanceStatus = api.InstanceStatus
 )
 
-var stateNames = [...]string{
-	StateStarting: "starting",
-	StateReady:    "ready",
-	StateDraining: "draining",
-	StateStopping: "stopping",
-	StateBackoff:  "backoff",
-}
-
-func (s State) String() string {
-	if s >= 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
-
-// MarshalText makes a State its name in JSON.
-func (s State) MarshalText() ([]byte, error) {
-	if s < 0 || int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("invalid instance state %d", int(s))
-	}
-	return []byte(stateNames[s]), nil
-}
-
-// UnmarshalText reads a State from its name, for clients of the control API.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, name := range stateNames {
-		if name == string(b) {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown instance state %q", b)
-}
+// The states of a slot.
+const (
+	StateStarting = api.StateStarting // process started, not ready yet: takes no traffic
+	StateReady    = api.StateReady    // in rotation
+	StateDraining = api.StateDraining // out of rotation, waiting for requests in flight
+	StateStopping = api.StateStopping // signalled, waiting for the process to exit
+	StateBackoff  = api.StateBackoff  // no process: waiting to start again after a failure
+)
 
 // Service states in ServiceStatus.State.
 const (
-	ServiceRunning  = "running"  // its instances are kept up
-	ServiceStopping = "stopping" // its instances are being drained and stopped
-	ServiceStopped  = "stopped"  // disabled, or the supervisor is not running
+	ServiceRunning  = api.ServiceRunning  // its instances are kept up
+	ServiceStopping = api.ServiceStopping // its instances are being drained and stopped
+	ServiceStopped  = api.ServiceStopped  // disabled, or the supervisor is not running
 )
-
-// ServiceStatus is one service as Status reports it.
-type ServiceStatus struct {
-	Name      string           `json:"name"`
-	Hosts     []string         `json:"hosts"`
-	Port      int              `json:"port"`
-	State     string           `json:"state"`
-	Instances []InstanceStatus `json:"instances"`
-	// LastRollout is the service's last rolling restart, finished or not.
-	LastRollout *Rollout `json:"last_rollout,omitempty"`
-}
-
-// InstanceStatus is one slot of a service.
-type InstanceStatus struct {
-	Slot      int       `json:"slot"`
-	Port      int       `json:"port"`
-	Pid       int       `json:"pid"` // 0 while no process runs (backoff)
-	State     State     `json:"state"`
-	Inflight  int64     `json:"inflight"`
-	Served    uint64    `json:"served"`   // across every process lifetime of the slot
-	Restarts  int       `json:"restarts"` // processes started for the slot after the first
-	StartedAt time.Time `json:"started_at,omitzero"`
-	Error     string    `json:"error,omitempty"` // why the last start failed or the process was lost, until ready again
-}
 
 // serviceSnapshot is what Status shows of one service. Its service's run
 // goroutine builds a new one on every change and never modifies a published

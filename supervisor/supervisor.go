@@ -143,18 +143,9 @@ func (s *Supervisor) addLeftovers(in []handoff.Instance) {
 // instances in rotation, or an error saying which are missing when ctx is
 // done first.
 func (s *Supervisor) WaitReady(ctx context.Context) error {
-	for {
-		changed := s.changedChan()
-		missing := s.notReady()
-		if missing == "" {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for instances to be ready (%s): %w", missing, ctx.Err())
-		}
-	}
+	var missing string
+	return s.waitFor(ctx, func() bool { missing = s.notReady(); return missing == "" },
+		func() string { return fmt.Sprintf("waiting for instances to be ready (%s)", missing) })
 }
 
 // notReady lists the services short of ready instances, "" when none is.
@@ -169,6 +160,22 @@ func (s *Supervisor) notReady() string {
 		}
 	}
 	return strings.Join(missing, ", ")
+}
+
+// waitFor waits until cond holds, checked whenever a service publishes,
+// or returns an error starting with what() when ctx is done first.
+func (s *Supervisor) waitFor(ctx context.Context, cond func() bool, what func() string) error {
+	for {
+		changed := s.changedChan()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what(), ctx.Err())
+		}
+	}
 }
 
 func (s *Supervisor) changedChan() <-chan struct{} {

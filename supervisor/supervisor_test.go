@@ -188,6 +188,11 @@ func TestHealthCheck(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	t.Setenv("SUPERVISOR_PARENT_VAR", "inherited")
 	cfg := testConfig(t, 2, "normal", "TEST_FOO=bar")
+	wd, err := filepath.EvalSymlinks(cfg.Dir) // as getcwd reports it
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Services[0].WorkingDir = wd // working_dir, not the executable's folder
 	h := start(t, cfg)
 	awaitReady(t, h, 5*time.Second)
 
@@ -210,7 +215,7 @@ func TestEnvironment(t *testing.T) {
 			t.Errorf("child environment lacks %s", want)
 		}
 	}
-	if want := filepath.Dir(h.svc.ExecutablePath); got.Wd != want {
+	if want := wd; got.Wd != want {
 		t.Errorf("child working directory %s, want %s", got.Wd, want)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -9,7 +10,9 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/control"
+	"smoothserve/control/api"
 	"smoothserve/supervisor"
+	"smoothserve/upgrade"
 )
 
 // daemonControl is what the control API reaches of the daemon: the
@@ -25,12 +28,22 @@ type daemonControl struct {
 	upgrade func(ctx context.Context) (int, error)
 }
 
-func (d *daemonControl) Upgrade(ctx context.Context) (int, error) { return d.upgrade(ctx) }
+// Upgrade replaces the daemon. A new process that took over but whose pid
+// could not be read is a success (new pid 0): this process is on its way
+// out, and saying "goes on serving" would be false.
+func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
+	pid, err := d.upgrade(ctx)
+	if errors.Is(err, upgrade.ErrTookOver) {
+		slog.Warn("upgrade: the new smoothserve took over", "err", err)
+		return 0, nil
+	}
+	return pid, err
+}
 
 var _ control.Daemon = (*daemonControl)(nil)
 
-func (d *daemonControl) Status() control.Status {
-	return control.Status{
+func (d *daemonControl) Status() api.Status {
+	return api.Status{
 		Pid:       os.Getpid(),
 		StartedAt: d.startedAt,
 		Config:    d.cfg.Path,
@@ -38,7 +51,7 @@ func (d *daemonControl) Status() control.Status {
 	}
 }
 
-func (d *daemonControl) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+func (d *daemonControl) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	return d.sup.Restart(ctx, name, trigger)
 }
 

@@ -43,6 +43,10 @@ func run(args []string) int {
 	}
 
 	cfg, err := config.Load(*configPath)
+	if errors.Is(err, config.ErrUnreadable) {
+		fmt.Fprintf(os.Stderr, "smoothserve: %v\n", err) // not there: nothing to call invalid
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "smoothserve: configuration is invalid:\n%v\n", err)
 		return 1
@@ -81,7 +85,7 @@ func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route 
 	var routes []proxy.Route
 	for _, svc := range cfg.Services {
 		if set := sets[svc.Name]; svc.Enabled && set != nil {
-			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Set: set})
+			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set})
 		}
 	}
 	return routes

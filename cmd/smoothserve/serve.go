@@ -147,9 +147,15 @@ wait:
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				go func() {
-					if pid, err := d.upgrade(context.Background()); err != nil {
+					pid, err := d.upgrade(context.Background())
+					switch {
+					case errors.Is(err, upgrade.ErrTookOver):
+						// The new process is ready and has the listeners;
+						// only its pid could not be read. This one exits.
+						log.Warn("upgrade (SIGHUP): the new smoothserve took over", "err", err)
+					case err != nil:
 						log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
-					} else {
+					default:
 						log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
 					}
 				}()

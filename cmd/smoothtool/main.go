@@ -4,9 +4,10 @@
 //	smoothtool [-c FILE] stop [all|NAME] [--force]
 //	smoothtool [-c FILE] restart [all|NAME]
 //	smoothtool [-c FILE] status [--json]
+//	smoothtool [-c FILE] upgrade
 //
-// The seed's forms (-start all, -stop NAME, -restart all, -force, -config
-// FILE) are accepted too. It finds the daemon through the ControlSocket of
+// The seed's forms (-start all, -stop NAME, -restart all, -status,
+// -upgrade, -force, -json, -config FILE) are accepted too. It finds the daemon through the ControlSocket of
 // smoothserve.yaml, reading no service file, so that a broken one does not
 // keep an operator from stopping the daemon or asking its status.
 //
@@ -24,6 +25,7 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/control"
+	"smoothserve/control/api"
 	"smoothserve/internal/priority"
 )
 
@@ -70,7 +72,7 @@ type tool struct {
 func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 	mainCfg, err := config.LoadMain(cmd.config)
 	if err != nil {
-		return fmt.Errorf("configuration is invalid:\n%v", err)
+		return configError(err)
 	}
 	t := &tool{cmd: cmd, main: mainCfg, client: control.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
 	if cmd.verb != "start" {
@@ -104,12 +106,16 @@ func (t *tool) upgrade(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("upgrade failed; the running smoothserve goes on serving: %w", err)
 	}
+	if res.NewPid == 0 {
+		fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → a new process (its pid file could not be read; see smoothserve.log)\n", res.OldPid)
+		return nil
+	}
 	fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → %d\n", res.OldPid, res.NewPid)
 	return nil
 }
 
 // statusNow asks the daemon's status, bounded.
-func (t *tool) statusNow(ctx context.Context) (*control.Status, error) {
+func (t *tool) statusNow(ctx context.Context) (*api.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, quickTimeout)
 	defer cancel()
 	return t.client.Status(ctx)

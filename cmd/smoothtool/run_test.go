@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"smoothserve/control"
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // install writes smoothserve.yaml, with its control socket in a short
@@ -60,18 +61,18 @@ func (f *fakeDaemon) record(s string) {
 	f.calls = append(f.calls, s)
 }
 
-func (f *fakeDaemon) Status() control.Status { return *fixedStatus }
+func (f *fakeDaemon) Status() api.Status { return *fixedStatus }
 
-func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*supervisor.Rollout, error) {
+func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	f.record("restart " + name)
-	return []*supervisor.Rollout{{Service: "web", Outcome: supervisor.RolloutFailed, LogTail: []string{"panic: boom"},
-			Instances: []supervisor.RolledInstance{{Slot: 0, OldPid: 1, NewPid: 2, Port: 8089, ReadyMS: 5}}}},
-		fmt.Errorf("web#1 not ready: %w", supervisor.ErrRolloutFailed)
+	return []*api.Rollout{{Service: "web", Outcome: api.RolloutFailed, LogTail: []string{"panic: boom"},
+			Instances: []api.RolledInstance{{Slot: 0, OldPid: 1, NewPid: 2, Port: 8089, ReadyMS: 5}}}},
+		errors.New("web#1 not ready: rollout failed")
 }
 
 func (f *fakeDaemon) StopService(ctx context.Context, name string) error {
 	f.record("stop " + name)
-	return fmt.Errorf("%w: %s", supervisor.ErrUnknownService, name)
+	return fmt.Errorf("%w: %s", api.ErrUnknownService, name)
 }
 
 func (f *fakeDaemon) StartService(ctx context.Context, name string) error {

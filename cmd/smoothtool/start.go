@@ -14,12 +14,14 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/control"
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
+	"smoothserve/internal/logtail"
 )
 
 // How start waits: the longest start_timeout of the services plus
 // readyMargin, asking the status every pollInterval; logTailLines of
-// smoothserve.log are shown when the daemon exits instead.
+// smoothserve.log are shown when the daemon exits instead, and of a
+// service's log when an instance of it fails.
 const (
 	readyMargin         = 15 * time.Second
 	defaultStartTimeout = 30 * time.Second // a service's start_timeout when none can be read
@@ -59,7 +61,7 @@ func (t *tool) start(ctx context.Context) error {
 func (t *tool) startDaemon(ctx context.Context) error {
 	cfg, err := config.Load(t.cmd.config)
 	if err != nil {
-		return fmt.Errorf("configuration is invalid:\n%v", err)
+		return configError(err)
 	}
 	if err := checkService(cfg, t.cmd.target); err != nil {
 		return err
@@ -79,12 +81,16 @@ func (t *tool) startDaemon(ctx context.Context) error {
 	defer deadline.Stop()
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
-	var last *control.Status
+	var last *api.Status
 	for {
 		select {
 		case err := <-d.exited:
-			return fmt.Errorf("smoothserve exited while starting (%v); the end of %s:\n%s",
-				exitText(err), d.logPath, d.logTail(logTailLines))
+			tail := "(nothing)"
+			if lines := logtail.Lines(d.logPath, d.logOffset, logTailLines); len(lines) > 0 {
+				tail = strings.Join(lines, "\n  ")
+			}
+			return fmt.Errorf("smoothserve exited while starting (%v); the end of %s:\n  %s",
+				exitText(err), d.logPath, tail)
 		case <-deadline.C:
 			if last != nil {
 				writeStatus(t.out, last, time.Now())
@@ -103,13 +109,21 @@ func (t *tool) startDaemon(ctx context.Context) error {
 				writeStatus(t.out, st, time.Now())
 				return nil
 			}
-			if svc, why := portBlocked(st); why != "" {
+			if svc, why := failedInstance(st); why != "" {
 				writeStatus(t.out, st, time.Now())
-				return fmt.Errorf("smoothserve (pid %d) is running, but an instance of %s cannot start (%s); it tries again with backoff until the port is free (or `smoothtool stop`); see %s",
-					d.pid, svc, why, d.logPath)
+				return d.instanceFailed(svc, why)
 			}
 		}
 	}
+}
+
+// configError is how smoothtool words an error of config.Load or
+// config.LoadMain: a file that cannot be read is not there, not invalid.
+func configError(err error) error {
+	if errors.Is(err, config.ErrUnreadable) {
+		return err
+	}
+	return fmt.Errorf("configuration is invalid:\n%w", err)
 }
 
 // checkService reports a NAME to start that the configuration does not run.
@@ -120,12 +134,12 @@ func checkService(cfg *config.Config, name string) error {
 	for _, s := range cfg.Services {
 		if s.Name == name {
 			if !s.Enabled {
-				return fmt.Errorf("%w: %s (enabled: false in %s)", supervisor.ErrDisabled, name, s.File)
+				return fmt.Errorf("%w: %s (enabled: false in %s)", api.ErrDisabled, name, s.File)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s: no service of that name in %s", supervisor.ErrUnknownService, name, cfg.SubConfigDir)
+	return fmt.Errorf("%w: %s: no service of that name in %s", api.ErrUnknownService, name, cfg.SubConfigDir)
 }
 
 // readyBudget is how long start waits for every instance to be ready.
@@ -144,14 +158,14 @@ func readyBudget(cfg *config.Config) time.Duration {
 
 // allReady reports whether st shows every enabled service of cfg running
 // with all its instances ready.
-func allReady(st *control.Status, cfg *config.Config) bool {
+func allReady(st *api.Status, cfg *config.Config) bool {
 	running := map[string]bool{}
 	for _, s := range st.Services {
-		if s.State != supervisor.ServiceRunning {
+		if s.State != api.ServiceRunning {
 			continue
 		}
 		for _, in := range s.Instances {
-			if in.State != supervisor.StateReady {
+			if in.State != api.StateReady {
 				return false
 			}
 		}
@@ -166,18 +180,33 @@ func allReady(st *control.Status, cfg *config.Config) bool {
 	return true
 }
 
-// portBlocked names a service with an instance that cannot start because
-// another process listens on its port, and says why: waiting will not
-// make it ready.
-func portBlocked(st *control.Status) (service, why string) {
+// failedInstance names a service with an instance that failed to start,
+// or was lost, and says why. Waiting will not make it ready: another
+// process holds its port, or it exits at once (a wrong argument, a missing
+// file) and will again; smoothserve keeps trying it with backoff all the
+// same.
+func failedInstance(st *api.Status) (service, why string) {
 	for _, s := range st.Services {
 		for _, in := range s.Instances {
-			if in.State == supervisor.StateBackoff && strings.Contains(in.Error, supervisor.ErrPortInUse.Error()) {
+			if in.State != api.StateReady && in.Error != "" {
 				return s.Name, in.Error
 			}
 		}
 	}
 	return "", ""
+}
+
+// instanceFailed is the error of a start that stops waiting for service
+// because an instance of it failed: why, and the end of the service's log,
+// where its instances say what went wrong.
+func (d *spawned) instanceFailed(service, why string) error {
+	retry := "it tries again with backoff"
+	if strings.Contains(why, api.PortInUse) {
+		retry += " until the port is free"
+	}
+	log := filepath.Join(d.logDir, service+".log")
+	return fmt.Errorf("smoothserve (pid %d) is running, but an instance of %s cannot start (%s); %s (or `smoothtool stop`); see %s%s",
+		d.pid, service, why, retry, d.logPath, endOfLog(service, logtail.Lines(log, d.serviceLogFrom[service], logTailLines)))
 }
 
 // daemonExecutable is the smoothserve beside smoothtool's own executable,
@@ -203,6 +232,11 @@ type spawned struct {
 	exited    chan error // its Wait's result
 	logPath   string
 	logOffset int64 // size of the log before it started: its lines come after
+
+	// The services' logs, LogDir/NAME.log, and the size of each before the
+	// daemon started: what its instances write comes after.
+	logDir         string
+	serviceLogFrom map[string]int64
 }
 
 // spawn starts exe as the daemon of cfg: in its own session (no terminal,
@@ -222,6 +256,12 @@ func spawn(exe string, cfg *config.Config) (*spawned, error) {
 	if err != nil {
 		return nil, err
 	}
+	serviceLogFrom := map[string]int64{}
+	for _, s := range cfg.Services {
+		if info, err := os.Stat(filepath.Join(cfg.LogDir, s.Name+".log")); err == nil {
+			serviceLogFrom[s.Name] = info.Size()
+		}
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return nil, err
@@ -234,32 +274,12 @@ func spawn(exe string, cfg *config.Config) (*spawned, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", exe, err)
 	}
-	d := &spawned{pid: cmd.Process.Pid, exited: make(chan error, 1), logPath: logPath, logOffset: off}
+	d := &spawned{pid: cmd.Process.Pid, exited: make(chan error, 1), logPath: logPath, logOffset: off,
+		logDir: cfg.LogDir, serviceLogFrom: serviceLogFrom}
 	// While smoothtool waits it is the parent, and reaps the daemon if it
 	// fails; once smoothtool exits, init adopts it.
 	go func() { d.exited <- cmd.Wait() }()
 	return d, nil
-}
-
-// logTail is the last n lines the daemon wrote to its log, indented.
-func (d *spawned) logTail(n int) string {
-	f, err := os.Open(d.logPath)
-	if err != nil {
-		return "  (" + err.Error() + ")"
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, d.logOffset, 1<<30))
-	if err != nil {
-		return "  (" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) == 1 && lines[0] == "" {
-		return "  (nothing)"
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
 }
 
 func exitText(err error) string {

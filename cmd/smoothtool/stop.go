@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"smoothserve/control"
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // How stop all waits for the daemon to exit: it drains every instance
@@ -120,13 +120,19 @@ func failed(what string, err error) error {
 }
 
 // logTails is the service log lines that failed rollouts carry.
-func logTails(rollouts []*supervisor.Rollout) string {
+func logTails(rollouts []*api.Rollout) string {
 	var b strings.Builder
 	for _, r := range rollouts {
-		if len(r.LogTail) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "\nthe end of %s's log:\n  %s", r.Service, strings.Join(r.LogTail, "\n  "))
+		b.WriteString(endOfLog(r.Service, r.LogTail))
 	}
 	return b.String()
+}
+
+// endOfLog shows the last lines of service's log below an error; nothing
+// when there are none.
+func endOfLog(service string, lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\nthe end of %s's log:\n  %s", service, strings.Join(lines, "\n  "))
 }

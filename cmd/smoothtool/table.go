@@ -8,13 +8,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"smoothserve/control"
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 // writeStatus prints st as tables, one per service. now is the time ages
 // are counted to; times are shown in its location.
-func writeStatus(w io.Writer, st *control.Status, now time.Time) {
+func writeStatus(w io.Writer, st *api.Status, now time.Time) {
 	fmt.Fprintf(w, "smoothserve pid %d, up %s, config %s\n", st.Pid, age(now.Sub(st.StartedAt)), st.Config)
 	for _, s := range st.Services {
 		hosts := "any host (the default service of its port)"
@@ -48,8 +47,8 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) {
 }
 
 // outcome says how a rollout ended, or how long it has been running.
-func outcome(r *supervisor.Rollout, now time.Time) string {
-	if r.Outcome == supervisor.RolloutRunning || r.FinishedAt.IsZero() {
+func outcome(r *api.Rollout, now time.Time) string {
+	if r.Outcome == api.RolloutRunning || r.FinishedAt.IsZero() {
 		return fmt.Sprintf("%s for %s", r.Outcome, age(now.Sub(r.StartedAt)))
 	}
 	s := fmt.Sprintf("%s in %s, %d replaced", r.Outcome, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), len(r.Instances))
@@ -62,7 +61,7 @@ func outcome(r *supervisor.Rollout, now time.Time) string {
 // writeRollouts prints one line per instance a rollout replaced:
 //
 //	web#0  pid 1234 → 5678  :8089  ready in 210ms
-func writeRollouts(w io.Writer, rollouts []*supervisor.Rollout) {
+func writeRollouts(w io.Writer, rollouts []*api.Rollout) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rollouts {
 		for _, in := range r.Instances {

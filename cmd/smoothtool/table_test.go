@@ -5,32 +5,31 @@ import (
 	"testing"
 	"time"
 
-	"smoothserve/control"
-	"smoothserve/supervisor"
+	"smoothserve/control/api"
 )
 
 var now = time.Date(2025, 3, 4, 12, 0, 0, 0, time.UTC)
 
 func ago(d time.Duration) time.Time { return now.Add(-d) }
 
-var fixedStatus = &control.Status{
+var fixedStatus = &api.Status{
 	Pid:       4242,
 	StartedAt: ago(26*time.Hour + 5*time.Minute),
 	Config:    "/srv/smoothserve.yaml",
-	Services: []supervisor.ServiceStatus{
-		{Name: "api", Port: 8085, State: supervisor.ServiceStopped, Instances: []supervisor.InstanceStatus{}},
+	Services: []api.ServiceStatus{
+		{Name: "api", Port: 8085, State: api.ServiceStopped, Instances: []api.InstanceStatus{}},
 		{
-			Name: "web", Hosts: []string{"web.test", "*.web.test"}, Port: 8085, State: supervisor.ServiceRunning,
-			Instances: []supervisor.InstanceStatus{
-				{Slot: 0, Port: 8089, Pid: 5678, State: supervisor.StateReady, Inflight: 3, Served: 12045, Restarts: 1, StartedAt: ago(2*time.Minute + 5*time.Second)},
-				{Slot: 1, Port: 8087, State: supervisor.StateBackoff, Served: 7, Restarts: 4, Error: "exit status 2"},
-				{Slot: 2, Port: 8088, Pid: 1236, State: supervisor.StateStarting, StartedAt: ago(1500 * time.Millisecond)},
+			Name: "web", Hosts: []string{"web.test", "*.web.test"}, Port: 8085, State: api.ServiceRunning,
+			Instances: []api.InstanceStatus{
+				{Slot: 0, Port: 8089, Pid: 5678, State: api.StateReady, Inflight: 3, Served: 12045, Restarts: 1, StartedAt: ago(2*time.Minute + 5*time.Second)},
+				{Slot: 1, Port: 8087, State: api.StateBackoff, Served: 7, Restarts: 4, Error: "exit status 2"},
+				{Slot: 2, Port: 8088, Pid: 1236, State: api.StateStarting, StartedAt: ago(1500 * time.Millisecond)},
 			},
-			LastRollout: &supervisor.Rollout{
+			LastRollout: &api.Rollout{
 				Service: "web", Trigger: "smoothtool restart", StartedAt: ago(3 * time.Minute),
-				FinishedAt: ago(3*time.Minute - 2100*time.Millisecond), Outcome: supervisor.RolloutFailed,
+				FinishedAt: ago(3*time.Minute - 2100*time.Millisecond), Outcome: api.RolloutFailed,
 				Error:     "web#1 not ready within 30s",
-				Instances: []supervisor.RolledInstance{{Slot: 0, OldPid: 1234, NewPid: 5678, Port: 8089, ReadyMS: 210}},
+				Instances: []api.RolledInstance{{Slot: 0, OldPid: 1234, NewPid: 5678, Port: 8089, ReadyMS: 210}},
 			},
 		},
 	},
@@ -57,12 +56,12 @@ web  running  port 8085  hosts web.test, *.web.test
 }
 
 func TestWriteRollouts(t *testing.T) {
-	rollouts := []*supervisor.Rollout{
-		{Service: "web", Instances: []supervisor.RolledInstance{
+	rollouts := []*api.Rollout{
+		{Service: "web", Instances: []api.RolledInstance{
 			{Slot: 0, OldPid: 1234, NewPid: 5678, Port: 8089, ReadyMS: 210},
 			{Slot: 1, OldPid: 0, NewPid: 5690, Port: 8090, ReadyMS: 1500},
 		}},
-		{Service: "api-internal", Instances: []supervisor.RolledInstance{
+		{Service: "api-internal", Instances: []api.RolledInstance{
 			{Slot: 0, OldPid: 99, NewPid: 100, Port: 9001, ReadyMS: 0},
 		}},
 	}
@@ -77,7 +76,7 @@ func TestWriteRollouts(t *testing.T) {
 }
 
 func TestRunningRolloutAndAges(t *testing.T) {
-	r := &supervisor.Rollout{Outcome: supervisor.RolloutRunning, StartedAt: ago(75 * time.Second)}
+	r := &api.Rollout{Outcome: api.RolloutRunning, StartedAt: ago(75 * time.Second)}
 	if got, want := outcome(r, now), "running for 1m15s"; got != want {
 		t.Errorf("outcome = %q, want %q", got, want)
 	}
@@ -96,7 +95,7 @@ func TestRunningRolloutAndAges(t *testing.T) {
 }
 
 func TestLogTails(t *testing.T) {
-	got := logTails([]*supervisor.Rollout{{Service: "web", LogTail: []string{"panic: boom", "exit status 2"}}, {Service: "api"}})
+	got := logTails([]*api.Rollout{{Service: "web", LogTail: []string{"panic: boom", "exit status 2"}}, {Service: "api"}})
 	want := "\nthe end of web's log:\n  panic: boom\n  exit status 2"
 	if got != want {
 		t.Errorf("logTails = %q, want %q", got, want)

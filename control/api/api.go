@@ -1,0 +1,151 @@
+// Package api holds what crosses smoothserve's control socket: the status
+// of the daemon, its services and their instances, rollouts, the result of
+// an upgrade, and the errors the API reports by status code. The
+// supervisor produces these values and smoothtool reads them; the package
+// imports nothing of smoothserve, so that a client links these types and
+// not the daemon.
+//
+// The JSON of these types is a contract: operators script against
+// `smoothtool status --json` (README). Fields may be added, never renamed.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors the API reports as 404 and 409, for errors.Is on both sides of
+// the socket.
+var (
+	ErrUnknownService = errors.New("unknown service")
+	ErrDisabled       = errors.New("service is disabled")
+)
+
+// PortInUse is in InstanceStatus.Error when the instance cannot start
+// because another process listens on its port: waiting will not make it
+// ready. It is supervisor.ErrPortInUse's text.
+const PortInUse = "in use by another process"
+
+// Status is the daemon as GET /v1/status reports it.
+type Status struct {
+	Pid       int             `json:"pid"`
+	StartedAt time.Time       `json:"started_at"`
+	Config    string          `json:"config"`
+	Services  []ServiceStatus `json:"services"`
+}
+
+// Service states in ServiceStatus.State.
+const (
+	ServiceRunning  = "running"  // its instances are kept up
+	ServiceStopping = "stopping" // its instances are being drained and stopped
+	ServiceStopped  = "stopped"  // disabled, or the supervisor is not running
+)
+
+// ServiceStatus is one service, disabled ones too.
+type ServiceStatus struct {
+	Name      string           `json:"name"`
+	Hosts     []string         `json:"hosts"`
+	Port      int              `json:"port"`
+	State     string           `json:"state"`
+	Instances []InstanceStatus `json:"instances"`
+	// LastRollout is the service's last rolling restart, finished or not.
+	LastRollout *Rollout `json:"last_rollout,omitempty"`
+}
+
+// InstanceStatus is one slot of a service.
+type InstanceStatus struct {
+	Slot      int       `json:"slot"`
+	Port      int       `json:"port"`
+	Pid       int       `json:"pid"` // 0 while no process runs (backoff)
+	State     State     `json:"state"`
+	Inflight  int64     `json:"inflight"`
+	Served    uint64    `json:"served"`   // across every process lifetime of the slot
+	Restarts  int       `json:"restarts"` // processes started for the slot after the first
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Error     string    `json:"error,omitempty"` // why the last start failed or the process was lost, until ready again
+}
+
+// State is where one slot's instance is in its lifetime. In JSON it is its
+// name.
+type State int
+
+// The states of a slot.
+const (
+	StateStarting State = iota // process started, not ready yet: takes no traffic
+	StateReady                 // in rotation
+	StateDraining              // out of rotation, waiting for requests in flight
+	StateStopping              // signalled, waiting for the process to exit
+	StateBackoff               // no process: waiting to start again after a failure
+)
+
+var stateNames = [...]string{
+	StateStarting: "starting",
+	StateReady:    "ready",
+	StateDraining: "draining",
+	StateStopping: "stopping",
+	StateBackoff:  "backoff",
+}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText makes a State its name in JSON.
+func (s State) MarshalText() ([]byte, error) {
+	if s < 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("invalid instance state %d", int(s))
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText reads a State from its name.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, name := range stateNames {
+		if name == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown instance state %q", b)
+}
+
+// Rollout outcomes.
+const (
+	RolloutRunning = "running"
+	RolloutOK      = "ok"
+	RolloutFailed  = "failed"  // a replacement did not become ready: the instances not yet replaced keep serving
+	RolloutAborted = "aborted" // the service or smoothserve was stopped during it
+)
+
+// Rollout is one rolling restart of a service, as a service's status and a
+// restart report it.
+type Rollout struct {
+	Service    string           `json:"service"`
+	Trigger    string           `json:"trigger"`  // what asked for it: "smoothtool restart", or the changed path
+	Strategy   string           `json:"strategy"` // surge or in_place
+	StartedAt  time.Time        `json:"started_at"`
+	FinishedAt time.Time        `json:"finished_at,omitzero"`
+	Outcome    string           `json:"outcome"`
+	Error      string           `json:"error,omitempty"`
+	LogTail    []string         `json:"log_tail,omitempty"` // the service log's last lines, when a replacement failed
+	Instances  []RolledInstance `json:"instances"`          // one per slot replaced, in order
+}
+
+// RolledInstance is one slot replaced by a rollout.
+type RolledInstance struct {
+	Slot    int   `json:"slot"`
+	OldPid  int   `json:"old_pid"` // 0 when the slot had no running process
+	NewPid  int   `json:"new_pid"`
+	Port    int   `json:"port"`     // the new instance's port
+	ReadyMS int64 `json:"ready_ms"` // from its start until it was ready
+}
+
+// UpgradeResult is a successful upgrade's response.
+type UpgradeResult struct {
+	OldPid int `json:"old_pid"`
+	NewPid int `json:"new_pid"`
+}
