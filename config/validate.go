@@ -96,6 +96,26 @@ func (l *loader) validateService(s *Service) {
 			l.add(k.errorf("server_ip", "want an IP address, got %q", s.ServerIP))
 		}
 	}
+	l.checkServicePorts(s, k, present)
+	l.checkServicePaths(s, k, present)
+	l.checkDuration(k, "delay_running_time", s.DelayRunningTime, false)
+	l.checkDuration(k, "delay_update_time", s.DelayUpdateTime, false)
+	l.checkDuration(k, "start_timeout", s.StartTimeout, true)
+	l.checkDuration(k, "stop_timeout", s.StopTimeout, true)
+	if k.usable("max_body_size") && s.MaxBodySize < 0 {
+		l.add(k.errorf("max_body_size", "must not be negative (0 is no limit), got %d bytes", s.MaxBodySize))
+	}
+	if k.usable("health_check") && s.HealthCheck != "" &&
+		(!strings.HasPrefix(s.HealthCheck, "/") || strings.ContainsFunc(s.HealthCheck, badPathRune)) {
+		l.add(k.errorf("health_check", "want a path starting with /, such as /healthz, got %q", s.HealthCheck))
+	}
+	if k.usable("restart_strategy") && s.RestartStrategy != StrategySurge && s.RestartStrategy != StrategyInPlace {
+		l.add(k.errorf("restart_strategy", "want %q or %q, got %q", StrategySurge, StrategyInPlace, s.RestartStrategy))
+	}
+}
+
+// checkServicePorts checks the proxy port and the instances' range.
+func (l *loader) checkServicePorts(s *Service, k *fileKeys, present func(string) bool) {
 	if k.usable("port") {
 		if !k.set["port"] && s.Port == 0 {
 			l.add(k.errorf("port", "required: smoothserve.yaml sets no ProxyPort"))
@@ -118,6 +138,11 @@ func (l *loader) validateService(s *Service) {
 			l.goodRange[s] = true
 		}
 	}
+}
+
+// checkServicePaths checks the executable, the working folder and what
+// auto_restart watches.
+func (l *loader) checkServicePaths(s *Service, k *fileKeys, present func(string) bool) {
 	// A disabled service is not started, so its executable may be missing
 	// (not built yet, or being replaced); everything else is still checked.
 	if present("executable_path") && s.Enabled {
@@ -132,13 +157,6 @@ func (l *loader) validateService(s *Service) {
 			l.add(k.errorf("working_dir", "%s: %s", s.WorkingDir, msg))
 		}
 	}
-	l.checkDuration(k, "delay_running_time", s.DelayRunningTime, false)
-	l.checkDuration(k, "delay_update_time", s.DelayUpdateTime, false)
-	l.checkDuration(k, "start_timeout", s.StartTimeout, true)
-	l.checkDuration(k, "stop_timeout", s.StopTimeout, true)
-	if k.usable("max_body_size") && s.MaxBodySize < 0 {
-		l.add(k.errorf("max_body_size", "must not be negative (0 is no limit), got %d bytes", s.MaxBodySize))
-	}
 	if s.Enabled && k.usable("watch_files") {
 		for _, w := range s.WatchFiles {
 			if _, err := os.Stat(w); errors.Is(err, fs.ErrNotExist) {
@@ -152,13 +170,6 @@ func (l *loader) validateService(s *Service) {
 				l.add(k.errorf("watch_ignore", "%q is not a valid glob", g))
 			}
 		}
-	}
-	if k.usable("health_check") && s.HealthCheck != "" &&
-		(!strings.HasPrefix(s.HealthCheck, "/") || strings.ContainsFunc(s.HealthCheck, badPathRune)) {
-		l.add(k.errorf("health_check", "want a path starting with /, such as /healthz, got %q", s.HealthCheck))
-	}
-	if k.usable("restart_strategy") && s.RestartStrategy != StrategySurge && s.RestartStrategy != StrategyInPlace {
-		l.add(k.errorf("restart_strategy", "want %q or %q, got %q", StrategySurge, StrategyInPlace, s.RestartStrategy))
 	}
 }
 
