@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"smoothserve/upstream"
 )
 
 // Connection states, for Shutdown: an idle connection is waiting for its
@@ -37,8 +39,9 @@ type conn struct {
 	bw *bufio.Writer
 	cr clientReader
 
-	rid     []byte // the request's id (X-Request-Id)
-	maxBody int64  // the request's service's max_body_size; 0: none
+	rid      []byte         // the request's id (X-Request-Id)
+	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
+	maxBody  int64          // the request's service's max_body_size; 0: none
 
 	clientIP []byte // the client's address, for X-Forwarded-For
 	trusted  bool   // client is a trusted proxy: keep its X-Forwarded-*

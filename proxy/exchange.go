@@ -22,14 +22,17 @@ const maxInterim = 16
 // exchange sends req to an instance over uc and relays the response. began
 // says whether anything of the response reached the client (then a failure
 // can only close the connection); keep whether the client connection may
-// carry another request. uc is back in the pool or closed when it returns.
+// carry another request. uc is back in the pool or closed when it returns,
+// but after a 101: then it is c.tunnelTo, for forward to join to the client.
 func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, kept bool) (keep, began bool, err error) {
 	reusable := false
 	uc.SetFlusher(c)
 	defer func() {
-		if reusable {
+		switch {
+		case c.tunnelTo == uc: // forward joins it to the client once the request is released
+		case reusable:
 			b.Put(uc)
-		} else {
+		default:
 			uc.Close()
 		}
 	}()
@@ -56,7 +59,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 			return false, true, err
 		}
 		uc.SetFlusher(nil)
-		c.tunnel(uc)
+		c.tunnelTo = uc
 		return false, true, nil
 	}
 	framing := framingOf(req, &resp)

@@ -103,6 +103,16 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			}
 		}
 		b.Release(err == nil)
+		if uc := c.tunnelTo; uc != nil {
+			// A WebSocket is not a request in flight: the instance's drain
+			// does not wait for it, and the instance gets SIGTERM while it
+			// is open, to close it as it sees fit. It ends when either
+			// side closes (the instance's exit closes its end).
+			c.tunnelTo = nil
+			c.tunnel(uc)
+			uc.Close()
+			return false
+		}
 		switch {
 		case err == nil:
 			return keep

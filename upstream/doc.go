@@ -5,7 +5,10 @@
 // again, and its in-flight count only falls. Pick increments the count before
 // it checks the drain flag and Drain sets the flag before it reads the count,
 // so a request either sees the drain and goes elsewhere, or is counted and
-// waited for: no request reaches an instance after WaitIdle returned.
+// waited for: no request reaches an instance after WaitIdle returned. A
+// tunnel (a WebSocket, after its 101) is not a request in flight: it stays
+// open through the drain and ends when either side closes it, the
+// instance's exit included.
 //
 // The request path takes no lock shared between services or instances: a Set
 // publishes its rotation as an immutable slice behind an atomic pointer, and

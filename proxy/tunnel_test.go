@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// TestTunnelIsNotARequestInFlight: once a WebSocket is open, its instance's
+// drain does not wait for it (the instance is told to stop while it is
+// open, to close it itself), the tunnel goes on carrying bytes meanwhile,
+// and it ends when the instance closes its end.
+func TestTunnelIsNotARequestInFlight(t *testing.T) {
+	closeNow := make(chan struct{})
+	in := startInstance(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, _ := w.(http.Hijacker).Hijack()
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		go func() { <-closeNow; conn.Write([]byte("bye\n")); conn.Close() }()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString("echo:" + line)
+			brw.Flush()
+		}
+	})
+	set := upstream.NewSet("ws", time.Second)
+	b := upstream.NewBackend("ws", 0, in.addr())
+	set.Add(b)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	echo(t, cl.c, cl.br, "one")
+
+	deadline := time.Now().Add(2 * time.Second)
+	for b.Inflight() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.Inflight(); n != 0 {
+		t.Fatalf("%d requests in flight with only a WebSocket open, want 0", n)
+	}
+	set.Remove(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if !b.WaitIdle(ctx) {
+		t.Fatal("the drain of an instance with only a WebSocket open waited for it")
+	}
+	echo(t, cl.c, cl.br, "two") // still open after the drain
+
+	close(closeNow) // the instance, told to stop, closes its WebSocket itself
+	line, err := cl.br.ReadString('\n')
+	if line != "bye\n" {
+		t.Fatalf("after the instance closed: %q %v, want its own last words", line, err)
+	}
+	cl.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := cl.br.ReadByte(); err != io.EOF {
+		t.Fatalf("the client's end after the instance closed its own: %v, want EOF", err)
+	}
+}
+
+func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
+	t.Helper()
+	io.WriteString(c, msg+"\n")
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo:"+msg+"\n" {
+		t.Fatalf("through the tunnel: %q %v, want echo:%s", line, err, msg)
+	}
+}
