@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"smoothserve/internal/sockpeek"
 	"smoothserve/upstream"
 )
 
@@ -299,6 +301,30 @@ func (c *conn) Flush() error {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	return nil
+}
+
+// Gone reports, without blocking, whether the client has closed (or reset)
+// its connection: what upstream.Conn.WatchClient asks while the instance is
+// quiet. Bytes it sent (its next request) say it is still there; so does a
+// connection that cannot be peeked at.
+func (c *conn) Gone() bool {
+	if c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	raw.Read(func(fd uintptr) bool {
+		gone = sockpeek.FD(fd) == sockpeek.Closed
+		return true
+	})
+	return gone
 }
 
 // prefixed reads pre, then r.

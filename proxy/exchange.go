@@ -26,7 +26,7 @@ const maxInterim = 16
 // but after a 101: then it is c.tunnelTo, for forward to join to the client.
 func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, kept bool) (keep, began bool, err error) {
 	reusable := false
-	uc.SetFlusher(c)
+	uc.SetClient(c)
 	defer func() {
 		switch {
 		case c.tunnelTo == uc: // forward joins it to the client once the request is released
@@ -58,7 +58,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		if err := c.Flush(); err != nil {
 			return false, true, err
 		}
-		uc.SetFlusher(nil)
+		uc.SetClient(nil)
 		c.tunnelTo = uc
 		return false, true, nil
 	}
@@ -66,6 +66,10 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	keep = !c.closing() && keepsAlive(req, framing)
 	c.writeDeadline(time.Now())
 	c.writeResponseHead(req, &resp, framing, keep)
+	// While the body streams, a client that leaves is noticed, and the
+	// instance's connection closed, even while the instance is quiet (a
+	// server-sent events stream between two events).
+	uc.WatchClient()
 
 	switch framing {
 	case bodyLength:
@@ -179,7 +183,7 @@ func (c *conn) writeInterim(resp *response) {
 // before any byte of its response: on a pooled connection, it is the
 // instance having closed it while idle (errStale), not the instance failing.
 func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
-	if errors.Is(err, upstream.ErrFlush) {
+	if errors.Is(err, upstream.ErrFlush) || errors.Is(err, upstream.ErrClientGone) {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	if uc.Reused {
@@ -188,10 +192,10 @@ func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// clientOr maps a failed flush to the client (met while reading from the
-// instance) to errClientGone, and leaves other errors as they are.
+// clientOr maps a failed flush to the client, or the client found gone
+// (met while reading from the instance), to errClientGone, and leaves other errors as they are.
 func (c *conn) clientOr(err error) error {
-	if errors.Is(err, upstream.ErrFlush) {
+	if errors.Is(err, upstream.ErrFlush) || errors.Is(err, upstream.ErrClientGone) {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	return err

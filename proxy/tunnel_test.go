@@ -33,11 +33,7 @@ func TestTunnelIsNotARequestInFlight(t *testing.T) {
 			brw.Flush()
 		}
 	})
-	set := upstream.NewSet("ws", time.Second)
-	b := upstream.NewBackend("ws", 0, in.addr())
-	set.Add(b)
-	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
-	cl := dial(t, f.addr)
+	set, b, cl := proxyToOne(t, in)
 	io.WriteString(cl.c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	resp, err := http.ReadResponse(cl.br, nil)
 	if err != nil || resp.StatusCode != 101 {
@@ -79,4 +75,60 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 	if err != nil || line != "echo:"+msg+"\n" {
 		t.Fatalf("through the tunnel: %q %v, want echo:%s", line, err, msg)
 	}
+}
+
+// TestClientLeavingAQuietStreamClosesTheInstanceConnection: a client that
+// closes its connection while the instance is between two events is
+// noticed within a second; the instance sees the disconnect and its request
+// leaves the in-flight count.
+func TestClientLeavingAQuietStreamClosesTheInstanceConnection(t *testing.T) {
+	disconnected := make(chan time.Time, 1)
+	in := startInstance(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+			disconnected <- time.Now()
+		case <-time.After(10 * time.Second):
+		}
+	})
+	_, b, cl := proxyToOne(t, in)
+	io.WriteString(cl.c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	first := make([]byte, len("data: one\n\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	left := time.Now()
+	cl.c.Close()
+	select {
+	case at := <-disconnected:
+		if d := at.Sub(left); d > time.Second {
+			t.Errorf("the instance heard of the client leaving after %v, want within 1s", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the instance never heard that the client left")
+	}
+	deadline := time.Now().Add(time.Second)
+	for b.Inflight() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.Inflight(); n != 0 {
+		t.Errorf("%d requests in flight after the client left, want 0", n)
+	}
+}
+
+// proxyToOne proxies to in alone, and returns its set, its backend and a
+// client connected to the proxy.
+func proxyToOne(t *testing.T, in *instance) (*upstream.Set, *upstream.Backend, *client) {
+	t.Helper()
+	set := upstream.NewSet(in.name, time.Second)
+	b := upstream.NewBackend(in.name, 0, in.addr())
+	set.Add(b)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
+	return set, b, dial(t, f.addr)
 }

@@ -146,7 +146,7 @@ func (b *Backend) Put(c *Conn) { b.put(c, time.Now()) }
 
 // put pools c, idle since then.
 func (b *Backend) put(c *Conn, since time.Time) {
-	c.flusher = nil
+	c.unwatch()
 	c.idleSince = since
 	b.mu.Lock()
 	if b.shut || len(b.pool) >= maxIdlePerBackend {

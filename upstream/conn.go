@@ -8,7 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"smoothserve/internal/sockpeek"
 )
 
 // Conn is a connection to an instance, with its read buffer.
@@ -20,8 +21,10 @@ type Conn struct {
 	R      *bufio.Reader
 	Reused bool // taken from the idle pool, not freshly dialed
 
-	src     connReader // what R reads from
-	flusher Flusher    // flushed before a read from the instance would block
+	src      connReader // what R reads from
+	client   Client     // the proxy's client connection this exchange is for (SetClient)
+	watching bool       // WatchClient: a blocking read checks that the client is still there
+	armed    bool       // a watch deadline is set on the socket
 
 	raw       syscall.RawConn
 	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
@@ -43,31 +46,6 @@ var dialer = net.Dialer{Timeout: DialTimeout, KeepAlive: -1}
 // ErrDial wraps failures to connect: nothing was sent, so any request may go
 // to another instance.
 var ErrDial = errors.New("connect to instance")
-
-// A Flusher holds bytes for the client that must not wait on the instance.
-type Flusher interface{ Flush() error }
-
-// ErrFlush wraps a Flusher's failure, returned by a read of R: the client
-// is gone, not the instance.
-var ErrFlush = errors.New("flushing to the client")
-
-// SetFlusher makes every read of R that would wait for the instance flush f
-// first (nil: none), so that what the proxy holds for its client (a
-// response head, a chunk) is never kept back while the instance thinks.
-func (c *Conn) SetFlusher(f Flusher) { c.flusher = f }
-
-// connReader is R's source: the socket, after a flush of the client's
-// pending bytes.
-type connReader struct{ c *Conn }
-
-func (r *connReader) Read(p []byte) (int, error) {
-	if f := r.c.flusher; f != nil {
-		if err := f.Flush(); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrFlush, err)
-		}
-	}
-	return r.c.TCPConn.Read(p)
-}
 
 // Get returns an idle connection to b that is still open, or a new one.
 // Every idle connection is checked before it is handed out (alive): one the
@@ -158,11 +136,8 @@ func (c *Conn) alive() bool {
 }
 
 func (c *Conn) peek(fd uintptr) bool {
-	var b [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	// EAGAIN: nothing to read, the connection is open and quiet. Anything
-	// else is EOF (0 bytes), unasked-for bytes, or an error: all dead.
-	c.peekDead = errno != syscall.EAGAIN
+	// Quiet: the connection is open and nothing came. Anything else is EOF,
+	// unasked-for bytes, or an error: all dead.
+	c.peekDead = sockpeek.FD(fd) != sockpeek.Quiet
 	return true
 }
