@@ -31,8 +31,9 @@ func sizeBody(n int) []byte {
 	return b
 }
 
-func newHandler(pid, port int, version string) http.Handler {
+func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", ws.serveEcho(pid))
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, fmt.Sprintf("hello from demo pid=%d port=%d version=%s\n", pid, port, version))
 	})

@@ -1,7 +1,8 @@
 // Demo is a small web service that follows the rules for services run under
 // smoothserve: it listens on the port given by -port, says on stderr when it
 // is listening, and on SIGTERM or SIGINT stops accepting, finishes the
-// requests in flight, and exits 0.
+// requests in flight, closes its WebSockets (/ws, an echo) with 1001 going
+// away, and exits 0.
 //
 // Its endpoints (see handlers.go) and fault flags exist for smoothserve's
 // tests and benchmarks: -fail-start, -never-ready, -start-delay and
@@ -190,8 +191,9 @@ func serve(ctx context.Context, o options, pid int, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "demo: listen on %s: %v\n", addr, err)
 		return exitFailed
 	}
+	ws := newWebSockets()
 	srv := &http.Server{
-		Handler:           newHandler(pid, o.port, o.version),
+		Handler:           newHandler(pid, o.port, o.version, ws),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       o.idleTimeout,
 	}
@@ -209,6 +211,9 @@ func serve(ctx context.Context, o options, pid int, stderr io.Writer) int {
 	began := time.Now()
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
+	// Shutdown does not track WebSockets (hijacked connections): they close
+	// with the demo's own close frame while it drains the requests.
+	ws.goingAway()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 		<-serveErr
@@ -216,6 +221,10 @@ func serve(ctx context.Context, o options, pid int, stderr io.Writer) int {
 		return exitFailed
 	}
 	<-serveErr // http.ErrServerClosed
+	if err := ws.wait(sctx); err != nil {
+		stopped(fmt.Sprintf(", WebSockets still open after %v: %v", shutdownTimeout, err))
+		return exitFailed
+	}
 	stopped(fmt.Sprintf(", drained in %v", time.Since(began).Round(time.Millisecond)))
 	return exitOK
 }
