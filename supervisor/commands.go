@@ -46,7 +46,9 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 // Apply rolls service cfg.Name onto new settings cfg (which must have
 // passed config validation): every instance is replaced by one started with
 // them, and instance_count may grow or shrink. A rollout under way is let
-// finish first: the settings changed after it began.
+// finish first: the settings changed after it began. A rollout that does
+// not succeed puts the settings back (the instances it replaced already
+// go on running): a slot restarted afterwards starts with the old ones.
 func (s *Supervisor) Apply(ctx context.Context, cfg *config.Service, trigger string) (*Rollout, error) {
 	sv, err := s.find(cfg.Name)
 	if err != nil {

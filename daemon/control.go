@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -8,31 +8,26 @@ import (
 	"os"
 	"time"
 
-	"smoothserve/config"
 	"smoothserve/control"
 	"smoothserve/control/api"
-	"smoothserve/supervisor"
 	"smoothserve/upgrade"
 )
 
 // daemonControl is what the control API reaches of the daemon: the
 // supervisor's operations, and the same stop a signal triggers.
 type daemonControl struct {
-	sup       *supervisor.Supervisor
-	cfg       *config.Config
+	d         *Daemon
 	startedAt time.Time
 	// stops feeds serve's select as signals do: false asks for a graceful
 	// stop, true for killing everything at once.
 	stops chan<- bool
-	// upgrade replaces the daemon (daemon.upgrade).
-	upgrade func(ctx context.Context) (int, error)
 }
 
 // Upgrade replaces the daemon. A new process that took over but whose pid
 // could not be read is a success (new pid 0): this process is on its way
 // out, and saying "goes on serving" would be false.
 func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
-	pid, err := d.upgrade(ctx)
+	pid, err := d.d.upgrade(ctx)
 	if errors.Is(err, upgrade.ErrTookOver) {
 		slog.Warn("upgrade: the new smoothserve took over", "err", err)
 		return 0, nil
@@ -42,25 +37,35 @@ func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
 
 var _ control.Daemon = (*daemonControl)(nil)
 
+// Status shows the instances as the supervisor has them, and each
+// service's hosts and proxy port as they run: the running configuration's.
 func (d *daemonControl) Status() api.Status {
+	cfg := d.d.config()
+	services := d.d.sup.Status()
+	for i, st := range services {
+		if svc := cfg.Service(st.Name); svc != nil {
+			services[i].Hosts = append([]string{}, svc.ServerNames...)
+			services[i].Port = svc.Port
+		}
+	}
 	return api.Status{
 		Pid:       os.Getpid(),
 		StartedAt: d.startedAt,
-		Config:    d.cfg.Path,
-		Services:  d.sup.Status(),
+		Config:    cfg.Path,
+		Services:  services,
 	}
 }
 
 func (d *daemonControl) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
-	return d.sup.Restart(ctx, name, trigger)
+	return d.d.sup.Restart(ctx, name, trigger)
 }
 
 func (d *daemonControl) StopService(ctx context.Context, name string) error {
-	return d.sup.StopService(ctx, name)
+	return d.d.sup.StopService(ctx, name)
 }
 
 func (d *daemonControl) StartService(ctx context.Context, name string) error {
-	return d.sup.StartService(ctx, name)
+	return d.d.sup.StartService(ctx, name)
 }
 
 // Shutdown never blocks: once serve has a request of each kind queued, a

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,10 +30,14 @@ import (
 // smoothserve to adopt.
 const stateFileName = "smoothserve.state"
 
-// daemon is one smoothserve process: its listeners, proxy, supervisor and
+// Daemon is one smoothserve process: its listeners, proxy, supervisor and
 // the ways it ends (stopped, killed, or replaced by an upgrade).
-type daemon struct {
-	cfg   *config.Config
+//
+// Ownership: cfg is the running configuration (apply.go): replaced whole,
+// under mu, only by Apply; read by anyone with config(). applying (under
+// mu) holds one lock per service, for one Apply of it at a time. The
+// components set in New are read-only after.
+type Daemon struct {
 	log   *slog.Logger
 	upg   *upgrade.Upgrader
 	px    *proxy.Server
@@ -44,27 +49,37 @@ type daemon struct {
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
+
+	mu       sync.Mutex
+	cfg      atomic.Pointer[config.Config]
+	applying map[string]*sync.Mutex
 }
+
+// config is the running configuration. Its global settings are those the
+// daemon started with; its services are those last applied.
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
 // passFile is the name under which a smoothserve gives the one that
 // replaces it the receiving end of its connpass pair.
 const passFile = "smoothserve-connections"
 
-// serve runs the daemon until a signal (or smoothtool) stops it, or an
-// upgrade replaces it.
-func serve(cfg *config.Config, log *slog.Logger) error {
+// New sets the daemon up for cfg: it listens (or inherits the listeners of
+// the smoothserve it replaces), and readies the proxy and the supervisor,
+// which adopts the instances of an earlier smoothserve. Run runs it.
+func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	upg, err := upgrade.New(cfg.PidFile, cfg.UpgradeTimeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, upg: upg, ready: make(chan struct{})}
+	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), applying: make(map[string]*sync.Mutex)}
+	d.cfg.Store(cfg)
 	// The control socket before the proxy ports: a second smoothserve of
 	// this configuration is refused as such, not for a busy port. After an
 	// upgrade, both are inherited.
 	d.ctlLn, err = upg.ListenUnix(cfg.ControlSocket, control.Listen)
 	if err != nil {
 		upg.Stop()
-		return err
+		return nil, err
 	}
 	d.sets = make(map[string]*upstream.Set)
 	for _, svc := range cfg.Services {
@@ -83,11 +98,11 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}, routesFor(cfg, d.sets))
 	if err != nil {
 		upg.Stop()
-		return err
+		return nil, err
 	}
 	if err := d.listen(); err != nil {
 		upg.Stop()
-		return err
+		return nil, err
 	}
 	d.sup = supervisor.New(cfg, d.sets, log)
 	stateFile := filepath.Join(cfg.StateDir, stateFileName)
@@ -102,17 +117,19 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	} else if f != nil {
 		go d.takeConnections(f)
 	}
-	return d.run()
+	return d, nil
 }
 
-func (d *daemon) run() error {
-	cfg, log := d.cfg, d.log
+// Run runs the daemon until a signal (or smoothtool) stops it, or an
+// upgrade replaces it.
+func (d *Daemon) Run() error {
+	cfg, log := d.config(), d.log
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	// stops is the control API's signal: false graceful, true kill.
 	stops := make(chan bool, 2)
-	ctl := serveControl(d.ctlLn, &daemonControl{sup: d.sup, cfg: cfg, startedAt: time.Now(), stops: stops, upgrade: d.upgrade}, log)
+	ctl := serveControl(d.ctlLn, &daemonControl{d: d, startedAt: time.Now(), stops: stops}, log)
 
 	startServing := d.ports.serve
 	// A process started by an upgrade accepts once it is ready: until
@@ -130,7 +147,7 @@ func (d *daemon) run() error {
 	deployDone := make(chan struct{})
 	deployCtx, stopDeploy := context.WithCancel(context.Background())
 	defer stopDeploy()
-	if err := startAutoRestart(deployCtx, deployDone, cfg, d.sup, d.px, d.sets, d.ports, log); err != nil {
+	if err := d.startAutoRestart(deployCtx, deployDone); err != nil {
 		log.Error(err.Error())
 	}
 	afterCtx, stopAfter := context.WithCancel(context.Background())
@@ -191,7 +208,7 @@ wait:
 	// instances are drained and stopped. A second signal cuts both short.
 	stopped := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg))
+		ctx, cancel := context.WithTimeout(context.Background(), d.stopDeadline())
 		defer cancel()
 		d.px.Shutdown(ctx)
 		stopDeploy()
@@ -239,11 +256,11 @@ wait:
 // previous one gone, it stops the instances no longer configured and rolls
 // the services whose settings changed. A process started by an upgrade
 // begins accepting (startServing) then, at its full priority.
-func (d *daemon) becomeReady(ctx context.Context, startServing func()) {
+func (d *Daemon) becomeReady(ctx context.Context, startServing func()) {
 	log := d.log
-	wait := d.cfg.UpgradeTimeout - time.Second
+	wait := d.config().UpgradeTimeout - time.Second
 	if !d.upg.HasParent() {
-		wait = maxStartTimeout(d.cfg) + 5*time.Second
+		wait = maxStartTimeout(d.config()) + 5*time.Second
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	err := d.sup.WaitReady(wctx)
@@ -270,7 +287,7 @@ func (d *daemon) becomeReady(ctx context.Context, startServing func()) {
 
 	// Until the previous smoothserve has exited it may still send requests
 	// to any instance it knew: leave them alone until then.
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+30*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+30*time.Second)
 	err = d.upg.WaitForParent(pctx)
 	cancel()
 	if err != nil && ctx.Err() == nil {
@@ -290,7 +307,7 @@ func (d *daemon) becomeReady(ctx context.Context, startServing func()) {
 }
 
 // upgrade replaces this smoothserve with a new process of its binary.
-func (d *daemon) upgrade(ctx context.Context) (int, error) {
+func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 	select {
 	case <-d.ready:
 	default:
@@ -298,7 +315,7 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 	}
 	// A process that has just replaced its parent can be replaced only
 	// once that parent is gone.
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.UpgradeDrainTimeout+5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+5*time.Second)
 	err := d.upg.WaitForParent(pctx)
 	cancel()
 	if err != nil {
@@ -329,7 +346,7 @@ func (d *daemon) upgrade(ctx context.Context) (int, error) {
 // the listeners and the instances. Requests in progress finish, the clients'
 // connections go over to the new process, and the instances are left
 // running.
-func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.CancelFunc, deployDone <-chan struct{},
+func (d *Daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.CancelFunc, deployDone <-chan struct{},
 	stopSup context.CancelFunc, supDone <-chan error) error {
 	d.log.Info("the new smoothserve took over; draining and exiting without stopping instances")
 	stopAfter()
@@ -339,7 +356,7 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 	// in progress are answered, then their connections passed. Only then
 	// does the supervisor let go of the instances; it is frozen meanwhile,
 	// so it starts and stops nothing.
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.UpgradeDrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), d.config().UpgradeDrainTimeout)
 	defer cancel()
 	if err := d.drain(ctx); err != nil {
 		d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
@@ -357,9 +374,9 @@ func (d *daemon) handOver(ctl *controlServer, stopAfter, stopDeploy context.Canc
 }
 
 // listen opens (or inherits) every proxy port.
-func (d *daemon) listen() error {
-	d.ports = newProxyPorts(d.cfg.ProxyAddr, d.upg, d.px)
-	for _, port := range d.cfg.ProxyPorts() {
+func (d *Daemon) listen() error {
+	d.ports = newProxyPorts(d.config().ProxyAddr, d.upg, d.px)
+	for _, port := range d.config().ProxyPorts() {
 		if _, err := d.ports.open(port); err != nil {
 			return err
 		}
@@ -368,10 +385,10 @@ func (d *daemon) listen() error {
 }
 
 // removePidFile removes the pid file if it still names this process.
-func (d *daemon) removePidFile() {
-	b, err := os.ReadFile(d.cfg.PidFile)
+func (d *Daemon) removePidFile() {
+	b, err := os.ReadFile(d.config().PidFile)
 	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
-		os.Remove(d.cfg.PidFile)
+		os.Remove(d.config().PidFile)
 	}
 }
 
@@ -382,4 +399,27 @@ func maxStartTimeout(cfg *config.Config) time.Duration {
 		d = max(d, s.StartTimeout)
 	}
 	return d
+}
+
+// stopDeadline is how long the proxy may wait for requests in progress at
+// a stop: as long as the longest drain a service allows, in the
+// configuration running now (a stop_timeout applied since the start
+// counts), and at least 30 s.
+func (d *Daemon) stopDeadline() time.Duration {
+	deadline := 30 * time.Second
+	for _, s := range d.config().Services {
+		deadline = max(deadline, s.StopTimeout)
+	}
+	return deadline
+}
+
+// routesFor is the routing table of cfg's enabled services.
+func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route {
+	var routes []proxy.Route
+	for _, svc := range cfg.Services {
+		if set := sets[svc.Name]; svc.Enabled && set != nil {
+			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set})
+		}
+	}
+	return routes
 }

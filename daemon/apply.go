@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"smoothserve/autorestart"
+	"smoothserve/config"
+	"smoothserve/proxy"
+	"smoothserve/supervisor"
+)
+
+// Apply is the one way to change what runs for a service: at start (the
+// configuration New is given), on a file change (auto_restart), and at a
+// reload. A service's proxy port, hosts and settings become the running
+// ones, routed and shown by status, when the rollout that carries them
+// has succeeded; a failed rollout leaves the service as it was.
+
+// Apply rolls service svc (validated) onto its new settings and, once the
+// rollout has succeeded, makes them the running ones: routes, proxy port
+// and status follow. A new proxy port that cannot be opened leaves the
+// service on its old one (the rest applies). via names who asks, for the
+// log ("auto_restart", "reload"); trigger is the rollout's record.
+func (d *Daemon) Apply(ctx context.Context, svc *config.Service, via, trigger string) (*supervisor.Rollout, error) {
+	mu := d.serviceLock(svc.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	log := d.log.With("service", svc.Name)
+	cur := d.config().Service(svc.Name)
+	if cur == nil {
+		return nil, fmt.Errorf("%w %q", supervisor.ErrUnknownService, svc.Name)
+	}
+	next := *svc
+	if next.Port != cur.Port {
+		opened, err := d.ports.open(next.Port)
+		switch {
+		case err != nil:
+			log.Error(via+": the new proxy port cannot be opened; the service stays on its old one",
+				"port", next.Port, "old_port", cur.Port, "err", err)
+			next.Port = cur.Port
+		case opened:
+			log.Info(via+": listening on a new proxy port", "port", next.Port)
+		}
+	}
+	// Routes that cannot be built (a second default service on a port)
+	// are refused before anything is rolled.
+	if err := proxy.CheckRoutes(routesFor(withService(d.config(), &next), d.sets)); err != nil {
+		return nil, fmt.Errorf("%s: routing would be invalid; nothing changes: %w", via, err)
+	}
+	r, err := d.sup.Apply(ctx, &next, trigger)
+	if err != nil {
+		return r, err
+	}
+	if err := d.setRunning(&next); err != nil {
+		log.Error(via+": routing unchanged", "err", err)
+	}
+	return r, nil
+}
+
+// setRunning makes svc the running settings of its service and routes
+// them.
+func (d *Daemon) setRunning(svc *config.Service) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := withService(d.config(), svc)
+	if err := d.px.SetRoutes(routesFor(next, d.sets)); err != nil {
+		return err
+	}
+	d.cfg.Store(next)
+	return nil
+}
+
+// serviceLock is the lock that makes one Apply of service name at a time.
+func (d *Daemon) serviceLock(name string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mu := d.applying[name]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		d.applying[name] = mu
+	}
+	return mu
+}
+
+// withService is cfg with svc in place of the service of its name.
+func withService(cfg *config.Config, svc *config.Service) *config.Config {
+	next := *cfg
+	next.Services = make([]*config.Service, len(cfg.Services))
+	for i, s := range cfg.Services {
+		if s.Name == svc.Name {
+			s = svc
+		}
+		next.Services[i] = s
+	}
+	return &next
+}
+
+// autoRestart is what auto_restart reaches of the daemon: Apply, logged
+// as auto_restart's.
+type autoRestart struct{ d *Daemon }
+
+func (a autoRestart) Apply(ctx context.Context, svc *config.Service, trigger string) (*supervisor.Rollout, error) {
+	return a.d.Apply(ctx, svc, "auto_restart", trigger)
+}
+
+// startAutoRestart runs the rollouts on file changes of the auto_restart
+// services until ctx is done, then closes done.
+func (d *Daemon) startAutoRestart(ctx context.Context, done chan<- struct{}) error {
+	cfg := d.config()
+	if len(autorestart.Specs(cfg)) == 0 {
+		close(done)
+		return nil
+	}
+	ar, err := autorestart.New(autorestart.Options{Config: cfg, Apply: autoRestart{d}, Log: d.log})
+	if err != nil {
+		close(done)
+		return fmt.Errorf("auto_restart is off: %w", err)
+	}
+	go func() {
+		defer close(done)
+		if err := ar.Run(ctx); err != nil {
+			d.log.Error(err.Error())
+		}
+	}()
+	return nil
+}
+
+var _ autorestart.Applier = autoRestart{}
