@@ -2,15 +2,14 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"smoothserve/control"
 	"smoothserve/control/api"
-	"smoothserve/upgrade"
 )
 
 // daemonControl is what the control API reaches of the daemon: the
@@ -18,21 +17,15 @@ import (
 type daemonControl struct {
 	d         *Daemon
 	startedAt time.Time
-	// stops feeds serve's select as signals do: false asks for a graceful
+	// stops feeds Run's select as signals do: false asks for a graceful
 	// stop, true for killing everything at once.
 	stops chan<- bool
 }
 
-// Upgrade replaces the daemon. A new process that took over but whose pid
-// could not be read is a success (new pid 0): this process is on its way
-// out, and saying "goes on serving" would be false.
+// Upgrade replaces the daemon (upgrade.go). A new process that took over
+// but whose pid could not be read is a success with new pid 0.
 func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
-	pid, err := d.d.upgrade(ctx)
-	if errors.Is(err, upgrade.ErrTookOver) {
-		slog.Warn("upgrade: the new smoothserve took over", "err", err)
-		return 0, nil
-	}
-	return pid, err
+	return d.d.upgrade(ctx)
 }
 
 var _ control.Daemon = (*daemonControl)(nil)
@@ -80,12 +73,14 @@ func (d *daemonControl) Shutdown(force bool) {
 // controlServer is the running control API.
 type controlServer struct {
 	srv  *control.Server
+	ln   net.Listener
 	done chan struct{} // closed when Serve has returned
+	once sync.Once     // close
 }
 
-// serveControl serves the control API on ln until closeControl.
+// serveControl serves the control API on ln until close.
 func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlServer {
-	c := &controlServer{srv: control.NewServer(d, log), done: make(chan struct{})}
+	c := &controlServer{srv: control.NewServer(d, log), ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		if err := c.srv.Serve(ln); err != nil {
@@ -95,13 +90,22 @@ func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlS
 	return c
 }
 
+// stopAccepting makes this daemon stop answering on the control socket,
+// which stays in place for the new daemon that holds it too.
+func (c *controlServer) stopAccepting() {
+	control.KeepSocket(c.ln)
+	c.srv.StopAccepting()
+}
+
 // close stops the control API, last thing before smoothserve exits: until
 // then smoothtool can watch the stop. Operations still waiting get a
 // moment to answer, then their contexts are cancelled. The socket goes
-// with the listener.
+// with the listener (unless stopAccepting kept it). Safe to call twice.
 func (c *controlServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	c.srv.Shutdown(ctx)
-	<-c.done
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c.srv.Shutdown(ctx)
+		<-c.done
+	})
 }
