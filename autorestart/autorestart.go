@@ -54,6 +54,12 @@ func New(opts Options) (*Deployer, error) {
 	return d, nil
 }
 
+// Watch makes the watched files those of cfg's auto_restart services
+// (after a reload).
+func (d *Deployer) Watch(cfg *config.Config) error {
+	return d.w.Set(Specs(cfg))
+}
+
 // Specs is what to watch for cfg: for each enabled service with
 // auto_restart, its executable, its yaml file and its watch_files.
 func Specs(cfg *config.Config) []watch.Spec {

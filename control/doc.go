@@ -36,4 +36,5 @@
 //	POST /v1/services/{name}/start    {}; name may be "all"; returns when ready
 //	POST /v1/shutdown?force=1         {}; returns at once, the daemon stops after
 //	POST /v1/upgrade                  api.UpgradeResult; returns when the new daemon is ready, or why it failed
+//	POST /v1/reload                   api.ReloadResult; applies the configuration on disk, returns when done
 package control

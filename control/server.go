@@ -41,6 +41,7 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/services/{name}/start", s.startService)
 	mux.HandleFunc("POST /v1/shutdown", s.shutdown)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("POST /v1/reload", s.reload)
 	s.srv = &http.Server{
 		Handler: mux,
 		// No WriteTimeout: a restart answers when its rollout ends, minutes
@@ -139,6 +140,17 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("control: shutdown", "force", force == "1")
 	s.d.Shutdown(force == "1")
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("control: reload")
+	res, err := s.d.Reload(r.Context())
+	if err != nil {
+		s.log.Warn("control: reload failed", "err", err)
+		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {

@@ -88,6 +88,13 @@ func (f *fakeDaemon) Upgrade(ctx context.Context) (int, error) {
 	return 4343, nil
 }
 
+func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	if err := f.record("reload"); err != nil {
+		return nil, err
+	}
+	return &api.ReloadResult{Services: []api.ServiceChange{{Name: "web", Change: api.ChangeRolled}}}, nil
+}
+
 func (f *fakeDaemon) gotCalls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -150,6 +157,17 @@ func TestRoutes(t *testing.T) {
 			}
 			return nil, err
 		}, "upgrade", 0, nil, 0},
+		{"reload", nil, nil, func(c *Client) ([]*api.Rollout, error) {
+			res, err := c.Reload(ctx())
+			if err == nil && (len(res.Services) != 1 || res.Services[0] != api.ServiceChange{Name: "web", Change: api.ChangeRolled}) {
+				err = fmt.Errorf("reload result %+v, want web rolled", res)
+			}
+			return nil, err
+		}, "reload", 0, nil, 0},
+		{"reload invalid", errors.New("configuration is invalid"), nil, func(c *Client) ([]*api.Rollout, error) {
+			_, err := c.Reload(ctx())
+			return nil, err
+		}, "reload", 500, nil, 0},
 		{"upgrade failed", errors.New("the new smoothserve did not take over: child exited"), nil, func(c *Client) ([]*api.Rollout, error) {
 			_, err := c.Upgrade(ctx())
 			return nil, err

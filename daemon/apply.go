@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"smoothserve/autorestart"
 	"smoothserve/config"
 	"smoothserve/proxy"
 	"smoothserve/supervisor"
+	"smoothserve/upstream"
 )
 
 // Apply is the one way to change what runs for a service: at start (the
@@ -45,7 +47,7 @@ func (d *Daemon) Apply(ctx context.Context, svc *config.Service, via, trigger st
 	}
 	// Routes that cannot be built (a second default service on a port)
 	// are refused before anything is rolled.
-	if err := proxy.CheckRoutes(routesFor(withService(d.config(), &next), d.sets)); err != nil {
+	if err := proxy.CheckRoutes(routesFor(withService(d.config(), &next), d.setsNow())); err != nil {
 		return nil, fmt.Errorf("%s: routing would be invalid; nothing changes: %w", via, err)
 	}
 	r, err := d.sup.Apply(ctx, &next, trigger)
@@ -63,12 +65,27 @@ func (d *Daemon) Apply(ctx context.Context, svc *config.Service, via, trigger st
 func (d *Daemon) setRunning(svc *config.Service) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	next := withService(d.config(), svc)
-	if err := d.px.SetRoutes(routesFor(next, d.sets)); err != nil {
+	return d.commit(withService(d.config(), svc), d.sets)
+}
+
+// commit makes next the running configuration, with sets the rotation of
+// each of its services, and routes it; the caller holds mu. A table the
+// proxy refuses changes nothing.
+func (d *Daemon) commit(next *config.Config, sets map[string]*upstream.Set) error {
+	if err := d.px.SetRoutes(routesFor(next, sets)); err != nil {
 		return err
 	}
 	d.cfg.Store(next)
+	d.sets = sets
 	return nil
+}
+
+// setsNow is the rotation of each service; the map is never modified
+// (commit replaces it).
+func (d *Daemon) setsNow() map[string]*upstream.Set {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sets
 }
 
 // serviceLock is the lock that makes one Apply of service name at a time.
@@ -83,16 +100,23 @@ func (d *Daemon) serviceLock(name string) *sync.Mutex {
 	return mu
 }
 
-// withService is cfg with svc in place of the service of its name.
+// withService is cfg with svc in place of the service of its name, or
+// added after the others.
 func withService(cfg *config.Config, svc *config.Service) *config.Config {
 	next := *cfg
-	next.Services = make([]*config.Service, len(cfg.Services))
-	for i, s := range cfg.Services {
-		if s.Name == svc.Name {
-			s = svc
-		}
-		next.Services[i] = s
+	next.Services = slices.Clone(cfg.Services)
+	if i := slices.IndexFunc(next.Services, func(s *config.Service) bool { return s.Name == svc.Name }); i >= 0 {
+		next.Services[i] = svc
+	} else {
+		next.Services = append(next.Services, svc)
 	}
+	return &next
+}
+
+// withoutService is cfg without service name.
+func withoutService(cfg *config.Config, name string) *config.Config {
+	next := *cfg
+	next.Services = slices.DeleteFunc(slices.Clone(cfg.Services), func(s *config.Service) bool { return s.Name == name })
 	return &next
 }
 
@@ -105,18 +129,15 @@ func (a autoRestart) Apply(ctx context.Context, svc *config.Service, trigger str
 }
 
 // startAutoRestart runs the rollouts on file changes of the auto_restart
-// services until ctx is done, then closes done.
+// services until ctx is done, then closes done. It runs with none too: a
+// reload may add one.
 func (d *Daemon) startAutoRestart(ctx context.Context, done chan<- struct{}) error {
-	cfg := d.config()
-	if len(autorestart.Specs(cfg)) == 0 {
-		close(done)
-		return nil
-	}
-	ar, err := autorestart.New(autorestart.Options{Config: cfg, Apply: autoRestart{d}, Log: d.log})
+	ar, err := autorestart.New(autorestart.Options{Config: d.config(), Apply: autoRestart{d}, Log: d.log})
 	if err != nil {
 		close(done)
 		return fmt.Errorf("auto_restart is off: %w", err)
 	}
+	d.ar.Store(ar)
 	go func() {
 		defer close(done)
 		if err := ar.Run(ctx); err != nil {

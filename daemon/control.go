@@ -61,6 +61,10 @@ func (d *daemonControl) StartService(ctx context.Context, name string) error {
 	return d.d.sup.StartService(ctx, name)
 }
 
+func (d *daemonControl) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	return d.d.Reload(ctx)
+}
+
 // Shutdown never blocks: once serve has a request of each kind queued, a
 // further one would change nothing.
 func (d *daemonControl) Shutdown(force bool) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/autorestart"
 	"smoothserve/config"
 	"smoothserve/connpass"
 	"smoothserve/control"
@@ -31,10 +32,11 @@ const stateFileName = "smoothserve.state"
 // Daemon is one smoothserve process: its listeners, proxy, supervisor and
 // the ways it ends (stopped, killed, or replaced by an upgrade).
 //
-// Ownership: cfg is the running configuration (apply.go): replaced whole,
-// under mu, only by Apply; read by anyone with config(). applying (under
-// mu) holds one lock per service, for one Apply of it at a time. The
-// components set in New are read-only after.
+// Ownership: cfg is the running configuration (apply.go) and sets the
+// rotation of each of its services: both replaced whole, under mu, only by
+// Apply and reload; cfg is read by anyone with config(), sets with
+// setsNow(). applying (under mu) holds one lock per service, for one
+// change of it at a time. The components set in New are read-only after.
 type Daemon struct {
 	log   *slog.Logger
 	upg   *upgrade.Upgrader
@@ -52,6 +54,8 @@ type Daemon struct {
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
+
+	ar atomic.Pointer[autorestart.Deployer] // set once auto_restart runs
 
 	mu       sync.Mutex
 	cfg      atomic.Pointer[config.Config]

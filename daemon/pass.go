@@ -49,7 +49,7 @@ func (d *Daemon) takeConnections(f *os.File) {
 
 // backendAt is the backend of the instance at addr, or nil.
 func (d *Daemon) backendAt(addr string) *upstream.Backend {
-	for _, set := range d.sets {
+	for _, set := range d.setsNow() {
 		for _, b := range set.Backends() {
 			if b.Addr == addr {
 				return b
@@ -109,7 +109,7 @@ func (d *Daemon) drain(ctx context.Context) error {
 // failure the rest are closed instead.
 func (d *Daemon) passIdle(pass *connpass.Sender) {
 	failed := false
-	for _, set := range d.sets {
+	for _, set := range d.setsNow() {
 		for _, b := range set.Backends() {
 			for _, c := range b.TakeIdle() {
 				if c.R.Buffered() > 0 {

@@ -28,7 +28,7 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 		return []*Rollout{r}, err
 	}
 	var out []*Rollout
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if !sv.cfg().Enabled || sv.snap.Load().state != ServiceRunning {
 			continue
 		}
@@ -59,7 +59,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Service, trigger str
 
 // find returns the enabled service called name.
 func (s *Supervisor) find(name string) (*service, error) {
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if sv.cfg().Name == name {
 			if !sv.cfg().Enabled {
 				return nil, fmt.Errorf("%w: %s (enabled: false in %s)", ErrDisabled, name, sv.cfg().File)
@@ -107,7 +107,7 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	var svs []*service
 	if name == "all" {
-		for _, sv := range s.services {
+		for _, sv := range s.list() {
 			if sv.cfg().Enabled {
 				svs = append(svs, sv)
 			}
