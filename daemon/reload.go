@@ -17,10 +17,15 @@ const reloadTrigger = "smoothtool reload"
 
 // Reload applies the configuration on disk without replacing the process:
 // services added are started, removed ones stopped, changed ones rolled
-// (Apply), one after another. An invalid configuration changes nothing.
+// (Apply), one after another. An invalid configuration changes nothing;
+// so does a reload before this process is settled (ready, and the one it
+// replaced gone) or during an upgrade (the supervisor refuses).
 // The settings of smoothserve.yaml itself (ProxyPort, timeouts, sockets)
 // apply at the next upgrade.
 func (d *Daemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	if err := d.settled(ctx); err != nil {
+		return nil, err
+	}
 	cur := d.config()
 	cfg, err := config.Load(cur.Path)
 	if err != nil {

@@ -35,18 +35,8 @@ import (
 // upgrade replaces this smoothserve with a new process of its binary
 // (steps 1–4) and returns the new pid (0 if it could not be read).
 func (d *Daemon) upgrade(ctx context.Context) (int, error) {
-	select {
-	case <-d.ready:
-	default:
-		return 0, errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
-	}
-	// A process that has just replaced its parent can be replaced only
-	// once that parent is gone.
-	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+5*time.Second)
-	err := d.upg.WaitForParent(pctx)
-	cancel()
-	if err != nil {
-		return 0, fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
+	if err := d.settled(ctx); err != nil {
+		return 0, err
 	}
 	// Inside Upgrade's one-at-a-time: the pair goes with the process this
 	// upgrade starts.
@@ -78,6 +68,23 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 	}
 	d.ctl.stopAccepting()
 	return pid, nil
+}
+
+// settled returns nil once this process is the ready daemon and the one
+// it replaced (if any) has exited: until then that one may still send
+// requests to any instance it knew, so what runs may not change.
+func (d *Daemon) settled(ctx context.Context) error {
+	select {
+	case <-d.ready:
+	default:
+		return errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
+	}
+	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+5*time.Second)
+	defer cancel()
+	if err := d.upg.WaitForParent(pctx); err != nil {
+		return fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
+	}
+	return nil
 }
 
 // upgradeOnSignal is an upgrade asked by SIGHUP: only the log tells how

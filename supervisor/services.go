@@ -16,10 +16,19 @@ import (
 // AddService adds service cfg (validated), whose rotation is set, after
 // the others, and starts its instances if it is enabled; it returns at
 // once (StartService waits until they are ready). A disabled service of
-// the same name is replaced; a running one is an error.
+// the same name is replaced; a running one is an error. It is refused
+// (ErrFrozen) while an upgrade hands over.
 func (s *Supervisor) AddService(cfg *config.Service, set *upstream.Set) error {
 	if cfg.Enabled && set == nil {
 		return fmt.Errorf("supervisor: no upstream set for service %s", cfg.Name)
+	}
+	// Frozen, the state file the next smoothserve adopts from is written:
+	// instances started now would be nobody's.
+	s.stateMu.Lock()
+	frozen := s.stateFrozen
+	s.stateMu.Unlock()
+	if frozen {
+		return ErrFrozen
 	}
 	s.svcMu.Lock()
 	defer s.svcMu.Unlock()
