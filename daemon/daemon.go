@@ -36,7 +36,9 @@ const stateFileName = "smoothserve.state"
 // rotation of each of its services: both replaced whole, under mu, only by
 // Apply and reload; cfg is read by anyone with config(), sets with
 // setsNow(). applying (under mu) holds one lock per service, for one
-// change of it at a time. The components set in New are read-only after.
+// change of it at a time. The components set in New are read-only after;
+// ctl is set when the control component starts, before anything that
+// reads it (an upgrade waits for ready, which comes after).
 type Daemon struct {
 	log   *slog.Logger
 	upg   *upgrade.Upgrader

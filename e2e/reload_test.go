@@ -64,4 +64,27 @@ func TestSmoothtoolReloadAppliesTheFilesOnDisk(t *testing.T) {
 	if code, out, errOut := e.tool("reload"); code != 0 || strings.Count(out, "unchanged") != 2 {
 		t.Errorf("a second reload: exit %d, stdout %q, stderr %q; want web and extra unchanged", code, out, errOut)
 	}
+
+	// enabled: false stops the service; true again starts it.
+	extraFile := filepath.Join(e.dir, "services", "extra.yaml")
+	extra, err := os.ReadFile(extraFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, extraFile, string(extra)+"enabled: false\n")
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  disabled\n") {
+		t.Errorf("reload with extra disabled: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, s := range e.statusJSON()["services"].([]any) {
+		if svc := s.(map[string]any); svc["name"] == "extra" && (svc["state"] != "stopped" || len(svc["instances"].([]any)) != 0) {
+			t.Errorf("status of extra after it was disabled: %v, want stopped with no instance", svc)
+		}
+	}
+	// web is alone on the port now: it takes every host.
+	expect("extra.test", 200, "version=2")
+	writeFile(t, extraFile, string(extra))
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  enabled\n") {
+		t.Errorf("reload with extra enabled again: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	expect("extra.test", 200, "version=1")
 }
