@@ -13,11 +13,14 @@ import (
 	"smoothserve/upstream"
 )
 
-// Apply is the one way to change what runs for a service: at start (the
-// configuration New is given), on a file change (auto_restart), and at a
-// reload. A service's proxy port, hosts and settings become the running
-// ones, routed and shown by status, when the rollout that carries them
-// has succeeded; a failed rollout leaves the service as it was.
+// The running configuration starts as the one New is given (what the
+// supervisor starts, or adopts after an upgrade) and changes one service at
+// a time, only here: Apply, for new settings of a service (a file change
+// with auto_restart, a reload), and reload's adding and removing of
+// services (reload.go). A service's proxy port, hosts and settings become
+// the running ones, routed and shown by status, when the rollout that
+// carries them has succeeded; a failed rollout leaves the service as it
+// was.
 
 // Apply rolls service svc (validated) onto its new settings and, once the
 // rollout has succeeded, makes them the running ones: routes, proxy port
