@@ -153,10 +153,10 @@ func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 	svc := cfg.Service(ch.Name)
 	switch {
 	case svc == nil:
-		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothserve reloads its configuration")
+		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothtool reload (or an upgrade)")
 		return
 	case !svc.Enabled:
-		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothserve reloads its configuration")
+		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothtool reload (or an upgrade)")
 		return
 	}
 	log.Info("auto_restart: files changed; rolling out")
