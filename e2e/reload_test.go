@@ -87,4 +87,11 @@ func TestSmoothtoolReloadAppliesTheFilesOnDisk(t *testing.T) {
 		t.Errorf("reload with extra enabled again: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	expect("extra.test", 200, "version=1")
+
+	// An invalid file changes nothing, and says where it is wrong.
+	writeFile(t, extraFile, string(extra)+"instance_cout: 2\n")
+	if code, out, errOut := e.tool("reload"); code != 1 || !strings.Contains(errOut, "extra.yaml:") || !strings.Contains(errOut, "instance_cout") {
+		t.Errorf("reload of an invalid file: exit %d, stdout %q, stderr %q; want 1 naming the file and key", code, out, errOut)
+	}
+	expect("extra.test", 200, "version=1")
 }

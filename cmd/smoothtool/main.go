@@ -122,7 +122,7 @@ func (t *tool) upgrade(ctx context.Context) error {
 func (t *tool) reload(ctx context.Context) error {
 	res, err := t.client.Reload(ctx)
 	if err != nil {
-		return fmt.Errorf("reload failed; nothing changed: %w", err)
+		return fmt.Errorf("reload failed: %w", err)
 	}
 	failed := 0
 	for _, ch := range res.Services {
