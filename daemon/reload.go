@@ -80,6 +80,9 @@ func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service) ap
 	default:
 		ch.Change = api.ChangeRolled
 		_, err = d.Apply(ctx, svc, "reload", reloadTrigger)
+		if now := d.config().Service(svc.Name); err == nil && now != nil && now.Port != svc.Port {
+			err = fmt.Errorf("proxy port %d cannot be opened (see the log): it stays on %d", svc.Port, now.Port)
+		}
 	}
 	if err != nil {
 		ch.Error = err.Error()
