@@ -12,19 +12,17 @@ import (
 	"smoothserve/watch"
 )
 
-// Supervisor is what a rollout on a file change needs.
-type Supervisor interface {
-	Apply(ctx context.Context, cfg *config.Service, trigger string) (*supervisor.Rollout, error)
+// Applier makes a service's new settings the running ones, by a rollout
+// (daemon.Daemon.Apply): only that service's, never another's.
+type Applier interface {
+	Apply(ctx context.Context, svc *config.Service, trigger string) (*supervisor.Rollout, error)
 }
 
-// Options configure a Deployer. Config and Sup are required.
+// Options configure a Deployer. Config and Apply are required.
 type Options struct {
 	Config *config.Config // the configuration smoothserve runs with
-	Sup    Supervisor
-	// OnConfig, when set, is given every valid configuration read after a
-	// change, before the rollout, so that routing can follow it.
-	OnConfig func(*config.Config)
-	Log      *slog.Logger // nil: slog.Default()
+	Apply  Applier
+	Log    *slog.Logger // nil: slog.Default()
 }
 
 // Deployer watches the files of the auto_restart services and rolls them
@@ -33,11 +31,10 @@ type Options struct {
 // Ownership: Run's goroutine owns queues (one per service) and passes each
 // change to that service's worker; cfgPath is read-only.
 type Deployer struct {
-	cfgPath  string
-	sup      Supervisor
-	onConfig func(*config.Config)
-	log      *slog.Logger
-	w        *watch.Watcher
+	cfgPath string
+	apply   Applier
+	log     *slog.Logger
+	w       *watch.Watcher
 }
 
 // New watches the files of cfg's auto_restart services.
@@ -50,11 +47,17 @@ func New(opts Options) (*Deployer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auto_restart: %w", err)
 	}
-	d := &Deployer{cfgPath: opts.Config.Path, sup: opts.Sup, onConfig: opts.OnConfig, log: log, w: w}
+	d := &Deployer{cfgPath: opts.Config.Path, apply: opts.Apply, log: log, w: w}
 	if err := w.Set(Specs(opts.Config)); err != nil {
 		return nil, fmt.Errorf("auto_restart: %w", err)
 	}
 	return d, nil
+}
+
+// Watch makes the watched files those of cfg's auto_restart services
+// (after a reload).
+func (d *Deployer) Watch(cfg *config.Config) error {
+	return d.w.Set(Specs(cfg))
 }
 
 // Specs is what to watch for cfg: for each enabled service with
@@ -119,13 +122,14 @@ func (d *Deployer) worker(ctx context.Context, q <-chan watch.Change) {
 		case <-ctx.Done():
 			return
 		case ch := <-q:
-			d.apply(ctx, ch)
+			d.applyChange(ctx, ch)
 		}
 	}
 }
 
-// apply reads the configuration afresh and rolls the service onto it.
-func (d *Deployer) apply(ctx context.Context, ch watch.Change) {
+// applyChange reads the configuration afresh and applies the service's
+// part of it: the other services' files are not applied.
+func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 	trigger := ch.Paths[0]
 	if len(ch.Paths) > 1 {
 		trigger = fmt.Sprintf("%s (and %d more)", ch.Paths[0], len(ch.Paths)-1)
@@ -149,17 +153,14 @@ func (d *Deployer) apply(ctx context.Context, ch watch.Change) {
 	svc := cfg.Service(ch.Name)
 	switch {
 	case svc == nil:
-		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothserve reloads its configuration")
+		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothtool reload (or an upgrade)")
 		return
 	case !svc.Enabled:
-		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothserve reloads its configuration")
+		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothtool reload (or an upgrade)")
 		return
 	}
-	if d.onConfig != nil {
-		d.onConfig(cfg)
-	}
 	log.Info("auto_restart: files changed; rolling out")
-	r, err := d.sup.Apply(ctx, svc, trigger)
+	r, err := d.apply.Apply(ctx, svc, trigger)
 	if err != nil {
 		log.Error("auto_restart: rollout did not complete; the next change tries again", "err", err)
 		return

@@ -1,11 +1,12 @@
 // Package autorestart rolls out a service when its files change: the
 // services with auto_restart: true have their executable, their own yaml
 // file and their watch_files watched (package watch), and once a burst of
-// changes is over, the configuration is read afresh and the service is
-// rolled onto it (supervisor.Apply).
+// changes is over, the configuration is read afresh and that service's
+// part of it is applied (daemon.Daemon.Apply: rolled, then routed).
 //
 // Invariant: an invalid configuration changes nothing: its errors are
 // logged as FILE:LINE: key: what is wrong, and the running instances keep
-// serving. A service's changes are applied one after another, never two at
-// once.
+// serving. A change of a service's files applies that service only, never
+// another's edited file. A service's changes are applied one after
+// another, never two at once.
 package autorestart

@@ -121,6 +121,16 @@ func (c *Client) Upgrade(ctx context.Context) (*api.UpgradeResult, error) {
 	return &res, nil
 }
 
+// Reload asks the daemon to apply the configuration on disk, and returns
+// what it did to each service.
+func (c *Client) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	var res api.ReloadResult
+	if err := c.call(ctx, http.MethodPost, "/v1/reload", &res, nil); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
 // call does one request and decodes a 200's body into ok, an error's into
 // failed (either may be nil). An ok of type *[]byte gets the body as it is.
 func (c *Client) call(ctx context.Context, method, path string, ok any, failed *errorBody) error {

@@ -25,6 +25,11 @@ type Daemon interface {
 	// returns the new process's pid once it is ready, or why it failed
 	// (the daemon then goes on serving as before).
 	Upgrade(ctx context.Context) (newPid int, err error)
+	// Reload applies the configuration on disk without replacing the
+	// process: services added are started, removed ones stopped, changed
+	// ones rolled. It fails, changing nothing, if the configuration is
+	// invalid; a service it could not change says why in its Error.
+	Reload(ctx context.Context) (*api.ReloadResult, error)
 }
 
 // RestartTrigger is the trigger the server gives the rollouts it starts.

@@ -12,6 +12,10 @@
 //     removes the socket only if it is still the one Listen made, so a
 //     daemon that lost its path to a successor does not remove the
 //     successor's.
+//   - One daemon answers at a time: after an upgrade both processes hold
+//     the socket, and the replaced daemon calls StopAccepting as soon as
+//     the new one is ready (before its answer to the upgrade), so every
+//     call from then on reaches the new one.
 //   - A long operation (restart, stop, start of a service) runs with the
 //     request's context: a client that goes away cancels it. The server
 //     has no write timeout, since a rolling restart can take minutes.
@@ -32,4 +36,5 @@
 //	POST /v1/services/{name}/start    {}; name may be "all"; returns when ready
 //	POST /v1/shutdown?force=1         {}; returns at once, the daemon stops after
 //	POST /v1/upgrade                  api.UpgradeResult; returns when the new daemon is ready, or why it failed
+//	POST /v1/reload                   api.ReloadResult; applies the configuration on disk, returns when done
 package control

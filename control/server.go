@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"smoothserve/control/api"
@@ -15,12 +16,16 @@ import (
 
 // Server serves the control API for one Daemon.
 //
-// Ownership: everything is set in NewServer and read-only after; the
-// http.Server guards its own connections.
+// Ownership: d, log and srv are set in NewServer and read-only after; the
+// http.Server guards its own connections; mu guards ln and stopped.
 type Server struct {
 	d   Daemon
 	log *slog.Logger
 	srv *http.Server
+
+	mu      sync.Mutex
+	ln      net.Listener // what Serve was given
+	stopped bool         // StopAccepting was called
 }
 
 // NewServer returns a server of d's control API; a nil logger discards.
@@ -36,6 +41,7 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/services/{name}/start", s.startService)
 	mux.HandleFunc("POST /v1/shutdown", s.shutdown)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("POST /v1/reload", s.reload)
 	s.srv = &http.Server{
 		Handler: mux,
 		// No WriteTimeout: a restart answers when its rollout ends, minutes
@@ -46,13 +52,41 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	return s
 }
 
-// Serve answers requests on ln until Shutdown; it returns nil then, and
-// the error that stopped it otherwise. It closes ln.
+// Serve answers requests on ln until Shutdown or StopAccepting; it returns
+// nil then, and the error that stopped it otherwise. It closes ln.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
 	}
-	return nil
+	s.ln = ln
+	s.mu.Unlock()
+	err := s.srv.Serve(ln)
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if errors.Is(err, http.ErrServerClosed) || (stopped && errors.Is(err, net.ErrClosed)) {
+		return nil
+	}
+	return err
+}
+
+// StopAccepting closes the listener Serve was given and the idle
+// connections; requests in progress go on (each connection closes after
+// its response), until Shutdown. After an upgrade the replaced daemon
+// calls it as soon as the new one is ready, so that every call from then
+// on reaches the new one, although both hold the socket.
+func (s *Server) StopAccepting() {
+	s.srv.SetKeepAlivesEnabled(false) // closes the idle connections too
+	s.mu.Lock()
+	s.stopped = true
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
 }
 
 // Shutdown stops accepting, waits for requests in progress until ctx is
@@ -106,6 +140,17 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("control: shutdown", "force", force == "1")
 	s.d.Shutdown(force == "1")
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("control: reload")
+	res, err := s.d.Reload(r.Context())
+	if err != nil {
+		s.log.Warn("control: reload failed", "err", err)
+		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {

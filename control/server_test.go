@@ -26,7 +26,8 @@ type fakeDaemon struct {
 	rollouts []*api.Rollout
 	block    bool
 	entered  chan struct{} // closed by a blocked operation once it waits
-	ended    chan error    // a blocked operation's ctx.Err
+	ended    chan error    // a blocked operation's ctx.Err (nil: released)
+	release  chan struct{} // closing it ends a blocked operation without error
 }
 
 var fixedStatus = api.Status{
@@ -52,8 +53,12 @@ func (f *fakeDaemon) wait(ctx context.Context) {
 		return
 	}
 	close(f.entered)
-	<-ctx.Done()
-	f.ended <- ctx.Err()
+	select {
+	case <-ctx.Done():
+		f.ended <- ctx.Err()
+	case <-f.release:
+		f.ended <- nil
+	}
 }
 
 func (f *fakeDaemon) Status() api.Status { f.record("status"); return fixedStatus }
@@ -81,6 +86,13 @@ func (f *fakeDaemon) Upgrade(ctx context.Context) (int, error) {
 		return 0, f.err
 	}
 	return 4343, nil
+}
+
+func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	if err := f.record("reload"); err != nil {
+		return nil, err
+	}
+	return &api.ReloadResult{Services: []api.ServiceChange{{Name: "web", Change: api.ChangeRolled}}}, nil
 }
 
 func (f *fakeDaemon) gotCalls() []string {
@@ -145,6 +157,17 @@ func TestRoutes(t *testing.T) {
 			}
 			return nil, err
 		}, "upgrade", 0, nil, 0},
+		{"reload", nil, nil, func(c *Client) ([]*api.Rollout, error) {
+			res, err := c.Reload(ctx())
+			if err == nil && (len(res.Services) != 1 || res.Services[0] != api.ServiceChange{Name: "web", Change: api.ChangeRolled}) {
+				err = fmt.Errorf("reload result %+v, want web rolled", res)
+			}
+			return nil, err
+		}, "reload", 0, nil, 0},
+		{"reload invalid", errors.New("configuration is invalid"), nil, func(c *Client) ([]*api.Rollout, error) {
+			_, err := c.Reload(ctx())
+			return nil, err
+		}, "reload", 500, nil, 0},
 		{"upgrade failed", errors.New("the new smoothserve did not take over: child exited"), nil, func(c *Client) ([]*api.Rollout, error) {
 			_, err := c.Upgrade(ctx())
 			return nil, err
@@ -290,4 +313,45 @@ func TestShutdownCancelsOperationsPastItsDeadline(t *testing.T) {
 			t.Fatalf("%s still running after Shutdown", name)
 		}
 	}
+}
+
+// After StopAccepting (the replaced daemon at an upgrade) an operation in
+// progress still gets its answer, Serve returns nil, and nothing more is
+// accepted; the socket stays for the daemon that holds it too.
+func TestStopAcceptingLetsTheOperationInProgressAnswer(t *testing.T) {
+	d := &fakeDaemon{block: true, entered: make(chan struct{}), ended: make(chan error, 1), release: make(chan struct{})}
+	path := socketPath(t)
+	ln := mustListen(t, path)
+	KeepSocket(ln)
+	srv := NewServer(d, nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	errc := make(chan error, 1)
+	go func() { errc <- Dial(path).Stop(ctx(), "web") }()
+	<-d.entered
+
+	srv.StopAccepting()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after StopAccepting: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still running after StopAccepting")
+	}
+	if _, err := Dial(path).Status(ctx()); err == nil {
+		t.Error("a status call was answered after StopAccepting")
+	}
+	close(d.release)
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("the operation in progress: %v, want its answer", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the operation in progress got no answer after StopAccepting")
+	}
+	sctx, cancel := context.WithTimeout(ctx(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
 }

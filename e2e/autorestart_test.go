@@ -348,6 +348,9 @@ func TestYamlEditMovesTheServiceToANewProxyPort(t *testing.T) {
 		t.Errorf("the log does not name the port that could not be opened:\n%s", tail(l, 2000))
 	}
 	servedOn(own, 200)
+	if _, port := serviceInfo(t, e.statusJSON(), "web"); port != own {
+		t.Errorf("status shows web on port %d after the new port could not be opened, want %d", port, own)
+	}
 
 	// A free port: served there from the edit on; the old port serves no
 	// service any more.

@@ -85,6 +85,12 @@ func New(opts Options, rs []Route) (*Server, error) {
 	return s, nil
 }
 
+// CheckRoutes reports whether SetRoutes would take rs, changing nothing.
+func CheckRoutes(rs []Route) error {
+	_, err := buildRoutes(rs)
+	return err
+}
+
 // SetRoutes replaces the routing table; requests already routed are not
 // affected.
 func (s *Server) SetRoutes(rs []Route) error {

@@ -28,7 +28,7 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 		return []*Rollout{r}, err
 	}
 	var out []*Rollout
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if !sv.cfg().Enabled || sv.snap.Load().state != ServiceRunning {
 			continue
 		}
@@ -46,7 +46,9 @@ func (s *Supervisor) Restart(ctx context.Context, name, trigger string) ([]*Roll
 // Apply rolls service cfg.Name onto new settings cfg (which must have
 // passed config validation): every instance is replaced by one started with
 // them, and instance_count may grow or shrink. A rollout under way is let
-// finish first: the settings changed after it began.
+// finish first: the settings changed after it began. A rollout that does
+// not succeed puts the settings back (the instances it replaced already
+// go on running): a slot restarted afterwards starts with the old ones.
 func (s *Supervisor) Apply(ctx context.Context, cfg *config.Service, trigger string) (*Rollout, error) {
 	sv, err := s.find(cfg.Name)
 	if err != nil {
@@ -57,7 +59,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Service, trigger str
 
 // find returns the enabled service called name.
 func (s *Supervisor) find(name string) (*service, error) {
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if sv.cfg().Name == name {
 			if !sv.cfg().Enabled {
 				return nil, fmt.Errorf("%w: %s (enabled: false in %s)", ErrDisabled, name, sv.cfg().File)
@@ -105,7 +107,7 @@ func (s *Supervisor) StopService(ctx context.Context, name string) error {
 func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	var svs []*service
 	if name == "all" {
-		for _, sv := range s.services {
+		for _, sv := range s.list() {
 			if sv.cfg().Enabled {
 				svs = append(svs, sv)
 			}

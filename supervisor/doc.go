@@ -17,7 +17,8 @@
 // Structure:
 //
 //   - Supervisor (supervisor.go) is a group of services; Run runs one owner
-//     goroutine per enabled service and returns when they all have.
+//     goroutine per enabled service and returns when they all have. A
+//     reload adds and removes services while it runs (services.go).
 //   - service (service.go) owns its slots: which instance serves each
 //     slot, restart counts and backoff. Its run goroutine is the only one
 //     that changes them; instances report to it over a channel, operator

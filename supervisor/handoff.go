@@ -72,7 +72,7 @@ func Fingerprint(svc *config.Service) string {
 // begun.
 func (s *Supervisor) Changed() []string {
 	var out []string
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if sv.cfg().Enabled && sv.runsOtherThan(Fingerprint(sv.cfg())) {
 			out = append(out, sv.cfg().Name)
 		}
@@ -225,7 +225,7 @@ func (s *Supervisor) StopLeftovers(ctx context.Context) {
 func (s *Supervisor) Freeze() error {
 	var busy []string
 	var frozen []*service
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if !sv.cfg().Enabled {
 			continue
 		}
@@ -254,7 +254,7 @@ func (s *Supervisor) Thaw() {
 	s.stateMu.Lock()
 	s.stateFrozen = false
 	s.stateMu.Unlock()
-	s.thaw(s.services)
+	s.thaw(s.list())
 	s.changed()
 }
 
@@ -285,7 +285,7 @@ func (s *Supervisor) writeState() error {
 		return nil
 	}
 	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}}
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
 		for _, sl := range sv.snap.Load().slots {
 			if sl.Pid == 0 || sl.State == StateStopping {

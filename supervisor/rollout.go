@@ -24,6 +24,9 @@ type rolloutRun struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when it has ended; rep is final then
 	rep    Rollout
+	// prev is the settings before a rollout onto new ones (nil: none):
+	// a rollout that does not succeed puts them back.
+	prev *config.Service
 }
 
 var errAborted = errors.New("aborted: the service is stopping")
@@ -81,13 +84,12 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 // beginRollout starts a rollout, onto newCfg if not nil; on the run
 // goroutine.
 func (sv *service) beginRollout(trigger string, newCfg *config.Service) *rolloutRun {
-	if newCfg != nil {
-		sv.conf.Store(newCfg)
-		sv.set.SetStartTimeout(newCfg.StartTimeout)
-		sv.set.SetMaxBodySize(newCfg.MaxBodySize)
-	}
 	ctx, cancel := context.WithCancel(sv.sup.killCtx)
 	run := &rolloutRun{sv: sv, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	if newCfg != nil {
+		run.prev = sv.cfg()
+		sv.setCfg(newCfg)
+	}
 	run.rep = Rollout{
 		Service:   sv.cfg().Name,
 		Trigger:   trigger,
@@ -103,6 +105,13 @@ func (sv *service) beginRollout(trigger string, newCfg *config.Service) *rollout
 	sv.note(slog.LevelInfo, "rolling restart of %s (%s), asked by %s", sv.cfg().Name, run.rep.Strategy, trigger)
 	go run.run()
 	return run
+}
+
+// setCfg makes cfg the service's settings; on the run goroutine.
+func (sv *service) setCfg(cfg *config.Service) {
+	sv.conf.Store(cfg)
+	sv.set.SetStartTimeout(cfg.StartTimeout)
+	sv.set.SetMaxBodySize(cfg.MaxBodySize)
 }
 
 // cloneRollout is a copy of r that shares no Instances with it: a
@@ -134,6 +143,11 @@ func (run *rolloutRun) run() {
 	}
 	final := cloneRollout(&run.rep)
 	sv.call(func() {
+		if run.prev != nil && final.Outcome != RolloutOK {
+			// The service stays as it was: a slot restarted from now on
+			// starts with the settings it had before.
+			sv.setCfg(run.prev)
+		}
 		sv.last = final
 		if sv.rollout == run {
 			sv.rollout = nil

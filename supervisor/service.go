@@ -39,6 +39,7 @@ type service struct {
 	set  *upstream.Set
 	log  *slog.Logger
 
+	cancel context.CancelFunc // ends run; set by startService, under Supervisor.svcMu
 	events chan instanceEvent
 	calls  chan func()
 	loop   chan struct{} // closed when the run goroutine has returned

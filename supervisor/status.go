@@ -51,8 +51,8 @@ type slotSnapshot struct {
 
 // Status reports every service (disabled ones too), in configuration order.
 func (s *Supervisor) Status() []ServiceStatus {
-	out := make([]ServiceStatus, 0, len(s.services))
-	for _, sv := range s.services {
+	out := make([]ServiceStatus, 0, len(s.list()))
+	for _, sv := range s.list() {
 		snap := sv.snap.Load()
 		st := ServiceStatus{
 			Name:      sv.cfg().Name,

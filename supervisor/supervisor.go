@@ -22,14 +22,23 @@ const termGrace = 10 * time.Second
 
 // Supervisor runs the instances of every enabled service of a configuration.
 //
-// Ownership: services and everything else set in New are read-only after;
-// each service's slots belong to that service's run goroutine; procs guards
-// itself; changedMu guards changedCh.
+// Ownership: svcMu guards services (replaced, never modified in place:
+// list returns it), runCtx and closed, and each service's cancel; what
+// else New sets is read-only after; each service's slots belong to that
+// service's run goroutine; procs guards itself; changedMu guards
+// changedCh.
 type Supervisor struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	services []*service  // in configuration order, disabled ones too
-	running  atomic.Bool // Run was called
+	cfg     *config.Config
+	log     *slog.Logger
+	running atomic.Bool // Run was called
+
+	svcMu    sync.Mutex
+	services []*service      // in configuration order, disabled ones too; added ones last
+	runCtx   context.Context // Run's; nil before Run
+	closed   bool            // Run is ending: no service is added or started
+	wg       sync.WaitGroup  // the services' run goroutines
+	errsMu   sync.Mutex
+	runErrs  []error // of the services' run goroutines
 
 	// killCtx is cancelled by Kill: every wait of every instance ends, and
 	// nothing is started again.
@@ -82,7 +91,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return errors.New("supervisor: Run called twice")
 	}
 	var enabled []*service
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if !sv.cfg().Enabled {
 			continue
 		}
@@ -102,12 +111,23 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	stateDone := make(chan struct{})
 	go func() { defer close(stateDone); s.keepState(stateCtx) }()
 
-	errs := make([]error, len(enabled))
-	var wg sync.WaitGroup
-	for i, sv := range enabled {
-		wg.Go(func() { errs[i] = sv.run(ctx) })
+	s.svcMu.Lock()
+	s.runCtx = ctx
+	for _, sv := range enabled {
+		s.startService(sv)
 	}
-	wg.Wait()
+	s.svcMu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-s.killCtx.Done():
+	}
+	s.svcMu.Lock()
+	s.closed = true // from now on the service goroutines only end
+	s.svcMu.Unlock()
+	s.wg.Wait()
+	s.errsMu.Lock()
+	errs := s.runErrs
+	s.errsMu.Unlock()
 	stopState()
 	<-stateDone
 	if !s.detached.Load() {
@@ -151,7 +171,7 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 // notReady lists the services short of ready instances, "" when none is.
 func (s *Supervisor) notReady() string {
 	var missing []string
-	for _, sv := range s.services {
+	for _, sv := range s.list() {
 		if !sv.cfg().Enabled || !sv.snap.Load().wanted {
 			continue
 		}
@@ -190,4 +210,27 @@ func (s *Supervisor) changed() {
 	defer s.changedMu.Unlock()
 	close(s.changedCh)
 	s.changedCh = make(chan struct{})
+}
+
+// list is the services, in order; the slice is never modified (AddService
+// and RemoveService replace it).
+func (s *Supervisor) list() []*service {
+	s.svcMu.Lock()
+	defer s.svcMu.Unlock()
+	return s.services
+}
+
+// startService runs sv's goroutine until Run ends or RemoveService; the
+// caller holds svcMu, and Run has begun and is not ending.
+func (s *Supervisor) startService(sv *service) {
+	ctx, cancel := context.WithCancel(s.runCtx)
+	sv.cancel = cancel
+	s.wg.Go(func() {
+		defer cancel()
+		if err := sv.run(ctx); err != nil {
+			s.errsMu.Lock()
+			s.runErrs = append(s.runErrs, err)
+			s.errsMu.Unlock()
+		}
+	})
 }

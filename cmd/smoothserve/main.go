@@ -13,13 +13,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"smoothserve/config"
-	"smoothserve/proxy"
-	"smoothserve/upstream"
+	"smoothserve/daemon"
 )
 
 func main() {
@@ -63,30 +61,13 @@ func run(args []string) int {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	if err := serve(cfg, log); err != nil {
+	d, err := daemon.New(cfg, log)
+	if err == nil {
+		err = d.Run()
+	}
+	if err != nil {
 		log.Error(err.Error())
 		return 1
 	}
 	return 0
-}
-
-// maxStopTimeout is how long the proxy may wait for requests in progress:
-// as long as the longest drain a service allows.
-func maxStopTimeout(cfg *config.Config) time.Duration {
-	d := 30 * time.Second
-	for _, s := range cfg.Services {
-		d = max(d, s.StopTimeout)
-	}
-	return d
-}
-
-// routesFor is the routing table of cfg's enabled services.
-func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route {
-	var routes []proxy.Route
-	for _, svc := range cfg.Services {
-		if set := sets[svc.Name]; svc.Enabled && set != nil {
-			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set})
-		}
-	}
-	return routes
 }

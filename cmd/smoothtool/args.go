@@ -19,6 +19,8 @@ commands:
   status [--json]     services and their instances
   upgrade             replace smoothserve by its binary as it is on disk now (as SIGHUP), keeping
                       every connection and instance; print the new pid
+  reload              apply the service files as they are on disk now, in the running smoothserve:
+                      start services added, stop those removed, roll those changed
 
 flags:
   -c, --config FILE   smoothserve.yaml of the daemon (default ./smoothserve.yaml)
@@ -31,7 +33,7 @@ The seed's forms work too: -start all, -stop NAME, -restart all, -status,
 
 // command is one invocation, parsed.
 type command struct {
-	verb   string // start, stop, restart, status, upgrade or help
+	verb   string // start, stop, restart, status, upgrade, reload or help
 	target string // start, stop, restart: "all" or a service name
 	force  bool
 	json   bool
@@ -129,7 +131,7 @@ func parseArgs(args []string) (command, error) {
 			if len(rest) > 0 {
 				cmd.target, rest = rest[0], rest[1:]
 			}
-		case "status", "upgrade":
+		case "status", "upgrade", "reload":
 		case "help":
 			return command{verb: "help"}, nil
 		default:

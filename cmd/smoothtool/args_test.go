@@ -22,6 +22,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-status", "-json"}, command{verb: "status", json: true, config: def}},
 		{[]string{"-upgrade"}, command{verb: "upgrade", config: def}},
 		{[]string{"upgrade", "-c", "x.yaml"}, command{verb: "upgrade", config: "x.yaml"}},
+		{[]string{"reload"}, command{verb: "reload", config: def}},
 		{[]string{"start"}, command{verb: "start", target: "all", config: def}},
 		{[]string{"start", "web"}, command{verb: "start", target: "web", config: def}},
 		{[]string{"stop"}, command{verb: "stop", target: "all", config: def}},
@@ -51,7 +52,7 @@ func TestParseArgsUsageErrors(t *testing.T) {
 	}{
 		{nil, "no command"},
 		{[]string{"upgrade", "now"}, `unexpected argument "now" after upgrade`},
-		{[]string{"reload"}, `unknown command "reload"`},
+		{[]string{"reboot"}, `unknown command "reboot"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"status", "web"}, `unexpected argument "web" after status`},
 		{[]string{"stop", "web", "api"}, `unexpected argument "api" after stop`},
@@ -78,7 +79,7 @@ func TestParseArgsUsageErrors(t *testing.T) {
 }
 
 func TestRunUsageExitsTwo(t *testing.T) {
-	for _, args := range [][]string{nil, {"reload"}, {"status", "x"}, {"--nope"}} {
+	for _, args := range [][]string{nil, {"reboot"}, {"status", "x"}, {"--nope"}} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)

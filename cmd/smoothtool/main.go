@@ -5,6 +5,7 @@
 //	smoothtool [-c FILE] restart [all|NAME]
 //	smoothtool [-c FILE] status [--json]
 //	smoothtool [-c FILE] upgrade
+//	smoothtool [-c FILE] reload
 //
 // The seed's forms (-start all, -stop NAME, -restart all, -status,
 // -upgrade, -force, -json, -config FILE) are accepted too. It finds the daemon through the ControlSocket of
@@ -95,6 +96,8 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return t.status(ctx)
 	case "upgrade":
 		return t.upgrade(ctx)
+	case "reload":
+		return t.reload(ctx)
 	}
 	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
 }
@@ -111,6 +114,28 @@ func (t *tool) upgrade(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → %d\n", res.OldPid, res.NewPid)
+	return nil
+}
+
+// reload asks the daemon to apply the configuration on disk and prints
+// what it did to each service; it fails if a service could not be changed.
+func (t *tool) reload(ctx context.Context) error {
+	res, err := t.client.Reload(ctx)
+	if err != nil {
+		return fmt.Errorf("reload failed: %w", err)
+	}
+	failed := 0
+	for _, ch := range res.Services {
+		if ch.Error != "" {
+			failed++
+			fmt.Fprintf(t.out, "%s  %s, but: %s\n", ch.Name, ch.Change, ch.Error)
+			continue
+		}
+		fmt.Fprintf(t.out, "%s  %s\n", ch.Name, ch.Change)
+	}
+	if failed > 0 {
+		return fmt.Errorf("reload: %d of %d services not as their files say", failed, len(res.Services))
+	}
 	return nil
 }
 

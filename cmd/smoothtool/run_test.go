@@ -87,6 +87,13 @@ func (f *fakeDaemon) Upgrade(ctx context.Context) (int, error) {
 	return 4343, nil
 }
 
+func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	f.record("reload")
+	return &api.ReloadResult{Services: []api.ServiceChange{
+		{Name: "web", Change: api.ChangeRolled}, {Name: "api", Change: api.ChangeAdded, Error: "not ready"},
+	}}, nil
+}
+
 func serveFake(t *testing.T, socket string) *fakeDaemon {
 	t.Helper()
 	ln, err := control.Listen(socket)
@@ -170,5 +177,15 @@ func TestDaemonReachedDespiteBrokenServiceFile(t *testing.T) {
 	defer d.mu.Unlock()
 	if got, want := strings.Join(d.calls, ", "), "restart web, stop nope, start web"; got != want {
 		t.Errorf("daemon was asked %q, want %q", got, want)
+	}
+}
+
+func TestReloadPrintsEachServicesChange(t *testing.T) {
+	config, socket := install(t)
+	serveFake(t, socket)
+	code, out, errOut := runTool("reload", "-c", config)
+	if code != 1 || out != "web  rolled\napi  added, but: not ready\n" ||
+		errOut != "smoothtool: reload: 1 of 2 services not as their files say\n" {
+		t.Errorf("reload: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

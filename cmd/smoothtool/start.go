@@ -43,12 +43,16 @@ func (t *tool) start(ctx context.Context) error {
 	// The daemon runs the configuration it loaded; the files as they are
 	// now say how long its instances may take, or, broken, nothing.
 	budget := readyMargin + defaultStartTimeout
-	if cfg, err := config.Load(t.cmd.config); err == nil {
+	cfg, cfgErr := config.Load(t.cmd.config)
+	if cfgErr == nil {
 		budget = readyBudget(cfg)
 	}
 	wctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	err = t.client.Start(wctx, t.cmd.target)
+	if errors.Is(err, api.ErrUnknownService) && cfgErr == nil && cfg.Service(t.cmd.target) != nil {
+		return fmt.Errorf("%s is not in the configuration smoothserve runs: its file was added since; run smoothtool reload to start it", t.cmd.target)
+	}
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = fmt.Errorf("%s not ready after %v (the longest start_timeout + %v): %w", t.cmd.target, budget, readyMargin, err)
 	}

@@ -149,3 +149,26 @@ type UpgradeResult struct {
 	OldPid int `json:"old_pid"`
 	NewPid int `json:"new_pid"`
 }
+
+// ReloadResult is a reload's response: what happened to each service of
+// the configuration on disk, and to each one no longer in it.
+type ReloadResult struct {
+	Services []ServiceChange `json:"services"`
+}
+
+// ServiceChange is what a reload did to one service.
+type ServiceChange struct {
+	Name   string `json:"name"`
+	Change string `json:"change"`          // one of the Change* values
+	Error  string `json:"error,omitempty"` // why it did not (fully) happen
+}
+
+// What a reload did to a service.
+const (
+	ChangeAdded     = "added"     // new file: started
+	ChangeRemoved   = "removed"   // file gone: stopped
+	ChangeRolled    = "rolled"    // settings changed: rolled onto them
+	ChangeEnabled   = "enabled"   // enabled: true now: started
+	ChangeDisabled  = "disabled"  // enabled: false now: stopped
+	ChangeUnchanged = "unchanged" // same settings: untouched
+)

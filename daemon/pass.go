@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // takeConnections takes the connections the previous smoothserve passes as
 // it hands over: it serves the clients' and pools the idle ones to the
 // instances.
-func (d *daemon) takeConnections(f *os.File) {
+func (d *Daemon) takeConnections(f *os.File) {
 	var clients, idle, dropped int
 	err := connpass.Receive(f, func(it connpass.Item) {
 		switch it.Kind {
@@ -48,8 +48,8 @@ func (d *daemon) takeConnections(f *os.File) {
 }
 
 // backendAt is the backend of the instance at addr, or nil.
-func (d *daemon) backendAt(addr string) *upstream.Backend {
-	for _, set := range d.sets {
+func (d *Daemon) backendAt(addr string) *upstream.Backend {
+	for _, set := range d.setsNow() {
 		for _, b := range set.Backends() {
 			if b.Addr == addr {
 				return b
@@ -63,7 +63,7 @@ func (d *daemon) backendAt(addr string) *upstream.Backend {
 // to the files the new process inherits; the sending end is d.pass from
 // now on (the hand-over may begin before Upgrade returns). Without a pair
 // (nil), the clients' connections are closed at the hand-over as in a stop.
-func (d *daemon) newPass() *connpass.Sender {
+func (d *Daemon) newPass() *connpass.Sender {
 	pass, f, err := connpass.NewPair()
 	if err == nil {
 		err = d.upg.PassFile(passFile, f)
@@ -89,7 +89,7 @@ func (d *daemon) newPass() *connpass.Sender {
 // those too, each as its request ends, was tried: the hand-over took
 // longer and the upgrade loop's p99 rose, for no throughput gained;
 // bench/NOTES.md.)
-func (d *daemon) drain(ctx context.Context) error {
+func (d *Daemon) drain(ctx context.Context) error {
 	pass := d.pass.Load()
 	if pass == nil {
 		return d.px.Shutdown(ctx)
@@ -107,9 +107,9 @@ func (d *daemon) drain(ctx context.Context) error {
 
 // passIdle passes the pooled connections to the instances. After a
 // failure the rest are closed instead.
-func (d *daemon) passIdle(pass *connpass.Sender) {
+func (d *Daemon) passIdle(pass *connpass.Sender) {
 	failed := false
-	for _, set := range d.sets {
+	for _, set := range d.setsNow() {
 		for _, b := range set.Backends() {
 			for _, c := range b.TakeIdle() {
 				if c.R.Buffered() > 0 {

@@ -1,66 +1,68 @@
-package main
+package daemon
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
-	"smoothserve/config"
 	"smoothserve/control"
 	"smoothserve/control/api"
-	"smoothserve/supervisor"
-	"smoothserve/upgrade"
 )
 
 // daemonControl is what the control API reaches of the daemon: the
 // supervisor's operations, and the same stop a signal triggers.
 type daemonControl struct {
-	sup       *supervisor.Supervisor
-	cfg       *config.Config
+	d         *Daemon
 	startedAt time.Time
-	// stops feeds serve's select as signals do: false asks for a graceful
+	// stops feeds Run's select as signals do: false asks for a graceful
 	// stop, true for killing everything at once.
 	stops chan<- bool
-	// upgrade replaces the daemon (daemon.upgrade).
-	upgrade func(ctx context.Context) (int, error)
 }
 
-// Upgrade replaces the daemon. A new process that took over but whose pid
-// could not be read is a success (new pid 0): this process is on its way
-// out, and saying "goes on serving" would be false.
+// Upgrade replaces the daemon (upgrade.go). A new process that took over
+// but whose pid could not be read is a success with new pid 0.
 func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
-	pid, err := d.upgrade(ctx)
-	if errors.Is(err, upgrade.ErrTookOver) {
-		slog.Warn("upgrade: the new smoothserve took over", "err", err)
-		return 0, nil
-	}
-	return pid, err
+	return d.d.upgrade(ctx)
 }
 
 var _ control.Daemon = (*daemonControl)(nil)
 
+// Status shows the instances as the supervisor has them, and each
+// service's hosts and proxy port as they run: the running configuration's.
 func (d *daemonControl) Status() api.Status {
+	cfg := d.d.config()
+	services := d.d.sup.Status()
+	for i, st := range services {
+		if svc := cfg.Service(st.Name); svc != nil {
+			services[i].Hosts = append([]string{}, svc.ServerNames...)
+			services[i].Port = svc.Port
+		}
+	}
 	return api.Status{
 		Pid:       os.Getpid(),
 		StartedAt: d.startedAt,
-		Config:    d.cfg.Path,
-		Services:  d.sup.Status(),
+		Config:    cfg.Path,
+		Services:  services,
 	}
 }
 
 func (d *daemonControl) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
-	return d.sup.Restart(ctx, name, trigger)
+	return d.d.sup.Restart(ctx, name, trigger)
 }
 
 func (d *daemonControl) StopService(ctx context.Context, name string) error {
-	return d.sup.StopService(ctx, name)
+	return d.d.sup.StopService(ctx, name)
 }
 
 func (d *daemonControl) StartService(ctx context.Context, name string) error {
-	return d.sup.StartService(ctx, name)
+	return d.d.sup.StartService(ctx, name)
+}
+
+func (d *daemonControl) Reload(ctx context.Context) (*api.ReloadResult, error) {
+	return d.d.Reload(ctx)
 }
 
 // Shutdown never blocks: once serve has a request of each kind queued, a
@@ -75,12 +77,14 @@ func (d *daemonControl) Shutdown(force bool) {
 // controlServer is the running control API.
 type controlServer struct {
 	srv  *control.Server
+	ln   net.Listener
 	done chan struct{} // closed when Serve has returned
+	once sync.Once     // close
 }
 
-// serveControl serves the control API on ln until closeControl.
+// serveControl serves the control API on ln until close.
 func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlServer {
-	c := &controlServer{srv: control.NewServer(d, log), done: make(chan struct{})}
+	c := &controlServer{srv: control.NewServer(d, log), ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		if err := c.srv.Serve(ln); err != nil {
@@ -90,13 +94,22 @@ func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlS
 	return c
 }
 
+// stopAccepting makes this daemon stop answering on the control socket,
+// which stays in place for the new daemon that holds it too.
+func (c *controlServer) stopAccepting() {
+	control.KeepSocket(c.ln)
+	c.srv.StopAccepting()
+}
+
 // close stops the control API, last thing before smoothserve exits: until
 // then smoothtool can watch the stop. Operations still waiting get a
 // moment to answer, then their contexts are cancelled. The socket goes
-// with the listener.
+// with the listener (unless stopAccepting kept it). Safe to call twice.
 func (c *controlServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	c.srv.Shutdown(ctx)
-	<-c.done
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c.srv.Shutdown(ctx)
+		<-c.done
+	})
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"io"
@@ -65,12 +65,12 @@ func received(t *testing.T) (*connpass.Sender, func() map[string]int) {
 	}
 }
 
-func daemonWith(backends ...*upstream.Backend) *daemon {
+func daemonWith(backends ...*upstream.Backend) *Daemon {
 	set := upstream.NewSet("web", time.Second)
 	for _, b := range backends {
 		set.Add(b)
 	}
-	return &daemon{sets: map[string]*upstream.Set{"web": set}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &Daemon{sets: map[string]*upstream.Set{"web": set}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func TestPassIdleSendsEveryIdleConnectionWithItsInstance(t *testing.T) {

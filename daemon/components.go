@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"time"
+)
+
+// component is one part of the daemon, as oklog/run's actors are: how it
+// starts, how it stops for good, and how it releases what the new process
+// took over at an upgrade. Run starts the components in the order of
+// Daemon.components and tears them down in the reverse order, the same
+// order for both teardowns (stopAll, releaseAll): what depends on another
+// part ends before it.
+type component struct {
+	name string
+	// start starts the component and returns at once.
+	start func()
+	// stop ends it gracefully (smoothserve is stopping); its error is the
+	// daemon's.
+	stop func() error
+	// release ends it after an upgrade: the new process has the
+	// listeners and the instances, and is given the clients'
+	// connections (the proxy's release passes them).
+	release func()
+}
+
+// components lists the daemon's components in the order they start:
+//
+//   - control: the control API, first up and last down, so that smoothtool
+//     can watch a stop to its end (at an upgrade it stops answering as soon
+//     as the new process is ready: see upgrade);
+//   - supervisor: the instances (stopped at a stop, let go at an upgrade);
+//   - proxy: the proxy ports (requests finish at a stop; at an upgrade the
+//     clients' connections are passed to the new process);
+//   - auto_restart: rollouts on file changes, which need the supervisor;
+//   - readiness: telling the previous smoothserve, systemd and the pid
+//     file that this one serves, then what waits until the previous one has
+//     exited.
+func (d *Daemon) components() []component {
+	var (
+		supStop, arStop, readyStop context.CancelFunc
+		arDone                     chan struct{}
+	)
+	return []component{{
+		name: "control",
+		start: func() {
+			d.ctl = serveControl(d.ctlLn, &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}, d.log)
+		},
+		stop:    func() error { d.ctl.close(); return nil },
+		release: func() { d.ctl.stopAccepting(); d.ctl.close() },
+	}, {
+		name: "supervisor",
+		start: func() {
+			var ctx context.Context
+			ctx, supStop = context.WithCancel(context.Background())
+			go func() { d.supDone <- d.sup.Run(ctx) }()
+		},
+		stop: func() error { supStop(); return <-d.supDone },
+		release: func() {
+			// No request left here: letting go and exiting can wait for
+			// the new process's.
+			d.upg.Background()
+			d.sup.Detach()
+			supStop()
+			<-d.supDone
+		},
+	}, {
+		name: "proxy",
+		start: func() {
+			// A process started by an upgrade accepts once it is ready
+			// (readiness): until then the previous one accepts on the
+			// same sockets.
+			if !d.upg.HasParent() {
+				d.ports.serve()
+			}
+		},
+		stop: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), d.stopDeadline())
+			defer cancel()
+			d.px.Shutdown(ctx)
+			return nil
+		},
+		release: func() {
+			// Still routing to every instance: requests in progress are
+			// answered, then their connections passed. The supervisor is
+			// frozen meanwhile: it starts and stops nothing.
+			ctx, cancel := context.WithTimeout(context.Background(), d.config().UpgradeDrainTimeout)
+			defer cancel()
+			if err := d.drain(ctx); err != nil {
+				d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
+			}
+		},
+	}, {
+		name: "auto_restart",
+		start: func() {
+			var ctx context.Context
+			ctx, arStop = context.WithCancel(context.Background())
+			arDone = make(chan struct{})
+			if err := d.startAutoRestart(ctx, arDone); err != nil {
+				d.log.Error(err.Error())
+			}
+		},
+		stop:    func() error { arStop(); <-arDone; return nil },
+		release: func() { arStop(); <-arDone },
+	}, {
+		name: "readiness",
+		start: func() {
+			var ctx context.Context
+			ctx, readyStop = context.WithCancel(context.Background())
+			go d.becomeReady(ctx)
+		},
+		stop:    func() error { readyStop(); return nil },
+		release: func() { readyStop() },
+	}}
+}
+
+// startAll starts the components in order.
+func startAll(cs []component) {
+	for _, c := range cs {
+		c.start()
+	}
+}
+
+// stopAll stops the components in reverse order and returns the first
+// error.
+func stopAll(cs []component) error {
+	var first error
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := cs[i].stop(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// releaseAll releases the components in reverse order.
+func releaseAll(cs []component) {
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i].release()
+	}
+}

@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"smoothserve/connpass"
+	"smoothserve/upgrade"
+)
+
+// An upgrade, top to bottom (upgrade, then Run's release of the
+// components):
+//
+//  1. freeze: the supervisor starts and stops nothing, and writes the
+//     state file for the new process (prepare);
+//  2. start the new process, which inherits the listeners, the control
+//     socket and the receiving end of a connpass pair;
+//  3. wait until it is ready (it has adopted the instances): upg.Upgrade
+//     returns, and upg.Exit is closed;
+//  4. stop answering on the control socket, before smoothtool is told the
+//     upgrade is done: every call from then on reaches the new daemon;
+//  5. pass connections: Run releases the components in reverse order, and
+//     the proxy's release finishes the requests in progress and passes
+//     every client connection (and the idle ones to the instances);
+//  6. detach: the supervisor lets the instances go, still running;
+//  7. exit: Run returns nil.
+//
+// If the new process fails before 3, abort thaws the supervisor and this
+// process goes on serving. upgrade.ErrTookOver means 3 happened but the
+// new pid could not be read: the upgrade succeeded, and this process exits.
+
+// upgrade replaces this smoothserve with a new process of its binary
+// (steps 1–4) and returns the new pid (0 if it could not be read).
+func (d *Daemon) upgrade(ctx context.Context) (int, error) {
+	if err := d.settled(ctx); err != nil {
+		return 0, err
+	}
+	// Inside Upgrade's one-at-a-time: the pair goes with the process this
+	// upgrade starts.
+	var pass *connpass.Sender
+	prepare := func() error {
+		if err := d.sup.Freeze(); err != nil {
+			return err
+		}
+		d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
+		pass = d.newPass()
+		return nil
+	}
+	abort := func() {
+		d.sup.Thaw()
+		if pass != nil {
+			d.pass.CompareAndSwap(pass, nil)
+			pass.Close()
+		}
+	}
+	pid, err := d.upg.Upgrade(prepare, abort)
+	if errors.Is(err, upgrade.ErrTookOver) {
+		// The new process is ready and has the listeners; only its pid
+		// could not be read. Saying "goes on serving" would be false.
+		d.log.Warn("upgrade: the new smoothserve took over", "err", err)
+		pid, err = 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	d.ctl.stopAccepting()
+	return pid, nil
+}
+
+// settled returns nil once this process is the ready daemon and the one
+// it replaced (if any) has exited: until then that one may still send
+// requests to any instance it knew, so what runs may not change.
+func (d *Daemon) settled(ctx context.Context) error {
+	select {
+	case <-d.ready:
+	default:
+		return errors.New("smoothserve is still starting (or replacing the previous one); try again once it is ready")
+	}
+	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+5*time.Second)
+	defer cancel()
+	if err := d.upg.WaitForParent(pctx); err != nil {
+		return fmt.Errorf("the previous smoothserve has not exited yet: %w", err)
+	}
+	return nil
+}
+
+// upgradeOnSignal is an upgrade asked by SIGHUP: only the log tells how
+// it went.
+func (d *Daemon) upgradeOnSignal() {
+	pid, err := d.upgrade(context.Background())
+	if err != nil {
+		d.log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
+		return
+	}
+	d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
+}
+
+// becomeReady tells the previous smoothserve (if any), systemd and the pid
+// file that this one serves, once its instances are ready; then, with the
+// previous one gone, it stops the instances no longer configured and rolls
+// the services whose settings changed. A process started by an upgrade
+// begins accepting then, at its full priority.
+func (d *Daemon) becomeReady(ctx context.Context) {
+	log := d.log
+	wait := d.config().UpgradeTimeout - time.Second
+	if !d.upg.HasParent() {
+		wait = maxStartTimeout(d.config()) + 5*time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	err := d.sup.WaitReady(wctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("not every instance is ready; serving with those that are", "err", err)
+	}
+	if d.upg.HasParent() {
+		if err := d.upg.Foreground(); err != nil {
+			log.Error("not taking over", "err", err)
+			return
+		}
+		d.ports.serve()
+	}
+	if err := d.upg.Ready(); err != nil {
+		log.Error("telling the previous smoothserve that this one is ready", "err", err)
+		return
+	}
+	close(d.ready)
+	log.Info("smoothserve is ready", "pid", os.Getpid())
+
+	// Until the previous smoothserve has exited it may still send requests
+	// to any instance it knew: leave them alone until then.
+	pctx, cancel := context.WithTimeout(ctx, d.config().UpgradeDrainTimeout+30*time.Second)
+	err = d.upg.WaitForParent(pctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		log.Warn("waiting for the previous smoothserve to exit", "err", err)
+	}
+	d.upg.Settled()
+	if ctx.Err() != nil {
+		return
+	}
+	d.sup.StopLeftovers(ctx)
+	for _, name := range d.sup.Changed() {
+		log.Info("settings changed since the instances started: rolling", "service", name)
+		if _, err := d.sup.Restart(ctx, name, "configuration changed (reload)"); err != nil {
+			log.Error("rolling onto the changed settings", "service", name, "err", err)
+		}
+	}
+}

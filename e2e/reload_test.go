@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// smoothtool reload applies the service files as they are on disk in the
+// running daemon: added services start, removed ones stop, changed ones
+// roll; the process stays.
+func TestSmoothtoolReloadAppliesTheFilesOnDisk(t *testing.T) {
+	e := newEnv(t, 1+3*2)
+	e.service("web", "web.test", 1, "")
+	e.service("api", "api.test", 1, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	d.waitPids(e.proxyAddr(), "api.test", 1, 15*time.Second)
+	pid := d.pid()
+
+	e.service("extra", "extra.test", 1, "")
+	if code, _, errOut := e.tool("start", "extra"); code != 1 || !strings.Contains(errOut, "run smoothtool reload") {
+		t.Errorf("start of a service added since the start: exit %d, stderr %q; want 1 and a hint to reload", code, errOut)
+	}
+	if err := os.Remove(filepath.Join(e.dir, "services", "api.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	webFile := filepath.Join(e.dir, "services", "web.yaml")
+	web, err := os.ReadFile(webFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, webFile, string(web)+"env:\n  DEMO_VERSION: \"2\"\n")
+
+	code, out, errOut := e.tool("reload")
+	if code != 0 {
+		t.Fatalf("smoothtool reload: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"web  rolled\n", "extra  added\n", "api  removed\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("smoothtool reload printed %q, want a line %q", out, want)
+		}
+	}
+	expect := func(host string, want int, body string) {
+		t.Helper()
+		code, got, err := httpGet(e.proxyAddr(), host, "/")
+		if err != nil || code != want || !strings.Contains(got, body) {
+			t.Errorf("GET %s/: %d %v %q, want %d with %q", host, code, err, got, want, body)
+		}
+	}
+	expect("extra.test", 200, "version=1")
+	expect("web.test", 200, "version=2")
+	expect("api.test", 404, "")
+	st := e.statusJSON()
+	if got := int(st["pid"].(float64)); got != pid {
+		t.Errorf("status after reload names pid %d, want the same daemon %d", got, pid)
+	}
+	if _, ok := instancesOf(t, st)["api"]; ok {
+		t.Errorf("status still shows the removed service api: %v", st)
+	}
+
+	if code, out, errOut := e.tool("reload"); code != 0 || strings.Count(out, "unchanged") != 2 {
+		t.Errorf("a second reload: exit %d, stdout %q, stderr %q; want web and extra unchanged", code, out, errOut)
+	}
+
+	// enabled: false stops the service; true again starts it.
+	extraFile := filepath.Join(e.dir, "services", "extra.yaml")
+	extra, err := os.ReadFile(extraFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, extraFile, string(extra)+"enabled: false\n")
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  disabled\n") {
+		t.Errorf("reload with extra disabled: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, s := range e.statusJSON()["services"].([]any) {
+		if svc := s.(map[string]any); svc["name"] == "extra" && (svc["state"] != "stopped" || len(svc["instances"].([]any)) != 0) {
+			t.Errorf("status of extra after it was disabled: %v, want stopped with no instance", svc)
+		}
+	}
+	// web is alone on the port now: it takes every host.
+	expect("extra.test", 200, "version=2")
+	writeFile(t, extraFile, string(extra))
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  enabled\n") {
+		t.Errorf("reload with extra enabled again: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	expect("extra.test", 200, "version=1")
+
+	// An invalid file changes nothing, and says where it is wrong.
+	writeFile(t, extraFile, string(extra)+"instance_cout: 2\n")
+	if code, out, errOut := e.tool("reload"); code != 1 || !strings.Contains(errOut, "extra.yaml:") || !strings.Contains(errOut, "instance_cout") {
+		t.Errorf("reload of an invalid file: exit %d, stdout %q, stderr %q; want 1 naming the file and key", code, out, errOut)
+	}
+	expect("extra.test", 200, "version=1")
+}
