@@ -59,7 +59,7 @@ func (d *Daemon) components() []component {
 		release: func() {
 			// No request left here: letting go and exiting can wait for
 			// the new process's.
-			d.upg.Background()
+			d.upg.LowerToIdleClass()
 			d.sup.Detach()
 			supStop()
 			<-d.supDone

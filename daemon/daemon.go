@@ -181,8 +181,8 @@ wait:
 func (d *Daemon) stop(cs []component, signals <-chan os.Signal, force bool, cause error) error {
 	// No upgrade from now on. A process stopped before it took over stops
 	// at its own priority, not the one it started at.
-	d.upg.Foreground()
-	d.upg.Stopping()
+	d.upg.RestorePriority()
+	d.upg.NotifySystemdStopping()
 	d.upg.Stop()
 	defer d.removePidFile()
 	stopped := make(chan error, 1)

@@ -119,7 +119,7 @@ func (d *Daemon) becomeReady(ctx context.Context) {
 		log.Warn("not every instance is ready; serving with those that are", "err", err)
 	}
 	if d.upg.HasParent() {
-		if err := d.upg.Foreground(); err != nil {
+		if err := d.upg.RestorePriority(); err != nil {
 			log.Error("not taking over", "err", err)
 			return
 		}
@@ -140,7 +140,7 @@ func (d *Daemon) becomeReady(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		log.Warn("waiting for the previous smoothserve to exit", "err", err)
 	}
-	d.upg.Settled()
+	d.upg.RestoreGCAfterSettling()
 	if ctx.Err() != nil {
 		return
 	}

@@ -38,7 +38,7 @@ type Upgrader struct {
 
 	mu        sync.Mutex
 	busy      bool
-	gcPercent int // to restore at Settled; -2: nothing to restore
+	gcPercent int // to restore at RestoreGCAfterSettling; -2: nothing to restore
 }
 
 // New sets up upgrades for this process. pidFile is written when the
@@ -58,8 +58,8 @@ func New(pidFile string, timeout time.Duration) (*Upgrader, error) {
 }
 
 // takeOverGCPercent is the GOGC of a new process until a while after the
-// previous one has exited (Settled). A fresh Go heap's first goal is 4 MB ×
-// GOGC/100, which the buffers of the connections a new smoothserve takes
+// previous one has exited (RestoreGCAfterSettling). A fresh Go heap's
+// first goal is 4 MB × GOGC/100, which the buffers of the connections a new smoothserve takes
 // over nearly fill: at the default 100 it collected for the first time as
 // it took over, with every client of those connections waiting for it, and
 // again in every process of a run of upgrades. The heap of a serving
@@ -70,9 +70,9 @@ const takeOverGCPercent = 400
 // collector goes back to its setting.
 const settleTime = 5 * time.Second
 
-// Settled is called once the previous process has exited: settleTime
-// later, the garbage collector goes back to its setting (GOGC).
-func (u *Upgrader) Settled() {
+// RestoreGCAfterSettling is called once the previous process has exited:
+// settleTime later, the garbage collector goes back to its setting (GOGC).
+func (u *Upgrader) RestoreGCAfterSettling() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.gcPercent == -2 {
@@ -100,20 +100,20 @@ func startBelow() {
 	}
 }
 
-// Foreground gives this process back the priority it was started with;
+// RestorePriority gives this process back the priority it was started with;
 // call it before it takes over from the previous one: before it accepts,
 // and before Ready.
-func (u *Upgrader) Foreground() error {
+func (u *Upgrader) RestorePriority() error {
 	if err := priority.Restore(); err != nil {
 		return fmt.Errorf("restoring the priority after starting below it: %w", err)
 	}
 	return nil
 }
 
-// Background puts this process in the idle class for the rest of its
+// LowerToIdleClass puts this process in the idle class for the rest of its
 // life: it has handed over, and what is left (letting go, exiting) can
 // wait for the new process's requests.
-func (u *Upgrader) Background() { priority.Idle() }
+func (u *Upgrader) LowerToIdleClass() { priority.Idle() }
 
 // HasParent reports whether this process was started by an upgrade.
 func (u *Upgrader) HasParent() bool { return u.upg.HasParent() }
@@ -172,8 +172,8 @@ func (u *Upgrader) Ready() error {
 	return nil
 }
 
-// Stopping tells systemd this process is stopping for good.
-func (u *Upgrader) Stopping() { notify(daemon.SdNotifyStopping) }
+// NotifySystemdStopping tells systemd this process is stopping for good.
+func (u *Upgrader) NotifySystemdStopping() { notify(daemon.SdNotifyStopping) }
 
 // notify sends a state to systemd; without NOTIFY_SOCKET it does nothing.
 // The environment is kept: a process started by an upgrade needs it too.
