@@ -96,7 +96,7 @@ func (d *Daemon) drain(ctx context.Context) error {
 	}
 	defer pass.Close()
 	d.passIdle(pass)
-	return d.px.HandOver(ctx, func(nc net.Conn, port int, buffered []byte) error {
+	return d.px.PassConnections(ctx, func(nc net.Conn, port int, buffered []byte) error {
 		sc, ok := nc.(syscall.Conn)
 		if !ok {
 			return fmt.Errorf("a %T cannot be passed", nc)

@@ -168,7 +168,7 @@ func (c *conn) serve() {
 	defer c.close()
 	opts := &c.srv.opts
 	for {
-		if c.passing() && c.handOver() {
+		if c.passing() && c.passOn() {
 			return
 		}
 		if err := c.waitForRequest(); err != nil {
@@ -231,24 +231,24 @@ func (c *conn) waitForRequest() error {
 // passing reports whether this connection is to be handed over to another
 // process when it is between two requests.
 func (c *conn) passing() bool {
-	return c.srv.shutting.Load() && !c.keepHere && c.srv.handOver.Load() != nil
+	return c.srv.shutting.Load() && !c.keepHere && c.srv.passFn.Load() != nil
 }
 
 // closing reports whether the response being written is this connection's
 // last: the server is shutting down and not handing the connection over.
 func (c *conn) closing() bool {
-	return c.srv.shutting.Load() && (c.keepHere || c.srv.handOver.Load() == nil)
+	return c.srv.shutting.Load() && (c.keepHere || c.srv.passFn.Load() == nil)
 }
 
-// handOver passes the connection, between two requests, with what was read
+// passOn passes the connection, between two requests, with what was read
 // of the next one, and reports whether this goroutine is done with it
 // (passed, or the client is gone); if not, it stays here.
-func (c *conn) handOver() bool {
+func (c *conn) passOn() bool {
 	// Responses to pipelined requests may wait in bw for the next one.
 	if err := c.Flush(); err != nil {
 		return true
 	}
-	fn := *c.srv.handOver.Load()
+	fn := *c.srv.passFn.Load()
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	if c.pre != nil && len(c.pre.pre) > 0 {
 		// Passed here with more than the reader took in so far.

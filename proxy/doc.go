@@ -25,7 +25,7 @@
 //     gets the status text, the log the details, under one request id.
 //   - After Shutdown begins, every response carries Connection: close and
 //     no connection is closed while a request on it is being answered.
-//     After HandOver begins, a connection leaves only between two requests,
+//     After PassConnections begins, a connection leaves only between two requests,
 //     with its unanswered bytes and nothing unflushed; its responses say
 //     Connection: close only once passing it has failed.
 //

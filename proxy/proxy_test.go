@@ -539,9 +539,9 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-// passTo is a HandOverFunc that passes connections to srv in this process:
+// passTo is a PassFunc that passes connections to srv in this process:
 // through a duplicate of the descriptor, as another process would get it.
-func passTo(srv *Server, passed *atomic.Int64) HandOverFunc {
+func passTo(srv *Server, passed *atomic.Int64) PassFunc {
 	return func(nc net.Conn, port int, buffered []byte) error {
 		f, err := nc.(*net.TCPConn).File()
 		if err != nil {
@@ -561,7 +561,7 @@ func passTo(srv *Server, passed *atomic.Int64) HandOverFunc {
 	}
 }
 
-func TestHandOverPassesConnectionsBetweenRequests(t *testing.T) {
+func TestPassConnectionsPassesThemBetweenRequests(t *testing.T) {
 	slow := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
@@ -620,11 +620,11 @@ func TestHandOverPassesConnectionsBetweenRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := old.srv.HandOver(ctx, passTo(next.srv, &passed)); err != nil {
-		t.Fatalf("HandOver: %v", err)
+	if err := old.srv.PassConnections(ctx, passTo(next.srv, &passed)); err != nil {
+		t.Fatalf("PassConnections: %v", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("HandOver took %v; the slow requests take 300 ms", took)
+		t.Errorf("PassConnections took %v; the slow requests take 300 ms", took)
 	}
 	if n := passed.Load(); n != 3 {
 		t.Errorf("%d connections passed, want 3", n)
@@ -649,17 +649,17 @@ func TestHandOverPassesConnectionsBetweenRequests(t *testing.T) {
 		t.Errorf("pipelined connection after the hand-over: %q close=%v", body, resp.Close)
 	}
 	if _, err := net.DialTimeout("tcp", old.addr, time.Second); err == nil {
-		t.Errorf("the old proxy still accepts after HandOver")
+		t.Errorf("the old proxy still accepts after PassConnections")
 	}
 }
 
-func TestHandOverThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
+func TestPassConnectionsThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
 	in := startInstance(t, "a", nil)
 	f := startProxy(t, Options{ShutdownGrace: 300 * time.Millisecond}, Route{Port: 1, Set: setOf(t, "s", in)})
 	cl := dial(t, f.addr)
 	cl.mustDo(get("x", "/"))
 	tried := make(chan struct{}, 1)
-	go f.srv.HandOver(context.Background(), func(net.Conn, int, []byte) error {
+	go f.srv.PassConnections(context.Background(), func(net.Conn, int, []byte) error {
 		// Failing takes longer than the grace (a stuck receiver times
 		// out): the grace counts from the failure, not from the start.
 		time.Sleep(500 * time.Millisecond)

@@ -61,7 +61,7 @@ type Server struct {
 
 	shutting   atomic.Bool
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
-	handOver   atomic.Pointer[HandOverFunc]
+	passFn     atomic.Pointer[PassFunc]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -184,26 +184,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdown(ctx, nil)
 }
 
-// A HandOverFunc passes a client connection, between two requests, to
+// A PassFunc passes a client connection, between two requests, to
 // another process, with the bytes already read from it (the start of its
 // next request). nil error: the connection is the other process's now.
-type HandOverFunc func(nc net.Conn, port int, buffered []byte) error
+type PassFunc func(nc net.Conn, port int, buffered []byte) error
 
-// HandOver is Shutdown that keeps the clients' connections open: each is
+// PassConnections is Shutdown that keeps the clients' connections open: each is
 // passed to fn as soon as it is between two requests (an idle one at once,
 // a busy one when its response is done, which then does not say
 // Connection: close). A connection fn fails to take stays here and ends as
 // in Shutdown.
-func (s *Server) HandOver(ctx context.Context, fn HandOverFunc) error {
+func (s *Server) PassConnections(ctx context.Context, fn PassFunc) error {
 	return s.shutdown(ctx, fn)
 }
 
-func (s *Server) shutdown(ctx context.Context, fn HandOverFunc) error {
+func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	s.mu.Lock()
 	if !s.shutting.Load() {
 		if fn != nil {
 			// Before the flag: a connection that sees shutting sees fn.
-			s.handOver.Store(&fn)
+			s.passFn.Store(&fn)
 		}
 		s.shutdownAt.Store(time.Now().UnixNano())
 		s.shutting.Store(true)
@@ -235,7 +235,7 @@ func (s *Server) shutdown(ctx context.Context, fn HandOverFunc) error {
 }
 
 // ServeConn serves a connection accepted elsewhere (passed by another
-// process's HandOver) as if accepted on port; buffered are bytes already
+// process's PassConnections) as if accepted on port; buffered are bytes already
 // read from it. The caller closes nc if ServeConn fails.
 func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
 	if s.shutting.Load() {
@@ -272,7 +272,7 @@ func (s *Server) Close() {
 // (handing over) stops waiting to be passed: at once.
 func (s *Server) graceDeadline() time.Time {
 	at := time.Unix(0, s.shutdownAt.Load())
-	if s.handOver.Load() != nil {
+	if s.passFn.Load() != nil {
 		return at
 	}
 	return at.Add(s.opts.ShutdownGrace)
