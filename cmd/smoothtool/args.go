@@ -124,21 +124,8 @@ func parseArgs(args []string) (command, error) {
 		}
 		return cmd, usagef("no command")
 	case len(given) == 0:
-		cmd.verb, rest = rest[0], rest[1:]
-		switch cmd.verb {
-		case "start", "stop", "restart":
-			cmd.target = "all"
-			if len(rest) > 0 {
-				cmd.target, rest = rest[0], rest[1:]
-			}
-		case "status", "upgrade", "reload":
-		case "help":
-			return command{verb: "help"}, nil
-		default:
-			return cmd, usagef("unknown command %q", cmd.verb)
-		}
-		if len(rest) > 0 {
-			return cmd, usagef("unexpected argument %q after %s", rest[0], cmd.verb)
+		if err := cmd.subcommand(rest); err != nil || cmd.verb == "help" {
+			return command{verb: cmd.verb}, err
 		}
 	}
 	if *help {
@@ -154,6 +141,25 @@ func parseArgs(args []string) (command, error) {
 		return cmd, usagef("--config: want a file")
 	}
 	return cmd, nil
+}
+
+// subcommand reads a command given as a word ("restart web") into cmd.
+func (cmd *command) subcommand(words []string) error {
+	cmd.verb, words = words[0], words[1:]
+	switch cmd.verb {
+	case "start", "stop", "restart":
+		cmd.target = "all"
+		if len(words) > 0 {
+			cmd.target, words = words[0], words[1:]
+		}
+	case "status", "upgrade", "reload", "help":
+	default:
+		return usagef("unknown command %q", cmd.verb)
+	}
+	if len(words) > 0 && cmd.verb != "help" {
+		return usagef("unexpected argument %q after %s", words[0], cmd.verb)
+	}
+	return nil
 }
 
 func isUsage(err error) bool {
