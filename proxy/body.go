@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -32,7 +33,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // character).
 func parseChunkSize(line []byte) (int64, error) {
 	line = trimCRLF(line)
-	if i := indexByte(line, ';'); i >= 0 {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		for _, c := range line[i:] {
 			if !isFieldValueChar(c) {
 				return 0, errBadChunk
@@ -77,7 +78,7 @@ func readTrailer(r *bufio.Reader, w *bufio.Writer) error {
 		if len(line) == 0 {
 			return nil
 		}
-		if n == maxTrailers || !validFieldLine(line) {
+		if _, _, _, ok := fieldSpans(line); n == maxTrailers || !ok {
 			return errBadChunk
 		}
 		if w != nil {
@@ -85,21 +86,6 @@ func readTrailer(r *bufio.Reader, w *bufio.Writer) error {
 			w.WriteString("\r\n")
 		}
 	}
-}
-
-// validFieldLine reports whether line is "name: value" with a token name
-// and a valid value.
-func validFieldLine(line []byte) bool {
-	colon := indexByte(line, ':')
-	if colon <= 0 || !isToken(line[:colon]) {
-		return false
-	}
-	for _, c := range line[colon+1:] {
-		if !isFieldValueChar(c) {
-			return false
-		}
-	}
-	return true
 }
 
 // chunkedDecoder reads the data of a chunked body from r, and consumes the

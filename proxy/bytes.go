@@ -6,9 +6,6 @@ import "bytes"
 // are compared without allocating: they stay slices of the buffers they were
 // read into.
 
-func indexByte(b []byte, c byte) int     { return bytes.IndexByte(b, c) }
-func lastIndexByte(b []byte, c byte) int { return bytes.LastIndexByte(b, c) }
-
 // firstLineEnd returns the offset just past the first line of b.
 func firstLineEnd(b []byte) int {
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -72,21 +69,23 @@ func equalFoldBytes(a, b []byte) bool {
 	return true
 }
 
+// nextToken splits the comma-separated list v at its first element, and
+// returns that element without the spaces around it, and the rest.
+func nextToken(v []byte) (tok, rest []byte) {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		return trimOWS(v[:i]), v[i+1:]
+	}
+	return trimOWS(v), nil
+}
+
 // hasToken reports whether the comma-separated list v holds token tok
 // (lower case), ignoring case and spaces.
 func hasToken(v []byte, tok string) bool {
 	for len(v) > 0 {
-		i := bytes.IndexByte(v, ',')
-		if i < 0 {
-			i = len(v)
-		}
-		if equalFold(trimOWS(v[:i]), tok) {
+		var t []byte
+		if t, v = nextToken(v); equalFold(t, tok) {
 			return true
 		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
 	}
 	return false
 }

@@ -183,8 +183,8 @@ func (c *conn) writeInterim(resp *response) {
 // before any byte of its response: on a pooled connection, it is the
 // instance having closed it while idle (errStale), not the instance failing.
 func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
-	if errors.Is(err, upstream.ErrFlush) || errors.Is(err, upstream.ErrClientGone) {
-		return fmt.Errorf("%w: %w", errClientGone, err)
+	if mapped := c.clientOr(err); mapped != err {
+		return mapped
 	}
 	if uc.Reused {
 		return fmt.Errorf("%w: %s: %w", errStale, what, err)
@@ -193,7 +193,8 @@ func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
 }
 
 // clientOr maps a failed flush to the client, or the client found gone
-// (met while reading from the instance), to errClientGone, and leaves other errors as they are.
+// (met while reading from the instance), to errClientGone, and leaves other
+// errors as they are.
 func (c *conn) clientOr(err error) error {
 	if errors.Is(err, upstream.ErrFlush) || errors.Is(err, upstream.ErrClientGone) {
 		return fmt.Errorf("%w: %w", errClientGone, err)

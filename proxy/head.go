@@ -62,57 +62,59 @@ var sp = []byte(" ")
 
 // parseFields splits the header lines of head (after the start line, which
 // ends at offset start) into fields, at most max of them. Lines end in CRLF
-// or LF. It rejects obsolete line folding, whitespace before the colon,
-// names that are not tokens, and values with a control character (a bare
-// CR among them) or DEL: each is a way to make two parsers disagree about
-// a message.
+// or LF; each must be a valid field line (fieldSpans).
 func parseFields(head []byte, start int, fields []field, max int) ([]field, error) {
 	fields = fields[:0]
 	i := start
 	for i < len(head) {
-		nl := indexByte(head[i:], '\n')
+		nl := bytes.IndexByte(head[i:], '\n')
 		if nl < 0 {
 			return fields, errBadHead
 		}
 		end := i + nl
-		lineEnd := end
-		if lineEnd > i && head[lineEnd-1] == '\r' {
-			lineEnd--
-		}
-		if lineEnd == i { // the blank line
+		line := trimCRLF(head[i : end+1])
+		if len(line) == 0 { // the blank line
 			return fields, nil
 		}
 		if len(fields) == max {
 			return fields, errTooManyFields
 		}
-		colon := i
-		for colon < lineEnd && head[colon] != ':' {
-			if !isTokenChar(head[colon]) {
-				return fields, errBadHead // obs-fold, space before ':', or not a token
-			}
-			colon++
-		}
-		if colon == lineEnd || colon == i {
+		colon, vs, ve, ok := fieldSpans(line)
+		if !ok {
 			return fields, errBadHead
 		}
-		vs, ve := colon+1, lineEnd
-		for vs < ve && (head[vs] == ' ' || head[vs] == '\t') {
-			vs++
-		}
-		for ve > vs && (head[ve-1] == ' ' || head[ve-1] == '\t') {
-			ve--
-		}
-		for _, c := range head[vs:ve] {
-			if !isFieldValueChar(c) {
-				return fields, errBadHead
-			}
-		}
 		fields = append(fields, field{
-			name:  span{int32(i), int32(colon)},
-			value: span{int32(vs), int32(ve)},
-			id:    headerID(head[i:colon]),
+			name:  span{int32(i), int32(i + colon)},
+			value: span{int32(i + vs), int32(i + ve)},
+			id:    headerID(line[:colon]),
 		})
 		i = end + 1
 	}
 	return fields, errBadHead
+}
+
+// fieldSpans checks one field line (without its line ending) and returns
+// the offsets of its colon and of its value without the spaces around it.
+// It rejects obsolete line folding, whitespace before the colon, names
+// that are not tokens, and values with a control character (a bare CR
+// among them) or DEL: each is a way to make two parsers disagree about a
+// message.
+func fieldSpans(line []byte) (colon, vs, ve int, ok bool) {
+	colon = bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) { // obs-fold, space before ':', or not a token
+		return 0, 0, 0, false
+	}
+	vs, ve = colon+1, len(line)
+	for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
+		vs++
+	}
+	for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
+		ve--
+	}
+	for _, c := range line[vs:ve] {
+		if !isFieldValueChar(c) {
+			return 0, 0, 0, false
+		}
+	}
+	return colon, vs, ve, true
 }

@@ -142,15 +142,36 @@ func removedBy(head []byte, fields []field, f *field) bool {
 // case and spaces.
 func listHas(v, name []byte) bool {
 	for len(v) > 0 {
-		tok := v
-		if i := indexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		if equalFoldBytes(trimOWS(tok), name) {
+		var t []byte
+		if t, v = nextToken(v); equalFoldBytes(t, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// connTokens is what the Connection fields of a message say.
+type connTokens struct {
+	close     bool // "close"
+	keepAlive bool // "keep-alive" (HTTP/1.0)
+	upgrade   bool // "upgrade"
+	other     bool // other names: those fields are hop-by-hop (removedBy)
+}
+
+// read adds the tokens of one Connection field value.
+func (t *connTokens) read(v []byte) {
+	for len(v) > 0 {
+		var tok []byte
+		tok, v = nextToken(v)
+		switch {
+		case equalFold(tok, "close"):
+			t.close = true
+		case equalFold(tok, "keep-alive"):
+			t.keepAlive = true
+		case equalFold(tok, "upgrade"):
+			t.upgrade = true
+		case len(tok) > 0:
+			t.other = true
+		}
+	}
 }

@@ -42,7 +42,7 @@ func (c *conn) buildUpstreamHead(req *request, kept bool, addr string) {
 		case hdrXForwardedFor, hdrXForwardedHost, hdrXForwardedProto, hdrXRequestID:
 			continue // written below
 		}
-		if f.id.hopByHop() || (req.connOther && removedBy(head, c.fields, f)) {
+		if f.id.hopByHop() || (req.conn.other && removedBy(head, c.fields, f)) {
 			continue
 		}
 		out = append(out, f.name.of(head)...)

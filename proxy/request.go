@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 )
 
@@ -16,11 +17,9 @@ type request struct {
 	contentLength int64  // -1: none
 	chunked       bool
 	close         bool // the client will not send another request
-	keepAlive10   bool // HTTP/1.0 client asked for keep-alive
 	expect100     bool
-	websocket     bool // a WebSocket upgrade was asked for: the only upgrade passed on
-	connOther     bool // a Connection field names other fields, which are then hop-by-hop
-	upgradeToken  bool // a Connection field says "upgrade"
+	websocket     bool       // a WebSocket upgrade was asked for: the only upgrade passed on
+	conn          connTokens // what its Connection fields say
 
 	xff, xfh, xfp []byte // X-Forwarded-* as the client sent them
 	id            []byte // X-Request-Id as the client sent it
@@ -53,10 +52,8 @@ func (c *conn) parseRequest(req *request) error {
 	}
 	// Only WebSocket tunnels: an h2c upgrade would carry later requests
 	// past the proxy, and other protocols have no use behind one.
-	req.websocket = req.websocket && req.upgradeToken && string(req.method) == "GET" && req.minor == 1
-	if req.minor == 0 && !req.keepAlive10 {
-		req.close = true
-	}
+	req.websocket = req.websocket && req.conn.upgrade && string(req.method) == "GET" && req.minor == 1
+	req.close = req.conn.close || (req.minor == 0 && !req.conn.keepAlive)
 	return nil
 }
 
@@ -65,12 +62,12 @@ func (c *conn) parseRequest(req *request) error {
 // userinfo), or "*" for OPTIONS (RFC 9112 §3.2); it may hold no byte
 // outside visible ASCII, and no fragment.
 func parseRequestLine(line []byte, req *request) error {
-	sp1 := indexByte(line, ' ')
+	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return errBadRequest
 	}
 	rest := line[sp1+1:]
-	sp2 := lastIndexByte(rest, ' ')
+	sp2 := bytes.LastIndexByte(rest, ' ')
 	if sp2 <= 0 {
 		return errBadRequest
 	}
@@ -153,7 +150,7 @@ func (req *request) readFields(head []byte, fields []field) error {
 		case hdrUpgrade:
 			req.websocket = req.websocket || hasToken(value, "websocket")
 		case hdrConnection:
-			req.readConnection(value)
+			req.conn.read(value)
 		case hdrContentLength:
 			lengths++
 			n, ok := parseContentLength(value)
@@ -187,31 +184,6 @@ func (req *request) readFields(head []byte, fields []field) error {
 	return nil
 }
 
-// readConnection reads one Connection field's tokens.
-func (req *request) readConnection(v []byte) {
-	for len(v) > 0 {
-		i := indexByte(v, ',')
-		if i < 0 {
-			i = len(v)
-		}
-		tok := trimOWS(v[:i])
-		switch {
-		case equalFold(tok, "close"):
-			req.close = true
-		case equalFold(tok, "keep-alive"):
-			req.keepAlive10 = true
-		case equalFold(tok, "upgrade"):
-			req.upgradeToken = true
-		case len(tok) > 0:
-			req.connOther = true
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
-	}
-}
-
 // hostTable holds the bytes of a reg-name or IPv4 address (RFC 3986 §3.2.2).
 var hostTable = alnumPlus("-._~!$&'()*+,;=%")
 
@@ -223,7 +195,7 @@ func validHost(h []byte) bool {
 	}
 	i := 0
 	if h[0] == '[' {
-		end := indexByte(h, ']')
+		end := bytes.IndexByte(h, ']')
 		if end < 2 {
 			return false
 		}

@@ -12,9 +12,9 @@ type response struct {
 	reason        span  // the reason phrase, or empty
 	contentLength int64 // -1: none
 	chunked       bool
-	close         bool // the instance will close the connection after it
-	connOther     bool // its Connection field names other fields, which are hop-by-hop
-	websocket     bool // Upgrade: websocket
+	close         bool       // the instance will close the connection after it
+	conn          connTokens // what its Connection fields say
+	websocket     bool       // Upgrade: websocket
 }
 
 // maxResponseHead bounds an instance's response head; maxResponseFields
@@ -44,7 +44,7 @@ func (c *conn) parseResponse(resp *response) error {
 	if err != nil {
 		return badResponse("header fields: " + err.Error())
 	}
-	lengths, codings, keepAlive := 0, 0, false
+	lengths, codings := 0, 0
 	for i := range c.rfield {
 		f := &c.rfield[i]
 		value := f.value.of(head)
@@ -63,11 +63,7 @@ func (c *conn) parseResponse(resp *response) error {
 			}
 			resp.chunked = true
 		case hdrConnection:
-			var r request
-			r.readConnection(value)
-			resp.close = resp.close || r.close
-			keepAlive = keepAlive || r.keepAlive10
-			resp.connOther = resp.connOther || r.connOther
+			resp.conn.read(value)
 		case hdrUpgrade:
 			resp.websocket = resp.websocket || hasToken(value, "websocket")
 		}
@@ -82,9 +78,7 @@ func (c *conn) parseResponse(resp *response) error {
 	case codings > 0 && http10:
 		return badResponse("Transfer-Encoding in an HTTP/1.0 response")
 	}
-	if http10 && !keepAlive {
-		resp.close = true
-	}
+	resp.close = resp.conn.close || (http10 && !resp.conn.keepAlive)
 	return nil
 }
 
@@ -133,7 +127,7 @@ func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep
 		if f.id.hopByHop() && !(relayChunks && f.id == hdrTrailer) {
 			continue
 		}
-		if resp.connOther && removedBy(head, c.rfield, f) {
+		if resp.conn.other && removedBy(head, c.rfield, f) {
 			continue
 		}
 		c.writeField(head, f)
