@@ -22,6 +22,14 @@ const (
 	Client Kind = 'c'
 	// Idle is an idle connection to an instance.
 	Idle Kind = 'i'
+	// Tunnel is a client's connection joined to an instance's (a
+	// WebSocket): both descriptors go, with the bytes read from either side
+	// and not yet written to the other.
+	Tunnel Kind = 't'
+	// Stream is a client's connection in the middle of a response the
+	// instance is still sending (server-sent events, a download): both
+	// descriptors go, with where the response's body stands (State).
+	Stream Kind = 's'
 )
 
 // A message is the kind, then for Client the port (big-endian) and the
@@ -35,13 +43,34 @@ const maxAddr = 255
 // full socket buffer that does not drain means it is stuck or gone.
 const sendTimeout = 2 * time.Second
 
+// maxState bounds a Stream's state.
+const maxState = 1 << 10
+
 // Item is one connection received.
 type Item struct {
 	Kind     Kind
-	Port     int      // Client: the proxy port it was accepted on
-	Buffered []byte   // Client: read by the sender and not yet used, the connection's first bytes
-	Addr     string   // Idle: the address of the instance it connects to
-	Conn     net.Conn // *net.TCPConn
+	Port     int      // Client, Tunnel, Stream: the proxy port it was accepted on
+	Buffered []byte   // Client, Tunnel, Stream: read from the client by the sender and not yet used
+	Addr     string   // Idle, Tunnel, Stream: the address of the instance
+	Conn     net.Conn // *net.TCPConn: the client's (Idle: the instance's)
+
+	// Tunnel, Stream: the connection to the instance, and the bytes read
+	// from it by the sender and not yet used.
+	Instance         net.Conn
+	InstanceBuffered []byte
+	State            []byte // Stream: where the response stands, as the proxy wrote it
+}
+
+// Joined is a client's connection joined to an instance's, for SendJoined.
+type Joined struct {
+	Kind             Kind // Tunnel or Stream
+	Port             int
+	Buffered         []byte // read from the client, not yet used
+	Client           syscall.Conn
+	Addr             string // the instance's address
+	Instance         syscall.Conn
+	InstanceBuffered []byte // read from the instance, not yet used
+	State            []byte // Stream: where the response stands
 }
 
 // Sender is the passing side of a pair. Send may be called from several
@@ -101,20 +130,69 @@ func (s *Sender) SendIdle(addr string, conn syscall.Conn) error {
 	return nil
 }
 
-func (s *Sender) send(msg []byte, conn syscall.Conn) error {
-	raw, err := conn.SyscallConn()
-	if err != nil {
+// SendJoined passes a client's connection joined to an instance's (a
+// tunnel, or a response being streamed), as Send does a client's.
+func (s *Sender) SendJoined(j Joined) error {
+	switch {
+	case j.Kind != Tunnel && j.Kind != Stream:
+		return fmt.Errorf("connpass: kind %q is not a joined connection", j.Kind)
+	case j.Port <= 0 || j.Port > 65535:
+		return fmt.Errorf("connpass: port %d is not a TCP port", j.Port)
+	case j.Addr == "" || len(j.Addr) > maxAddr:
+		return fmt.Errorf("connpass: instance address %q: empty or longer than %d bytes", j.Addr, maxAddr)
+	case len(j.Buffered) > MaxBuffered || len(j.InstanceBuffered) > MaxBuffered:
+		return fmt.Errorf("connpass: %d and %d bytes read ahead, more than %d", len(j.Buffered), len(j.InstanceBuffered), MaxBuffered)
+	case len(j.State) > maxState:
+		return fmt.Errorf("connpass: a state of %d bytes, more than %d", len(j.State), maxState)
+	}
+	msg := make([]byte, 0, joinedHeader+len(j.Addr)+len(j.State)+len(j.Buffered)+len(j.InstanceBuffered))
+	msg = append(msg, byte(j.Kind))
+	msg = binary.BigEndian.AppendUint16(msg, uint16(j.Port))
+	msg = append(msg, byte(len(j.Addr)))
+	msg = append(msg, j.Addr...)
+	msg = binary.BigEndian.AppendUint16(msg, uint16(len(j.State)))
+	msg = append(msg, j.State...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(j.Buffered)))
+	msg = append(msg, j.Buffered...)
+	msg = append(msg, j.InstanceBuffered...)
+	if err := s.send(msg, j.Client, j.Instance); err != nil {
+		return fmt.Errorf("connpass: passing a %c connection of port %d to %s: %w", j.Kind, j.Port, j.Addr, err)
+	}
+	return nil
+}
+
+// joinedHeader is the fixed part of a Tunnel or Stream message: kind,
+// port, address length, state length, client bytes' length.
+const joinedHeader = 1 + 2 + 1 + 2 + 4
+
+func (s *Sender) send(msg []byte, conns ...syscall.Conn) error {
+	fds := make([]int, 0, len(conns))
+	var sendErr error
+	// Each descriptor is valid only inside its Control: nest them.
+	var next func(i int) error
+	next = func(i int) error {
+		if i == len(conns) {
+			s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
+			_, _, sendErr = s.uc.WriteMsgUnix(msg, syscall.UnixRights(fds...), nil)
+			return nil
+		}
+		raw, err := conns[i].SyscallConn()
+		if err != nil {
+			return err
+		}
+		var inner error
+		if err := raw.Control(func(fd uintptr) {
+			fds = append(fds, int(fd))
+			inner = next(i + 1)
+		}); err != nil {
+			return err
+		}
+		return inner
+	}
+	if err := next(0); err != nil {
 		return err
 	}
-	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	var sendErr error
-	err = raw.Control(func(fd uintptr) {
-		_, _, sendErr = s.uc.WriteMsgUnix(msg, syscall.UnixRights(int(fd)), nil)
-	})
-	if err == nil {
-		err = sendErr
-	}
-	return err
+	return sendErr
 }
 
 // Close ends the pair: Receive returns once it has read what was sent.
@@ -136,7 +214,7 @@ func Receive(f *os.File, fn func(Item)) error {
 		return fmt.Errorf("connpass: receiving end is a %T, not a Unix socket", nc)
 	}
 	defer uc.Close()
-	buf := make([]byte, clientHeader+MaxBuffered+1)
+	buf := make([]byte, joinedHeader+maxAddr+maxState+2*MaxBuffered+1)
 	oob := make([]byte, syscall.CmsgSpace(4*4))
 	var bad []error
 	for {
@@ -177,8 +255,9 @@ func rights(oob []byte) ([]int, error) {
 	return fds, nil
 }
 
-// item makes the Item of one message, which holds exactly one descriptor.
-// It owns fds: those it does not make into the Item's Conn it closes.
+// item makes the Item of one message, which holds one descriptor (Client,
+// Idle) or two (Tunnel, Stream: the client's, then the instance's). It owns
+// fds: those it does not make into the Item's connections it closes.
 func item(msg []byte, flags int, fds []int) (Item, error) {
 	fail := func(err error) (Item, error) {
 		for _, fd := range fds {
@@ -189,21 +268,20 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 	switch {
 	case flags&(syscall.MSG_TRUNC|syscall.MSG_CTRUNC) != 0:
 		return fail(errors.New("connpass: message truncated"))
-	case len(fds) != 1:
-		return fail(fmt.Errorf("connpass: message with %d descriptors, want 1", len(fds)))
+	case len(fds) == 0:
+		return fail(errors.New("connpass: message with 0 descriptors"))
 	case len(msg) == 0:
 		return fail(errors.New("connpass: empty message"))
 	}
 	it := Item{Kind: Kind(msg[0])}
+	want := 1
+	var err error
 	switch it.Kind {
 	case Client:
 		if len(msg) < clientHeader {
 			return fail(fmt.Errorf("connpass: message of %d bytes is too short", len(msg)))
 		}
 		it.Port = int(binary.BigEndian.Uint16(msg[1:]))
-		if it.Port == 0 {
-			return fail(errors.New("connpass: message for port 0"))
-		}
 		if rest := msg[clientHeader:]; len(rest) > 0 {
 			it.Buffered = append([]byte(nil), rest...)
 		}
@@ -211,15 +289,71 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 		if it.Addr = string(msg[1:]); it.Addr == "" {
 			return fail(errors.New("connpass: idle connection without an address"))
 		}
+	case Tunnel, Stream:
+		want = 2
+		err = it.readJoined(msg)
 	default:
 		return fail(fmt.Errorf("connpass: unknown kind %q", it.Kind))
 	}
-	f := os.NewFile(uintptr(fds[0]), "passed-connection")
-	conn, err := net.FileConn(f)
-	f.Close() // FileConn made its own descriptor
-	if err != nil {
-		return Item{}, fmt.Errorf("connpass: passed connection (%c): %w", it.Kind, err)
+	switch {
+	case err != nil:
+		return fail(err)
+	case len(fds) != want:
+		return fail(fmt.Errorf("connpass: %c message with %d descriptors, want %d", it.Kind, len(fds), want))
+	case it.Kind != Idle && it.Port == 0:
+		return fail(errors.New("connpass: message for port 0"))
 	}
-	it.Conn = conn
+	conns := make([]net.Conn, 0, want)
+	for _, fd := range fds {
+		f := os.NewFile(uintptr(fd), "passed-connection")
+		conn, err := net.FileConn(f)
+		f.Close() // FileConn made its own descriptor
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return Item{}, fmt.Errorf("connpass: passed connection (%c): %w", it.Kind, err)
+		}
+		conns = append(conns, conn)
+	}
+	it.Conn = conns[0]
+	if want == 2 {
+		it.Instance = conns[1]
+	}
 	return it, nil
+}
+
+// readJoined reads the body of a Tunnel or Stream message (see SendJoined).
+func (it *Item) readJoined(msg []byte) error {
+	short := fmt.Errorf("connpass: %c message of %d bytes is too short", it.Kind, len(msg))
+	if len(msg) < joinedHeader {
+		return short
+	}
+	it.Port = int(binary.BigEndian.Uint16(msg[1:]))
+	rest := msg[3:]
+	n := int(rest[0])
+	if len(rest) < 1+n+2 || n == 0 {
+		return short
+	}
+	it.Addr, rest = string(rest[1:1+n]), rest[1+n:]
+	n = int(binary.BigEndian.Uint16(rest))
+	if len(rest) < 2+n+4 {
+		return short
+	}
+	it.State, rest = clone(rest[2:2+n]), rest[2+n:]
+	n64 := int64(binary.BigEndian.Uint32(rest))
+	if int64(len(rest)-4) < n64 {
+		return short
+	}
+	n = int(n64)
+	it.Buffered, it.InstanceBuffered = clone(rest[4:4+n]), clone(rest[4+n:])
+	return nil
+}
+
+// clone copies b out of the receive buffer; nil when empty.
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }

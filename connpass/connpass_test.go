@@ -203,3 +203,85 @@ func TestIdleConnectionToAnInstanceIsPassedWithItsAddress(t *testing.T) {
 		t.Error("SendIdle with no address succeeded")
 	}
 }
+
+func TestJoinedConnectionsArePassedTogetherWithTheirBytesAndState(t *testing.T) {
+	for _, kind := range []Kind{Tunnel, Stream} {
+		t.Run(string(kind), func(t *testing.T) {
+			s, f, err := NewPair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			items, done := receiveAll(t, s, func(fn func(Item)) error { return Receive(f, fn) })
+			client, clientSide := tcptest.Pair(t)
+			instance, instanceSide := tcptest.Pair(t)
+			j := Joined{Kind: kind, Port: 8080, Buffered: []byte("to the instance"), Client: clientSide,
+				Addr: "127.0.0.1:8101", Instance: instanceSide, InstanceBuffered: []byte("to the client")}
+			if kind == Stream {
+				j.State = []byte{1, 2, 3}
+			}
+			if err := s.SendJoined(j); err != nil {
+				t.Fatal(err)
+			}
+			clientSide.Close()
+			instanceSide.Close()
+			s.Close()
+			it, ok := <-items
+			if !ok {
+				t.Fatalf("nothing received: %v", <-done)
+			}
+			defer it.Conn.Close()
+			defer it.Instance.Close()
+			if it.Kind != kind || it.Port != 8080 || it.Addr != "127.0.0.1:8101" || string(it.Buffered) != "to the instance" ||
+				string(it.InstanceBuffered) != "to the client" || string(it.State) != string(j.State) {
+				t.Fatalf("got %+v", it)
+			}
+			// Each descriptor is its own connection, the right way round.
+			for _, p := range []struct {
+				name   string
+				passed net.Conn
+				other  net.Conn
+				msg    string
+			}{{"client", it.Conn, client, "to client\n"}, {"instance", it.Instance, instance, "to instance\n"}} {
+				if _, err := p.passed.Write([]byte(p.msg)); err != nil {
+					t.Fatal(err)
+				}
+				p.other.SetDeadline(time.Now().Add(5 * time.Second))
+				if got, err := bufio.NewReader(p.other).ReadString('\n'); got != p.msg {
+					t.Fatalf("the %s read %q, %v; want %q", p.name, got, err, p.msg)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestSendJoinedRefusesWhatItCannotCarry(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	defer s.Close()
+	_, a := tcptest.Pair(t)
+	_, b := tcptest.Pair(t)
+	good := Joined{Kind: Tunnel, Port: 1, Client: a, Addr: "127.0.0.1:1", Instance: b}
+	for _, tc := range []struct {
+		name string
+		mod  func(j *Joined)
+		want string
+	}{
+		{"kind", func(j *Joined) { j.Kind = Client }, "not a joined connection"},
+		{"port", func(j *Joined) { j.Port = 0 }, "not a TCP port"},
+		{"address", func(j *Joined) { j.Addr = "" }, "empty or longer"},
+		{"read ahead", func(j *Joined) { j.InstanceBuffered = make([]byte, MaxBuffered+1) }, "more than"},
+		{"state", func(j *Joined) { j.State = make([]byte, maxState+1) }, "more than"},
+	} {
+		j := good
+		tc.mod(&j)
+		if err := s.SendJoined(j); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}

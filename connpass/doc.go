@@ -8,7 +8,10 @@
 // Each message (SOCK_SEQPACKET: one per send) is one connection: its
 // descriptor (SCM_RIGHTS) and what it is: a client's, with the proxy port
 // it was accepted on and the bytes already read from it, which its new
-// owner reads first; or an idle one, with the instance's address.
+// owner reads first; or an idle one, with the instance's address. A
+// client's connection joined to an instance's (a tunnel, or a response
+// being streamed) is one message with both descriptors, the bytes read
+// from each and not yet used, and, for a stream, the proxy's state of it.
 //
 // Invariant: a connection has one owner at a time. The sender closes its
 // descriptor only after Send succeeded, and until then nothing of the

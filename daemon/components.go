@@ -30,8 +30,10 @@ type component struct {
 //     can watch a stop to its end (at an upgrade it stops answering as soon
 //     as the new process is ready: see upgrade);
 //   - supervisor: the instances (stopped at a stop, let go at an upgrade);
-//   - proxy: the proxy ports (requests finish at a stop; at an upgrade the
-//     clients' connections are passed to the new process);
+//   - proxy: the proxy ports (requests finish at a stop, while tunnels stay
+//     open for their instances to close when told to stop; at an upgrade
+//     the clients' connections, tunnels and streams are passed to the new
+//     process);
 //   - auto_restart: rollouts on file changes, which need the supervisor;
 //   - readiness: telling the previous smoothserve, systemd and the pid
 //     file that this one serves, then what waits until the previous one has
@@ -55,7 +57,15 @@ func (d *Daemon) components() []component {
 			ctx, supStop = context.WithCancel(context.Background())
 			go func() { d.supDone <- d.sup.Run(ctx) }()
 		},
-		stop: func() error { supStop(); return <-d.supDone },
+		stop: func() error {
+			supStop()
+			err := <-d.supDone
+			// The proxy stopped first, but for its tunnels (WebSockets):
+			// their instances, told to stop, closed them as they saw fit,
+			// and their exits closed the rest. Any still open now go.
+			d.px.Close()
+			return err
+		},
 		release: func() {
 			// No request left here: letting go and exiting can wait for
 			// the new process's.

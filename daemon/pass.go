@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"smoothserve/connpass"
+	"smoothserve/proxy"
 	"smoothserve/upstream"
 )
 
@@ -19,16 +20,39 @@ import (
 // it hands over: it serves the clients' and pools the idle ones to the
 // instances.
 func (d *Daemon) takeConnections(f *os.File) {
-	var clients, idle, dropped int
+	var clients, tunnels, streams, idle, dropped int
 	err := connpass.Receive(f, func(it connpass.Item) {
 		switch it.Kind {
-		case connpass.Client:
-			if err := d.px.ServeConn(it.Conn, it.Port, it.Buffered); err != nil {
+		case connpass.Client, connpass.Tunnel, connpass.Stream:
+			h := &proxy.Handover{Port: it.Port, Client: it.Conn, Buffered: it.Buffered,
+				InstanceAddr: it.Addr, InstanceBuffered: it.InstanceBuffered, Stream: it.State}
+			if it.Instance != nil {
+				tc, ok := it.Instance.(*net.TCPConn)
+				if !ok {
+					it.Conn.Close()
+					it.Instance.Close()
+					dropped++
+					return
+				}
+				h.Instance, h.Backend = tc, d.backendAt(it.Addr)
+			}
+			if err := d.px.ServeHandover(h); err != nil {
+				d.log.Warn("a passed connection could not be served; closed", "kind", string(it.Kind), "port", it.Port, "err", err)
 				it.Conn.Close()
+				if it.Instance != nil {
+					it.Instance.Close()
+				}
 				dropped++
 				return
 			}
-			clients++
+			switch it.Kind {
+			case connpass.Client:
+				clients++
+			case connpass.Tunnel:
+				tunnels++
+			default:
+				streams++
+			}
 		case connpass.Idle:
 			tc, ok := it.Conn.(*net.TCPConn)
 			b := d.backendAt(it.Addr)
@@ -41,7 +65,8 @@ func (d *Daemon) takeConnections(f *os.File) {
 			idle++
 		}
 	})
-	d.log.Info("took over the previous smoothserve's connections", "clients", clients, "to_instances", idle, "dropped", dropped)
+	d.log.Info("took over the previous smoothserve's connections", "clients", clients, "tunnels", tunnels,
+		"streams", streams, "to_instances", idle, "dropped", dropped)
 	if err != nil {
 		d.log.Warn("taking over connections", "err", err)
 	}
@@ -96,13 +121,25 @@ func (d *Daemon) drain(ctx context.Context) error {
 	}
 	defer pass.Close()
 	d.passIdle(pass)
-	return d.px.PassConnections(ctx, func(nc net.Conn, port int, buffered []byte) error {
-		sc, ok := nc.(syscall.Conn)
+	err := d.px.PassConnections(ctx, func(h *proxy.Handover) error {
+		client, ok := h.Client.(syscall.Conn)
 		if !ok {
-			return fmt.Errorf("a %T cannot be passed", nc)
+			return fmt.Errorf("a %T cannot be passed", h.Client)
 		}
-		return pass.Send(port, buffered, sc)
+		if h.Instance == nil {
+			return pass.Send(h.Port, h.Buffered, client)
+		}
+		kind := connpass.Stream
+		if h.Tunnel() {
+			kind = connpass.Tunnel
+		}
+		return pass.SendJoined(connpass.Joined{Kind: kind, Port: h.Port, Buffered: h.Buffered, Client: client,
+			Addr: h.InstanceAddr, Instance: h.Instance, InstanceBuffered: h.InstanceBuffered, State: h.Stream})
 	})
+	st := d.px.PassStats()
+	d.log.Info("passed the connections to the new smoothserve", "clients", st.Clients, "tunnels", st.Tunnels,
+		"streams", st.Streams, "failed_kept_here", st.Failed, "cut_at_drain_timeout", st.Cut)
+	return err
 }
 
 // passIdle passes the pooled connections to the instances. After a

@@ -149,29 +149,42 @@ func TestWebSocketsDoNotHoldARollingRestart(t *testing.T) {
 	}
 }
 
-// TestStopServiceClosesItsWebSockets: `smoothtool stop NAME` with a
-// WebSocket open on each instance stops at once (not after stop_timeout),
-// and each WebSocket gets its instance's 1001.
-func TestStopServiceClosesItsWebSockets(t *testing.T) {
+// TestStopClosesWebSocketsWithTheAppsCode: `smoothtool stop NAME` and
+// `stop all` with a WebSocket open on each instance stop at once (not after
+// stop_timeout): the instances get SIGTERM with their WebSockets open, so
+// each client gets the app's 1001 "server restarting", not 1006.
+func TestStopClosesWebSocketsWithTheAppsCode(t *testing.T) {
 	const stopTimeout = 30 * time.Second
-	e := newEnv(t, 6)
-	e.service("web", "web.test", 2, "stop_timeout: 30\n")
-	d := e.startDaemon()
-	d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
-	clients := wsOnEveryInstance(t, e, "web.test", instancePids(d))
+	for _, target := range []string{"web", "all"} {
+		t.Run(target, func(t *testing.T) {
+			e := newEnv(t, 8)
+			e.service("web", "web.test", 3, "stop_timeout: 30\n")
+			d := e.startDaemon()
+			d.waitPids(e.proxyAddr(), "web.test", 3, 15*time.Second)
+			pids := instancePids(d)
+			clients := wsOnEveryInstance(t, e, "web.test", pids)
 
-	start := time.Now()
-	code, out, errOut := e.tool("stop", "web")
-	took := time.Since(start)
-	if code != 0 {
-		t.Fatalf("smoothtool stop web: exit %d\n%s%s", code, out, errOut)
-	}
-	t.Logf("stop with %d WebSockets open: %v", len(clients), took.Round(time.Millisecond))
-	wantGoingAway(t, clients, 5*time.Second)
-	if took > stopTimeout/6 {
-		t.Errorf("smoothtool stop web took %v with WebSockets open, want far less than stop_timeout %v", took.Round(time.Millisecond), stopTimeout)
-	}
-	if left := instancePids(d); len(left) != 0 {
-		t.Errorf("instances still running after smoothtool stop web: %v", left)
+			start := time.Now()
+			code, out, errOut := e.tool("stop", target)
+			took := time.Since(start)
+			if code != 0 {
+				t.Fatalf("smoothtool stop %s: exit %d\n%s%s", target, code, out, errOut)
+			}
+			t.Logf("smoothtool stop %s with %d WebSockets open: %v", target, len(clients), took.Round(time.Millisecond))
+			wantGoingAway(t, clients, 5*time.Second)
+			if took > stopTimeout/6 {
+				t.Errorf("smoothtool stop %s took %v with WebSockets open, want far less than stop_timeout %v", target, took.Round(time.Millisecond), stopTimeout)
+			}
+			if target == "all" {
+				if code := d.wait(5 * time.Second); code != 0 {
+					t.Errorf("smoothserve exited %d after smoothtool stop all, want 0", code)
+				}
+			}
+			for pid := range pids {
+				if alive(pid) {
+					t.Errorf("instance pid %d still running after smoothtool stop %s", pid, target)
+				}
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 const (
 	stateActive int32 = iota
 	stateIdle
+	stateTunnel // joined to an instance after a 101 (tunnel.go)
 )
 
 // conn is one client connection. Its goroutine owns every field but state
@@ -32,6 +33,7 @@ type conn struct {
 	port int
 
 	state atomic.Int32
+	tun   atomic.Pointer[upstream.Conn] // stateTunnel: the instance's end, for Shutdown to interrupt
 
 	pre      *prefixed // bytes read by the process that passed this connection, read first
 	keepHere bool      // shutting down, and handing this connection over failed: it closes here
@@ -43,6 +45,7 @@ type conn struct {
 
 	rid      []byte         // the request's id (X-Request-Id)
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
+	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
 	maxBody  int64          // the request's service's max_body_size; 0: none
 
 	clientIP []byte // the client's address, for X-Forwarded-For
@@ -159,13 +162,23 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 	return c
 }
 
-func (c *conn) serve() {
+// start gives the connection its buffers; close returns them.
+func (c *conn) start() {
 	c.cr.c = c
 	c.br = readerPool8.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
+}
+
+func (c *conn) serve() {
+	c.start()
 	defer c.close()
+	c.serveRequests()
+}
+
+// serveRequests serves the connection's requests until it ends.
+func (c *conn) serveRequests() {
 	opts := &c.srv.opts
 	for {
 		if c.passing() && c.passOn() {
@@ -240,31 +253,6 @@ func (c *conn) closing() bool {
 	return c.srv.shutting.Load() && (c.keepHere || c.srv.passFn.Load() == nil)
 }
 
-// passOn passes the connection, between two requests, with what was read
-// of the next one, and reports whether this goroutine is done with it
-// (passed, or the client is gone); if not, it stays here.
-func (c *conn) passOn() bool {
-	// Responses to pipelined requests may wait in bw for the next one.
-	if err := c.Flush(); err != nil {
-		return true
-	}
-	fn := *c.srv.passFn.Load()
-	buffered, _ := c.br.Peek(c.br.Buffered())
-	if c.pre != nil && len(c.pre.pre) > 0 {
-		// Passed here with more than the reader took in so far.
-		buffered = append(buffered[:len(buffered):len(buffered)], c.pre.pre...)
-	}
-	if err := fn(c.nc, c.port, buffered); err != nil {
-		c.keepHere = true
-		// The response before said keep-alive: the client may be sending
-		// its next request now. It has the grace from now to come.
-		c.keepBy = time.Now().Add(c.srv.opts.ShutdownGrace)
-		c.srv.opts.Logger.Warn("proxy: handing a client connection over failed; it closes here", "port", c.port, "err", err)
-		return false
-	}
-	return true
-}
-
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -325,6 +313,14 @@ func (c *conn) Gone() bool {
 		return true
 	})
 	return gone
+}
+
+// PassNow reports whether the read of a response body that would wait for
+// the instance should stop, for the response to be passed on from where it
+// stands (stream.go): the instance connection's upstream.Client. Not with
+// part of a chunk size line in the reader: a size line is read whole.
+func (c *conn) PassNow() bool {
+	return c.rel.passable && c.rel.uc.R.Buffered() == 0 && c.passing()
 }
 
 // prefixed reads pre, then r.

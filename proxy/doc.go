@@ -24,10 +24,14 @@
 //   - Every failure becomes a status in one place (statusFor); the client
 //     gets the status text, the log the details, under one request id.
 //   - After Shutdown begins, every response carries Connection: close and
-//     no connection is closed while a request on it is being answered.
-//     After PassConnections begins, a connection leaves only between two requests,
-//     with its unanswered bytes and nothing unflushed; its responses say
-//     Connection: close only once passing it has failed.
+//     no connection is closed while a request on it is being answered;
+//     tunnels (WebSockets) are not waited for: their instances close them.
+//     After PassConnections begins, a connection leaves between two
+//     requests, a tunnel at once, and a response being streamed at its
+//     next read from the instance (with where its body stands), each
+//     with every byte read and not yet used, and nothing unflushed; its
+//     responses say Connection: close only once passing it has failed.
+//     Nothing is written to a connection once it is passed.
 //
 // The hot path parses into per-connection buffers that are reused from
 // request to request and allocates nothing; the only lock it takes is the

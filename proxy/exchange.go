@@ -71,18 +71,8 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// server-sent events stream between two events).
 	uc.WatchClient()
 
-	switch framing {
-	case bodyLength:
-		err = c.copyBody(uc.R, resp.contentLength)
-	case bodyChunked:
-		if req.minor == 1 {
-			err = c.relayChunked(uc.R)
-		} else {
-			c.dec.reset(uc.R)
-			err = c.copyBody(&c.dec, -1)
-		}
-	case bodyUntilClose:
-		err = c.copyBody(uc.R, -1)
+	if framing != bodyNone {
+		err = c.relayBody(req, &resp, framing, keep, b, uc)
 	}
 	if err != nil {
 		return false, true, c.clientOr(err)
@@ -95,8 +85,28 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// Otherwise the response is flushed when the connection next waits for
 	// the client (clientReader): a client that pipelines gets its
 	// responses in one write.
-	reusable = !resp.close && framing != bodyUntilClose && c.reusable(req, b, uc, &resp)
+	reusable = resp.reusable(framing) && c.reusable(req, b, uc)
 	return keep, true, nil
+}
+
+// relayBody relays the body of resp, framed so, from the instance b over uc
+// to the client. At an upgrade it may pass the response on to the new
+// process from where it stands (errPassed).
+func (c *conn) relayBody(req *request, resp *response, framing int, keep bool, b *upstream.Backend, uc *upstream.Conn) error {
+	if framing == bodyChunked && req.minor == 0 {
+		// Decoded for an HTTP/1.0 client: finished here.
+		c.dec.reset(uc.R)
+		return c.copyBody(&c.dec, -1)
+	}
+	c.rel = relay{passable: true, framing: uint8(framing), keep: keep, reuse: resp.reusable(framing), uc: uc, b: b, addr: b.Addr}
+	defer func() { c.rel = relay{} }()
+	switch framing {
+	case bodyLength:
+		return c.copyBody(uc.R, resp.contentLength)
+	case bodyChunked:
+		return c.relayChunked(uc.R)
+	}
+	return c.copyBody(uc.R, -1)
 }
 
 // framingOf says how the body of resp, the final answer to req, is
@@ -121,17 +131,24 @@ func keepsAlive(req *request, framing int) bool {
 	return !req.close && framing != bodyUntilClose && !(framing == bodyChunked && req.minor == 0)
 }
 
+// reusable reports whether the connection that carried resp, framed so,
+// may carry another request once its body is read: the instance did not
+// say close, the body did not end at the close, and the response did not
+// announce a body that was not to come (a 204 that announces one may send
+// it yet; the next request on the connection would take it for its
+// response).
+func (resp *response) reusable(framing int) bool {
+	return !resp.close && framing != bodyUntilClose && !(resp.status == 204 && (resp.chunked || resp.contentLength > 0))
+}
+
 // reusable reports whether uc, its response read, may carry another
-// request: nothing more of the instance's is waiting in it, and the
-// response did not announce a body that was not to come.
-func (c *conn) reusable(req *request, b *upstream.Backend, uc *upstream.Conn, resp *response) bool {
+// request: nothing more of the instance's is waiting in it.
+func (c *conn) reusable(req *request, b *upstream.Backend, uc *upstream.Conn) bool {
 	if uc.R.Buffered() > 0 {
 		c.logUpstream(req, b, errors.New("instance sent bytes beyond its response"), "connection to the instance closed")
 		return false
 	}
-	// A 204 that announces a body may send it yet; the next request on
-	// the connection would take it for its response.
-	return !(resp.status == 204 && (resp.chunked || resp.contentLength > 0))
+	return true
 }
 
 // readResponseHead reads the instance's final response head into c.rhead

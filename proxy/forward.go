@@ -109,13 +109,15 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// is open, to close it as it sees fit. It ends when either
 			// side closes (the instance's exit closes its end).
 			c.tunnelTo = nil
-			c.tunnel(uc)
+			c.tunnel(uc, b.Addr)
 			uc.Close()
 			return false
 		}
 		switch {
 		case err == nil:
 			return keep
+		case errors.Is(err, errPassed):
+			return false
 		case began || errors.Is(err, errClientGone):
 			c.logUpstream(req, b, err, "connection closed")
 			return false

@@ -153,20 +153,4 @@ func (c *conn) streamBody(req *request, uc *upstream.Conn) error {
 	}
 }
 
-// tunnel joins the client and the instance after a 101, until either side
-// closes. Bytes already buffered on either side go first.
-func (c *conn) tunnel(uc *upstream.Conn) {
-	c.nc.SetDeadline(time.Time{}) // the connection ends with the tunnel
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.br.WriteTo(uc.TCPConn)
-		uc.CloseWrite()
-	}()
-	uc.R.WriteTo(c.nc)
-	c.nc.Close()
-	uc.TCPConn.Close()
-	<-done
-}
-
 var lastChunk = []byte("0\r\n\r\n")

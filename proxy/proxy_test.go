@@ -540,20 +540,48 @@ func TestTimeouts(t *testing.T) {
 }
 
 // passTo is a PassFunc that passes connections to srv in this process:
-// through a duplicate of the descriptor, as another process would get it.
+// through duplicates of the descriptors, as another process would get them.
+// The instance's address finds its backend in set.
 func passTo(srv *Server, passed *atomic.Int64) PassFunc {
-	return func(nc net.Conn, port int, buffered []byte) error {
-		f, err := nc.(*net.TCPConn).File()
-		if err != nil {
+	return passToSet(srv, nil, passed)
+}
+
+func passToSet(srv *Server, set *upstream.Set, passed *atomic.Int64) PassFunc {
+	return func(h *Handover) error {
+		dup := func(tc *net.TCPConn) (net.Conn, error) {
+			f, err := tc.File()
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			return net.FileConn(f)
+		}
+		got := &Handover{Port: h.Port, Buffered: bytes.Clone(h.Buffered), InstanceAddr: h.InstanceAddr,
+			InstanceBuffered: bytes.Clone(h.InstanceBuffered), Stream: bytes.Clone(h.Stream)}
+		var err error
+		if got.Client, err = dup(h.Client.(*net.TCPConn)); err != nil {
 			return err
 		}
-		dup, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			return err
+		if h.Instance != nil {
+			ic, err := dup(h.Instance)
+			if err != nil {
+				got.Client.Close()
+				return err
+			}
+			got.Instance = ic.(*net.TCPConn)
+			if set != nil {
+				for _, b := range set.Backends() {
+					if b.Addr == h.InstanceAddr {
+						got.Backend = b
+					}
+				}
+			}
 		}
-		if err := srv.ServeConn(dup, port, append([]byte(nil), buffered...)); err != nil {
-			dup.Close()
+		if err := srv.ServeHandover(got); err != nil {
+			got.Client.Close()
+			if got.Instance != nil {
+				got.Instance.Close()
+			}
 			return err
 		}
 		passed.Add(1)
@@ -659,7 +687,7 @@ func TestPassConnectionsThatFailsEndsTheConnectionAsShutdownDoes(t *testing.T) {
 	cl := dial(t, f.addr)
 	cl.mustDo(get("x", "/"))
 	tried := make(chan struct{}, 1)
-	go f.srv.PassConnections(context.Background(), func(net.Conn, int, []byte) error {
+	go f.srv.PassConnections(context.Background(), func(*Handover) error {
 		// Failing takes longer than the grace (a stuck receiver times
 		// out): the grace counts from the failure, not from the start.
 		time.Sleep(500 * time.Millisecond)

@@ -37,6 +37,12 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 		if err == io.EOF && n < 0 {
 			return nil
 		}
+		if k == 0 && isPass(err) {
+			if c.passStream(n) {
+				return errPassed
+			}
+			continue
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -49,10 +55,18 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 
 // relayChunked passes a chunked body on chunk by chunk, each as soon as it
 // arrives, framed anew (size lines without extensions, CRLF), with the
-// trailer fields that are valid.
+// trailer fields that are valid. While c.rel.passable, it may stop to pass
+// the response on in a chunk's data or before a size line.
 func (c *conn) relayChunked(src *bufio.Reader) error {
 	for {
+		c.rel.inChunk = false
 		line, err := readLine(src)
+		if isPass(err) { // nothing of the line read yet (PassNow)
+			if c.passStream(0) {
+				return errPassed
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("reading response body: %w", err)
 		}
@@ -63,18 +77,33 @@ func (c *conn) relayChunked(src *bufio.Reader) error {
 		b := strconv.AppendInt(c.bw.AvailableBuffer(), size, 16)
 		c.bw.Write(append(b, "\r\n"...))
 		if size == 0 {
+			c.rel.passable = false // the trailer is finished here
 			if err := readTrailer(src, c.bw); err != nil {
 				return fmt.Errorf("reading response trailers: %w", err)
 			}
 			c.bw.WriteString("\r\n")
 			return nil
 		}
-		if err := c.copyBody(src, size); err != nil {
+		if err := c.chunkData(src, size); err != nil {
 			return err
 		}
-		if err := expectCRLF(src); err != nil {
-			return fmt.Errorf("reading response body: %w", err)
-		}
-		c.bw.WriteString("\r\n")
 	}
+}
+
+// chunkData relays the size bytes of a chunk's data and its CRLF; the size
+// line is written already.
+func (c *conn) chunkData(src *bufio.Reader, size int64) error {
+	c.rel.inChunk = true
+	if err := c.copyBody(src, size); err != nil {
+		return err
+	}
+	passable := c.rel.passable
+	c.rel.passable = false // the CRLF is read here
+	err := expectCRLF(src)
+	c.rel.passable = passable
+	if err != nil {
+		return fmt.Errorf("reading response body: %w", err)
+	}
+	c.bw.WriteString("\r\n")
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"smoothserve/upstream"
 )
 
 // Options tune the client side of the proxy. A zero field takes the default
@@ -62,11 +64,13 @@ type Server struct {
 	shutting   atomic.Bool
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
 	passFn     atomic.Pointer[PassFunc]
+	passStats  passCounters
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	allClosed chan struct{} // closed when shutting and conns is empty
+	tunnels   int           // how many of conns are tunnels
+	allClosed chan struct{} // closed when shutting and conns holds none Shutdown waits for (done)
 	wg        sync.WaitGroup
 }
 
@@ -170,30 +174,54 @@ func (s *Server) closedAll() bool {
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if len(s.conns) == 0 && s.shutting.Load() && !s.closedAll() {
+	if c.state.Load() == stateTunnel {
+		s.tunnels--
+	}
+	s.checkDoneLocked()
+	s.mu.Unlock()
+}
+
+// enterTunnel lists c as a tunnel to the instance over uc: Shutdown does not
+// wait for it, PassConnections interrupts it to pass it.
+func (s *Server) enterTunnel(c *conn, uc *upstream.Conn) {
+	c.tun.Store(uc)
+	s.mu.Lock()
+	c.state.Store(stateTunnel)
+	s.tunnels++
+	s.checkDoneLocked()
+	s.mu.Unlock()
+}
+
+// checkDoneLocked closes allClosed once shutting and no connection is left
+// that Shutdown waits for: any connection but a tunnel, or, when passing
+// them, any at all.
+func (s *Server) checkDoneLocked() {
+	left := len(s.conns)
+	if s.passFn.Load() == nil {
+		left -= s.tunnels
+	}
+	if left == 0 && s.shutting.Load() && !s.closedAll() {
 		close(s.allClosed)
 	}
-	s.mu.Unlock()
 }
 
 // Shutdown stops accepting, lets every request in progress finish (its
 // response carries Connection: close), closes idle connections after
-// ShutdownGrace, and returns once every connection is closed or ctx is done;
-// then it closes what is left.
+// ShutdownGrace, and returns once every connection but the tunnels is
+// closed, or ctx is done: then it closes what is left, tunnels too.
+// Tunnels go on until their instance ends them (it is stopped after the
+// proxy) or Close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdown(ctx, nil)
 }
 
-// A PassFunc passes a client connection, between two requests, to
-// another process, with the bytes already read from it (the start of its
-// next request). nil error: the connection is the other process's now.
-type PassFunc func(nc net.Conn, port int, buffered []byte) error
-
 // PassConnections is Shutdown that keeps the clients' connections open: each is
 // passed to fn as soon as it is between two requests (an idle one at once,
 // a busy one when its response is done, which then does not say
-// Connection: close). A connection fn fails to take stays here and ends as
-// in Shutdown.
+// Connection: close), a tunnel at once, and a response still streaming
+// from where it stands (its next wait for the instance). A connection fn
+// fails to take stays here and ends as in Shutdown; a tunnel, when it ends
+// or when ctx is done.
 func (s *Server) PassConnections(ctx context.Context, fn PassFunc) error {
 	return s.shutdown(ctx, fn)
 }
@@ -213,15 +241,18 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 	graceEnd := s.graceDeadline()
 	for c := range s.conns {
-		if c.state.Load() == stateIdle {
+		switch c.state.Load() {
+		case stateIdle:
 			// Not through c's deadline cache: its goroutine owns that,
 			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(graceEnd)
+		case stateTunnel:
+			if fn != nil {
+				c.interrupt() // one kept here after a failed pass just goes on
+			}
 		}
 	}
-	if len(s.conns) == 0 && !s.closedAll() {
-		close(s.allClosed)
-	}
+	s.checkDoneLocked()
 	s.mu.Unlock()
 
 	select {
@@ -232,24 +263,6 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 		s.Close()
 		return ctx.Err()
 	}
-}
-
-// ServeConn serves a connection accepted elsewhere (passed by another
-// process's PassConnections) as if accepted on port; buffered are bytes already
-// read from it. The caller closes nc if ServeConn fails.
-func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
-	if s.shutting.Load() {
-		return ErrServerClosed
-	}
-	c := s.newConn(nc, port)
-	if c == nil {
-		return ErrServerClosed
-	}
-	if len(buffered) > 0 {
-		c.pre = &prefixed{pre: buffered, r: nc}
-	}
-	go c.serve()
-	return nil
 }
 
 // Close closes every listener and connection at once.
@@ -264,6 +277,9 @@ func (s *Server) Close() {
 	}
 	for c := range s.conns {
 		c.nc.Close()
+	}
+	if s.passFn.Load() != nil {
+		s.passStats.Cut.Add(int64(len(s.conns)))
 	}
 	s.mu.Unlock()
 }

@@ -65,7 +65,12 @@ func (b *Backend) acquire() bool {
 	return true
 }
 
-// Release ends a request counted by Set.Pick; answered says whether the
+// Claim counts against b a request that another process sent and passed
+// on in the middle of its response (connpass), draining or not: Release
+// ends it as any other.
+func (b *Backend) Claim() { b.inflight.Add(1) }
+
+// Release ends a request counted by Set.Pick or Claim; answered says whether the
 // instance produced a response.
 func (b *Backend) Release(answered bool) {
 	if answered {

@@ -15,7 +15,15 @@ type Client interface {
 	// Gone reports, without blocking, whether the client has closed its
 	// connection.
 	Gone() bool
+	// PassNow reports whether a read of R that would wait for the instance
+	// should return ErrPass instead: the response is to go on in another
+	// process, from where it stands.
+	PassNow() bool
 }
+
+// ErrPass is returned by a read of R, before any byte is read, when the
+// Client's PassNow said so.
+var ErrPass = errors.New("the response goes on in another process")
 
 // ErrFlush wraps a Client's failed Flush, returned by a read of R: the
 // client is gone, not the instance.
@@ -50,17 +58,29 @@ func (c *Conn) unwatch() {
 	}
 }
 
-// connReader is R's source: the socket, after a flush of the client's
-// pending bytes, and, when watching, with a deadline that wakes the read to
-// look at the client.
-type connReader struct{ c *Conn }
+// connReader is R's source: the bytes another process read from the
+// socket (Adopt), then the socket, after a flush of the client's pending
+// bytes, and, when watching, with a deadline that wakes the read to look
+// at the client.
+type connReader struct {
+	c   *Conn
+	pre []byte
+}
 
 func (r *connReader) Read(p []byte) (int, error) {
 	c := r.c
+	if len(r.pre) > 0 {
+		n := copy(p, r.pre)
+		r.pre = r.pre[n:]
+		return n, nil
+	}
 	if c.client != nil {
 		if err := c.client.Flush(); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrFlush, err)
 		}
+	}
+	if c.watching && c.client.PassNow() {
+		return 0, ErrPass
 	}
 	if c.watching && !c.armed {
 		c.armed = true
@@ -73,6 +93,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 		}
 		if c.client.Gone() {
 			return 0, ErrClientGone
+		}
+		if c.client.PassNow() {
+			return 0, ErrPass
 		}
 		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
 	}

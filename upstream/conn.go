@@ -109,6 +109,30 @@ func (b *Backend) AddIdle(tc *net.TCPConn) {
 	}
 }
 
+// Adopt makes a Conn of a connection to an instance that another process
+// (connpass) was using, in the middle of a response or a tunnel; R reads
+// buffered (what that process had read and not used) first. On failure tc
+// is closed.
+func Adopt(tc *net.TCPConn, buffered []byte) (*Conn, error) {
+	c, err := newConn(tc)
+	if err != nil {
+		return nil, err
+	}
+	c.src.pre = buffered
+	return c, nil
+}
+
+// Unread is what R holds and the socket has not been asked for again: the
+// bytes read from the instance and not yet used, for another process to
+// use first (connpass). It leaves them in R.
+func (c *Conn) Unread() []byte {
+	b, _ := c.R.Peek(c.R.Buffered())
+	if len(c.src.pre) > 0 {
+		b = append(b[:len(b):len(b)], c.src.pre...)
+	}
+	return b
+}
+
 // Close closes the connection and recycles its buffer.
 func (c *Conn) Close() error {
 	if c.R != nil {

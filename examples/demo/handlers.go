@@ -34,6 +34,7 @@ func sizeBody(n int) []byte {
 func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", ws.serveEcho(pid))
+	mux.HandleFunc("/ws.html", serveWSPage)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, fmt.Sprintf("hello from demo pid=%d port=%d version=%s\n", pid, port, version))
 	})

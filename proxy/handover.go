@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// This file is passing connections to another process at an upgrade
+// (PassConnections) and taking them from one (ServeHandover): a client's
+// connection between two requests, a tunnel (tunnel.go), or a response
+// in progress (stream.go).
+
+// A Handover is a client's connection on its way to, or from, another
+// process, with everything needed to go on with it there.
+type Handover struct {
+	Port     int      // the proxy port it was accepted on
+	Client   net.Conn // the client's connection
+	Buffered []byte   // read from the client and not yet used
+
+	// A tunnel or a response in progress also hands over the connection to
+	// the instance, and the bytes read from it and not yet used.
+	Instance         *net.TCPConn
+	InstanceAddr     string
+	InstanceBuffered []byte
+	// Backend is the instance as the receiving process knows it (by
+	// InstanceAddr), to count a response in progress against; nil if it
+	// knows none. Not set by the passing process.
+	Backend *upstream.Backend
+	// Stream is where a response in progress stands (stream.go); nil for
+	// a tunnel.
+	Stream []byte
+}
+
+// Tunnel reports whether h is a tunnel (a WebSocket): an instance
+// connection and no response in progress.
+func (h *Handover) Tunnel() bool { return h.Instance != nil && h.Stream == nil }
+
+// A PassFunc passes a connection to another process. nil error: the
+// connection (both of them, for a tunnel or a stream) is the other
+// process's now, and this one closes only its own descriptors.
+type PassFunc func(h *Handover) error
+
+// PassStats counts what PassConnections passed, and what it could not.
+type PassStats struct {
+	Clients, Tunnels, Streams int64 // passed
+	Failed                    int64 // kept here after passing failed
+	Cut                       int64 // connections (tunnels, streams, requests) still here when PassConnections' context ended
+}
+
+// passCounters are PassStats as the connections count them.
+type passCounters struct {
+	Clients, Tunnels, Streams, Failed, Cut atomic.Int64
+}
+
+// PassStats is what PassConnections has passed so far.
+func (s *Server) PassStats() PassStats {
+	p := &s.passStats
+	return PassStats{Clients: p.Clients.Load(), Tunnels: p.Tunnels.Load(), Streams: p.Streams.Load(), Failed: p.Failed.Load(), Cut: p.Cut.Load()}
+}
+
+// ServeHandover serves a connection passed by another process's
+// PassConnections as if it had been accepted on h.Port here. The caller
+// closes h's connections if it fails.
+func (s *Server) ServeHandover(h *Handover) error {
+	if h.Instance == nil && h.Stream != nil {
+		return errors.New("proxy: a response in progress passed without its instance connection")
+	}
+	var rel relay
+	var rid []byte
+	if h.Stream != nil {
+		var err error
+		if rid, err = rel.decode(h.Stream); err != nil {
+			return err
+		}
+	}
+	if s.shutting.Load() {
+		return ErrServerClosed
+	}
+	c := s.newConn(h.Client, h.Port)
+	if c == nil {
+		return ErrServerClosed
+	}
+	if len(h.Buffered) > 0 {
+		c.pre = &prefixed{pre: h.Buffered, r: h.Client}
+	}
+	if h.Instance == nil {
+		go c.serve()
+		return nil
+	}
+	uc, err := upstream.Adopt(h.Instance, h.InstanceBuffered)
+	if err != nil {
+		c.nc.Close()
+		c.srv.forget(c)
+		return fmt.Errorf("proxy: taking the connection to %s: %w", h.InstanceAddr, err)
+	}
+	if h.Stream == nil {
+		go c.serveTunnel(uc, h.InstanceAddr)
+		return nil
+	}
+	rel.b, rel.addr = h.Backend, h.InstanceAddr
+	if rel.b != nil {
+		rel.b.Claim()
+	}
+	go c.serveStream(uc, &rel, rid)
+	return nil
+}
+
+// ServeConn serves a client's connection passed between two requests, with
+// the bytes already read from it, as ServeHandover does.
+func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
+	return s.ServeHandover(&Handover{Port: port, Client: nc, Buffered: buffered})
+}
+
+// pass hands h to the PassFunc, and counts it. On failure the connection
+// stays here to its end, and its next response says Connection: close.
+func (c *conn) pass(h *Handover, passed *atomic.Int64) bool {
+	fn := *c.srv.passFn.Load()
+	h.Port, h.Client, h.Buffered = c.port, c.nc, c.unread()
+	if err := fn(h); err != nil {
+		c.keepHere = true
+		// The response before said keep-alive: the client may be sending
+		// its next request now. It has the grace from now to come.
+		c.keepBy = time.Now().Add(c.srv.opts.ShutdownGrace)
+		c.srv.passStats.Failed.Add(1)
+		what := "client connection"
+		switch {
+		case h.Tunnel():
+			what = "tunnel"
+		case h.Instance != nil:
+			what = "response in progress"
+		}
+		c.srv.opts.Logger.Warn("proxy: handing a "+what+" over failed; it goes on here", "port", c.port, "err", err)
+		return false
+	}
+	passed.Add(1)
+	return true
+}
+
+// passOn passes the connection, between two requests, with what was read
+// of the next one, and reports whether this goroutine is done with it
+// (passed, or the client is gone); if not, it stays here.
+func (c *conn) passOn() bool {
+	// Responses to pipelined requests may wait in bw for the next one.
+	if err := c.Flush(); err != nil {
+		return true
+	}
+	return c.pass(&Handover{}, &c.srv.passStats.Clients)
+}
+
+// unread is what was read from the client and not yet used: the start of
+// its next request, or, in a tunnel, bytes for the instance.
+func (c *conn) unread() []byte {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	if c.pre != nil && len(c.pre.pre) > 0 {
+		// Passed here with more than the reader took in so far.
+		buffered = append(buffered[:len(buffered):len(buffered)], c.pre.pre...)
+	}
+	return buffered
+}
