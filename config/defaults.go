@@ -48,6 +48,14 @@ func (l *loader) defaultMain() {
 	for _, p := range []*string{&c.SubConfigDir, &c.LogDir, &c.ControlSocket, &c.PidFile, &c.StateDir} {
 		*p = absolute(c.Dir, *p)
 	}
+	setString("ACMEDirectory", &c.ACMEDirectory, DefaultACMEDirectory)
+	if k.set["ACMECARoot"] {
+		c.ACMECARoot = absolute(c.Dir, c.ACMECARoot)
+	}
+	// Beside smoothserve.state, as what the daemon keeps between runs; a
+	// CertDir written relative resolves against Dir, as every path does.
+	setString("CertDir", &c.CertDir, filepath.Join(c.StateDir, "certs"))
+	c.CertDir = absolute(c.Dir, c.CertDir)
 	setDuration("HeaderTimeout", &c.HeaderTimeout, 10*time.Second)
 	setDuration("IdleTimeout", &c.IdleTimeout, 75*time.Second)
 	setDuration("UpgradeTimeout", &c.UpgradeTimeout, 30*time.Second)
@@ -100,6 +108,19 @@ func (l *loader) defaultService(s *Service) {
 	}
 	if !k.set["restart_strategy"] {
 		s.RestartStrategy = StrategySurge
+	}
+	if !k.set["tls"] {
+		s.TLS = TLSOff
+	}
+	if !k.set["https_redirect"] {
+		s.HTTPSRedirect = s.TLS != TLSOff
+	}
+	// tls_cert and tls_key resolve against smoothserve.yaml's folder, as
+	// executable_path and every other path do.
+	for _, p := range []*string{&s.TLSCert, &s.TLSKey} {
+		if *p != "" {
+			*p = absolute(c.Dir, *p)
+		}
 	}
 	base := c.Dir
 	if k.set["executable_path"] {

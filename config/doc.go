@@ -9,7 +9,7 @@
 // Parsing is strict: an unknown key (with the closest known one suggested),
 // a duplicate key, or a value of the wrong type is an error. A key written
 // with no value (`port:`) counts as absent. Defaults live in defaults.go,
-// rules in validate.go and validate_cross.go.
+// rules in validate.go, validate_cross.go and validate_tls.go.
 //
 // The rules between services hold for enabled ones: one enabled service per
 // host and proxy port, at most one default service (no server_name, or
@@ -17,8 +17,11 @@
 // instance, [start_instance_port, start_instance_port+2*instance_count), the
 // second half for surge rollouts — that neither overlap nor hold a proxy
 // port.
-// Names are unique among all services, enabled or not. A disabled service's
-// executable and working_dir need not exist yet.
+// The enabled services with tls on are also served together at HTTPSPort,
+// so the host rules hold there too, and HTTPSPort is none of the other
+// ports. Names are unique among all services, enabled or not. A disabled
+// service's executable, working_dir, tls_cert and tls_key need not exist
+// yet.
 //
 // Things worth knowing that are not errors (CommandPort, which opens
 // nothing; a watch_files path that does not exist yet; no service files)

@@ -23,6 +23,11 @@ func mainKeys(c *Config) map[string]decodeFunc {
 		"BodyTimeout":         durationValue(&c.BodyTimeout),
 		"UpgradeTimeout":      durationValue(&c.UpgradeTimeout),
 		"UpgradeDrainTimeout": durationValue(&c.UpgradeDrainTimeout),
+		"HTTPSPort":           intValue(&c.HTTPSPort),
+		"ACMEDirectory":       stringValue(&c.ACMEDirectory),
+		"ACMEEmail":           stringValue(&c.ACMEEmail),
+		"ACMECARoot":          pathValue(&c.ACMECARoot),
+		"CertDir":             pathValue(&c.CertDir),
 	}
 }
 
@@ -51,5 +56,10 @@ func serviceKeys(s *Service) map[string]decodeFunc {
 		"stop_timeout":        durationValue(&s.StopTimeout),
 		"max_body_size":       byteSize(&s.MaxBodySize),
 		"restart_strategy":    stringValue(&s.RestartStrategy),
+		"tls":                 stringValue(&s.TLS),
+		"tls_cert":            pathValue(&s.TLSCert),
+		"tls_key":             pathValue(&s.TLSKey),
+		"https_redirect":      boolValue(&s.HTTPSRedirect),
+		"compress":            boolValue(&s.Compress),
 	}
 }

@@ -70,6 +70,7 @@ type loader struct {
 	// service whose own port or port range is already reported as wrong.
 	goodPort  map[*Service]bool
 	goodRange map[*Service]bool
+	goodHTTPS bool // HTTPSPort is set and a port
 }
 
 func (l *loader) add(errs ...*Error) { l.errs = append(l.errs, errs...) }

@@ -19,8 +19,10 @@ func (c *Config) Service(name string) *Service {
 }
 
 // ProxyPorts returns, sorted and without repeats, every port the proxy
-// listens on: each port with at least one enabled service, and ProxyPort
-// when it is set even if no service uses it.
+// listens on for plain HTTP: each port with at least one enabled service,
+// and ProxyPort when it is set even if no service uses it. HTTPSPort is
+// never among them (Load keeps it apart from every plain port): TLS is
+// served there, and opened on its own.
 func (c *Config) ProxyPorts() []int {
 	seen := map[int]bool{}
 	if c.ProxyPort != 0 {
@@ -31,6 +33,9 @@ func (c *Config) ProxyPorts() []int {
 			seen[s.Port] = true
 		}
 	}
+	if c.HTTPSPort != 0 {
+		delete(seen, c.HTTPSPort) // only in a Config that Load did not check
+	}
 	ports := make([]int, 0, len(seen))
 	for p := range seen {
 		ports = append(ports, p)
@@ -38,6 +43,23 @@ func (c *Config) ProxyPorts() []int {
 	sort.Ints(ports)
 	return ports
 }
+
+// TLSServices returns the enabled services with tls on (auto or files), in
+// the order of Services: the ones served at HTTPSPort, which Load ensures
+// is set when there are any.
+func (c *Config) TLSServices() []*Service {
+	var list []*Service
+	for _, s := range c.Services {
+		if s.Enabled && s.tlsOn() {
+			list = append(list, s)
+		}
+	}
+	return list
+}
+
+// tlsOn reports whether the service is served over TLS, as tls auto or
+// files.
+func (s *Service) tlsOn() bool { return s.TLS == TLSAuto || s.TLS == TLSFiles }
 
 // Errorf returns an *Error at the line of key in the service's file (the
 // file alone if key is not written there), for problems found after Load,

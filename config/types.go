@@ -22,6 +22,12 @@ type Config struct {
 	StateDir       string         // StateDir; default Dir
 	TrustedProxies []netip.Prefix // TrustedProxies: CIDRs (a bare IP is a /32 or /128)
 
+	HTTPSPort     int    // HTTPSPort; 0 when unset: no HTTPS. TLS is served there, at ProxyAddr; never in ProxyPorts
+	ACMEDirectory string // ACMEDirectory; default DefaultACMEDirectory (Let's Encrypt); an https:// URL
+	ACMEEmail     string // ACMEEmail; "" when unset: the ACME account has no contact
+	ACMECARoot    string // ACMECARoot; absolute; "" when unset: PEM roots trusted, beside the system's, for the ACME server
+	CertDir       string // CertDir; default StateDir/certs; not created by Load (the daemon makes it, mode 0700)
+
 	HeaderTimeout       time.Duration // HeaderTimeout; default 10s: a request head must arrive within it
 	IdleTimeout         time.Duration // IdleTimeout; default 75s: keep-alive wait, and the longest a client may stall mid-response
 	MaxHeaderBytes      int           // MaxHeaderBytes; default 32768: a larger request head gets 431
@@ -61,6 +67,11 @@ type Service struct {
 	StopTimeout       time.Duration // default 30s
 	MaxBodySize       int64         // bytes; default 0: no limit
 	RestartStrategy   string        // "surge" (default) or "in_place"
+	TLS               string        // TLSOff (default), TLSAuto or TLSFiles
+	TLSCert           string        // with TLSFiles: absolute path of the PEM certificate (chain), leaf first
+	TLSKey            string        // with TLSFiles: absolute path of the PEM private key
+	HTTPSRedirect     bool          // plain HTTP requests are redirected to HTTPS; default true when TLS is not TLSOff
+	Compress          bool          // compress responses for clients that accept it; default false
 }
 
 // Strategy values of restart_strategy.
@@ -68,3 +79,14 @@ const (
 	StrategySurge   = "surge"
 	StrategyInPlace = "in_place"
 )
+
+// Values of tls.
+const (
+	TLSOff   = "off"   // plain HTTP only
+	TLSAuto  = "auto"  // certificates from the ACME server at ACMEDirectory
+	TLSFiles = "files" // the certificate and key in tls_cert and tls_key
+)
+
+// DefaultACMEDirectory is ACMEDirectory when unset: Let's Encrypt's
+// production directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"

@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// Every rule lives in this file and validate_cross.go. They run after
-// defaults, so they check what smoothserve will use, and skip a key whose
-// value was already rejected while decoding.
+// Every rule lives in this file, validate_cross.go and validate_tls.go (with
+// certs.go, which reads certificate files). They run after defaults, so they
+// check what smoothserve will use, and skip a key whose value was already
+// rejected while decoding.
 
 const (
 	maxInstances    = 64
@@ -32,11 +33,13 @@ func (l *loader) validate() {
 	l.goodPort = map[*Service]bool{}
 	l.goodRange = map[*Service]bool{}
 	l.validateMain()
+	l.checkMainFiles()
 	for _, s := range l.cfg.Services {
 		l.validateService(s)
 	}
 	l.checkNames()
 	l.checkHosts()
+	l.checkHTTPSPort()
 	l.checkPortRanges()
 }
 
@@ -70,6 +73,7 @@ func (l *loader) validateMain() {
 	l.checkDuration(k, "IdleTimeout", c.IdleTimeout, true)
 	l.checkDuration(k, "UpgradeTimeout", c.UpgradeTimeout, true)
 	l.checkDuration(k, "UpgradeDrainTimeout", c.UpgradeDrainTimeout, false)
+	l.validateMainTLS()
 }
 
 func (l *loader) validateService(s *Service) {
@@ -112,6 +116,7 @@ func (l *loader) validateService(s *Service) {
 	if k.usable("restart_strategy") && s.RestartStrategy != StrategySurge && s.RestartStrategy != StrategyInPlace {
 		l.add(k.errorf("restart_strategy", "want %q or %q, got %q", StrategySurge, StrategyInPlace, s.RestartStrategy))
 	}
+	l.checkServiceTLS(s, k)
 }
 
 // checkServicePorts checks the proxy port and the instances' range.

@@ -28,49 +28,89 @@ func (l *loader) checkNames() {
 
 // checkHosts: on one proxy port, one enabled service per host name, and at
 // most one default service for the hosts none claims: one without
-// server_name, or one with default_server.
+// server_name, or one with default_server. The services with tls on are
+// also served together at HTTPSPort, so they are checked there as well.
 func (l *loader) checkHosts() {
-	type portHost struct {
-		port int
-		host string
-	}
-	claimed := map[portHost]*Service{}
-	defaults := map[int]*Service{}
+	h := &hostClaims{claimed: map[tableHost]*Service{}, defaults: map[routeTable]*Service{}}
 	for _, s := range l.cfg.Services {
-		k := l.svc[s]
-		if !s.Enabled || !l.goodPort[s] || !k.usable("server_name") {
+		if !s.Enabled || !l.svc[s].usable("server_name") {
 			continue
 		}
-		if len(s.ServerNames) == 0 || s.DefaultServer {
-			// No continue: a default_server's own hosts are checked too.
-			if other := defaults[s.Port]; other != nil {
-				l.add(defaultClash(k, s, other))
-			} else {
-				defaults[s.Port] = s
-			}
+		if l.goodPort[s] {
+			l.claimHosts(h, routeTable{port: s.Port}, s)
 		}
-		for _, host := range s.ServerNames {
-			key := portHost{s.Port, host}
-			if other := claimed[key]; other == s {
-				continue // listed twice, reported by checkServerNames
-			} else if other != nil {
-				l.add(k.errorf("server_name", "host %q on port %d is claimed by both service %q and service %q (%s)",
-					host, s.Port, s.Name, other.Name, where(other, "server_name")))
-				continue
-			}
-			claimed[key] = s
+		if table, ok := l.httpsTable(s); ok {
+			l.claimHosts(h, table, s)
+		}
+	}
+}
+
+// routeTable is one listener's services, which route by Host together: a
+// plain HTTP port, or HTTPSPort.
+type routeTable struct {
+	port  int
+	https bool
+}
+
+// String names the table the way errors do: "port 8085", "HTTPS port 8443".
+func (t routeTable) String() string {
+	if t.https {
+		return "HTTPS port " + strconv.Itoa(t.port)
+	}
+	return "port " + strconv.Itoa(t.port)
+}
+
+type tableHost struct {
+	table routeTable
+	host  string
+}
+
+// hostClaims is who has claimed what so far, in checkHosts.
+type hostClaims struct {
+	claimed  map[tableHost]*Service
+	defaults map[routeTable]*Service // the default service of each table
+}
+
+// claimHosts records s's hosts, and its being a default service, in table,
+// reporting a clash with a service that claimed them first.
+func (l *loader) claimHosts(h *hostClaims, table routeTable, s *Service) {
+	k := l.svc[s]
+	// Two services on one plain port as well as on HTTPSPort clash on the
+	// plain port first: that is reported, once.
+	seen := func(other *Service) bool {
+		return table.https && l.goodPort[s] && l.goodPort[other] && s.Port == other.Port
+	}
+	if len(s.ServerNames) == 0 || s.DefaultServer {
+		// No return: a default_server's own hosts are checked too.
+		if other := h.defaults[table]; other == nil {
+			h.defaults[table] = s
+		} else if !seen(other) {
+			l.add(defaultClash(k, s, other, table))
+		}
+	}
+	for _, host := range s.ServerNames {
+		key := tableHost{table, host}
+		other := h.claimed[key]
+		switch {
+		case other == nil:
+			h.claimed[key] = s
+		case other == s, seen(other):
+			// listed twice, reported by checkServerNames; or reported above
+		default:
+			l.add(k.errorf("server_name", "host %q on %s is claimed by both service %q and service %q (%s)",
+				host, table, s.Name, other.Name, where(other, "server_name")))
 		}
 	}
 }
 
 // defaultClash is the error of s, read after other, being the default
-// service of the port other is the default of already. It blames the key
+// service of the table other is the default of already. It blames the key
 // that makes s the default: default_server if set, else the server_name it
 // lacks.
-func defaultClash(k *fileKeys, s, other *Service) *Error {
+func defaultClash(k *fileKeys, s, other *Service, table routeTable) *Error {
 	if !s.DefaultServer && !other.DefaultServer {
-		return k.errorf("server_name", "service %q and service %q (%s) are both the default service of port %d (no server_name); give one a server_name",
-			s.Name, other.Name, where(other, "server_name"), s.Port)
+		return k.errorf("server_name", "service %q and service %q (%s) are both the default service of %s (no server_name); give one a server_name",
+			s.Name, other.Name, where(other, "server_name"), table)
 	}
 	why := func(svc *Service) (reason, key string) {
 		if svc.DefaultServer {
@@ -80,8 +120,8 @@ func defaultClash(k *fileKeys, s, other *Service) *Error {
 	}
 	reason, key := why(s)
 	otherReason, otherKey := why(other)
-	return k.errorf(key, "service %q (%s) and service %q (%s, %s) are both the default service of port %d; a port has at most one",
-		s.Name, reason, other.Name, otherReason, where(other, otherKey), s.Port)
+	return k.errorf(key, "service %q (%s) and service %q (%s, %s) are both the default service of %s; a port has at most one",
+		s.Name, reason, other.Name, otherReason, where(other, otherKey), table)
 }
 
 // checkPortRanges: the instance port ranges of enabled services do not
@@ -96,6 +136,9 @@ func (l *loader) checkPortRanges() {
 	c := l.cfg
 	if c.ProxyPort != 0 && l.main.usable("ProxyPort") {
 		proxyPorts = append(proxyPorts, listener{c.ProxyPort, fmt.Sprintf("ProxyPort of %s:%d", c.Path, c.Lines["ProxyPort"]), nil})
+	}
+	if l.goodHTTPS {
+		proxyPorts = append(proxyPorts, listener{c.HTTPSPort, fmt.Sprintf("HTTPSPort of %s:%d", c.Path, c.Lines["HTTPSPort"]), nil})
 	}
 	var ranged []*Service
 	for _, s := range c.Services {

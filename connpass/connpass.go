@@ -1,12 +1,14 @@
 package connpass
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -77,7 +79,19 @@ type Joined struct {
 // goroutines at once.
 type Sender struct {
 	uc *net.UnixConn
+
+	helloOnce sync.Once
+	joinable  bool // the receiver said it takes Tunnel and Stream
 }
+
+// hello is what a receiver that takes Tunnel and Stream says first. A
+// receiver of an earlier release says nothing, and is sent neither: it
+// would drop them (a rollback to it).
+var hello = []byte("connpass 2: c i t s")
+
+// helloWait bounds the wait for the receiver's hello; it was sent when the
+// receiving process started, long before anything is passed.
+const helloWait = 500 * time.Millisecond
 
 // NewPair makes a socket pair: the Sender stays in this process, the file is
 // for the process that receives (Receive).
@@ -132,6 +146,9 @@ func (s *Sender) SendIdle(addr string, conn syscall.Conn) error {
 
 // SendJoined passes a client's connection joined to an instance's (a
 // tunnel, or a response being streamed), as Send does a client's.
+//
+// A receiver of an earlier release takes neither: then the error says so,
+// and the connections stay the caller's.
 func (s *Sender) SendJoined(j Joined) error {
 	switch {
 	case j.Kind != Tunnel && j.Kind != Stream:
@@ -144,6 +161,8 @@ func (s *Sender) SendJoined(j Joined) error {
 		return fmt.Errorf("connpass: %d and %d bytes read ahead, more than %d", len(j.Buffered), len(j.InstanceBuffered), MaxBuffered)
 	case len(j.State) > maxState:
 		return fmt.Errorf("connpass: a state of %d bytes, more than %d", len(j.State), maxState)
+	case !s.receiverJoins():
+		return errors.New("connpass: the new smoothserve is of an earlier release, which cannot take tunnels or streams")
 	}
 	msg := make([]byte, 0, joinedHeader+len(j.Addr)+len(j.State)+len(j.Buffered)+len(j.InstanceBuffered))
 	msg = append(msg, byte(j.Kind))
@@ -159,6 +178,17 @@ func (s *Sender) SendJoined(j Joined) error {
 		return fmt.Errorf("connpass: passing a %c connection of port %d to %s: %w", j.Kind, j.Port, j.Addr, err)
 	}
 	return nil
+}
+
+// receiverJoins reports whether the receiver said hello (see hello).
+func (s *Sender) receiverJoins() bool {
+	s.helloOnce.Do(func() {
+		buf := make([]byte, 64)
+		s.uc.SetReadDeadline(time.Now().Add(helloWait))
+		n, _, _, _, err := s.uc.ReadMsgUnix(buf, nil)
+		s.joinable = err == nil && bytes.Equal(buf[:n], hello)
+	})
+	return s.joinable
 }
 
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
@@ -196,7 +226,12 @@ func (s *Sender) send(msg []byte, conns ...syscall.Conn) error {
 }
 
 // Close ends the pair: Receive returns once it has read what was sent.
-func (s *Sender) Close() error { return s.uc.Close() }
+// The receiver's hello is read first, if it was not: a close with it
+// unread would reset the pair, and the receiver take that for a failure.
+func (s *Sender) Close() error {
+	s.receiverJoins()
+	return s.uc.Close()
+}
 
 // Receive reads the connections passed over f until the sender closes its
 // end, and calls fn for each, in order, from this goroutine. f is closed
@@ -214,14 +249,21 @@ func Receive(f *os.File, fn func(Item)) error {
 		return fmt.Errorf("connpass: receiving end is a %T, not a Unix socket", nc)
 	}
 	defer uc.Close()
+	// Tell the sender this receiver takes every kind (a failure here only
+	// keeps tunnels and streams in the sending process).
+	uc.SetWriteDeadline(time.Now().Add(helloWait))
+	uc.Write(hello)
+	uc.SetWriteDeadline(time.Time{})
 	buf := make([]byte, joinedHeader+maxAddr+maxState+2*MaxBuffered+1)
 	oob := make([]byte, syscall.CmsgSpace(4*4))
 	var bad []error
 	for {
 		n, oobn, flags, _, err := uc.ReadMsgUnix(buf, oob)
-		if n == 0 && oobn == 0 {
-			// EOF: the sender closed its end (or an error).
-			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		if n <= 0 && oobn <= 0 {
+			// EOF: the sender closed its end (or an error). A sender of an
+			// earlier release never reads the hello, so its close resets
+			// the pair: an end like any other.
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				bad = append(bad, err)
 			}
 			return errors.Join(bad...)

@@ -38,7 +38,7 @@ func (d *Daemon) Apply(ctx context.Context, svc *config.Service, via, trigger st
 	}
 	next := *svc
 	if next.Port != cur.Port {
-		opened, err := d.ports.open(next.Port)
+		opened, err := d.ports.open(next.Port, nil)
 		switch {
 		case err != nil:
 			log.Error(via+": the new proxy port cannot be opened; the service stays on its old one",
@@ -80,6 +80,7 @@ func (d *Daemon) commit(next *config.Config, sets map[string]*upstream.Set) erro
 	}
 	d.cfg.Store(next)
 	d.sets = sets
+	d.setSites(next)
 	return nil
 }
 

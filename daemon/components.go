@@ -88,9 +88,14 @@ func (d *Daemon) components() []component {
 			ctx, cancel := context.WithTimeout(context.Background(), d.stopDeadline())
 			defer cancel()
 			d.px.Shutdown(ctx)
+			d.stopCerts()
 			return nil
 		},
 		release: func() {
+			// The new process maintains the certificates from now on;
+			// this one serves its TLS connections from its cache until
+			// they leave.
+			d.stopCerts()
 			// Still routing to every instance: requests in progress are
 			// answered, then their connections passed. The supervisor is
 			// frozen meanwhile: it starts and stops nothing.

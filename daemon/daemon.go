@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"smoothserve/autorestart"
+	"smoothserve/certs"
 	"smoothserve/config"
 	"smoothserve/connpass"
 	"smoothserve/control"
@@ -59,6 +60,8 @@ type Daemon struct {
 
 	ar atomic.Pointer[autorestart.Deployer] // set once auto_restart runs
 
+	certs *certs.Manager // the HTTPS port's certificates; nil without HTTPSPort
+
 	mu       sync.Mutex
 	cfg      atomic.Pointer[config.Config]
 	applying map[string]*sync.Mutex
@@ -95,9 +98,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	for _, svc := range cfg.Services {
 		set := upstream.NewSet(svc.Name, svc.StartTimeout)
 		set.SetMaxBodySize(svc.MaxBodySize)
+		set.SetCompress(svc.Compress)
 		d.sets[svc.Name] = set
 	}
+	if err := d.newCerts(cfg); err != nil {
+		upg.Stop()
+		return nil, err
+	}
+	var challenge proxy.ChallengeFunc
+	if d.certs != nil {
+		challenge = d.certs.HTTPChallenge
+	}
 	d.px, err = proxy.New(proxy.Options{
+		HTTPChallenge:   challenge,
 		HeaderTimeout:   cfg.HeaderTimeout,
 		IdleTimeout:     cfg.IdleTimeout,
 		MaxHeaderBytes:  cfg.MaxHeaderBytes,
@@ -223,11 +236,16 @@ func (d *Daemon) stop(cs []component, signals <-chan os.Signal, force bool, caus
 	}
 }
 
-// listen opens (or inherits) every proxy port.
+// listen opens (or inherits) every proxy port, and the HTTPS port.
 func (d *Daemon) listen() error {
 	d.ports = newProxyPorts(d.config().ProxyAddr, d.upg, d.px)
 	for _, port := range d.config().ProxyPorts() {
-		if _, err := d.ports.open(port); err != nil {
+		if _, err := d.ports.open(port, nil); err != nil {
+			return err
+		}
+	}
+	if d.certs != nil {
+		if _, err := d.ports.open(d.config().HTTPSPort, d.certs.TLSConfig()); err != nil {
 			return err
 		}
 	}
@@ -261,15 +279,4 @@ func (d *Daemon) stopDeadline() time.Duration {
 		deadline = max(deadline, s.StopTimeout)
 	}
 	return deadline
-}
-
-// routesFor is the routing table of cfg's enabled services.
-func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route {
-	var routes []proxy.Route
-	for _, svc := range cfg.Services {
-		if set := sets[svc.Name]; svc.Enabled && set != nil {
-			routes = append(routes, proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set})
-		}
-	}
-	return routes
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -31,11 +32,12 @@ type proxyPorts struct {
 
 	mu      sync.Mutex
 	ln      map[int]net.Listener
+	tls     map[int]*tls.Config // the HTTPS port's
 	serving bool
 }
 
 func newProxyPorts(addr string, upg *upgrade.Upgrader, px *proxy.Server) *proxyPorts {
-	return &proxyPorts{addr: addr, upg: upg, px: px, errs: make(chan error, 1), ln: make(map[int]net.Listener)}
+	return &proxyPorts{addr: addr, upg: upg, px: px, errs: make(chan error, 1), ln: make(map[int]net.Listener), tls: make(map[int]*tls.Config)}
 }
 
 // open listens on port (or takes the listener inherited from the previous
@@ -44,7 +46,9 @@ func newProxyPorts(addr string, upg *upgrade.Upgrader, px *proxy.Server) *proxyP
 // opened while an upgrade starts the next process is not inherited: that
 // process fails to listen on it, and the upgrade fails with this process
 // still serving.
-func (p *proxyPorts) open(port int) (opened bool, err error) {
+//
+// With cfg, the port serves TLS (the HTTPS port).
+func (p *proxyPorts) open(port int, cfg *tls.Config) (opened bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.ln[port]; ok {
@@ -55,8 +59,11 @@ func (p *proxyPorts) open(port int) (opened bool, err error) {
 		return false, err
 	}
 	p.ln[port] = ln
+	if cfg != nil {
+		p.tls[port] = cfg
+	}
 	if p.serving {
-		go p.serveOne(ln, port)
+		go p.serveOne(ln, port, p.tls[port])
 	}
 	return true, nil
 }
@@ -70,12 +77,17 @@ func (p *proxyPorts) serve() {
 	}
 	p.serving = true
 	for port, ln := range p.ln {
-		go p.serveOne(ln, port)
+		go p.serveOne(ln, port, p.tls[port])
 	}
 }
 
-func (p *proxyPorts) serveOne(ln net.Listener, port int) {
-	err := p.px.Serve(ln, port)
+func (p *proxyPorts) serveOne(ln net.Listener, port int, cfg *tls.Config) {
+	var err error
+	if cfg != nil {
+		err = p.px.ServeTLS(ln, port, cfg)
+	} else {
+		err = p.px.Serve(ln, port)
+	}
 	if errors.Is(err, proxy.ErrServerClosed) {
 		// Shutting down: the proxy closed it, or (opened as it began)
 		// refused it.

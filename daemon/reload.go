@@ -106,12 +106,13 @@ func (d *Daemon) addService(ctx context.Context, svc *config.Service) error {
 	mu.Lock()
 	defer mu.Unlock()
 	if svc.Enabled {
-		if _, err := d.ports.open(svc.Port); err != nil {
+		if _, err := d.ports.open(svc.Port, nil); err != nil {
 			return fmt.Errorf("not added: its proxy port cannot be opened: %w", err)
 		}
 	}
 	set := upstream.NewSet(svc.Name, svc.StartTimeout)
 	set.SetMaxBodySize(svc.MaxBodySize)
+	set.SetCompress(svc.Compress)
 	d.mu.Lock()
 	sets := maps.Clone(d.sets)
 	sets[svc.Name] = set

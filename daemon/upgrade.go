@@ -47,6 +47,7 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		}
 		d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
 		pass = d.newPass()
+		d.passTickets()
 		return nil
 	}
 	abort := func() {

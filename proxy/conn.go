@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,7 @@ type conn struct {
 	state atomic.Int32
 	tun   atomic.Pointer[upstream.Conn] // stateTunnel: the instance's end, for Shutdown to interrupt
 
+	secure   bool      // TLS (secure.go): never passed to another process, its state is this one's
 	pre      *prefixed // bytes read by the process that passed this connection, read first
 	keepHere bool      // shutting down, and handing this connection over failed: it closes here
 	keepBy   time.Time // keepHere: when it closes if no request came (a grace from the failure)
@@ -46,7 +48,11 @@ type conn struct {
 	rid      []byte         // the request's id (X-Request-Id)
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
 	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
-	maxBody  int64          // the request's service's max_body_size; 0: none
+	compress bool           // the request's service compresses its responses (compress.go)
+	zw       compressor     // compressing the response being relayed: flushed with bw
+	cw       chunkWriter    // what zw writes to
+	lim      io.LimitedReader
+	maxBody  int64 // the request's service's max_body_size; 0: none
 
 	clientIP []byte // the client's address, for X-Forwarded-For
 	trusted  bool   // client is a trusted proxy: keep its X-Forwarded-*
@@ -133,6 +139,7 @@ var (
 
 func newConn(s *Server, nc net.Conn, port int) *conn {
 	c := &conn{srv: s, nc: nc, port: port}
+	_, c.secure = nc.(*tls.Conn)
 	c.state.Store(stateActive)
 	// Go accepts with TCP_NODELAY set already. The address comes from the
 	// accept, without formatting and parsing it: connections are accepted
@@ -225,9 +232,12 @@ func (c *conn) waitForRequest() error {
 	c.state.Store(stateIdle)
 	if c.srv.shutting.Load() {
 		if c.keepHere {
+			if c.keepBy.IsZero() { // kept here mid-response: the grace runs from now
+				c.keepBy = time.Now().Add(c.srv.opts.ShutdownGrace)
+			}
 			c.setReadDeadline(c.keepBy)
 		} else {
-			c.setReadDeadline(c.srv.graceDeadline())
+			c.setReadDeadline(c.graceDeadline())
 		}
 	}
 	_, err := c.br.Peek(1)
@@ -244,13 +254,13 @@ func (c *conn) waitForRequest() error {
 // passing reports whether this connection is to be handed over to another
 // process when it is between two requests.
 func (c *conn) passing() bool {
-	return c.srv.shutting.Load() && !c.keepHere && c.srv.passFn.Load() != nil
+	return c.srv.shutting.Load() && !c.keepHere && !c.secure && c.srv.passFn.Load() != nil
 }
 
 // closing reports whether the response being written is this connection's
 // last: the server is shutting down and not handing the connection over.
 func (c *conn) closing() bool {
-	return c.srv.shutting.Load() && (c.keepHere || c.srv.passFn.Load() == nil)
+	return c.srv.shutting.Load() && (c.keepHere || c.secure || c.srv.passFn.Load() == nil)
 }
 
 func isTimeout(err error) bool {
@@ -281,6 +291,9 @@ func (r *clientReader) Read(p []byte) (int, error) {
 // the instance connection an exchange reads from, so nothing for the client
 // waits while the proxy waits for the instance.
 func (c *conn) Flush() error {
+	if c.zw != nil {
+		c.zw.Flush()
+	}
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
@@ -299,7 +312,11 @@ func (c *conn) Gone() bool {
 	if c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) {
 		return false
 	}
-	sc, ok := c.nc.(syscall.Conn)
+	var nc net.Conn = c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn() // a close_notify is data: only a close or reset counts
+	}
+	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 // Failures that are not I/O errors.
 var (
 	errNoHost         = errors.New("no service for this host")
+	errNoChallenge    = errors.New("no ACME challenge pending for this token")
 	errNoInstance     = errors.New("no instance ready")
 	errServiceStopped = errors.New("service stopped")
 	errClientGone     = errors.New("client closed the connection")
@@ -32,7 +33,7 @@ func statusFor(err error) int {
 		return statusCode499
 	case errors.Is(err, errBadResponse):
 		return 502
-	case errors.Is(err, errNoHost):
+	case errors.Is(err, errNoHost), errors.Is(err, errNoChallenge):
 		return 404
 	case errors.Is(err, errNoInstance), errors.Is(err, errServiceStopped):
 		return 503
@@ -70,6 +71,10 @@ func clientGone(err error) bool {
 // log has the details under the X-Request-Id the response carries.
 func statusText(code int) string {
 	switch code {
+	case 200:
+		return "OK"
+	case 308:
+		return "Permanent Redirect"
 	case 400:
 		return "Bad Request"
 	case 404:
@@ -100,6 +105,12 @@ func statusText(code int) string {
 // and flushes it. Retry-After goes with 503: the service is restarting or
 // stopped, and a client may try again shortly.
 func (c *conn) writeError(code int, keep, head bool) {
+	c.writeStatus(code, keep, head, "", nil)
+}
+
+// writeStatus writes a response of the proxy's own: code, its status text
+// as the body, and one more field if name is not empty.
+func (c *conn) writeStatus(code int, keep, head bool, name string, value []byte) {
 	text := statusText(code)
 	b := c.bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 "...)
@@ -112,6 +123,12 @@ func (c *conn) writeError(code int, keep, head bool) {
 	b = append(b, c.rid...)
 	if code == 503 {
 		b = append(b, "\r\nRetry-After: 1"...)
+	}
+	if name != "" {
+		b = append(b, "\r\n"...)
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, value...)
 	}
 	if !keep {
 		b = append(b, "\r\nConnection: close"...)

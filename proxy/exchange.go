@@ -54,7 +54,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		if !req.websocket || !resp.websocket {
 			return false, false, badResponse("101 Switching Protocols to a request that asked no WebSocket upgrade")
 		}
-		c.writeResponseHead(req, &resp, bodyNone, false)
+		c.writeResponseHead(req, &resp, bodyNone, false, encNone)
 		if err := c.Flush(); err != nil {
 			return false, true, err
 		}
@@ -63,15 +63,23 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		return false, true, nil
 	}
 	framing := framingOf(req, &resp)
-	keep = !c.closing() && keepsAlive(req, framing)
+	enc := c.encodingFor(req, &resp, framing)
+	if enc != encNone {
+		keep = !c.closing() && keepsAlive(req, bodyChunked)
+	} else {
+		keep = !c.closing() && keepsAlive(req, framing)
+	}
 	c.writeDeadline(time.Now())
-	c.writeResponseHead(req, &resp, framing, keep)
+	c.writeResponseHead(req, &resp, framing, keep, enc)
 	// While the body streams, a client that leaves is noticed, and the
 	// instance's connection closed, even while the instance is quiet (a
 	// server-sent events stream between two events).
 	uc.WatchClient()
 
-	if framing != bodyNone {
+	switch {
+	case enc != encNone:
+		err = c.relayCompressed(uc.R, &resp, framing, enc)
+	case framing != bodyNone:
 		err = c.relayBody(req, &resp, framing, keep, b, uc)
 	}
 	if err != nil {

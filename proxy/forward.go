@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"time"
 
 	"smoothserve/upstream"
@@ -30,18 +29,26 @@ const deathGrace = 250 * time.Millisecond
 // carry another.
 func (c *conn) serveRequest(req *request) bool {
 	c.setRequestID(req)
-	var set *upstream.Set
+	var tg *target
 	if pt := c.srv.routes.Load().ports[c.port]; pt != nil {
-		set = pt.lookup(req.host)
+		tg = pt.lookup(req.host)
 	}
 	hasBody := req.contentLength > 0 || req.chunked
+	if !c.secure && c.srv.opts.HTTPChallenge != nil && isChallenge(req.target) {
+		return c.answerChallenge(req, hasBody)
+	}
+	set := tg.setOrNil()
 	if set == nil {
 		return c.fail(req, fmt.Errorf("%w %q on port %d", errNoHost, req.host, c.port), !hasBody)
+	}
+	if tg.httpsPort != 0 && !c.secure {
+		return c.redirect(req, tg.httpsPort, hasBody)
 	}
 	if set.Stopped() {
 		return c.fail(req, fmt.Errorf("%w: %s", errServiceStopped, set.Name), !hasBody)
 	}
 	c.maxBody = set.MaxBodySize()
+	c.compress = set.Compress()
 	kept, err := c.readBody(req)
 	if err != nil {
 		return c.fail(req, err, false)
@@ -53,38 +60,22 @@ func (c *conn) serveRequest(req *request) bool {
 // no harm, and relays the answer. It reports whether the connection may
 // carry another request.
 func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
-	var tried upstream.Tried
-	var waitCtx context.Context
-	var lastErr error // the last failure, if the request failed on every instance it was tried on
+	p := picker{set: set}
+	defer p.done()
 	maxIdle := time.Duration(0)
 	if !kept || !idempotent(req.method) {
 		maxIdle = freshIdle
 	}
 	for attempt := 0; ; attempt++ {
-		b := set.Pick(&tried)
-		if b == nil {
-			if lastErr != nil && !c.instanceDied(set, &tried) {
-				return c.fail(req, lastErr, kept)
-			}
-			if waitCtx == nil {
-				var cancel context.CancelFunc
-				waitCtx, cancel = context.WithTimeout(context.Background(), set.StartTimeout())
-				defer cancel()
-			}
-			if attempt < maxAttempts && set.Wait(waitCtx, &tried) {
-				continue
-			}
-			if set.Stopped() {
-				return c.fail(req, fmt.Errorf("%w: %s", errServiceStopped, set.Name), kept)
-			}
-			return c.fail(req, fmt.Errorf("%w for %s within %v", errNoInstance, set.Name, set.StartTimeout()), kept)
+		b, err := p.next()
+		if err != nil {
+			return c.fail(req, err, kept)
 		}
 		uc, err := b.Get(maxIdle)
 		if err != nil {
 			// Nothing was sent: any request may go elsewhere.
 			b.Release(false)
-			tried.Add(b)
-			lastErr = err
+			p.failed(b, err)
 			c.logUpstream(req, b, err, "trying another instance")
 			if attempt+1 >= maxAttempts {
 				return c.fail(req, err, kept)
@@ -129,24 +120,13 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			c.logUpstream(req, b, err, "answered 502")
 			return c.fail(req, err, kept)
 		case kept && idempotent(req.method) && attempt+1 < maxAttempts:
-			tried.Add(b)
-			lastErr = err
+			p.failed(b, err)
 			c.logUpstream(req, b, err, "retrying on another instance")
 			continue
 		}
 		c.logUpstream(req, b, err, "")
 		return c.fail(req, err, kept)
 	}
-}
-
-// instanceDied reports, for a request that failed on every instance in
-// rotation, whether it is worth waiting for another: one appears within
-// deathGrace, or one it failed on left rotation (it died, and is being
-// replaced).
-func (c *conn) instanceDied(set *upstream.Set, tried *upstream.Tried) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), deathGrace)
-	defer cancel()
-	return set.Wait(ctx, tried) || tried.AnyDraining()
 }
 
 // fail answers req with the status its error maps to, and logs why under
@@ -182,12 +162,12 @@ func (c *conn) logUpstream(req *request, b *upstream.Backend, err error, action 
 // before the connection closes with a request body unread: closing at once
 // would reset the connection, and the client might never read the error.
 func (c *conn) lingerClose() {
-	tc, ok := c.nc.(*net.TCPConn)
+	cw, ok := c.nc.(interface{ CloseWrite() error }) // TCP, or TLS (a close_notify)
 	if !ok {
 		return
 	}
 	c.bw.Flush()
-	tc.CloseWrite()
+	cw.CloseWrite()
 	c.setReadDeadline(time.Now().Add(lingerTime))
 	io.CopyN(io.Discard, c.br, lingerBytes)
 }

@@ -229,7 +229,7 @@ func FuzzResponseHead(f *testing.F) {
 				if !req.websocket || !resp.websocket {
 					continue // 502
 				}
-				c.writeResponseHead(&req, &resp, bodyNone, false)
+				c.writeResponseHead(&req, &resp, bodyNone, false, encNone)
 			case resp.status < 200:
 				if req.minor == 0 {
 					continue // not passed on
@@ -239,7 +239,7 @@ func FuzzResponseHead(f *testing.F) {
 				// As exchange frames it.
 				framing = framingOf(&req, &resp)
 				keep = keepsAlive(&req, framing)
-				c.writeResponseHead(&req, &resp, framing, keep)
+				c.writeResponseHead(&req, &resp, framing, keep, encNone)
 			}
 			c.bw.Flush()
 			head := out.Bytes()

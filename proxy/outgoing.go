@@ -90,9 +90,12 @@ func (c *conn) appendForwarded(out []byte, req *request) []byte {
 		out = append(out, req.host...)
 	}
 	out = append(out, "\r\nX-Forwarded-Proto: "...)
-	if c.trusted && len(req.xfp) > 0 {
+	switch {
+	case c.trusted && len(req.xfp) > 0:
 		out = append(out, req.xfp...)
-	} else {
+	case c.secure:
+		out = append(out, "https"...)
+	default:
 		out = append(out, "http"...)
 	}
 	out = append(out, "\r\nX-Request-Id: "...)

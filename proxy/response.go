@@ -118,16 +118,26 @@ func clip(b []byte) string { return string(b[:min(len(b), 100)]) }
 // canonically: the status line and fields with CRLF, without hop-by-hop
 // fields, with the framing of this hop (length, chunked or none) and its
 // Connection.
-func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep bool) {
+func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep bool, enc encoding) {
 	head := c.rhead
 	c.writeStatusLine(resp)
 	relayChunks := framing == bodyChunked && req.minor == 1
+	if enc != encNone {
+		framing, relayChunks = bodyChunked, false // the proxy's own chunks, without the instance's trailer
+		c.bw.WriteString("Transfer-Encoding: chunked\r\nContent-Encoding: " + enc.String() + "\r\nVary: Accept-Encoding\r\n")
+	}
 	for i := range c.rfield {
 		f := &c.rfield[i]
 		if f.id.hopByHop() && !(relayChunks && f.id == hdrTrailer) {
 			continue
 		}
 		if resp.conn.other && removedBy(head, c.rfield, f) {
+			continue
+		}
+		if enc != encNone && f.id == hdrOther && equalFold(f.name.of(head), "etag") {
+			c.bw.WriteString("ETag: ")
+			c.bw.Write(weakETag(f.value.of(head)))
+			c.bw.WriteString("\r\n")
 			continue
 		}
 		c.writeField(head, f)

@@ -18,6 +18,16 @@ type Route struct {
 	// as nginx's default_server; false: default only if Hosts is empty.
 	Default bool
 	Set     *upstream.Set
+	// HTTPSPort, when not 0, makes the route answer its requests with a
+	// 308 to the same URL on https at that port (HTTPS on, https_redirect),
+	// but for ACME HTTP-01 challenges.
+	HTTPSPort int
+}
+
+// target is what a host of a port routes to.
+type target struct {
+	set       *upstream.Set
+	httpsPort int // redirect there; 0: proxy to set
 }
 
 // routes is an immutable routing table, swapped whole on reconfiguration.
@@ -27,14 +37,14 @@ type routes struct {
 
 type portTable struct {
 	port      int
-	exact     map[string]*upstream.Set
+	exact     map[string]*target
 	wildcards []wildcard // longest suffix first
-	fallback  *upstream.Set
+	fallback  *target
 }
 
 type wildcard struct {
 	suffix string // ".example.com"
-	set    *upstream.Set
+	t      *target
 }
 
 func buildRoutes(rs []Route) (*routes, error) {
@@ -46,25 +56,26 @@ func buildRoutes(rs []Route) (*routes, error) {
 	for _, r := range rs {
 		pt := t.ports[r.Port]
 		if pt == nil {
-			pt = &portTable{port: r.Port, exact: make(map[string]*upstream.Set)}
+			pt = &portTable{port: r.Port, exact: make(map[string]*target)}
 			t.ports[r.Port] = pt
 		}
+		tg := &target{set: r.Set, httpsPort: r.HTTPSPort}
 		if len(r.Hosts) == 0 || r.Default || count[r.Port] == 1 {
-			if pt.fallback != nil && pt.fallback != r.Set {
-				return nil, fmt.Errorf("port %d: services %s and %s are both its default", r.Port, pt.fallback.Name, r.Set.Name)
+			if pt.fallback != nil && pt.fallback.set != r.Set {
+				return nil, fmt.Errorf("port %d: services %s and %s are both its default", r.Port, pt.fallback.set.Name, r.Set.Name)
 			}
-			pt.fallback = r.Set
+			pt.fallback = tg
 		}
 		for _, h := range r.Hosts {
 			h = strings.ToLower(h)
 			if s, ok := strings.CutPrefix(h, "*"); ok {
-				pt.wildcards = append(pt.wildcards, wildcard{suffix: s, set: r.Set})
+				pt.wildcards = append(pt.wildcards, wildcard{suffix: s, t: tg})
 				continue
 			}
-			if other, dup := pt.exact[h]; dup && other != r.Set {
-				return nil, fmt.Errorf("port %d: host %q is claimed by %s and %s", r.Port, h, other.Name, r.Set.Name)
+			if other, dup := pt.exact[h]; dup && other.set != r.Set {
+				return nil, fmt.Errorf("port %d: host %q is claimed by %s and %s", r.Port, h, other.set.Name, r.Set.Name)
 			}
-			pt.exact[h] = r.Set
+			pt.exact[h] = tg
 		}
 	}
 	for _, pt := range t.ports {
@@ -81,7 +92,7 @@ const maxHostLen = 260
 // lookup finds the service for a Host header value on this port: the port
 // is stripped and case is ignored; exact names win over wildcards, and the
 // port's default takes the rest.
-func (pt *portTable) lookup(host []byte) *upstream.Set {
+func (pt *portTable) lookup(host []byte) *target {
 	var buf [maxHostLen]byte
 	h := stripPort(host)
 	if len(h) > len(buf) {
@@ -97,12 +108,12 @@ func (pt *portTable) lookup(host []byte) *upstream.Set {
 	if n > 0 && name[n-1] == '.' { // "example.com." is example.com
 		name = name[:n-1]
 	}
-	if s, ok := pt.exact[string(name)]; ok {
-		return s
+	if t, ok := pt.exact[string(name)]; ok {
+		return t
 	}
 	for _, w := range pt.wildcards {
 		if len(name) > len(w.suffix) && string(name[len(name)-len(w.suffix):]) == w.suffix {
-			return w.set
+			return w.t
 		}
 	}
 	return pt.fallback
@@ -127,4 +138,12 @@ func stripPort(h []byte) []byte {
 		}
 	}
 	return h
+}
+
+// setOrNil is t's set, or nil for no target.
+func (t *target) setOrNil() *upstream.Set {
+	if t == nil {
+		return nil
+	}
+	return t.set
 }

@@ -59,7 +59,7 @@ func TestLookup(t *testing.T) {
 			}
 			pt := table.ports[1]
 			for host, want := range tt.want {
-				if got := pt.lookup([]byte(host)); got != want {
+				if got := pt.lookup([]byte(host)).setOrNil(); got != want {
 					t.Errorf("Host %q: got %s, want %s", host, setName(got), setName(want))
 				}
 			}

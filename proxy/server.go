@@ -25,6 +25,7 @@ type Options struct {
 	BodyTimeout     time.Duration  // the longest a client may stall while sending a request body (60s)
 	ShutdownGrace   time.Duration  // after Shutdown begins, an idle connection stays open this long for a request already on its way (1s)
 	TrustedProxies  []netip.Prefix // clients whose X-Forwarded-* headers are kept and extended
+	HTTPChallenge   ChallengeFunc  // answers ACME HTTP-01 challenges on the plain-HTTP ports (nil: none)
 	Logger          *slog.Logger   // where failures are logged (slog.Default())
 }
 
@@ -69,8 +70,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	tunnels   int           // how many of conns are tunnels
-	allClosed chan struct{} // closed when shutting and conns holds none Shutdown waits for (done)
+	tunnels   int              // how many of conns are tunnels
+	h2        map[int]*h2Front // the HTTP/2 server of each HTTPS port (h2.go)
+	allClosed chan struct{}    // closed when shutting and conns holds none Shutdown waits for (done)
 	wg        sync.WaitGroup
 }
 
@@ -112,6 +114,16 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Serve accepts connections on ln, which listens on proxy port port, until
 // Shutdown or Close.
 func (s *Server) Serve(ln net.Listener, port int) error {
+	return s.accept(ln, port, func(nc net.Conn) {
+		if c := s.newConn(nc, port); c != nil {
+			go c.serve()
+		}
+	})
+}
+
+// accept hands each connection accepted on ln to serve, until Shutdown or
+// Close.
+func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()
@@ -141,11 +153,7 @@ func (s *Server) Serve(ln net.Listener, port int) error {
 			return fmt.Errorf("proxy: accept on port %d: %w", port, err)
 		}
 		delay = 0
-		c := s.newConn(nc, port)
-		if c == nil {
-			continue
-		}
-		go c.serve()
+		serve(nc)
 	}
 }
 
@@ -239,13 +247,12 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	graceEnd := s.graceDeadline()
 	for c := range s.conns {
 		switch c.state.Load() {
 		case stateIdle:
 			// Not through c's deadline cache: its goroutine owns that,
 			// and renews only an idle deadline it set itself.
-			c.nc.SetReadDeadline(graceEnd)
+			c.nc.SetReadDeadline(c.graceDeadline())
 		case stateTunnel:
 			if fn != nil {
 				c.interrupt() // one kept here after a failed pass just goes on
@@ -255,13 +262,32 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	s.checkDoneLocked()
 	s.mu.Unlock()
 
+	h2Done := make(chan struct{})
+	go func() { s.shutdownH2(ctx); close(h2Done) }()
 	select {
 	case <-s.allClosed:
 		s.wg.Wait()
-		return nil
-	case <-ctx.Done():
-		s.Close()
+		<-h2Done
 		return ctx.Err()
+	case <-ctx.Done():
+		if fn == nil {
+			s.closeAllBut(stateTunnel) // a stop leaves tunnels to their instances (and Close)
+		} else {
+			s.Close()
+		}
+		<-h2Done
+		return ctx.Err()
+	}
+}
+
+// closeAllBut closes every connection but those in state keep, at once.
+func (s *Server) closeAllBut(keep int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.Load() != keep {
+			c.nc.Close()
+		}
 	}
 }
 
@@ -277,19 +303,27 @@ func (s *Server) Close() {
 	}
 	for c := range s.conns {
 		c.nc.Close()
+		if uc := c.tun.Load(); uc != nil {
+			uc.TCPConn.Close() // the instance's end too: it may never close its own
+		}
 	}
 	if s.passFn.Load() != nil {
 		s.passStats.Cut.Add(int64(len(s.conns)))
+	}
+	for _, h := range s.h2 {
+		h.ln.Close()
+		h.srv.Close()
 	}
 	s.mu.Unlock()
 }
 
 // graceDeadline is when an idle connection is closed during shutdown, or
-// (handing over) stops waiting to be passed: at once.
-func (s *Server) graceDeadline() time.Time {
-	at := time.Unix(0, s.shutdownAt.Load())
-	if s.passFn.Load() != nil {
+// (handing over) stops waiting to be passed: at once; a TLS connection,
+// which is not passed, has the grace of a shutdown then too.
+func (c *conn) graceDeadline() time.Time {
+	at := time.Unix(0, c.srv.shutdownAt.Load())
+	if c.srv.passFn.Load() != nil && !c.secure {
 		return at
 	}
-	return at.Add(s.opts.ShutdownGrace)
+	return at.Add(c.srv.opts.ShutdownGrace)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"smoothserve/upstream"
 )
@@ -95,6 +96,7 @@ func (c *conn) passStream(left int64) bool {
 	h := &Handover{Instance: r.uc.TCPConn, InstanceAddr: r.addr, InstanceBuffered: r.uc.Unread(), Stream: r.encode(c.rid)}
 	if !c.pass(h, &c.srv.passStats.Streams) {
 		r.passable = false
+		c.keepBy = time.Time{} // the grace for the next request starts when the response is done
 		return false
 	}
 	return true

@@ -112,6 +112,7 @@ func (sv *service) setCfg(cfg *config.Service) {
 	sv.conf.Store(cfg)
 	sv.set.SetStartTimeout(cfg.StartTimeout)
 	sv.set.SetMaxBodySize(cfg.MaxBodySize)
+	sv.set.SetCompress(cfg.Compress)
 }
 
 // cloneRollout is a copy of r that shares no Instances with it: a

@@ -24,6 +24,7 @@ type Set struct {
 	startTimeout atomic.Int64
 	// maxBodySize is the largest request body forwarded; zero: no limit.
 	maxBodySize atomic.Int64
+	compress    atomic.Bool // compress responses (compress)
 
 	mu      sync.Mutex
 	readyCh chan struct{} // closed (and replaced) when the rotation gains a backend or the set stops
@@ -44,6 +45,13 @@ func (s *Set) SetStartTimeout(d time.Duration) { s.startTimeout.Store(int64(d)) 
 // SetMaxBodySize sets the largest request body the proxy forwards to this
 // service (zero: no limit).
 func (s *Set) SetMaxBodySize(n int64) { s.maxBodySize.Store(n) }
+
+// SetCompress says whether the proxy compresses this service's responses
+// (compress).
+func (s *Set) SetCompress(on bool) { s.compress.Store(on) }
+
+// Compress reports whether the proxy compresses this service's responses.
+func (s *Set) Compress() bool { return s.compress.Load() }
 
 // MaxBodySize is the largest request body forwarded; zero means no limit.
 func (s *Set) MaxBodySize() int64 { return s.maxBodySize.Load() }

@@ -2,8 +2,10 @@ package loadclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +58,15 @@ type Config struct {
 	StreamMS     int           // the ms between a Stream's lines; 0 means 30
 	Timeout      time.Duration // per request, dial included; 0 means 10s; a request over it fails
 	Seed         uint64        // seeds kinds and bodies, for a repeatable run; 0 means a fresh seed
+
+	// TLS, when set, makes each connection a TLS client over its TCP dial,
+	// the handshake within the request's Timeout, with a clone of this
+	// configuration: NextProtos is always {"http/1.1"} (this client speaks
+	// HTTP/1.1 only), and an empty ServerName is Host without its port.
+	// A ClientSessionCache in it is shared by the connections, so that
+	// they resume sessions (Result.Resumed). A failed handshake fails the
+	// request, as a failed dial does. nil means plain TCP.
+	TLS *tls.Config
 }
 
 // MaxFailures is how many failure descriptions a Result keeps.
@@ -89,6 +100,13 @@ func (c Config) withDefaults() Config {
 		c.Mix = []Kind{Get}
 	}
 	c.Mix = slices.Clone(c.Mix) // the workers read it while the caller may reuse its slice
+	if c.TLS != nil {
+		c.TLS = c.TLS.Clone() // the caller's is not changed, nor read while the run goes on
+		c.TLS.NextProtos = []string{"http/1.1"}
+		if c.TLS.ServerName == "" {
+			c.TLS.ServerName = hostOnly(c.Host)
+		}
+	}
 	if c.SlowMS == 0 {
 		c.SlowMS = 300
 	}
@@ -116,6 +134,8 @@ type Counts struct {
 type Result struct {
 	Total, OK, Failed int64
 	Reconnects        int64            // connections opened after a conn's first: after "Connection: close" or a failure
+	Handshakes        int64            // with Config.TLS: TLS handshakes completed
+	Resumed           int64            // with Config.TLS: of those, the ones that resumed a session
 	ByKind            map[Kind]Counts  // every Kind, sent or not
 	Pids              map[string]int64 // pid= of the OK Get, Slow and Stream bodies → how many said it
 	Failures          []string         // the first MaxFailures, in the order seen: kind, conn, time into the run, what went wrong
@@ -183,6 +203,16 @@ func (t *tally) record(kind Kind, conn int, pid string, latency time.Duration, e
 	}
 	r.ByKind[kind] = c
 	r.MaxLatency = max(r.MaxLatency, latency)
+}
+
+// handshook records a completed TLS handshake.
+func (t *tally) handshook(resumed bool) {
+	t.mu.Lock()
+	t.res.Handshakes++
+	if resumed {
+		t.res.Resumed++
+	}
+	t.mu.Unlock()
 }
 
 func (t *tally) reconnected() {
@@ -260,4 +290,12 @@ func Run(ctx context.Context, cfg Config) *Result {
 	r := Start(ctx, cfg)
 	<-r.done
 	return r.res
+}
+
+// hostOnly is a Host header's name without its port: the TLS server name.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }

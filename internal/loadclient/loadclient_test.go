@@ -3,10 +3,14 @@ package loadclient
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -432,5 +436,61 @@ func TestPauseMeetsIdleTimeout(t *testing.T) {
 	}
 	if res.Elapsed < 100*time.Millisecond {
 		t.Errorf("12 requests with pauses of 0..100ms took %v", res.Elapsed)
+	}
+}
+
+// TestTLS: with Config.TLS each connection is TLS, verified, with ALPN
+// http/1.1; the caller's config is left as it was; a session cache makes
+// the reconnections after "Connection: close" resume. Without the server's
+// root, each handshake fails its request, and only it.
+func TestTLS(t *testing.T) {
+	var served atomic.Int64
+	var mu sync.Mutex
+	protos := map[string]int{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos[r.Proto+" "+r.TLS.NegotiatedProtocol]++
+		mu.Unlock()
+		if served.Add(1)%10 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		demoLike("4").ServeHTTP(w, r)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshakes below
+	srv.StartTLS()                                   // HTTP/1.1 only: EnableHTTP2 is false
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	cfg := &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+	addr := srv.Listener.Addr().String()
+
+	res := Run(t.Context(), Config{Addr: addr, TLS: cfg, Conns: 2, Mix: []Kind{Get, Slow, Post, Stream},
+		Count: 100, SlowMS: 5, StreamMS: 1, Seed: 4})
+	t.Logf("%v; handshakes=%d resumed=%d", res, res.Handshakes, res.Resumed)
+	checkCounts(t, res, 100, 100, 0)
+	if want := map[string]int{"HTTP/1.1 http/1.1": 100}; fmt.Sprint(protos) != fmt.Sprint(want) {
+		t.Errorf("the server saw %v, want %v: ALPN http/1.1 on every request", protos, want)
+	}
+	// Every 10th response closes its conn; the next request reconnects,
+	// but for the 100th's.
+	if res.Reconnects != 9 || res.Handshakes != 11 {
+		t.Errorf("reconnects=%d handshakes=%d, want 9 and 11 (one per conn, one per Connection: close)", res.Reconnects, res.Handshakes)
+	}
+	if res.Resumed == 0 || res.Resumed >= res.Handshakes {
+		t.Errorf("resumed=%d of %d handshakes, want some, never the first: the cache fills after it", res.Resumed, res.Handshakes)
+	}
+	if cfg.NextProtos != nil || cfg.ServerName != "" {
+		t.Errorf("the caller's tls.Config was changed: NextProtos %q, ServerName %q", cfg.NextProtos, cfg.ServerName)
+	}
+
+	res = Run(t.Context(), Config{Addr: addr, TLS: &tls.Config{}, Conns: 2, Count: 4})
+	checkCounts(t, res, 4, 0, 4)
+	for _, f := range res.Failures {
+		if !strings.Contains(f, "dial: TLS handshake: ") || !strings.Contains(f, "x509") {
+			t.Errorf("failure %q, want a TLS handshake failing on the unknown certificate", f)
+		}
+	}
+	if res.Handshakes != 0 {
+		t.Errorf("handshakes=%d after failed ones, want 0", res.Handshakes)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -90,8 +91,7 @@ func (e *dialError) Unwrap() error { return e.err }
 func (w *worker) do(kind Kind) (pid string, err error) {
 	deadline := time.Now().Add(w.cfg.Timeout)
 	if w.conn == nil {
-		d := net.Dialer{Deadline: deadline}
-		conn, err := d.Dial("tcp", w.cfg.Addr)
+		conn, err := w.dial(deadline)
 		if err != nil {
 			return "", &dialError{err}
 		}
@@ -155,6 +155,27 @@ func (w *worker) do(kind Kind) (pid string, err error) {
 		return checkStream(resp.body, w.cfg.StreamLines)
 	}
 	return pidIn(resp.body), nil
+}
+
+// dial opens a connection to Addr by deadline: TCP, and TLS over it with
+// Config.TLS.
+func (w *worker) dial(deadline time.Time) (net.Conn, error) {
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("tcp", w.cfg.Addr)
+	if err != nil || w.cfg.TLS == nil {
+		return conn, err
+	}
+	tc := tls.Client(conn, w.cfg.TLS)
+	tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("TLS handshake: not done within the %v timeout: %w", w.cfg.Timeout, err)
+		}
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	w.tally.handshook(tc.ConnectionState().DidResume)
+	return tc, nil
 }
 
 // checkStream checks a Stream's body line by line: "stream line=I/N pid=P"

@@ -1,0 +1,128 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writePair writes a self-signed pair for names with serial to dir.
+func writePair(t *testing.T, dir string, serial int64, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	// Written beside, then renamed: as certbot swaps them.
+	for name, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kb}} {
+		if err := os.WriteFile(name+".new", pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".new", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
+
+func newManager(t *testing.T) *Manager {
+	t.Helper()
+	m, err := New(Options{Dir: filepath.Join(t.TempDir(), "certs"), Directory: "https://127.0.0.1:1/dir",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func serialFor(t *testing.T, m *Manager, name string) int64 {
+	t.Helper()
+	c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+	if err != nil {
+		return -1
+	}
+	return c.Leaf.SerialNumber.Int64()
+}
+
+func TestFilePairsAreChosenBySNIAndReadAgainWhenTheyChange(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir, 1, "a.test", "*.b.test")
+	m := newManager(t)
+	if err := m.Set([]Site{{Service: "s", Names: []string{"a.test", "*.b.test"}, CertFile: cert, KeyFile: key}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int64{"a.test": 1, "A.TEST.": 1, "x.b.test": 1, "b.test": -1, "c.test": -1} {
+		if got := serialFor(t, m, name); got != want {
+			t.Errorf("%s: serial %d, want %d (-1: no certificate)", name, got, want)
+		}
+	}
+	writePair(t, dir, 2, "a.test", "*.b.test")
+	deadline := time.Now().Add(3 * pollEvery)
+	for serialFor(t, m, "a.test") != 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := serialFor(t, m, "a.test"); got != 2 {
+		t.Fatalf("after the files changed: serial %d, want 2 within %v", got, 3*pollEvery)
+	}
+	// A broken pair (a key of another certificate) is not served: the one
+	// in use stays.
+	other := t.TempDir()
+	_, otherKey := writePair(t, other, 3, "a.test")
+	kb, _ := os.ReadFile(otherKey)
+	os.WriteFile(key, kb, 0o600)
+	time.Sleep(2*pollEvery + 200*time.Millisecond)
+	if got := serialFor(t, m, "a.test"); got != 2 {
+		t.Fatalf("after a mismatched key was written: serial %d, want 2 kept", got)
+	}
+}
+
+func TestSetReportsABadPairAndServesTheRest(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir, 7, "good.test")
+	m := newManager(t)
+	err := m.Set([]Site{
+		{Service: "good", Names: []string{"good.test"}, CertFile: cert, KeyFile: key},
+		{Service: "bad", Names: []string{"bad.test"}, CertFile: filepath.Join(dir, "missing.pem"), KeyFile: key},
+	})
+	if err == nil {
+		t.Fatal("Set with a missing certificate file: no error")
+	}
+	if got := serialFor(t, m, "good.test"); got != 7 {
+		t.Errorf("good.test: serial %d, want 7", got)
+	}
+}
+
+func TestTicketKeysGoToTheNextProcess(t *testing.T) {
+	m := newManager(t)
+	f, err := m.TicketKeysFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	next, err := New(Options{Dir: filepath.Join(t.TempDir(), "c"), Directory: "https://127.0.0.1:1/dir",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Stop()
+	if len(next.tickets) != 1 || next.tickets[0] != m.tickets[0] {
+		t.Fatalf("the next manager's keys %x, want the first's %x", next.tickets, m.tickets)
+	}
+}

@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression (a service's `compress`): a response of a text type, of at
+// least minCompress bytes (or of unknown length), that the instance did
+// not encode, for a client that accepts zstd or gzip, is compressed on its
+// way, over HTTP/1.1 (then chunked) and HTTP/2 alike. Never a range, a
+// no-transform, or a HEAD; a streamed response is compressed piece by
+// piece, the compressor flushed before every wait for the instance, so
+// that nothing is held back. The same rules (chooseEncoding) decide for
+// both protocols.
+
+// encoding is a content coding the proxy applies.
+type encoding uint8
+
+const (
+	encNone encoding = iota
+	encGzip
+	encZstd
+)
+
+func (e encoding) String() string {
+	switch e {
+	case encGzip:
+		return "gzip"
+	case encZstd:
+		return "zstd"
+	}
+	return ""
+}
+
+// minCompress is the smallest body worth compressing.
+const minCompress = 1024
+
+// compressInfo is what chooseEncoding looks at.
+type compressInfo struct {
+	acceptEncoding  []byte
+	status          int
+	head            bool
+	length          int64 // -1: unknown
+	contentType     []byte
+	contentEncoding []byte
+	contentRange    []byte
+	cacheControl    []byte
+}
+
+// chooseEncoding is the coding to apply to a response, or encNone.
+func chooseEncoding(ci *compressInfo) encoding {
+	switch {
+	case ci.head || ci.status != 200 || len(ci.contentEncoding) > 0 || len(ci.contentRange) > 0,
+		ci.length >= 0 && ci.length < minCompress,
+		listHas(ci.cacheControl, []byte("no-transform")),
+		!compressibleType(ci.contentType):
+		return encNone
+	}
+	return preferredEncoding(ci.acceptEncoding)
+}
+
+// compressibleType reports whether a Content-Type is text worth
+// compressing: HTML, CSS, JS, JSON, SVG, plain text, XML.
+func compressibleType(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.ToLower(bytes.TrimSpace(ct))
+	switch {
+	case bytes.HasPrefix(ct, []byte("text/")) && !bytes.Equal(ct, []byte("text/event-stream")):
+		return true
+	case bytes.HasSuffix(ct, []byte("+json")), bytes.HasSuffix(ct, []byte("+xml")):
+		return true
+	}
+	switch string(ct) {
+	case "application/json", "application/javascript", "application/x-javascript", "application/xml",
+		"image/svg+xml", "application/wasm", "application/manifest+json":
+		return true
+	}
+	return false
+}
+
+// preferredEncoding reads Accept-Encoding: zstd or gzip, whichever the
+// client prefers (zstd on a tie), neither if both are refused (q=0).
+func preferredEncoding(ae []byte) encoding {
+	qZstd, qGzip, qAny := -1.0, -1.0, -1.0
+	for v := ae; len(v) > 0; {
+		var tok []byte
+		tok, v = nextToken(v)
+		name, q := tok, 1.0
+		if i := bytes.IndexByte(tok, ';'); i >= 0 {
+			name = trimOWS(tok[:i])
+			params := trimOWS(tok[i+1:])
+			if p, ok := bytes.CutPrefix(bytes.ToLower(params), []byte("q=")); ok {
+				if f, err := strconv.ParseFloat(string(p), 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch {
+		case equalFold(name, "zstd"):
+			qZstd = q
+		case equalFold(name, "gzip"), equalFold(name, "x-gzip"):
+			qGzip = q
+		case string(name) == "*":
+			qAny = q
+		}
+	}
+	if qZstd < 0 {
+		qZstd = qAny
+	}
+	if qGzip < 0 {
+		qGzip = qAny
+	}
+	switch {
+	case qZstd > 0 && qZstd >= qGzip:
+		return encZstd
+	case qGzip > 0:
+		return encGzip
+	}
+	return encNone
+}
+
+// compressor is a pooled encoder of either coding.
+type compressor interface {
+	io.Writer
+	Flush() error
+	Close() error
+	Reset(w io.Writer)
+}
+
+type zstdWriter struct{ *zstd.Encoder }
+
+func (z zstdWriter) Reset(w io.Writer) { z.Encoder.Reset(w) }
+
+var (
+	gzipPool = sync.Pool{New: func() any {
+		w, _ := gzip.NewWriterLevel(nil, 5)
+		return w
+	}}
+	zstdPool = sync.Pool{New: func() any {
+		w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true))
+		return zstdWriter{w}
+	}}
+)
+
+// newCompressor is a pooled encoder of e writing to w; putCompressor
+// returns it.
+func newCompressor(e encoding, w io.Writer) compressor {
+	var z compressor
+	if e == encZstd {
+		z = zstdPool.Get().(zstdWriter)
+	} else {
+		z = gzipPool.Get().(*gzip.Writer)
+	}
+	z.Reset(w)
+	return z
+}
+
+func putCompressor(e encoding, z compressor) {
+	z.Reset(io.Discard)
+	if e == encZstd {
+		zstdPool.Put(z)
+	} else {
+		gzipPool.Put(z)
+	}
+}
+
+// weakETag makes a strong entity tag weak: the compressed bytes are not
+// the instance's.
+func weakETag(v []byte) []byte {
+	if len(v) > 0 && v[0] == '"' {
+		return append([]byte("W/"), v...)
+	}
+	return v
+}
+
+// encodingFor is the coding the proxy applies to resp, the answer to req
+// over HTTP/1.1 (or encNone).
+func (c *conn) encodingFor(req *request, resp *response, framing int) encoding {
+	if !c.compress || req.minor != 1 || framing == bodyNone {
+		return encNone
+	}
+	length := int64(-1)
+	if framing == bodyLength {
+		length = resp.contentLength
+	}
+	return chooseEncoding(&compressInfo{
+		acceptEncoding:  fieldOf(c.head, c.fields, "accept-encoding"),
+		status:          resp.status,
+		head:            isHead(req.method),
+		length:          length,
+		contentType:     fieldOf(c.rhead, c.rfield, "content-type"),
+		contentEncoding: fieldOf(c.rhead, c.rfield, "content-encoding"),
+		contentRange:    fieldOf(c.rhead, c.rfield, "content-range"),
+		cacheControl:    fieldOf(c.rhead, c.rfield, "cache-control"),
+	})
+}
+
+// fieldOf is the value of the first field called name, or nil.
+func fieldOf(head []byte, fields []field, name string) []byte {
+	for i := range fields {
+		if f := &fields[i]; equalFold(f.name.of(head), name) {
+			return f.value.of(head)
+		}
+	}
+	return nil
+}
+
+// relayCompressed relays the body of resp, framed so by the instance,
+// compressed with enc, chunked.
+func (c *conn) relayCompressed(uc io.Reader, resp *response, framing int, enc encoding) error {
+	var src io.Reader = uc
+	switch framing {
+	case bodyLength:
+		c.lim = io.LimitedReader{R: uc, N: resp.contentLength}
+		src = &c.lim
+	case bodyChunked:
+		c.dec.reset(uc.(*bufio.Reader))
+		src = &c.dec
+	}
+	c.cw.bw = c.bw
+	z := newCompressor(enc, &c.cw)
+	c.zw = z
+	defer func() {
+		c.zw = nil
+		putCompressor(enc, z)
+	}()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for {
+		n, err := src.Read(*bp)
+		if n > 0 {
+			z.Write((*bp)[:n])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading response body: %w", err)
+		}
+	}
+	if framing == bodyLength && c.lim.N > 0 {
+		return fmt.Errorf("reading response body: %w", io.ErrUnexpectedEOF)
+	}
+	if err := z.Close(); err != nil {
+		return err
+	}
+	c.bw.WriteString("0\r\n\r\n")
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// chunkWriter frames what is written to it as chunks of an HTTP/1.1 body.
+type chunkWriter struct{ bw *bufio.Writer }
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b := strconv.AppendInt(w.bw.AvailableBuffer(), int64(len(p)), 16)
+	w.bw.Write(append(b, "\r\n"...))
+	w.bw.Write(p)
+	_, err := w.bw.WriteString("\r\n")
+	return len(p), err
+}

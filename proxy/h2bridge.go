@@ -1,0 +1,442 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// bridge is one HTTP/2 stream sent to an instance over HTTP/1.1, with the
+// semantics of the HTTP/1.1 path: routing, choice of instance (picker),
+// retries only where resending can do no harm, one status mapping
+// (statusFor), forwarding headers, limits.
+type bridge struct {
+	f   *h2Front
+	w   http.ResponseWriter
+	r   *http.Request
+	rc  *http.ResponseController
+	rid string
+
+	body     []byte // the whole body, when kept (see maxKeptBody)
+	kept     bool
+	compress bool       // the service compresses its responses (compress.go)
+	zw       compressor // compressing the response: flushed before every wait for the instance
+	began    bool       // the response's head is written: what follows may be flushed
+}
+
+func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &bridge{f: h, w: w, r: r, rc: http.NewResponseController(w)}
+	x.rid = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	x.serve()
+}
+
+func (x *bridge) serve() {
+	var set *upstream.Set
+	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
+		set = pt.lookup([]byte(x.r.Host)).setOrNil()
+	}
+	if set == nil {
+		x.fail(fmt.Errorf("%w %q on port %d", errNoHost, x.r.Host, x.f.port))
+		return
+	}
+	if set.Stopped() {
+		x.fail(fmt.Errorf("%w: %s", errServiceStopped, set.Name))
+		return
+	}
+	x.compress = set.Compress()
+	if err := x.readBody(set.MaxBodySize()); err != nil {
+		x.fail(err)
+		return
+	}
+	x.forward(set)
+}
+
+// readBody keeps a body of up to maxKeptBody, so that the request can be
+// sent again; a longer one, or one of unknown length, is streamed.
+func (x *bridge) readBody(max int64) error {
+	n := x.r.ContentLength
+	if max > 0 && n > max {
+		return fmt.Errorf("%w: %d bytes declared, max_body_size %d", errBodyTooLarge, n, max)
+	}
+	if x.r.Body == nil || x.r.Body == http.NoBody || n == 0 {
+		x.kept = true
+		return nil
+	}
+	if n < 0 || n > maxKeptBody {
+		return nil
+	}
+	x.body = make([]byte, n)
+	if _, err := io.ReadFull(x.r.Body, x.body); err != nil {
+		return fmt.Errorf("%w: reading the request body: %w", errClientGone, err)
+	}
+	x.kept = true
+	return nil
+}
+
+func (x *bridge) forward(set *upstream.Set) {
+	p := picker{set: set}
+	defer p.done()
+	idem := idempotent([]byte(x.r.Method))
+	maxIdle := time.Duration(0)
+	if !x.kept || !idem {
+		maxIdle = freshIdle
+	}
+	for attempt := 0; ; attempt++ {
+		b, err := p.next()
+		if err != nil {
+			x.fail(err)
+			return
+		}
+		uc, err := b.Get(maxIdle)
+		if err != nil {
+			b.Release(false)
+			p.failed(b, err)
+			x.logUpstream(b, err, "trying another instance")
+			if attempt+1 >= maxAttempts {
+				x.fail(err)
+				return
+			}
+			continue
+		}
+		began, err := x.exchange(b, uc)
+		if err != nil && !began && errors.Is(err, errStale) && x.kept && idem {
+			if uc, err = b.Dial(); err == nil {
+				began, err = x.exchange(b, uc)
+			}
+		}
+		b.Release(err == nil)
+		switch {
+		case err == nil:
+			return
+		case began || clientGone(err):
+			x.logUpstream(b, err, "stream reset")
+			panic(http.ErrAbortHandler) // the client sees the stream reset, not a truncated body taken for whole
+		case errors.Is(err, errBadResponse) || !x.kept || !idem || attempt+1 >= maxAttempts:
+			x.logUpstream(b, err, "answered with an error")
+			x.fail(err)
+			return
+		}
+		p.failed(b, err)
+		x.logUpstream(b, err, "retrying on another instance")
+	}
+}
+
+// exchange sends the request over uc and relays the response; began says
+// whether any of the response went to the client. uc is pooled or closed.
+func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, err error) {
+	reusable := false
+	defer func() {
+		if reusable {
+			b.Put(uc)
+		} else {
+			uc.Close()
+		}
+	}()
+	if _, err := uc.Write(x.head(b.Addr)); err != nil {
+		return false, x.upstreamFailed(uc, "sending request", err)
+	}
+	if !x.kept {
+		if err := x.streamBody(uc); err != nil {
+			return false, err
+		}
+	}
+	uc.SetClient(h2Client{x})
+	resp, err := x.readResponse(uc)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	enc := x.encodingFor(resp)
+	x.copyHeader(resp, enc)
+	x.w.WriteHeader(resp.StatusCode)
+	x.began = true
+	uc.WatchClient()
+	if err := x.copyBody(resp, enc); err != nil {
+		if errors.Is(err, upstream.ErrClientGone) || errors.Is(err, upstream.ErrFlush) || x.r.Context().Err() != nil {
+			err = fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		return true, err
+	}
+	for k, vs := range resp.Trailer {
+		for _, v := range vs {
+			x.w.Header().Add(http.TrailerPrefix+k, v)
+		}
+	}
+	reusable = !resp.Close && uc.R.Buffered() == 0
+	return true, nil
+}
+
+// readResponse reads the instance's final response head, passing 103
+// Early Hints on.
+func (x *bridge) readResponse(uc *upstream.Conn) (*http.Response, error) {
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(uc.R, x.r)
+		switch {
+		case err != nil && n == 0 && (errors.Is(err, io.EOF) || isNetErr(err)):
+			return nil, x.upstreamFailed(uc, "reading response", err)
+		case err != nil:
+			return nil, badResponse(err.Error())
+		case resp.StatusCode == 101:
+			return nil, badResponse("101 Switching Protocols over HTTP/2")
+		case resp.StatusCode >= 200:
+			return resp, nil
+		case n == maxInterim:
+			return nil, badResponse("too many interim responses")
+		case resp.StatusCode == 103:
+			copyFields(x.w.Header(), resp.Header)
+			x.w.WriteHeader(103)
+		}
+	}
+}
+
+// isNetErr reports whether err is a failure of the connection rather than
+// of what came over it.
+func isNetErr(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// head is the HTTP/1.1 request head for the instance at addr, followed by
+// the body when it is kept.
+func (x *bridge) head(addr string) []byte {
+	r := x.r
+	target := r.RequestURI
+	if target == "" || r.Method == http.MethodOptions && target == "*" {
+		target = r.URL.RequestURI()
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, target, cmpOr(r.Host, addr))
+	client, trusted := x.client()
+	for k, vs := range r.Header {
+		id := headerID([]byte(k))
+		if id.hopByHop() || id == hdrHost || id == hdrXForwardedFor || id == hdrXForwardedHost ||
+			id == hdrXForwardedProto || id == hdrXRequestID || id == hdrExpect {
+			continue
+		}
+		for _, v := range vs {
+			fmt.Fprintf(&out, "%s: %s\r\n", k, v)
+		}
+	}
+	xff, xfh, xfp := client, r.Host, "https"
+	if trusted {
+		if v := r.Header.Get("X-Forwarded-For"); v != "" {
+			xff = v + ", " + client
+		}
+		xfh = cmpOr(r.Header.Get("X-Forwarded-Host"), xfh)
+		xfp = cmpOr(r.Header.Get("X-Forwarded-Proto"), xfp)
+	}
+	fmt.Fprintf(&out, "X-Forwarded-For: %s\r\nX-Forwarded-Host: %s\r\nX-Forwarded-Proto: %s\r\nX-Request-Id: %s\r\n", xff, xfh, xfp, x.rid)
+	switch {
+	case !x.kept:
+		out.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	case len(x.body) > 0 || r.ContentLength == 0 && bodyMethod(r.Method):
+		fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n", len(x.body))
+		out.Write(x.body)
+	default:
+		out.WriteString("\r\n")
+	}
+	return out.Bytes()
+}
+
+// bodyMethod reports whether requests of method usually carry a body, so
+// that an empty one is said to be empty.
+func bodyMethod(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }
+
+// client is the client's address, and whether it is a trusted proxy.
+func (x *bridge) client() (string, bool) {
+	ap, err := netip.ParseAddrPort(x.r.RemoteAddr)
+	if err != nil {
+		return x.r.RemoteAddr, false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range x.f.s.opts.TrustedProxies {
+		if p.Contains(ip) {
+			return ip.String(), true
+		}
+	}
+	return ip.String(), false
+}
+
+// streamBody sends a body of unknown or large length, chunked, within
+// max_body_size.
+func (x *bridge) streamBody(uc *upstream.Conn) error {
+	buf := make([]byte, 16<<10)
+	var sent int64
+	max := int64(0)
+	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
+		if set := pt.lookup([]byte(x.r.Host)).setOrNil(); set != nil {
+			max = set.MaxBodySize()
+		}
+	}
+	for {
+		n, rerr := x.r.Body.Read(buf)
+		if sent += int64(n); max > 0 && sent > max {
+			return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
+		}
+		if n > 0 {
+			chunk := append(strconv.AppendInt(nil, int64(n), 16), "\r\n"...)
+			chunk = append(append(chunk, buf[:n]...), "\r\n"...)
+			if _, err := uc.Write(chunk); err != nil {
+				return fmt.Errorf("sending request body: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			_, err := io.WriteString(uc, "0\r\n\r\n")
+			return err
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w: reading the request body: %w", errClientGone, rerr)
+		}
+	}
+}
+
+// encodingFor is the coding the proxy applies to resp (or encNone).
+func (x *bridge) encodingFor(resp *http.Response) encoding {
+	if !x.compress {
+		return encNone
+	}
+	h := resp.Header
+	return chooseEncoding(&compressInfo{
+		acceptEncoding:  []byte(strings.Join(x.r.Header.Values("Accept-Encoding"), ",")),
+		status:          resp.StatusCode,
+		head:            x.r.Method == http.MethodHead,
+		length:          resp.ContentLength,
+		contentType:     []byte(h.Get("Content-Type")),
+		contentEncoding: []byte(h.Get("Content-Encoding")),
+		contentRange:    []byte(h.Get("Content-Range")),
+		cacheControl:    []byte(strings.Join(h.Values("Cache-Control"), ",")),
+	})
+}
+
+// copyBody relays the response's body, compressed with enc if not encNone.
+func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
+	if enc == encNone {
+		_, err := io.Copy(x.w, resp.Body)
+		return err
+	}
+	z := newCompressor(enc, x.w)
+	x.zw = z
+	defer func() {
+		x.zw = nil
+		putCompressor(enc, z)
+	}()
+	// Not io.Copy: a compressor's ReadFrom would be inside its own state
+	// when the read flushes it (h2Client.Flush).
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for {
+		n, err := resp.Body.Read(*bp)
+		if n > 0 {
+			if _, werr := z.Write((*bp)[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return z.Close()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// copyHeader copies the response's fields but the hop-by-hop ones and those
+// its Connection names, and says how the proxy encodes the body.
+func (x *bridge) copyHeader(resp *http.Response, enc encoding) {
+	h := x.w.Header()
+	copyFields(h, resp.Header)
+	if enc != encNone {
+		h.Del("Content-Length")
+		h.Set("Content-Encoding", enc.String())
+		h.Add("Vary", "Accept-Encoding")
+		if et := h.Get("Etag"); et != "" {
+			h.Set("Etag", string(weakETag([]byte(et))))
+		}
+	}
+	for _, v := range resp.Header.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" && !headerID([]byte(t)).protected() {
+				h.Del(t)
+			}
+		}
+	}
+}
+
+// copyFields adds src's fields to dst but the hop-by-hop ones.
+func copyFields(dst, src http.Header) {
+	for k, vs := range src {
+		if headerID([]byte(k)).hopByHop() {
+			continue
+		}
+		dst[k] = append(dst[k], vs...)
+	}
+}
+
+func (x *bridge) upstreamFailed(uc *upstream.Conn, what string, err error) error {
+	if uc.Reused {
+		return fmt.Errorf("%w: %s: %w", errStale, what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// fail answers with the status err maps to.
+func (x *bridge) fail(err error) {
+	code := statusFor(err)
+	if code == statusCode499 {
+		return
+	}
+	level := slog.LevelInfo
+	if code >= 500 {
+		level = slog.LevelWarn
+	}
+	x.f.s.opts.Logger.Log(context.Background(), level, "proxy: request answered with an error",
+		"status", code, "request_id", x.rid, "client", x.r.RemoteAddr, "port", x.f.port, "proto", "h2",
+		"method", x.r.Method, "host", x.r.Host, "target", x.r.RequestURI, "err", err)
+	h := x.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Request-Id", x.rid)
+	if code == 503 {
+		h.Set("Retry-After", "1")
+	}
+	x.w.WriteHeader(code)
+	io.WriteString(x.w, statusText(code)+"\n")
+}
+
+func (x *bridge) logUpstream(b *upstream.Backend, err error, action string) {
+	x.f.s.opts.Logger.Warn("proxy: instance failed", "service", b.Service, "slot", b.Slot, "addr", b.Addr,
+		"request_id", x.rid, "proto", "h2", "method", x.r.Method, "target", x.r.RequestURI, "err", err, "action", action)
+}
+
+// h2Client is the upstream.Client of a stream: what the proxy holds for
+// it is flushed before any wait for the instance.
+type h2Client struct{ x *bridge }
+
+func (c h2Client) Flush() error {
+	if !c.x.began {
+		return nil // a flush before the head would send a 200 without its fields
+	}
+	if c.x.zw != nil {
+		c.x.zw.Flush()
+	}
+	return c.x.rc.Flush()
+}
+func (c h2Client) Gone() bool    { return c.x.r.Context().Err() != nil }
+func (c h2Client) PassNow() bool { return false }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

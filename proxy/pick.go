@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+
+	"smoothserve/upstream"
+)
+
+// picker chooses the instances of a service one request is tried on, the
+// same way over HTTP/1.1 and HTTP/2: the least busy in rotation not tried
+// yet; with none, it waits for one to come (up to start_timeout), but
+// after a failure on every instance only if one of them has died
+// (instanceDied).
+type picker struct {
+	set     *upstream.Set
+	tried   upstream.Tried
+	lastErr error // the last failure, if the request failed on every instance it was tried on
+	waitCtx context.Context
+	cancel  context.CancelFunc
+	waits   int
+}
+
+// next returns the instance to try, counted in flight (Release it), or
+// the error the request is to be answered with.
+func (p *picker) next() (*upstream.Backend, error) {
+	for {
+		if b := p.set.Pick(&p.tried); b != nil {
+			return b, nil
+		}
+		if p.lastErr != nil && !instanceDied(p.set, &p.tried) {
+			return nil, p.lastErr
+		}
+		if p.waitCtx == nil {
+			p.waitCtx, p.cancel = context.WithTimeout(context.Background(), p.set.StartTimeout())
+		}
+		p.waits++
+		if p.waits <= maxAttempts && p.set.Wait(p.waitCtx, &p.tried) {
+			continue
+		}
+		if p.set.Stopped() {
+			return nil, fmt.Errorf("%w: %s", errServiceStopped, p.set.Name)
+		}
+		return nil, fmt.Errorf("%w for %s within %v", errNoInstance, p.set.Name, p.set.StartTimeout())
+	}
+}
+
+// failed records that the request failed on b, and may go to another.
+func (p *picker) failed(b *upstream.Backend, err error) {
+	p.tried.Add(b)
+	p.lastErr = err
+}
+
+// done releases what waiting held.
+func (p *picker) done() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+}
+
+// instanceDied reports, for a request that failed on every instance in
+// rotation, whether it is worth waiting for another: one appears within
+// deathGrace, or one it failed on left rotation (it died, and is being
+// replaced).
+func instanceDied(set *upstream.Set, tried *upstream.Tried) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), deathGrace)
+	defer cancel()
+	return set.Wait(ctx, tried) || tried.AnyDraining()
+}

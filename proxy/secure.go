@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strconv"
+	"time"
+)
+
+// This file is HTTPS: the TLS port's connections (a handshake, then
+// HTTP/1.1 on this engine or HTTP/2 on net/http's, h2.go), the redirect
+// of plain-HTTP requests to https, and the ACME HTTP-01 challenges that
+// are exempt from it.
+
+// acmeChallengePrefix is where an ACME server asks for an HTTP-01
+// challenge's answer (RFC 8555 §8.3).
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+// A ChallengeFunc answers an ACME HTTP-01 challenge for host at path:
+// the body, and whether it knows the challenge.
+type ChallengeFunc func(host, path string) ([]byte, bool)
+
+// ServeTLS accepts connections on ln, the HTTPS port port, and serves each
+// after its TLS handshake (with cfg, within HeaderTimeout): HTTP/2 if the
+// client chose h2, HTTP/1.1 otherwise, until Shutdown or Close.
+func (s *Server) ServeTLS(ln net.Listener, port int, cfg *tls.Config) error {
+	h2 := s.h2For(port)
+	return s.accept(ln, port, func(nc net.Conn) {
+		tc := tls.Server(nc, cfg)
+		go s.handshake(tc, port, h2)
+	})
+}
+
+// handshake completes a TLS connection's handshake and hands it to the
+// server of the protocol it chose.
+func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
+	tc.SetDeadline(time.Now().Add(s.opts.HeaderTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.HeaderTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.opts.Logger.Debug("proxy: TLS handshake failed", "port", port, "client", tc.RemoteAddr().String(), "err", err)
+		tc.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		h2.serve(tc)
+		return
+	}
+	c := s.newConn(tc, port)
+	if c == nil {
+		return
+	}
+	c.secure = true
+	c.serve()
+}
+
+// isChallenge reports whether target asks for an ACME HTTP-01 answer.
+func isChallenge(target []byte) bool {
+	return len(target) > len(acmeChallengePrefix) && string(target[:len(acmeChallengePrefix)]) == acmeChallengePrefix
+}
+
+// answerChallenge answers an ACME HTTP-01 challenge request, or 404.
+func (c *conn) answerChallenge(req *request, hasBody bool) bool {
+	body, ok := c.srv.opts.HTTPChallenge(string(stripPort(req.host)), string(req.target))
+	if !ok {
+		return c.fail(req, errNoChallenge, !hasBody)
+	}
+	keep := !hasBody && !req.close && !c.closing()
+	b := c.bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	if !keep {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if !isHead(req.method) {
+		b = append(b, body...)
+	}
+	c.writeDeadline(time.Now())
+	c.bw.Write(b)
+	c.bw.Flush()
+	if hasBody {
+		c.lingerClose()
+	}
+	return keep
+}
+
+// redirect answers req with a 308 to the same URL on https at port.
+func (c *conn) redirect(req *request, port int, hasBody bool) bool {
+	loc := append(c.out[:0], "https://"...)
+	loc = append(loc, stripPort(req.host)...)
+	if port != 443 {
+		loc = append(loc, ':')
+		loc = strconv.AppendInt(loc, int64(port), 10)
+	}
+	if string(req.target) == "*" {
+		loc = append(loc, '/')
+	} else {
+		loc = append(loc, req.target...)
+	}
+	c.out = loc
+	keep := !hasBody && !req.close && !c.closing()
+	c.writeStatus(308, keep, isHead(req.method), "Location", loc)
+	if hasBody {
+		c.lingerClose()
+	}
+	return keep
+}
