@@ -3,6 +3,7 @@
 #
 #   sudo bash install_smoothserve.sh              install, enable and start it
 #   bash install_smoothserve.sh --print-unit      print the unit, install nothing
+#   bash install_smoothserve.sh --print-logrotate print the logrotate snippet
 #   sudo bash install_smoothserve.sh --uninstall  stop, disable and remove it
 #
 # Run it from the folder that holds smoothserve and smoothserve.yaml (it
@@ -21,6 +22,7 @@ Installs smoothserve as the systemd service NAME (/etc/systemd/system/NAME.servi
 enables it and starts it. Needs root, except --print-unit.
 
   --print-unit     print the unit file and exit; installs nothing
+  --print-logrotate print the logrotate snippet (/etc/logrotate.d/NAME) and exit
   --uninstall      stop and disable the service and remove its unit
   --dir DIR        folder holding smoothserve (default: this script's folder)
   --config FILE    configuration (default: DIR/smoothserve.yaml)
@@ -43,6 +45,7 @@ action=install dir="" config="" name=smoothserve user=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--print-unit) action=print ;;
+	--print-logrotate) action=print-logrotate ;;
 	--uninstall) action=uninstall ;;
 	--dir | --config | --name | --user)
 		[ $# -ge 2 ] || { echo "$prog: $1 needs a value" >&2; exit 2; }
@@ -62,8 +65,9 @@ done
 
 [[ $name =~ ^[A-Za-z0-9_.:-]+$ ]] || die "--name $name: use letters, digits and _ . : - only"
 unit_file=/etc/systemd/system/$name.service
+logrotate_file=/etc/logrotate.d/$name
 
-if [ "$action" != print ]; then
+if [ "$action" != print ] && [ "$action" != print-logrotate ]; then
 	[ "$(id -u)" -eq 0 ] || die "installing a system service needs root: sudo bash $prog (--print-unit works as any user)"
 	# sd_booted(3): systemd is the init system if and only if this exists.
 	[ -d /run/systemd/system ] ||
@@ -80,6 +84,7 @@ if [ "$action" = uninstall ]; then
 	echo "stopping $name (requests in flight finish first)..."
 	systemctl disable --now "$name"
 	rm -f "$unit_file"
+	if [ -e "$logrotate_file" ] && grep -qxF "$marker" "$logrotate_file"; then rm -f "$logrotate_file"; fi
 	systemctl daemon-reload
 	systemctl reset-failed "$name" 2>/dev/null || true
 	echo "$name uninstalled; $(dirname "$unit_file") no longer holds $name.service"
@@ -204,8 +209,47 @@ WantedBy=multi-user.target
 EOF
 }
 
+# The logs: the access logs are reopened by smoothserve on SIGUSR1 (sent to
+# the main process only: the instances do not know it); the instances' own
+# logs are files they hold open, so they are copied and truncated in place.
+log_dir=$(sed -n 's/^LogDir:[[:space:]]*//p' "$config" | tr -d "\"'" | head -n 1)
+log_dir=${log_dir:-logs}
+[[ $log_dir = /* ]] || log_dir=$(dirname "$config")/$log_dir
+logrotate_conf() {
+	cat <<EOF
+$marker
+# Access logs: smoothserve reopens them on SIGUSR1.
+$log_dir/access*.log {
+	daily
+	rotate 14
+	compress
+	delaycompress
+	missingok
+	notifempty
+	sharedscripts
+	postrotate
+		systemctl kill --kill-whom=main --signal=USR1 $name 2>/dev/null || true
+	endscript
+}
+# The instances' logs (LogDir/NAME.log): they write to the file directly.
+$log_dir/[!a]*.log $log_dir/a[!c]*.log {
+	daily
+	rotate 14
+	compress
+	delaycompress
+	missingok
+	notifempty
+	copytruncate
+}
+EOF
+}
+
 if [ "$action" = print ]; then
 	unit
+	exit 0
+fi
+if [ "$action" = print-logrotate ]; then
+	logrotate_conf
 	exit 0
 fi
 
@@ -215,6 +259,10 @@ unit >"$unit_file.tmp"
 chmod 0644 "$unit_file.tmp"
 mv -f "$unit_file.tmp" "$unit_file"
 echo "wrote $unit_file"
+if [ -d /etc/logrotate.d ] && { [ ! -e "$logrotate_file" ] || grep -qxF "$marker" "$logrotate_file"; }; then
+	logrotate_conf >"$logrotate_file"
+	echo "wrote $logrotate_file"
+fi
 systemctl daemon-reload
 systemctl enable "$name"
 if systemctl is-active --quiet "$name"; then

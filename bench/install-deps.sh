@@ -2,9 +2,9 @@
 # Installs from Debian the packages named as arguments, only those whose
 # command is missing, so a second run does not touch apt at all. With no
 # arguments, what `make bench` compares smoothserve with and loads it with:
-# nginx-light, haproxy, caddy and wrk, and linux-perf for the tables of where
-# the CPU goes. `make conformance` names the two it compares with:
-# nginx-light haproxy.
+# nginx-light, haproxy, caddy, wrk and nghttp2-client (h2load, for the HTTP/2
+# rows), and linux-perf for the tables of where the CPU goes. `make
+# conformance` names the two it compares with: nginx-light haproxy.
 #
 # The packages would start their own nginx, haproxy and caddy on port 80 (and
 # keep them running at every boot). The benchmark and the conformance suite
@@ -14,9 +14,9 @@
 set -euo pipefail
 
 # The command that shows a package is installed.
-declare -A command_of=([nginx-light]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [linux-perf]=perf)
+declare -A command_of=([nginx-light]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [nghttp2-client]=h2load [linux-perf]=perf)
 if [ $# -eq 0 ]; then
-	set -- nginx-light haproxy caddy wrk linux-perf
+	set -- nginx-light haproxy caddy wrk nghttp2-client linux-perf
 fi
 missing=()
 for pkg in "$@"; do

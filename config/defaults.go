@@ -67,6 +67,16 @@ func (l *loader) defaultMain() {
 	if !k.set["MaxHeaderFields"] {
 		c.MaxHeaderFields = defaultMaxHeaderFields
 	}
+	// Beside the services' logs; "off" is stored as "", no access log.
+	switch {
+	case !k.set["AccessLog"]:
+		c.AccessLog = filepath.Join(c.LogDir, "access.log")
+	case c.AccessLog == AccessLogOff:
+		c.AccessLog = ""
+	default:
+		c.AccessLog = absolute(c.Dir, c.AccessLog)
+	}
+	setString("AccessLogFormat", &c.AccessLogFormat, AccessLogCombined)
 }
 
 // defaultService fills a service file's defaults. executable_path and
@@ -100,6 +110,11 @@ func (l *loader) defaultService(s *Service) {
 	setDuration("delay_update_time", &s.DelayUpdateTime, 2*time.Second)
 	setDuration("start_timeout", &s.StartTimeout, 30*time.Second)
 	setDuration("stop_timeout", &s.StopTimeout, 30*time.Second)
+	setDuration("health_check_interval", &s.HealthCheckInterval, 10*time.Second)
+	setDuration("unhealthy_restart_after", &s.UnhealthyRestartAfter, 60*time.Second)
+	if !k.set["health_check_fails"] {
+		s.HealthCheckFails = 3
+	}
 	// max_body_size stays 0, no limit, unlike nginx's 1m: the services
 	// behind set their own limits, and a low default would break their
 	// uploads with nothing in their logs to say why.
@@ -115,12 +130,16 @@ func (l *loader) defaultService(s *Service) {
 	if !k.set["https_redirect"] {
 		s.HTTPSRedirect = s.TLS != TLSOff
 	}
-	// tls_cert and tls_key resolve against smoothserve.yaml's folder, as
-	// executable_path and every other path do.
+	// tls_cert, tls_key and access_log resolve against smoothserve.yaml's
+	// folder, as executable_path and every other path do; access_log: off
+	// stays "off", which the daemon tells apart from unset ("").
 	for _, p := range []*string{&s.TLSCert, &s.TLSKey} {
 		if *p != "" {
 			*p = absolute(c.Dir, *p)
 		}
+	}
+	if s.AccessLog != "" && s.AccessLog != AccessLogOff {
+		s.AccessLog = absolute(c.Dir, s.AccessLog)
 	}
 	base := c.Dir
 	if k.set["executable_path"] {

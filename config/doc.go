@@ -9,7 +9,8 @@
 // Parsing is strict: an unknown key (with the closest known one suggested),
 // a duplicate key, or a value of the wrong type is an error. A key written
 // with no value (`port:`) counts as absent. Defaults live in defaults.go,
-// rules in validate.go, validate_cross.go and validate_tls.go.
+// rules in validate.go, validate_cross.go, validate_tls.go and
+// validate_admin.go (the access log and admin listener keys).
 //
 // The rules between services hold for enabled ones: one enabled service per
 // host and proxy port, at most one default service (no server_name, or
@@ -23,7 +24,11 @@
 // service's executable, working_dir, tls_cert and tls_key need not exist
 // yet.
 //
+// A non-loopback AdminAddr needs AdminAuth: the admin listener is not
+// left open to other machines.
+//
 // Things worth knowing that are not errors (CommandPort, which opens
-// nothing; a watch_files path that does not exist yet; no service files)
-// are returned in Config.Warnings.
+// nothing; a watch_files path that does not exist yet; no service files;
+// health check settings without health_check; AdminAuth without
+// AdminAddr) are returned in Config.Warnings.
 package config

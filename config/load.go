@@ -70,7 +70,8 @@ type loader struct {
 	// service whose own port or port range is already reported as wrong.
 	goodPort  map[*Service]bool
 	goodRange map[*Service]bool
-	goodHTTPS bool // HTTPSPort is set and a port
+	goodHTTPS bool          // HTTPSPort is set and a port
+	admin     adminListener // AdminAddr, when set and valid
 }
 
 func (l *loader) add(errs ...*Error) { l.errs = append(l.errs, errs...) }

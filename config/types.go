@@ -36,6 +36,11 @@ type Config struct {
 	UpgradeTimeout      time.Duration // UpgradeTimeout; default 30s
 	UpgradeDrainTimeout time.Duration // UpgradeDrainTimeout; default 60s
 
+	AccessLog       string      // AccessLog; absolute; default LogDir/access.log; "" means off (written "off")
+	AccessLogFormat string      // AccessLogFormat: AccessLogCombined (default) or AccessLogJSON
+	AdminAddr       string      // AdminAddr: host:port of the admin listener (metrics, status page); "" when unset: none
+	AdminAuth       []AdminUser // AdminAuth: who may use the admin listener; required when AdminAddr is not loopback
+
 	Services []*Service // every service file, sorted by Name (disabled ones too)
 	Warnings []string   // things an operator should know that are not errors
 }
@@ -72,7 +77,35 @@ type Service struct {
 	TLSKey            string        // with TLSFiles: absolute path of the PEM private key
 	HTTPSRedirect     bool          // plain HTTP requests are redirected to HTTPS; default true when TLS is not TLSOff
 	Compress          bool          // compress responses for clients that accept it; default false
+
+	// AccessLog is the service's own access log: an absolute path, or
+	// AccessLogOff (written "off"): none for it; "" (unset): the main
+	// Config.AccessLog.
+	AccessLog string
+	// Health checks after start, with HealthCheck set and
+	// HealthCheckInterval above 0: an instance failing HealthCheckFails in
+	// a row leaves rotation until one passes, and is replaced once it has
+	// been failing for UnhealthyRestartAfter.
+	HealthCheckInterval   time.Duration // default 10s; 0: no checks after start
+	HealthCheckFails      int           // default 3; at least 1
+	UnhealthyRestartAfter time.Duration // default 60s; 0: never replaced for failing
 }
+
+// AdminUser is one entry of AdminAuth, written "user:bcrypt-hash".
+type AdminUser struct {
+	User string // not empty, no spaces
+	Hash string // a bcrypt hash (bcrypt.Cost accepts it)
+}
+
+// Values of AccessLogFormat.
+const (
+	AccessLogCombined = "combined" // the NCSA combined format, as nginx's and Apache's default
+	AccessLogJSON     = "json"     // one JSON object per line
+)
+
+// AccessLogOff, as Service.AccessLog, turns the service's access log off;
+// as AccessLog in smoothserve.yaml it is stored as "".
+const AccessLogOff = "off"
 
 // Strategy values of restart_strategy.
 const (

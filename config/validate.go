@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// Every rule lives in this file, validate_cross.go and validate_tls.go (with
-// certs.go, which reads certificate files). They run after defaults, so they
-// check what smoothserve will use, and skip a key whose value was already
-// rejected while decoding.
+// Every rule lives in this file, validate_cross.go, validate_tls.go (with
+// certs.go, which reads certificate files) and validate_admin.go. They run
+// after defaults, so they check what smoothserve will use, and skip a key
+// whose value was already rejected while decoding.
 
 const (
 	maxInstances    = 64
@@ -41,6 +41,8 @@ func (l *loader) validate() {
 	l.checkHosts()
 	l.checkHTTPSPort()
 	l.checkPortRanges()
+	l.checkAccessLogs()
+	l.checkAdminPort()
 }
 
 func (l *loader) validateMain() {
@@ -74,6 +76,7 @@ func (l *loader) validateMain() {
 	l.checkDuration(k, "UpgradeTimeout", c.UpgradeTimeout, true)
 	l.checkDuration(k, "UpgradeDrainTimeout", c.UpgradeDrainTimeout, false)
 	l.validateMainTLS()
+	l.validateMainAdmin()
 }
 
 func (l *loader) validateService(s *Service) {
@@ -116,7 +119,27 @@ func (l *loader) validateService(s *Service) {
 	if k.usable("restart_strategy") && s.RestartStrategy != StrategySurge && s.RestartStrategy != StrategyInPlace {
 		l.add(k.errorf("restart_strategy", "want %q or %q, got %q", StrategySurge, StrategyInPlace, s.RestartStrategy))
 	}
+	l.checkHealthKeys(s, k)
 	l.checkServiceTLS(s, k)
+}
+
+// checkHealthKeys checks the keys of the health checks after start. They
+// are allowed without health_check, which they need to do anything: that
+// is a warning, so that a file can carry them while its check is off.
+func (l *loader) checkHealthKeys(s *Service, k *fileKeys) {
+	l.checkDuration(k, "health_check_interval", s.HealthCheckInterval, false)
+	l.checkDuration(k, "unhealthy_restart_after", s.UnhealthyRestartAfter, false)
+	if k.usable("health_check_fails") && s.HealthCheckFails < 1 {
+		l.add(k.errorf("health_check_fails", "must be at least 1, got %d", s.HealthCheckFails))
+	}
+	if s.HealthCheck != "" || !k.usable("health_check") {
+		return
+	}
+	for _, key := range []string{"health_check_interval", "health_check_fails", "unhealthy_restart_after"} {
+		if k.set[key] {
+			l.warn(k.errorf(key, "has no effect without health_check: instances are checked after start only with an HTTP health check"))
+		}
+	}
 }
 
 // checkServicePorts checks the proxy port and the instances' range.

@@ -32,6 +32,9 @@ const (
 	// instance is still sending (server-sent events, a download): both
 	// descriptors go, with where the response's body stands (State).
 	Stream Kind = 's'
+	// Counters is no connection: the sending process's counters, for the
+	// receiving one to go on from (its metrics), in State.
+	Counters Kind = 'm'
 )
 
 // A message is the kind, then for Client the port (big-endian) and the
@@ -191,6 +194,23 @@ func (s *Sender) receiverJoins() bool {
 	return s.joinable
 }
 
+// SendCounters passes the sending process's counters (opaque here), for
+// the receiver to go on from; a receiver of an earlier release is sent
+// nothing.
+func (s *Sender) SendCounters(b []byte) error {
+	if len(b) > MaxBuffered {
+		return fmt.Errorf("connpass: counters of %d bytes, more than %d", len(b), MaxBuffered)
+	}
+	if !s.receiverJoins() {
+		return errors.New("connpass: the new smoothserve is of an earlier release, which cannot take counters")
+	}
+	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if _, _, err := s.uc.WriteMsgUnix(append([]byte{byte(Counters)}, b...), nil, nil); err != nil {
+		return fmt.Errorf("connpass: passing the counters: %w", err)
+	}
+	return nil
+}
+
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
 // port, address length, state length, client bytes' length.
 const joinedHeader = 1 + 2 + 1 + 2 + 4
@@ -310,6 +330,8 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 	switch {
 	case flags&(syscall.MSG_TRUNC|syscall.MSG_CTRUNC) != 0:
 		return fail(errors.New("connpass: message truncated"))
+	case len(msg) > 0 && Kind(msg[0]) == Counters && len(fds) == 0:
+		return Item{Kind: Counters, State: clone(msg[1:])}, nil
 	case len(fds) == 0:
 		return fail(errors.New("connpass: message with 0 descriptors"))
 	case len(msg) == 0:

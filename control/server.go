@@ -110,7 +110,7 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 	rollouts, err := s.d.Restart(r.Context(), name, RestartTrigger)
 	if err != nil {
 		s.log.Warn("control: restart failed", "service", name, "err", err)
-		writeJSON(w, statusFor(err), errorBody{Error: err.Error(), Rollouts: rollouts})
+		writeJSON(w, StatusFor(err), errorBody{Error: err.Error(), Rollouts: rollouts})
 		return
 	}
 	if rollouts == nil {
@@ -147,7 +147,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	res, err := s.d.Reload(r.Context())
 	if err != nil {
 		s.log.Warn("control: reload failed", "err", err)
-		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -158,7 +158,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	pid, err := s.d.Upgrade(r.Context())
 	if err != nil {
 		s.log.Warn("control: upgrade failed", "err", err)
-		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.UpgradeResult{OldPid: os.Getpid(), NewPid: pid})
@@ -167,14 +167,15 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 // reply answers an operation with no result: {} or its error.
 func (s *Server) reply(w http.ResponseWriter, err error) {
 	if err != nil {
-		writeJSON(w, statusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// statusFor is the one place an operation's error becomes a status code.
-func statusFor(err error) int {
+// StatusFor is the one place an operation's error becomes a status code
+// (the control API's, and the admin page's).
+func StatusFor(err error) int {
 	switch {
 	case errors.Is(err, api.ErrUnknownService):
 		return http.StatusNotFound

@@ -50,7 +50,7 @@ func (d *Daemon) Apply(ctx context.Context, svc *config.Service, via, trigger st
 	}
 	// Routes that cannot be built (a second default service on a port)
 	// are refused before anything is rolled.
-	if err := proxy.CheckRoutes(routesFor(withService(d.config(), &next), d.setsNow())); err != nil {
+	if err := proxy.CheckRoutes(routesFor(withService(d.config(), &next), d.setsNow(), nil)); err != nil {
 		return nil, fmt.Errorf("%s: routing would be invalid; nothing changes: %w", via, err)
 	}
 	r, err := d.sup.Apply(ctx, &next, trigger)
@@ -75,7 +75,7 @@ func (d *Daemon) setRunning(svc *config.Service) error {
 // each of its services, and routes it; the caller holds mu. A table the
 // proxy refuses changes nothing.
 func (d *Daemon) commit(next *config.Config, sets map[string]*upstream.Set) error {
-	if err := d.px.SetRoutes(routesFor(next, sets)); err != nil {
+	if err := d.px.SetRoutes(routesFor(next, sets, d.logFor)); err != nil {
 		return err
 	}
 	d.cfg.Store(next)

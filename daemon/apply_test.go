@@ -20,7 +20,7 @@ func running(t *testing.T, cfg *config.Config) *Daemon {
 	for _, svc := range cfg.Services {
 		d.sets[svc.Name] = upstream.NewSet(svc.Name, time.Second)
 	}
-	px, err := proxy.New(proxy.Options{}, routesFor(cfg, d.sets))
+	px, err := proxy.New(proxy.Options{}, routesFor(cfg, d.sets, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

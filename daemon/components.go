@@ -46,10 +46,12 @@ func (d *Daemon) components() []component {
 	return []component{{
 		name: "control",
 		start: func() {
-			d.ctl = serveControl(d.ctlLn, &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}, d.log)
+			ctl := &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}
+			d.ctl = serveControl(d.ctlLn, ctl, d.log)
+			d.serveAdmin(ctl)
 		},
-		stop:    func() error { d.ctl.close(); return nil },
-		release: func() { d.ctl.stopAccepting(); d.ctl.close() },
+		stop:    func() error { d.stopAdmin(); d.ctl.close(); return nil },
+		release: func() { d.stopAdmin(); d.ctl.stopAccepting(); d.ctl.close() },
 	}, {
 		name: "supervisor",
 		start: func() {
@@ -89,6 +91,7 @@ func (d *Daemon) components() []component {
 			defer cancel()
 			d.px.Shutdown(ctx)
 			d.stopCerts()
+			d.closeLogs()
 			return nil
 		},
 		release: func() {
@@ -104,6 +107,7 @@ func (d *Daemon) components() []component {
 			if err := d.drain(ctx); err != nil {
 				d.log.Warn("requests still in progress at UpgradeDrainTimeout were cut", "err", err)
 			}
+			d.closeLogs()
 		},
 	}, {
 		name: "auto_restart",

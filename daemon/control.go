@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -30,8 +31,9 @@ func (d *daemonControl) Upgrade(ctx context.Context) (int, error) {
 
 var _ control.Daemon = (*daemonControl)(nil)
 
-// Status shows the instances as the supervisor has them, and each
-// service's hosts and proxy port as they run: the running configuration's.
+// Status shows the instances as the supervisor has them, with the CPU and
+// memory of each one's process group, and each service's hosts and proxy
+// port as they run: the running configuration's.
 func (d *daemonControl) Status() api.Status {
 	cfg := d.d.config()
 	services := d.d.sup.Status()
@@ -41,11 +43,48 @@ func (d *daemonControl) Status() api.Status {
 			services[i].Port = svc.Port
 		}
 	}
+	d.d.measure(services)
 	return api.Status{
 		Pid:       os.Getpid(),
 		StartedAt: d.startedAt,
 		Config:    cfg.Path,
 		Services:  services,
+	}
+}
+
+// usageTimeout bounds the measuring of the instances in Status: a first
+// one waits the sampler's 200 ms.
+const usageTimeout = time.Second
+
+// measure sets the CPU and memory of every instance of services that has
+// a process, in one Measure of their process groups; an instance not
+// measured keeps none.
+func (d *Daemon) measure(services []api.ServiceStatus) {
+	if d.usage == nil {
+		return
+	}
+	var pids []int
+	for _, s := range services {
+		for _, in := range s.Instances {
+			if in.Pid > 0 {
+				pids = append(pids, in.Pid)
+			}
+		}
+	}
+	if len(pids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), usageTimeout)
+	defer cancel()
+	use := d.usage.Measure(ctx, pids)
+	for _, s := range services {
+		for j := range s.Instances {
+			in := &s.Instances[j]
+			if u, ok := use[in.Pid]; ok && in.Pid > 0 {
+				in.CPUPercent = math.Round(u.CPUPercent*10) / 10
+				in.RSSBytes = u.RSS
+			}
+		}
 	}
 }
 

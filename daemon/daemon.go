@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"smoothserve/connpass"
 	"smoothserve/control"
 	"smoothserve/handoff"
+	"smoothserve/internal/procstat"
 	"smoothserve/proxy"
 	"smoothserve/supervisor"
 	"smoothserve/upgrade"
@@ -61,6 +63,15 @@ type Daemon struct {
 	ar atomic.Pointer[autorestart.Deployer] // set once auto_restart runs
 
 	certs *certs.Manager // the HTTPS port's certificates; nil without HTTPSPort
+	logs  accessLogs     // the open access logs
+
+	adminLn  net.Listener // AdminAddr's; nil: none
+	adminSrv *http.Server // serving adminLn, once the control component started
+
+	upgrades upgradeCounts  // for the metrics
+	rollouts rolloutCounter // for the metrics
+
+	usage *procstat.Sampler // the instances' CPU and memory, for Status; nil: not measured
 
 	mu       sync.Mutex
 	cfg      atomic.Pointer[config.Config]
@@ -84,7 +95,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), supDone: make(chan error, 1),
-		applying: make(map[string]*sync.Mutex)}
+		applying: make(map[string]*sync.Mutex), usage: procstat.NewSampler()}
 	d.cfg.Store(cfg)
 	// The control socket before the proxy ports: a second smoothserve of
 	// this configuration is refused as such, not for a busy port. After an
@@ -118,7 +129,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		BodyTimeout:     cfg.BodyTimeout,
 		TrustedProxies:  cfg.TrustedProxies,
 		Logger:          log,
-	}, routesFor(cfg, d.sets))
+	}, routesFor(cfg, d.sets, d.logFor))
 	if err != nil {
 		upg.Stop()
 		return nil, err
@@ -148,7 +159,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 func (d *Daemon) Run() error {
 	cfg, log := d.config(), d.log
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(signals)
 	cs := d.components()
 	startAll(cs)
@@ -163,6 +174,10 @@ wait:
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				go d.upgradeOnSignal()
+				continue
+			}
+			if sig == syscall.SIGUSR1 {
+				go d.reopenLogs()
 				continue
 			}
 			log.Info("stopping gracefully; a second signal kills everything", "signal", sig.String())
@@ -223,6 +238,10 @@ func (d *Daemon) stop(cs []component, signals <-chan os.Signal, force bool, caus
 			d.log.Info("smoothserve stopped")
 			return cause
 		case sig := <-signals:
+			if sig == syscall.SIGUSR1 {
+				go d.reopenLogs()
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				continue
 			}
@@ -249,7 +268,7 @@ func (d *Daemon) listen() error {
 			return err
 		}
 	}
-	return nil
+	return d.listenAdmin()
 }
 
 // removePidFile removes the pid file if it still names this process.

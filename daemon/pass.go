@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -53,6 +54,13 @@ func (d *Daemon) takeConnections(f *os.File) {
 			default:
 				streams++
 			}
+		case connpass.Counters:
+			var c counters
+			if err := json.Unmarshal(it.State, &c); err != nil {
+				d.log.Warn("the previous smoothserve's counters cannot be read; the metrics start from 0", "err", err)
+				return
+			}
+			d.goOnFrom(c)
 		case connpass.Idle:
 			tc, ok := it.Conn.(*net.TCPConn)
 			b := d.backendAt(it.Addr)
@@ -120,6 +128,8 @@ func (d *Daemon) drain(ctx context.Context) error {
 		return d.px.Shutdown(ctx)
 	}
 	defer pass.Close()
+	d.passCounters(pass)       // at once, so the new process's metrics do not start from 0
+	defer d.passCounters(pass) // and the final ones, the drain's included
 	d.passIdle(pass)
 	err := d.px.PassConnections(ctx, func(h *proxy.Handover) error {
 		client, ok := h.Client.(syscall.Conn)
@@ -140,6 +150,17 @@ func (d *Daemon) drain(ctx context.Context) error {
 	d.log.Info("passed the connections to the new smoothserve", "clients", st.Clients, "tunnels", st.Tunnels,
 		"streams", st.Streams, "failed_kept_here", st.Failed, "cut_at_drain_timeout", st.Cut)
 	return err
+}
+
+// passCounters sends this process's counters to the new one.
+func (d *Daemon) passCounters(pass *connpass.Sender) {
+	b, err := json.Marshal(d.snapshot())
+	if err == nil {
+		err = pass.SendCounters(b)
+	}
+	if err != nil {
+		d.log.Warn("the counters are not passed: the new smoothserve's metrics start from 0", "err", err)
+	}
 }
 
 // passIdle passes the pooled connections to the instances. After a

@@ -151,7 +151,7 @@ func (d *Daemon) removeService(ctx context.Context, name string) error {
 
 // checkRoutes is whether cfg can be routed.
 func checkRoutes(cfg *config.Config, sets map[string]*upstream.Set) error {
-	if err := proxy.CheckRoutes(routesFor(cfg, sets)); err != nil {
+	if err := proxy.CheckRoutes(routesFor(cfg, sets, nil)); err != nil {
 		return fmt.Errorf("routing would be invalid: %w", err)
 	}
 	return nil

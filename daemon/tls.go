@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"smoothserve/accesslog"
 	"smoothserve/certs"
 	"smoothserve/config"
 	"smoothserve/proxy"
@@ -93,7 +94,9 @@ func challengePort(cfg *config.Config) int {
 // routesFor is the routing table of cfg's enabled services: each on its
 // plain-HTTP port (redirecting to HTTPS when TLS is on and https_redirect
 // says so), and the TLS ones on the HTTPS port too.
-func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route {
+//
+// logFor gives a service its access log (nil: checking a table only).
+func routesFor(cfg *config.Config, sets map[string]*upstream.Set, logFor func(*config.Config, *config.Service) *accesslog.Log) []proxy.Route {
 	var routes []proxy.Route
 	for _, svc := range cfg.Services {
 		set := sets[svc.Name]
@@ -101,11 +104,14 @@ func routesFor(cfg *config.Config, sets map[string]*upstream.Set) []proxy.Route 
 			continue
 		}
 		r := proxy.Route{Port: svc.Port, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set}
+		if logFor != nil {
+			r.AccessLog = logFor(cfg, svc)
+		}
 		if svc.TLS != config.TLSOff && cfg.HTTPSPort != 0 {
 			if svc.HTTPSRedirect {
 				r.HTTPSPort = cfg.HTTPSPort
 			}
-			routes = append(routes, proxy.Route{Port: cfg.HTTPSPort, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set})
+			routes = append(routes, proxy.Route{Port: cfg.HTTPSPort, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set, AccessLog: r.AccessLog})
 		}
 		routes = append(routes, r)
 	}

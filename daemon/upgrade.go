@@ -65,8 +65,10 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		pid, err = 0, nil
 	}
 	if err != nil {
+		d.upgrades.failed.Add(1)
 		return 0, err
 	}
+	d.upgrades.ok.Add(1)
 	d.ctl.stopAccepting()
 	return pid, nil
 }

@@ -119,7 +119,7 @@ func startOrphan(t *testing.T) int {
 	if err != nil {
 		t.Fatalf("grandchild: %v", err)
 	}
-	if st.ppid == os.Getpid() {
+	if st.Ppid == os.Getpid() {
 		t.Fatalf("grandchild %d is our child: the test runs as a subreaper", pid)
 	}
 	return pid

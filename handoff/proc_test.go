@@ -28,8 +28,8 @@ func TestIdentifyChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if start < self.startTime {
-		t.Errorf("child start time %d is before ours %d", start, self.startTime)
+	if start < self.StartTime {
+		t.Errorf("child start time %d is before ours %d", start, self.StartTime)
 	}
 	if err := Verify(identify(t, cmd.Process.Pid)); err != nil {
 		t.Errorf("Verify of a live child: %v", err)
@@ -76,7 +76,7 @@ func TestVerifyZombie(t *testing.T) {
 	syscall.Kill(in.Pid, syscall.SIGKILL)
 	waitFor(t, "a zombie", 5*time.Second, func() bool {
 		st, err := readStat(in.Pid)
-		return err == nil && st.state == 'Z'
+		return err == nil && st.State == 'Z'
 	})
 	if err := Verify(in); !errors.Is(err, ErrGone) {
 		t.Errorf("Verify of a zombie = %v, want ErrGone", err)

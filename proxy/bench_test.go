@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"path/filepath"
+
 	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
 	"net"
+	"smoothserve/accesslog"
 	"strconv"
 	"testing"
 	"time"
@@ -60,13 +63,15 @@ func skipHead(br *bufio.Reader) bool {
 	}
 }
 
-func benchmarkGet(b *testing.B, size int) {
+func benchmarkGet(b *testing.B, size int) { benchmarkGetLogged(b, size, nil) }
+
+func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
 	body := bytes.Repeat([]byte("x"), size)
 	set := upstream.NewSet("bench", time.Second)
 	for i := 0; i < 3; i++ {
 		set.Add(upstream.NewBackend("bench", i, rawInstance(b, body)))
 	}
-	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set}})
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set, AccessLog: log}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -127,4 +132,11 @@ func BenchmarkProxyGet(b *testing.B) {
 	for _, size := range []int{13, 1 << 10, 64 << 10} {
 		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { benchmarkGet(b, size) })
 	}
+	// With the access log on: still nothing allocated per request.
+	log, err := accesslog.Open(filepath.Join(b.TempDir(), "access.log"), accesslog.Combined)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	b.Run("13B-logged", func(b *testing.B) { benchmarkGetLogged(b, 13, log) })
 }

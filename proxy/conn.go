@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/accesslog"
 	"smoothserve/internal/sockpeek"
 	"smoothserve/upstream"
 )
@@ -49,8 +50,15 @@ type conn struct {
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
 	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
 	compress bool           // the request's service compresses its responses (compress.go)
-	zw       compressor     // compressing the response being relayed: flushed with bw
-	cw       chunkWriter    // what zw writes to
+	shard    uint32         // which shard of the stats this connection counts in (stats.go)
+	sink     countingWriter // what bw writes to
+	rec      record         // the request being served (record.go)
+	logTo    *accesslog.Log // where logBuf's lines go
+	logBuf   *[]byte        // log lines not yet handed to logTo
+	entry    accesslog.Entry
+	logPort  []byte
+	zw       compressor  // compressing the response being relayed: flushed with bw
+	cw       chunkWriter // what zw writes to
 	lim      io.LimitedReader
 	maxBody  int64 // the request's service's max_body_size; 0: none
 
@@ -138,7 +146,7 @@ var (
 )
 
 func newConn(s *Server, nc net.Conn, port int) *conn {
-	c := &conn{srv: s, nc: nc, port: port}
+	c := &conn{srv: s, nc: nc, port: port, shard: connSeq.Add(1)}
 	_, c.secure = nc.(*tls.Conn)
 	c.state.Store(stateActive)
 	// Go accepts with TCP_NODELAY set already. The address comes from the
@@ -175,7 +183,8 @@ func (c *conn) start() {
 	c.br = readerPool8.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
 	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.sink.nc = c.nc
+	c.bw.Reset(&c.sink)
 }
 
 func (c *conn) serve() {
@@ -197,6 +206,7 @@ func (c *conn) serveRequests() {
 			}
 			return
 		}
+		c.beginRequest()
 		// The head must arrive within HeaderTimeout; when all of it came
 		// in the first read (the usual case), there is nothing to wait for.
 		if !headBuffered(c.br) {
@@ -213,7 +223,9 @@ func (c *conn) serveRequests() {
 			c.rejectHead(err)
 			return
 		}
-		if !c.serveRequest(&req) {
+		more := c.serveRequest(&req)
+		c.endRequest(&req)
+		if !more {
 			return
 		}
 	}
@@ -277,6 +289,7 @@ type clientReader struct{ c *conn }
 
 func (r *clientReader) Read(p []byte) (int, error) {
 	c := r.c
+	c.flushLog()
 	if err := c.Flush(); err != nil {
 		return 0, err
 	}
@@ -364,6 +377,7 @@ func headBuffered(br *bufio.Reader) bool {
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
 func (c *conn) close() {
+	c.flushLog()
 	c.nc.Close()
 	c.br.Reset(nil)
 	readerPool8.Put(c.br)

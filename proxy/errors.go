@@ -111,6 +111,7 @@ func (c *conn) writeError(code int, keep, head bool) {
 // writeStatus writes a response of the proxy's own: code, its status text
 // as the body, and one more field if name is not empty.
 func (c *conn) writeStatus(code int, keep, head bool, name string, value []byte) {
+	c.rec.status = code
 	text := statusText(code)
 	b := c.bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 "...)

@@ -33,6 +33,7 @@ func (c *conn) serveRequest(req *request) bool {
 	if pt := c.srv.routes.Load().ports[c.port]; pt != nil {
 		tg = pt.lookup(req.host)
 	}
+	c.rec.tg = tg
 	hasBody := req.contentLength > 0 || req.chunked
 	if !c.secure && c.srv.opts.HTTPChallenge != nil && isChallenge(req.target) {
 		return c.answerChallenge(req, hasBody)
@@ -82,6 +83,8 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			}
 			continue
 		}
+		c.rec.b, c.rec.retried = b, attempt > 0
+		t0 := time.Now()
 		keep, began, err := c.exchange(req, b, uc, kept)
 		if err != nil && !began && errors.Is(err, errStale) && kept && idempotent(req.method) {
 			// The instance had closed the pooled connection (its idle
@@ -90,10 +93,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			c.srv.opts.Logger.Debug("proxy: pooled connection was closed by the instance; sending again",
 				"service", b.Service, "slot", b.Slot, "request_id", string(c.rid), "err", err)
 			if uc, err = b.Dial(); err == nil {
+				c.rec.retried = true
 				keep, began, err = c.exchange(req, b, uc, kept)
 			}
 		}
 		b.Release(err == nil)
+		c.rec.upstream += time.Since(t0)
 		if uc := c.tunnelTo; uc != nil {
 			// A WebSocket is not a request in flight: the instance's drain
 			// does not wait for it, and the instance gets SIGTERM while it
@@ -134,6 +139,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 // so that the connection could go on.
 func (c *conn) fail(req *request, err error, consumed bool) bool {
 	code := statusFor(err)
+	c.rec.status = code
 	if code == statusCode499 {
 		return false
 	}

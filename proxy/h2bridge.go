@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"smoothserve/accesslog"
 	"smoothserve/upstream"
 )
 
@@ -33,19 +34,75 @@ type bridge struct {
 	compress bool       // the service compresses its responses (compress.go)
 	zw       compressor // compressing the response: flushed before every wait for the instance
 	began    bool       // the response's head is written: what follows may be flushed
+
+	// The record (record.go's, for HTTP/2).
+	start    time.Time
+	tg       *target
+	status   int
+	b        *upstream.Backend
+	retried  bool
+	upstream time.Duration
+	sent     countingResponse
 }
 
 func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &bridge{f: h, w: w, r: r, rc: http.NewResponseController(w)}
+	x := &bridge{f: h, r: r, rc: http.NewResponseController(w), start: time.Now()}
+	x.sent.ResponseWriter = w
+	x.w = &x.sent
 	x.rid = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	defer x.end()
 	x.serve()
 }
 
-func (x *bridge) serve() {
-	var set *upstream.Set
-	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
-		set = pt.lookup([]byte(x.r.Host)).setOrNil()
+// countingResponse counts the body bytes written.
+type countingResponse struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingResponse) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingResponse) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// end counts the stream's request and logs it.
+func (x *bridge) end() {
+	if x.tg == nil || x.status == 0 {
+		return
 	}
+	d := time.Since(x.start)
+	if x.tg.stats != nil {
+		x.tg.stats.count(uint32(x.start.UnixNano()), []byte(x.r.Method), x.status, d)
+	}
+	l := x.tg.log
+	if l == nil {
+		return
+	}
+	client, _ := x.client()
+	e := accesslog.Entry{Time: x.start, Client: []byte(client), Method: []byte(x.r.Method), Target: []byte(x.r.RequestURI),
+		Proto: "HTTP/2.0", Status: x.status, Bytes: x.sent.n, Duration: d, Upstream: x.upstream, Service: x.tg.set.Name,
+		Slot: -1, Retried: x.retried, UserAgent: []byte(x.r.UserAgent()), Referer: []byte(x.r.Referer())}
+	if x.b != nil {
+		e.Slot = x.b.Slot
+		if i := strings.LastIndexByte(x.b.Addr, ':'); i >= 0 {
+			e.Port = []byte(x.b.Addr[i+1:])
+		}
+	}
+	b := accesslog.Buffer()
+	*b = e.Append(*b, l.Format)
+	l.Submit(b)
+}
+
+func (x *bridge) serve() {
+	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
+		x.tg = pt.lookup([]byte(x.r.Host))
+	}
+	set := x.tg.setOrNil()
 	if set == nil {
 		x.fail(fmt.Errorf("%w %q on port %d", errNoHost, x.r.Host, x.f.port))
 		return
@@ -109,18 +166,25 @@ func (x *bridge) forward(set *upstream.Set) {
 			}
 			continue
 		}
+		x.b, x.retried = b, attempt > 0
+		t0 := time.Now()
 		began, err := x.exchange(b, uc)
 		if err != nil && !began && errors.Is(err, errStale) && x.kept && idem {
 			if uc, err = b.Dial(); err == nil {
+				x.retried = true
 				began, err = x.exchange(b, uc)
 			}
 		}
+		x.upstream += time.Since(t0)
 		b.Release(err == nil)
 		switch {
 		case err == nil:
 			return
 		case began || clientGone(err):
 			x.logUpstream(b, err, "stream reset")
+			if !began {
+				x.status = statusCode499
+			}
 			panic(http.ErrAbortHandler) // the client sees the stream reset, not a truncated body taken for whole
 		case errors.Is(err, errBadResponse) || !x.kept || !idem || attempt+1 >= maxAttempts:
 			x.logUpstream(b, err, "answered with an error")
@@ -160,7 +224,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 	enc := x.encodingFor(resp)
 	x.copyHeader(resp, enc)
 	x.w.WriteHeader(resp.StatusCode)
-	x.began = true
+	x.status, x.began = resp.StatusCode, true
 	uc.WatchClient()
 	if err := x.copyBody(resp, enc); err != nil {
 		if errors.Is(err, upstream.ErrClientGone) || errors.Is(err, upstream.ErrFlush) || x.r.Context().Err() != nil {
@@ -393,6 +457,7 @@ func (x *bridge) upstreamFailed(uc *upstream.Conn, what string, err error) error
 // fail answers with the status err maps to.
 func (x *bridge) fail(err error) {
 	code := statusFor(err)
+	x.status = code
 	if code == statusCode499 {
 		return
 	}

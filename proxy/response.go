@@ -119,6 +119,7 @@ func clip(b []byte) string { return string(b[:min(len(b), 100)]) }
 // fields, with the framing of this hop (length, chunked or none) and its
 // Connection.
 func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep bool, enc encoding) {
+	c.rec.status = resp.status
 	head := c.rhead
 	c.writeStatusLine(resp)
 	relayChunks := framing == bodyChunked && req.minor == 1

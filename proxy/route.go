@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"smoothserve/accesslog"
 	"smoothserve/upstream"
 )
 
@@ -22,12 +23,16 @@ type Route struct {
 	// 308 to the same URL on https at that port (HTTPS on, https_redirect),
 	// but for ACME HTTP-01 challenges.
 	HTTPSPort int
+	// AccessLog is where the route's requests are logged; nil: nowhere.
+	AccessLog *accesslog.Log
 }
 
 // target is what a host of a port routes to.
 type target struct {
 	set       *upstream.Set
 	httpsPort int // redirect there; 0: proxy to set
+	stats     *serviceStats
+	log       *accesslog.Log
 }
 
 // routes is an immutable routing table, swapped whole on reconfiguration.
@@ -47,7 +52,9 @@ type wildcard struct {
 	t      *target
 }
 
-func buildRoutes(rs []Route) (*routes, error) {
+// buildRoutes makes the table of rs; statsFor gives each service its
+// counters (nil: none, for a table only checked).
+func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, error) {
 	t := &routes{ports: make(map[int]*portTable)}
 	count := make(map[int]int)
 	for _, r := range rs {
@@ -59,7 +66,10 @@ func buildRoutes(rs []Route) (*routes, error) {
 			pt = &portTable{port: r.Port, exact: make(map[string]*target)}
 			t.ports[r.Port] = pt
 		}
-		tg := &target{set: r.Set, httpsPort: r.HTTPSPort}
+		tg := &target{set: r.Set, httpsPort: r.HTTPSPort, log: r.AccessLog}
+		if statsFor != nil {
+			tg.stats = statsFor(r.Set.Name)
+		}
 		if len(r.Hosts) == 0 || r.Default || count[r.Port] == 1 {
 			if pt.fallback != nil && pt.fallback.set != r.Set {
 				return nil, fmt.Errorf("port %d: services %s and %s are both its default", r.Port, pt.fallback.set.Name, r.Set.Name)

@@ -53,7 +53,7 @@ func TestLookup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			table, err := buildRoutes(tt.routes)
+			table, err := buildRoutes(tt.routes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestBuildRoutesRefusesTwoDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildRoutes(tt.routes)
+			_, err := buildRoutes(tt.routes, nil)
 			switch {
 			case tt.err == "" && err != nil:
 				t.Errorf("buildRoutes: %v, want no error", err)

@@ -69,6 +69,7 @@ func (c *conn) answerChallenge(req *request, hasBody bool) bool {
 		return c.fail(req, errNoChallenge, !hasBody)
 	}
 	keep := !hasBody && !req.close && !c.closing()
+	c.rec.status = 200
 	b := c.bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)

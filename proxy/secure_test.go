@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"smoothserve/upstream"
 )
 
 // tlsFixture is a proxy serving TLS (HTTP/2 and HTTP/1.1) on one
@@ -51,7 +53,7 @@ func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool)
 func startTLSProxy(t *testing.T, opts Options, rs ...Route) *tlsFixture {
 	t.Helper()
 	f := startProxy(t, opts, rs...)
-	cert, pool := selfSigned(t, "a.test", "b.test")
+	cert, pool := selfSigned(t, "a.test", "b.test", "c.test")
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, Certificates: []tls.Certificate{cert}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -269,5 +271,49 @@ func TestRedirectToHTTPSButACMEChallenges(t *testing.T) {
 	resp, _ = cl.mustDo(get("other.test", "/.well-known/acme-challenge/unknown"))
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown challenge: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestHTTP2RetriesAndStatusesAsHTTP11(t *testing.T) {
+	// A dead instance (its port closed) beside a live one: every request
+	// is answered by the live one.
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	live := startInstance(t, "live", nil)
+	set := upstream.NewSet("s", time.Second)
+	set.Add(upstream.NewBackend("s", 0, deadAddr))
+	set.Add(upstream.NewBackend("s", 1, live.addr()))
+	bad := startHandInstance(t, func(c net.Conn, req *http.Request) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+		return false
+	})
+	badSet := upstream.NewSet("bad", time.Second)
+	badSet.Add(upstream.NewBackend("bad", 0, bad.ln.Addr().String()))
+	stopped := upstream.NewSet("stopped", time.Second)
+	stopped.SetStopped(true)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: set},
+		Route{Port: 2, Hosts: []string{"b.test"}, Set: badSet}, Route{Port: 2, Hosts: []string{"c.test"}, Set: stopped})
+	cl := f.client(true)
+	for i := range 10 {
+		resp, err := cl.Get("https://a.test/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "live GET /" {
+			t.Fatalf("request %d with one instance dead: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	for host, want := range map[string]int{"b.test": 502, "c.test": 503} {
+		resp, err := cl.Get("https://" + host + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.ProtoMajor != 2 {
+			t.Errorf("%s over HTTP/2: %d %s, want %d", host, resp.StatusCode, resp.Proto, want)
+		}
 	}
 }

@@ -67,6 +67,10 @@ type Server struct {
 	passFn     atomic.Pointer[PassFunc]
 	passStats  passCounters
 
+	statsMu sync.Mutex               // guards stats: taken when routes are built and when scraped
+	stats   map[string]*serviceStats // each service's counters (stats.go), kept across routing tables
+	base    []ServiceStats           // the counters of the process this one replaced (SetBase)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -93,14 +97,14 @@ func New(opts Options, rs []Route) (*Server, error) {
 
 // CheckRoutes reports whether SetRoutes would take rs, changing nothing.
 func CheckRoutes(rs []Route) error {
-	_, err := buildRoutes(rs)
+	_, err := buildRoutes(rs, nil)
 	return err
 }
 
 // SetRoutes replaces the routing table; requests already routed are not
 // affected.
 func (s *Server) SetRoutes(rs []Route) error {
-	t, err := buildRoutes(rs)
+	t, err := buildRoutes(rs, s.statsFor)
 	if err != nil {
 		return err
 	}

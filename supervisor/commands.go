@@ -148,6 +148,7 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 			for _, sl := range sv.slots {
 				if sl.inst == nil && sl.next == nil {
 					sl.backoff, sl.lastErr = minBackoff, nil
+					sl.nextWhy = "start"
 					sv.startSlot(sl)
 				}
 			}

@@ -5,7 +5,10 @@
 // Invariant: a Backend is in rotation only while its process runs and has
 // answered the readiness check; it leaves rotation before its process is
 // signalled (a drain), and at once when the process exits on its own (a
-// crash). Every Backend serves one process lifetime and is never reused.
+// crash). Every Backend serves one process lifetime and is never reused;
+// a process that leaves rotation for failing its health check after start
+// comes back with a new Backend. A service never has all its running
+// instances out of rotation for failing health checks.
 // Every process the supervisor starts is reaped, and its process group
 // killed, before Run returns, unless Detach handed it over to the next
 // smoothserve.
@@ -29,6 +32,12 @@
 //     an error), join rotation, then either be lost or be drained and
 //     stopped. Its goroutine always ends by reporting that it exited,
 //     after the process is reaped (or let go, after Detach).
+//   - Health checks after start (health.go): a checker goroutine per ready
+//     instance reports to the service's run goroutine, which takes
+//     unhealthy instances out of rotation while a healthy one is in it
+//     (balance), puts them back when they pass, and replaces one unhealthy
+//     for too long as if it had crashed; the instance's rotation applies
+//     this to the upstream.Set.
 //   - process (process.go) is the OS process behind an instance: a child
 //     this smoothserve started, reaped with Wait, or one adopted from an
 //     earlier smoothserve (package handoff), watched through a pidfd.

@@ -235,6 +235,7 @@ func (s *Supervisor) Freeze() error {
 				return
 			}
 			sv.frozen = true
+			sv.checksOff.Store(true)
 			frozen = append(frozen, sv)
 		})
 	}
@@ -262,6 +263,7 @@ func (s *Supervisor) thaw(svs []*service) {
 	for _, sv := range svs {
 		sv.call(func() {
 			sv.frozen = false
+			sv.checksOff.Store(false)
 			for _, sl := range sv.slots {
 				if sl.inst == nil && sl.next == nil && sv.wanted && !sv.stopping {
 					sl.retryAt = time.Now()

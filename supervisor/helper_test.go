@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ import (
 //	die        serve, then exit 3 after CHILD_DIE_MS
 //	health500  serve, but /healthz answers 500
 //	grandchild serve, and start a grandchild in the same process group that ignores SIGTERM
+//
+// In every mode that serves, GET /sick makes /healthz answer 500 from then
+// on, and GET /well makes it answer 200 again.
 //
 // CHILD_MODE_FILE names a file whose content, when it exists, overrides
 // CHILD_MODE (a test changes what the next instances do). CHILD_IGNORE_TERM=1 ignores SIGTERM; CHILD_PRINT is printed to stdout and
@@ -84,11 +88,14 @@ func childMain() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
+	var sick atomic.Bool
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if mode == "health500" {
+		if mode == "health500" || sick.Load() {
 			http.Error(w, "unhealthy", http.StatusInternalServerError)
 		}
 	})
+	mux.HandleFunc("/sick", func(w http.ResponseWriter, r *http.Request) { sick.Store(true) })
+	mux.HandleFunc("/well", func(w http.ResponseWriter, r *http.Request) { sick.Store(false) })
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		wd, _ := os.Getwd()
 		json.NewEncoder(w).Encode(map[string]any{"env": os.Environ(), "wd": wd})

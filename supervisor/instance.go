@@ -15,16 +15,15 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"smoothserve/upstream"
 )
 
 // instance is one process lifetime on one port. Its goroutine (run) owns the
-// process and its Backend: it starts the process, waits until it is ready,
-// puts it into rotation, and then either loses it (a crash) or drains and
-// stops it when asked (stop). It tells its service's run goroutine about
-// every step over sv.events, and always ends with an exit report sent after
-// the process is reaped.
+// process and its Backends (rot): it starts the process, waits until it is
+// ready, puts it into rotation and starts its health checks, and then
+// either loses it (a crash) or drains and stops it when asked (stop, or
+// replace when it stayed unhealthy). It tells its service's run goroutine
+// about every step over sv.events, and always ends with an exit report
+// sent after the process is reaped.
 type instance struct {
 	sv   *service
 	cfg  *config.Service // the service's settings when the instance was made
@@ -41,6 +40,14 @@ type instance struct {
 	readyPid int
 	readyIn  time.Duration // from start to ready
 
+	rot *rotation // its place in rotation, from ready until drained or lost
+
+	// replace is closed by the service to have the instance drained and
+	// stopped, and reported lost with replaceErr (written before), so that
+	// its slot starts again: it stayed unhealthy too long.
+	replace    chan struct{}
+	replaceErr error
+
 	adopt *handoff.Instance // set: take over this running process instead of starting one
 	// fingerprint is Fingerprint of the settings the process was started
 	// with: cfg's, or for an adopted one what the state file recorded.
@@ -55,7 +62,9 @@ type instance struct {
 	pid       int
 	startedAt time.Time
 	readyAt   time.Time
-	backend   *upstream.Backend
+	joined    bool // ready reported and exit not yet: rot counts its requests
+	replacing bool // replace is closed
+	held      bool // overdue for replacement, held while another slot is down: said once
 }
 
 // identity tells a process apart from a later one with the same pid.
@@ -77,11 +86,15 @@ const (
 type instanceEvent struct {
 	inst *instance
 
-	// A step of a running lifetime, when !exited.
+	// A step of a running lifetime, when !exited and health is
+	// healthNone.
 	state     State
 	pid       int
 	startedAt time.Time
-	backend   *upstream.Backend // with StateReady
+
+	// A health check's news, when not healthNone; err is the last check's
+	// failure.
+	health healthChange
 
 	// The end of the lifetime.
 	exited bool
@@ -103,8 +116,10 @@ func (sv *service) newInstance(sl *slot, port int) *instance {
 		name:        fmt.Sprintf("%s#%d", cfg.Name, slot),
 		ready:       make(chan struct{}),
 		exited:      make(chan struct{}),
+		replace:     make(chan struct{}),
 		state:       StateStarting,
 	}
+	in.rot = &rotation{set: sv.set, name: cfg.Name, slot: slot, addr: in.addr}
 	// A Kill cuts every wait short: starting, draining, the SIGTERM grace.
 	in.ctx, in.stop = context.WithCancel(sv.sup.killCtx)
 	return in
@@ -152,31 +167,39 @@ func (in *instance) run() {
 		in.ident = identity{startTime: start, exe: exe}
 	}
 
-	b := upstream.NewBackend(in.cfg.Name, in.slot, in.addr)
-	in.sv.set.Add(b)
-	in.report(instanceEvent{state: StateReady, pid: p.Pid(), backend: b})
+	in.rot.join()
+	in.report(instanceEvent{state: StateReady, pid: p.Pid()})
 	in.sv.note(slog.LevelInfo, "%s pid %d ready on :%d", in.name, p.Pid(), in.port)
 	in.readyPid = p.Pid()
 	close(in.ready)
 
+	stopChecks := in.startChecks()
 	select {
 	case <-p.Done():
 		// Lost: no request may wait on it any longer, and its pooled
 		// connections are dead.
-		in.sv.set.Remove(b)
-		b.Down()
+		for _, b := range in.rot.end() {
+			b.Down()
+		}
+		stopChecks()
 		kill(p) // its group, in case it left children behind
 		exit.kind = exitLost
 		exit.err = fmt.Errorf("%s pid %d exited: %s", in.name, p.Pid(), exitReason(p.Err()))
 		in.sv.note(slog.LevelWarn, "%v", exit.err)
+	case <-in.replace:
+		// Unhealthy too long: replaced as if lost, after a drain.
+		stopChecks()
+		exit.kind = exitLost
+		exit.err = errors.Join(in.replaceErr, in.drain(p))
 	case <-in.ctx.Done():
+		stopChecks()
 		if in.sv.sup.detached.Load() {
 			// Handed over to the next smoothserve: leave the process be
 			// (and in rotation: this daemon's proxy has drained by now).
 			return
 		}
 		exit.kind = exitStopped
-		exit.err = in.drain(p, b)
+		exit.err = in.drain(p)
 	}
 }
 
@@ -244,20 +267,25 @@ func (in *instance) start() (process, error) {
 // the requests it is serving, and stops its process. It runs once per
 // instance, on its goroutine; stop is how others ask for it, any number of
 // times.
-func (in *instance) drain(p process, b *upstream.Backend) error {
+func (in *instance) drain(p process) error {
 	sv := in.sv
-	sv.set.Remove(b) // marks it draining: no new request reaches it
-	in.report(instanceEvent{state: StateDraining, pid: p.Pid(), backend: b})
+	backends := in.rot.end() // marks them draining: no new request reaches it
+	in.report(instanceEvent{state: StateDraining, pid: p.Pid()})
 	ctx, cancel := context.WithTimeout(sv.sup.killCtx, in.cfg.StopTimeout)
-	idle := b.WaitIdle(ctx)
+	idle := true
+	for _, b := range backends {
+		idle = b.WaitIdle(ctx) && idle
+	}
 	cancel()
-	b.CloseIdle()
+	for _, b := range backends {
+		b.CloseIdle()
+	}
 
-	in.report(instanceEvent{state: StateStopping, pid: p.Pid(), backend: b})
+	in.report(instanceEvent{state: StateStopping, pid: p.Pid()})
 	if idle {
 		sv.note(slog.LevelInfo, "%s pid %d stopping", in.name, p.Pid())
 	} else {
-		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), b.Inflight())
+		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), in.rot.inflight())
 	}
 	if err := terminate(p, sv.sup.termGrace, sv.sup.killCtx.Done()); err != nil {
 		err = fmt.Errorf("stopping instance %s pid %d: %w", in.name, p.Pid(), err)

@@ -19,7 +19,7 @@ const pollInterval = 25 * time.Millisecond
 
 const (
 	dialTimeout   = time.Second     // a probe's connect; loopback answers at once
-	healthTimeout = 2 * time.Second // a health check's whole request
+	healthTimeout = 2 * time.Second // a health check's whole request, at start
 )
 
 // ErrPortInUse is why an instance cannot start on a port another process
@@ -72,7 +72,7 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 		if err := exited(); err != nil {
 			return err
 		}
-		err := probe(pctx, addr, healthPath)
+		err := probe(pctx, addr, healthPath, healthTimeout)
 		if err == nil {
 			return exited() // the answer may have come as the process died
 		}
@@ -93,8 +93,9 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 	}
 }
 
-// probe checks once whether the instance at addr is ready.
-func probe(ctx context.Context, addr, healthPath string) error {
+// probe checks once whether the instance at addr is ready: a connect, or a
+// 2xx to GET healthPath within timeout.
+func probe(ctx context.Context, addr, healthPath string, timeout time.Duration) error {
 	if healthPath == "" {
 		d := net.Dialer{Timeout: dialTimeout}
 		c, err := d.DialContext(ctx, "tcp", addr)
@@ -104,7 +105,7 @@ func probe(ctx context.Context, addr, healthPath string) error {
 		c.Close()
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+healthPath, nil)
 	if err != nil {

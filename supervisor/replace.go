@@ -134,6 +134,7 @@ func (run *rolloutRun) finishReplacement(next *instance, oldPid int) (RolledInst
 func (sv *service) takeSlot(sl *slot, next *instance) {
 	sl.inst, sl.next = next, nil
 	sl.port = next.port
+	sl.restarted("rollout")
 	sl.starts++
 	sl.retryAt, sl.lastErr = time.Time{}, nil
 	sl.readyAt = time.Now()

@@ -1,10 +1,12 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +57,10 @@ type service struct {
 	rollout  *rolloutRun // the rollout under way, if any
 	last     *Rollout    // the last rollout, finished or not (a copy is published)
 
+	// checksOff pauses the health checks after start while an upgrade
+	// hands over (frozen); the instances' checkers read it.
+	checksOff atomic.Bool
+
 	logMu   sync.Mutex
 	logFile *os.File
 }
@@ -75,6 +81,20 @@ type slot struct {
 	readyAt      time.Time     // when the current instance became ready
 	servedBefore uint64        // served by the slot's earlier processes
 	lastErr      error         // why the last lifetime failed; cleared when ready
+	// reasons counts the slot's restarts by why: "crash" (the process
+	// exited or was lost), "unhealthy" (replaced after
+	// unhealthy_restart_after), "rollout" (a rolling restart), "start"
+	// (the service started again after a stop).
+	reasons map[string]int
+	nextWhy string // why the next start is, if not a crash
+}
+
+// restarted counts one restart of sl, for why.
+func (sl *slot) restarted(why string) {
+	if sl.reasons == nil {
+		sl.reasons = map[string]int{}
+	}
+	sl.reasons[why]++
 }
 
 func newService(sup *Supervisor, cfg *config.Service, set *upstream.Set) *service {
@@ -141,6 +161,7 @@ func (sv *service) run(ctx context.Context) error {
 			if err := sv.handle(ev); err != nil {
 				errs = append(errs, err)
 			}
+			sv.balance()
 		case f := <-sv.calls:
 			f()
 		case <-retryC:
@@ -188,6 +209,10 @@ func (sv *service) launch(in *instance) {
 // startSlot starts a new lifetime for sl on its port.
 func (sv *service) startSlot(sl *slot) {
 	in := sv.newInstance(sl, sl.port)
+	if sl.starts > 0 {
+		sl.restarted(cmp.Or(sl.nextWhy, "crash"))
+	}
+	sl.nextWhy = ""
 	sl.starts++
 	sl.inst = in
 	sl.readyAt, sl.retryAt = time.Time{}, time.Time{}
@@ -244,13 +269,17 @@ func (sl *slot) retire(in *instance) {
 func (sv *service) handle(ev instanceEvent) error {
 	in := ev.inst
 	sl := in.home
+	if ev.health != healthNone {
+		sv.handleHealth(ev)
+		return nil
+	}
 	if !ev.exited {
 		in.state, in.pid = ev.state, ev.pid
 		if !ev.startedAt.IsZero() {
 			in.startedAt = ev.startedAt
 		}
 		if ev.state == StateReady {
-			in.backend, in.readyAt = ev.backend, time.Now()
+			in.joined, in.readyAt = true, time.Now()
 			if sl.inst == in {
 				sl.readyAt, sl.lastErr = in.readyAt, nil
 			}
@@ -258,10 +287,10 @@ func (sv *service) handle(ev instanceEvent) error {
 		return nil
 	}
 
-	if in.backend != nil {
-		sl.servedBefore += in.backend.Served()
+	if in.joined {
+		sl.servedBefore += in.rot.served()
 	}
-	in.backend = nil
+	in.joined = false
 	switch {
 	case sl.next == in: // a rollout's replacement that failed: the rollout sees it
 		sl.next = nil
@@ -333,7 +362,7 @@ func (sv *service) publish() {
 		snap.lastRollout = cloneRollout(sv.last)
 	}
 	for _, sl := range slices.Concat(sv.slots, sv.removed) {
-		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0)}
+		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0), RestartReasons: maps.Clone(sl.reasons)}
 		if sl.lastErr != nil {
 			is.Error = sl.lastErr.Error()
 		}
@@ -354,7 +383,11 @@ func (sv *service) publish() {
 			} else {
 				e.Error = ""
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, backend: in.backend, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
+			var rot *rotation
+			if in.joined {
+				rot = in.rot
+			}
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, rot: rot, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
 		}
 	}
 	sv.snap.Store(snap)
@@ -374,13 +407,14 @@ func (sv *service) portBlocked() error {
 	return nil
 }
 
-// readyCount is how many of the service's slots have their instance in
-// rotation.
+// readyCount is how many of the service's slots have their instance up:
+// ready, and in rotation unless it fails its health check after start
+// (unhealthy), which waiting for it would not mend.
 func (sv *service) readyCount() int {
 	n := 0
 	seen := map[int]bool{}
 	for _, sl := range sv.snap.Load().slots {
-		if sl.State == StateReady && !seen[sl.Slot] {
+		if (sl.State == StateReady || sl.State == StateUnhealthy) && !seen[sl.Slot] {
 			seen[sl.Slot] = true
 			n++
 		}

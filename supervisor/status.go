@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"smoothserve/control/api"
-	"smoothserve/upstream"
 )
 
 // What Status reports is the control API's (package api): the supervisor
@@ -21,6 +20,9 @@ const (
 	StateDraining = api.StateDraining // out of rotation, waiting for requests in flight
 	StateStopping = api.StateStopping // signalled, waiting for the process to exit
 	StateBackoff  = api.StateBackoff  // no process: waiting to start again after a failure
+	// StateUnhealthy: ready once, now failing its health check: out of
+	// rotation while another instance of the service is in it.
+	StateUnhealthy = api.StateUnhealthy
 )
 
 // Service states in ServiceStatus.State.
@@ -41,12 +43,12 @@ type serviceSnapshot struct {
 }
 
 type slotSnapshot struct {
-	InstanceStatus                   // without Inflight and Served, read live
-	backend        *upstream.Backend // current process's backend, nil before ready
-	servedBefore   uint64            // served by the slot's earlier processes
-	ident          identity          // the process's identity, once known
-	fingerprint    string            // the process's settings (instance.fingerprint)
-	err            error             // in backoff: what Error says, for errors.Is
+	InstanceStatus           // without Inflight and Served, read live
+	rot            *rotation // the process's place in rotation, nil before ready
+	servedBefore   uint64    // served by the slot's earlier processes
+	ident          identity  // the process's identity, once known
+	fingerprint    string    // the process's settings (instance.fingerprint)
+	err            error     // in backoff: what Error says, for errors.Is
 }
 
 // Status reports every service (disabled ones too), in configuration order.
@@ -68,9 +70,9 @@ func (s *Supervisor) Status() []ServiceStatus {
 		for _, sl := range snap.slots {
 			is := sl.InstanceStatus
 			is.Served = sl.servedBefore
-			if sl.backend != nil {
-				is.Inflight = sl.backend.Inflight()
-				is.Served += sl.backend.Served()
+			if sl.rot != nil {
+				is.Inflight = sl.rot.inflight()
+				is.Served += sl.rot.served()
 			}
 			st.Instances = append(st.Instances, is)
 		}

@@ -325,6 +325,7 @@ func TestStateNames(t *testing.T) {
 		{StateDraining, "draining"},
 		{StateStopping, "stopping"},
 		{StateBackoff, "backoff"},
+		{StateUnhealthy, "unhealthy"},
 		{State(42), "State(42)"},
 	} {
 		if got := tc.s.String(); got != tc.want {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ var roleOf = map[string]string{
 	"caddy":       "proxy",
 	"smoothtool":  "smoothtool",
 	"wrk":         "wrk",
+	"h2load":      "wrk", // the load generator of the HTTP/2 rows
 	"sidebyside":  "bench",
 	"true":        "/bin/true",
 	"swapper":     "idle",
@@ -213,11 +215,12 @@ func cpuTable(t *table) string {
 	if base == nil || base.requests == 0 {
 		return ""
 	}
+	client := cmp.Or(t.client, "wrk")
 	var b strings.Builder
 	fmt.Fprintf(&b, "#### Where the CPU goes: µs of CPU per request, by process\n\n"+
-		"`perf record -a -e cpu-clock -F %d` around each measured wrk run above, samples counted by process name and divided by "+
-		"the requests wrk counted: the columns add up to about the %d cores' time per request (the inverse of throughput, "+
-		"pooled over the rounds). *proxy* is the proxy measured; *other* is the kernel's threads and the rest.", perfHz, runtime.NumCPU())
+		"`perf record -a -e cpu-clock -F %d` around each measured %s run above, samples counted by process name and divided by "+
+		"the requests %s counted: the columns add up to about the %d cores' time per request (the inverse of throughput, "+
+		"pooled over the rounds). *proxy* is the proxy measured; *other* is the kernel's threads and the rest.", perfHz, client, client, runtime.NumCPU())
 	cols := []string{"instances", "proxy", "wrk", "bench", "idle", "other"}
 	head := []string{"", "req/s ÷ " + t.base}
 	if t.cycles {
@@ -232,6 +235,9 @@ func cpuTable(t *table) string {
 	for _, c := range cols {
 		if c == "proxy" && t.cycles {
 			c = "smoothserve"
+		}
+		if c == "wrk" {
+			c = client
 		}
 		head = append(head, c)
 	}

@@ -35,10 +35,15 @@ func build(root, dir string) (binaries, error) {
 	return b, nil
 }
 
-// requireTools fails naming what bench/install-deps.sh would install.
-func requireTools() error {
+// requireTools fails naming what bench/install-deps.sh would install;
+// h2load only for the HTTP/2 rows (h2).
+func requireTools(h2 bool) error {
 	var missing []string
-	for _, t := range []string{"nginx", "haproxy", "caddy", "wrk", "go"} {
+	tools := []string{"nginx", "haproxy", "caddy", "wrk", "go"}
+	if h2 {
+		tools = append(tools, "h2load")
+	}
+	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}
@@ -61,7 +66,7 @@ func about(root string, s settings) string {
 		strings.TrimPrefix(firstLine(command("", "nginx", "-v")), "nginx version: "),
 		word(command("", "haproxy", "-v"), 2),
 		firstLine(command("", "caddy", "version")),
-		"wrk "+word(command("", "wrk", "-v"), 1))
+		"wrk "+word(command("", "wrk", "-v"), 1)+", h2load "+strings.TrimPrefix(word(command("", "h2load", "--version"), 1), "nghttp2/"))
 	fmt.Fprintf(&b, "- runs: wrk -t%d, %s each after a %s warm-up; rounds: %d, in each every proxy in turn, "+
 		"starting one further along each round; the tables show the median of the rounds\n",
 		wrkThreads, s.duration, s.warmup, s.rounds)

@@ -9,8 +9,9 @@
 //	go run ./bench/sidebyside
 //
 // Environment: BENCH_DURATION (default 10s per measured run), BENCH_WARMUP
-// (2s before each), BENCH_ROUNDS (3), BENCH_ONLY=sidebyside or restarts for
-// one half, BENCH_KEEP=1 to keep the temporary folder with every
+// (2s before each), BENCH_ROUNDS (3), BENCH_ONLY for some parts only (a
+// comma list of plain, https, compress, accesslog and restarts; sidebyside
+// is plain and https), BENCH_KEEP=1 to keep the temporary folder with every
 // configuration and log, BENCH_CPU=0 not to count each run's CPU by process
 // with perf (done whenever perf is installed and may sample every CPU;
 // BENCH_CPU=1 makes it an error if not).
@@ -23,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,8 +35,33 @@ type settings struct {
 	duration, warmup time.Duration
 	rounds           int
 	keep             bool
-	only             string // "", "sidebyside" or "restarts"
-	perf             bool   // count each measured run's CPU by process (cpu.go)
+	parts            map[string]bool // the parts run, of allParts
+	perf             bool            // count each measured run's CPU by process (cpu.go)
+}
+
+// allParts are the parts of the bench, in the order they run: the plain
+// HTTP tables side by side, the HTTPS ones (tls.go), the cost of
+// compression (compress.go), of the access log (accesslog.go) and of
+// restarts and upgrades (restarts.go).
+var allParts = []string{"plain", "https", "compress", "accesslog", "restarts"}
+
+// parseOnly reads BENCH_ONLY: empty for every part, "sidebyside" for plain
+// and https (the proxies side by side), or a comma list of parts.
+func parseOnly(v string) (map[string]bool, error) {
+	parts := map[string]bool{}
+	switch v {
+	case "":
+		v = strings.Join(allParts, ",")
+	case "sidebyside":
+		v = "plain,https"
+	}
+	for _, p := range strings.Split(v, ",") {
+		if !slices.Contains(allParts, p) {
+			return nil, fmt.Errorf("BENCH_ONLY=%q: want sidebyside, or a comma list of %s", v, strings.Join(allParts, ", "))
+		}
+		parts[p] = true
+	}
+	return parts, nil
 }
 
 func loadSettings() (settings, error) {
@@ -46,10 +73,8 @@ func loadSettings() (settings, error) {
 	if s.warmup, err = envSeconds("BENCH_WARMUP", s.warmup, 0); err != nil {
 		return s, err
 	}
-	switch s.only = os.Getenv("BENCH_ONLY"); s.only {
-	case "", "sidebyside", "restarts":
-	default:
-		return s, fmt.Errorf("BENCH_ONLY=%q: want sidebyside or restarts", s.only)
+	if s.parts, err = parseOnly(os.Getenv("BENCH_ONLY")); err != nil {
+		return s, err
 	}
 	if s.perf, err = perfAvailable(); err != nil {
 		return s, err
@@ -85,6 +110,13 @@ var workloads = []workload{
 	{title: "64 KiB responses, 100 connections", conns: 100, path: "/size?bytes=65536"},
 }
 
+// tlsWorkloads are the HTTPS tables (tls.go): GET / over HTTP/1.1 with wrk
+// and over HTTP/2 with h2load.
+var tlsWorkloads = []workload{
+	{title: "HTTPS, HTTP/1.1: GET /, 64 connections", conns: 64, path: "/", tls: true},
+	{title: "HTTPS, HTTP/2: GET /, 64 connections of 10 streams", conns: 64, path: "/", tls: true, streams: 10},
+}
+
 func main() {
 	os.Exit(run())
 }
@@ -102,7 +134,7 @@ func run() int {
 		}
 	}
 	if err == nil {
-		err = requireTools()
+		err = requireTools(s.parts["https"])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -174,13 +206,19 @@ func (b *bench) cleanup() {
 
 func (b *bench) run(ctx context.Context) (string, error) {
 	runs := 0
-	if b.only != "restarts" {
-		runs += b.rounds * len(workloads) * (1 + len(otherProxies))
+	for _, ws := range b.sideBySideWorkloads() {
+		runs += b.rounds * len(ws) * (1 + len(otherProxies))
 	}
-	if b.only != "sidebyside" {
+	if b.parts["compress"] {
+		runs += b.rounds * len(compressModes)
+	}
+	if b.parts["accesslog"] {
+		runs += b.rounds * len(logModes)
+	}
+	if b.parts["restarts"] {
 		runs += b.rounds * len(restartModes)
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d wrk runs of %s after a %s warm-up: about %s\n",
+	fmt.Fprintf(os.Stderr, "bench: %d wrk and h2load runs of %s after a %s warm-up: about %s\n",
 		runs, b.duration, b.warmup, (time.Duration(runs)*(b.duration+b.warmup) + 30*time.Second).Round(time.Minute))
 	var err error
 	if b.bin, err = build(b.root, b.dir); err != nil {
@@ -192,29 +230,88 @@ func (b *bench) run(ctx context.Context) (string, error) {
 	report.WriteString("- configurations: bench/sidebyside/configs/; peak RSS is VmHWM summed over the proxy's processes (nginx: master and workers), " +
 		"the highest of the rounds; errors are wrk's socket errors and responses ≥ 400, over all rounds\n\n")
 
-	if b.only != "restarts" {
-		tables, err := b.sideBySide(ctx)
+	var tables []*table
+	if b.parts["plain"] || b.parts["https"] {
+		if tables, err = b.sideBySide(ctx); err != nil {
+			return "", err
+		}
+	}
+	if b.parts["compress"] {
+		t, err := b.compressCost(ctx)
 		if err != nil {
 			return "", err
 		}
-		for _, t := range tables {
-			report.WriteString(t.markdown() + "\n")
-		}
+		tables = append(tables, t)
 	}
-	if b.only != "sidebyside" {
+	if b.parts["accesslog"] {
+		t, err := b.accessLogCost(ctx)
+		if err != nil {
+			return "", err
+		}
+		tables = append(tables, t)
+	}
+	if b.parts["restarts"] {
 		t, err := b.restartCost(ctx)
 		if err != nil {
 			return "", err
+		}
+		tables = append(tables, t)
+	}
+	for i, t := range tables {
+		if i > 0 {
+			report.WriteString("\n")
 		}
 		report.WriteString(t.markdown())
 	}
 	return report.String(), nil
 }
 
+// sideBySideWorkloads are the tables of the side-by-side part: the plain
+// workloads, then the HTTPS ones, as b.parts asks.
+func (b *bench) sideBySideWorkloads() [][]workload {
+	var ws [][]workload
+	if b.parts["plain"] {
+		ws = append(ws, workloads)
+	}
+	if b.parts["https"] {
+		ws = append(ws, tlsWorkloads)
+	}
+	return ws
+}
+
 // sideBySide starts smoothserve and, in front of its 3 instances, the other
 // proxies; then runs every workload against each in turn.
 func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
-	d, err := startDaemon(b.bin, filepath.Join(b.dir, "smoothserve"))
+	proxies, err := b.startProxies()
+	if err != nil {
+		return nil, err
+	}
+	var tables []*table
+	for _, ws := range b.sideBySideWorkloads() {
+		for _, w := range ws {
+			t, err := b.sideBySideTable(ctx, proxies, w)
+			if t != nil {
+				tables = append(tables, t)
+			}
+			if err != nil {
+				return tables, err
+			}
+		}
+	}
+	for _, p := range proxies {
+		p.stop()
+	}
+	return tables, nil
+}
+
+// startProxies starts smoothserve, then the other proxies in front of its
+// instances, all with a TLS port serving one new certificate.
+func (b *bench) startProxies() ([]*proxy, error) {
+	cert, err := makeCert(filepath.Join(b.dir, "tls"))
+	if err != nil {
+		return nil, err
+	}
+	d, err := startDaemon(b.bin, filepath.Join(b.dir, "smoothserve"), daemonOptions{cert: cert})
 	if err != nil {
 		return nil, err
 	}
@@ -226,9 +323,9 @@ func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
 	if err := waitServing(d.url(), 15*time.Second, d.first); err != nil {
 		return nil, fmt.Errorf("smoothserve on %s: %w", d.url(), err)
 	}
-	proxies := []*proxy{{name: "smoothserve", url: d.url(), pids: d.pids, stop: d.stop}}
+	proxies := []*proxy{{name: "smoothserve", url: d.url(), tlsURL: tlsURL(d.httpsPort), pids: d.pids, stop: d.stop}}
 	for _, s := range otherProxies {
-		p, err := startProxy(s, filepath.Join(b.dir, strings.ToLower(s.name)), addrs)
+		p, err := startProxy(s, filepath.Join(b.dir, strings.ToLower(s.name)), addrs, cert, "")
 		if err != nil {
 			return nil, err
 		}
@@ -236,35 +333,52 @@ func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
 		proxies = append(proxies, p)
 	}
 	fmt.Fprintf(os.Stderr, "bench: demo instances %s; %s\n", strings.Join(addrs, " "), describe(proxies))
+	if b.parts["https"] {
+		if err := waitTLS(proxies, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return proxies, nil
+}
 
-	var tables []*table
-	for _, w := range workloads {
-		t := &table{
-			title:   w.title,
-			command: fmt.Sprintf("wrk -t%d -c%d -d%s --latency http://127.0.0.1:PORT%s", wrkThreads, w.conns, b.duration, w.path),
-			base:    "nginx",
-		}
-		for _, p := range proxies {
-			t.row(p.name)
-		}
-		tables = append(tables, t)
-		for r := range b.rounds {
-			for i := range proxies {
-				p := proxies[(r+i)%len(proxies)]
-				res, peak, cpu, err := b.measure(ctx, p.url, w, p.pids)
-				if err != nil {
-					return tables, fmt.Errorf("%s: %w", p.name, err)
-				}
-				t.row(p.name).add(res, peak)
-				t.addCPU(p.name, cpu)
-				progress(w.title, r, b.rounds, p.name, res)
-			}
-		}
+// sideBySideTable runs w against each proxy in turn, in rounds. A proxy
+// without HTTP/2 has no row in an HTTP/2 table, and a note says why.
+func (b *bench) sideBySideTable(ctx context.Context, proxies []*proxy, w workload) (*table, error) {
+	t := &table{title: w.title, command: w.command(b.duration), base: "nginx"}
+	if w.streams > 0 {
+		t.client = "h2load"
+		t.notes = append(t.notes, "h2load: p50 and p99 of the time to each response's end, from its --log-file; "+
+			"errors are its failed requests (responses ≥ 400 as non-2xx, stream errors as read), not the connections it could not open")
 	}
+	if w.tls {
+		t.notes = append(t.notes, tlsNote(proxies))
+	}
+	var in []*proxy
 	for _, p := range proxies {
-		p.stop()
+		if w.streams > 0 && p.noH2 != "" {
+			t.notes = append(t.notes, fmt.Sprintf("%s: no HTTP/2 row: %s", p.name, p.noH2))
+			continue
+		}
+		t.row(p.name)
+		in = append(in, p)
 	}
-	return tables, nil
+	for r := range b.rounds {
+		for i := range in {
+			p := in[(r+i)%len(in)]
+			url := p.url
+			if w.tls {
+				url = p.tlsURL
+			}
+			res, peak, cpu, err := b.measure(ctx, url, w, p.pids)
+			if err != nil {
+				return t, fmt.Errorf("%s: %w", p.name, err)
+			}
+			t.row(p.name).add(res, peak)
+			t.addCPU(p.name, cpu)
+			progress(w.title, r, b.rounds, p.name, res)
+		}
+	}
+	return t, nil
 }
 
 func describe(proxies []*proxy) string {
@@ -278,11 +392,24 @@ func describe(proxies []*proxy) string {
 // measure warms up, then runs wrk once, sampling the peak RSS of pids()
 // (and counting the CPU by process, if b.perf).
 func (b *bench) measure(ctx context.Context, url string, w workload, pids func() []int) (wrkResult, int64, cpuCount, error) {
+	if err := b.warmUp(ctx, url, w); err != nil {
+		return wrkResult{}, 0, cpuCount{}, err
+	}
+	return b.measureRun(ctx, url, w, pids)
+}
+
+// warmUp runs wrk for b.warmup, if any, and forgets the result.
+func (b *bench) warmUp(ctx context.Context, url string, w workload) error {
 	if b.warmup > 0 {
 		if _, err := runWrk(ctx, url, w, b.warmup); err != nil {
-			return wrkResult{}, 0, cpuCount{}, fmt.Errorf("warm-up: %w", err)
+			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	return nil
+}
+
+// measureRun is measure without the warm-up.
+func (b *bench) measureRun(ctx context.Context, url string, w workload, pids func() []int) (wrkResult, int64, cpuCount, error) {
 	resetHWM(pids())
 	sampling, stopSampling := context.WithCancel(ctx)
 	peak := samplePeak(sampling, pids)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"smoothserve/internal/procstat"
 )
 
 // child is a process the benchmark started and waits for. Its owner is the
@@ -108,24 +109,11 @@ type procStat struct {
 }
 
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return procStat{}, err
 	}
-	// comm is in parentheses and may itself hold spaces or parentheses.
-	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || close < open {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[close+1:]))
-	if len(f) < 2 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
-	}
-	return procStat{comm: string(b[open+1 : close]), state: f[0][0], ppid: ppid}, nil
+	return procStat{comm: st.Comm, state: st.State, ppid: st.Ppid}, nil
 }
 
 // alive reports whether pid runs: a zombie (exited, not yet reaped by a

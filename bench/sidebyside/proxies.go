@@ -26,10 +26,14 @@ const benchAddr = "127.0.0.1"
 
 // A proxy is one of the servers compared, running.
 type proxy struct {
-	name string
-	url  string       // http://127.0.0.1:PORT, without a path
-	pids func() []int // its processes now, whose peak RSS counts
-	stop func()       // graceful, then forced; idempotent
+	name   string
+	url    string       // http://127.0.0.1:PORT, without a path
+	tlsURL string       // https://localhost:PORT, its TLS port (tls.go)
+	pids   func() []int // its processes now, whose peak RSS counts
+	stop   func()       // graceful, then forced; idempotent
+	// tlsDesc is what a Go client negotiated on tlsURL; noH2, why the
+	// proxy has no HTTP/2 row ("" if it has).
+	tlsDesc, noH2 string
 }
 
 // configData is what the templates of configs/ are rendered with.
@@ -40,9 +44,19 @@ type configData struct {
 	Listen    string   // Addr:Port
 	Upstreams []string // the demo instances, host:port
 
+	// TLS (tls.go): the TLS port and the certificate's files.
+	TLSPort                 int
+	TLSListen               string // Addr:TLSPort
+	TLSCert, TLSKey, TLSPEM string
+
 	// smoothserve only.
 	InstancePort, LastInstancePort int
 	Demo                           string
+	Compress                       bool // compress: true
+
+	// AccessLog is the file of the access log (accesslog.go), combined
+	// format; "": none (smoothserve AccessLog: off, nginx access_log off).
+	AccessLog string
 }
 
 // writeConfig renders template name into dir/file.
@@ -91,19 +105,20 @@ var otherProxies = []proxySetup{
 }
 
 // startProxy writes the config of s into dir, starts it in front of
-// upstreams, and waits until it answers.
-func startProxy(s proxySetup, dir string, upstreams []string) (*proxy, error) {
+// upstreams, with a TLS port serving cert (if cert.cert is set: only
+// nginx.conf.tmpl does without) and an access log to accessLog (if set:
+// nginx.conf.tmpl only), and waits until it answers.
+func startProxy(s proxySetup, dir string, upstreams []string, cert tlsFiles, accessLog string) (*proxy, error) {
 	if err := mkdirs(dir); err != nil {
 		return nil, err
 	}
-	port, err := freePort(benchAddr)
+	data, err := listenData(dir, cert)
 	if err != nil {
 		return nil, err
 	}
-	listen := net.JoinHostPort(benchAddr, strconv.Itoa(port))
-	config, err := writeConfig(s.template, dir, s.file, configData{
-		Dir: dir, Addr: benchAddr, Port: port, Listen: listen, Upstreams: upstreams,
-	})
+	data.Upstreams, data.AccessLog = upstreams, accessLog
+	listen := data.Listen
+	config, err := writeConfig(s.template, dir, s.file, data)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +129,11 @@ func startProxy(s proxySetup, dir string, upstreams []string) (*proxy, error) {
 		return nil, err
 	}
 	p := &proxy{
-		name: s.name,
-		url:  "http://" + listen,
-		pids: func() []int { return []int{c.pid()} },
-		stop: func() { c.stop(s.stopSig, 10*time.Second) },
+		name:   s.name,
+		url:    "http://" + listen,
+		tlsURL: tlsURL(data.TLSPort),
+		pids:   func() []int { return []int{c.pid()} },
+		stop:   func() { c.stop(s.stopSig, 10*time.Second) },
 	}
 	if s.withChildren {
 		p.pids = func() []int {
@@ -133,6 +149,27 @@ func startProxy(s proxySetup, dir string, upstreams []string) (*proxy, error) {
 		return nil, fmt.Errorf("%s on %s: %w\n%s", s.name, listen, err, c.logTail())
 	}
 	return p, nil
+}
+
+// listenData is the configData of a proxy in dir: its plain and TLS
+// ports, free now, and the certificate's files.
+func listenData(dir string, cert tlsFiles) (configData, error) {
+	port, err := freePort(benchAddr)
+	if err != nil {
+		return configData{}, err
+	}
+	tlsPort, err := freePort(benchAddr)
+	for err == nil && tlsPort == port {
+		tlsPort, err = freePort(benchAddr)
+	}
+	if err != nil {
+		return configData{}, err
+	}
+	return configData{
+		Dir: dir, Addr: benchAddr, Port: port, Listen: net.JoinHostPort(benchAddr, strconv.Itoa(port)),
+		TLSPort: tlsPort, TLSListen: net.JoinHostPort(benchAddr, strconv.Itoa(tlsPort)),
+		TLSCert: cert.cert, TLSKey: cert.key, TLSPEM: cert.pem,
+	}, nil
 }
 
 // waitServing waits until GET url/ answers 200 with the demo's greeting,

@@ -93,6 +93,13 @@ type table struct {
 	// cpu is what perf counted in each row's runs, by row name; nil without
 	// perf. markdown adds a table of it (cpuTable).
 	cpu map[string]*cpuCount
+	// client is the load generator's name in the CPU table, "" for wrk.
+	client string
+	// notes are said under the table.
+	notes []string
+	// pairs are rows compared two by two, off and on (accesslog.go):
+	// markdown adds a table of their ratios (pairTable).
+	pairs []*logPair
 }
 
 func (t *table) row(name string) *series {
@@ -143,7 +150,13 @@ func (t *table) markdown() string {
 			fmt.Fprintf(&b, "\n- %s: %s", s.name, n)
 		}
 	}
+	for _, n := range t.notes {
+		fmt.Fprintf(&b, "\n- %s", n)
+	}
 	b.WriteString("\n")
+	if len(t.pairs) > 0 {
+		b.WriteString("\n" + pairTable(t))
+	}
 	if t.cpu != nil {
 		b.WriteString("\n" + cpuTable(t) + "\n")
 	}

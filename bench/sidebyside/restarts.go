@@ -58,7 +58,7 @@ func paced(cycle func(d *daemon) error, gap time.Duration) func(d *daemon, ctx c
 // instances move to other ports at every restart, which the other proxies
 // could not follow.
 func (b *bench) restartCost(ctx context.Context) (*table, error) {
-	d, err := startDaemon(b.bin, filepath.Join(b.dir, "smoothserve-restarts"))
+	d, err := startDaemon(b.bin, filepath.Join(b.dir, "smoothserve-restarts"), daemonOptions{})
 	if err != nil {
 		return nil, err
 	}

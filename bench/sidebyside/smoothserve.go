@@ -26,11 +26,12 @@ type binaries struct {
 // an upgrade the daemon is another process (a descendant of the first), so
 // the current one is always found through the pid file.
 type daemon struct {
-	bin    binaries
-	dir    string
-	config string
-	port   int // the proxy port
-	first  *child
+	bin       binaries
+	dir       string
+	config    string
+	port      int // the proxy port
+	httpsPort int // its HTTPSPort; 0: none
+	first     *child
 	// instancePids are the instances last seen in the status, to kill should
 	// the daemon not stop them.
 	instancePids []int
@@ -51,14 +52,22 @@ type daemonStatus struct {
 
 const benchService = "bench"
 
+// daemonOptions are what a daemon's service has beyond plain HTTP.
+type daemonOptions struct {
+	cert     tlsFiles // tls: files with these, at an HTTPSPort; none if cert.cert is ""
+	compress bool     // compress: true
+	// accessLog is the file of AccessLog (combined format); "": AccessLog: off.
+	accessLog string
+}
+
 // startDaemon writes a configuration into dir, starts smoothserve with it
 // and waits until its 3 instances are ready. The instances use the 6 ports
 // from a free range (3 running, 3 for surge replacements).
-func startDaemon(bin binaries, dir string) (*daemon, error) {
+func startDaemon(bin binaries, dir string, opts daemonOptions) (*daemon, error) {
 	if err := mkdirs(dir, "services", "logs"); err != nil {
 		return nil, err
 	}
-	port, err := freePort(benchAddr)
+	data, err := listenData(dir, opts.cert)
 	if err != nil {
 		return nil, err
 	}
@@ -66,9 +75,11 @@ func startDaemon(bin binaries, dir string) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := configData{
-		Dir: dir, Addr: benchAddr, Port: port, Listen: net.JoinHostPort(benchAddr, strconv.Itoa(port)),
-		InstancePort: instancePort, LastInstancePort: instancePort + 2, Demo: bin.demo,
+	data.InstancePort, data.LastInstancePort, data.Demo = instancePort, instancePort+2, bin.demo
+	data.Compress, data.AccessLog = opts.compress, opts.accessLog
+	port, httpsPort := data.Port, 0
+	if opts.cert.cert != "" {
+		httpsPort = data.TLSPort
 	}
 	config, err := writeConfig("smoothserve.yaml.tmpl", dir, "smoothserve.yaml", data)
 	if err != nil {
@@ -81,7 +92,7 @@ func startDaemon(bin binaries, dir string) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{bin: bin, dir: dir, config: config, port: port, first: c}
+	d := &daemon{bin: bin, dir: dir, config: config, port: port, httpsPort: httpsPort, first: c}
 	if _, err := d.waitReady(30*time.Second, c); err != nil {
 		d.stop()
 		return nil, fmt.Errorf("smoothserve: %w\n%s", err, c.logTail())

@@ -14,18 +14,45 @@ import (
 	"time"
 )
 
-// A workload is one wrk command line: the same for every proxy.
+// A workload is one wrk (or h2load) command line: the same for every proxy.
 type workload struct {
 	title string // heading of its table
 	conns int    // keep-alive connections
 	path  string
+	// header is one more request header (wrk -H), "" for none.
+	header string
+	// tls: against the proxy's HTTPS port (https://localhost:PORT).
+	tls bool
+	// streams > 0: HTTP/2 with h2load, this many streams at once on each
+	// connection (h2load -m); 0: wrk, HTTP/1.1.
+	streams int
+}
+
+// command is the workload's command line for d, for the reader.
+func (w workload) command(d time.Duration) string {
+	if w.streams > 0 {
+		return fmt.Sprintf("h2load -t%d -c%d -m%d -D%d --log-file=FILE %s%s",
+			wrkThreads, w.conns, w.streams, int(d/time.Second), w.urlPattern(), w.path)
+	}
+	h := ""
+	if w.header != "" {
+		h = fmt.Sprintf(" -H '%s'", w.header)
+	}
+	return fmt.Sprintf("wrk -t%d -c%d -d%s --latency%s %s%s", wrkThreads, w.conns, d, h, w.urlPattern(), w.path)
+}
+
+func (w workload) urlPattern() string {
+	if w.tls {
+		return "https://localhost:PORT"
+	}
+	return "http://127.0.0.1:PORT"
 }
 
 // wrkThreads is wrk's thread count in every run: the machine has 2 cores,
 // shared by wrk, the proxy and the 3 demo instances.
 const wrkThreads = 2
 
-// wrkResult is what one wrk run measured.
+// wrkResult is what one wrk (or h2load) run measured.
 type wrkResult struct {
 	requests int64
 	rps      float64
@@ -45,15 +72,35 @@ func runWrk(ctx context.Context, url string, w workload, d time.Duration) (wrkRe
 }
 
 // runWrkUnder is runWrk with wrk as the workload of prefix, a command that
-// runs the words after it (perf record ... --), if any.
+// runs the words after it (perf record ... --), if any. A workload with
+// streams runs h2load instead (h2load.go).
 func runWrkUnder(ctx context.Context, prefix []string, url string, w workload, d time.Duration) (wrkResult, error) {
+	if w.streams > 0 {
+		return runH2loadUnder(ctx, prefix, url, w, d)
+	}
 	args := append(slices.Clone(prefix), "wrk",
 		"-t"+strconv.Itoa(wrkThreads),
 		"-c"+strconv.Itoa(w.conns),
 		"-d"+strconv.Itoa(int(d.Round(time.Second)/time.Second))+"s",
 		"--latency",
-		url+w.path,
 	)
+	if w.header != "" {
+		args = append(args, "-H", w.header)
+	}
+	args = append(args, url+w.path)
+	out, err := runLoad(ctx, args, d)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return r, nil
+}
+
+// runLoad runs args, a load of d seconds, and returns its output.
+func runLoad(ctx context.Context, args []string, d time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -64,13 +111,9 @@ func runWrkUnder(ctx context.Context, prefix []string, url string, w workload, d
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+		return out, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	r, err := parseWrk(string(out))
-	if err != nil {
-		return wrkResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return r, nil
+	return out, nil
 }
 
 var (

@@ -69,3 +69,33 @@ func TestParseWrkWithoutLatency(t *testing.T) {
 		t.Error("parseWrk of output without --latency: no error, want one")
 	}
 }
+
+// The plain tables' command lines are what they were before the HTTPS rows.
+func TestWorkloadCommand(t *testing.T) {
+	for _, tt := range []struct {
+		w    workload
+		want string
+	}{
+		{workloads[1], "wrk -t2 -c100 -d10s --latency http://127.0.0.1:PORT/size?bytes=1024"},
+		{tlsWorkloads[0], "wrk -t2 -c64 -d10s --latency https://localhost:PORT/"},
+		{tlsWorkloads[1], "h2load -t2 -c64 -m10 -D10 --log-file=FILE https://localhost:PORT/"},
+		{compressWorkload, "wrk -t2 -c64 -d10s --latency -H 'Accept-Encoding: gzip' http://127.0.0.1:PORT/ws.html"},
+		{accessLogWorkload, "wrk -t2 -c64 -d10s --latency http://127.0.0.1:PORT/"},
+	} {
+		if got := tt.w.command(10 * time.Second); got != tt.want {
+			t.Errorf("%s: command %q, want %q", tt.w.title, got, tt.want)
+		}
+	}
+}
+
+func TestParseOnly(t *testing.T) {
+	for v, want := range map[string]int{"": 5, "sidebyside": 2, "restarts": 1, "https,compress": 2, "accesslog": 1} {
+		got, err := parseOnly(v)
+		if err != nil || len(got) != want {
+			t.Errorf("parseOnly(%q) = %v, %v; want %d parts", v, got, err, want)
+		}
+	}
+	if _, err := parseOnly("plain,tls"); err == nil {
+		t.Error("parseOnly(plain,tls): no error")
+	}
+}

@@ -16,27 +16,35 @@ commands:
   start [all|NAME]    start smoothserve in the background, or a stopped service; wait until ready
   stop [all|NAME]     stop smoothserve gracefully (--force: kill at once), or one service
   restart [all|NAME]  rolling restart of every running service, or of one
-  status [--json]     services and their instances
+  status [--json]     services and their instances, with each instance's CPU and memory
   upgrade             replace smoothserve by its binary as it is on disk now (as SIGHUP), keeping
                       every connection and instance; print the new pid
   reload              apply the service files as they are on disk now, in the running smoothserve:
                       start services added, stop those removed, roll those changed
+  logs NAME|all [-f] [-n N]
+                      the last N lines (default 10) of a service's log, LogDir/NAME.log, or of
+                      smoothserve's own (all); -f: go on printing lines as they are written
+  hash-password       read a password (no echo on a terminal) and print its bcrypt hash for AdminAuth
 
 flags:
   -c, --config FILE   smoothserve.yaml of the daemon (default ./smoothserve.yaml)
       --force         with stop all: kill every instance at once, no draining
-      --json          with status: the daemon's JSON as it sends it
+      --json          with status: the daemon's JSON, with each instance's cpu_percent and rss_bytes
+  -f, --follow        with logs: follow the log as tail -F does (rotation, truncation) until Ctrl-C
+  -n, --lines N       with logs: how many of the last lines to print (default 10)
 
 The seed's forms work too: -start all, -stop NAME, -restart all, -status,
--upgrade, -force, -json, -config FILE.
+-upgrade, -logs NAME, -force, -json, -config FILE.
 `
 
 // command is one invocation, parsed.
 type command struct {
-	verb   string // start, stop, restart, status, upgrade, reload or help
-	target string // start, stop, restart: "all" or a service name
+	verb   string // start, stop, restart, status, upgrade, reload, logs or help
+	target string // start, stop, restart, logs: "all" or a service name
 	force  bool
 	json   bool
+	follow bool // logs -f
+	lines  int  // logs -n
 	config string
 }
 
@@ -51,7 +59,7 @@ func usagef(format string, args ...any) error {
 
 // seedWords are the seed's single-dash long flags. pflag reads -start as
 // the shorthands -s -t -a -r -t, so they are rewritten to --start first.
-var seedWords = []string{"start", "stop", "restart", "status", "upgrade", "force", "json", "config", "help"}
+var seedWords = []string{"start", "stop", "restart", "status", "upgrade", "logs", "force", "json", "config", "help"}
 
 func seedToLong(args []string) []string {
 	out := make([]string, 0, len(args))
@@ -79,10 +87,13 @@ func parseArgs(args []string) (command, error) {
 	start := fs.String("start", "", "")
 	stop := fs.String("stop", "", "")
 	restart := fs.String("restart", "", "")
+	logs := fs.String("logs", "", "")
 	status := fs.Bool("status", false, "")
 	upgrade := fs.Bool("upgrade", false, "")
 	fs.BoolVar(&cmd.force, "force", false, "")
 	fs.BoolVar(&cmd.json, "json", false, "")
+	fs.BoolVarP(&cmd.follow, "follow", "f", false, "")
+	fs.IntVarP(&cmd.lines, "lines", "n", 0, "")
 	help := fs.BoolP("help", "h", false, "")
 	if err := fs.Parse(seedToLong(args)); err != nil {
 		return cmd, &usageError{msg: err.Error()}
@@ -94,7 +105,7 @@ func parseArgs(args []string) (command, error) {
 	for _, f := range []struct {
 		name string
 		val  *string
-	}{{"start", start}, {"stop", stop}, {"restart", restart}} {
+	}{{"start", start}, {"stop", stop}, {"restart", restart}, {"logs", logs}} {
 		if fs.Changed(f.name) {
 			given = append(given, f.name)
 			cmd.verb, cmd.target = f.name, *f.val
@@ -131,16 +142,31 @@ func parseArgs(args []string) (command, error) {
 	if *help {
 		return command{verb: "help"}, nil
 	}
+	return cmd, cmd.checkFlags(fs.Changed("lines"))
+}
+
+// checkFlags reports a flag given to a command it does not go with, and
+// sets what a flag not given means for the command.
+func (cmd *command) checkFlags(linesGiven bool) error {
 	if cmd.force && (cmd.verb != "stop" || cmd.target != "all") {
-		return cmd, usagef("--force goes with stop all only")
+		return usagef("--force goes with stop all only")
 	}
 	if cmd.json && cmd.verb != "status" {
-		return cmd, usagef("--json goes with status only")
+		return usagef("--json goes with status only")
+	}
+	if (cmd.follow || linesGiven) && cmd.verb != "logs" {
+		return usagef("--follow and --lines go with logs only")
+	}
+	if cmd.lines < 0 {
+		return usagef("--lines: want 0 or more, got %d", cmd.lines)
+	}
+	if cmd.verb == "logs" && !linesGiven {
+		cmd.lines = defaultLogLines
 	}
 	if cmd.config == "" {
-		return cmd, usagef("--config: want a file")
+		return usagef("--config: want a file")
 	}
-	return cmd, nil
+	return nil
 }
 
 // subcommand reads a command given as a word ("restart web") into cmd.
@@ -152,7 +178,12 @@ func (cmd *command) subcommand(words []string) error {
 		if len(words) > 0 {
 			cmd.target, words = words[0], words[1:]
 		}
-	case "status", "upgrade", "reload", "help":
+	case "logs":
+		if len(words) == 0 {
+			return usagef("logs: want a service name, or all for smoothserve's own log")
+		}
+		cmd.target, words = words[0], words[1:]
+	case "status", "upgrade", "reload", "help", "hash-password":
 	default:
 		return usagef("unknown command %q", cmd.verb)
 	}

@@ -31,6 +31,11 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"restart", "web", "-c", "x.yaml"}, command{verb: "restart", target: "web", config: "x.yaml"}},
 		{[]string{"--config", "x.yaml", "status", "--json"}, command{verb: "status", json: true, config: "x.yaml"}},
 		{[]string{"status", "-json"}, command{verb: "status", json: true, config: def}},
+		{[]string{"logs", "web"}, command{verb: "logs", target: "web", lines: 10, config: def}},
+		{[]string{"logs", "all", "-f", "-n", "50"}, command{verb: "logs", target: "all", follow: true, lines: 50, config: def}},
+		{[]string{"logs", "-n0", "--follow", "web"}, command{verb: "logs", target: "web", follow: true, config: def}},
+		{[]string{"-logs", "web", "--lines=3"}, command{verb: "logs", target: "web", lines: 3, config: def}},
+		{[]string{"-logs=all", "-f", "-c", "x.yaml"}, command{verb: "logs", target: "all", follow: true, lines: 10, config: "x.yaml"}},
 		{[]string{"help"}, command{verb: "help"}},
 		{[]string{"-h"}, command{verb: "help"}},
 		{[]string{"status", "--help"}, command{verb: "help"}},
@@ -69,6 +74,13 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"restart", "-force"}, "--force goes with stop all only"},
 		{[]string{"start", "--json"}, "--json goes with status only"},
 		{[]string{"-config", "", "status"}, "--config: want a file"},
+		{[]string{"logs"}, "logs: want a service name, or all for smoothserve's own log"},
+		{[]string{"logs", "web", "api"}, `unexpected argument "api" after logs`},
+		{[]string{"-logs", "-f"}, `--logs: want all or a service name, got "-f"`},
+		{[]string{"logs", "web", "-n", "-2"}, "--lines: want 0 or more, got -2"},
+		{[]string{"logs", "web", "-n", "many"}, `invalid argument "many" for "-n, --lines" flag: strconv.ParseInt: parsing "many": invalid syntax`},
+		{[]string{"status", "-f"}, "--follow and --lines go with logs only"},
+		{[]string{"restart", "web", "-n", "5"}, "--follow and --lines go with logs only"},
 	}
 	for _, tt := range tests {
 		_, err := parseArgs(tt.args)

@@ -6,11 +6,16 @@
 //	smoothtool [-c FILE] status [--json]
 //	smoothtool [-c FILE] upgrade
 //	smoothtool [-c FILE] reload
+//	smoothtool [-c FILE] logs NAME|all [-f] [-n N]
+//	smoothtool hash-password
 //
 // The seed's forms (-start all, -stop NAME, -restart all, -status,
-// -upgrade, -force, -json, -config FILE) are accepted too. It finds the daemon through the ControlSocket of
+// -upgrade, -logs NAME, -force, -json, -config FILE) are accepted too. It
+// finds the daemon through the ControlSocket of
 // smoothserve.yaml, reading no service file, so that a broken one does not
-// keep an operator from stopping the daemon or asking its status.
+// keep an operator from stopping the daemon or asking its status (logs
+// reads them for the services' names, and does without them). status
+// shows each instance's CPU and memory as the daemon measured them.
 //
 // Exit status: 0 done, 1 failed (the reason on stderr), 2 usage error.
 package main
@@ -49,6 +54,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd.verb == "help" {
 		fmt.Fprint(stdout, usage)
 		return 0
+	}
+	if cmd.verb == "hash-password" { // needs no configuration
+		return runHashPassword(os.Stdin, stdout, stderr)
 	}
 	// Ctrl-C cancels what smoothtool waits for; a restart or a start the
 	// daemon runs for it is cancelled with it, as the request goes away.
@@ -98,6 +106,8 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return t.upgrade(ctx)
 	case "reload":
 		return t.reload(ctx)
+	case "logs":
+		return t.logs(ctx)
 	}
 	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
 }
@@ -146,11 +156,13 @@ func (t *tool) statusNow(ctx context.Context) (*api.Status, error) {
 	return t.client.Status(ctx)
 }
 
+// status prints the daemon's status, with the CPU and memory of each
+// instance as the daemon measured them; --json prints its JSON as it is.
 func (t *tool) status(ctx context.Context) error {
 	if t.cmd.json {
-		ctx, cancel := context.WithTimeout(ctx, quickTimeout)
+		qctx, cancel := context.WithTimeout(ctx, quickTimeout)
 		defer cancel()
-		raw, err := t.client.StatusJSON(ctx)
+		raw, err := t.client.StatusJSON(qctx)
 		if err != nil {
 			return err
 		}
@@ -164,7 +176,7 @@ func (t *tool) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	writeStatus(t.out, st, time.Now())
+	writeStatus(t.out, st, time.Now(), true)
 	return nil
 }
 
@@ -176,5 +188,5 @@ func (t *tool) printStatus(ctx context.Context) {
 		fmt.Fprintf(t.notes, "smoothtool: status: %v\n", err)
 		return
 	}
-	writeStatus(t.out, st, time.Now())
+	writeStatus(t.out, st, time.Now(), false)
 }

@@ -49,10 +49,11 @@ func runTool(args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-// fakeDaemon answers with fixedStatus and records what it is asked.
+// fakeDaemon answers with its status and records what it is asked.
 type fakeDaemon struct {
-	mu    sync.Mutex
-	calls []string
+	status *api.Status // set before it serves
+	mu     sync.Mutex
+	calls  []string
 }
 
 func (f *fakeDaemon) record(s string) {
@@ -61,7 +62,7 @@ func (f *fakeDaemon) record(s string) {
 	f.calls = append(f.calls, s)
 }
 
-func (f *fakeDaemon) Status() api.Status { return *fixedStatus }
+func (f *fakeDaemon) Status() api.Status { return *f.status }
 
 func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	f.record("restart " + name)
@@ -94,13 +95,19 @@ func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	}}, nil
 }
 
+// serveFake serves a fakeDaemon with fixedStatus.
 func serveFake(t *testing.T, socket string) *fakeDaemon {
+	t.Helper()
+	return serveFakeStatus(t, socket, fixedStatus)
+}
+
+func serveFakeStatus(t *testing.T, socket string, st *api.Status) *fakeDaemon {
 	t.Helper()
 	ln, err := control.Listen(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &fakeDaemon{}
+	d := &fakeDaemon{status: st}
 	srv := control.NewServer(d, nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -97,7 +97,7 @@ func (t *tool) startDaemon(ctx context.Context) error {
 				exitText(err), d.logPath, tail)
 		case <-deadline.C:
 			if last != nil {
-				writeStatus(t.out, last, time.Now())
+				writeStatus(t.out, last, time.Now(), false)
 			}
 			return fmt.Errorf("smoothserve (pid %d) is running but not ready after %v (the longest start_timeout + %v); see %s",
 				d.pid, budget, readyMargin, d.logPath)
@@ -110,11 +110,11 @@ func (t *tool) startDaemon(ctx context.Context) error {
 			}
 			last = st
 			if allReady(st, cfg) {
-				writeStatus(t.out, st, time.Now())
+				writeStatus(t.out, st, time.Now(), false)
 				return nil
 			}
 			if svc, why := failedInstance(st); why != "" {
-				writeStatus(t.out, st, time.Now())
+				writeStatus(t.out, st, time.Now(), false)
 				return d.instanceFailed(svc, why)
 			}
 		}
@@ -169,7 +169,9 @@ func allReady(st *api.Status, cfg *config.Config) bool {
 			continue
 		}
 		for _, in := range s.Instances {
-			if in.State != api.StateReady {
+			// Unhealthy since: it passed its start, and is the health
+			// check's business now.
+			if in.State != api.StateReady && in.State != api.StateUnhealthy {
 				return false
 			}
 		}

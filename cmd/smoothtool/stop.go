@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/internal/procstat"
 )
 
 // How stop all waits for the daemon to exit: it drains every instance
@@ -78,14 +78,8 @@ func pidGone(pid int) bool {
 		return true
 	}
 	// EPERM too means it exists (another user's).
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && len(s) > i+2 && s[i+2] == 'Z'
+	st, err := procstat.Read(pid)
+	return err == nil && st.Exited()
 }
 
 // stopService stops one service and waits until its instances are.

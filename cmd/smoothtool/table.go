@@ -12,8 +12,10 @@ import (
 )
 
 // writeStatus prints st as tables, one per service. now is the time ages
-// are counted to; times are shown in its location.
-func writeStatus(w io.Writer, st *api.Status, now time.Time) {
+// are counted to; times are shown in its location. With usage (status, not
+// after other commands) the tables have CPU and MEM columns, the daemon's
+// figures, "-" for an instance it did not measure.
+func writeStatus(w io.Writer, st *api.Status, now time.Time, usage bool) {
 	fmt.Fprintf(w, "smoothserve pid %d, up %s, config %s\n", st.Pid, age(now.Sub(st.StartedAt)), st.Config)
 	for _, s := range st.Services {
 		hosts := "any host (the default service of its port)"
@@ -22,26 +24,40 @@ func writeStatus(w io.Writer, st *api.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "\n%s  %s  port %d  %s\n", s.Name, s.State, s.Port, hosts)
 		if len(s.Instances) > 0 {
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  SLOT\tPORT\tPID\tSTATE\tINFLIGHT\tSERVED\tRESTARTS\tUPTIME")
-			for _, in := range s.Instances {
-				uptime := "-"
-				if !in.StartedAt.IsZero() {
-					uptime = age(now.Sub(in.StartedAt))
-				}
-				fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n",
-					in.Slot, in.Port, pidText(in.Pid), in.State, in.Inflight, in.Served, in.Restarts, uptime)
-			}
-			tw.Flush()
-			for _, in := range s.Instances {
-				if in.Error != "" {
-					fmt.Fprintf(w, "  slot %d: %s\n", in.Slot, in.Error)
-				}
-			}
+			writeInstances(w, s.Instances, now, usage)
 		}
 		if r := s.LastRollout; r != nil {
 			fmt.Fprintf(w, "  last rollout: %s, %s (%s ago): %s\n",
 				r.Trigger, r.StartedAt.In(now.Location()).Format(time.DateTime), age(now.Sub(r.StartedAt)), outcome(r, now))
+		}
+	}
+}
+
+// writeInstances prints the table of a service's instances, and why any
+// failed.
+func writeInstances(w io.Writer, instances []api.InstanceStatus, now time.Time, usage bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := "  SLOT\tPORT\tPID\tSTATE\tINFLIGHT\tSERVED\tRESTARTS\tUPTIME"
+	if usage {
+		header += "\tCPU\tMEM"
+	}
+	fmt.Fprintln(tw, header)
+	for _, in := range instances {
+		uptime := "-"
+		if !in.StartedAt.IsZero() {
+			uptime = age(now.Sub(in.StartedAt))
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%d\t%s",
+			in.Slot, in.Port, pidText(in.Pid), in.State, in.Inflight, in.Served, in.Restarts, uptime)
+		if usage {
+			fmt.Fprintf(tw, "\t%s\t%s", cpuText(in), memText(in))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	for _, in := range instances {
+		if in.Error != "" {
+			fmt.Fprintf(w, "  slot %d: %s\n", in.Slot, in.Error)
 		}
 	}
 }
@@ -79,16 +95,5 @@ func pidText(pid int) string {
 	return strconv.Itoa(pid)
 }
 
-// age is a duration as an operator reads an uptime: its two largest units.
-func age(d time.Duration) string {
-	d = max(d, 0).Truncate(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 24*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-}
+// age is api.Age.
+func age(d time.Duration) string { return api.Age(d) }

@@ -37,7 +37,7 @@ var fixedStatus = &api.Status{
 
 func TestWriteStatus(t *testing.T) {
 	var b strings.Builder
-	writeStatus(&b, fixedStatus, now)
+	writeStatus(&b, fixedStatus, now, false)
 	want := `smoothserve pid 4242, up 1d02h, config /srv/smoothserve.yaml
 
 api  stopped  port 8085  any host (the default service of its port)

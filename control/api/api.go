@@ -55,15 +55,26 @@ type ServiceStatus struct {
 
 // InstanceStatus is one slot of a service.
 type InstanceStatus struct {
-	Slot      int       `json:"slot"`
-	Port      int       `json:"port"`
-	Pid       int       `json:"pid"` // 0 while no process runs (backoff)
-	State     State     `json:"state"`
-	Inflight  int64     `json:"inflight"`
-	Served    uint64    `json:"served"`   // across every process lifetime of the slot
-	Restarts  int       `json:"restarts"` // processes started for the slot after the first
-	StartedAt time.Time `json:"started_at,omitzero"`
-	Error     string    `json:"error,omitempty"` // why the last start failed or the process was lost, until ready again
+	Slot     int    `json:"slot"`
+	Port     int    `json:"port"`
+	Pid      int    `json:"pid"` // 0 while no process runs (backoff)
+	State    State  `json:"state"`
+	Inflight int64  `json:"inflight"`
+	Served   uint64 `json:"served"`   // across every process lifetime of the slot
+	Restarts int    `json:"restarts"` // processes started for the slot after the first
+	// RestartReasons says why they were: "crash", "unhealthy", "rollout"
+	// (in this smoothserve process: an upgrade starts the counts over).
+	RestartReasons map[string]int `json:"restart_reasons,omitempty"`
+	StartedAt      time.Time      `json:"started_at,omitzero"`
+	Error          string         `json:"error,omitempty"` // why the last start failed or the process was lost, until ready again
+	// CPUPercent and RSSBytes are the use of the instance's process group
+	// (the process and the workers it forked), measured by the daemon when
+	// the status is asked: CPU in percent of one CPU since the sample
+	// before (a few seconds at most), rounded to a tenth; resident memory
+	// in bytes, summed over the group. Both are absent when not measured
+	// (no process, or /proc unreadable).
+	CPUPercent float64 `json:"cpu_percent,omitempty"`
+	RSSBytes   int64   `json:"rss_bytes,omitempty"`
 }
 
 // State is where one slot's instance is in its lifetime. In JSON it is its
@@ -72,19 +83,21 @@ type State int
 
 // The states of a slot.
 const (
-	StateStarting State = iota // process started, not ready yet: takes no traffic
-	StateReady                 // in rotation
-	StateDraining              // out of rotation, waiting for requests in flight
-	StateStopping              // signalled, waiting for the process to exit
-	StateBackoff               // no process: waiting to start again after a failure
+	StateStarting  State = iota // process started, not ready yet: takes no traffic
+	StateReady                  // in rotation
+	StateDraining               // out of rotation, waiting for requests in flight
+	StateStopping               // signalled, waiting for the process to exit
+	StateBackoff                // no process: waiting to start again after a failure
+	StateUnhealthy              // running, failing its health check: out of rotation unless every instance of the service is
 )
 
 var stateNames = [...]string{
-	StateStarting: "starting",
-	StateReady:    "ready",
-	StateDraining: "draining",
-	StateStopping: "stopping",
-	StateBackoff:  "backoff",
+	StateStarting:  "starting",
+	StateReady:     "ready",
+	StateDraining:  "draining",
+	StateStopping:  "stopping",
+	StateBackoff:   "backoff",
+	StateUnhealthy: "unhealthy",
 }
 
 func (s State) String() string {
@@ -111,6 +124,21 @@ func (s *State) UnmarshalText(b []byte) error {
 		}
 	}
 	return fmt.Errorf("unknown instance state %q", b)
+}
+
+// Age is a duration as an operator reads an uptime: its two largest units
+// (45s, 3m05s, 2h07m, 3d04h).
+func Age(d time.Duration) string {
+	d = max(d, 0).Truncate(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
 // Rollout outcomes.

@@ -1,0 +1,14 @@
+// Package accesslog writes the access logs: one line per request, in
+// nginx's combined format (with the duration, the upstream time, the
+// service and the instance appended) or as JSON.
+//
+// Invariants: nothing is written on the request path. A connection
+// formats its lines into a buffer of its own (Entry.Append) and hands the
+// buffer over (Log.Submit) when it is about to wait for its client, so a
+// line costs no syscall and no lock per request; one goroutine per log
+// writes the buffers through a 64 KiB buffer, flushed every 100 ms. A line
+// is never split or interleaved with another. Reopen (SIGUSR1, after
+// logrotate renamed the file) makes the next write go to a new file at the
+// same path; nothing is lost between the two. A full queue drops lines
+// (counted in Dropped) rather than hold a request up.
+package accesslog

@@ -1,0 +1,157 @@
+package accesslog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Format is how lines are written.
+type Format uint8
+
+const (
+	Combined Format = iota // nginx's combined, then duration, upstream time, service, instance, retried
+	JSON                   // one JSON object a line
+)
+
+// ParseFormat reads AccessLogFormat.
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "", "combined":
+		return Combined, nil
+	case "json":
+		return JSON, nil
+	}
+	return 0, fmt.Errorf("access log format %q: want combined or json", s)
+}
+
+// Log is one access log file.
+//
+// Ownership: the file and w belong to the writer goroutine; queue carries
+// buffers from the connections to it; reopen asks it to reopen.
+type Log struct {
+	Path   string
+	Format Format
+
+	queue   chan *[]byte
+	reopen  chan chan error
+	done    chan struct{}
+	closed  atomic.Bool
+	dropped atomic.Int64
+	once    sync.Once
+}
+
+// queueLen bounds the buffers waiting to be written.
+const queueLen = 4096
+
+// flushEvery is how long a line may wait in the writer's buffer.
+const flushEvery = 100 * time.Millisecond
+
+// Open opens (creating, appending) the log at path and starts its writer.
+func Open(path string, format Format) (*Log, error) {
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{Path: path, Format: format, queue: make(chan *[]byte, queueLen), reopen: make(chan chan error), done: make(chan struct{})}
+	go l.write(f)
+	return l, nil
+}
+
+func openFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("access log: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("access log: %w", err)
+	}
+	return f, nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Buffer is an empty buffer for a connection's lines; Submit gives it back.
+func Buffer() *[]byte { return bufPool.Get().(*[]byte) }
+
+// Submit hands b, whole lines, to the writer; b is the log's from now on.
+// It never waits: with the queue full, the lines are dropped and counted.
+func (l *Log) Submit(b *[]byte) {
+	if len(*b) == 0 || l.closed.Load() {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+		return
+	}
+	select {
+	case l.queue <- b:
+	default:
+		l.dropped.Add(1)
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// Dropped is how many buffers of lines were dropped for a full queue.
+func (l *Log) Dropped() int64 { return l.dropped.Load() }
+
+// Reopen makes the writer close the file and open path again (after
+// logrotate moved it), once what was submitted before is written.
+func (l *Log) Reopen() error {
+	ch := make(chan error, 1)
+	select {
+	case l.reopen <- ch:
+		return <-ch
+	case <-l.done:
+		return fmt.Errorf("access log %s is closed", l.Path)
+	}
+}
+
+// Close writes what was submitted and closes the file.
+func (l *Log) Close() {
+	l.once.Do(func() {
+		l.closed.Store(true)
+		close(l.queue)
+		<-l.done
+	})
+}
+
+func (l *Log) write(f *os.File) {
+	defer close(l.done)
+	w := bufio.NewWriterSize(f, 64<<10)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	put := func(b *[]byte) {
+		w.Write(*b)
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+	for {
+		select {
+		case b, ok := <-l.queue:
+			if !ok {
+				w.Flush()
+				f.Close()
+				return
+			}
+			put(b)
+		case <-tick.C:
+			w.Flush()
+		case ch := <-l.reopen:
+			for n := len(l.queue); n > 0; n-- {
+				put(<-l.queue)
+			}
+			w.Flush()
+			nf, err := openFile(l.Path)
+			if err == nil {
+				f.Close()
+				f = nf
+				w.Reset(f)
+			}
+			ch <- err
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package admin
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// hashCost is the bcrypt cost of `smoothtool hash-password`, and of the
+// comparison for an unknown name when no user has a valid hash.
+const hashCost = 12
+
+// maxVerified bounds the cache of credentials found valid; past it the
+// cache starts over.
+const maxVerified = 256
+
+// authenticator checks Basic credentials against bcrypt hashes and makes
+// and checks CSRF tokens.
+//
+// Ownership: users, key, sem, dummy and log are set in newAuthenticator
+// and read-only after; mu guards verified.
+type authenticator struct {
+	users map[string][]byte // name → bcrypt hash
+	key   []byte            // drawn per process: tokens and cache keys
+	sem   chan struct{}     // bounds the bcrypt comparisons running at once
+	dummy func() []byte     // a hash at the users' cost, for unknown names
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]string // mac of name and password → name
+}
+
+// newAuthenticator returns nil for no users: read-only.
+func newAuthenticator(users []User, log *slog.Logger) *authenticator {
+	if len(users) == 0 {
+		return nil
+	}
+	a := &authenticator{
+		users:    make(map[string][]byte, len(users)),
+		key:      make([]byte, 32),
+		sem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		log:      log,
+		verified: make(map[[sha256.Size]byte]string),
+	}
+	rand.Read(a.key)
+	cost := -1 // the highest of the users' costs
+	for i, u := range users {
+		if _, dup := a.users[u.Name]; dup {
+			log.Warn("admin: AdminAuth names a user twice: the first one counts", "user", u.Name)
+			continue
+		}
+		c, err := bcrypt.Cost([]byte(u.Hash))
+		if err != nil {
+			log.Error("admin: AdminAuth: not a bcrypt hash (smoothtool hash-password makes one): this user cannot log in",
+				"user", u.Name, "entry", i+1, "err", err)
+		} else {
+			cost = max(cost, c)
+		}
+		a.users[u.Name] = []byte(u.Hash)
+	}
+	if cost < 0 {
+		cost = hashCost
+	}
+	a.dummy = sync.OnceValue(func() []byte {
+		pw := make([]byte, 32)
+		rand.Read(pw)
+		h, _ := bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(pw)), cost)
+		return h
+	})
+	go a.dummy() // so that the first unknown name costs no more than a known one
+	return a
+}
+
+// verify reports whether the password is name's. A failure costs one
+// bcrypt comparison at the users' cost whether name is known or not;
+// credentials once found valid are remembered (as a keyed hash), so that
+// the page's refreshes do not each cost one.
+func (a *authenticator) verify(ctx context.Context, name, password string) (bool, error) {
+	mac := a.mac(name, password)
+	a.mu.Lock()
+	_, ok := a.verified[mac]
+	a.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	select {
+	case a.sem <- struct{}{}:
+		defer func() { <-a.sem }()
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	hash, known := a.users[name]
+	if !known {
+		hash = a.dummy()
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if !known || err != nil {
+		return false, nil
+	}
+	a.mu.Lock()
+	if len(a.verified) >= maxVerified {
+		clear(a.verified)
+	}
+	a.verified[mac] = name
+	a.mu.Unlock()
+	return true, nil
+}
+
+// mac is the cache key of a name and password: length-prefixed, so that no
+// two pairs share it.
+func (a *authenticator) mac(name, password string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte("login\x00"))
+	binary.Write(m, binary.BigEndian, uint64(len(name)))
+	m.Write([]byte(name))
+	m.Write([]byte(password))
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// token is user's CSRF token in this process.
+func (a *authenticator) token(user string) string {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte("csrf\x00"))
+	m.Write([]byte(user))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validToken reports whether got is user's token, in constant time.
+func (a *authenticator) validToken(user, got string) bool {
+	return got != "" && hmac.Equal([]byte(got), []byte(a.token(user)))
+}
+
+// authenticate checks the request's Basic credentials and returns the
+// user; missing or wrong ones get 401 with a challenge, and wrong ones are
+// logged with the client's address.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name, password, given := r.BasicAuth()
+	if !given {
+		h.challenge(w, "credentials required")
+		return "", false
+	}
+	ok, err := h.auth.verify(r.Context(), name, password)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, result{Error: "checking credentials: " + err.Error()})
+		return "", false
+	}
+	if !ok {
+		h.log.Warn("admin: failed login", "user", name, "client", r.RemoteAddr)
+		h.challenge(w, "wrong user or password")
+		return "", false
+	}
+	return name, true
+}
+
+func (h *handler) challenge(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="smoothserve admin", charset="UTF-8"`)
+	writeJSON(w, http.StatusUnauthorized, result{Error: msg})
+}
+
+// maxForm bounds the body of an action: a form with the token at most.
+const maxForm = 4 << 10
+
+// authorize lets an action through, returning its user, or answers it:
+// 403 read-only, 401 without valid credentials, 403 from another origin or
+// without the user's token.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if h.auth == nil {
+		writeJSON(w, http.StatusForbidden, result{Error: readOnlyNote})
+		return "", false
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return "", false
+	}
+	if err := sameOrigin(r); err != nil {
+		h.log.Warn("admin: action refused", "user", user, "client", r.RemoteAddr, "err", err)
+		writeJSON(w, http.StatusForbidden, result{Error: err.Error()})
+		return "", false
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		got = r.PostFormValue("csrf")
+	}
+	if !h.auth.validToken(user, got) {
+		h.log.Warn("admin: action refused: no valid CSRF token", "user", user, "client", r.RemoteAddr)
+		writeJSON(w, http.StatusForbidden, result{Error: "missing or stale CSRF token: reload the page"})
+		return "", false
+	}
+	return user, true
+}
+
+// sameOrigin checks that a request comes from a page of this server: its
+// Origin (or, without one, its Referer) names the host it was sent to, and
+// Sec-Fetch-Site, if the browser sent it, says same-origin.
+func sameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return fmt.Errorf("cross-origin request refused (Sec-Fetch-Site: %s)", site)
+	}
+	from, header := r.Header.Get("Origin"), "Origin"
+	if from == "" {
+		from, header = r.Header.Get("Referer"), "Referer"
+	}
+	if from == "" {
+		return errors.New("no Origin or Referer header: send Origin: http://" + r.Host)
+	}
+	u, err := url.Parse(from)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("cross-origin request refused (%s: %q)", header, from)
+	}
+	if !strings.EqualFold(u.Host, r.Host) {
+		return fmt.Errorf("cross-origin request refused (%s: %s, Host: %s)", header, u.Scheme+"://"+u.Host, r.Host)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package daemon
+
+import (
+	"path/filepath"
+	"sync"
+
+	"smoothserve/accesslog"
+	"smoothserve/config"
+)
+
+// accessLogs are the open access logs, one per path: smoothserve.yaml's
+// AccessLog, and a service's own access_log. A log is opened when a
+// service first needs it and stays open until the daemon ends; SIGUSR1
+// reopens them all (after logrotate moved them).
+//
+// Ownership: byPath under mu.
+type accessLogs struct {
+	mu     sync.Mutex
+	byPath map[string]*accesslog.Log
+}
+
+// logFor is the access log of svc in cfg, opened if need be; nil when off.
+// A log that cannot be opened is logged, and the service's requests are
+// not logged (serving goes on).
+func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log {
+	path := cfg.AccessLog
+	switch svc.AccessLog {
+	case "off":
+		return nil
+	case "":
+	default:
+		path = svc.AccessLog
+	}
+	if path == "" {
+		return nil
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(cfg.Dir, path)
+	}
+	l := &d.logs
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lg := l.byPath[path]; lg != nil {
+		return lg
+	}
+	format, err := accesslog.ParseFormat(cfg.AccessLogFormat)
+	if err != nil {
+		d.log.Error("access log", "path", path, "err", err)
+		return nil
+	}
+	lg, err := accesslog.Open(path, format)
+	if err != nil {
+		d.log.Error("the access log cannot be opened; the service's requests are not logged", "service", svc.Name, "err", err)
+		return nil
+	}
+	if l.byPath == nil {
+		l.byPath = make(map[string]*accesslog.Log)
+	}
+	l.byPath[path] = lg
+	return lg
+}
+
+// reopenLogs reopens every access log (SIGUSR1).
+func (d *Daemon) reopenLogs() {
+	d.logs.mu.Lock()
+	defer d.logs.mu.Unlock()
+	for path, lg := range d.logs.byPath {
+		if err := lg.Reopen(); err != nil {
+			d.log.Error("reopening the access log", "path", path, "err", err)
+		}
+	}
+	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byPath))
+}
+
+// closeLogs writes what is left and closes every access log.
+func (d *Daemon) closeLogs() {
+	d.logs.mu.Lock()
+	defer d.logs.mu.Unlock()
+	for _, lg := range d.logs.byPath {
+		lg.Close()
+	}
+}

@@ -1,0 +1,59 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"smoothserve/admin"
+)
+
+// The admin listener (AdminAddr): the status page, its actions, and the
+// metrics. Opened through the upgrader like the proxy's ports, so that the
+// next smoothserve inherits it; served from start until stop or release.
+
+// listenAdmin opens (or inherits) AdminAddr, if set.
+func (d *Daemon) listenAdmin() error {
+	addr := d.config().AdminAddr
+	if addr == "" {
+		return nil
+	}
+	ln, err := d.upg.ListenTCP(addr)
+	if err != nil {
+		return err
+	}
+	d.adminLn = ln
+	return nil
+}
+
+// serveAdmin serves the admin listener, if any, until stopAdmin.
+func (d *Daemon) serveAdmin(ctl *daemonControl) {
+	if d.adminLn == nil {
+		return
+	}
+	var users []admin.User
+	for _, u := range d.config().AdminAuth {
+		users = append(users, admin.User{Name: u.User, Hash: u.Hash})
+	}
+	d.adminSrv = &http.Server{
+		Handler:           admin.New(admin.Options{Daemon: ctl, Users: users, Metrics: d.metricsHandler(), Logger: d.log}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func(ln net.Listener) {
+		if err := d.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("the admin listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}(d.adminLn)
+}
+
+// stopAdmin ends the admin listener's requests (within a few seconds).
+func (d *Daemon) stopAdmin() {
+	if d.adminSrv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	d.adminSrv.Shutdown(ctx)
+}

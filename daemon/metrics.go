@@ -1,0 +1,205 @@
+package daemon
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"smoothserve/control/api"
+	"smoothserve/internal/procstat"
+	"smoothserve/proxy"
+)
+
+// The daemon's metrics, read when scraped (GET /metrics on AdminAddr):
+// the proxy's counters (summed from its shards), the rotation, the
+// supervisor's status, and the instances' CPU and memory from /proc.
+// Nothing is counted on the request path here.
+
+var (
+	descRequests  = prometheus.NewDesc("smoothserve_http_requests_total", "Requests answered, by service, status code and method.", []string{"service", "code", "method"}, nil)
+	descDuration  = prometheus.NewDesc("smoothserve_http_request_duration_seconds", "Time from a request's first byte to its answer's last.", []string{"service"}, nil)
+	descInflight  = prometheus.NewDesc("smoothserve_http_requests_in_flight", "Requests sent to the service's instances and not yet answered.", []string{"service"}, nil)
+	descUp        = prometheus.NewDesc("smoothserve_upstream_up", "1 if the instance is in rotation.", []string{"service", "instance"}, nil)
+	descRestarts  = prometheus.NewDesc("smoothserve_instance_restarts_total", "Processes started for a slot after its first.", []string{"service", "instance", "reason"}, nil)
+	descCPU       = prometheus.NewDesc("smoothserve_instance_cpu_seconds_total", "CPU time of the instance's process group.", []string{"service", "instance"}, nil)
+	descRSS       = prometheus.NewDesc("smoothserve_instance_resident_memory_bytes", "Resident memory of the instance's process group.", []string{"service", "instance"}, nil)
+	descRollouts  = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
+	descUpgrades  = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
+	descOpenConns = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
+)
+
+// upgradeCounts are this process's upgrades by outcome.
+type upgradeCounts struct {
+	ok, failed         atomic.Uint64
+	baseOK, baseFailed atomic.Uint64 // the previous processes'
+}
+
+// collector is the daemon as a prometheus.Collector.
+type collector struct{ d *Daemon }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	for _, st := range d.px.Stats() {
+		collectService(ch, st)
+	}
+	for name, set := range d.setsNow() {
+		var inflight int64
+		for _, b := range set.Backends() {
+			inflight += b.Inflight()
+		}
+		ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(inflight), name)
+	}
+	for port, n := range d.px.OpenConnections() {
+		ch <- prometheus.MustNewConstMetric(descOpenConns, prometheus.GaugeValue, float64(n), strconv.Itoa(port))
+	}
+	ok, failed := d.upgrades.total()
+	ch <- prometheus.MustNewConstMetric(descUpgrades, prometheus.CounterValue, float64(ok), "ok")
+	ch <- prometheus.MustNewConstMetric(descUpgrades, prometheus.CounterValue, float64(failed), "failed")
+	status := d.sup.Status()
+	for i := range status {
+		collectInstances(ch, &status[i])
+	}
+	for key, n := range d.rollouts.count(status) {
+		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
+	}
+}
+
+// rolloutCounter counts the rollouts that finished, as the services'
+// statuses show their last one: a service that finished two between two
+// scrapes counts one.
+type rolloutCounter struct {
+	mu     sync.Mutex
+	seen   map[string]time.Time // each service's last rollout counted (its start)
+	counts map[rolloutKey]uint64
+	base   map[rolloutKey]uint64 // the previous processes'
+}
+
+// total is every upgrade counted, the previous processes' included.
+func (u *upgradeCounts) total() (ok, failed uint64) {
+	return u.baseOK.Load() + u.ok.Load(), u.baseFailed.Load() + u.failed.Load()
+}
+
+type rolloutKey struct{ service, result string }
+
+func (rc *rolloutCounter) count(status []api.ServiceStatus) map[rolloutKey]uint64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.counts == nil {
+		rc.seen, rc.counts = map[string]time.Time{}, map[rolloutKey]uint64{}
+	}
+	for _, s := range status {
+		r := s.LastRollout
+		if r == nil || r.Outcome == api.RolloutRunning || !r.StartedAt.After(rc.seen[s.Name]) {
+			continue
+		}
+		rc.seen[s.Name] = r.StartedAt
+		rc.counts[rolloutKey{s.Name, r.Outcome}]++
+	}
+	out := make(map[rolloutKey]uint64, len(rc.counts)+len(rc.base))
+	for k, v := range rc.base {
+		out[k] = v
+	}
+	for k, v := range rc.counts {
+		out[k] += v
+	}
+	return out
+}
+
+func collectService(ch chan<- prometheus.Metric, st proxy.ServiceStats) {
+	for _, rc := range st.Requests {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(rc.Count), st.Service, rc.Code, rc.Method)
+	}
+	buckets := make(map[float64]uint64, len(proxy.DurationBuckets))
+	for i, ub := range proxy.DurationBuckets {
+		buckets[ub] = st.Buckets[i]
+	}
+	count := st.Buckets[len(st.Buckets)-1]
+	ch <- prometheus.MustNewConstHistogram(descDuration, count, st.SumSeconds, buckets, st.Service)
+}
+
+func collectInstances(ch chan<- prometheus.Metric, s *api.ServiceStatus) {
+	for _, in := range s.Instances {
+		inst := strconv.Itoa(in.Slot)
+		up := 0.0
+		if in.State == api.StateReady {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name, inst)
+		for why, n := range in.RestartReasons {
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), s.Name, inst, why)
+		}
+		if in.Pid <= 0 {
+			continue
+		}
+		if u, err := procstat.Group(in.Pid); err == nil && u.Procs > 0 {
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, u.CPU.Seconds(), s.Name, inst)
+			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(u.RSS), s.Name, inst)
+		}
+	}
+}
+
+// metricsHandler serves the daemon's metrics and the process's own.
+func (d *Daemon) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{d}, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// counters are what a process hands to the one that replaces it, so that
+// its metrics go on from there (connpass.Counters).
+type counters struct {
+	Proxy    []proxy.ServiceStats `json:"proxy"`
+	Upgrades map[string]uint64    `json:"upgrades"`
+	Rollouts []rolloutTotal       `json:"rollouts"`
+}
+
+type rolloutTotal struct {
+	Service string `json:"service"`
+	Result  string `json:"result"`
+	Count   uint64 `json:"count"`
+}
+
+// snapshot is this process's counters, its predecessors' included.
+func (d *Daemon) snapshot() counters {
+	ok, failed := d.upgrades.total()
+	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}}
+	for k, n := range d.rollouts.count(d.sup.Status()) {
+		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
+	}
+	return c
+}
+
+// goOnFrom makes the previous process's counters the base of this one's.
+// A later snapshot replaces an earlier (it includes it).
+func (d *Daemon) goOnFrom(c counters) {
+	d.px.SetBase(c.Proxy)
+	d.upgrades.setBase(c.Upgrades["ok"], c.Upgrades["failed"])
+	base := map[rolloutKey]uint64{}
+	for _, r := range c.Rollouts {
+		base[rolloutKey{r.Service, r.Result}] = r.Count
+	}
+	d.rollouts.setBase(base)
+}
+
+func (u *upgradeCounts) setBase(ok, failed uint64) {
+	u.baseOK.Store(ok)
+	u.baseFailed.Store(failed)
+}
+
+func (rc *rolloutCounter) setBase(base map[rolloutKey]uint64) {
+	rc.mu.Lock()
+	rc.base = base
+	rc.mu.Unlock()
+}

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// scrape fetches the admin listener's /metrics and returns each sample
+// line's value by its name and labels, as written.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// sum adds the samples whose name and labels match re.
+func sum(m map[string]float64, re string) float64 {
+	r := regexp.MustCompile(re)
+	var n float64
+	for k, v := range m {
+		if r.MatchString(k) {
+			n += v
+		}
+	}
+	return n
+}
+
+// combinedLine is a line of the access log in the combined format.
+var combinedLine = regexp.MustCompile(`^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} [+-][0-9]{4}\] "(GET|POST) /[^ "]* HTTP/1\.1" (200) [0-9]+ "[^"]*" "[^"]*" rt=[0-9]+\.[0-9]{3} urt=[0-9]+\.[0-9]{3} service=web instance=[0-9]+:[0-9]+ retried=(true|false)$`)
+
+func countLines(t *testing.T, path string) (good, bad int, example string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("access log: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		if combinedLine.MatchString(line) {
+			good++
+		} else {
+			bad++
+			example = line
+		}
+	}
+	return good, bad, example
+}
+
+// TestMetricsAndAccessLogAfterALoadAndARollout: after a known load through
+// a rolling restart, /metrics counts every request, in flight is back to
+// 0, every instance is up, the rollout is counted; the access log has one
+// well-formed line per request, and a rotation with SIGUSR1 loses none.
+func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
+	e := newEnv(t, 10)
+	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
+	e.writeMain("AdminAddr: " + admin + "\n")
+	e.service("web", "web.test", 2, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
+	// waitPids' own requests are counted too: from here on, deltas.
+	time.Sleep(300 * time.Millisecond)
+	before := scrape(t, admin)
+	logPath := filepath.Join(e.dir, "logs", "access.log")
+	good0, _, _ := countLines(t, logPath)
+
+	load := mixedLoad(e, "web.test")
+	time.Sleep(300 * time.Millisecond)
+	if code, out, errOut := e.tool("restart", "web"); code != 0 {
+		t.Fatalf("restart: %d %s%s", code, out, errOut)
+	}
+	// Rotate mid-load: move the file, then SIGUSR1.
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := load.Stop()
+	if err := res.Err(); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // the logs' writers flush every 100 ms
+
+	after := scrape(t, admin)
+	counted := sum(after, `^smoothserve_http_requests_total\{.*service="web"`) - sum(before, `^smoothserve_http_requests_total\{.*service="web"`)
+	if counted != float64(res.Total) {
+		t.Errorf("requests_total grew by %v, the load sent %d", counted, res.Total)
+	}
+	if n := sum(after, `^smoothserve_http_request_duration_seconds_count\{service="web"\}`) - sum(before, `^smoothserve_http_request_duration_seconds_count\{service="web"\}`); n != float64(res.Total) {
+		t.Errorf("the duration histogram counted %v, the load sent %d", n, res.Total)
+	}
+	if v := sum(after, `^smoothserve_http_requests_in_flight\{service="web"\}`); v != 0 {
+		t.Errorf("in flight after the load: %v", v)
+	}
+	if v := sum(after, `^smoothserve_upstream_up\{.*service="web"`); v != 2 {
+		t.Errorf("instances up: %v, want 2", v)
+	}
+	if v := sum(after, `^smoothserve_rollouts_total\{result="ok",service="web"\}`); v != 1 {
+		t.Errorf("rollouts ok: %v, want 1", v)
+	}
+	if v := sum(after, `^smoothserve_instance_restarts_total\{.*reason="rollout",service="web"\}`); v != 2 {
+		t.Errorf("restarts by the rollout: %v, want 2 (one per instance)", v)
+	}
+	if v := sum(after, `^smoothserve_instance_resident_memory_bytes\{.*service="web"`); v <= 0 {
+		t.Errorf("instances' memory: %v", v)
+	}
+
+	good1, bad1, ex1 := countLines(t, logPath+".1")
+	good2, bad2, ex2 := countLines(t, logPath)
+	if bad1+bad2 > 0 {
+		t.Errorf("%d malformed access log lines, e.g. %q %q", bad1+bad2, ex1, ex2)
+	}
+	if got := good1 - good0 + good2; got != int(res.Total) {
+		t.Errorf("access log lines for the load: %d (%d before the rotation, %d after), want %d", got, good1-good0, good2, res.Total)
+	}
+	if good2 == 0 {
+		t.Errorf("nothing was written to the reopened log after SIGUSR1")
+	}
+	t.Logf("load %v; lines %d + %d across the rotation", res, good1-good0, good2)
+}
+
+// TestAdminPageIsReadOnlyWithoutAuth: the admin page serves the status and
+// refuses every action without AdminAuth.
+func TestAdminPageIsReadOnlyWithoutAuth(t *testing.T) {
+	e := newEnv(t, 6)
+	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
+	e.writeMain("AdminAddr: " + admin + "\n")
+	e.service("web", "web.test", 1, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	resp, err := http.Get("http://" + admin + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`"name":\s*"web"`).Match(body) {
+		t.Errorf("/api/status: %s", body)
+	}
+	resp, err = http.Post("http://"+admin+"/api/services/web/restart", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("an action without AdminAuth: %d, want refused", resp.StatusCode)
+	}
+}

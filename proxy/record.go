@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"time"
+
+	"smoothserve/accesslog"
+	"smoothserve/upstream"
+)
+
+// Each request's record: counted in its service's stats (stats.go) and
+// written to its access log, when its answer is done. A connection keeps
+// its log lines in a buffer of its own and hands it to the log when it is
+// about to wait for its client (flushLog), so that neither costs a syscall
+// or a shared lock per request.
+
+// record is the request being served.
+type record struct {
+	start    time.Time
+	sent0    int64   // c.sink.n + buffered when it began
+	tg       *target // what its host routed to; nil: none
+	status   int     // the status answered (499: the client left first)
+	b        *upstream.Backend
+	retried  bool
+	upstream time.Duration
+}
+
+// countingWriter is what bw writes to: the connection, counting bytes.
+type countingWriter struct {
+	nc net.Conn
+	n  int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// sent is how many bytes were written for the client so far.
+func (c *conn) sent() int64 { return c.sink.n + int64(c.bw.Buffered()) }
+
+// beginRequest starts the record of a request whose first byte came.
+func (c *conn) beginRequest() {
+	c.rec = record{start: time.Now(), sent0: c.sent()}
+}
+
+// endRequest counts the request and logs it.
+func (c *conn) endRequest(req *request) {
+	r := &c.rec
+	if r.tg == nil || r.status == 0 {
+		return
+	}
+	d := time.Since(r.start)
+	if r.tg.stats != nil {
+		r.tg.stats.count(c.shard, req.method, r.status, d)
+	}
+	if l := r.tg.log; l != nil {
+		c.logLine(l, req, d)
+	}
+}
+
+// logLine appends the request's line to the connection's log buffer.
+func (c *conn) logLine(l *accesslog.Log, req *request, d time.Duration) {
+	if c.logTo != l {
+		c.flushLog()
+		c.logTo = l
+	}
+	if c.logBuf == nil {
+		c.logBuf = accesslog.Buffer()
+	}
+	r := &c.rec
+	e := &c.entry
+	*e = accesslog.Entry{Time: r.start, Client: c.clientIP, Method: req.method, Target: req.target,
+		Proto: "HTTP/1.1", Status: r.status, Bytes: c.sent() - r.sent0, Duration: d, Upstream: r.upstream,
+		Service: r.tg.set.Name, Slot: -1, Retried: r.retried,
+		UserAgent: fieldOf(c.head, c.fields, "user-agent"), Referer: fieldOf(c.head, c.fields, "referer")}
+	if req.minor == 0 {
+		e.Proto = "HTTP/1.0"
+	}
+	if c.trusted && len(req.xff) > 0 {
+		e.Client = lastListItem(req.xff)
+	}
+	if r.b != nil {
+		e.Slot = r.b.Slot
+		if i := strings.LastIndexByte(r.b.Addr, ':'); i >= 0 {
+			e.Port = append(c.logPort[:0], r.b.Addr[i+1:]...)
+			c.logPort = e.Port
+		}
+	}
+	*c.logBuf = e.Append(*c.logBuf, l.Format)
+	if len(*c.logBuf) >= 16<<10 {
+		c.flushLog()
+	}
+}
+
+// flushLog hands the connection's log lines to their log.
+func (c *conn) flushLog() {
+	if c.logBuf != nil && len(*c.logBuf) > 0 {
+		c.logTo.Submit(c.logBuf)
+		c.logBuf = nil
+	}
+}
+
+// lastListItem is the last element of a comma-separated list: the address
+// a trusted proxy saw its client connect from.
+func lastListItem(v []byte) []byte {
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		return trimOWS(v[i+1:])
+	}
+	return trimOWS(v)
+}
