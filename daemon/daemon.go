@@ -70,6 +70,8 @@ type Daemon struct {
 
 	upgrades upgradeCounts  // for the metrics
 	rollouts rolloutCounter // for the metrics
+	// restartBase is the restarts the previous processes counted.
+	restartBase restartBaseMap
 
 	usage *procstat.Sampler // the instances' CPU and memory, for Status; nil: not measured
 

@@ -71,6 +71,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range status {
 		collectInstances(ch, &status[i])
 	}
+	for k, n := range restartTotals(status, d.restartBase.Load()) {
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), k.service, strconv.Itoa(k.slot), k.reason)
+	}
 	for key, n := range d.rollouts.count(status) {
 		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
 	}
@@ -137,9 +140,6 @@ func collectInstances(ch chan<- prometheus.Metric, s *api.ServiceStatus) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name, inst)
-		for why, n := range in.RestartReasons {
-			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), s.Name, inst, why)
-		}
 		if in.Pid <= 0 {
 			continue
 		}
@@ -163,6 +163,37 @@ type counters struct {
 	Proxy    []proxy.ServiceStats `json:"proxy"`
 	Upgrades map[string]uint64    `json:"upgrades"`
 	Rollouts []rolloutTotal       `json:"rollouts"`
+	Restarts []restartTotal       `json:"restarts"`
+}
+
+type restartTotal struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	Reason  string `json:"reason"`
+	Count   uint64 `json:"count"`
+}
+
+type restartKey struct {
+	service string
+	slot    int
+	reason  string
+}
+
+// restartTotals are the restarts by reason the services' statuses show,
+// and those of the previous processes (base).
+func restartTotals(status []api.ServiceStatus, base map[restartKey]uint64) map[restartKey]uint64 {
+	out := make(map[restartKey]uint64, len(base))
+	for k, n := range base {
+		out[k] = n
+	}
+	for _, s := range status {
+		for _, in := range s.Instances {
+			for why, n := range in.RestartReasons {
+				out[restartKey{s.Name, in.Slot, why}] += uint64(n)
+			}
+		}
+	}
+	return out
 }
 
 type rolloutTotal struct {
@@ -175,8 +206,12 @@ type rolloutTotal struct {
 func (d *Daemon) snapshot() counters {
 	ok, failed := d.upgrades.total()
 	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}}
-	for k, n := range d.rollouts.count(d.sup.Status()) {
+	status := d.sup.Status()
+	for k, n := range d.rollouts.count(status) {
 		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
+	}
+	for k, n := range restartTotals(status, d.restartBase.Load()) {
+		c.Restarts = append(c.Restarts, restartTotal{k.service, k.slot, k.reason, n})
 	}
 	return c
 }
@@ -191,6 +226,11 @@ func (d *Daemon) goOnFrom(c counters) {
 		base[rolloutKey{r.Service, r.Result}] = r.Count
 	}
 	d.rollouts.setBase(base)
+	restarts := map[restartKey]uint64{}
+	for _, r := range c.Restarts {
+		restarts[restartKey{r.Service, r.Slot, r.Reason}] = r.Count
+	}
+	d.restartBase.Store(restarts)
 }
 
 func (u *upgradeCounts) setBase(ok, failed uint64) {
@@ -202,4 +242,23 @@ func (rc *rolloutCounter) setBase(base map[rolloutKey]uint64) {
 	rc.mu.Lock()
 	rc.base = base
 	rc.mu.Unlock()
+}
+
+// restartBaseMap holds the previous processes' restarts, set once they are
+// handed over.
+type restartBaseMap struct {
+	mu sync.Mutex
+	m  map[restartKey]uint64
+}
+
+func (r *restartBaseMap) Load() map[restartKey]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m
+}
+
+func (r *restartBaseMap) Store(m map[restartKey]uint64) {
+	r.mu.Lock()
+	r.m = m
+	r.mu.Unlock()
 }

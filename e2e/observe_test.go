@@ -177,3 +177,36 @@ func TestAdminPageIsReadOnlyWithoutAuth(t *testing.T) {
 		t.Errorf("an action without AdminAuth: %d, want refused", resp.StatusCode)
 	}
 }
+
+// TestMetricsGoOnAcrossAnUpgrade: the counters of the new daemon go on from
+// the old one's: requests, restarts by reason, and the upgrade itself.
+func TestMetricsGoOnAcrossAnUpgrade(t *testing.T) {
+	port := 0
+	in := startInstalledWith(t, func(e *env) string {
+		port = e.ports.next()
+		return "AdminAddr: 127.0.0.1:" + strconv.Itoa(port) + "\n"
+	})
+	admin := "127.0.0.1:" + strconv.Itoa(port)
+	for range 20 {
+		if _, _, err := httpGet(in.proxyAddr(), "web.test", "/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := in.run("restart", "web"); code != 0 {
+		t.Fatalf("restart: %d %s%s", code, out, errOut)
+	}
+	before := scrape(t, admin)
+	if _, _, err := upgradeBySIGHUP(in); err != nil {
+		t.Fatal(err)
+	}
+	after := scrape(t, admin)
+	for _, m := range []string{`^smoothserve_http_requests_total\{.*service="web"`, `^smoothserve_instance_restarts_total\{.*reason="rollout"`,
+		`^smoothserve_rollouts_total\{result="ok",service="web"\}`} {
+		if b, a := sum(before, m), sum(after, m); b == 0 || a < b {
+			t.Errorf("%s: %v before the upgrade, %v after; want it to go on", m, b, a)
+		}
+	}
+	if v := sum(after, `^smoothserve_upgrades_total\{result="ok"\}`); v != 1 {
+		t.Errorf("upgrades ok after one: %v", v)
+	}
+}

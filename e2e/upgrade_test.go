@@ -122,9 +122,16 @@ func waitGone(t *testing.T, pid int, within time.Duration) {
 
 func startInstalled(t *testing.T, mainExtra, svcExtra string) *installed {
 	t.Helper()
+	return startInstalledWith(t, func(*env) string { return mainExtra }, svcExtra)
+}
+
+// startInstalledWith is startInstalled with smoothserve.yaml's extra lines
+// made from the env (its ports).
+func startInstalledWith(t *testing.T, mainExtra func(*env) string, svcExtra ...string) *installed {
+	t.Helper()
 	e := newEnv(t, 8)
-	e.writeMain(mainExtra)
-	e.service("web", "web.test", 3, svcExtra)
+	e.writeMain(mainExtra(e))
+	e.service("web", "web.test", 3, strings.Join(svcExtra, ""))
 	in := install(e)
 	if code, out, errOut := in.run("start"); code != 0 {
 		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
