@@ -34,7 +34,11 @@ func (e *Entry) Append(b []byte, f Format) []byte {
 }
 
 func (e *Entry) appendCombined(b []byte) []byte {
-	b = appendOr(b, e.Client, '-')
+	if len(e.Client) == 0 {
+		b = append(b, '-')
+	} else {
+		b = appendQuoted(b, e.Client) // a trusted proxy's word: escaped all the same
+	}
 	b = append(b, " - - ["...)
 	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	b = append(b, "] \""...)

@@ -37,8 +37,9 @@ type Log struct {
 	Path   string
 	Format Format
 
-	queue   chan *[]byte
+	queue   chan *[]byte // never closed: a Submit racing Close must not panic
 	reopen  chan chan error
+	stop    chan struct{} // closed by Close
 	done    chan struct{}
 	closed  atomic.Bool
 	dropped atomic.Int64
@@ -57,7 +58,8 @@ func Open(path string, format Format) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{Path: path, Format: format, queue: make(chan *[]byte, queueLen), reopen: make(chan chan error), done: make(chan struct{})}
+	l := &Log{Path: path, Format: format, queue: make(chan *[]byte, queueLen), reopen: make(chan chan error),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.write(f)
 	return l, nil
 }
@@ -114,7 +116,7 @@ func (l *Log) Reopen() error {
 func (l *Log) Close() {
 	l.once.Do(func() {
 		l.closed.Store(true)
-		close(l.queue)
+		close(l.stop)
 		<-l.done
 	})
 }
@@ -131,13 +133,15 @@ func (l *Log) write(f *os.File) {
 	}
 	for {
 		select {
-		case b, ok := <-l.queue:
-			if !ok {
-				w.Flush()
-				f.Close()
-				return
-			}
+		case b := <-l.queue:
 			put(b)
+		case <-l.stop:
+			for n := len(l.queue); n > 0; n-- {
+				put(<-l.queue)
+			}
+			w.Flush()
+			f.Close()
+			return
 		case <-tick.C:
 			w.Flush()
 		case ch := <-l.reopen:

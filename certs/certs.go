@@ -194,7 +194,10 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 
 // HTTPChallenge answers an ACME HTTP-01 challenge request for host at path.
 func (m *Manager) HTTPChallenge(host, path string) ([]byte, bool) {
-	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r, err := http.NewRequest(http.MethodGet, "http://challenge"+path, nil)
+	if err != nil {
+		return nil, false // not a token an ACME server sends
+	}
 	r.Host = host
 	w := httptest.NewRecorder()
 	if !m.acme.HandleHTTPChallenge(w, r) {

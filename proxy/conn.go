@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -190,7 +191,17 @@ func (c *conn) start() {
 func (c *conn) serve() {
 	c.start()
 	defer c.close()
+	defer c.recoverPanic()
 	c.serveRequests()
+}
+
+// recoverPanic ends a connection whose serving panicked, with the stack in
+// the log, rather than the process and every other connection with it.
+func (c *conn) recoverPanic() {
+	if r := recover(); r != nil {
+		c.srv.opts.Logger.Error("proxy: a connection's serving panicked; it is closed", "port", c.port,
+			"client", string(c.clientIP), "request_id", string(c.rid), "panic", r, "stack", string(debug.Stack()))
+	}
 }
 
 // serveRequests serves the connection's requests until it ends.

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,12 @@ func (x *bridge) end() {
 	if l == nil {
 		return
 	}
-	client, _ := x.client()
+	client, trusted := x.client()
+	if xff := x.r.Header.Get("X-Forwarded-For"); trusted && xff != "" {
+		if ip := lastListItem([]byte(xff)); validIP(ip) {
+			client = string(ip)
+		}
+	}
 	e := accesslog.Entry{Time: x.start, Client: []byte(client), Method: []byte(x.r.Method), Target: []byte(x.r.RequestURI),
 		Proto: "HTTP/2.0", Status: x.status, Bytes: x.sent.n, Duration: d, Upstream: x.upstream, Service: x.tg.set.Name,
 		Slot: -1, Retried: x.retried, UserAgent: []byte(x.r.UserAgent()), Referer: []byte(x.r.Referer())}
@@ -111,6 +117,14 @@ func (x *bridge) serve() {
 		x.fail(fmt.Errorf("%w: %s", errServiceStopped, set.Name))
 		return
 	}
+	if x.r.Method == http.MethodConnect {
+		x.fail(errConnect)
+		return
+	}
+	if !validTarget(x.target()) {
+		x.fail(fmt.Errorf("%w: %q", errBadTarget, x.target()))
+		return
+	}
 	x.compress = set.Compress()
 	if err := x.readBody(set.MaxBodySize()); err != nil {
 		x.fail(err)
@@ -134,8 +148,9 @@ func (x *bridge) readBody(max int64) error {
 		return nil
 	}
 	x.body = make([]byte, n)
+	x.bodyDeadline()
 	if _, err := io.ReadFull(x.r.Body, x.body); err != nil {
-		return fmt.Errorf("%w: reading the request body: %w", errClientGone, err)
+		return x.bodyErr(err)
 	}
 	x.kept = true
 	return nil
@@ -180,7 +195,7 @@ func (x *bridge) forward(set *upstream.Set) {
 		switch {
 		case err == nil:
 			return
-		case began || clientGone(err):
+		case began || errors.Is(err, errClientGone) || x.r.Context().Err() != nil:
 			x.logUpstream(b, err, "stream reset")
 			if !began {
 				x.status = statusCode499
@@ -258,8 +273,10 @@ func (x *bridge) readResponse(uc *upstream.Conn) (*http.Response, error) {
 		case n == maxInterim:
 			return nil, badResponse("too many interim responses")
 		case resp.StatusCode == 103:
-			copyFields(x.w.Header(), resp.Header)
+			h := x.w.Header()
+			copyFields(h, resp.Header)
 			x.w.WriteHeader(103)
+			clear(h) // the final response has fields of its own
 		}
 	}
 }
@@ -275,12 +292,8 @@ func isNetErr(err error) bool {
 // the body when it is kept.
 func (x *bridge) head(addr string) []byte {
 	r := x.r
-	target := r.RequestURI
-	if target == "" || r.Method == http.MethodOptions && target == "*" {
-		target = r.URL.RequestURI()
-	}
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, target, cmpOr(r.Host, addr))
+	fmt.Fprintf(&out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, x.target(), cmpOr(r.Host, addr))
 	client, trusted := x.client()
 	for k, vs := range r.Header {
 		id := headerID([]byte(k))
@@ -311,6 +324,44 @@ func (x *bridge) head(addr string) []byte {
 		out.WriteString("\r\n")
 	}
 	return out.Bytes()
+}
+
+// target is the request target sent to the instance: the :path as the
+// client sent it.
+func (x *bridge) target() string {
+	if t := x.r.RequestURI; t != "" {
+		return t
+	}
+	return x.r.URL.RequestURI()
+}
+
+// validTarget reports whether t can go on an HTTP/1.1 request line as the
+// HTTP/1.1 parser would take it: visible ASCII, no '#'.
+func validTarget(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyDeadline gives the next read of the request body BodyTimeout, as
+// over HTTP/1.1: a client that stalls mid-upload is answered 408.
+func (x *bridge) bodyDeadline() {
+	x.rc.SetReadDeadline(time.Now().Add(x.f.s.opts.BodyTimeout))
+}
+
+// bodyErr is a failed read of the request body: the client stalled (408)
+// or left.
+func (x *bridge) bodyErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %v without a byte of the body", errBodyTimeout, x.f.s.opts.BodyTimeout)
+	}
+	return fmt.Errorf("%w: reading the request body: %w", errClientGone, err)
 }
 
 // bodyMethod reports whether requests of method usually carry a body, so
@@ -344,6 +395,7 @@ func (x *bridge) streamBody(uc *upstream.Conn) error {
 		}
 	}
 	for {
+		x.bodyDeadline()
 		n, rerr := x.r.Body.Read(buf)
 		if sent += int64(n); max > 0 && sent > max {
 			return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
@@ -360,7 +412,7 @@ func (x *bridge) streamBody(uc *upstream.Conn) error {
 			return err
 		}
 		if rerr != nil {
-			return fmt.Errorf("%w: reading the request body: %w", errClientGone, rerr)
+			return x.bodyErr(rerr)
 		}
 	}
 }
@@ -420,6 +472,9 @@ func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
 func (x *bridge) copyHeader(resp *http.Response, enc encoding) {
 	h := x.w.Header()
 	copyFields(h, resp.Header)
+	if cl := resp.Header.Get("Content-Length"); cl != "" && enc == encNone {
+		h.Set("Content-Length", cl) // HTTP/2 frames it anyway; clients show progress and HEAD a size
+	}
 	if enc != encNone {
 		h.Del("Content-Length")
 		h.Set("Content-Encoding", enc.String())

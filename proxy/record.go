@@ -81,7 +81,9 @@ func (c *conn) logLine(l *accesslog.Log, req *request, d time.Duration) {
 		e.Proto = "HTTP/1.0"
 	}
 	if c.trusted && len(req.xff) > 0 {
-		e.Client = lastListItem(req.xff)
+		if ip := lastListItem(req.xff); validIP(ip) {
+			e.Client = ip
+		}
 	}
 	if r.b != nil {
 		e.Slot = r.b.Slot
@@ -102,6 +104,19 @@ func (c *conn) flushLog() {
 		c.logTo.Submit(c.logBuf)
 		c.logBuf = nil
 	}
+}
+
+// validIP reports whether b is an IP address, without allocating.
+func validIP(b []byte) bool {
+	if len(b) == 0 || len(b) > 45 {
+		return false
+	}
+	for _, ch := range b {
+		if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F' || ch == '.' || ch == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // lastListItem is the last element of a comma-separated list: the address

@@ -57,9 +57,19 @@ func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
 	c.serve()
 }
 
-// isChallenge reports whether target asks for an ACME HTTP-01 answer.
+// isChallenge reports whether target asks for an ACME HTTP-01 answer: the
+// prefix, then a token of base64url characters (RFC 8555 §8.3), nothing
+// else; other targets are routed as any request is.
 func isChallenge(target []byte) bool {
-	return len(target) > len(acmeChallengePrefix) && string(target[:len(acmeChallengePrefix)]) == acmeChallengePrefix
+	if len(target) <= len(acmeChallengePrefix) || string(target[:len(acmeChallengePrefix)]) != acmeChallengePrefix {
+		return false
+	}
+	for _, c := range target[len(acmeChallengePrefix):] {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // answerChallenge answers an ACME HTTP-01 challenge request, or 404.
