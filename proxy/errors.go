@@ -13,6 +13,7 @@ import (
 var (
 	errNoHost         = errors.New("no service for this host")
 	errNoChallenge    = errors.New("no ACME challenge pending for this token")
+	errSendingBody    = errors.New("sending the request body")
 	errNoInstance     = errors.New("no instance ready")
 	errServiceStopped = errors.New("service stopped")
 	errClientGone     = errors.New("client closed the connection")

@@ -41,10 +41,21 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	if _, err := uc.Write(c.out); err != nil {
 		return false, false, c.upstreamFailed(uc, "sending request", err)
 	}
+	earlyAnswer := false
 	if !kept {
 		if err := c.streamBody(req, uc); err != nil {
-			return false, false, err
+			if !errors.Is(err, errSendingBody) || !answeredEarly(uc) {
+				return false, false, err
+			}
+			// The instance answered (a 413, a 401) and stopped reading
+			// the body: its answer goes to the client, and the
+			// connection closes, the rest of the body unread.
+			earlyAnswer = true
+			req.close = true
 		}
+	}
+	if earlyAnswer {
+		defer c.lingerClose()
 	}
 	var resp response
 	if err := c.readResponseHead(req, uc, &resp); err != nil {
@@ -115,6 +126,19 @@ func (c *conn) relayBody(req *request, resp *response, framing int, keep bool, b
 		return c.relayChunked(uc.R)
 	}
 	return c.copyBody(uc.R, -1)
+}
+
+// earlyAnswerWait is how long an instance that stopped reading a request
+// body may take to show its answer.
+const earlyAnswerWait = time.Second
+
+// answeredEarly reports whether the instance, which stopped reading the
+// request body, has an answer waiting.
+func answeredEarly(uc *upstream.Conn) bool {
+	uc.TCPConn.SetReadDeadline(time.Now().Add(earlyAnswerWait))
+	_, err := uc.R.Peek(1)
+	uc.TCPConn.SetReadDeadline(time.Time{})
+	return err == nil
 }
 
 // framingOf says how the body of resp, the final answer to req, is

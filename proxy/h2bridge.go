@@ -226,7 +226,9 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 		return false, x.upstreamFailed(uc, "sending request", err)
 	}
 	if !x.kept {
-		if err := x.streamBody(uc); err != nil {
+		// An instance that answered early (a 413) and stopped reading:
+		// its answer goes to the client, as over HTTP/1.1.
+		if err := x.streamBody(uc); err != nil && (!errors.Is(err, errSendingBody) || !answeredEarly(uc)) {
 			return false, err
 		}
 	}
@@ -404,7 +406,7 @@ func (x *bridge) streamBody(uc *upstream.Conn) error {
 			chunk := append(strconv.AppendInt(nil, int64(n), 16), "\r\n"...)
 			chunk = append(append(chunk, buf[:n]...), "\r\n"...)
 			if _, err := uc.Write(chunk); err != nil {
-				return fmt.Errorf("sending request body: %w", err)
+				return fmt.Errorf("%w: %w", errSendingBody, err)
 			}
 		}
 		if rerr == io.EOF {

@@ -116,7 +116,7 @@ func (c *conn) streamBody(req *request, uc *upstream.Conn) error {
 			}
 			p, _ := c.br.Peek(int(min(int64(c.br.Buffered()), n)))
 			if _, err := uc.Write(p); err != nil {
-				return fmt.Errorf("sending body: %w", err)
+				return fmt.Errorf("%w: %w", errSendingBody, err)
 			}
 			c.br.Discard(len(p))
 			n -= int64(len(p))
@@ -134,7 +134,7 @@ func (c *conn) streamBody(req *request, uc *upstream.Conn) error {
 			out = append(out, "\r\n"...)
 			c.out = out
 			if _, err := uc.Write(out); err != nil {
-				return fmt.Errorf("sending body: %w", err)
+				return fmt.Errorf("%w: %w", errSendingBody, err)
 			}
 		}
 		c.bodyReadDeadline(time.Now())
@@ -146,7 +146,7 @@ func (c *conn) streamBody(req *request, uc *upstream.Conn) error {
 		}
 		if err == io.EOF {
 			if _, err := uc.Write(lastChunk); err != nil {
-				return fmt.Errorf("sending body: %w", err)
+				return fmt.Errorf("%w: %w", errSendingBody, err)
 			}
 			return nil
 		}
