@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"smoothserve/control"
@@ -74,7 +77,44 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("POST /api/services/{name}/stop", h.action("stop", h.stop))
 	mux.HandleFunc("POST /api/services/{name}/start", h.action("start", h.start))
 	mux.HandleFunc("POST /api/upgrade", h.action("upgrade", h.upgrade))
-	return secureHeaders(mux)
+	return secureHeaders(loopbackHosts(mux))
+}
+
+// loopbackHosts refuses, on a listener bound to a loopback address, a
+// request whose Host is a name other than localhost: a web page the
+// operator's browser opened could otherwise read the status and metrics
+// through a DNS name rebound to 127.0.0.1 (actions need credentials
+// anyway).
+func loopbackHosts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if ap, err := netip.ParseAddrPort(addrString(local)); err == nil && ap.Addr().IsLoopback() && !localHost(r.Host) {
+			http.Error(w, "this admin listener is on a loopback address: use it as localhost or by its IP", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// localHost reports whether a Host field names this machine without DNS:
+// an IP address or localhost, with or without a port.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // secureHeaders sets on every response what keeps the page from being

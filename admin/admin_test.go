@@ -360,3 +360,22 @@ func TestStatusWithUsage(t *testing.T) {
 	_, body = e.get("/api/status", "", "")
 	mustNotContain(t, "/api/status without usage", body, "cpu_percent", "rss_bytes")
 }
+
+func TestALoopbackListenerRefusesOtherHostNames(t *testing.T) {
+	srv := httptest.NewServer(New(Options{Daemon: &fakeDaemon{}}))
+	defer srv.Close()
+	for host, want := range map[string]int{"": 200, "localhost:9180": 200, "127.0.0.1": 200, "[::1]:9180": 200, "rebound.example:9180": 421} {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/status", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

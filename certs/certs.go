@@ -62,6 +62,7 @@ type Manager struct {
 	cancel context.CancelFunc
 
 	tlsCfg *tls.Config // the HTTPS port's, one for the process (tickets.go sets its keys)
+	quiet  onceAMinute // handshake failures logged once a minute a name
 
 	mu      sync.Mutex
 	auto    atomic.Pointer[map[string]bool] // the names obtained over ACME
@@ -179,16 +180,18 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	}
 	if (*m.auto.Load())[name] {
 		c, err := m.magic.GetCertificate(hello)
-		if err != nil {
-			m.log.Warn("TLS handshake failed: no certificate for this name yet (it is being obtained)", "server_name", name, "err", err)
+		if err != nil && m.quiet.first(name) {
+			m.log.Warn("TLS handshake failed: no certificate for this name (yet: it is obtained, or retried, in the background)", "server_name", name, "err", err)
 		}
 		return c, err
 	}
-	client := ""
-	if hello.Conn != nil {
-		client = hello.Conn.RemoteAddr().String()
+	if m.quiet.first(name) {
+		client := ""
+		if hello.Conn != nil {
+			client = hello.Conn.RemoteAddr().String()
+		}
+		m.log.Info("TLS handshake failed: no TLS service has this name (said once a minute a name)", "server_name", name, "client", client)
 	}
-	m.log.Info("TLS handshake failed: no TLS service has this name", "server_name", name, "client", client)
 	return nil, fmt.Errorf("no certificate for %q", name)
 }
 
@@ -227,4 +230,28 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		m.log.Info("certificate loaded from CertDir", "names", data["sans"])
 	}
 	return nil
+}
+
+// onceAMinute says yes to a name at most once a minute, so that a scanner
+// trying names cannot flood the log; it forgets everything once it holds
+// maxQuiet names.
+type onceAMinute struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const maxQuiet = 4096
+
+func (q *onceAMinute) first(name string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	if t, ok := q.last[name]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	if q.last == nil || len(q.last) >= maxQuiet {
+		q.last = map[string]time.Time{}
+	}
+	q.last[name] = now
+	return true
 }

@@ -495,7 +495,7 @@ func TestACMENameWithoutACertificateFailsOnlyItsHandshake(t *testing.T) {
 	}
 	a.expectDemo(a.client(true, roots), "a.test", 2)
 	a.expectDemo(a.client(false, roots), "a.test", 1)
-	want := "TLS handshake failed: no certificate for this name yet"
+	want := "TLS handshake failed: no certificate for this name (yet"
 	if !waitUntil(5*time.Second, func() bool { return strings.Contains(a.daemonLog(), want) }) {
 		t.Errorf("smoothserve.log does not say %q:\n%s", want, tail(a.daemonLog(), 3000))
 	}
