@@ -2,78 +2,26 @@ package admin
 
 import (
 	"context"
-	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"smoothserve/internal/browsertest"
 	"smoothserve/internal/syncbuf"
 )
 
-// needChromium returns the path of a Chromium (or Chrome) binary on PATH.
-// It skips the test where there is none, but for CI, where .ci/run
-// installs Debian's chromium and its absence is a failure. (A copy of
-// e2e's.)
-func needChromium(t *testing.T) string {
-	t.Helper()
-	names := []string{"chromium", "chromium-browser", "google-chrome"}
-	for _, name := range names {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("CI=%s and none of %v is on PATH (.ci/run installs Debian's chromium)", ci, names)
-	}
-	t.Skipf("no browser to drive: none of %v is on PATH", names)
-	return ""
-}
-
-// browser starts a headless Chromium (no sandbox: the tests run as root;
-// its own profile folder) that sends the test user's credentials with
-// every request, as a browser does once logged in. It is stopped at the
-// end of the test.
+// browser starts a headless Chromium that sends the test user's
+// credentials with every request, as a browser does once logged in. It is
+// stopped at the end of the test.
 func browser(t *testing.T, chromium string) context.Context {
 	t.Helper()
-	profile := t.TempDir()
-	output := &syncbuf.Buffer{}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(profile), chromedp.CombinedOutput(output))
-	life, cancelLife := context.WithTimeout(context.Background(), time.Minute)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
-	ctx, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		cancelLife()
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", output.String())
-		}
-	})
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPassword))
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders,
-			network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}})
-		return err
-	}))
-	if err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	return ctx
+	return browsertest.Start(t, chromium, time.Minute, testUser, testPassword)
 }
 
 func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
@@ -89,7 +37,7 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 // sees the instances, clicks restart and sees it done; a POST without the
 // token from the page, and one from another origin with it, are refused.
 func TestBrowserRestart(t *testing.T) {
-	chromium := needChromium(t)
+	chromium := browsertest.Chromium(t)
 	d := &fakeDaemon{status: fixture()}
 	log := &syncbuf.Buffer{}
 	d.status.Services[0].Instances[0].CPUPercent, d.status.Services[0].Instances[0].RSSBytes = 7.3, 3<<30

@@ -14,14 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
 	"smoothserve/admin"
 	"smoothserve/control/api"
-	"smoothserve/internal/syncbuf"
+	"smoothserve/internal/browsertest"
 )
 
 // The admin page's login in this test.
@@ -39,7 +37,7 @@ const (
 // credentials 401, and a GET of the action URL 405: none of them starts a
 // rollout.
 func TestAdminPageInABrowserRestartsOnlyWithCredentialsAndToken(t *testing.T) {
-	chromium := needChromium(t)
+	chromium := browsertest.Chromium(t)
 	began := time.Now()
 	e := newEnv(t, 8)
 	addr := "127.0.0.1:" + strconv.Itoa(e.ports.next())
@@ -222,51 +220,12 @@ func TestAdminPageInABrowserRestartsOnlyWithCredentialsAndToken(t *testing.T) {
 	t.Logf("load ran %v; the test took %v", time.Since(loadBegan).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 
-// adminBrowser starts a headless Chromium (no sandbox: the tests run as
-// root; its own profile folder) that sends Basic credentials of user with
-// every request, as a browser does once logged in. It is stopped at the
-// end of the test, and lives 40 s at most.
+// adminBrowser starts a headless Chromium that sends Basic credentials
+// of user with every request, as a browser does once logged in; it lives
+// 40 s at most and is stopped at the end of the test.
 func adminBrowser(t *testing.T, chromium, user, password string) context.Context {
 	t.Helper()
-	profile, err := os.MkdirTemp("", "smoothserve-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	output := &syncbuf.Buffer{}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(profile), chromedp.CombinedOutput(output))
-	life, cancelLife := context.WithTimeout(context.Background(), 40*time.Second)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
-	ctx, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancelBrowser() // stops the browser and waits for it
-		cancelAlloc()
-		cancelLife()
-		if t.Failed() {
-			t.Logf("chromium output (but its complaints of no D-Bus):\n%s", tail(withoutDBus(output.String()), 3000))
-		}
-		// Its helpers may write in the profile a moment after it stops.
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
-	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders,
-			network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}})
-		return err
-	}))
-	if err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	return ctx
+	return browsertest.Start(t, chromium, 40*time.Second, user, password)
 }
 
 // adminEval evaluates a JavaScript expression in the page.

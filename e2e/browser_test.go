@@ -3,36 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
+	"smoothserve/internal/browsertest"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"smoothserve/internal/syncbuf"
 )
-
-// needChromium returns the path of a Chromium (or Chrome) binary on PATH.
-// It skips the test where there is none, but for CI, where .ci/run
-// installs Debian's chromium and its absence is a failure.
-func needChromium(t *testing.T) string {
-	t.Helper()
-	names := []string{"chromium", "chromium-browser", "google-chrome"}
-	for _, name := range names {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("CI=%s and none of %v is on PATH (.ci/run installs Debian's chromium)", ci, names)
-	}
-	t.Skipf("no browser to drive: none of %v is on PATH", names)
-	return ""
-}
 
 // wsRecord is one WebSocket of the demo's page /ws.html, as its script
 // keeps it in window.wsLog (examples/demo/page.go).
@@ -81,9 +59,8 @@ func (r wsRecord) maxGap(from int) time.Duration {
 
 // page is /ws.html open in a headless Chromium.
 type page struct {
-	t      *testing.T
-	ctx    context.Context
-	output *syncbuf.Buffer // the browser's stdout and stderr
+	t   *testing.T
+	ctx context.Context
 }
 
 // openPage starts a headless Chromium (no sandbox: the tests run as root;
@@ -91,51 +68,14 @@ type page struct {
 // loads url. The browser is stopped at the end of the test.
 func openPage(t *testing.T, chromium, url string, lifetime time.Duration) *page {
 	t.Helper()
-	profile, err := os.MkdirTemp("", "smoothserve-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &page{t: t, output: &syncbuf.Buffer{}}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(profile), chromedp.CombinedOutput(p.output))
-	life, cancelLife := context.WithTimeout(context.Background(), lifetime)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
-	ctx, cancelBrowser := chromedp.NewContext(alloc)
-	p.ctx = ctx
-	t.Cleanup(func() {
-		cancelBrowser() // stops the browser and waits for it
-		cancelAlloc()
-		cancelLife()
-		if t.Failed() {
-			t.Logf("chromium output (but its complaints of no D-Bus):\n%s", tail(withoutDBus(p.output.String()), 3000))
-		}
-		// Its helpers may write in the profile a moment after it stops.
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
+	ctx := browsertest.Start(t, chromium, lifetime, "", "")
+	p := &page{t: t, ctx: ctx}
 	began := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("headless %s loading %s: %v", chromium, url, err)
 	}
 	t.Logf("chromium loaded %s in %v", url, time.Since(began).Round(time.Millisecond))
 	return p
-}
-
-// withoutDBus drops the lines of Chromium's output about D-Bus, which a
-// test machine does not run: many, and beside the point.
-func withoutDBus(out string) string {
-	var keep []string
-	for line := range strings.Lines(out) {
-		if !strings.Contains(line, "dbus") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "")
 }
 
 // eval evaluates a JavaScript expression in the page and returns its
@@ -179,7 +119,7 @@ func (p *page) waitFor(i int, what string, within time.Duration, ok func(wsRecor
 // (SIGHUP) keeps that WebSocket open: every numbered message is echoed, in
 // order, none lost or repeated, also once the old daemon has exited.
 func TestBrowserWebSocketThroughRestartAndUpgrade(t *testing.T) {
-	chromium := needChromium(t)
+	chromium := browsertest.Chromium(t)
 	e := newEnv(t, 6)
 	// The browser cannot set Host: the page is loaded, and its WebSocket
 	// opened, with Host 127.0.0.1:<proxy port>.
