@@ -2,16 +2,10 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +19,7 @@ import (
 	"time"
 
 	"smoothserve/internal/acmetest"
+	"smoothserve/internal/testcert"
 )
 
 // HTTPS with `tls: auto`: certificates obtained from a local ACME server
@@ -506,29 +501,11 @@ func TestACMENameWithoutACertificateFailsOnlyItsHandshake(t *testing.T) {
 // it.
 func (a *acmeEnv) selfSignedPair(name string, names ...string) *x509.CertPool {
 	a.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := testcert.SelfSigned(7, 24*time.Hour, names...)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	var pkcs8 []byte
-	if err == nil {
-		pkcs8, err = x509.MarshalPKCS8PrivateKey(key)
-	}
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	writeFile(a.t, filepath.Join(a.dir, "tlsfiles", name+".key"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})))
+	writeFile(a.t, filepath.Join(a.dir, "tlsfiles", name+".key"), string(keyPEM))
 	writeFile(a.t, filepath.Join(a.dir, "tlsfiles", name+".crt"), string(certPEM))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
