@@ -71,7 +71,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range status {
 		collectInstances(ch, &status[i])
 	}
-	for k, n := range restartTotals(status, d.restartBase.Load()) {
+	for k, n := range restartTotals(status, d.restartBaseNow()) {
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), k.service, strconv.Itoa(k.slot), k.reason)
 	}
 	for key, n := range d.rollouts.count(status) {
@@ -210,7 +210,7 @@ func (d *Daemon) snapshot() counters {
 	for k, n := range d.rollouts.count(status) {
 		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
 	}
-	for k, n := range restartTotals(status, d.restartBase.Load()) {
+	for k, n := range restartTotals(status, d.restartBaseNow()) {
 		c.Restarts = append(c.Restarts, restartTotal{k.service, k.slot, k.reason, n})
 	}
 	return c
@@ -230,7 +230,7 @@ func (d *Daemon) goOnFrom(c counters) {
 	for _, r := range c.Restarts {
 		restarts[restartKey{r.Service, r.Slot, r.Reason}] = r.Count
 	}
-	d.restartBase.Store(restarts)
+	d.restartBase.Store(&restarts)
 }
 
 func (u *upgradeCounts) setBase(ok, failed uint64) {
@@ -244,21 +244,10 @@ func (rc *rolloutCounter) setBase(base map[rolloutKey]uint64) {
 	rc.mu.Unlock()
 }
 
-// restartBaseMap holds the previous processes' restarts, set once they are
-// handed over.
-type restartBaseMap struct {
-	mu sync.Mutex
-	m  map[restartKey]uint64
-}
-
-func (r *restartBaseMap) Load() map[restartKey]uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.m
-}
-
-func (r *restartBaseMap) Store(m map[restartKey]uint64) {
-	r.mu.Lock()
-	r.m = m
-	r.mu.Unlock()
+// restartBaseNow is the restarts the previous processes counted, or none.
+func (d *Daemon) restartBaseNow() map[restartKey]uint64 {
+	if m := d.restartBase.Load(); m != nil {
+		return *m
+	}
+	return nil
 }

@@ -33,6 +33,7 @@ type bridge struct {
 	body     []byte // the whole body, when kept (see maxKeptBody)
 	kept     bool
 	compress bool       // the service compresses its responses (compress.go)
+	maxBody  int64      // the service's max_body_size; 0: none
 	zw       compressor // compressing the response: flushed before every wait for the instance
 	began    bool       // the response's head is written: what follows may be flushed
 
@@ -65,10 +66,6 @@ func (w *countingResponse) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	return n, err
-}
-
-func (w *countingResponse) WriteHeader(code int) {
-	w.ResponseWriter.WriteHeader(code)
 }
 
 // end counts the stream's request and logs it.
@@ -125,8 +122,8 @@ func (x *bridge) serve() {
 		x.fail(fmt.Errorf("%w: %q", errBadTarget, x.target()))
 		return
 	}
-	x.compress = set.Compress()
-	if err := x.readBody(set.MaxBodySize()); err != nil {
+	x.compress, x.maxBody = set.Compress(), set.MaxBodySize()
+	if err := x.readBody(x.maxBody); err != nil {
 		x.fail(err)
 		return
 	}
@@ -390,12 +387,7 @@ func (x *bridge) client() (string, bool) {
 func (x *bridge) streamBody(uc *upstream.Conn) error {
 	buf := make([]byte, 16<<10)
 	var sent int64
-	max := int64(0)
-	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
-		if set := pt.lookup([]byte(x.r.Host)).setOrNil(); set != nil {
-			max = set.MaxBodySize()
-		}
-	}
+	max := x.maxBody
 	for {
 		x.bodyDeadline()
 		n, rerr := x.r.Body.Read(buf)

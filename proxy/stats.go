@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"math"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -103,7 +103,7 @@ func (s *Server) Stats() []ServiceStats {
 	codes := make([]string, statNumCodes)
 	for code := 100; code < 600; code++ {
 		if i := statCodeOf[code]; i != 0 {
-			codes[i] = itoa(code)
+			codes[i] = strconv.Itoa(code)
 		}
 	}
 	var out []ServiceStats
@@ -122,7 +122,7 @@ func (s *Server) Stats() []ServiceStats {
 					n += st.shards[i].other[mi][class].Load()
 				}
 				if n > 0 {
-					ss.Requests = append(ss.Requests, RequestCount{Method: m, Code: itoa(class) + "xx", Count: n})
+					ss.Requests = append(ss.Requests, RequestCount{Method: m, Code: strconv.Itoa(class) + "xx", Count: n})
 				}
 			}
 		}
@@ -179,22 +179,6 @@ func (s *Server) OpenConnections() map[int]int {
 }
 
 var connSeq atomic.Uint32
-
-func itoa(n int) string {
-	if n < 0 || n > math.MaxInt32 {
-		return "?"
-	}
-	var b [12]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
 
 // SetBase makes base, the counters of the process this one replaced,
 // part of what Stats returns, so that counters go on across an upgrade
