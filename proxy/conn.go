@@ -16,16 +16,18 @@ import (
 	"time"
 
 	"smoothserve/accesslog"
-	"smoothserve/internal/sockpeek"
 	"smoothserve/upstream"
 )
 
 // Connection states, for Shutdown: an idle connection is waiting for its
 // next request and may be closed; an active one is reading or answering one.
 const (
-	stateActive int32 = iota
-	stateIdle
-	stateTunnel // joined to an instance after a 101 (tunnel.go)
+	stateNew    int32 = iota // accepted, not yet waiting for a request (InFlight does not count it)
+	stateActive              // reading or answering a request
+	stateIdle                // waiting for its next request
+	stateFirst               // waiting for its first request: idle, but SetDraining leaves it be
+	stateTunnel              // joined to an instance after a 101 (tunnel.go)
+	stateParked              // idle, left to the parker by its goroutine (park.go)
 )
 
 // conn is one client connection. Its goroutine owns every field but state
@@ -78,8 +80,15 @@ type conn struct {
 	// come closer than deadlineSlack allows: setting one updates a runtime timer,
 	// and doing that for every request is measurable.
 	readBy   time.Time
-	readKind readKind // what readBy is for: a renewable IdleTimeout or BodyTimeout, or other
+	readKind readKind // what readBy is for: a renewable IdleTimeout, BodyTimeout or parkAfter, or other
 	writeBy  time.Time
+
+	// Parking (park.go).
+	idleSince time.Time       // when the wait for the next request began
+	woke      bool            // taken up again after parking: the wait goes on from idleSince
+	raw       syscall.RawConn // nc's descriptor, for the parker's epoll
+	pslot     int32           // 1 + its slot among the parked, guarded by the parker's mu; 0: not parked
+	pseq      uint32          // the parking's number, guarded by the parker's mu
 }
 
 type readKind uint8
@@ -88,6 +97,7 @@ const (
 	readOther readKind = iota // HeaderTimeout, or a grace: not renewed
 	readIdle
 	readBody
+	readPark // parkAfter, renewed as parkDeadline says
 )
 
 // deadlineSlack is how far a renewable deadline of d may lag behind the
@@ -149,7 +159,7 @@ var (
 func newConn(s *Server, nc net.Conn, port int) *conn {
 	c := &conn{srv: s, nc: nc, port: port, shard: connSeq.Add(1)}
 	_, c.secure = nc.(*tls.Conn)
-	c.state.Store(stateActive)
+	c.state.Store(stateNew)
 	// Go accepts with TCP_NODELAY set already. The address comes from the
 	// accept, without formatting and parsing it: connections are accepted
 	// in storms when another smoothserve hands over.
@@ -178,8 +188,9 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 	return c
 }
 
-// start gives the connection its buffers; close returns them.
+// start gives the connection its buffers; close (or park) returns them.
 func (c *conn) start() {
+	c.acquire()
 	c.cr.c = c
 	c.br = readerPool8.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
@@ -188,11 +199,20 @@ func (c *conn) start() {
 	c.bw.Reset(&c.sink)
 }
 
+// serve serves the connection (a new one, or one taken up again after
+// parking) until it ends, or is parked.
 func (c *conn) serve() {
 	c.start()
-	defer c.close()
+	if !c.serveOrPark() {
+		c.close()
+	}
+}
+
+// serveOrPark serves the connection's requests and reports whether it was
+// parked: then this goroutine must not touch it again.
+func (c *conn) serveOrPark() (parked bool) {
 	defer c.recoverPanic()
-	c.serveRequests()
+	return c.serveRequests()
 }
 
 // recoverPanic ends a connection whose serving panicked, with the stack in
@@ -204,18 +224,22 @@ func (c *conn) recoverPanic() {
 	}
 }
 
-// serveRequests serves the connection's requests until it ends.
-func (c *conn) serveRequests() {
+// serveRequests serves the connection's requests until it ends, or is
+// parked (reported).
+func (c *conn) serveRequests() (parked bool) {
 	opts := &c.srv.opts
 	for {
 		if c.passing() && c.passOn() {
-			return
+			return false
 		}
 		if err := c.waitForRequest(); err != nil {
+			if err == errParked {
+				return true
+			}
 			if c.passing() && isTimeout(err) {
 				continue // to be handed over
 			}
-			return
+			return false
 		}
 		c.beginRequest()
 		// The head must arrive within HeaderTimeout; when all of it came
@@ -227,17 +251,20 @@ func (c *conn) serveRequests() {
 		c.head, err = readHead(c.br, c.head, opts.MaxHeaderBytes, true)
 		if err != nil {
 			c.rejectHead(err)
-			return
+			return false
 		}
 		var req request
 		if err := c.parseRequest(&req); err != nil {
 			c.rejectHead(err)
-			return
+			return false
 		}
 		more := c.serveRequest(&req)
 		c.endRequest(&req)
 		if !more {
-			return
+			if !req.close && c.srv.draining.Load() {
+				c.srv.drainClosed.Add(1) // it would have stayed open but for draining
+			}
+			return false
 		}
 	}
 }
@@ -251,8 +278,33 @@ func (c *conn) waitForRequest() error {
 	// The deadline is set before the state says idle, and the shutdown flag
 	// is read after: Shutdown does the opposite, so one of the two sees the
 	// other and the grace deadline wins.
-	c.idleReadDeadline(time.Now())
-	c.state.Store(stateIdle)
+	now := time.Now()
+	switch {
+	case c.woke: // taken up again after parking: the wait goes on
+		c.woke = false
+		c.setReadDeadline(c.idleSince.Add(c.srv.opts.IdleTimeout))
+	case c.parkable():
+		c.idleSince = now
+		c.parkDeadline(now)
+	default:
+		c.idleReadDeadline(now)
+	}
+	first := c.rec.start.IsZero()
+	if first {
+		c.state.Store(stateFirst)
+	} else {
+		c.state.Store(stateIdle)
+	}
+	if !first && c.srv.draining.Load() && !c.srv.shutting.Load() && !c.clientSent() {
+		// The end of the last response (a stream's last chunk) may wait
+		// in bw: it goes out before the connection closes. A request the
+		// client sent already is served (its answer closes the
+		// connection): closing now would reset it.
+		c.flushLog()
+		c.Flush()
+		c.srv.drainClosed.Add(1)
+		return errDraining
+	}
 	if c.srv.shutting.Load() {
 		if c.keepHere {
 			if c.keepBy.IsZero() { // kept here mid-response: the grace runs from now
@@ -264,12 +316,34 @@ func (c *conn) waitForRequest() error {
 		}
 	}
 	_, err := c.br.Peek(1)
+	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) {
+		// Idle for parkAfter: no goroutine waits for it any longer.
+		if !c.srv.draining.Load() && c.park() == parked {
+			return errParked
+		}
+		// Not parked (draining, shutting down, or the descriptor could
+		// not be watched): it waits on here, as woken, the rest of its
+		// IdleTimeout (or its grace), and is not parked again; draining,
+		// one that has had a request closes, one that has not waits for
+		// its first.
+		c.woke = true
+		return c.waitForRequest()
+	}
+	if err != nil && isTimeout(err) && c.srv.draining.Load() && !c.srv.shutting.Load() && c.clientSent() {
+		// SetDraining ended the wait as the client's request came: it
+		// is served.
+		c.setReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		_, err = c.br.Peek(1)
+	}
 	c.state.Store(stateActive)
-	if err == nil && c.srv.shutting.Load() {
-		// Shutdown may have set a grace deadline (past, when handing
-		// over) straight on the socket as the request came: the next
-		// read (of a body) must set its own.
+	if err == nil && (c.srv.shutting.Load() || c.srv.draining.Load()) {
+		// Shutdown (or SetDraining) may have set a deadline (past, when
+		// handing over) straight on the socket as the request came: the
+		// next read (of a body) must set its own.
 		c.readBy, c.readKind = time.Time{}, readOther
+	}
+	if err != nil && c.srv.draining.Load() && !c.srv.shutting.Load() && isTimeout(err) {
+		c.srv.drainClosed.Add(1) // SetDraining ended the wait
 	}
 	return err
 }
@@ -281,9 +355,10 @@ func (c *conn) passing() bool {
 }
 
 // closing reports whether the response being written is this connection's
-// last: the server is shutting down and not handing the connection over.
+// last: the server is draining (drain.go), or shutting down and not
+// handing the connection over.
 func (c *conn) closing() bool {
-	return c.srv.shutting.Load() && (c.keepHere || c.secure || c.srv.passFn.Load() == nil)
+	return c.srv.draining.Load() || c.srv.shutting.Load() && (c.keepHere || c.secure || c.srv.passFn.Load() == nil)
 }
 
 func isTimeout(err error) bool {
@@ -328,34 +403,6 @@ func (c *conn) Flush() error {
 	return nil
 }
 
-// Gone reports, without blocking, whether the client has closed (or reset)
-// its connection: what upstream.Conn.WatchClient asks while the instance is
-// quiet. Bytes it sent (its next request) say it is still there; so does a
-// connection that cannot be peeked at.
-func (c *conn) Gone() bool {
-	if c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) {
-		return false
-	}
-	var nc net.Conn = c.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn() // a close_notify is data: only a close or reset counts
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	raw.Read(func(fd uintptr) bool {
-		gone = sockpeek.FD(fd) == sockpeek.Closed
-		return true
-	})
-	return gone
-}
-
 // PassNow reports whether the read of a response body that would wait for
 // the instance should stop, for the response to be passed on from where it
 // stands (stream.go): the instance connection's upstream.Client. Not with
@@ -387,12 +434,18 @@ func headBuffered(br *bufio.Reader) bool {
 
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
+// errParked ends a goroutine's wait for the next request: the parker has
+// the connection now.
+var errParked = errors.New("proxy: parked")
+
 func (c *conn) close() {
 	c.flushLog()
 	c.nc.Close()
 	c.br.Reset(nil)
 	readerPool8.Put(c.br)
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
+	if c.bw.Size() == clientWriteBuf { // not a tunnel's small one
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+	}
 	c.srv.forget(c)
 }

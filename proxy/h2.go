@@ -22,6 +22,7 @@ type h2Front struct {
 	port int
 	srv  *http.Server
 	ln   *connListener
+	idle h2Idle // for draining (drain.go)
 }
 
 // h2For returns the HTTP/2 server of HTTPS port port, started on first use.
@@ -41,7 +42,9 @@ func (s *Server) h2For(port int) *h2Front {
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+		ConnState:         h.idle.connState,
 	}
+	h.srv.SetKeepAlivesEnabled(!s.draining.Load())
 	if s.h2 == nil {
 		s.h2 = make(map[int]*h2Front)
 	}

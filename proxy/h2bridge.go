@@ -52,6 +52,8 @@ func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.sent.ResponseWriter = w
 	x.w = &x.sent
 	x.rid = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	h.s.h2Streams.Add(1)
+	defer h.s.h2Streams.Add(-1)
 	defer x.end()
 	x.serve()
 }

@@ -27,6 +27,8 @@ type Options struct {
 	TrustedProxies  []netip.Prefix // clients whose X-Forwarded-* headers are kept and extended
 	HTTPChallenge   ChallengeFunc  // answers ACME HTTP-01 challenges on the plain-HTTP ports (nil: none)
 	Logger          *slog.Logger   // where failures are logged (slog.Default())
+
+	parkAfter time.Duration // tests: how long a connection idles before it is parked (park.go); <0: never
 }
 
 func (o *Options) fill() {
@@ -51,6 +53,9 @@ func (o *Options) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.parkAfter == 0 {
+		o.parkAfter = defaultParkAfter
+	}
 }
 
 // Server proxies the connections accepted on its listeners.
@@ -66,6 +71,14 @@ type Server struct {
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
 	passFn     atomic.Pointer[PassFunc]
 	passStats  passCounters
+
+	drainMu     sync.Mutex   // serializes SetDraining
+	draining    atomic.Bool  // SetDraining (drain.go)
+	drainClosed atomic.Int64 // connections closed because of draining, since it began
+	h2Streams   atomic.Int64 // HTTP/2 streams being answered (InFlight)
+
+	parker    *parker       // the parked idle connections (park.go)
+	parkAfter time.Duration // how long a connection idles before it is parked; 0: never
 
 	statsMu sync.Mutex               // guards stats: taken when routes are built and when scraped
 	stats   map[string]*serviceStats // each service's counters (stats.go), kept across routing tables
@@ -88,6 +101,10 @@ func New(opts Options, rs []Route) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		allClosed: make(chan struct{}),
+	}
+	s.parker = newParker(s)
+	if opts.parkAfter > 0 && opts.parkAfter < opts.IdleTimeout {
+		s.parkAfter = opts.parkAfter
 	}
 	if err := s.SetRoutes(rs); err != nil {
 		return nil, err
@@ -251,12 +268,20 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	var resume []*conn
 	for c := range s.conns {
 		switch c.state.Load() {
-		case stateIdle:
+		case stateIdle, stateFirst:
 			// Not through c's deadline cache: its goroutine owns that,
 			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(c.graceDeadline())
+		case stateParked:
+			// Taken up again, it waits (or is passed) as an idle one;
+			// one not taken here is on its way back already, and sees
+			// the flag.
+			if s.parker.take(c) {
+				resume = append(resume, c)
+			}
 		case stateTunnel:
 			if fn != nil {
 				c.interrupt() // one kept here after a failed pass just goes on
@@ -265,6 +290,9 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 	s.checkDoneLocked()
 	s.mu.Unlock()
+	for _, c := range resume {
+		go c.serve()
+	}
 
 	h2Done := make(chan struct{})
 	go func() { s.shutdownH2(ctx); close(h2Done) }()
@@ -287,11 +315,17 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 // closeAllBut closes every connection but those in state keep, at once.
 func (s *Server) closeAllBut(keep int32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var parked []*conn
 	for c := range s.conns {
-		if c.state.Load() != keep {
+		if st := c.state.Load(); st == stateParked && s.parker.take(c) {
+			parked = append(parked, c)
+		} else if st != keep {
 			c.nc.Close()
 		}
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.closeParked()
 	}
 }
 
@@ -305,7 +339,12 @@ func (s *Server) Close() {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	var parked []*conn
 	for c := range s.conns {
+		if c.state.Load() == stateParked && s.parker.take(c) {
+			parked = append(parked, c) // closed and forgotten below: no goroutine of its own does it
+			continue
+		}
 		c.nc.Close()
 		if uc := c.tun.Load(); uc != nil {
 			uc.TCPConn.Close() // the instance's end too: it may never close its own
@@ -319,6 +358,9 @@ func (s *Server) Close() {
 		h.srv.Close()
 	}
 	s.mu.Unlock()
+	for _, c := range parked {
+		c.closeParked()
+	}
 }
 
 // graceDeadline is when an idle connection is closed during shutdown, or

@@ -108,8 +108,14 @@ func isPass(err error) bool { return errors.Is(err, upstream.ErrPass) }
 // serveStream serves a response passed by another process in the middle
 // of its body, then the connection's next requests.
 func (c *conn) serveStream(uc *upstream.Conn, r *relay, rid []byte) {
+	c.state.Store(stateActive) // a request in flight
 	c.start()
-	defer c.close()
+	parked := false
+	defer func() {
+		if !parked {
+			c.close()
+		}
+	}()
 	c.rid = append(c.rid[:0], rid...)
 	r.uc = uc
 	c.rel = *r
@@ -138,7 +144,7 @@ func (c *conn) serveStream(uc *upstream.Conn, r *relay, rid []byte) {
 		c.Flush()
 		return
 	}
-	c.serveRequests()
+	parked = c.serveRequests()
 }
 
 // resumeBody relays the rest of the body c.rel stands in.

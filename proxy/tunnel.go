@@ -3,8 +3,10 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"syscall"
 	"time"
 
+	"smoothserve/internal/sockpeek"
 	"smoothserve/upstream"
 )
 
@@ -16,6 +18,17 @@ import (
 // both connections, with the bytes either side sent that the other has not
 // received: each direction copies through its reader's buffer, and what it
 // has read and not yet written stays there.
+//
+// A quiet tunnel holds no buffer: each direction, its reader empty, waits
+// for its socket to become readable with the reader given back to its pool
+// (one recv(MSG_PEEK) more per read: a tunnel reads little at a time, or
+// 8–16 KiB at a time), and the client's 16 KiB writer, which a tunnel does
+// not use, is swapped for a small one as it begins. What stays is two
+// goroutines and the two connections.
+
+// tunnelWriterSize is the client writer's size during a tunnel: nothing is
+// written through it, but it is flushed and counted as any other.
+const tunnelWriterSize = 16
 
 // tunnel relays between the client and the instance at addr over uc until
 // either side ends, or the tunnel is passed to another process.
@@ -25,13 +38,15 @@ func (c *conn) tunnel(uc *upstream.Conn, addr string) {
 	if c.passing() {
 		c.interrupt() // PassConnections began before the tunnel was listed
 	}
+	c.shrinkWriter()
+	client, instance := c.tunnelEnd(), instanceEnd{uc}
 	up := make(chan error, 1)
 	upOpen := true // the client has not ended its side
 	for {
 		if upOpen {
-			go func() { up <- pumpUp(c.br, uc) }()
+			go func() { up <- pumpUp(client, uc) }()
 		}
-		err := pump(uc.R, c.nc)
+		err := pump(instance, c.nc)
 		if !isTimeout(err) {
 			// The instance ended the tunnel (or the client is gone).
 			c.nc.Close()
@@ -65,10 +80,82 @@ func (c *conn) interrupt() {
 	c.tun.Load().TCPConn.SetDeadline(now)
 }
 
+// shrinkWriter swaps the client's writer, flushed (the 101 was), for a
+// small one for the tunnel; close does not pool it.
+func (c *conn) shrinkWriter() {
+	if c.bw.Buffered() > 0 || c.bw.Size() == tunnelWriterSize {
+		return
+	}
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = bufio.NewWriterSize(&c.sink, tunnelWriterSize)
+}
+
+// A tunnelSource is what one direction of a tunnel reads from.
+type tunnelSource interface {
+	// reader is the source's reader; it may change across waitReadable.
+	reader() *bufio.Reader
+	// waitReadable waits, with the reader empty, until there are bytes to
+	// read (or an end, or the read deadline), without holding a buffer
+	// while it waits.
+	waitReadable() error
+}
+
+// clientEnd is the client's side of a tunnel.
+type clientEnd struct {
+	c      *conn
+	raw    syscall.RawConn // nil: never waits without its reader (TLS)
+	peekFn func(fd uintptr) bool
+}
+
+func (c *conn) tunnelEnd() *clientEnd {
+	e := &clientEnd{c: c}
+	if sc, ok := c.nc.(syscall.Conn); ok && !c.secure {
+		e.raw, _ = sc.SyscallConn()
+	}
+	e.peekFn = e.peek
+	return e
+}
+
+func (e *clientEnd) reader() *bufio.Reader { return e.c.br }
+
+func (e *clientEnd) waitReadable() error {
+	c := e.c
+	if e.raw == nil || c.br.Buffered() > 0 || c.pre != nil && len(c.pre.pre) > 0 {
+		return nil
+	}
+	err := e.raw.Read(e.peekFn)
+	if c.br == nil {
+		c.br = readerPool8.Get().(*bufio.Reader)
+		c.br.Reset(&c.cr)
+	}
+	return err
+}
+
+// peek is clientEnd's RawConn.Read callback: false (wait) while the
+// socket is quiet, its reader given back meanwhile.
+func (e *clientEnd) peek(fd uintptr) bool {
+	if sockpeek.FD(fd) != sockpeek.Quiet {
+		return true
+	}
+	if c := e.c; c.br != nil {
+		c.br.Reset(nil)
+		readerPool8.Put(c.br)
+		c.br = nil
+	}
+	return false
+}
+
+// instanceEnd is the instance's side of a tunnel.
+type instanceEnd struct{ uc *upstream.Conn }
+
+func (e instanceEnd) reader() *bufio.Reader { return e.uc.R }
+func (e instanceEnd) waitReadable() error   { return e.uc.WaitReadable() }
+
 // pumpUp copies from the client to the instance until the client ends its
 // side, which is then ended towards the instance, or an interruption.
-func pumpUp(br *bufio.Reader, uc *upstream.Conn) error {
-	err := pump(br, uc.TCPConn)
+func pumpUp(client tunnelSource, uc *upstream.Conn) error {
+	err := pump(client, uc.TCPConn)
 	if !isTimeout(err) {
 		uc.CloseWrite()
 	}
@@ -77,16 +164,20 @@ func pumpUp(br *bufio.Reader, uc *upstream.Conn) error {
 
 // pump copies from src to dst until either fails or a deadline interrupts
 // it; what was read from src and not written to dst stays in src's buffer.
-func pump(src *bufio.Reader, dst net.Conn) error {
+func pump(src tunnelSource, dst net.Conn) error {
 	for {
-		if src.Buffered() == 0 {
-			if _, err := src.Peek(1); err != nil {
+		if src.reader().Buffered() == 0 {
+			if err := src.waitReadable(); err != nil {
+				return err
+			}
+			if _, err := src.reader().Peek(1); err != nil {
 				return err
 			}
 		}
-		b, _ := src.Peek(src.Buffered())
+		r := src.reader()
+		b, _ := r.Peek(r.Buffered())
 		n, err := dst.Write(b)
-		src.Discard(n)
+		r.Discard(n)
 		if err != nil {
 			return err
 		}

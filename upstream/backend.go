@@ -31,7 +31,8 @@ type Backend struct {
 }
 
 // maxIdlePerBackend bounds the idle pool: more idle connections than
-// concurrent requests ever seen are not useful, and each holds a buffer.
+// concurrent requests ever seen are not useful. One idle for restAfter
+// holds no buffer (sweep), but a socket on either side.
 const maxIdlePerBackend = 256
 
 // sweepEvery is how often an idle pool is checked for connections the
@@ -120,13 +121,16 @@ func (b *Backend) CloseIdle() {
 }
 
 // TakeIdle empties the pool and returns what it held, for another process
-// (connpass); the caller owns the connections. Connections put back later
-// are pooled as before.
+// (connpass); the caller owns the connections, each with its R.
+// Connections put back later are pooled as before.
 func (b *Backend) TakeIdle() []*Conn {
 	b.mu.Lock()
 	pool := b.pool
 	b.pool = nil
 	b.mu.Unlock()
+	for _, c := range pool {
+		c.wake()
+	}
 	return pool
 }
 
@@ -167,14 +171,19 @@ func (b *Backend) put(c *Conn, since time.Time) {
 	b.mu.Unlock()
 }
 
-// sweep closes the pooled connections the instance closed or wrote to, and
-// schedules the next sweep while the pool holds any.
+// sweep closes the pooled connections the instance closed or wrote to,
+// makes those idle for restAfter give back their readers, and schedules
+// the next sweep while the pool holds any.
 func (b *Backend) sweep() {
 	var dead []*Conn
+	now := time.Now()
 	b.mu.Lock()
 	live := b.pool[:0]
 	for _, c := range b.pool {
 		if c.alive() {
+			if c.R != nil && now.Sub(c.idleSince) >= restAfter {
+				c.rest()
+			}
 			live = append(live, c)
 		} else {
 			dead = append(dead, c)

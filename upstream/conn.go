@@ -15,9 +15,12 @@ import (
 // Conn is a connection to an instance, with its read buffer.
 //
 // Ownership: whoever took it from the pool (or dialed it) owns it until
-// it is put back or closed.
+// it is put back or closed; while pooled, the Backend's mu guards it.
 type Conn struct {
 	*net.TCPConn
+	// R reads from the instance. A pooled connection idle for a while
+	// gives it back (rest: nil then, holding nothing by construction);
+	// whoever takes the connection from the pool gets it with one.
 	R      *bufio.Reader
 	Reused bool // taken from the idle pool, not freshly dialed
 
@@ -28,6 +31,7 @@ type Conn struct {
 
 	raw       syscall.RawConn
 	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
+	waitFn    func(fd uintptr) bool // WaitReadable's, allocated at its first use
 	peekDead  bool
 	idleSince time.Time // when it was last put back in the pool
 }
@@ -65,6 +69,7 @@ func (b *Backend) Get(maxIdle time.Duration) (*Conn, error) {
 		}
 		if c.alive() {
 			c.Reused = true
+			c.wake()
 			return c, nil
 		}
 		c.Close()
@@ -133,6 +138,53 @@ func (c *Conn) Unread() []byte {
 	return b
 }
 
+// restAfter is how long a pooled connection idles before it gives its
+// reader back (Backend.sweep): one taken again soon, as under load, keeps
+// it, so that a request costs no trip to the reader pool.
+const restAfter = time.Second
+
+// rest gives R back to the pool while the connection idles in it: a
+// pooled connection has nothing buffered (alive checks), so nothing is
+// lost. wake gives it one again.
+func (c *Conn) rest() {
+	c.R.Reset(nil)
+	readerPool.Put(c.R)
+	c.R = nil
+}
+
+func (c *Conn) wake() {
+	if c.R == nil {
+		c.R = readerPool.Get().(*bufio.Reader)
+		c.R.Reset(&c.src)
+	}
+}
+
+// WaitReadable waits, with R empty, until the instance's socket has bytes
+// to read, or is closed, or its read deadline passes (the error then), and
+// gives R back to the pool meanwhile if it has to wait: a quiet tunnel
+// holds no buffer. R is there again when it returns.
+func (c *Conn) WaitReadable() error {
+	if c.R.Buffered() > 0 || len(c.src.pre) > 0 {
+		return nil
+	}
+	if c.waitFn == nil {
+		c.waitFn = c.waitPeek
+	}
+	err := c.raw.Read(c.waitFn)
+	c.wake()
+	return err
+}
+
+func (c *Conn) waitPeek(fd uintptr) bool {
+	if sockpeek.FD(fd) != sockpeek.Quiet {
+		return true
+	}
+	if c.R != nil {
+		c.rest()
+	}
+	return false
+}
+
 // Close closes the connection and recycles its buffer.
 func (c *Conn) Close() error {
 	if c.R != nil {
@@ -149,7 +201,7 @@ func (c *Conn) Close() error {
 // connection the instance already closed (it could not be retried if it is
 // not idempotent).
 func (c *Conn) alive() bool {
-	if c.R.Buffered() > 0 {
+	if c.R != nil && c.R.Buffered() > 0 {
 		return false
 	}
 	c.peekDead = true

@@ -260,3 +260,58 @@ func TestSweepDropsConnectionsTheInstanceClosed(t *testing.T) {
 	}
 	b.CloseIdle()
 }
+
+// TestIdlePooledConnectionRests: a pooled connection idle for restAfter
+// gives its reader back, and gets one again when it is taken, from the
+// pool or by TakeIdle, reading as before.
+func TestIdlePooledConnectionRests(t *testing.T) {
+	addr, accepted := tcptest.AcceptAll(t)
+	b := NewBackend("s", 0, addr)
+	var conns []*Conn
+	for range 2 {
+		c, err := b.Get(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	servers := []net.Conn{<-accepted, <-accepted}
+	for _, c := range conns {
+		b.Put(c)
+	}
+	rested := func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, c := range b.pool {
+			if c.R != nil {
+				return false
+			}
+		}
+		return len(b.pool) == 2
+	}
+	deadline := time.Now().Add(restAfter + 4*sweepEvery)
+	for !rested() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !rested() {
+		t.Fatalf("pooled connections still hold their readers %v after they were put back", restAfter+4*sweepEvery)
+	}
+
+	c, err := b.Get(0)
+	if err != nil || !c.Reused || c.R == nil {
+		t.Fatalf("Get after resting: reused=%v reader=%v err=%v; want a pooled connection with a reader", c != nil && c.Reused, c != nil && c.R != nil, err)
+	}
+	server := servers[1] // the most recently used is handed out first
+	server.Write([]byte("hi"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := c.R.Peek(2); err != nil || string(got) != "hi" {
+		t.Fatalf("reading a rested connection: %q %v", got, err)
+	}
+	c.Close()
+	for _, c := range b.TakeIdle() {
+		if c.R == nil {
+			t.Fatal("TakeIdle handed out a connection without its reader")
+		}
+		c.Close()
+	}
+}

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Draining sends clients elsewhere without refusing any (a host being
+// taken out of a load balancer's rotation): every HTTP/1.x response says
+// Connection: close and its connection closes once it is answered, a
+// connection waiting for its next request is closed, and HTTP/2
+// connections get GOAWAY once their streams are done (an idle one is
+// closed). New connections are still served, one request each. It is
+// independent of Shutdown and PassConnections, and costs a request one
+// atomic load (closing).
+
+// errDraining ends the wait for the next request of a draining server.
+var errDraining = errors.New("proxy: draining")
+
+// SetDraining(true) sends clients elsewhere without refusing them: from
+// then on every response (HTTP/1.x) carries Connection: close, connections
+// waiting for their next request (idle or parked) are closed, and a
+// connection answering a request closes once it is answered; HTTP/2
+// connections get GOAWAY after their streams (idle ones are closed). New
+// connections are still accepted and served (one request each).
+// SetDraining(false) undoes it for what comes after. Idempotent; the
+// DrainClosed count starts again only when draining begins.
+func (s *Server) SetDraining(on bool) {
+	s.drainMu.Lock() // the HTTP/2 fronts turned in the order of the calls
+	defer s.drainMu.Unlock()
+	s.mu.Lock()
+	was := s.draining.Load()
+	if on && !was {
+		s.drainClosed.Store(0)
+	}
+	// Before the connections are looked at, as Shutdown's flag: a
+	// connection that becomes idle after the loop sees it.
+	s.draining.Store(on)
+	var parked []*conn
+	if on && !was {
+		now := time.Now()
+		for c := range s.conns {
+			switch c.state.Load() {
+			case stateIdle:
+				// Not through c's deadline cache: its goroutine owns that.
+				c.nc.SetReadDeadline(now)
+			case stateParked:
+				// One not taken is on its way back, and sees the flag.
+				if s.parker.take(c) {
+					parked = append(parked, c)
+				}
+			}
+		}
+	}
+	hs := make([]*h2Front, 0, len(s.h2))
+	for _, h := range s.h2 {
+		hs = append(hs, h)
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		if c.rec.start.IsZero() || c.clientSent() { // no request yet, or one on its way: it gets one
+			go c.serve()
+			continue
+		}
+		c.closeParked()
+		s.drainClosed.Add(1)
+	}
+	for _, h := range hs {
+		h.setDraining(on)
+	}
+}
+
+// DrainClosed is how many client connections were closed because of
+// draining since the last SetDraining(true) that began it.
+func (s *Server) DrainClosed() int64 { return s.drainClosed.Load() }
+
+// InFlight is the number of requests being answered right now, HTTP/1.x
+// and HTTP/2, all services. It looks at every connection (under the lock
+// taken when one opens or closes): meant for a drain's polling, not for
+// every request.
+func (s *Server) InFlight() int64 {
+	n := s.h2Streams.Load()
+	s.mu.Lock()
+	for c := range s.conns {
+		if c.state.Load() == stateActive {
+			n++
+		}
+	}
+	s.mu.Unlock()
+	return n
+}
+
+// h2Idle tracks an HTTP/2 server's idle connections, for draining to close
+// them: net/http sends GOAWAY when keep-alives are off only as a stream
+// ends (golang.org/issue/26303), and an idle connection has none to end.
+// Its state changes when a connection goes from no stream to one and back,
+// not per stream.
+type h2Idle struct {
+	mu   sync.Mutex
+	idle map[net.Conn]struct{}
+}
+
+func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st == http.StateIdle {
+		if t.idle == nil {
+			t.idle = make(map[net.Conn]struct{})
+		}
+		t.idle[nc] = struct{}{}
+		return
+	}
+	delete(t.idle, nc)
+}
+
+// setDraining turns keep-alives off (on) or back on: with them off,
+// net/http's HTTP/2 server sends GOAWAY when a connection's streams are
+// done; the idle ones are closed at once.
+func (h *h2Front) setDraining(on bool) {
+	h.srv.SetKeepAlivesEnabled(!on)
+	if !on {
+		return
+	}
+	h.idle.mu.Lock()
+	idle := make([]net.Conn, 0, len(h.idle.idle))
+	for nc := range h.idle.idle {
+		idle = append(idle, nc)
+	}
+	h.idle.mu.Unlock()
+	for _, nc := range idle {
+		nc.Close()
+		h.s.drainClosed.Add(1)
+	}
+}

@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"testing"
+	"time"
+)
+
+// waitUntil polls cond until it holds or 5 s pass.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expectClosed fails unless the client's connection is closed by the proxy
+// within 5 s, with nothing more sent.
+func expectClosed(t *testing.T, cl *client, what string) {
+	t.Helper()
+	cl.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := cl.br.ReadByte(); err == nil {
+		t.Fatalf("%s: got %q, want the connection closed", what, b)
+	} else if isTimeout(err) {
+		t.Fatalf("%s: still open after 5s", what)
+	}
+}
+
+func TestDrainingClosesKeepAliveConnections(t *testing.T) {
+	slow := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(200 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", slow)})
+
+	idle := dial(t, f.addr)
+	idle.mustDo(get("x", "/"))
+	busy := dial(t, f.addr)
+	busy.mustDo(get("x", "/"))
+	fresh := dial(t, f.addr) // no request yet: served once, not closed
+
+	type answer struct {
+		close bool
+		err   error
+	}
+	busyDone := make(chan answer, 1)
+	go func() {
+		resp, _, err := busy.do(get("x", "/slow"))
+		if err != nil {
+			busyDone <- answer{err: err}
+			return
+		}
+		busyDone <- answer{close: resp.Close}
+	}()
+	waitUntil(t, "the slow request in flight", func() bool { return f.srv.InFlight() == 1 })
+
+	f.srv.SetDraining(true)
+	f.srv.SetDraining(true) // idempotent
+	expectClosed(t, idle, "idle connection at SetDraining(true)")
+	if a := <-busyDone; a.err != nil || !a.close {
+		t.Fatalf("response in flight: close=%v err=%v, want Connection: close", a.close, a.err)
+	}
+	expectClosed(t, busy, "connection answered while draining")
+
+	resp, _ := fresh.mustDo(get("x", "/"))
+	if !resp.Close {
+		t.Errorf("new connection's response while draining: no Connection: close")
+	}
+	expectClosed(t, fresh, "new connection after its request")
+	waitUntil(t, "nothing in flight", func() bool { return f.srv.InFlight() == 0 })
+	if n := f.srv.DrainClosed(); n != 3 {
+		t.Errorf("DrainClosed = %d, want 3", n)
+	}
+
+	f.srv.SetDraining(false)
+	again := dial(t, f.addr)
+	for range 2 {
+		if resp, _ := again.mustDo(get("x", "/")); resp.Close {
+			t.Fatalf("after SetDraining(false): Connection: close")
+		}
+	}
+}
+
+func TestDrainingSendsHTTP2GoAway(t *testing.T) {
+	release := make(chan struct{})
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
+	c := f.client(true)
+	defer c.CloseIdleConnections()
+
+	// do gets path over HTTP/2 and reports whether it went on a connection
+	// used before.
+	do := func(path string) (reused bool) {
+		t.Helper()
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://a.test/"+path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("proto %s, want HTTP/2", resp.Proto)
+		}
+		return reused
+	}
+	do("")
+	if !do("") {
+		t.Fatal("second request on a new connection before draining")
+	}
+	done := make(chan bool)
+	go func() { done <- do("slow") }()
+	waitUntil(t, "the slow stream in flight", func() bool { return f.srv.InFlight() == 1 })
+	f.srv.SetDraining(true)
+	close(release)
+	<-done
+	// GOAWAY came after the stream: the next request opens a connection.
+	time.Sleep(50 * time.Millisecond)
+	if do("") {
+		t.Error("request after draining began went on the old connection: no GOAWAY")
+	}
+	// An idle HTTP/2 connection is closed by SetDraining(true).
+	f.srv.SetDraining(false)
+	do("")
+	if !do("") {
+		t.Fatal("after SetDraining(false): not kept alive")
+	}
+	f.srv.SetDraining(true)
+	if n := f.srv.DrainClosed(); n != 1 {
+		t.Errorf("DrainClosed = %d, want 1: the idle HTTP/2 connection", n)
+	}
+	time.Sleep(50 * time.Millisecond) // for the client to see it closed
+	if do("") {
+		t.Error("request after draining began went on the idle connection")
+	}
+}

@@ -1,0 +1,349 @@
+package proxy
+
+import (
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"smoothserve/accesslog"
+)
+
+// Parking (issue 20): a plain-HTTP connection that has waited for its next
+// request for a while (parkAfter, 1–2 s with the deadline's slack) gives
+// back what it holds for serving one — its goroutine and that goroutine's
+// stack, its bufio reader and writer, the per-request scratch slices — and
+// is watched by its Server's parker instead: one goroutine waiting in
+// epoll_wait on the parked connections' descriptors. When one becomes
+// readable (its next request, or its client closing), a goroutine takes it
+// up again from the pools and the wait goes on where it stood: IdleTimeout
+// counts from when the connection began to idle, and the parker closes
+// those idle for longer in a sweep every parkSweep.
+//
+// An idle connection then costs its conn, the runtime's netFD and the g
+// of its exited goroutine, about 3 KiB at 10,000 connections, instead of
+// some 16 KiB — once what it gave back has been collected and returned to
+// the OS. Nothing else makes that happen soon: the buffers sit in
+// sync.Pools, which keep what they hold through one collection (their
+// victim cache), the stacks of the exited goroutines are freed by a
+// collection, and the request path allocates nothing, so no collection
+// runs until the runtime forces one (every 2 minutes) and the background
+// scavenger returns the pages slowly after. So the parker trims (trim):
+// after a burst of parkings (trimParks or more since the last trim, some
+// 6 MiB of buffers given back) once it is over (a sweep saw no new one) or
+// has lasted trimEvery, it runs, on a goroutine of its own and one at a
+// time, a collection and debug.FreeOSMemory (a second collection, then
+// every free page back to the OS). At most once every trimEvery: a server
+// with a steady churn of connections that idle (more than trimParks a
+// trimEvery) pays two collections of its heap, small when connections
+// are parked, every 10 s; one with no parking, nothing.
+//
+// Why our own epoll, on the syscall package, rather than cloudwego/netpoll,
+// nbio or gnet: those own the accept loop and their connection types, and
+// would replace net.Conn, on which tableflip's inherited listeners, the
+// hand-over of connections by descriptor (connpass, ServeHandover), TLS and
+// the deadlines are all built. The parker only watches descriptors that
+// net.Conns own; a connection is read and written through its net.Conn
+// only, by a goroutine, as before.
+//
+// Ownership: while parked (in p.slots), a connection belongs to the
+// parker; whoever removes it from p.slots, under p.mu, owns it after:
+// the parker's goroutine (readable: resumed on a new goroutine; idle too
+// long: closed), Shutdown (resumed, to end or be passed as an idle
+// connection does), SetDraining (closed), Close (closed), or the
+// connection's own goroutine taking itself back when it sees, after
+// registering, that the server began shutting down or draining. A
+// descriptor is removed from the epoll set by its remover, inside its
+// net.Conn's RawConn.Control: never after the net.Conn is closed, so never
+// a descriptor number already reused. Lock order: s.mu, then p.mu; never
+// s.mu while holding p.mu.
+
+const (
+	defaultParkAfter = 2 * time.Second
+	parkSweep        = 500 * time.Millisecond
+
+	trimParks = 256              // parkings that make a burst worth a trim: 256 × 24 KiB of buffers
+	trimEvery = 10 * time.Second // at most one trim in this long
+)
+
+// parker watches the parked connections of one Server.
+type parker struct {
+	srv *Server
+
+	mu    sync.Mutex
+	epfd  int     // the epoll instance, -1 when no goroutine watches it
+	slots []*conn // the parked connections; nil: a free slot
+	free  []int32 // free slots
+	n     int     // parked connections
+	seq   uint32  // numbers each parking, so that a stale event wakes nothing
+
+	// Trimming after a burst of parkings (trim).
+	parks        int       // parkings since the last trim began, or the last pause
+	parksAtSweep int       // parks at the last sweep: unchanged since, the burst is over
+	firstPark    time.Time // when the first of parks came
+	trimmedAt    time.Time // when the last trim ended
+	trimming     bool      // a trim is running
+	trims        int       // trims begun, for tests
+}
+
+func newParker(s *Server) *parker { return &parker{srv: s, epfd: -1} }
+
+// park registers c, whose goroutine is about to leave it, and reports
+// whether it did: c belongs to the parker then.
+func (p *parker) park(c *conn) bool {
+	if c.raw == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return false
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw = raw
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.epfd < 0 {
+		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			return false
+		}
+		p.epfd = epfd
+		go p.run(epfd)
+	}
+	var slot int32
+	if k := len(p.free); k > 0 {
+		slot, p.free = p.free[k-1], p.free[:k-1]
+	} else {
+		slot = int32(len(p.slots))
+		p.slots = append(p.slots, nil)
+	}
+	p.seq++
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: slot, Pad: int32(p.seq)}
+	var addErr error
+	// Inside Control, the descriptor cannot be closed under us.
+	if err := c.raw.Control(func(fd uintptr) { addErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil || addErr != nil {
+		p.free = append(p.free, slot)
+		return false
+	}
+	c.pslot, c.pseq = slot+1, p.seq
+	p.slots[slot] = c
+	p.n++
+	if p.parks == 0 {
+		p.firstPark = time.Now()
+	}
+	p.parks++
+	return true
+}
+
+// take removes c from the parked connections and reports whether it was
+// there: the caller owns it then.
+func (p *parker) take(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.pslot == 0 || p.slots[c.pslot-1] != c {
+		return false
+	}
+	p.removeLocked(c)
+	return true
+}
+
+func (p *parker) removeLocked(c *conn) {
+	slot := c.pslot - 1
+	p.slots[slot] = nil
+	p.free = append(p.free, slot)
+	p.n--
+	c.pslot = 0
+	// A closed descriptor has left the set already (Close raced the park).
+	c.raw.Control(func(fd uintptr) { syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })
+}
+
+// count is how many connections are parked.
+func (p *parker) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// run waits for the parked connections until a sweep finds none left: a
+// readable one is resumed on a goroutine of its own, one idle longer than
+// IdleTimeout is closed.
+func (p *parker) run(epfd int) {
+	events := make([]syscall.EpollEvent, 256)
+	var woken, expired []*conn
+	lastSweep := time.Now()
+	for {
+		n, err := syscall.EpollWait(epfd, events, int(parkSweep/time.Millisecond))
+		if err != nil {
+			n = 0 // EINTR
+		}
+		now := time.Now()
+		p.mu.Lock()
+		for _, ev := range events[:n] {
+			if c := p.slots[ev.Fd]; c != nil && c.pseq == uint32(ev.Pad) {
+				p.removeLocked(c)
+				woken = append(woken, c)
+			}
+		}
+		swept := now.Sub(lastSweep) >= parkSweep
+		if swept {
+			lastSweep = now
+			idle := p.srv.opts.IdleTimeout
+			for _, c := range p.slots {
+				if c != nil && now.Sub(c.idleSince) >= idle {
+					p.removeLocked(c)
+					expired = append(expired, c)
+				}
+			}
+		}
+		trim := swept && p.trimDueLocked(now)
+		done := swept && p.n == 0
+		if done {
+			syscall.Close(epfd)
+			p.epfd = -1
+		}
+		p.mu.Unlock()
+		if trim {
+			go p.trim()
+		}
+		for _, c := range woken {
+			go c.serve()
+		}
+		for _, c := range expired {
+			c.closeParked()
+		}
+		clear(woken)
+		clear(expired)
+		woken, expired = woken[:0], expired[:0]
+		if done {
+			return
+		}
+	}
+}
+
+// trimDueLocked reports, at a sweep, whether a trim is due, and if so
+// counts it as begun. Parkings count towards one while they come without
+// a pause (a sweep with none): a pause forgets a trickle of fewer than
+// trimParks.
+func (p *parker) trimDueLocked(now time.Time) bool {
+	settled := p.parks == p.parksAtSweep
+	if settled && p.parks < trimParks {
+		p.parks = 0
+	}
+	p.parksAtSweep = p.parks
+	if p.trimming || p.parks < trimParks || now.Sub(p.trimmedAt) < trimEvery ||
+		!settled && now.Sub(p.firstPark) < trimEvery {
+		return false
+	}
+	p.trimming, p.parks, p.parksAtSweep = true, 0, 0
+	p.trims++
+	return true
+}
+
+// trim collects what the parked connections gave back and returns it to
+// the OS: two collections, as sync.Pool keeps what it holds through one.
+func (p *parker) trim() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	p.mu.Lock()
+	p.trimming, p.trimmedAt = false, time.Now()
+	p.mu.Unlock()
+}
+
+// parkResult is what came of parking a connection.
+type parkResult uint8
+
+const (
+	parkFailed parkResult = iota // it could not be registered: its goroutine goes on with it, as woken
+	parked                       // the parker (or whoever took it from there) has it
+	parkUndone                   // the server began shutting down or draining: its goroutine took it back, as woken
+)
+
+// parkable reports whether c may be parked when it has idled: a plain-HTTP
+// connection with nothing pending but in the socket. A TLS one is not: its
+// tls.Conn may hold decrypted bytes no epoll sees.
+func (c *conn) parkable() bool {
+	return c.srv.parkAfter > 0 && !c.secure && (c.pre == nil || len(c.pre.pre) == 0) && !c.keepHere
+}
+
+// parkDeadline makes sure the wait for the next request ends within
+// parkAfter, and after at least half of it: renewed at most once in half
+// of it, so a busy connection does not pay for a timer per request.
+func (c *conn) parkDeadline(now time.Time) {
+	d := c.srv.parkAfter
+	if c.readKind == readPark && c.readBy.Sub(now) > d/2 {
+		return
+	}
+	c.readBy, c.readKind = now.Add(d), readPark
+	c.nc.SetReadDeadline(c.readBy)
+}
+
+// park leaves c to the parker: its buffers go back to their pools and, when
+// parked, its goroutine must not touch it again.
+func (c *conn) park() parkResult {
+	c.flushLog()
+	c.release()
+	c.woke = true // whoever resumes it: the wait goes on from idleSince
+	c.readBy, c.readKind = time.Time{}, readOther
+	c.state.Store(stateParked)
+	p := c.srv.parker
+	if !p.park(c) {
+		c.start()
+		return parkFailed
+	}
+	// The flags are read after the state says parked; Shutdown, SetDraining
+	// and Close set theirs before they look at the states: one of the two
+	// sees the other, and p.take decides who has it.
+	if s := c.srv; s.shutting.Load() || s.draining.Load() {
+		if p.take(c) {
+			c.start()
+			return parkUndone
+		}
+	}
+	return parked
+}
+
+// closeParked closes a connection taken from the parker.
+func (c *conn) closeParked() {
+	c.nc.Close()
+	c.srv.forget(c)
+}
+
+// scratch is a parked connection's per-request slices, for another to use.
+type scratch struct {
+	head, out, rhead, body []byte
+	fields, rfield         []field
+}
+
+var scratchPool sync.Pool
+
+// release gives c's buffers and scratch slices back to their pools, and
+// forgets what the last request left pointing into them.
+func (c *conn) release() {
+	c.br.Reset(nil)
+	readerPool8.Put(c.br)
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+	if c.head != nil || c.fields != nil || c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
+		scratchPool.Put(&scratch{head: c.head[:0], out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0],
+			fields: c.fields[:0], rfield: c.rfield[:0]})
+	}
+	c.head, c.fields, c.out, c.rhead, c.rfield, c.body = nil, nil, nil, nil, nil, nil
+	c.entry = accesslog.Entry{}
+	c.dec, c.lim, c.cw = chunkedDecoder{}, io.LimitedReader{}, chunkWriter{}
+	c.rec = record{start: c.rec.start}
+}
+
+// acquire takes scratch slices from the pool, if it has some.
+func (c *conn) acquire() {
+	if c.head != nil {
+		return
+	}
+	if sc, _ := scratchPool.Get().(*scratch); sc != nil {
+		c.head, c.out, c.rhead, c.body, c.fields, c.rfield = sc.head, sc.out, sc.rhead, sc.body, sc.fields, sc.rfield
+	}
+}

@@ -1,0 +1,51 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"net"
+	"syscall"
+
+	"smoothserve/internal/sockpeek"
+)
+
+// Gone reports, without blocking, whether the client has closed (or reset)
+// its connection: what upstream.Conn.WatchClient asks while the instance is
+// quiet. Bytes it sent (its next request) say it is still there; so does a
+// connection that cannot be peeked at.
+func (c *conn) Gone() bool {
+	if c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) {
+		return false
+	}
+	st, ok := c.peekClient()
+	return ok && st == sockpeek.Closed
+}
+
+// clientSent reports, without blocking, whether bytes from the client wait
+// in the socket: a request on its way (for TLS, a record).
+func (c *conn) clientSent() bool {
+	st, ok := c.peekClient()
+	return ok && st == sockpeek.Data
+}
+
+// peekClient looks at what waits in the client's socket (for TLS, in the
+// TCP connection under it: a close_notify is data, only a close or reset
+// counts as closed), without blocking and whatever its read deadline:
+// through Control, not Read, since a deadline in the past (a parked
+// connection's, a stream's that began on an idle one) fails a Read at
+// once. ok is false when the socket cannot be looked at.
+func (c *conn) peekClient() (st sockpeek.State, ok bool) {
+	var nc net.Conn = c.nc
+	if tc, isTLS := nc.(*tls.Conn); isTLS {
+		nc = tc.NetConn()
+	}
+	sc, isSys := nc.(syscall.Conn)
+	if !isSys {
+		return 0, false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	err = raw.Control(func(fd uintptr) { st = sockpeek.FD(fd) })
+	return st, err == nil
+}
