@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"html/template"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +22,10 @@ type Options struct {
 	Daemon  control.Daemon // status and actions
 	Users   []User         // who may act; none: the page is read-only
 	Metrics http.Handler   // served at /metrics; nil: 404
-	Logger  *slog.Logger   // nil discards
+	// Health says whether the host takes traffic, and its state's name:
+	// GET /health answers 200 or 503 with it. nil: 404.
+	Health func() (serving bool, state string)
+	Logger *slog.Logger // nil discards
 }
 
 // User is one login: a name and the bcrypt hash of its password
@@ -40,6 +44,7 @@ type handler struct {
 	d       control.Daemon
 	auth    *authenticator // nil: read-only
 	metrics http.Handler
+	health  func() (bool, string)
 	log     *slog.Logger
 	page    *template.Template
 	now     func() time.Time
@@ -60,8 +65,9 @@ func newHandler(o Options) *handler {
 		d:       o.Daemon,
 		auth:    newAuthenticator(o.Users, log),
 		metrics: o.Metrics,
+		health:  o.Health,
 		log:     log,
-		page:    pageTemplate,
+		page:    pageTemplate(),
 		now:     time.Now,
 	}
 }
@@ -77,7 +83,29 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("POST /api/services/{name}/stop", h.action("stop", h.stop))
 	mux.HandleFunc("POST /api/services/{name}/start", h.action("start", h.start))
 	mux.HandleFunc("POST /api/upgrade", h.action("upgrade", h.upgrade))
-	return secureHeaders(loopbackHosts(mux))
+	// /health tells nothing a rebound name could steal, and a load
+	// balancer's check often sends no Host (HAProxy's httpchk): it is
+	// answered whatever the Host.
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /health", h.serveHealth)
+	outer.Handle("/", loopbackHosts(mux))
+	return secureHeaders(outer)
+}
+
+// serveHealth answers an outer load balancer's health check: 200 serving,
+// or 503 with the host's state (draining, drained, stopping).
+func (h *handler) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if h.health == nil {
+		http.NotFound(w, r)
+		return
+	}
+	ok, state := h.health()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	io.WriteString(w, state+"\n")
 }
 
 // loopbackHosts refuses, on a listener bound to a loopback address, a

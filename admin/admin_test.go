@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -377,5 +378,43 @@ func TestALoopbackListenerRefusesOtherHostNames(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
 		}
+	}
+}
+
+// GET /health answers a load balancer's check, whatever its Host: 200
+// serving, 503 with the state otherwise; nothing without Options.Health.
+func TestHealth(t *testing.T) {
+	serving, state := true, "serving"
+	srv := httptest.NewServer(New(Options{Daemon: &fakeDaemon{}, Health: func() (bool, string) { return serving, state }}))
+	defer srv.Close()
+	check := func(host string, wantCode int, wantBody string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/health", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantCode || string(b) != wantBody || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("Host %q: %d %q (Cache-Control %q), want %d %q", host, resp.StatusCode, b, resp.Header.Get("Cache-Control"), wantCode, wantBody)
+		}
+	}
+	check("rebound.example", 200, "serving\n")
+	serving, state = false, "draining"
+	check("127.0.0.1", 503, "draining\n")
+	state = "stopping"
+	check("lb.internal:9180", 503, "stopping\n")
+
+	bare := httptest.NewServer(New(Options{Daemon: &fakeDaemon{}}))
+	defer bare.Close()
+	resp, err := http.Get(bare.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("without Health: %d, want 404", resp.StatusCode)
 	}
 }

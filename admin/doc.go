@@ -41,6 +41,8 @@
 //	                                   socket sends it, byte for byte
 //	GET  /login                        asks for credentials (401) until the browser has valid ones, then back to /
 //	GET  /metrics                      Options.Metrics (404 without)
+//	GET  /health                       200 "serving" or 503 with the host's drain state (Options.Health; 404
+//	                                   without), whatever the Host: an outer load balancer's check
 //	POST /api/services/{name}/restart  rolling restart
 //	POST /api/services/{name}/stop     stop the service (its requests get 503 until started)
 //	POST /api/services/{name}/start    start a stopped service

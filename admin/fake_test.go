@@ -77,6 +77,23 @@ func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	return nil, f.record("reload")
 }
 
+func (f *fakeDaemon) Drain(ctx context.Context, wait bool, timeout time.Duration) (api.HostStatus, error) {
+	return api.HostStatus{State: api.HostDraining}, f.record("drain")
+}
+
+func (f *fakeDaemon) Undrain() api.HostStatus {
+	f.record("undrain")
+	return api.HostStatus{State: api.HostServing}
+}
+
+func (f *fakeDaemon) DrainInstance(ctx context.Context, name string, slot int, force bool) error {
+	return f.record(fmt.Sprintf("drain %s#%d", name, slot))
+}
+
+func (f *fakeDaemon) UndrainInstance(ctx context.Context, name string, slot int) error {
+	return f.record(fmt.Sprintf("undrain %s#%d", name, slot))
+}
+
 // fixture is a daemon with a running service of two instances (one
 // measured, as the daemon measures them; one in backoff, its error naming
 // the binary) and a stopped one.

@@ -3,16 +3,21 @@ package admin
 import (
 	"html/template"
 	"net/url"
+	"sync"
 )
 
 // pageTemplate has two templates: "page", the whole page, and "status",
 // its part that the page's script fetches from /fragment every 2 s and puts
 // in place. Actions are forms (POST, with the token), which the script
 // sends with fetch to show their outcome; they work without it too.
-var pageTemplate = template.Must(template.New("admin").Funcs(template.FuncMap{
-	"action":      newActionForm,
-	"servicePath": servicePath,
-}).Parse(pageHTML + statusHTML))
+// Parsed when the admin listener is first set up, not at process start:
+// every upgrade starts a process, and most never serve the page.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("admin").Funcs(template.FuncMap{
+		"action":      newActionForm,
+		"servicePath": servicePath,
+	}).Parse(pageHTML + statusHTML))
+})
 
 // actionForm is one action's form: where it posts, its button, the
 // question to confirm it with ("" none) and the token.
@@ -42,7 +47,7 @@ th,td{padding:.15em .8em;text-align:left;border-bottom:1px solid #eee;white-spac
 th{font-weight:600;color:#555}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .state,.outcome{padding:.05em .5em;border-radius:.8em;background:#e4e4e4;font-size:.9em}
 .st-ready,.st-running,.o-ok{background:#c8f0c8}
-.st-starting,.st-draining,.st-stopping,.o-running{background:#fff0b0}
+.st-starting,.st-draining,.st-stopping,.st-drained,.o-running{background:#fff0b0}
 .st-backoff,.st-stopped,.o-failed,.o-aborted{background:#f8c8c8}
 .err td{color:#a00;border-bottom:none;white-space:normal}
 .muted{color:#666}.mode{margin:.3em 0 .6em}
@@ -113,7 +118,7 @@ li.ok{color:#060}li.failed{color:#a00}li.pending{color:#666}
 {{end}}`
 
 const statusHTML = `{{define "status"}}
-<p>pid <b>{{.Pid}}</b>, up <b>{{.Uptime}}</b> <span class="muted">(since {{.StartedAt}}; as of {{.Now}})</span></p>
+<p>pid <b>{{.Pid}}</b>, up <b>{{.Uptime}}</b> <span class="muted">(since {{.StartedAt}}; as of {{.Now}})</span>{{if .Host}}; host <span class="state st-{{.Host}}">{{.Host}}</span>{{if .HostSince}} <span class="muted">(since {{.HostSince}}: /health answers 503)</span>{{end}}{{end}}</p>
 <p class="mode">{{if .ReadOnly}}<span class="muted">read-only: set AdminAuth to allow actions</span>
 {{- else if .User}}signed in as <b>{{.User}}</b> &nbsp;{{template "form" (action "/api/upgrade" "upgrade smoothserve" "Replace smoothserve by its binary as it is on disk now?" .Token)}}
 {{- else}}<span class="muted">read-only until you</span> <a href="/login">log in</a>{{end}}</p>

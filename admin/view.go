@@ -23,6 +23,8 @@ type pageView struct {
 	Uptime    string
 	StartedAt string
 	Now       string
+	Host      string // the host's drain state: serving, draining, drained
+	HostSince string // when the drain began; "" while serving
 	Services  []serviceView
 }
 
@@ -68,6 +70,10 @@ func newPageView(st api.Status, now time.Time) pageView {
 		Uptime:    since(st.StartedAt, now),
 		StartedAt: st.StartedAt.Local().Format(time.DateTime),
 		Now:       now.Local().Format(time.TimeOnly),
+		Host:      st.Host.State,
+	}
+	if !st.Host.DrainSince.IsZero() {
+		v.HostSince = st.Host.DrainSince.Local().Format(time.DateTime) + ", " + since(st.Host.DrainSince, now) + " ago"
 	}
 	for _, s := range st.Services {
 		v.Services = append(v.Services, newServiceView(s, now))

@@ -61,6 +61,9 @@ func (l *loader) defaultMain() {
 	setDuration("UpgradeTimeout", &c.UpgradeTimeout, 30*time.Second)
 	setDuration("UpgradeDrainTimeout", &c.UpgradeDrainTimeout, 60*time.Second)
 	setDuration("BodyTimeout", &c.BodyTimeout, 60*time.Second) // as nginx's client_body_timeout
+	// An outer load balancer checking every 2 s, out after 2 fails, has
+	// stopped sending new connections by then.
+	setDuration("DrainDelay", &c.DrainDelay, 5*time.Second)
 	if !k.set["MaxHeaderBytes"] {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}

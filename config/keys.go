@@ -32,6 +32,8 @@ func mainKeys(c *Config) map[string]decodeFunc {
 		"AccessLogFormat":     stringValue(&c.AccessLogFormat),
 		"AdminAddr":           stringValue(&c.AdminAddr),
 		"AdminAuth":           adminUsers(&c.AdminAuth),
+		"DrainDelay":          durationValue(&c.DrainDelay),
+		"AgentPort":           intValue(&c.AgentPort),
 	}
 }
 

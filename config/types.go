@@ -41,6 +41,9 @@ type Config struct {
 	AdminAddr       string      // AdminAddr: host:port of the admin listener (metrics, status page); "" when unset: none
 	AdminAuth       []AdminUser // AdminAuth: who may use the admin listener; required when AdminAddr is not loopback
 
+	DrainDelay time.Duration // DrainDelay; default 5s: after smoothtool drain, how long requests are served as before
+	AgentPort  int           // AgentPort: HAProxy agent-check port on ProxyAddr; 0 when unset: none
+
 	Services []*Service // every service file, sorted by Name (disabled ones too)
 	Warnings []string   // things an operator should know that are not errors
 }

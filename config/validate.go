@@ -75,6 +75,10 @@ func (l *loader) validateMain() {
 	l.checkDuration(k, "IdleTimeout", c.IdleTimeout, true)
 	l.checkDuration(k, "UpgradeTimeout", c.UpgradeTimeout, true)
 	l.checkDuration(k, "UpgradeDrainTimeout", c.UpgradeDrainTimeout, false)
+	l.checkDuration(k, "DrainDelay", c.DrainDelay, false)
+	if k.usable("AgentPort") && k.set["AgentPort"] {
+		l.checkPort(k, "AgentPort", c.AgentPort)
+	}
 	l.validateMainTLS()
 	l.validateMainAdmin()
 }

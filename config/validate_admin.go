@@ -150,18 +150,36 @@ func parseAdminAddr(s string) (a adminListener, msg string) {
 	return a, ""
 }
 
-// checkAdminPort: the admin listener's port is not one the proxy or an
-// instance listens on at an overlapping address.
+// checkAdminPort: the admin listener's port, and the agent's (AgentPort,
+// on ProxyAddr), are not one the proxy, an instance or the other listens
+// on at an overlapping address.
 func (l *loader) checkAdminPort() {
 	c, a := l.cfg, l.admin
-	if !a.ok {
-		return
+	agent := adminListener{port: c.AgentPort, ok: c.AgentPort >= 1 && c.AgentPort <= 65535 && l.main.usable("AgentPort")}
+	if ip, err := netip.ParseAddr(c.ProxyAddr); err == nil {
+		agent.addr = ip.Unmap()
 	}
+	if a.ok {
+		l.checkOwnPort("AdminAddr", "the admin listener", a)
+	}
+	if agent.ok {
+		l.checkOwnPort("AgentPort", "the agent", agent)
+		if a.ok && a.port == agent.port && overlap(a.addr, agent.addr) {
+			l.add(l.main.errorf("AgentPort", "port %d is also AdminAddr's (%s:%d); the agent needs a port of its own",
+				agent.port, c.Path, c.Lines["AdminAddr"]))
+		}
+	}
+}
+
+// checkOwnPort: the port of a listener of the daemon's own (key's) is not
+// one the proxy or an instance listens on at an overlapping address.
+func (l *loader) checkOwnPort(key, what string, a adminListener) {
+	c := l.cfg
 	reported := false
-	clash := func(what, at string, first, last int) {
+	clash := func(other, at string, first, last int) {
 		if !reported && a.port >= first && a.port <= last {
 			reported = true // one clash says it: the port must change
-			l.add(l.main.errorf("AdminAddr", "port %d is also %s (%s); the admin listener needs a port of its own", a.port, what, at))
+			l.add(l.main.errorf(key, "port %d is also %s (%s); %s needs a port of its own", a.port, other, at, what))
 		}
 	}
 	if proxyAddr, err := netip.ParseAddr(c.ProxyAddr); err == nil && overlap(a.addr, proxyAddr) {

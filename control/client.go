@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"smoothserve/control/api"
 )
@@ -129,6 +131,51 @@ func (c *Client) Reload(ctx context.Context) (*api.ReloadResult, error) {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// Drain drains the host (drain.go of the daemon); with wait, it returns
+// once drained. timeout above 0 bounds the drain.
+func (c *Client) Drain(ctx context.Context, wait bool, timeout time.Duration) (*api.HostStatus, error) {
+	q := url.Values{}
+	if wait {
+		q.Set("wait", "1")
+	}
+	if timeout > 0 {
+		q.Set("timeout", timeout.String())
+	}
+	var st api.HostStatus
+	if err := c.call(ctx, http.MethodPost, "/v1/drain?"+q.Encode(), &st, nil); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Undrain puts the host back in its load balancer's rotation.
+func (c *Client) Undrain(ctx context.Context) (*api.HostStatus, error) {
+	var st api.HostStatus
+	if err := c.call(ctx, http.MethodPost, "/v1/undrain", &st, nil); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// DrainInstance takes instance name#slot out of rotation; force takes the
+// last one in rotation too.
+func (c *Client) DrainInstance(ctx context.Context, name string, slot int, force bool) error {
+	path := instancePath(name, slot) + "/drain"
+	if force {
+		path += "?force=1"
+	}
+	return c.call(ctx, http.MethodPost, path, nil, nil)
+}
+
+// UndrainInstance puts instance name#slot back in rotation.
+func (c *Client) UndrainInstance(ctx context.Context, name string, slot int) error {
+	return c.call(ctx, http.MethodPost, instancePath(name, slot)+"/undrain", nil, nil)
+}
+
+func instancePath(name string, slot int) string {
+	return "/v1/services/" + url.PathEscape(name) + "/instances/" + strconv.Itoa(slot)
 }
 
 // call does one request and decodes a 200's body into ok, an error's into

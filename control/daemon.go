@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 
 	"smoothserve/control/api"
 )
@@ -30,6 +31,18 @@ type Daemon interface {
 	// ones rolled. It fails, changing nothing, if the configuration is
 	// invalid; a service it could not change says why in its Error.
 	Reload(ctx context.Context) (*api.ReloadResult, error)
+	// Drain takes the host out of an outer load balancer's rotation
+	// (/health 503, then connections closed once answered); with wait it
+	// returns once drained, or ctx is done. timeout above 0 declares it
+	// drained after that long, requests in flight or not.
+	Drain(ctx context.Context, wait bool, timeout time.Duration) (api.HostStatus, error)
+	// Undrain puts the host back: /health 200.
+	Undrain() api.HostStatus
+	// DrainInstance takes one instance of a service out of rotation (it
+	// keeps running); never the last one in rotation, unless force.
+	DrainInstance(ctx context.Context, name string, slot int, force bool) error
+	// UndrainInstance puts it back once it answers its readiness check.
+	UndrainInstance(ctx context.Context, name string, slot int) error
 }
 
 // RestartTrigger is the trigger the server gives the rollouts it starts.

@@ -37,4 +37,10 @@
 //	POST /v1/shutdown?force=1         {}; returns at once, the daemon stops after
 //	POST /v1/upgrade                  api.UpgradeResult; returns when the new daemon is ready, or why it failed
 //	POST /v1/reload                   api.ReloadResult; applies the configuration on disk, returns when done
+//	POST /v1/drain?wait=1&timeout=D   api.HostStatus; drains the host (with wait, returns once drained)
+//	POST /v1/undrain                  api.HostStatus; the host serves again
+//	POST /v1/services/{name}/instances/{slot}/drain?force=1
+//	                                  {}; takes the instance out of rotation (409 for the last one, without force)
+//	POST /v1/services/{name}/instances/{slot}/undrain
+//	                                  {}; puts it back once it answers its readiness check (409 if it does not)
 package control

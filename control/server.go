@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -42,6 +44,10 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/shutdown", s.shutdown)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("POST /v1/reload", s.reload)
+	mux.HandleFunc("POST /v1/drain", s.drain)
+	mux.HandleFunc("POST /v1/undrain", s.undrain)
+	mux.HandleFunc("POST /v1/services/{name}/instances/{slot}/drain", s.drainInstance)
+	mux.HandleFunc("POST /v1/services/{name}/instances/{slot}/undrain", s.undrainInstance)
 	s.srv = &http.Server{
 		Handler: mux,
 		// No WriteTimeout: a restart answers when its rollout ends, minutes
@@ -132,13 +138,13 @@ func (s *Server) startService(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
-	force := r.URL.Query().Get("force")
-	if force != "" && force != "0" && force != "1" {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: want 0 or 1, got " + force})
+	force, err := flag01(r.URL.Query().Get("force"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: " + err.Error()})
 		return
 	}
-	s.log.Info("control: shutdown", "force", force == "1")
-	s.d.Shutdown(force == "1")
+	s.log.Info("control: shutdown", "force", force)
+	s.d.Shutdown(force)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
@@ -179,7 +185,9 @@ func StatusFor(err error) int {
 	switch {
 	case errors.Is(err, api.ErrUnknownService):
 		return http.StatusNotFound
-	case errors.Is(err, api.ErrDisabled):
+	case errors.Is(err, api.ErrUnknownInstance):
+		return http.StatusNotFound
+	case errors.Is(err, api.ErrDisabled), errors.Is(err, api.ErrLastInstance), errors.Is(err, api.ErrNotAnswering):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
@@ -195,4 +203,79 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
+}
+
+// drain drains the host: ?wait=1 waits until drained, ?timeout=DURATION
+// bounds the drain.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	wait, err := flag01(q.Get("wait"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "wait: " + err.Error()})
+		return
+	}
+	var timeout time.Duration
+	if v := q.Get("timeout"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil || timeout < 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "timeout: want a duration such as 30s, got " + v})
+			return
+		}
+	}
+	s.log.Info("control: drain", "wait", wait, "timeout", timeout)
+	st, err := s.d.Drain(r.Context(), wait, timeout)
+	if err != nil {
+		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) undrain(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("control: undrain")
+	writeJSON(w, http.StatusOK, s.d.Undrain())
+}
+
+func (s *Server) drainInstance(w http.ResponseWriter, r *http.Request) {
+	name, slot, ok := instanceOf(w, r)
+	if !ok {
+		return
+	}
+	force, err := flag01(r.URL.Query().Get("force"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: " + err.Error()})
+		return
+	}
+	s.log.Info("control: drain", "instance", name+"#"+strconv.Itoa(slot), "force", force)
+	s.reply(w, s.d.DrainInstance(r.Context(), name, slot, force))
+}
+
+func (s *Server) undrainInstance(w http.ResponseWriter, r *http.Request) {
+	name, slot, ok := instanceOf(w, r)
+	if !ok {
+		return
+	}
+	s.log.Info("control: undrain", "instance", name+"#"+strconv.Itoa(slot))
+	s.reply(w, s.d.UndrainInstance(r.Context(), name, slot))
+}
+
+// instanceOf reads the service name and slot of an instance route; a slot
+// that is not a number gets 400.
+func instanceOf(w http.ResponseWriter, r *http.Request) (name string, slot int, ok bool) {
+	slot, err := strconv.Atoi(r.PathValue("slot"))
+	if err != nil || slot < 0 {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "slot: want a number from 0, got " + r.PathValue("slot")})
+		return "", 0, false
+	}
+	return r.PathValue("name"), slot, true
+}
+
+// flag01 reads a query flag: "" and "0" are false, "1" true.
+func flag01(v string) (bool, error) {
+	switch v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("want 0 or 1, got %s", v)
 }

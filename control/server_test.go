@@ -95,6 +95,24 @@ func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	return &api.ReloadResult{Services: []api.ServiceChange{{Name: "web", Change: api.ChangeRolled}}}, nil
 }
 
+func (f *fakeDaemon) Drain(ctx context.Context, wait bool, timeout time.Duration) (api.HostStatus, error) {
+	err := f.record(fmt.Sprintf("drain wait=%v timeout=%v", wait, timeout))
+	return api.HostStatus{State: api.HostDraining}, err
+}
+
+func (f *fakeDaemon) Undrain() api.HostStatus {
+	f.record("undrain")
+	return api.HostStatus{State: api.HostServing}
+}
+
+func (f *fakeDaemon) DrainInstance(ctx context.Context, name string, slot int, force bool) error {
+	return f.record(fmt.Sprintf("drain %s#%d force=%v", name, slot, force))
+}
+
+func (f *fakeDaemon) UndrainInstance(ctx context.Context, name string, slot int) error {
+	return f.record(fmt.Sprintf("undrain %s#%d", name, slot))
+}
+
 func (f *fakeDaemon) gotCalls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

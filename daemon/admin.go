@@ -38,7 +38,7 @@ func (d *Daemon) serveAdmin(ctl *daemonControl) {
 		users = append(users, admin.User{Name: u.User, Hash: u.Hash})
 	}
 	d.adminSrv = &http.Server{
-		Handler:           admin.New(admin.Options{Daemon: ctl, Users: users, Metrics: d.metricsHandler(), Logger: d.log}),
+		Handler:           admin.New(admin.Options{Daemon: ctl, Users: users, Metrics: d.metricsHandler(), Health: d.host.serving, Logger: d.log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func(ln net.Listener) {

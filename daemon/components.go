@@ -26,22 +26,25 @@ type component struct {
 
 // components lists the daemon's components in the order they start:
 //
-//   - control: the control API, first up and last down, so that smoothtool
-//     can watch a stop to its end (at an upgrade it stops answering as soon
-//     as the new process is ready: see upgrade);
+//   - control: the control API, the admin listener and the agent port,
+//     first up and last down, so that smoothtool can watch a stop to its
+//     end, and a load balancer sees the host stopping (at an upgrade it
+//     stops answering as soon as the new process is ready: see upgrade);
 //   - supervisor: the instances (stopped at a stop, let go at an upgrade);
 //   - proxy: the proxy ports (requests finish at a stop, while tunnels stay
 //     open for their instances to close when told to stop; at an upgrade
 //     the clients' connections, tunnels and streams are passed to the new
 //     process);
+//   - host: the host's drain (smoothtool drain); at a stop the host says
+//     it no longer serves (/health, the agent) before the proxy stops;
 //   - auto_restart: rollouts on file changes, which need the supervisor;
 //   - readiness: telling the previous smoothserve, systemd and the pid
 //     file that this one serves, then what waits until the previous one has
 //     exited.
 func (d *Daemon) components() []component {
 	var (
-		supStop, arStop, readyStop context.CancelFunc
-		arDone                     chan struct{}
+		supStop, arStop, readyStop, agentStop context.CancelFunc
+		arDone, agentDone                     chan struct{}
 	)
 	return []component{{
 		name: "control",
@@ -49,9 +52,24 @@ func (d *Daemon) components() []component {
 			ctl := &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}
 			d.ctl = serveControl(d.ctlLn, ctl, d.log)
 			d.serveAdmin(ctl)
+			var ctx context.Context
+			ctx, agentStop = context.WithCancel(context.Background())
+			agentDone = d.serveAgent(ctx)
 		},
-		stop:    func() error { d.stopAdmin(); d.ctl.close(); return nil },
-		release: func() { d.stopAdmin(); d.ctl.stopAccepting(); d.ctl.close() },
+		stop: func() error {
+			agentStop()
+			<-agentDone
+			d.stopAdmin()
+			d.ctl.close()
+			return nil
+		},
+		release: func() {
+			agentStop()
+			<-agentDone
+			d.stopAdmin()
+			d.ctl.stopAccepting()
+			d.ctl.close()
+		},
 	}, {
 		name: "supervisor",
 		start: func() {
@@ -109,6 +127,17 @@ func (d *Daemon) components() []component {
 			}
 			d.closeLogs()
 		},
+	}, {
+		name:  "host",
+		start: func() {},
+		stop: func() error {
+			// Before the proxy stops: /health and the agent say so
+			// while it finishes its requests.
+			d.host.setStopping()
+			d.host.end()
+			return nil
+		},
+		release: func() { d.host.end() },
 	}, {
 		name: "auto_restart",
 		start: func() {

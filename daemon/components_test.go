@@ -16,7 +16,7 @@ func TestComponentsStartInOrderAndTearDownInReverse(t *testing.T) {
 	for _, c := range (&Daemon{}).components() {
 		names = append(names, c.name)
 	}
-	if want := []string{"control", "supervisor", "proxy", "auto_restart", "readiness"}; !slices.Equal(names, want) {
+	if want := []string{"control", "supervisor", "proxy", "host", "auto_restart", "readiness"}; !slices.Equal(names, want) {
 		t.Fatalf("components %v, want %v", names, want)
 	}
 

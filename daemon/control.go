@@ -49,6 +49,7 @@ func (d *daemonControl) Status() api.Status {
 		StartedAt: d.startedAt,
 		Config:    cfg.Path,
 		Services:  services,
+		Host:      d.d.host.Status(),
 	}
 }
 
@@ -102,6 +103,20 @@ func (d *daemonControl) StartService(ctx context.Context, name string) error {
 
 func (d *daemonControl) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	return d.d.Reload(ctx)
+}
+
+func (d *daemonControl) Drain(ctx context.Context, wait bool, timeout time.Duration) (api.HostStatus, error) {
+	return d.d.host.Drain(ctx, wait, timeout)
+}
+
+func (d *daemonControl) Undrain() api.HostStatus { return d.d.host.Undrain() }
+
+func (d *daemonControl) DrainInstance(ctx context.Context, name string, slot int, force bool) error {
+	return d.d.sup.DrainInstance(ctx, name, slot, force)
+}
+
+func (d *daemonControl) UndrainInstance(ctx context.Context, name string, slot int) error {
+	return d.d.sup.UndrainInstance(ctx, name, slot)
 }
 
 // Shutdown never blocks: once serve has a request of each kind queued, a

@@ -67,6 +67,9 @@ type Daemon struct {
 
 	adminLn  net.Listener // AdminAddr's; nil: none
 	adminSrv *http.Server // serving adminLn, once the control component started
+	agentLn  net.Listener // AgentPort's; nil: none
+
+	host *hostDrain // the host's drain (drain.go)
 
 	upgrades upgradeCounts  // for the metrics
 	rollouts rolloutCounter // for the metrics
@@ -140,6 +143,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		upg.Stop()
 		return nil, err
 	}
+	d.host = newHostDrain(d.px, cfg.StateDir, cfg.DrainDelay, log)
+	d.host.restore()
 	d.sup = supervisor.New(cfg, d.sets, log)
 	stateFile := filepath.Join(cfg.StateDir, stateFileName)
 	prior, err := handoff.Read(stateFile)
@@ -269,6 +274,9 @@ func (d *Daemon) listen() error {
 		if _, err := d.ports.open(d.config().HTTPSPort, d.certs.TLSConfig()); err != nil {
 			return err
 		}
+	}
+	if err := d.listenAgent(); err != nil {
+		return err
 	}
 	return d.listenAdmin()
 }

@@ -1,7 +1,7 @@
 // Package daemon is one smoothserve process: it owns the running
 // configuration and the daemon's components (control API, supervisor,
-// proxy, auto_restart, readiness), starts them, stops them, and releases
-// them to the process that replaces it at an upgrade.
+// proxy, host, auto_restart, readiness), starts them, stops them, and
+// releases them to the process that replaces it at an upgrade.
 //
 // Invariant: the running configuration has one owner, the Daemon, and
 // changes one service at a time, only through Apply (a service's new
@@ -22,5 +22,9 @@
 // components; apply.go Apply and the running configuration; reload.go
 // smoothtool reload; upgrade.go replacing this process and becoming ready;
 // ports.go the proxy listeners; pass.go the connections' side of an
-// upgrade; control.go what the control API reaches.
+// upgrade; control.go what the control API reaches; drain.go the host's
+// drain (smoothtool drain), which it also owns: one state at a time
+// (serving, draining, drained), kept in StateDir so that an upgrade or a
+// restart of the daemon leaves a drained host drained; agent.go the agent
+// port that tells HAProxy of it.
 package daemon

@@ -32,6 +32,8 @@ var (
 	descRollouts  = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
 	descUpgrades  = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
 	descOpenConns = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
+	descHost      = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
+	descInstDrain = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
 )
 
 // upgradeCounts are this process's upgrades by outcome.
@@ -44,7 +46,7 @@ type upgradeCounts struct {
 type collector struct{ d *Daemon }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descHost, descInstDrain} {
 		ch <- d
 	}
 }
@@ -63,6 +65,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for port, n := range d.px.OpenConnections() {
 		ch <- prometheus.MustNewConstMetric(descOpenConns, prometheus.GaugeValue, float64(n), strconv.Itoa(port))
+	}
+	host := d.host.Status().State
+	for _, state := range []string{api.HostServing, api.HostDraining, api.HostDrained} {
+		v := 0.0
+		if state == host {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHost, prometheus.GaugeValue, v, state)
 	}
 	ok, failed := d.upgrades.total()
 	ch <- prometheus.MustNewConstMetric(descUpgrades, prometheus.CounterValue, float64(ok), "ok")
@@ -140,6 +150,11 @@ func collectInstances(ch chan<- prometheus.Metric, s *api.ServiceStatus) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name, inst)
+		drained := 0.0
+		if in.State == api.StateDrained {
+			drained = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descInstDrain, prometheus.GaugeValue, drained, s.Name, inst)
 		if in.Pid <= 0 {
 			continue
 		}

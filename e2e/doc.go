@@ -5,7 +5,11 @@
 // Instances behave as real ones do: the load tests' demo instances close
 // keep-alive connections idle for 200 ms and stream chunked responses, and
 // a Node.js service (examples/node) runs where node is installed (in CI it
-// must be: .ci/run installs it).
+// must be: .ci/run installs it). The fleet tests (fleet_test.go) run two
+// smoothserve hosts on 127.0.0.2 and 127.0.0.3 behind a real HAProxy on
+// 127.0.0.1 and roll them with examples/fleet's Ansible playbook
+// (ansible-playbook, or the same steps taken by the test where it is
+// missing; haproxy is required in CI, which installs both).
 //
 // Every test ends every process it started, by pid.
 package e2e

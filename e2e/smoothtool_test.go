@@ -161,7 +161,7 @@ func TestSmoothtoolRunsTheDaemonInTheBackground(t *testing.T) {
 	}
 
 	st := e.statusJSON()
-	if got, want := keys(st), []string{"config", "pid", "services", "started_at"}; !slices.Equal(got, want) {
+	if got, want := keys(st), []string{"config", "host", "pid", "services", "started_at"}; !slices.Equal(got, want) {
 		t.Errorf("status keys %v, want %v", got, want)
 	}
 	daemon := int(st["pid"].(float64))

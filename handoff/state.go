@@ -42,12 +42,12 @@ type State struct {
 	WrittenAt time.Time         `json:"written_at"`
 	Services  map[string]string `json:"services"` // service name → Fingerprint of its settings (opaque here)
 	Instances []Instance        `json:"instances"`
+	// Drained lists, by service, the slots the operator took out of
+	// rotation (smoothtool drain NAME#SLOT), which stay out.
+	Drained map[string][]int `json:"drained,omitempty"`
 }
 
 // Write replaces the state file at path with st, creating its folder.
-// The file is written to a temporary file in the same folder and
-// renamed over path, so a reader (or a daemon started after a crash) sees
-// the old file or the new one, never a part of one.
 func Write(path string, st *State) error {
 	c := *st
 	if c.Version == 0 {
@@ -57,15 +57,26 @@ func Write(path string, st *State) error {
 	if err != nil {
 		return fmt.Errorf("writing state file %s: %w", path, err)
 	}
-	data = append(data, '\n')
+	if err := WriteFile(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("writing state file %w", err)
+	}
+	return nil
+}
+
+// WriteFile replaces the file at path with data, creating its folder (0700)
+// and the file with mode 0600: what the daemon keeps between runs (the
+// state file names pids to signal). The data is written to a temporary
+// file in the same folder and renamed over path, so a reader (or a daemon
+// started after a crash) sees the old file or the new one, never a part
+// of one. Its errors begin with path.
+func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	// CreateTemp makes the file with mode 0600: the state names pids to signal.
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	committed := false
 	defer func() {
@@ -75,16 +86,16 @@ func Write(path string, st *State) error {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	// No fsync: the file has to outlive smoothserve, not the machine. After
 	// a power loss the instances it lists are gone too, and the file is
 	// written on every change of an instance, too often to sync each time.
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	committed = true
 	return nil

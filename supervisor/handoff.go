@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -289,7 +290,14 @@ func (s *Supervisor) writeState() error {
 	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}}
 	for _, sv := range s.list() {
 		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
-		for _, sl := range sv.snap.Load().slots {
+		snap := sv.snap.Load()
+		if len(snap.drained) > 0 {
+			if st.Drained == nil {
+				st.Drained = map[string][]int{}
+			}
+			st.Drained[sv.cfg().Name] = snap.drained
+		}
+		for _, sl := range snap.slots {
 			if sl.Pid == 0 || sl.State == StateStopping {
 				continue
 			}
@@ -305,10 +313,32 @@ func (s *Supervisor) writeState() error {
 			st.Instances = append(st.Instances, in)
 		}
 	}
+	// A file is written (a new inode, a rename: the costliest part of a
+	// restart here) only when what the next smoothserve acts on changed:
+	// not for an instance's State alone (starting, ready, draining),
+	// which it only shows.
+	key := stateKey(st)
+	if key == s.stateKey {
+		return nil
+	}
 	if err := handoff.Write(s.stateFile, st); err != nil {
 		return fmt.Errorf("writing the state file: %w", err)
 	}
+	s.stateKey = key
 	return nil
+}
+
+// stateKey is what st says that a later smoothserve acts on: everything
+// but when it was written and each instance's State.
+func stateKey(st *handoff.State) string {
+	c := *st
+	c.WrittenAt = time.Time{}
+	c.Instances = slices.Clone(st.Instances)
+	for i := range c.Instances {
+		c.Instances[i].State = ""
+	}
+	b, _ := json.Marshal(&c)
+	return string(b)
 }
 
 // keepState writes the state file whenever a service publishes, until ctx

@@ -42,11 +42,12 @@ const (
 )
 
 // rotation is an instance's place in its service's rotation. The instance
-// joins it once ready and leaves it for good when drained or lost (end);
-// in between, the service takes it out while it fails its health check and
-// puts it back (setOut). A drained Backend never comes back, so coming back
-// is a new Backend for the same process; the earlier ones finish their
-// requests in flight, and are waited for by the drain.
+// joins it once ready and leaves it for good when retired or lost (end);
+// in between, the service takes it out while it fails its health check
+// (setOut) or while the operator has its slot drained (setDrained), and
+// puts it back. A Backend taken out never comes back, so coming back is a
+// new Backend for the same process; the earlier ones finish their requests
+// in flight, and are waited for by the drain.
 //
 // Ownership: mu guards the fields below it; the instance's goroutine, its
 // service's run goroutine and Status call in.
@@ -57,38 +58,73 @@ type rotation struct {
 	addr string
 
 	mu        sync.Mutex
-	cur       *upstream.Backend   // the last backend; in rotation unless out; nil before join
-	out       bool                // cur was taken out: the instance fails its health check
-	ended     bool                // drained or lost: no change any more
+	cur       *upstream.Backend   // the last backend; in the set unless out or drained; nil before join
+	out       bool                // the instance fails its health check
+	drained   bool                // the operator drained the slot (smoothtool drain NAME#SLOT)
+	ended     bool                // retired or lost: no change any more
 	old       []*upstream.Backend // earlier backends that had requests in flight
 	oldServed uint64              // requests answered by earlier backends no longer in old
 }
 
-// join puts the instance into rotation, once ready.
+// join puts the instance into rotation, once ready, unless it is out.
 func (r *rotation) join() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cur = upstream.NewBackend(r.name, r.slot, r.addr)
-	r.set.Add(r.cur)
+	if r.in() {
+		r.set.Add(r.cur)
+	}
 }
 
-// setOut takes the instance out of rotation (out) or puts it back; it
-// reports whether that changed anything. After end it does nothing.
+// in reports whether the instance belongs in the set; the caller holds mu.
+func (r *rotation) in() bool { return !r.out && !r.drained }
+
+// setOut takes the instance out of rotation for failing its health check
+// (out) or puts it back; it reports whether that moved it. After end it
+// does nothing.
 func (r *rotation) setOut(out bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ended || r.cur == nil || r.out == out {
 		return false
 	}
+	was := r.in()
 	r.out = out
-	if out {
+	return r.move(was)
+}
+
+// setDrained takes the instance out of rotation as the operator asked, or
+// puts it back (unless it is out for failing its health check); it
+// reports whether that moved it. Before join it only records the wish.
+func (r *rotation) setDrained(drained bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.drained == drained {
+		return false
+	}
+	was := r.in()
+	r.drained = drained
+	if r.cur == nil {
+		return false
+	}
+	return r.move(was)
+}
+
+// move applies a change of out or drained to the set; was is whether the
+// instance was in it. The caller holds mu.
+func (r *rotation) move(was bool) bool {
+	now := r.in()
+	if now == was {
+		return false
+	}
+	if !now {
 		r.set.Remove(r.cur) // its requests in flight go on
 		r.cur.CloseIdle()   // its pooled connections would only go stale
 		return true
 	}
 	r.old = append(r.old, r.cur)
 	r.old = slices.DeleteFunc(r.old, func(b *upstream.Backend) bool {
-		// Drained with nothing in flight: it will serve nothing more.
+		// Out with nothing in flight: it will serve nothing more.
 		if b.Inflight() == 0 {
 			r.oldServed += b.Served()
 			return true
@@ -98,6 +134,13 @@ func (r *rotation) setOut(out bool) bool {
 	r.cur = upstream.NewBackend(r.name, r.slot, r.addr)
 	r.set.Add(r.cur)
 	return true
+}
+
+// inRotation reports whether the instance is in its service's rotation.
+func (r *rotation) inRotation() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.ended && r.cur != nil && r.in()
 }
 
 // isOut reports whether the service took the instance out of rotation.
@@ -235,7 +278,8 @@ func (sv *service) handleHealth(ev instanceEvent) {
 // balance takes the unhealthy instances out of rotation while a healthy
 // one is in it, and puts them back when none is (or when they pass again);
 // on the run goroutine, after every event. Instances being drained (or
-// about to be: replacing), and a stopping service, are left alone.
+// about to be: replacing), and a stopping service, are left alone; one in
+// a slot the operator drained is out anyway, and does not count as healthy.
 func (sv *service) balance() {
 	if sv.stopping || !sv.wanted {
 		return
@@ -246,7 +290,7 @@ func (sv *service) balance() {
 		for _, in := range []*instance{sl.inst, sl.next} {
 			if in.up() {
 				up = append(up, in)
-				healthy = healthy || in.state == StateReady
+				healthy = healthy || (in.state == StateReady && !sl.drained)
 			}
 		}
 	}

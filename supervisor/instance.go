@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"smoothserve/config"
-	"smoothserve/handoff"
 	"strconv"
 	"syscall"
 	"time"
+
+	"smoothserve/config"
+	"smoothserve/handoff"
 )
 
 // instance is one process lifetime on one port. Its goroutine (run) owns the
@@ -119,7 +120,8 @@ func (sv *service) newInstance(sl *slot, port int) *instance {
 		replace:     make(chan struct{}),
 		state:       StateStarting,
 	}
-	in.rot = &rotation{set: sv.set, name: cfg.Name, slot: slot, addr: in.addr}
+	// A drained slot's every instance stays out of rotation (drain.go).
+	in.rot = &rotation{set: sv.set, name: cfg.Name, slot: slot, addr: in.addr, drained: sl.drained}
 	// A Kill cuts every wait short: starting, draining, the SIGTERM grace.
 	in.ctx, in.stop = context.WithCancel(sv.sup.killCtx)
 	return in

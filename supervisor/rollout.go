@@ -50,6 +50,9 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 				run = sv.rollout // one rollout at a time: join it
 			case sv.rollout != nil:
 				busy = sv.rollout
+			case newCfg != nil && sv.shrinkKeepsOnlyDrained(newCfg.InstanceCount):
+				err = fmt.Errorf("instance_count %d would stop every instance of %s that is not drained (smoothtool drain) and keep only drained ones: undrain one of slots 0 to %d first",
+					newCfg.InstanceCount, sv.cfg().Name, newCfg.InstanceCount-1)
 			default:
 				run = sv.beginRollout(trigger, newCfg)
 			}

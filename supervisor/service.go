@@ -87,6 +87,7 @@ type slot struct {
 	// (the service started again after a stop).
 	reasons map[string]int
 	nextWhy string // why the next start is, if not a crash
+	drained bool   // the operator took the slot out of rotation (drain.go)
 }
 
 // restarted counts one restart of sl, for why.
@@ -132,6 +133,7 @@ func (sv *service) run(ctx context.Context) error {
 	}
 	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
 	if !sv.stopping {
+		sv.restoreDrained()
 		sv.sup.addLeftovers(sv.adoptPrior())
 		for _, sl := range sv.slots {
 			if sl.inst == nil {
@@ -357,7 +359,7 @@ func (sv *service) state() string {
 // publish replaces the snapshot Status reads, and wakes whoever waits for a
 // change (Supervisor.waitFor, the state file's writer).
 func (sv *service) publish() {
-	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots))}
+	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots)), drained: sv.drainedSlots()}
 	if sv.last != nil {
 		snap.lastRollout = cloneRollout(sv.last)
 	}
@@ -372,7 +374,7 @@ func (sv *service) publish() {
 		}
 		for _, in := range ins {
 			e := is
-			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, in.state, in.startedAt
+			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, sl.shownState(in), in.startedAt
 			var ident identity
 			if !in.readyAt.IsZero() {
 				ident = in.ident // written before its ready event
@@ -409,12 +411,12 @@ func (sv *service) portBlocked() error {
 
 // readyCount is how many of the service's slots have their instance up:
 // ready, and in rotation unless it fails its health check after start
-// (unhealthy), which waiting for it would not mend.
+// (unhealthy) or the operator drained it, which waiting would not mend.
 func (sv *service) readyCount() int {
 	n := 0
 	seen := map[int]bool{}
 	for _, sl := range sv.snap.Load().slots {
-		if (sl.State == StateReady || sl.State == StateUnhealthy) && !seen[sl.Slot] {
+		if (sl.State == StateReady || sl.State == StateUnhealthy || sl.State == StateDrained) && !seen[sl.Slot] {
 			seen[sl.Slot] = true
 			n++
 		}

@@ -23,6 +23,8 @@ const (
 	// StateUnhealthy: ready once, now failing its health check: out of
 	// rotation while another instance of the service is in it.
 	StateUnhealthy = api.StateUnhealthy
+	// StateDrained: ready, out of rotation as the operator asked (drain.go).
+	StateDrained = api.StateDrained
 )
 
 // Service states in ServiceStatus.State.
@@ -40,6 +42,7 @@ type serviceSnapshot struct {
 	wanted      bool // to be running: not stopped by the operator, smoothserve not stopping
 	slots       []slotSnapshot
 	lastRollout *Rollout
+	drained     []int // the slots the operator drained
 }
 
 type slotSnapshot struct {

@@ -56,11 +56,15 @@ type Supervisor struct {
 	prior     *handoff.State
 	detached  atomic.Bool // Detach: let instances go instead of stopping them
 
-	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen
+	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen and stateKey
 	stateFrozen bool
+	stateKey    string // what the state file last written says that matters (writeState)
 
 	leftMu    sync.Mutex
 	leftovers []handoff.Instance // prior instances no slot adopted, for StopLeftovers
+	// drainTaken names the services whose drained slots (prior.Drained)
+	// were taken up already; guarded by leftMu.
+	drainTaken map[string]bool
 }
 
 // New returns a supervisor for cfg. sets holds the rotation of each service

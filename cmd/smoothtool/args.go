@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -24,11 +25,24 @@ commands:
   logs NAME|all [-f] [-n N]
                       the last N lines (default 10) of a service's log, LogDir/NAME.log, or of
                       smoothserve's own (all); -f: go on printing lines as they are written
+  drain [--wait] [--timeout D]
+                      take this host out of its load balancer's rotation: GET /health on AdminAddr
+                      answers 503; requests are served as before for DrainDelay, then connections
+                      close after their response; --wait: return once no request is in flight
+                      (drained), with the figures; --timeout: drained after D, requests in flight or not
+  undrain             put the host back: /health answers 200
+  drain NAME#SLOT [--force]
+                      take one instance out of rotation (it keeps running, for a look at it); never
+                      the last one of its service in rotation, unless --force
+  undrain NAME#SLOT   put it back in rotation once it answers its readiness check
   hash-password       read a password (no echo on a terminal) and print its bcrypt hash for AdminAuth
 
 flags:
   -c, --config FILE   smoothserve.yaml of the daemon (default ./smoothserve.yaml)
-      --force         with stop all: kill every instance at once, no draining
+      --force         with stop all: kill every instance at once, no draining; with drain NAME#SLOT:
+                      the last instance of its service in rotation too
+      --wait          with drain: wait until the host is drained
+      --timeout D     with drain: the host is drained after D (such as 30s) at the latest
       --json          with status: the daemon's JSON, with each instance's cpu_percent and rss_bytes
   -f, --follow        with logs: follow the log as tail -F does (rotation, truncation) until Ctrl-C
   -n, --lines N       with logs: how many of the last lines to print (default 10)
@@ -39,13 +53,15 @@ The seed's forms work too: -start all, -stop NAME, -restart all, -status,
 
 // command is one invocation, parsed.
 type command struct {
-	verb   string // start, stop, restart, status, upgrade, reload, logs or help
-	target string // start, stop, restart, logs: "all" or a service name
-	force  bool
-	json   bool
-	follow bool // logs -f
-	lines  int  // logs -n
-	config string
+	verb    string // start, stop, restart, status, upgrade, reload, logs or help
+	target  string // start, stop, restart, logs: "all" or a service name
+	force   bool
+	json    bool
+	follow  bool // logs -f
+	lines   int  // logs -n
+	config  string
+	wait    bool          // drain --wait
+	timeout time.Duration // drain --timeout
 }
 
 // usageError is a command line smoothtool cannot make sense of: exit 2.
@@ -94,6 +110,8 @@ func parseArgs(args []string) (command, error) {
 	fs.BoolVar(&cmd.json, "json", false, "")
 	fs.BoolVarP(&cmd.follow, "follow", "f", false, "")
 	fs.IntVarP(&cmd.lines, "lines", "n", 0, "")
+	fs.BoolVar(&cmd.wait, "wait", false, "")
+	fs.DurationVar(&cmd.timeout, "timeout", 0, "")
 	help := fs.BoolP("help", "h", false, "")
 	if err := fs.Parse(seedToLong(args)); err != nil {
 		return cmd, &usageError{msg: err.Error()}
@@ -148,8 +166,15 @@ func parseArgs(args []string) (command, error) {
 // checkFlags reports a flag given to a command it does not go with, and
 // sets what a flag not given means for the command.
 func (cmd *command) checkFlags(linesGiven bool) error {
-	if cmd.force && (cmd.verb != "stop" || cmd.target != "all") {
-		return usagef("--force goes with stop all only")
+	instance := cmd.target != "" && (cmd.verb == "drain" || cmd.verb == "undrain")
+	if cmd.force && (cmd.verb != "stop" || cmd.target != "all") && !(cmd.verb == "drain" && instance) {
+		return usagef("--force goes with stop all and drain NAME#SLOT only")
+	}
+	if (cmd.wait || cmd.timeout != 0) && (cmd.verb != "drain" || instance) {
+		return usagef("--wait and --timeout go with drain (of the host) only")
+	}
+	if cmd.timeout < 0 {
+		return usagef("--timeout: want a duration of 0 or more, got %v", cmd.timeout)
 	}
 	if cmd.json && cmd.verb != "status" {
 		return usagef("--json goes with status only")
@@ -183,6 +208,13 @@ func (cmd *command) subcommand(words []string) error {
 			return usagef("logs: want a service name, or all for smoothserve's own log")
 		}
 		cmd.target, words = words[0], words[1:]
+	case "drain", "undrain":
+		if len(words) > 0 {
+			cmd.target, words = words[0], words[1:]
+			if _, _, err := parseInstance(cmd.target); err != nil {
+				return usagef("%s: %v", cmd.verb, err)
+			}
+		}
 	case "status", "upgrade", "reload", "help", "hash-password":
 	default:
 		return usagef("unknown command %q", cmd.verb)

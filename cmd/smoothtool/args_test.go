@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -39,6 +40,12 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"help"}, command{verb: "help"}},
 		{[]string{"-h"}, command{verb: "help"}},
 		{[]string{"status", "--help"}, command{verb: "help"}},
+		{[]string{"drain"}, command{verb: "drain", config: def}},
+		{[]string{"drain", "--wait", "--timeout", "30s"}, command{verb: "drain", wait: true, timeout: 30 * time.Second, config: def}},
+		{[]string{"undrain"}, command{verb: "undrain", config: def}},
+		{[]string{"drain", "web#1"}, command{verb: "drain", target: "web#1", config: def}},
+		{[]string{"drain", "web#0", "--force"}, command{verb: "drain", target: "web#0", force: true, config: def}},
+		{[]string{"undrain", "api-v2#12"}, command{verb: "undrain", target: "api-v2#12", config: def}},
 		// A service may be called like a seed word.
 		{[]string{"stop", "--", "-force"}, command{verb: "stop", target: "-force", config: def}},
 	}
@@ -70,8 +77,8 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"-x", "status"}, "unknown shorthand flag: 'x' in -x"},
 		{[]string{"-stp", "web"}, "unknown shorthand flag: 's' in -stp"},
-		{[]string{"stop", "web", "--force"}, "--force goes with stop all only"},
-		{[]string{"restart", "-force"}, "--force goes with stop all only"},
+		{[]string{"stop", "web", "--force"}, "--force goes with stop all and drain NAME#SLOT only"},
+		{[]string{"restart", "-force"}, "--force goes with stop all and drain NAME#SLOT only"},
 		{[]string{"start", "--json"}, "--json goes with status only"},
 		{[]string{"-config", "", "status"}, "--config: want a file"},
 		{[]string{"logs"}, "logs: want a service name, or all for smoothserve's own log"},
@@ -80,6 +87,18 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"logs", "web", "-n", "-2"}, "--lines: want 0 or more, got -2"},
 		{[]string{"logs", "web", "-n", "many"}, `invalid argument "many" for "-n, --lines" flag: strconv.ParseInt: parsing "many": invalid syntax`},
 		{[]string{"status", "-f"}, "--follow and --lines go with logs only"},
+		{[]string{"drain", "web"}, `drain: want NAME#SLOT (such as web#0) for one instance, or nothing for the host, got "web"`},
+		{[]string{"drain", "web#x"}, `drain: want a slot number from 0 after '#', got "web#x"`},
+		{[]string{"undrain", "#1"}, `undrain: want NAME#SLOT (such as web#0) for one instance, or nothing for the host, got "#1"`},
+		{[]string{"drain", "web#-1"}, `drain: want a slot number from 0 after '#', got "web#-1"`},
+		{[]string{"drain", "web#+1"}, `drain: want a slot number from 0 after '#', got "web#+1"`},
+		{[]string{"drain", "--force"}, "--force goes with stop all and drain NAME#SLOT only"},
+		{[]string{"undrain", "web#1", "--force"}, "--force goes with stop all and drain NAME#SLOT only"},
+		{[]string{"drain", "web#1", "--wait"}, "--wait and --timeout go with drain (of the host) only"},
+		{[]string{"undrain", "--timeout", "5s"}, "--wait and --timeout go with drain (of the host) only"},
+		{[]string{"restart", "--wait"}, "--wait and --timeout go with drain (of the host) only"},
+		{[]string{"drain", "--timeout", "-5s"}, "--timeout: want a duration of 0 or more, got -5s"},
+		{[]string{"drain", "a#1", "b#2"}, `unexpected argument "b#2" after drain`},
 		{[]string{"restart", "web", "-n", "5"}, "--follow and --lines go with logs only"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,8 @@
 //	smoothtool [-c FILE] upgrade
 //	smoothtool [-c FILE] reload
 //	smoothtool [-c FILE] logs NAME|all [-f] [-n N]
+//	smoothtool [-c FILE] drain [--wait] [--timeout D] | undrain
+//	smoothtool [-c FILE] drain NAME#SLOT [--force] | undrain NAME#SLOT
 //	smoothtool hash-password
 //
 // The seed's forms (-start all, -stop NAME, -restart all, -status,
@@ -108,6 +110,8 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return t.reload(ctx)
 	case "logs":
 		return t.logs(ctx)
+	case "drain", "undrain":
+		return t.drain(ctx)
 	}
 	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,32 @@ func (f *fakeDaemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	return &api.ReloadResult{Services: []api.ServiceChange{
 		{Name: "web", Change: api.ChangeRolled}, {Name: "api", Change: api.ChangeAdded, Error: "not ready"},
 	}}, nil
+}
+
+func (f *fakeDaemon) Drain(ctx context.Context, wait bool, timeout time.Duration) (api.HostStatus, error) {
+	f.record(fmt.Sprintf("drain wait=%v timeout=%v", wait, timeout))
+	if wait {
+		return api.HostStatus{State: api.HostDrained, ClosedConnections: 3, Served: 120}, nil
+	}
+	return api.HostStatus{State: api.HostDraining}, nil
+}
+
+func (f *fakeDaemon) Undrain() api.HostStatus {
+	f.record("undrain")
+	return api.HostStatus{State: api.HostServing}
+}
+
+func (f *fakeDaemon) DrainInstance(ctx context.Context, name string, slot int, force bool) error {
+	f.record(fmt.Sprintf("drain %s#%d force=%v", name, slot, force))
+	if name == "web" && slot == 9 {
+		return fmt.Errorf("%w web#9: web has slots 0 to 1", api.ErrUnknownInstance)
+	}
+	return nil
+}
+
+func (f *fakeDaemon) UndrainInstance(ctx context.Context, name string, slot int) error {
+	f.record(fmt.Sprintf("undrain %s#%d", name, slot))
+	return nil
 }
 
 // serveFake serves a fakeDaemon with fixedStatus.
@@ -194,5 +221,39 @@ func TestReloadPrintsEachServicesChange(t *testing.T) {
 	if code != 1 || out != "web  rolled\napi  added, but: not ready\n" ||
 		errOut != "smoothtool: reload: 1 of 2 services not as their files say\n" {
 		t.Errorf("reload: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// drain and undrain, of the host and of one instance, reach the daemon as
+// asked and say what happened.
+func TestDrainCommands(t *testing.T) {
+	config, socket := install(t)
+	d := serveFake(t, socket)
+	tests := []struct {
+		args     []string
+		code     int
+		out, err string
+		call     string
+	}{
+		{[]string{"drain"}, 0, "host draining since", "", "drain wait=false timeout=0s"},
+		{[]string{"drain", "--wait", "--timeout", "1m"}, 0, "host drained (no request in flight) after", "smoothtool: draining; waiting", "drain wait=true timeout=1m0s"},
+		{[]string{"undrain"}, 0, "host serving: /health answers 200", "", "undrain"},
+		{[]string{"drain", "web#1", "--force"}, 0, "web#1 out of rotation; it keeps running", "", "drain web#1 force=true"},
+		{[]string{"undrain", "web#0"}, 0, "web#0 back in rotation", "", "undrain web#0"},
+		{[]string{"drain", "web#9"}, 1, "", "smoothtool: drain web#9: unknown instance web#9: web has slots 0 to 1", "drain web#9 force=false"},
+	}
+	for _, tt := range tests {
+		d.mu.Lock()
+		d.calls = nil
+		d.mu.Unlock()
+		code, out, errOut := runTool(append(tt.args, "-c", config)...)
+		if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, code, out, errOut, tt.code, tt.out, tt.err)
+		}
+		d.mu.Lock()
+		if !slices.Contains(d.calls, tt.call) {
+			t.Errorf("%q: calls %q, want %q", tt.args, d.calls, tt.call)
+		}
+		d.mu.Unlock()
 	}
 }

@@ -170,8 +170,8 @@ func allReady(st *api.Status, cfg *config.Config) bool {
 		}
 		for _, in := range s.Instances {
 			// Unhealthy since: it passed its start, and is the health
-			// check's business now.
-			if in.State != api.StateReady && in.State != api.StateUnhealthy {
+			// check's business now; drained: ready, kept out on purpose.
+			if in.State != api.StateReady && in.State != api.StateUnhealthy && in.State != api.StateDrained {
 				return false
 			}
 		}

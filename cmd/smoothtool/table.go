@@ -17,6 +17,12 @@ import (
 // figures, "-" for an instance it did not measure.
 func writeStatus(w io.Writer, st *api.Status, now time.Time, usage bool) {
 	fmt.Fprintf(w, "smoothserve pid %d, up %s, config %s\n", st.Pid, age(now.Sub(st.StartedAt)), st.Config)
+	if h := st.Host; h.State != "" && h.State != api.HostServing {
+		fmt.Fprintf(w, "host %s since %s (%s ago): /health answers 503; smoothtool undrain puts it back\n",
+			h.State, h.DrainSince.In(now.Location()).Format(time.DateTime), age(now.Sub(h.DrainSince)))
+	} else if h.State == api.HostServing {
+		fmt.Fprintf(w, "host serving\n")
+	}
 	for _, s := range st.Services {
 		hosts := "any host (the default service of its port)"
 		if len(s.Hosts) > 0 {

@@ -20,6 +20,14 @@ import (
 var (
 	ErrUnknownService = errors.New("unknown service")
 	ErrDisabled       = errors.New("service is disabled")
+	// ErrUnknownInstance: a NAME#SLOT naming no slot of the service (404).
+	ErrUnknownInstance = errors.New("unknown instance")
+	// ErrLastInstance: draining the instance would leave its service
+	// with none in rotation (409; --force does it anyway).
+	ErrLastInstance = errors.New("the last instance of its service in rotation")
+	// ErrNotAnswering: an instance to put back in rotation fails its
+	// readiness check (409): it stays out.
+	ErrNotAnswering = errors.New("does not answer its readiness check")
 )
 
 // PortInUse is in InstanceStatus.Error when the instance cannot start
@@ -33,6 +41,36 @@ type Status struct {
 	StartedAt time.Time       `json:"started_at"`
 	Config    string          `json:"config"`
 	Services  []ServiceStatus `json:"services"`
+	Host      HostStatus      `json:"host"`
+}
+
+// Host states in HostStatus.State: the host's place in an outer load
+// balancer's rotation, which it reads from GET /health on AdminAddr.
+const (
+	HostServing  = "serving"  // /health: 200
+	HostDraining = "draining" // /health: 503; requests still served; once DrainDelay passed, connections are closed after their response
+	HostDrained  = "drained"  // draining, and no request in flight after DrainDelay (or the drain's timeout passed)
+)
+
+// HostStatus is the host's drain (smoothtool drain, undrain).
+type HostStatus struct {
+	State string `json:"state"` // one of the Host* values
+	// DrainSince is when the drain began; Closing, whether DrainDelay has
+	// passed since (responses carry Connection: close, idle connections
+	// are closed); DrainedAt, when the host became drained.
+	DrainSince time.Time `json:"drain_since,omitzero"`
+	Closing    bool      `json:"closing,omitempty"`
+	DrainedAt  time.Time `json:"drained_at,omitzero"`
+	// TimedOut: the host was declared drained when the drain's timeout
+	// passed, with requests still in flight.
+	TimedOut bool  `json:"timed_out,omitempty"`
+	InFlight int64 `json:"in_flight"` // requests being answered now
+	// ClosedConnections and Served count, since the drain began (in this
+	// smoothserve process: an upgrade starts them over), the client
+	// connections closed to send their clients elsewhere and the requests
+	// answered.
+	ClosedConnections int64  `json:"closed_connections,omitempty"`
+	Served            uint64 `json:"served,omitempty"`
 }
 
 // Service states in ServiceStatus.State.
@@ -89,6 +127,7 @@ const (
 	StateStopping               // signalled, waiting for the process to exit
 	StateBackoff                // no process: waiting to start again after a failure
 	StateUnhealthy              // running, failing its health check: out of rotation unless every instance of the service is
+	StateDrained                // running and ready, out of rotation as the operator asked (smoothtool drain NAME#SLOT)
 )
 
 var stateNames = [...]string{
@@ -98,6 +137,7 @@ var stateNames = [...]string{
 	StateStopping:  "stopping",
 	StateBackoff:   "backoff",
 	StateUnhealthy: "unhealthy",
+	StateDrained:   "drained",
 }
 
 func (s State) String() string {
