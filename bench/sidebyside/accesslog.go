@@ -202,7 +202,7 @@ func (b *bench) startLogTargets(pairs map[string]*logPair) ([]*logTarget, error)
 				instances[m.on] = addrs
 				g.url, g.pids, g.stop = d.url(), d.pids, d.stop
 			} else {
-				p, err := startProxy(nginx, dir, instances[m.on], tlsFiles{}, file)
+				p, err := startProxy(nginx, dir, instances[m.on], proxyOptions{accessLog: file})
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", m.name, err)
 				}
@@ -299,6 +299,17 @@ func fsType(dir string) string {
 	return strings.TrimSpace(out[strings.LastIndexByte(out, '\n')+1:])
 }
 
+// target is the pair's bar and whether on ÷ off met it, "–" if it has none.
+func (p *logPair) target(off, on float64) string {
+	switch {
+	case p.bar == 0 || off == 0:
+		return "–"
+	case on/off >= p.bar:
+		return fmt.Sprintf("≥ %.2f: met", p.bar)
+	}
+	return fmt.Sprintf("≥ %.2f: **not met**", p.bar)
+}
+
 // pairTable is the markdown of each pair's ratios, on ÷ off.
 func pairTable(t *table) string {
 	var b strings.Builder
@@ -307,7 +318,7 @@ func pairTable(t *table) string {
 		"which ran one after the other. *CPU*: the proxy's own µs of CPU per request (perf, pooled over the rounds). " +
 		"*Lines ÷ requests*: the lines the log grew by during the measured runs over the requests wrk counted in them " +
 		"(a few more lines than requests: those answered after wrk stopped counting; fewer would be lines lost).\n\n")
-	head := []string{"", "req/s off / on (median)", "req/s on ÷ off", "per round", "p99 on ÷ off", "proxy's CPU per request, off / on", "CPU per request on ÷ off", "log lines ÷ requests"}
+	head := []string{"", "req/s off / on (median)", "req/s on ÷ off", "target", "per round", "p99 on ÷ off", "proxy's CPU per request, off / on", "CPU per request on ÷ off", "log lines ÷ requests"}
 	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" --- |", len(head)))
 	var verdicts []string
 	for _, p := range t.pairs {
@@ -329,6 +340,7 @@ func pairTable(t *table) string {
 			p.proxy,
 			fmt.Sprintf("%.0f / %.0f", off.rps(), on.rps()),
 			"**" + ratio(on.rps(), off.rps()) + "**",
+			p.target(off.rps(), on.rps()),
 			strings.Join(rounds, " / "),
 			ratio(float64(on.p99()), float64(off.p99())),
 			cpu,

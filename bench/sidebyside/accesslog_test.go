@@ -84,8 +84,8 @@ func TestPairTable(t *testing.T) {
 	tb.addCPU(logModes[1].name, cpuCount{requests: 1e6, samples: map[string]int64{"proxy": per(11)}})
 	md := tb.markdown()
 	for _, want := range []string{
-		"| smoothserve | 25000 / 24000 | **0.96** | 0.95 / 0.90 / 0.96 | 1.00 | 10.0 / 11.0 µs | 1.10 | 1.001 |",
-		"| nginx | 20000 / 17000 | **0.85** | 0.80 / 0.85 / 0.90 | 1.00 | – | – | – |",
+		"| smoothserve | 25000 / 24000 | **0.96** | ≥ 0.90: met | 0.95 / 0.90 / 0.96 | 1.00 | 10.0 / 11.0 µs | 1.10 | 1.001 |",
+		"| nginx | 20000 / 17000 | **0.85** | – | 0.80 / 0.85 / 0.90 | 1.00 | – | – | – |",
 		"- smoothserve: throughput with the access log on ÷ off 0.96; the issue asks at least 0.90: met",
 	} {
 		if !strings.Contains(md, want) {

@@ -10,8 +10,8 @@
 //
 // Environment: BENCH_DURATION (default 10s per measured run), BENCH_WARMUP
 // (2s before each), BENCH_ROUNDS (3), BENCH_ONLY for some parts only (a
-// comma list of plain, https, compress, accesslog and restarts; sidebyside
-// is plain and https), BENCH_KEEP=1 to keep the temporary folder with every
+// comma list of plain, https, handshakes, connections, compress, accesslog
+// and restarts; sidebyside is plain and https), BENCH_KEEP=1 to keep the temporary folder with every
 // configuration and log, BENCH_CPU=0 not to count each run's CPU by process
 // with perf (done whenever perf is installed and may sample every CPU;
 // BENCH_CPU=1 makes it an error if not).
@@ -40,10 +40,11 @@ type settings struct {
 }
 
 // allParts are the parts of the bench, in the order they run: the plain
-// HTTP tables side by side, the HTTPS ones (tls.go), the cost of
-// compression (compress.go), of the access log (accesslog.go) and of
+// HTTP tables side by side, the HTTPS ones (tls.go), new-connection TLS
+// handshakes (handshakes.go), many connections (connections.go), the cost
+// of compression (compress.go), of the access log (accesslog.go) and of
 // restarts and upgrades (restarts.go).
-var allParts = []string{"plain", "https", "compress", "accesslog", "restarts"}
+var allParts = []string{"plain", "https", "handshakes", "connections", "compress", "accesslog", "restarts"}
 
 // parseOnly reads BENCH_ONLY: empty for every part, "sidebyside" for plain
 // and https (the proxies side by side), or a comma list of parts.
@@ -158,6 +159,9 @@ func run() int {
 	}()
 
 	b := &bench{settings: s, root: root, dir: dir}
+	if b.noFile, err = raiseNoFile(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v: the connections part may run short of descriptors\n", err)
+	}
 	report, err := b.run(ctx)
 	b.cleanup()
 	stopReaping()
@@ -195,6 +199,7 @@ type bench struct {
 	root, dir string
 	bin       binaries
 	stops     []func() // what cleanup stops, last started first
+	noFile    uint64   // the soft limit of open files, raised to the hard one
 }
 
 func (b *bench) cleanup() {
@@ -209,6 +214,14 @@ func (b *bench) run(ctx context.Context) (string, error) {
 	for _, ws := range b.sideBySideWorkloads() {
 		runs += b.rounds * len(ws) * (1 + len(otherProxies))
 	}
+	if b.parts["handshakes"] {
+		runs += b.rounds * len(handshakeModes) * (1 + len(otherProxies))
+	}
+	var more time.Duration // what is not a load run: the idle measurements
+	if b.parts["connections"] {
+		runs += b.rounds * len(connWorkloads) * (1 + len(otherProxies))
+		more = time.Duration(b.rounds*len(idleCounts)*(1+len(otherProxies))) * (idleWait + 5*time.Second)
+	}
 	if b.parts["compress"] {
 		runs += b.rounds * len(compressModes)
 	}
@@ -218,8 +231,8 @@ func (b *bench) run(ctx context.Context) (string, error) {
 	if b.parts["restarts"] {
 		runs += b.rounds * len(restartModes)
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d wrk and h2load runs of %s after a %s warm-up: about %s\n",
-		runs, b.duration, b.warmup, (time.Duration(runs)*(b.duration+b.warmup) + 30*time.Second).Round(time.Minute))
+	fmt.Fprintf(os.Stderr, "bench: %d load runs of %s after a %s warm-up: about %s\n",
+		runs, b.duration, b.warmup, (time.Duration(runs)*(b.duration+b.warmup) + more + 30*time.Second).Round(time.Minute))
 	var err error
 	if b.bin, err = build(b.root, b.dir); err != nil {
 		return "", err
@@ -230,9 +243,16 @@ func (b *bench) run(ctx context.Context) (string, error) {
 	report.WriteString("- configurations: bench/sidebyside/configs/; peak RSS is VmHWM summed over the proxy's processes (nginx: master and workers), " +
 		"the highest of the rounds; errors are wrk's socket errors and responses ≥ 400, over all rounds\n\n")
 
-	var tables []*table
-	if b.parts["plain"] || b.parts["https"] {
+	var tables []markdowner
+	if b.parts["plain"] || b.parts["https"] || b.parts["handshakes"] {
 		if tables, err = b.sideBySide(ctx); err != nil {
+			return "", err
+		}
+	}
+	if b.parts["connections"] {
+		ts, err := b.connectionsCost(ctx)
+		tables = append(tables, ts...)
+		if err != nil {
 			return "", err
 		}
 	}
@@ -280,13 +300,14 @@ func (b *bench) sideBySideWorkloads() [][]workload {
 }
 
 // sideBySide starts smoothserve and, in front of its 3 instances, the other
-// proxies; then runs every workload against each in turn.
-func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
+// proxies; then runs every workload against each in turn, and the
+// handshakes.
+func (b *bench) sideBySide(ctx context.Context) ([]markdowner, error) {
 	proxies, err := b.startProxies()
 	if err != nil {
 		return nil, err
 	}
-	var tables []*table
+	var tables []markdowner
 	for _, ws := range b.sideBySideWorkloads() {
 		for _, w := range ws {
 			t, err := b.sideBySideTable(ctx, proxies, w)
@@ -296,6 +317,15 @@ func (b *bench) sideBySide(ctx context.Context) ([]*table, error) {
 			if err != nil {
 				return tables, err
 			}
+		}
+	}
+	if b.parts["handshakes"] {
+		ts, err := b.handshakeTables(ctx, proxies)
+		for _, t := range ts {
+			tables = append(tables, t)
+		}
+		if err != nil {
+			return tables, err
 		}
 	}
 	for _, p := range proxies {
@@ -325,7 +355,7 @@ func (b *bench) startProxies() ([]*proxy, error) {
 	}
 	proxies := []*proxy{{name: "smoothserve", url: d.url(), tlsURL: tlsURL(d.httpsPort), pids: d.pids, stop: d.stop}}
 	for _, s := range otherProxies {
-		p, err := startProxy(s, filepath.Join(b.dir, strings.ToLower(s.name)), addrs, cert, "")
+		p, err := startProxy(s, filepath.Join(b.dir, strings.ToLower(s.name)), addrs, proxyOptions{cert: cert})
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +363,7 @@ func (b *bench) startProxies() ([]*proxy, error) {
 		proxies = append(proxies, p)
 	}
 	fmt.Fprintf(os.Stderr, "bench: demo instances %s; %s\n", strings.Join(addrs, " "), describe(proxies))
-	if b.parts["https"] {
+	if b.parts["https"] || b.parts["handshakes"] {
 		if err := waitTLS(proxies, 10*time.Second); err != nil {
 			return nil, err
 		}
@@ -352,6 +382,11 @@ func (b *bench) sideBySideTable(ctx context.Context, proxies []*proxy, w workloa
 	}
 	if w.tls {
 		t.notes = append(t.notes, tlsNote(proxies))
+	}
+	if w.streams > 0 {
+		// HTTP/2 against the HTTP/2 servers of each kind: Caddy's is Go's
+		// net/http, as smoothserve's is.
+		t.alsoBases = []string{"Caddy", "HAProxy"}
 	}
 	var in []*proxy
 	for _, p := range proxies {

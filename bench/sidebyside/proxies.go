@@ -57,6 +57,12 @@ type configData struct {
 	// AccessLog is the file of the access log (accesslog.go), combined
 	// format; "": none (smoothserve AccessLog: off, nginx access_log off).
 	AccessLog string
+
+	// The connections part (connections.go), nginx and HAProxy: MaxConns
+	// connections at once (nginx worker_connections, HAProxy maxconn; 0:
+	// the templates' 4096), FdLimit open files (nginx
+	// worker_rlimit_nofile), and nginx's listen backlog (0: its own, 511).
+	MaxConns, FdLimit, Backlog int
 }
 
 // writeConfig renders template name into dir/file.
@@ -104,19 +110,29 @@ var otherProxies = []proxySetup{
 	},
 }
 
+// proxyOptions are what a proxy's configuration has beyond plain HTTP.
+type proxyOptions struct {
+	// cert: a TLS port serving it, if cert.cert is set (only
+	// nginx.conf.tmpl does without).
+	cert tlsFiles
+	// accessLog: an access log to this file, if set (nginx.conf.tmpl only).
+	accessLog string
+	// limits: the connections part's MaxConns, FdLimit and Backlog.
+	limits connLimits
+}
+
 // startProxy writes the config of s into dir, starts it in front of
-// upstreams, with a TLS port serving cert (if cert.cert is set: only
-// nginx.conf.tmpl does without) and an access log to accessLog (if set:
-// nginx.conf.tmpl only), and waits until it answers.
-func startProxy(s proxySetup, dir string, upstreams []string, cert tlsFiles, accessLog string) (*proxy, error) {
+// upstreams with opts, and waits until it answers.
+func startProxy(s proxySetup, dir string, upstreams []string, opts proxyOptions) (*proxy, error) {
 	if err := mkdirs(dir); err != nil {
 		return nil, err
 	}
-	data, err := listenData(dir, cert)
+	data, err := listenData(dir, opts.cert)
 	if err != nil {
 		return nil, err
 	}
-	data.Upstreams, data.AccessLog = upstreams, accessLog
+	data.Upstreams, data.AccessLog = upstreams, opts.accessLog
+	data.MaxConns, data.FdLimit, data.Backlog = opts.limits.maxConns, opts.limits.fdLimit, opts.limits.backlog
 	listen := data.Listen
 	config, err := writeConfig(s.template, dir, s.file, data)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,6 +16,8 @@ type series struct {
 	cycles  int   // restarts or upgrades completed during the runs
 	probe   probeResult
 	notes   []string
+	// extra are the cells of the table's extra columns, by column.
+	extra map[string]string
 }
 
 func (s *series) addProbe(p probeResult) {
@@ -100,13 +103,33 @@ type table struct {
 	// pairs are rows compared two by two, off and on (accesslog.go):
 	// markdown adds a table of their ratios (pairTable).
 	pairs []*logPair
+	// alsoBases are more rows the throughput is compared with, a column
+	// each after the ratios to base.
+	alsoBases []string
+	// extra are more columns, before the errors, filled in from each
+	// row's extra cells ("–" where a row has none).
+	extra []string
+	// after is more markdown, said after the table and its notes
+	// (restart targets: targets.go).
+	after func(*table) string
 }
 
-func (t *table) row(name string) *series {
+// A markdowner is a part of the report: a table, or the idle memory one.
+type markdowner interface{ markdown() string }
+
+// find is the row named name, or nil.
+func (t *table) find(name string) *series {
 	for _, s := range t.rows {
 		if s.name == name {
 			return s
 		}
+	}
+	return nil
+}
+
+func (t *table) row(name string) *series {
+	if s := t.find(name); s != nil {
+		return s
 	}
 	s := &series{name: name}
 	t.rows = append(t.rows, s)
@@ -116,34 +139,10 @@ func (t *table) row(name string) *series {
 func (t *table) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n`%s`\n\n", t.title, t.command)
-	base := t.row(t.base)
-	head := []string{"", "req/s (median)", "p50", "p99", "req/s ÷ " + t.base, "p99 ÷ " + t.base, "peak RSS", "errors", "req/s per round"}
-	if t.probe {
-		head = slices.Insert(head, 8, "probe failed", "probe slowest")
-	}
-	if t.cycles {
-		head = slices.Insert(head, 7, "cycles")
-	}
+	head := t.head()
 	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" --- |", len(head)))
 	for _, s := range t.rows {
-		cells := []string{
-			s.name,
-			fmt.Sprintf("%.0f", s.rps()),
-			fmtLatency(s.p50()),
-			fmtLatency(s.p99()),
-			ratio(s.rps(), base.rps()),
-			ratio(float64(s.p99()), float64(base.p99())),
-			fmtKiB(s.peakKiB),
-			fmtErrors(s.total()),
-			fmtRounds(s.runs),
-		}
-		if t.probe {
-			cells = slices.Insert(cells, 8, fmtProbeFailed(s.probe), fmtLatency(s.probe.slowest))
-		}
-		if t.cycles {
-			cells = slices.Insert(cells, 7, fmt.Sprint(s.cycles))
-		}
-		fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(t.cells(s), " | "))
 	}
 	for _, s := range t.rows {
 		for _, n := range s.notes {
@@ -160,7 +159,61 @@ func (t *table) markdown() string {
 	if t.cpu != nil {
 		b.WriteString("\n" + cpuTable(t) + "\n")
 	}
+	if t.after != nil {
+		if more := t.after(t); more != "" {
+			b.WriteString("\n" + more)
+		}
+	}
 	return b.String()
+}
+
+// head is the table's header row; cells, a row's cells under it.
+func (t *table) head() []string {
+	head := []string{"", "req/s (median)", "p50", "p99", "req/s ÷ " + t.base, "p99 ÷ " + t.base}
+	for _, a := range t.alsoBases {
+		head = append(head, "req/s ÷ "+a)
+	}
+	head = append(head, "peak RSS")
+	head = append(head, t.extra...)
+	if t.cycles {
+		head = append(head, "cycles")
+	}
+	head = append(head, "errors")
+	if t.probe {
+		head = append(head, "probe failed", "probe slowest")
+	}
+	return append(head, "req/s per round")
+}
+
+func (t *table) cells(s *series) []string {
+	base := t.row(t.base)
+	cells := []string{
+		s.name,
+		fmt.Sprintf("%.0f", s.rps()),
+		fmtLatency(s.p50()),
+		fmtLatency(s.p99()),
+		ratio(s.rps(), base.rps()),
+		ratio(float64(s.p99()), float64(base.p99())),
+	}
+	for _, a := range t.alsoBases {
+		other := 0.0
+		if o := t.find(a); o != nil {
+			other = o.rps()
+		}
+		cells = append(cells, ratio(s.rps(), other))
+	}
+	cells = append(cells, fmtKiB(s.peakKiB))
+	for _, c := range t.extra {
+		cells = append(cells, cmp.Or(s.extra[c], "–"))
+	}
+	if t.cycles {
+		cells = append(cells, fmt.Sprint(s.cycles))
+	}
+	cells = append(cells, fmtErrors(s.total()))
+	if t.probe {
+		cells = append(cells, fmtProbeFailed(s.probe), fmtLatency(s.probe.slowest))
+	}
+	return append(cells, fmtRounds(s.runs))
 }
 
 func ratio(a, b float64) string {

@@ -73,6 +73,7 @@ func (b *bench) restartCost(ctx context.Context) (*table, error) {
 		base:    restartModes[0].name,
 		cycles:  true,
 		probe:   true,
+		after:   restartTargets,
 	}
 	for _, m := range restartModes {
 		t.row(m.name)

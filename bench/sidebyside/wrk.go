@@ -26,6 +26,10 @@ type workload struct {
 	// streams > 0: HTTP/2 with h2load, this many streams at once on each
 	// connection (h2load -m); 0: wrk, HTTP/1.1.
 	streams int
+	// timeout is wrk's --timeout, 0 for its default (2 s). wrk counts a
+	// response later than that as a timeout error and leaves it out of
+	// the latencies, which would cap p99 at the timeout.
+	timeout time.Duration
 }
 
 // command is the workload's command line for d, for the reader.
@@ -35,8 +39,11 @@ func (w workload) command(d time.Duration) string {
 			wrkThreads, w.conns, w.streams, int(d/time.Second), w.urlPattern(), w.path)
 	}
 	h := ""
+	if w.timeout > 0 {
+		h = " --timeout " + w.timeout.String()
+	}
 	if w.header != "" {
-		h = fmt.Sprintf(" -H '%s'", w.header)
+		h += fmt.Sprintf(" -H '%s'", w.header)
 	}
 	return fmt.Sprintf("wrk -t%d -c%d -d%s --latency%s %s%s", wrkThreads, w.conns, d, h, w.urlPattern(), w.path)
 }
@@ -84,11 +91,14 @@ func runWrkUnder(ctx context.Context, prefix []string, url string, w workload, d
 		"-d"+strconv.Itoa(int(d.Round(time.Second)/time.Second))+"s",
 		"--latency",
 	)
+	if w.timeout > 0 {
+		args = append(args, "--timeout", strconv.Itoa(int(w.timeout/time.Second))+"s")
+	}
 	if w.header != "" {
 		args = append(args, "-H", w.header)
 	}
 	args = append(args, url+w.path)
-	out, err := runLoad(ctx, args, d)
+	out, err := runLoad(ctx, args, d+w.timeout)
 	if err != nil {
 		return wrkResult{}, err
 	}

@@ -81,6 +81,7 @@ func TestWorkloadCommand(t *testing.T) {
 		{tlsWorkloads[1], "h2load -t2 -c64 -m10 -D10 --log-file=FILE https://localhost:PORT/"},
 		{compressWorkload, "wrk -t2 -c64 -d10s --latency -H 'Accept-Encoding: gzip' http://127.0.0.1:PORT/ws.html"},
 		{accessLogWorkload, "wrk -t2 -c64 -d10s --latency http://127.0.0.1:PORT/"},
+		{connWorkloads[1], "wrk -t2 -c5000 -d10s --latency --timeout 10s http://127.0.0.1:PORT/"},
 	} {
 		if got := tt.w.command(10 * time.Second); got != tt.want {
 			t.Errorf("%s: command %q, want %q", tt.w.title, got, tt.want)
@@ -89,7 +90,7 @@ func TestWorkloadCommand(t *testing.T) {
 }
 
 func TestParseOnly(t *testing.T) {
-	for v, want := range map[string]int{"": 5, "sidebyside": 2, "restarts": 1, "https,compress": 2, "accesslog": 1} {
+	for v, want := range map[string]int{"": 7, "sidebyside": 2, "restarts": 1, "https,compress": 2, "accesslog": 1, "connections,handshakes": 2} {
 		got, err := parseOnly(v)
 		if err != nil || len(got) != want {
 			t.Errorf("parseOnly(%q) = %v, %v; want %d parts", v, got, err, want)
