@@ -8,7 +8,10 @@
 // crash). Every Backend serves one process lifetime and is never reused;
 // a process that leaves rotation for failing its health check after start
 // comes back with a new Backend. A service never has all its running
-// instances out of rotation for failing health checks.
+// instances out of rotation for failing health checks. A slot the
+// operator drained (drain.go) keeps every instance it starts out of
+// rotation until undrained; the last slot that serves is drained only
+// when forced.
 // Every process the supervisor starts is reaped, and its process group
 // killed, before Run returns, unless Detach handed it over to the next
 // smoothserve.
@@ -32,6 +35,9 @@
 //     an error), join rotation, then either be lost or be drained and
 //     stopped. Its goroutine always ends by reporting that it exited,
 //     after the process is reaped (or let go, after Detach).
+//   - Draining one slot (drain.go): the operator's wish, on the slot,
+//     carried to each instance's rotation and, through the state file, to
+//     the next smoothserve.
 //   - Health checks after start (health.go): a checker goroutine per ready
 //     instance reports to the service's run goroutine, which takes
 //     unhealthy instances out of rotation while a healthy one is in it
