@@ -86,7 +86,7 @@ type conn struct {
 	// Parking (park.go).
 	idleSince time.Time       // when the wait for the next request began
 	woke      bool            // taken up again after parking: the wait goes on from idleSince
-	raw       syscall.RawConn // nc's descriptor, for the parker's epoll
+	raw       syscall.RawConn // the client's socket, made by socket() (peek.go)
 	pslot     int32           // 1 + its slot among the parked, guarded by the parker's mu; 0: not parked
 	pseq      uint32          // the parking's number, guarded by the parker's mu
 }
@@ -192,11 +192,33 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 func (c *conn) start() {
 	c.acquire()
 	c.cr.c = c
-	c.br = readerPool8.Get().(*bufio.Reader)
-	c.br.Reset(&c.cr)
+	c.takeReader()
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.sink.nc = c.nc
 	c.bw.Reset(&c.sink)
+}
+
+// takeReader gives c a client reader from the pool; putReader gives it
+// back (parking, a quiet tunnel, close).
+func (c *conn) takeReader() {
+	c.br = readerPool8.Get().(*bufio.Reader)
+	c.br.Reset(&c.cr)
+}
+
+func (c *conn) putReader() {
+	c.br.Reset(nil)
+	readerPool8.Put(c.br)
+	c.br = nil
+}
+
+// putWriter gives c's writer back to the pool, unless it is a tunnel's
+// small one (shrinkWriter), which is not the pool's.
+func (c *conn) putWriter() {
+	if c.bw.Size() == clientWriteBuf {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+	}
+	c.bw = nil
 }
 
 // serve serves the connection (a new one, or one taken up again after
@@ -441,11 +463,7 @@ var errParked = errors.New("proxy: parked")
 func (c *conn) close() {
 	c.flushLog()
 	c.nc.Close()
-	c.br.Reset(nil)
-	readerPool8.Put(c.br)
-	if c.bw.Size() == clientWriteBuf { // not a tunnel's small one
-		c.bw.Reset(nil)
-		writerPool.Put(c.bw)
-	}
+	c.putReader()
+	c.putWriter()
 	c.srv.forget(c)
 }

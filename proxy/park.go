@@ -93,16 +93,8 @@ func newParker(s *Server) *parker { return &parker{srv: s, epfd: -1} }
 // park registers c, whose goroutine is about to leave it, and reports
 // whether it did: c belongs to the parker then.
 func (p *parker) park(c *conn) bool {
-	if c.raw == nil {
-		sc, ok := c.nc.(syscall.Conn)
-		if !ok {
-			return false
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			return false
-		}
-		c.raw = raw
+	if c.socket() == nil {
+		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -323,11 +315,8 @@ var scratchPool sync.Pool
 // release gives c's buffers and scratch slices back to their pools, and
 // forgets what the last request left pointing into them.
 func (c *conn) release() {
-	c.br.Reset(nil)
-	readerPool8.Put(c.br)
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.br, c.bw = nil, nil
+	c.putReader()
+	c.putWriter()
 	if c.head != nil || c.fields != nil || c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
 		scratchPool.Put(&scratch{head: c.head[:0], out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0],
 			fields: c.fields[:0], rfield: c.rfield[:0]})

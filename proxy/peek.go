@@ -34,18 +34,33 @@ func (c *conn) clientSent() bool {
 // connection's, a stream's that began on an idle one) fails a Read at
 // once. ok is false when the socket cannot be looked at.
 func (c *conn) peekClient() (st sockpeek.State, ok bool) {
+	raw := c.socket()
+	if raw == nil {
+		return 0, false
+	}
+	err := raw.Control(func(fd uintptr) { st = sockpeek.FD(fd) })
+	return st, err == nil
+}
+
+// socket is the client's TCP socket (for TLS, the connection under it),
+// for looking at it (peekClient), watching it (park.go, tunnel.go); nil if
+// it has none. Made once a connection: SyscallConn allocates.
+func (c *conn) socket() syscall.RawConn {
+	if c.raw != nil {
+		return c.raw
+	}
 	var nc net.Conn = c.nc
 	if tc, isTLS := nc.(*tls.Conn); isTLS {
 		nc = tc.NetConn()
 	}
-	sc, isSys := nc.(syscall.Conn)
-	if !isSys {
-		return 0, false
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return 0, false
+		return nil
 	}
-	err = raw.Control(func(fd uintptr) { st = sockpeek.FD(fd) })
-	return st, err == nil
+	c.raw = raw
+	return raw
 }

@@ -86,8 +86,7 @@ func (c *conn) shrinkWriter() {
 	if c.bw.Buffered() > 0 || c.bw.Size() == tunnelWriterSize {
 		return
 	}
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
+	c.putWriter()
 	c.bw = bufio.NewWriterSize(&c.sink, tunnelWriterSize)
 }
 
@@ -110,8 +109,8 @@ type clientEnd struct {
 
 func (c *conn) tunnelEnd() *clientEnd {
 	e := &clientEnd{c: c}
-	if sc, ok := c.nc.(syscall.Conn); ok && !c.secure {
-		e.raw, _ = sc.SyscallConn()
+	if !c.secure {
+		e.raw = c.socket()
 	}
 	e.peekFn = e.peek
 	return e
@@ -126,8 +125,7 @@ func (e *clientEnd) waitReadable() error {
 	}
 	err := e.raw.Read(e.peekFn)
 	if c.br == nil {
-		c.br = readerPool8.Get().(*bufio.Reader)
-		c.br.Reset(&c.cr)
+		c.takeReader()
 	}
 	return err
 }
@@ -138,10 +136,8 @@ func (e *clientEnd) peek(fd uintptr) bool {
 	if sockpeek.FD(fd) != sockpeek.Quiet {
 		return true
 	}
-	if c := e.c; c.br != nil {
-		c.br.Reset(nil)
-		readerPool8.Put(c.br)
-		c.br = nil
+	if e.c.br != nil {
+		e.c.putReader()
 	}
 	return false
 }
