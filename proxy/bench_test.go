@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"smoothserve/accesslog"
+	"smoothserve/internal/tcptest"
 	"strconv"
 	"testing"
 	"time"
@@ -20,34 +21,16 @@ import (
 // nothing per request, so that a benchmark's allocations are the proxy's.
 func rawInstance(b *testing.B, body []byte) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	resp = append(resp, body...)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return tcptest.Serve(b, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 64<<10)
+		for skipHead(br) {
+			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 64<<10)
-				for {
-					if !skipHead(br) {
-						return
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // skipHead reads through the blank line that ends a request head.

@@ -8,17 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"smoothserve/internal/procstat"
+	"smoothserve/internal/idlemem"
+	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
 
@@ -43,7 +39,9 @@ func TestIdleConnMemory(t *testing.T) {
 	if n <= 0 || testing.Short() {
 		t.Skip("set SMOOTHSERVE_IDLEMEM=10000 to measure")
 	}
-	raiseNoFile(t)
+	if _, err := idlemem.RaiseNoFile(); err != nil {
+		t.Fatal(err)
+	}
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	perConn := measureIdleMemory(t, in.addr(), n, "idle keep-alive connections", dialOne, getAgain)
 	// The figure is the first: what an operator (or a bench)
@@ -64,7 +62,9 @@ func TestTunnelMemory(t *testing.T) {
 	if n <= 0 || testing.Short() {
 		t.Skip("set SMOOTHSERVE_IDLEMEM_TUNNELS=5000 to measure")
 	}
-	raiseNoFile(t)
+	if _, err := idlemem.RaiseNoFile(); err != nil {
+		t.Fatal(err)
+	}
 	measureIdleMemory(t, echoInstance(t), n, "quiet WebSocket tunnels", openTunnel, echoAgain)
 }
 
@@ -74,33 +74,8 @@ func TestTunnelMemory(t *testing.T) {
 // opened; then again must work on them.
 func measureIdleMemory(t *testing.T, instance string, n int, what string, open func(addr string) (net.Conn, error), again func(net.Conn) error) float64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleMemHelper$")
-	cmd.Env = append(os.Environ(), idleMemHelperEnv+"="+instance)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close() // the helper exits at EOF
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper: %v", err)
-	}
-	addr := line[:len(line)-1]
-	pid := cmd.Process.Pid
-
+	h := idlemem.Start(t, "TestIdleMemHelper", idleMemHelperEnv, instance)
+	addr := h.Line()
 	// One connection first, so that pools, the instance's connection and
 	// the code's pages count in the base, not per connection.
 	warm, err := open(addr)
@@ -108,33 +83,12 @@ func measureIdleMemory(t *testing.T, instance string, n int, what string, open f
 		t.Fatal(err)
 	}
 	defer warm.Close()
-	settle := func() int64 {
-		t.Helper()
-		time.Sleep(4 * time.Second) // parking, and the runtime's background scavenger
-		rss, err := procstat.RSS(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rss
-	}
-	// Three figures: 4 s after the connections' requests were answered
-	// (parked after 2 s, then the parker's trim: the figure, as an
-	// external bench reads it a few seconds after); after two garbage
-	// collections more (which the runtime forces at least every 2 minutes)
-	// with the background scavenger's time to return the pages; and after
-	// debug.FreeOSMemory. Without the trim, the first would hold the
-	// buffers given back to the pools and the stacks of the exited
-	// goroutines until the runtime's forced collections.
-	measure := func() (now, gc, freed int64) {
-		t.Helper()
-		now = settle()
-		cmd.Process.Signal(syscall.SIGUSR1)
-		gc = settle()
-		cmd.Process.Signal(syscall.SIGUSR2)
-		freed = settle()
-		return now, gc, freed
-	}
-	before, beforeGC, beforeFreed := measure()
+	// The first figure is the (parked after 2 s, then the parker's
+	// trim), as an external bench reads it a few seconds after; without
+	// the trim it would hold the buffers given back to the pools and the
+	// stacks of the exited goroutines until the runtime's forced
+	// collections, which the two others stand for.
+	before := h.Measure()
 
 	t0 := time.Now()
 	conns := make([]net.Conn, n)
@@ -170,19 +124,7 @@ func measureIdleMemory(t *testing.T, instance string, n int, what string, open f
 		t.Fatal(err)
 	default:
 	}
-	after, afterGC, afterFreed := measure()
-	perConn := func(before, after int64) float64 { return float64(after-before) / float64(n) }
-	for _, m := range []struct {
-		when          string
-		before, after int64
-	}{
-		{"4 s after the last was opened", before, after},
-		{"then after two GCs", beforeGC, afterGC},
-		{"then after FreeOSMemory", beforeFreed, afterFreed},
-	} {
-		t.Logf("%d %s, %s: RSS %.1f MiB -> %.1f MiB: %.2f KiB a connection",
-			n, what, m.when, float64(m.before)/(1<<20), float64(m.after)/(1<<20), perConn(m.before, m.after)/1024)
-	}
+	perConn := idlemem.Report(t, n, what, before, h.Measure())
 
 	// Every connection still works.
 	for i := 0; i < n; i += max(n/100, 1) {
@@ -190,7 +132,7 @@ func measureIdleMemory(t *testing.T, instance string, n int, what string, open f
 			t.Fatalf("connection %d after idling: %v", i, err)
 		}
 	}
-	return perConn(before, after)
+	return perConn
 }
 
 // dialOne opens a connection to the proxy and makes one request on it,
@@ -235,29 +177,14 @@ func getAgain(c net.Conn) error {
 // as a WebSocket server would its frames.
 func echoInstance(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 512)
-				if !skipHead(br) {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-				io.CopyBuffer(c, br, make([]byte, 512))
-			}()
+	return tcptest.Serve(t, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 512)
+		if !skipHead(br) {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		io.CopyBuffer(c, br, make([]byte, 512))
+	})
 }
 
 // openTunnel opens a WebSocket tunnel through the proxy and echoes a
@@ -306,25 +233,9 @@ func echoAgain(c net.Conn) error {
 	return nil
 }
 
-// raiseNoFile raises the soft limit on open descriptors to the hard one
-// (inherited by the helper).
-func raiseNoFile(t *testing.T) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestIdleMemHelper is the helper process of TestIdleConnMemory: a proxy
-// port routed to the instance named by its environment; it prints its
-// address, collects garbage (twice) at SIGUSR1, frees memory to the OS at SIGUSR2,
-// and exits when its stdin
-// closes.
+// TestIdleMemHelper is the helper process of TestIdleConnMemory and
+// TestTunnelMemory: a proxy port routed to the instance named by its
+// environment; it prints its address, then serves idlemem's commands.
 func TestIdleMemHelper(t *testing.T) {
 	addr := os.Getenv(idleMemHelperEnv)
 	if addr == "" {
@@ -341,22 +252,7 @@ func TestIdleMemHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	go s.Serve(ln, 1)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1, syscall.SIGUSR2)
-	go func() {
-		for sig := range usr1 {
-			if sig == syscall.SIGUSR1 {
-				// Two, as the runtime's forced collections every 2 minutes
-				// do in 4: a sync.Pool drops what it holds in two.
-				runtime.GC()
-				runtime.GC()
-			} else {
-				debug.FreeOSMemory()
-			}
-		}
-	}()
 	fmt.Println(ln.Addr().String())
-	io.Copy(io.Discard, os.Stdin)
+	idlemem.Serve(t, nil)
 	s.Close()
-	signal.Stop(usr1)
 }

@@ -62,3 +62,46 @@ func AcceptAll(t testing.TB) (addr string, accepted <-chan net.Conn) {
 	})
 	return ln.Addr().String(), ch
 }
+
+// Serve listens on 127.0.0.1, as an instance would, and serves every
+// connection it accepts with handle on a goroutine of its own, closing the
+// connection when handle returns, or when the test ends, whichever comes
+// first. It returns the address.
+func Serve(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	open := map[net.Conn]struct{}{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[c] = struct{}{}
+			mu.Unlock()
+			go func() {
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+				}()
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range open {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}

@@ -40,3 +40,18 @@ func TestAcceptAllSendsEachConnection(t *testing.T) {
 		}
 	}
 }
+
+func TestServeAnswersEachConnectionAndClosesIt(t *testing.T) {
+	addr := Serve(t, func(c net.Conn) { c.Write([]byte("hi")) })
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c) // to the close after handle returned
+		c.Close()
+		if err != nil || string(b) != "hi" {
+			t.Fatalf("got %q %v, want hi and a close", b, err)
+		}
+	}
+}
