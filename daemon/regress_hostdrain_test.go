@@ -111,17 +111,7 @@ func TestServedAfterUpgradeStartsOver(t *testing.T) {
 func TestClosedConnectionsOfANewDrain(t *testing.T) {
 	h, px := reviewHost(t, 0)
 	t.Cleanup(h.end)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go px.Serve(ln, 8080)
-	t.Cleanup(func() { px.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveAndDial(t, px)
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
@@ -166,17 +156,7 @@ func TestDrainedByTimeoutStaysDrainedAcrossUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go px.Serve(ln, 8080)
-	t.Cleanup(func() { px.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveAndDial(t, px)
 	fmt.Fprintf(c, "GET /poll HTTP/1.1\r\nHost: web.test\r\n\r\n")
 	deadline := time.Now().Add(2 * time.Second)
 	for px.InFlight() == 0 && time.Now().Before(deadline) {
@@ -218,4 +198,22 @@ func TestTimeoutShorterThanDrainDelay(t *testing.T) {
 	if took := time.Since(began); err != nil || took > 500*time.Millisecond {
 		t.Fatalf("drain --wait --timeout 100ms took %v (%+v, %v), want about 100ms: drained after D at the latest", took.Round(time.Millisecond), st.State, err)
 	}
+}
+
+// serveAndDial serves px's port 8080 on a listener of its own until the
+// test ends, and returns a client connection to it.
+func serveAndDial(t *testing.T, px *proxy.Server) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go px.Serve(ln, 8080)
+	t.Cleanup(func() { px.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

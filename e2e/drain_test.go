@@ -97,22 +97,29 @@ func (in *installed) hostState() string {
 	return st.Host.State
 }
 
+// startDrainable starts a smoothserve with an admin listener and an agent
+// port, DrainDelay delay, and a service web (web.test) of count demo
+// instances; it returns it and the admin listener's and agent's addresses.
+func startDrainable(t *testing.T, count int, delay string) (in *installed, admin, agent string) {
+	t.Helper()
+	e := newEnv(t, 8)
+	adminPort, agentPort := e.ports.next(), e.ports.next()
+	e.writeMain(fmt.Sprintf("AdminAddr: 127.0.0.1:%d\nAgentPort: %d\nDrainDelay: %s\n", adminPort, agentPort, delay))
+	e.service("web", "web.test", count, "")
+	in = install(e)
+	if code, out, errOut := in.run("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	return in, "127.0.0.1:" + strconv.Itoa(adminPort), "127.0.0.1:" + strconv.Itoa(agentPort)
+}
+
 // TestHostDrainAndUndrain: smoothtool drain flips /health and the agent at
 // once, serves keep-alive requests as before for DrainDelay, then closes
 // connections after their response (and idle ones); drain --wait reports
 // the figures; the drain is kept through an upgrade and a restart of the
 // daemon; undrain puts everything back.
 func TestHostDrainAndUndrain(t *testing.T) {
-	e := newEnv(t, 8)
-	adminPort, agentPort := e.ports.next(), e.ports.next()
-	e.writeMain(fmt.Sprintf("AdminAddr: 127.0.0.1:%d\nAgentPort: %d\nDrainDelay: 1s\n", adminPort, agentPort))
-	e.service("web", "web.test", 2, "")
-	in := install(e)
-	if code, out, errOut := in.run("start"); code != 0 {
-		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
-	}
-	admin := "127.0.0.1:" + strconv.Itoa(adminPort)
-	agentAddr := "127.0.0.1:" + strconv.Itoa(agentPort)
+	in, admin, agentAddr := startDrainable(t, 2, "1s")
 	if code, body := health(t, admin); code != 200 || body != "serving" {
 		t.Fatalf("/health before the drain: %d %q, want 200 serving", code, body)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +17,7 @@ import (
 // stops"); an agent-check-only backend keeps the host in rotation (HAProxy
 // ignores an agent it cannot reach) until the proxy's ports close.
 func TestAgentSaysMaintWhileStopping(t *testing.T) {
-	e := newEnv(t, 8)
-	adminPort, agentPort := e.ports.next(), e.ports.next()
-	e.writeMain(fmt.Sprintf("AdminAddr: 127.0.0.1:%d\nAgentPort: %d\nDrainDelay: 200ms\n", adminPort, agentPort))
-	e.service("web", "web.test", 1, "")
-	in := install(e)
-	if code, out, errOut := in.run("start"); code != 0 {
-		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
-	}
-	admin := "127.0.0.1:" + strconv.Itoa(adminPort)
-	agentAddr := "127.0.0.1:" + strconv.Itoa(agentPort)
+	in, admin, agentAddr := startDrainable(t, 1, "200ms")
 	if code, out, errOut := in.run("drain"); code != 0 {
 		t.Fatalf("drain: exit %d\n%s%s", code, out, errOut)
 	}
