@@ -93,21 +93,27 @@ func (h *hostDrain) restore() {
 	defer h.mu.Unlock()
 	h.begin(f.Since, f.Deadline)
 	if f.State == api.HostDrained {
-		// Drained already: connections close after their answer at once.
-		close(h.stop)
-		h.stop = nil
+		// Drained already: nothing to watch; connections close after
+		// their answer at once.
 		h.st.Closing, h.st.State, h.st.DrainedAt, h.st.TimedOut = true, api.HostDrained, f.DrainedAt, f.TimedOut
 		h.px.SetDraining(true)
 		close(h.done)
+		return
 	}
+	h.startWatch()
 }
 
-// begin starts a drain that began at since; the caller holds mu.
+// begin sets up a drain that began at since; the caller holds mu.
 func (h *hostDrain) begin(since, deadline time.Time) {
 	h.st = api.HostStatus{State: api.HostDraining, DrainSince: since}
 	h.deadline = deadline
 	h.served0 = h.px.Answered()
-	h.stop, h.done = make(chan struct{}), make(chan struct{})
+	h.done = make(chan struct{})
+}
+
+// startWatch starts the watch of the drain begun; the caller holds mu.
+func (h *hostDrain) startWatch() {
+	h.stop = make(chan struct{})
 	go h.watch(h.stop, h.done)
 }
 
@@ -127,6 +133,7 @@ func (h *hostDrain) Drain(ctx context.Context, wait bool, timeout time.Duration)
 	}
 	if h.st.State == api.HostServing {
 		h.begin(time.Now(), deadline)
+		h.startWatch()
 		h.save()
 		h.log.Info("draining: /health answers 503; requests are served as before for DrainDelay, then connections close after their response",
 			"delay", h.delay, "timeout", timeout)
