@@ -48,7 +48,18 @@ func (d *Daemon) serveAdmin(ctl *daemonControl) {
 	}(d.adminLn)
 }
 
-// stopAdmin ends the admin listener's requests (within a few seconds).
+// stopAnswering ends the listeners a load balancer checks, the agent port
+// and the admin listener (its /health). At an upgrade the old process
+// calls it as soon as the new one is ready, which answers them from then
+// on: before the old one is lowered to the idle class, where a check it
+// had accepted could wait past its end.
+func (d *Daemon) stopAnswering() {
+	d.stopAgent()
+	d.stopAdmin()
+}
+
+// stopAdmin ends the admin listener's requests (within a few seconds); it
+// may be called again.
 func (d *Daemon) stopAdmin() {
 	if d.adminSrv == nil {
 		return

@@ -27,21 +27,29 @@ func (d *Daemon) listenAgent() error {
 	return nil
 }
 
-// serveAgent serves the agent port, if any, until ctx is done; the channel
-// it returns is closed then.
-func (d *Daemon) serveAgent(ctx context.Context) chan struct{} {
-	done := make(chan struct{})
+// serveAgent serves the agent port, if any, until stopAgent.
+func (d *Daemon) serveAgent() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.agentStop, d.agentDone = cancel, make(chan struct{})
 	if d.agentLn == nil {
-		close(done)
-		return done
+		close(d.agentDone)
+		return
 	}
 	go func() {
-		defer close(done)
+		defer close(d.agentDone)
 		if err := agent.Serve(ctx, d.agentLn, d.agentState); err != nil {
 			d.log.Error("the agent port stopped", "addr", d.agentLn.Addr().String(), "err", err)
 		}
 	}()
-	return done
+}
+
+// stopAgent ends the agent port's answers; it may be called again.
+func (d *Daemon) stopAgent() {
+	if d.agentStop == nil {
+		return
+	}
+	d.agentStop()
+	<-d.agentDone
 }
 
 // agentState is what the agent answers: up and ready while serving, drain

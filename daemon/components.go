@@ -43,8 +43,8 @@ type component struct {
 //     exited.
 func (d *Daemon) components() []component {
 	var (
-		supStop, arStop, readyStop, agentStop context.CancelFunc
-		arDone, agentDone                     chan struct{}
+		supStop, arStop, readyStop context.CancelFunc
+		arDone                     chan struct{}
 	)
 	return []component{{
 		name: "control",
@@ -52,21 +52,15 @@ func (d *Daemon) components() []component {
 			ctl := &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}
 			d.ctl = serveControl(d.ctlLn, ctl, d.log)
 			d.serveAdmin(ctl)
-			var ctx context.Context
-			ctx, agentStop = context.WithCancel(context.Background())
-			agentDone = d.serveAgent(ctx)
+			d.serveAgent()
 		},
 		stop: func() error {
-			agentStop()
-			<-agentDone
-			d.stopAdmin()
+			d.stopAnswering()
 			d.ctl.close()
 			return nil
 		},
 		release: func() {
-			agentStop()
-			<-agentDone
-			d.stopAdmin()
+			d.stopAnswering()
 			d.ctl.stopAccepting()
 			d.ctl.close()
 		},

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -68,6 +69,11 @@ type Daemon struct {
 	adminLn  net.Listener // AdminAddr's; nil: none
 	adminSrv *http.Server // serving adminLn, once the control component started
 	agentLn  net.Listener // AgentPort's; nil: none
+	// agentStop ends serving agentLn; agentDone is closed then. Set by the
+	// control component's start, before the daemon is ready (and so
+	// before any upgrade can call stopAnswering).
+	agentStop context.CancelFunc
+	agentDone chan struct{}
 
 	host *hostDrain // the host's drain (drain.go)
 

@@ -22,6 +22,8 @@ import (
 //     returns, and upg.Exit is closed;
 //  4. stop answering on the control socket, before smoothtool is told the
 //     upgrade is done: every call from then on reaches the new daemon;
+//     and on the admin listener and the agent port, which the new one
+//     answers too (a load balancer's checks);
 //  5. pass connections: Run releases the components in reverse order, and
 //     the proxy's release finishes the requests in progress and passes
 //     every client connection (and the idle ones to the instances);
@@ -70,6 +72,10 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 	}
 	d.upgrades.ok.Add(1)
 	d.ctl.stopAccepting()
+	// Not waited for here: the upgrade may have been asked on the admin
+	// listener (its page's action), whose end waits for that request.
+	// The control component's release waits for it.
+	go d.stopAnswering()
 	return pid, nil
 }
 

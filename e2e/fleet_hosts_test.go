@@ -108,13 +108,13 @@ func (h *fleetHost) proxy() string { return net.JoinHostPort(h.addr, strconv.Ito
 func (h *fleetHost) owns(port int) bool { return port >= h.firstPort && port <= h.lastPort }
 
 // health is one GET /health on the host's admin listener: its status, 0
-// when it did not answer.
-func (h *fleetHost) health() int {
+// and why when it did not answer.
+func (h *fleetHost) health() (int, error) {
 	code, _, err := httpGet(h.adminAddr, h.adminAddr, "/health")
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	return code
+	return code, nil
 }
 
 // hostState is host.state of smoothtool status --json: serving, draining

@@ -170,7 +170,7 @@ func (f *fleet) rolloutHost(lb *haproxyLB, h *fleetHost, rel fleetRelease) {
 		if s := h.hostState(); !slices.Contains([]string{"draining", "drained"}, s) {
 			t.Errorf("%s: after the upgrade, status says the host is %q, want still drained", h.name, s)
 		}
-		if code := h.health(); code != 503 {
+		if code, _ := h.health(); code != 503 {
 			t.Errorf("%s: after the upgrade, /health answers %d, want still 503", h.name, code)
 		}
 	}

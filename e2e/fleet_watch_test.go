@@ -26,8 +26,9 @@ type fleetWatch struct {
 
 // healthRun is a stretch of equal /health answers of one daemon.
 type healthRun struct {
-	code     int // 200, 503; 0: no answer
-	daemon   int // pid of the daemon its pid file named
+	code     int    // 200, 503; 0: no answer
+	why      string // the last unanswered poll's error
+	daemon   int    // pid of the daemon its pid file named
 	from, to time.Duration
 	n        int
 }
@@ -44,8 +45,8 @@ func (f *fleet) watch(lb *haproxyLB) *fleetWatch {
 	for _, h := range f.hosts {
 		w.wg.Go(func() {
 			for w.wait(50 * time.Millisecond) {
-				code := h.health()
-				w.addHealth(h.name, code, h.daemonPid())
+				code, err := h.health()
+				w.addHealth(h.name, code, err, h.daemonPid())
 			}
 		})
 	}
@@ -74,17 +75,22 @@ func (w *fleetWatch) wait(d time.Duration) bool {
 	}
 }
 
-func (w *fleetWatch) addHealth(host string, code, daemon int) {
+func (w *fleetWatch) addHealth(host string, code int, err error, daemon int) {
 	at := time.Since(w.began)
+	why := ""
+	if err != nil {
+		why = err.Error()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	runs := w.health[host]
 	if n := len(runs); n > 0 && runs[n-1].code == code && runs[n-1].daemon == daemon {
 		runs[n-1].to = at
 		runs[n-1].n++
+		runs[n-1].why = why
 		return
 	}
-	w.health[host] = append(runs, healthRun{code: code, daemon: daemon, from: at, to: at, n: 1})
+	w.health[host] = append(runs, healthRun{code: code, why: why, daemon: daemon, from: at, to: at, n: 1})
 }
 
 func (w *fleetWatch) addLB(server, status string) {
@@ -163,6 +169,9 @@ func (w *fleetWatch) describe(host string) string {
 	fmt.Fprintf(&b, "/health:")
 	for _, r := range w.health[host] {
 		fmt.Fprintf(&b, " %d(pid %d) %v–%v×%d;", r.code, r.daemon, fleetRound(r.from), fleetRound(r.to), r.n)
+		if r.why != "" {
+			fmt.Fprintf(&b, " (no answer: %s)", r.why)
+		}
 	}
 	fmt.Fprintf(&b, " haproxy:")
 	for _, r := range w.lb[host] {
