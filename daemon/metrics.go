@@ -165,11 +165,16 @@ func collectInstances(ch chan<- prometheus.Metric, s *api.ServiceStatus) {
 	}
 }
 
-// metricsHandler serves the daemon's metrics and the process's own.
+// metricsHandler serves the daemon's metrics and the process's own. Its
+// registry is made at the first scrape: a process an upgrade starts does
+// not pay for collectors nobody may ask of it.
 func (d *Daemon) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{d}, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	h := sync.OnceValue(func() http.Handler {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collector{d}, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+		return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h().ServeHTTP(w, r) })
 }
 
 // counters are what a process hands to the one that replaces it, so that
