@@ -96,6 +96,9 @@ type table struct {
 	// cpu is what perf counted in each row's runs, by row name; nil without
 	// perf. markdown adds a table of it (cpuTable).
 	cpu map[string]*cpuCount
+	// quiet is what a restart and an upgrade took without load (the
+	// restart-cost table; quietcycles.go).
+	quiet []quietCycle
 	// client is the load generator's name in the CPU table, "" for wrk.
 	client string
 	// notes are said under the table.

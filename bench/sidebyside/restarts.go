@@ -100,6 +100,14 @@ func (b *bench) restartCost(ctx context.Context) (*table, error) {
 			}
 		}
 	}
+	// Not fatal: the table stands without it.
+	var err2 error
+	if t.quiet, err2 = b.quietCycles(ctx, d); err2 != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err2)
+	}
+	for _, q := range t.quiet {
+		fmt.Fprintf(os.Stderr, "bench: restart cost, %d %ss without load: smoothserve %.1f ms, smoothtool %.1f ms each\n", q.cycles, q.name, ms(q.daemons), ms(q.tool))
+	}
 	d.stop()
 	return t, nil
 }
