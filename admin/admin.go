@@ -46,7 +46,7 @@ type handler struct {
 	metrics http.Handler
 	health  func() (bool, string)
 	log     *slog.Logger
-	page    *template.Template
+	page    func() *template.Template // parsed at the first page served
 	now     func() time.Time
 }
 
@@ -67,7 +67,7 @@ func newHandler(o Options) *handler {
 		metrics: o.Metrics,
 		health:  o.Health,
 		log:     log,
-		page:    pageTemplate(),
+		page:    pageTemplate,
 		now:     time.Now,
 	}
 }
@@ -195,7 +195,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	v.Nonce = nonce()
 	var buf bytes.Buffer
-	if err := h.page.ExecuteTemplate(&buf, name, v); err != nil {
+	if err := h.page().ExecuteTemplate(&buf, name, v); err != nil {
 		h.log.Error("admin: rendering the page", "err", err)
 		http.Error(w, "rendering the page: "+err.Error(), http.StatusInternalServerError)
 		return

@@ -10,8 +10,9 @@ import (
 // its part that the page's script fetches from /fragment every 2 s and puts
 // in place. Actions are forms (POST, with the token), which the script
 // sends with fetch to show their outcome; they work without it too.
-// Parsed when the admin listener is first set up, not at process start:
-// every upgrade starts a process, and most never serve the page.
+// Parsed when the page is first served, not at process start nor when the
+// admin listener is set up: every upgrade starts a process, and most
+// never serve the page.
 var pageTemplate = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("admin").Funcs(template.FuncMap{
 		"action":      newActionForm,
