@@ -49,10 +49,12 @@ func (d *Daemon) serveAdmin(ctl *daemonControl) {
 }
 
 // stopAnswering ends the listeners a load balancer checks, the agent port
-// and the admin listener (its /health). At an upgrade the old process
-// calls it as soon as the new one is ready, which answers them from then
-// on: before the old one is lowered to the idle class, where a check it
-// had accepted could wait past its end.
+// and the admin listener (its /health), once the checks they took are
+// answered (within a few seconds). At an upgrade the old process calls it
+// as soon as the new one is ready, which answers them from then on, and
+// before it releases its components: the supervisor's release lowers it
+// to the idle class, where a check it had taken could wait past the end
+// of its admin server. It may be called again.
 func (d *Daemon) stopAnswering() {
 	d.stopAgent()
 	d.stopAdmin()

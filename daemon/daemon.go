@@ -200,6 +200,11 @@ wait:
 			break wait
 		case <-d.upg.Exit():
 			d.log.Info("the new smoothserve took over; draining and exiting without stopping instances")
+			// Before the release lowers this process to the idle class
+			// (the supervisor's). An upgrade asked on the admin page is
+			// answered meanwhile: upgrade returns without waiting for
+			// this, and stopAnswering waits for its answer.
+			d.stopAnswering()
 			releaseAll(cs)
 			d.log.Info("handed over; exiting")
 			return nil

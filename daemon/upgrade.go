@@ -22,11 +22,13 @@ import (
 //     returns, and upg.Exit is closed;
 //  4. stop answering on the control socket, before smoothtool is told the
 //     upgrade is done: every call from then on reaches the new daemon;
-//     and on the admin listener and the agent port, which the new one
-//     answers too (a load balancer's checks);
-//  5. pass connections: Run releases the components in reverse order, and
-//     the proxy's release finishes the requests in progress and passes
-//     every client connection (and the idle ones to the instances);
+//  5. pass connections: Run first stops answering on the admin listener
+//     and the agent port, which the new process answers too (a load
+//     balancer's checks), and finishes the checks already taken, at full
+//     priority (stopAnswering); then it releases the components in
+//     reverse order, and the proxy's release finishes the requests in
+//     progress and passes every client connection (and the idle ones to
+//     the instances);
 //  6. detach: the supervisor lets the instances go, still running;
 //  7. exit: Run returns nil.
 //
@@ -72,10 +74,6 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 	}
 	d.upgrades.ok.Add(1)
 	d.ctl.stopAccepting()
-	// Not waited for here: the upgrade may have been asked on the admin
-	// listener (its page's action), whose end waits for that request.
-	// The control component's release waits for it.
-	go d.stopAnswering()
 	return pid, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -31,26 +32,29 @@ type quietCycle struct {
 
 // quietCycles measures quietCycleCount restarts and as many upgrades of d,
 // when b.perf; nil otherwise. A cycle that fails ends the measure of its
-// kind with an error.
+// kind (an error of the result), not the other kind's, unless smoothserve
+// is not ready after it.
 func (b *bench) quietCycles(ctx context.Context, d *daemon) ([]quietCycle, error) {
 	if !b.perf {
 		return nil, nil
 	}
 	var out []quietCycle
+	var errs []error
 	for _, k := range []struct {
 		name  string
 		cycle func(*daemon) error
 	}{{"restart", (*daemon).restartCycle}, {"upgrade", (*daemon).upgradeCycle}} {
-		q, err := b.quietCycle(ctx, d, k.name, k.cycle)
-		if err != nil {
-			return out, fmt.Errorf("%s cycles without load: %w", k.name, err)
+		if q, err := b.quietCycle(ctx, d, k.name, k.cycle); err != nil {
+			errs = append(errs, fmt.Errorf("%s cycles without load: %w", k.name, err))
+		} else {
+			out = append(out, q)
 		}
-		out = append(out, q)
 		if _, err := d.waitReady(time.Minute, nil); err != nil {
-			return out, fmt.Errorf("smoothserve after the %s cycles without load: %w", k.name, err)
+			errs = append(errs, fmt.Errorf("smoothserve after the %s cycles without load: %w", k.name, err))
+			break
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 func (b *bench) quietCycle(ctx context.Context, d *daemon, name string, cycle func(*daemon) error) (quietCycle, error) {
@@ -89,8 +93,15 @@ func (b *bench) quietCycle(ctx context.Context, d *daemon, name string, cycle fu
 	return q, nil
 }
 
-// isInterrupted reports whether perf ended on the interrupt it was sent.
+// isInterrupted reports whether perf ended on the interrupt it was sent:
+// it re-raises SIGINT (or exits 130), and any other end is a failure.
 func isInterrupted(err error) bool {
 	var ee *exec.ExitError
-	return errors.As(err, &ee) && (ee.ExitCode() == 130 || ee.ExitCode() == -1)
+	if !errors.As(err, &ee) {
+		return false
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal() == syscall.SIGINT
+	}
+	return ee.ExitCode() == 130
 }
