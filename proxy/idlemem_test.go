@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"smoothserve/internal/idlemem"
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
@@ -39,7 +40,7 @@ func TestIdleConnMemory(t *testing.T) {
 	if n <= 0 || testing.Short() {
 		t.Skip("set SMOOTHSERVE_IDLEMEM=10000 to measure")
 	}
-	if _, err := idlemem.RaiseNoFile(); err != nil {
+	if _, err := nofile.Raise(); err != nil {
 		t.Fatal(err)
 	}
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
@@ -64,7 +65,7 @@ func TestTunnelMemory(t *testing.T) {
 	if n <= 0 || testing.Short() {
 		t.Skip("set SMOOTHSERVE_IDLEMEM_TUNNELS=5000 to measure")
 	}
-	if _, err := idlemem.RaiseNoFile(); err != nil {
+	if _, err := nofile.Raise(); err != nil {
 		t.Fatal(err)
 	}
 	measureIdleMemory(t, echoInstance(t), n, "quiet WebSocket tunnels", openTunnel, echoAgain)

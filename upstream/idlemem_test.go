@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"smoothserve/internal/idlemem"
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/tcptest"
 )
 
@@ -33,7 +34,7 @@ func TestIdleUpstreamMemory(t *testing.T) {
 	if n <= 0 || testing.Short() {
 		t.Skip("set SMOOTHSERVE_IDLEMEM_UPSTREAM=2000 to measure")
 	}
-	if _, err := idlemem.RaiseNoFile(); err != nil {
+	if _, err := nofile.Raise(); err != nil {
 		t.Fatal(err)
 	}
 	h := idlemem.Start(t, "TestIdleUpstreamHelper", idleUpHelperEnv, keepAliveInstance(t))

@@ -122,16 +122,22 @@ func TestConfigAccessLog(t *testing.T) {
 		{"nginx off", "nginx.conf.tmpl", off, []string{"    access_log off;\n"}, []string{"ssl", "combined"}},
 		{"nginx on", "nginx.conf.tmpl", on, []string{"    access_log /tmp/x/access.log combined;\n"}, []string{"access_log off"}},
 	} {
-		got := render(tt.tmpl, tt.data)
-		for _, w := range tt.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("%s: lacks %q in\n%s", tt.name, w, got)
-			}
+		checkRendered(t, tt.name, render(tt.tmpl, tt.data), tt.want, tt.not)
+	}
+}
+
+// checkRendered checks a configuration rendered from a template: it has
+// every line of want and none of not.
+func checkRendered(t *testing.T, name, got string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s: lacks %q in\n%s", name, w, got)
 		}
-		for _, w := range tt.not {
-			if strings.Contains(got, w) {
-				t.Errorf("%s: has %q in\n%s", tt.name, w, got)
-			}
+	}
+	for _, w := range not {
+		if strings.Contains(got, w) {
+			t.Errorf("%s: has %q in\n%s", name, w, got)
 		}
 	}
 }

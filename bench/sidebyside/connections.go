@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -40,24 +39,6 @@ type connLimits struct {
 // connMaxConns leaves room above the 10 000 idle connections for the
 // upstream ones; all of them may be in one nginx worker.
 const connMaxConns = 16384
-
-// raiseNoFile raises the bench's soft limit of open files to its hard
-// limit (the 10 000 idle connections are the bench's descriptors too) and
-// returns it. Go raises its own soft limit at start, but gives a child the
-// limit the process started with; once set by Setrlimit (Go 1.21+), the
-// raised one is what every child inherits: wrk with 5 000 connections, and
-// the proxies.
-func raiseNoFile() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("getrlimit(RLIMIT_NOFILE): %w", err)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("setrlimit(RLIMIT_NOFILE, %d): %w", lim.Max, err)
-	}
-	return lim.Cur, nil
-}
 
 // somaxconn is the kernel's cap on a listen queue, what Go and HAProxy ask
 // for (4096 since Linux 5.4).

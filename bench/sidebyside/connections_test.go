@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/sockpeek"
 )
 
@@ -171,23 +172,14 @@ func TestConfigLimits(t *testing.T) {
 		{"HAProxy", "haproxy.cfg.tmpl", plain, []string{"    maxconn 4096\n"}, []string{"ulimit-n", "strict-limits", "16384"}},
 		{"HAProxy many", "haproxy.cfg.tmpl", many, []string{"    maxconn 16384\n    ulimit-n 20000\n    no strict-limits\n", "http-reuse always\n    maxconn 16384\n"}, []string{"maxconn 4096"}},
 	} {
-		got := render(tt.tmpl, tt.data)
-		for _, w := range tt.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("%s: lacks %q in\n%s", tt.name, w, got)
-			}
-		}
-		for _, w := range tt.not {
-			if strings.Contains(got, w) {
-				t.Errorf("%s: has %q in\n%s", tt.name, w, got)
-			}
-		}
+		checkRendered(t, tt.name, render(tt.tmpl, tt.data), tt.want, tt.not)
 	}
 }
 
-// The raised limit of open files is what a child gets.
+// The raised limit of open files is what a child gets, and what
+// noFileLimit reads.
 func TestRaiseNoFile(t *testing.T) {
-	n, err := raiseNoFile()
+	n, err := nofile.Raise()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"smoothserve/internal/nofile"
 )
 
 type settings struct {
@@ -159,7 +161,7 @@ func run() int {
 	}()
 
 	b := &bench{settings: s, root: root, dir: dir}
-	if b.noFile, err = raiseNoFile(); err != nil {
+	if b.noFile, err = nofile.Raise(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v: the connections part may run short of descriptors\n", err)
 	}
 	report, err := b.run(ctx)

@@ -3,9 +3,8 @@
 // its own test binary run again as one test — that answers commands on its
 // stdin (Serve), and reads the helper's RSS a few seconds after each step,
 // again after two garbage collections and after returning free memory to
-// the OS (Helper.Measure). RaiseNoFile gives a process (and the children
-// it starts) every descriptor it may have: the tests and the bench open
-// thousands of connections.
+// the OS (Helper.Measure). Its callers raise their limit of open files
+// first (internal/nofile): they open thousands of connections.
 //
 // Invariant: a helper started here ends when its test does (stdin closed,
 // killed if it has not exited 10 s later).

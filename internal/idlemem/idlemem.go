@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,22 +19,6 @@ import (
 // idle connections to be parked and the runtime's background scavenger to
 // return pages.
 const settleTime = 4 * time.Second
-
-// RaiseNoFile raises this process's soft limit of open files to its hard
-// limit and returns it. Go raises its own soft limit at start but gives a
-// child the limit the process started with; once set by Setrlimit, the
-// raised one is what every child inherits.
-func RaiseNoFile() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("getrlimit(RLIMIT_NOFILE): %w", err)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("setrlimit(RLIMIT_NOFILE, %d): %w", lim.Max, err)
-	}
-	return lim.Cur, nil
-}
 
 // Helper is a helper process speaking Serve's protocol.
 type Helper struct {

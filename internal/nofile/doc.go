@@ -1,0 +1,7 @@
+// Package nofile gives a process every descriptor it may have: the tests
+// and the bench open thousands of connections, and the programs they start
+// (wrk, the proxies, helper processes) need as many.
+//
+// Invariant: after Raise, the soft limit of open files is the hard one,
+// for this process and every child it starts from then on.
+package nofile
