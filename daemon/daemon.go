@@ -158,7 +158,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		log.Error("the state file cannot be read: instances of an earlier smoothserve are not adopted", "err", err)
 		prior = nil
 	}
-	d.sup.Handoff(stateFile, prior)
+	d.sup.Handoff(stateFile, prior, upg.HasParent())
 	if f, err := upg.InheritedFile(passFile); err != nil {
 		log.Error("the previous smoothserve's client connections cannot be taken over; it closes them", "err", err)
 	} else if f != nil {

@@ -1,11 +1,12 @@
 package handoff
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,9 +16,13 @@ import (
 // Process is an adopted process watched through a pidfd: this process is
 // not its parent and cannot wait for it, so its exit status is never known.
 //
-// Ownership: the watch goroutine owns err until it closes done; mu guards
-// the file descriptors against Close while Signal uses them (the goroutine
-// uses them too, and Close waits for it to stop before closing them).
+// The pidfd is in the runtime's poller (it is readable once the process
+// has exited), so a watched process costs a parked goroutine, not a thread
+// blocked in poll(2).
+//
+// Ownership: the watch goroutine owns err until it closes done; file owns
+// the pidfd, and Signal uses it through file's Control, which Close waits
+// for; mu orders Signal against Close.
 type Process struct {
 	pid     int
 	done    chan struct{} // closed by watch once the process has exited
@@ -25,10 +30,10 @@ type Process struct {
 	err     error         // written by watch before close(done)
 
 	closeOnce sync.Once
+	closing   atomic.Bool // set by Close, under mu, before it closes file
 	mu        sync.Mutex
-	closed    bool
-	pidfd     int // refers to the adopted process, even after its pid is reused
-	wake      int // eventfd: Close writes it to stop watch
+	file      *os.File        // the pidfd, non-blocking: refers to the adopted process, even after its pid is reused
+	raw       syscall.RawConn // file's
 }
 
 // Adopt starts watching the process recorded in in. It opens a pidfd for
@@ -47,49 +52,68 @@ func Adopt(in Instance) (*Process, error) {
 		unix.Close(pidfd)
 		return nil, fmt.Errorf("adopting: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
+	// Non-blocking, so that os.NewFile puts it in the runtime's poller.
+	if err := unix.SetNonblock(pidfd, true); err != nil {
 		unix.Close(pidfd)
-		return nil, fmt.Errorf("adopting %s: eventfd: %w", in, err)
+		return nil, fmt.Errorf("adopting %s: pidfd: %w", in, err)
+	}
+	file := os.NewFile(uintptr(pidfd), "pidfd of pid "+strconv.Itoa(in.Pid))
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("adopting %s: pidfd: %w", in, err)
 	}
 	p := &Process{
 		pid:     in.Pid,
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
-		pidfd:   pidfd,
-		wake:    wake,
+		file:    file,
+		raw:     raw,
 	}
 	go p.watch()
 	return p, nil
 }
 
-// watch waits until the pidfd is readable (the process exited; a zombie
-// counts, whoever reaps it and whenever) or Close wakes it.
+// watch waits in the runtime's poller until the pidfd is readable (the
+// process exited; a zombie counts, whoever reaps it and whenever) or
+// Close closes it.
 func (p *Process) watch() {
 	defer close(p.stopped)
-	fds := []unix.PollFd{
-		{Fd: int32(p.pidfd), Events: unix.POLLIN},
-		{Fd: int32(p.wake), Events: unix.POLLIN},
+	// Read checks once, then waits for readability and checks again: an
+	// exit before the wait is seen by the check, one after it wakes it.
+	err := p.raw.Read(func(fd uintptr) bool { return exited(int(fd)) })
+	if err != nil && p.closing.Load() {
+		return
 	}
-	for {
-		fds[0].Revents, fds[1].Revents = 0, 0
-		_, err := unix.Poll(fds, -1)
-		if err != nil {
-			// EINTR, or ENOMEM under memory pressure: try again; the
-			// eventfd still ends the loop on Close.
-			if !errors.Is(err, unix.EINTR) {
-				time.Sleep(10 * time.Millisecond)
+	if err != nil {
+		// The poller refused the pidfd (a kernel with pidfd_open can poll
+		// one, so this is not expected): look every 50 ms instead.
+		for {
+			gone := false
+			if p.raw.Control(func(fd uintptr) { gone = exited(int(fd)) }) != nil {
+				return // closed
 			}
+			if gone {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	p.err = fmt.Errorf("pid %d exited (status unknown: not our child)", p.pid)
+	close(p.done)
+}
+
+// exited polls a pidfd without waiting: true once its process has exited.
+func exited(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if fds[1].Revents != 0 {
-			return
-		}
-		if fds[0].Revents != 0 {
-			p.err = fmt.Errorf("pid %d exited (status unknown: not our child)", p.pid)
-			close(p.done)
-			return
-		}
+		// An error other than EINTR (ENOMEM) says nothing: wait for the
+		// poller.
+		return err == nil && n > 0
 	}
 }
 
@@ -118,14 +142,23 @@ func (p *Process) Err() error {
 func (p *Process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closing.Load() {
 		return fmt.Errorf("signal %v to pid %d: %w", sig, p.pid, os.ErrClosed)
 	}
+	var err error
+	if cerr := p.raw.Control(func(fd uintptr) { err = p.signal(int(fd), sig) }); cerr != nil {
+		return fmt.Errorf("signal %v to pid %d: %w", sig, p.pid, cerr)
+	}
+	return err
+}
+
+// signal is Signal through the open pidfd.
+func (p *Process) signal(pidfd int, sig syscall.Signal) error {
 	// While the pidfd is not readable the process has not exited, so its pid
 	// (and the group id equal to it) is still its own. The window between
 	// this check and kill is the one every kill(2) has; the pidfd closes it
 	// for the leader alone.
-	if p.alive() {
+	if !exited(pidfd) {
 		if pgid, err := unix.Getpgid(p.pid); err == nil && pgid == p.pid {
 			err := unix.Kill(-p.pid, sig)
 			if err == nil {
@@ -136,23 +169,11 @@ func (p *Process) Signal(sig syscall.Signal) error {
 			}
 		}
 	}
-	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	err := unix.PidfdSendSignal(pidfd, sig, nil, 0)
 	if err == nil || errors.Is(err, unix.ESRCH) {
 		return nil
 	}
 	return fmt.Errorf("signal %v to pid %d: pidfd_send_signal: %w", sig, p.pid, err)
-}
-
-// alive polls the pidfd without waiting. The caller holds mu.
-func (p *Process) alive() bool {
-	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return err == nil && n == 0
-	}
 }
 
 // Close stops watching: it ends the watch goroutine and closes the pidfd.
@@ -161,16 +182,13 @@ func (p *Process) alive() bool {
 func (p *Process) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		// One write to a fresh eventfd cannot fail (only overflowing its
-		// 64-bit counter could), and it makes the watch poll return.
-		unix.Write(p.wake, one[:])
-		<-p.stopped
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.closed = true
-		err = errors.Join(unix.Close(p.pidfd), unix.Close(p.wake))
+		p.closing.Store(true)
+		// Closing the file ends the watch's wait in the poller, and waits
+		// for a Control under way.
+		err = p.file.Close()
+		<-p.stopped
 		if err != nil {
 			err = fmt.Errorf("closing pid %d: %w", p.pid, err)
 		}

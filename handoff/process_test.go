@@ -154,3 +154,32 @@ func TestAdoptRejectsOtherProcess(t *testing.T) {
 		return runtime.NumGoroutine() <= before
 	})
 }
+
+// A watched process costs a goroutine parked in the runtime's poller, not
+// an OS thread blocked in poll(2): adopting many adds no thread each.
+func TestWatchHoldsNoThread(t *testing.T) {
+	const n = 12
+	var ins []Instance
+	for range n {
+		ins = append(ins, identify(t, startSleeper(t, "").Process.Pid))
+	}
+	threads := func() int {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := threads()
+	var ps []*Process
+	for _, in := range ins {
+		ps = append(ps, adopt(t, in))
+	}
+	time.Sleep(100 * time.Millisecond) // each watch goroutine waits by now
+	if after := threads(); after-before >= n/2 {
+		t.Errorf("%d threads after watching %d processes, %d before", after, n, before)
+	}
+	// Each is still watched: an exit is seen.
+	syscall.Kill(ps[n-1].Pid(), syscall.SIGKILL)
+	waitDone(t, ps[n-1], 5*time.Second)
+}

@@ -45,6 +45,10 @@ type State struct {
 	// Drained lists, by service, the slots the operator took out of
 	// rotation (smoothtool drain NAME#SLOT), which stay out.
 	Drained map[string][]int `json:"drained,omitempty"`
+	// StatesExact says that the writer keeps every instance's State as it
+	// is whenever it hands over to a new process (upgrade), so that one
+	// may trust it; false in files of older versions, which did not.
+	StatesExact bool `json:"states_exact,omitempty"`
 }
 
 // Write replaces the state file at path with st, creating its folder.

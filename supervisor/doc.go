@@ -3,15 +3,16 @@
 // only while, it can take requests.
 //
 // Invariant: a Backend is in rotation only while its process runs and has
-// answered the readiness check; it leaves rotation before its process is
-// signalled (a drain), and at once when the process exits on its own (a
-// crash). Every Backend serves one process lifetime and is never reused;
-// a process that leaves rotation for failing its health check after start
-// comes back with a new Backend. A service never has all its running
-// instances out of rotation for failing health checks. A slot the
-// operator drained (drain.go) keeps every instance it starts out of
-// rotation until undrained; the last slot that serves is drained only
-// when forced.
+// answered the readiness check (an instance adopted at an upgrade, which
+// the process handing over had in rotation, answered that process's); it
+// leaves rotation before its process is signalled (a drain), and at once
+// when the process exits on its own (a crash). Every Backend serves one
+// process lifetime and is never reused; a process that leaves rotation
+// for failing its health check after start comes back with a new Backend.
+// A service never has all its running instances out of rotation for
+// failing health checks. A slot the operator drained (drain.go) keeps
+// every instance it starts out of rotation until undrained; the last slot
+// that serves is drained only when forced.
 // Every process the supervisor starts is reaped, and its process group
 // killed, before Run returns, unless Detach handed it over to the next
 // smoothserve.
@@ -57,7 +58,10 @@
 //     a later smoothserve, after an upgrade or a crash of this one, adopts
 //     the instances that are verifiably the processes it lists instead of
 //     starting new ones (StopLeftovers stops those it has no slot for).
-//     Freeze holds every instance as it is while an upgrade hands over.
+//     Freeze holds every instance as it is while an upgrade hands over,
+//     and writes each one's state as it is: the new process puts those
+//     that were ready into rotation without asking them again. The file
+//     is written only when what it says changes.
 //
 // Instances run in their own process group without a parent-death signal,
 // so they outlive a crash of smoothserve, and the next one adopts them;

@@ -133,7 +133,7 @@ func TestUndrainWaitsForReadiness(t *testing.T) {
 func TestDrainedSlotStaysDrained(t *testing.T) {
 	cfg := testConfig(t, 3, "normal")
 	stateFile := filepath.Join(cfg.Dir, "state.json")
-	h := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	h := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
 	awaitReady(t, h, 10*time.Second)
 	ctx := drainCtx(t)
 	if err := h.sup.DrainInstance(ctx, "web", 2, false); err != nil {

@@ -32,10 +32,21 @@ var ErrFrozen = errors.New("an upgrade of smoothserve is under way; try again wh
 
 // Handoff makes the supervisor keep its state in stateFile and, when prior
 // is not nil, adopt the instances it lists instead of starting new ones.
-// Call it before Run.
-func (s *Supervisor) Handoff(stateFile string, prior *handoff.State) {
+// handedOver says that prior was written for this process by the one that
+// hands over to it now (an upgrade; Freeze): an instance it had in
+// rotation goes into rotation at once, verified to be the same process but
+// not asked again whether it is ready — it was serving a moment ago. After
+// a crash, or from an older file, every adopted instance answers its
+// readiness check first. Call it before Run.
+func (s *Supervisor) Handoff(stateFile string, prior *handoff.State, handedOver bool) {
 	s.stateFile = stateFile
 	s.prior = prior
+	s.handedOver = handedOver && prior != nil && prior.StatesExact
+	if prior != nil && !prior.WrittenAt.IsZero() {
+		// The file on disk already says this: no need to write it again
+		// until something changes.
+		s.stateKey, s.stateExact = stateKeys(prior)
+	}
 }
 
 // Fingerprint identifies what an instance of svc is started with: its
@@ -133,6 +144,10 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		inst := sv.newInstance(sl, in.Port)
 		entry := in
 		inst.adopt = &entry
+		// Known from the start, so that the state file written before the
+		// adoption settles still lists it.
+		inst.pid, inst.startedAt = in.Pid, processStart(in.StartTime)
+		inst.ident = identity{startTime: in.StartTime, exe: in.Exe}
 		inst.fingerprint = in.Fingerprint
 		if inst.fingerprint == "" { // a state file of an older version
 			inst.fingerprint = sv.sup.prior.Services[cfg.Name]
@@ -159,13 +174,14 @@ func (in *instance) adoptProcess() (process, error) {
 		p.Close()
 		return nil, adoptErr(errors.New("supervisor killed"))
 	}
-	started := processStart(a.StartTime)
-	in.report(instanceEvent{state: StateStarting, pid: p.Pid(), startedAt: started})
+	if in.sv.sup.handedOver && a.State == StateReady.String() {
+		in.sv.note(slog.LevelInfo, "%s pid %d adopted on :%d, in rotation as it was", in.name, p.Pid(), in.port)
+		return p, nil
+	}
+	in.report(instanceEvent{state: StateStarting, pid: p.Pid()})
 	if err := waitReady(in.ctx, p, in.addr, in.cfg.HealthCheck, in.cfg.StartTimeout); err != nil {
-		in.sv.sup.procs.remove(p)
-		if !in.sv.sup.detached.Load() && in.ctx.Err() == nil {
-			kill(p) // adopted but not answering: start a new one
-		}
+		// Adopted but not answering: the slot starts a new one.
+		err = in.notReady(p, err)
 		p.Close()
 		return nil, adoptErr(err)
 	}
@@ -176,6 +192,17 @@ func (in *instance) adoptProcess() (process, error) {
 // processStart converts a /proc start time (clock ticks after boot) to a
 // wall time; the zero time if it cannot.
 func processStart(ticks uint64) time.Time {
+	boot := bootTime()
+	if boot.IsZero() {
+		return boot
+	}
+	const clockTicks = 100 // USER_HZ, 100 on every Linux this runs on
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks)
+}
+
+// bootTime is when the machine booted (/proc/stat's btime, read once); the
+// zero time if it cannot be read.
+var bootTime = sync.OnceValue(func() time.Time {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return time.Time{}
@@ -186,12 +213,11 @@ func processStart(ticks uint64) time.Time {
 			if err != nil {
 				return time.Time{}
 			}
-			const clockTicks = 100 // USER_HZ, 100 on every Linux this runs on
-			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / clockTicks)
+			return time.Unix(boot, 0)
 		}
 	}
 	return time.Time{}
-}
+})
 
 // StopLeftovers stops the prior instances no slot adopted (their service
 // is gone, or has fewer instances now). After an upgrade, call it once the
@@ -247,7 +273,7 @@ func (s *Supervisor) Freeze() error {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	s.stateFrozen = true
-	return s.writeState()
+	return s.writeState(true)
 }
 
 // Thaw undoes Freeze after a failed upgrade: slots that lost their
@@ -281,16 +307,23 @@ func (s *Supervisor) Detach() {
 	s.detached.Store(true)
 }
 
-// writeState writes the state file from the services' snapshots; the
-// caller holds stateMu.
-func (s *Supervisor) writeState() error {
+// writeState writes the state file from the services' snapshots, when
+// what a later smoothserve acts on changed since the last write — or, if
+// exact (Freeze), anything but when and by whom it was written: the next
+// process trusts the instances' states then. It writes nothing while an
+// enabled service has not published yet (its adopted instances would be
+// missing). The caller holds stateMu.
+func (s *Supervisor) writeState(exact bool) error {
 	if s.stateFile == "" {
 		return nil
 	}
-	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}}
+	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}, StatesExact: true}
 	for _, sv := range s.list() {
-		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
 		snap := sv.snap.Load()
+		if snap == initialSnapshot && sv.cfg().Enabled {
+			return nil
+		}
+		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
 		if len(snap.drained) > 0 {
 			if st.Drained == nil {
 				st.Drained = map[string][]int{}
@@ -316,29 +349,32 @@ func (s *Supervisor) writeState() error {
 	// A file is written (a new inode, a rename: the costliest part of a
 	// restart here) only when what the next smoothserve acts on changed:
 	// not for an instance's State alone (starting, ready, draining),
-	// which it only shows.
-	key := stateKey(st)
-	if key == s.stateKey {
+	// which it only shows — unless exact.
+	key, full := stateKeys(st)
+	if key == s.stateKey && (!exact || full == s.stateExact) {
 		return nil
 	}
 	if err := handoff.Write(s.stateFile, st); err != nil {
 		return fmt.Errorf("writing the state file: %w", err)
 	}
-	s.stateKey = key
+	s.stateKey, s.stateExact = key, full
 	return nil
 }
 
-// stateKey is what st says that a later smoothserve acts on: everything
-// but when it was written and each instance's State.
-func stateKey(st *handoff.State) string {
+// stateKeys returns what st says that a later smoothserve acts on:
+// everything but when and by whom it was written and each instance's
+// State (key); and all of it but when and by whom (full).
+func stateKeys(st *handoff.State) (key, full string) {
 	c := *st
-	c.WrittenAt = time.Time{}
+	c.WrittenAt, c.DaemonPid = time.Time{}, 0
+	b, _ := json.Marshal(&c)
+	full = string(b)
 	c.Instances = slices.Clone(st.Instances)
 	for i := range c.Instances {
 		c.Instances[i].State = ""
 	}
-	b, _ := json.Marshal(&c)
-	return string(b)
+	b, _ = json.Marshal(&c)
+	return string(b), full
 }
 
 // keepState writes the state file whenever a service publishes, until ctx
@@ -351,7 +387,7 @@ func (s *Supervisor) keepState(ctx context.Context) {
 		changed := s.changedChan()
 		s.stateMu.Lock()
 		if !s.stateFrozen {
-			if err := s.writeState(); err != nil {
+			if err := s.writeState(false); err != nil {
 				s.log.Error(err.Error())
 			}
 		}

@@ -21,7 +21,7 @@ func startWith(t *testing.T, cfg *config.Config, stateFile string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, prior) })
+	return start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, prior, false) })
 }
 
 // handedOver runs a supervisor for cfg that keeps a state file, waits
@@ -30,7 +30,7 @@ func startWith(t *testing.T, cfg *config.Config, stateFile string) *harness {
 func handedOver(t *testing.T, cfg *config.Config) (stateFile string, before map[int]int) {
 	t.Helper()
 	stateFile = filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
 	awaitReady(t, a, 5*time.Second)
 	before = a.ready()
 	detach(t, a)
@@ -266,7 +266,7 @@ func stopLeftovers(h *harness) {
 func TestChangedAfterAFailedRollout(t *testing.T) {
 	cfg := testConfig(t, 2, "normal")
 	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
 	awaitReady(t, a, 5*time.Second)
 	before := a.ready()
 	next := *cfg.Services[0]
@@ -303,7 +303,7 @@ func TestNewSlotStartsBesideAnInstanceLeftOnItsPort(t *testing.T) {
 	svc := cfg.Services[0]
 	svc.InstanceCount = 1
 	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil) })
+	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
 	awaitReady(t, a, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -165,8 +165,10 @@ func (in *instance) run() {
 	if c, ok := p.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-	if start, exe, err := handoff.Identify(p.Pid()); err == nil {
-		in.ident = identity{startTime: start, exe: exe}
+	if in.adopt == nil { // an adopted one's was verified (adoptPrior)
+		if start, exe, err := handoff.Identify(p.Pid()); err == nil {
+			in.ident = identity{startTime: start, exe: exe}
+		}
 	}
 
 	in.rot.join()
@@ -251,18 +253,24 @@ func (in *instance) start() (process, error) {
 		in.readyIn = time.Since(started)
 		return p, nil
 	}
-	if in.ctx.Err() != nil && sv.sup.detached.Load() {
-		procs.remove(p) // handed over, starting: the next smoothserve adopts it
-		return nil, startErr(err)
+	return nil, startErr(in.notReady(p, err))
+}
+
+// notReady ends p, which did not become ready (err), and lets go of it:
+// one handed over while starting is left to the next smoothserve, which
+// adopts it; one asked to stop is terminated (nothing to drain); any other
+// is killed.
+func (in *instance) notReady(p process, err error) error {
+	sup := in.sv.sup
+	defer sup.procs.remove(p)
+	switch {
+	case in.ctx.Err() != nil && sup.detached.Load():
+		return err
+	case in.ctx.Err() != nil:
+		return errors.Join(err, terminate(p, sup.termGrace, sup.killCtx.Done()))
+	default:
+		return errors.Join(err, kill(p))
 	}
-	if in.ctx.Err() != nil {
-		// Asked to stop before it was ready: nothing to drain.
-		err = errors.Join(err, terminate(p, sv.sup.termGrace, sv.sup.killCtx.Done()))
-	} else {
-		err = errors.Join(err, kill(p))
-	}
-	procs.remove(p)
-	return nil, startErr(err)
 }
 
 // drain takes the instance out of rotation, waits (up to StopTimeout) for

@@ -376,8 +376,8 @@ func (sv *service) publish() {
 			e := is
 			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, sl.shownState(in), in.startedAt
 			var ident identity
-			if !in.readyAt.IsZero() {
-				ident = in.ident // written before its ready event
+			if !in.readyAt.IsZero() || in.adopt != nil {
+				ident = in.ident // written before its ready event, or before its start if adopted
 			}
 			var before uint64
 			if in == sl.inst {

@@ -52,13 +52,15 @@ type Supervisor struct {
 	changedCh chan struct{} // closed and replaced whenever a service publishes
 
 	// The handoff (handoff.go): set by Handoff before Run, read-only after.
-	stateFile string
-	prior     *handoff.State
-	detached  atomic.Bool // Detach: let instances go instead of stopping them
+	stateFile  string
+	prior      *handoff.State
+	handedOver bool        // prior was written for this process by the one handing over to it now
+	detached   atomic.Bool // Detach: let instances go instead of stopping them
 
-	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen and stateKey
+	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen and the keys
 	stateFrozen bool
 	stateKey    string // what the state file last written says that matters (writeState)
+	stateExact  string // all it says but when and by whom it was written
 
 	leftMu    sync.Mutex
 	leftovers []handoff.Instance // prior instances no slot adopted, for StopLeftovers
@@ -138,7 +140,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		// Everything stopped: the state file says so.
 		s.stateMu.Lock()
 		if !s.stateFrozen {
-			if err := s.writeState(); err != nil {
+			if err := s.writeState(false); err != nil {
 				errs = append(errs, err)
 			}
 		}
