@@ -81,7 +81,17 @@ func (p *Process) watch() {
 	defer close(p.stopped)
 	// Read checks once, then waits for readability and checks again: an
 	// exit before the wait is seen by the check, one after it wakes it.
-	err := p.raw.Read(func(fd uintptr) bool { return exited(int(fd)) })
+	// A check that fails (ENOMEM) is tried again without the wait: the
+	// poller reports an exit once, and may have done so already.
+	err := p.raw.Read(func(fd uintptr) bool {
+		for {
+			gone, err := exited(int(fd))
+			if err == nil {
+				return gone
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	if err != nil && p.closing.Load() {
 		return
 	}
@@ -90,7 +100,7 @@ func (p *Process) watch() {
 		// one, so this is not expected): look every 50 ms instead.
 		for {
 			gone := false
-			if p.raw.Control(func(fd uintptr) { gone = exited(int(fd)) }) != nil {
+			if p.raw.Control(func(fd uintptr) { gone, _ = exited(int(fd)) }) != nil {
 				return // closed
 			}
 			if gone {
@@ -104,16 +114,15 @@ func (p *Process) watch() {
 }
 
 // exited polls a pidfd without waiting: true once its process has exited.
-func exited(pidfd int) bool {
+// An error (ENOMEM; EINTR is retried) says nothing either way.
+func exited(pidfd int) (bool, error) {
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(fds, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		// An error other than EINTR (ENOMEM) says nothing: wait for the
-		// poller.
-		return err == nil && n > 0
+		return err == nil && n > 0, err
 	}
 }
 
@@ -157,8 +166,9 @@ func (p *Process) signal(pidfd int, sig syscall.Signal) error {
 	// While the pidfd is not readable the process has not exited, so its pid
 	// (and the group id equal to it) is still its own. The window between
 	// this check and kill is the one every kill(2) has; the pidfd closes it
-	// for the leader alone.
-	if !exited(pidfd) {
+	// for the leader alone. A poll that fails says nothing: then only the
+	// pidfd is used, which cannot reach another process.
+	if gone, err := exited(pidfd); err == nil && !gone {
 		if pgid, err := unix.Getpgid(p.pid); err == nil && pgid == p.pid {
 			err := unix.Kill(-p.pid, sig)
 			if err == nil {

@@ -45,9 +45,9 @@ type State struct {
 	// Drained lists, by service, the slots the operator took out of
 	// rotation (smoothtool drain NAME#SLOT), which stay out.
 	Drained map[string][]int `json:"drained,omitempty"`
-	// StatesExact says that the writer keeps every instance's State as it
-	// is whenever it hands over to a new process (upgrade), so that one
-	// may trust it; false in files of older versions, which did not.
+	// StatesExact says that every instance's State is as it was when the
+	// writer handed over to a new process (an upgrade's freeze), so that
+	// one may trust it; false in other writes and in older versions.
 	StatesExact bool `json:"states_exact,omitempty"`
 }
 

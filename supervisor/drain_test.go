@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -132,9 +131,7 @@ func TestUndrainWaitsForReadiness(t *testing.T) {
 // through a handoff to the next supervisor (the state file).
 func TestDrainedSlotStaysDrained(t *testing.T) {
 	cfg := testConfig(t, 3, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	h := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, h, 10*time.Second)
+	h, stateFile := keeping(t, cfg)
 	ctx := drainCtx(t)
 	if err := h.sup.DrainInstance(ctx, "web", 2, false); err != nil {
 		t.Fatal(err)

@@ -225,9 +225,18 @@ var bootTime = sync.OnceValue(func() time.Time {
 // requests.
 func (s *Supervisor) StopLeftovers(ctx context.Context) {
 	s.leftMu.Lock()
-	left := s.leftovers
-	s.leftovers = nil
+	left := slices.Clone(s.leftovers)
 	s.leftMu.Unlock()
+	// They stay in the state file until stopped: a crash meanwhile must
+	// not orphan them.
+	defer func() {
+		s.leftMu.Lock()
+		s.leftovers = slices.DeleteFunc(s.leftovers, func(in handoff.Instance) bool {
+			return slices.ContainsFunc(left, func(l handoff.Instance) bool { return l.Pid == in.Pid && l.StartTime == in.StartTime })
+		})
+		s.leftMu.Unlock()
+		s.changed()
+	}()
 	var wg sync.WaitGroup
 	for _, in := range left {
 		wg.Go(func() {
@@ -271,9 +280,14 @@ func (s *Supervisor) Freeze() error {
 		return fmt.Errorf("cannot upgrade now: %s; try again when it ends", strings.Join(busy, ", "))
 	}
 	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
 	s.stateFrozen = true
-	return s.writeState(true)
+	err := s.writeState(true)
+	s.stateMu.Unlock()
+	if err != nil {
+		s.Thaw()
+		return fmt.Errorf("cannot upgrade now: %w", err)
+	}
+	return nil
 }
 
 // Thaw undoes Freeze after a failed upgrade: slots that lost their
@@ -281,13 +295,20 @@ func (s *Supervisor) Freeze() error {
 func (s *Supervisor) Thaw() {
 	s.stateMu.Lock()
 	s.stateFrozen = false
+	// The failed process may have written the file: write it afresh.
+	s.stateKey, s.stateExact = "", ""
 	s.stateMu.Unlock()
 	s.thaw(s.list())
 	s.changed()
 }
 
+// thaw undoes Freeze for the enabled services of svs (a disabled one has
+// no run goroutine to answer).
 func (s *Supervisor) thaw(svs []*service) {
 	for _, sv := range svs {
+		if !sv.cfg().Enabled {
+			continue
+		}
 		sv.call(func() {
 			sv.frozen = false
 			sv.checksOff.Store(false)
@@ -310,17 +331,21 @@ func (s *Supervisor) Detach() {
 // writeState writes the state file from the services' snapshots, when
 // what a later smoothserve acts on changed since the last write — or, if
 // exact (Freeze), anything but when and by whom it was written: the next
-// process trusts the instances' states then. It writes nothing while an
-// enabled service has not published yet (its adopted instances would be
-// missing). The caller holds stateMu.
+// process trusts the instances' states of such a file (StatesExact). It
+// writes nothing while an enabled service has not published yet (its
+// adopted instances would be missing): for Freeze, an error. The caller
+// holds stateMu.
 func (s *Supervisor) writeState(exact bool) error {
 	if s.stateFile == "" {
 		return nil
 	}
-	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}, StatesExact: true}
+	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}, StatesExact: exact}
 	for _, sv := range s.list() {
 		snap := sv.snap.Load()
 		if snap == initialSnapshot && sv.cfg().Enabled {
+			if exact {
+				return fmt.Errorf("service %s is still starting", sv.cfg().Name)
+			}
 			return nil
 		}
 		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
@@ -346,6 +371,14 @@ func (s *Supervisor) writeState(exact bool) error {
 			st.Instances = append(st.Instances, in)
 		}
 	}
+	// Prior instances no slot took stay listed until StopLeftovers has
+	// stopped them, never as ready: no process trusts them.
+	s.leftMu.Lock()
+	for _, in := range s.leftovers {
+		in.State = "leftover"
+		st.Instances = append(st.Instances, in)
+	}
+	s.leftMu.Unlock()
 	// A file is written (a new inode, a rename: the costliest part of a
 	// restart here) only when what the next smoothserve acts on changed:
 	// not for an instance's State alone (starting, ready, draining),
@@ -369,6 +402,7 @@ func stateKeys(st *handoff.State) (key, full string) {
 	c.WrittenAt, c.DaemonPid = time.Time{}, 0
 	b, _ := json.Marshal(&c)
 	full = string(b)
+	c.StatesExact = false
 	c.Instances = slices.Clone(st.Instances)
 	for i := range c.Instances {
 		c.Instances[i].State = ""

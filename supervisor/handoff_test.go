@@ -24,14 +24,22 @@ func startWith(t *testing.T, cfg *config.Config, stateFile string) *harness {
 	return start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, prior, false) })
 }
 
+// keeping runs a supervisor for cfg that keeps the state file
+// cfg.Dir/state.json, and waits until its instances are ready.
+func keeping(t *testing.T, cfg *config.Config) (h *harness, stateFile string) {
+	t.Helper()
+	stateFile = filepath.Join(cfg.Dir, "state.json")
+	h = start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
+	awaitReady(t, h, 10*time.Second)
+	return h, stateFile
+}
+
 // handedOver runs a supervisor for cfg that keeps a state file, waits
 // until its instances are ready, and hands them over (detach). It returns
 // the state file and the instances by port.
 func handedOver(t *testing.T, cfg *config.Config) (stateFile string, before map[int]int) {
 	t.Helper()
-	stateFile = filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, a, 5*time.Second)
+	a, stateFile := keeping(t, cfg)
 	before = a.ready()
 	detach(t, a)
 	return stateFile, before
@@ -265,9 +273,7 @@ func stopLeftovers(h *harness) {
 // since.
 func TestChangedAfterAFailedRollout(t *testing.T) {
 	cfg := testConfig(t, 2, "normal")
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, a, 5*time.Second)
+	a, stateFile := keeping(t, cfg)
 	before := a.ready()
 	next := *cfg.Services[0]
 	next.Env = maps.Clone(next.Env)
@@ -302,9 +308,7 @@ func TestNewSlotStartsBesideAnInstanceLeftOnItsPort(t *testing.T) {
 	cfg := testConfig(t, 2, "normal") // 4 ports reserved
 	svc := cfg.Services[0]
 	svc.InstanceCount = 1
-	stateFile := filepath.Join(cfg.Dir, "state.json")
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, a, 5*time.Second)
+	a, stateFile := keeping(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := a.sup.Restart(ctx, "web", "test"); err != nil {

@@ -19,9 +19,7 @@ func sickAtHandover(t *testing.T, n int) (cfgFile string, before map[int]int, h 
 	cfg := testConfig(t, n, "normal")
 	cfg.Services[0].HealthCheck = "/healthz"
 	cfg.Services[0].StartTimeout = 3 * time.Second
-	stateFile := cfg.Dir + "/state.json"
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, a, 5*time.Second)
+	a, stateFile := keeping(t, cfg)
 	before = a.ready()
 	if err := a.sup.Freeze(); err != nil {
 		t.Fatalf("Freeze: %v", err)
@@ -104,9 +102,7 @@ func TestHandoverTrustsOnlyExactReadyStates(t *testing.T) {
 // instances while it adopts them); Freeze writes the states as they are.
 func TestStateFileWrittenOnlyWhenItChanges(t *testing.T) {
 	cfg := testConfig(t, 2, "normal")
-	stateFile := cfg.Dir + "/state.json"
-	a := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
-	awaitReady(t, a, 5*time.Second)
+	a, stateFile := keeping(t, cfg)
 	before := a.ready()
 	if err := a.sup.Freeze(); err != nil {
 		t.Fatalf("Freeze: %v", err)

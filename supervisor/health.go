@@ -262,6 +262,11 @@ func (sv *service) handleHealth(ev instanceEvent) {
 	if in.state != StateReady && in.state != StateUnhealthy {
 		return // being drained already
 	}
+	if sv.frozen {
+		// A check under way at Freeze: the state file says what the
+		// instance was then, and the next process goes on from there.
+		return
+	}
 	switch ev.health {
 	case healthFailing:
 		in.state, in.held = StateUnhealthy, false
