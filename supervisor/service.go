@@ -194,7 +194,9 @@ func (sv *service) run(ctx context.Context) error {
 func (sv *service) call(f func()) bool {
 	done := make(chan struct{})
 	select {
-	case sv.calls <- func() { f(); close(done) }:
+	// Published before the caller goes on: what it did shows in Status
+	// at once (an undrain, then a status, sees it).
+	case sv.calls <- func() { f(); sv.publish(); close(done) }:
 		<-done
 		return true
 	case <-sv.loop:
