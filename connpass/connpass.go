@@ -44,9 +44,11 @@ const clientHeader = 3
 // maxAddr bounds an instance's address (host:port).
 const maxAddr = 255
 
-// sendTimeout bounds one Send: the receiver reads as fast as it can, so a
-// full socket buffer that does not drain means it is stuck or gone.
-const sendTimeout = 2 * time.Second
+// sendTimeout bounds one message's write, counted from when it is the
+// next to go (sends wait their turn): the receiver reads as fast as it
+// can, so a full socket buffer that does not drain for this long means it
+// is stuck or gone, and every send after that fails at once.
+var sendTimeout = 2 * time.Second
 
 // maxState bounds a Stream's state.
 const maxState = 1 << 10
@@ -82,6 +84,12 @@ type Joined struct {
 // goroutines at once.
 type Sender struct {
 	uc *net.UnixConn
+
+	// mu makes the sends one at a time, each with its own write deadline:
+	// thousands of connections passed at once wait their turn rather than
+	// share one deadline. stuck, once set, fails every send after it.
+	mu    sync.Mutex
+	stuck error
 
 	helloOnce sync.Once
 	joinable  bool // the receiver said it takes Tunnel and Stream
@@ -204,11 +212,26 @@ func (s *Sender) SendCounters(b []byte) error {
 	if !s.receiverJoins() {
 		return errors.New("connpass: the new smoothserve is of an earlier release, which cannot take counters")
 	}
-	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	if _, _, err := s.uc.WriteMsgUnix(append([]byte{byte(Counters)}, b...), nil, nil); err != nil {
+	if err := s.write(append([]byte{byte(Counters)}, b...), nil); err != nil {
 		return fmt.Errorf("connpass: passing the counters: %w", err)
 	}
 	return nil
+}
+
+// write sends one message when its turn comes, within sendTimeout.
+func (s *Sender) write(msg, oob []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stuck != nil {
+		return s.stuck
+	}
+	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	_, _, err := s.uc.WriteMsgUnix(msg, oob, nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.stuck = fmt.Errorf("the receiver took no message for %v", sendTimeout)
+		return s.stuck
+	}
+	return err
 }
 
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
@@ -222,8 +245,7 @@ func (s *Sender) send(msg []byte, conns ...syscall.Conn) error {
 	var next func(i int) error
 	next = func(i int) error {
 		if i == len(conns) {
-			s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-			_, _, sendErr = s.uc.WriteMsgUnix(msg, syscall.UnixRights(fds...), nil)
+			sendErr = s.write(msg, syscall.UnixRights(fds...))
 			return nil
 		}
 		raw, err := conns[i].SyscallConn()

@@ -13,6 +13,11 @@
 // being streamed) is one message with both descriptors, the bytes read
 // from each and not yet used, and, for a stream, the proxy's state of it.
 //
+// Sends go one at a time, each with its own write deadline from when its
+// turn comes: thousands passed at once wait for each other, not for a
+// deadline they share; a receiver that takes nothing for that long fails
+// the send and every one after it.
+//
 // Invariant: a connection has one owner at a time. The sender closes its
 // descriptor only after Send succeeded, and until then nothing of the
 // connection was read or written by the receiver; when Send fails, the
