@@ -33,8 +33,17 @@ type Conn struct {
 	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
 	waitFn    func(fd uintptr) bool // WaitReadable's, allocated at its first use
 	peekDead  bool
-	idleSince time.Time // when it was last put back in the pool
+	sentAt    time.Time // Sending's, until Put
+	idleSince time.Time // when it was last put back in the pool, or its request sent (Sending)
 }
+
+// Sending records that a request goes out on c at at. The instance's idle
+// clock starts after that, once it has written its response, so Put counts
+// c idle from at — not from when the proxy got round to reading the end of
+// the response, which on a saturated machine can be a good while later:
+// a request that cannot be sent again must not meet the instance's idle
+// close (Get's maxIdle).
+func (c *Conn) Sending(at time.Time) { c.sentAt = at }
 
 // readBufSize holds any normal response head, and is a good copy unit.
 const readBufSize = 16 << 10

@@ -174,6 +174,38 @@ func TestPoolAndDeadConnections(t *testing.T) {
 	}
 }
 
+// TestIdleCountsFromTheRequestSent: a connection whose request went out a
+// while ago is as idle as that to a Get with maxIdle, however late its
+// response was read and it was put back (the instance's idle clock started
+// when it answered); without Sending, from when it was put back.
+func TestIdleCountsFromTheRequestSent(t *testing.T) {
+	addr, accepted := tcptest.AcceptAll(t)
+	b := NewBackend("s", 0, addr)
+	c1, err := b.Get(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	c1.Sending(time.Now().Add(-150 * time.Millisecond))
+	b.Put(c1)
+	if c, err := b.Get(100 * time.Millisecond); err != nil || c == c1 || c.Reused {
+		t.Fatalf("Get(100ms) of a connection whose request went out 150ms ago: same=%v reused=%v err=%v; want a new one", c == c1, c != nil && c.Reused, err)
+	} else {
+		<-accepted
+		c.Close()
+	}
+	// Still pooled, for requests that may be sent again.
+	c2, err := b.Get(0)
+	if err != nil || c2 != c1 {
+		t.Fatalf("Get(0): same=%v err=%v; want the pooled one", c2 == c1, err)
+	}
+	b.Put(c2) // no Sending since: idle from now
+	if c, err := b.Get(100 * time.Millisecond); err != nil || c != c1 {
+		t.Fatalf("Get(100ms) of a connection put back just now: same=%v err=%v; want it", c == c1, err)
+	}
+	c1.Close()
+}
+
 func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 	addr, accepted := tcptest.AcceptAll(t)
 	from := NewBackend("s", 0, addr)
