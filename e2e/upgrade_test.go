@@ -95,6 +95,25 @@ func (in *installed) daemonPid() int {
 }
 
 // instancesNow maps port → pid of the ready instances, from status.
+// sighup upgrades the daemon by SIGHUP, as systemd's reload does, and
+// returns the new daemon's pid once the pid file names it.
+func (in *installed) sighup() (int, error) {
+	old := in.daemonPid()
+	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		return 0, fmt.Errorf("SIGHUP to the daemon, pid %d: %w", old, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if pid := in.daemonPid(); pid != old && pid != 0 {
+			return pid, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("SIGHUP: the pid file still names %d after 15s", old)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (in *installed) instancesNow() map[int]int {
 	in.t.Helper()
 	st := in.statusJSON()
@@ -154,16 +173,10 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 		copyFile(t, bin.smoothserve, in.bin) // a new binary moved into place
 		var newPid int
 		if i%2 == 1 {
-			if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(15 * time.Second)
-			for newPid = in.daemonPid(); newPid == old || newPid == 0; newPid = in.daemonPid() {
-				if time.Now().After(deadline) {
-					load.Stop()
-					t.Fatalf("upgrade %d (SIGHUP): the pid file still names %d after 15s", i, old)
-				}
-				time.Sleep(10 * time.Millisecond)
+			var err error
+			if newPid, err = in.sighup(); err != nil {
+				load.Stop()
+				t.Fatalf("upgrade %d: %v", i, err)
 			}
 		} else {
 			code, out, errOut := in.run("upgrade")

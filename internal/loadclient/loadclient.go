@@ -48,6 +48,10 @@ type Config struct {
 	Conns int           // persistent connections, each its own goroutine; 0 means 1
 	Mix   []Kind        // each request's kind is picked at random from Mix, so a kind listed twice comes twice as often; empty means {Get}
 	Pause time.Duration // after each request its connection stays idle for a random 0..Pause (the gaps in which servers close idle connections); 0 means the next is sent at once
+	// PauseFrom is the shortest of those pauses (a random PauseFrom..Pause):
+	// a load whose connections all idle long enough for a proxy to set them
+	// aside (smoothserve parks one idle for 1–2 s). It needs Pause ≥ PauseFrom.
+	PauseFrom time.Duration
 
 	Count    int64         // stop after this many requests in all; 0 means no limit
 	Duration time.Duration // stop after this long; 0 means no limit (run until ctx is done)
@@ -78,9 +82,12 @@ func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		panic("loadclient: Config.Addr is empty")
 	}
-	if c.Conns < 0 || c.Pause < 0 || c.Count < 0 || c.Duration < 0 || c.SlowMS < 0 || c.PostMaxBytes < 0 || c.Timeout < 0 ||
+	if c.Conns < 0 || c.Pause < 0 || c.PauseFrom < 0 || c.Count < 0 || c.Duration < 0 || c.SlowMS < 0 || c.PostMaxBytes < 0 || c.Timeout < 0 ||
 		c.StreamLines < 0 || c.StreamMS < 0 {
 		panic(fmt.Sprintf("loadclient: negative value in %+v", c))
+	}
+	if c.PauseFrom > c.Pause {
+		panic(fmt.Sprintf("loadclient: PauseFrom %v is over Pause %v", c.PauseFrom, c.Pause))
 	}
 	for _, k := range c.Mix {
 		if k < 0 || k >= numKinds {

@@ -415,11 +415,10 @@ func TestStreamIsReadAsItComes(t *testing.T) {
 	}
 }
 
-// TestPauseMeetsIdleTimeout: with Pause, connections sit idle between
-// requests, long enough for a server that closes idle connections after
-// 20 ms to do so; the request sent on such a connection fails, as it would
-// through a proxy that passed the close on, and is not retried.
-func TestPauseMeetsIdleTimeout(t *testing.T) {
+// idleClosingServer serves demo answers on a loopback address it returns,
+// and closes connections idle for 20 ms.
+func idleClosingServer(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -428,8 +427,17 @@ func TestPauseMeetsIdleTimeout(t *testing.T) {
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-served })
+	return ln.Addr().String()
+}
 
-	res := Run(t.Context(), Config{Addr: ln.Addr().String(), Pause: 100 * time.Millisecond, Count: 12, Seed: 3})
+// TestPauseMeetsIdleTimeout: with Pause, connections sit idle between
+// requests, long enough for a server that closes idle connections after
+// 20 ms to do so; the request sent on such a connection fails, as it would
+// through a proxy that passed the close on, and is not retried.
+func TestPauseMeetsIdleTimeout(t *testing.T) {
+	addr := idleClosingServer(t)
+
+	res := Run(t.Context(), Config{Addr: addr, Pause: 100 * time.Millisecond, Count: 12, Seed: 3})
 	t.Logf("%v in %v", res, res.Elapsed)
 	if res.Total != 12 || res.OK == 0 || res.Failed == 0 || res.OK+res.Failed != 12 {
 		t.Errorf("%v; want 12 requests, some failed on a connection the server closed while idle, the next OK on a new one", res)
@@ -437,6 +445,31 @@ func TestPauseMeetsIdleTimeout(t *testing.T) {
 	if res.Elapsed < 100*time.Millisecond {
 		t.Errorf("12 requests with pauses of 0..100ms took %v", res.Elapsed)
 	}
+}
+
+// TestPauseFromIsTheShortestPause: with PauseFrom every pause is at least
+// that long, so against a server that closes connections idle for 20 ms
+// every request after a connection's first fails, each on a kept
+// connection, and the next goes on a new one.
+func TestPauseFromIsTheShortestPause(t *testing.T) {
+	addr := idleClosingServer(t)
+
+	res := Run(t.Context(), Config{Addr: addr, PauseFrom: 80 * time.Millisecond, Pause: 100 * time.Millisecond, Count: 8, Seed: 3})
+	t.Logf("%v in %v", res, res.Elapsed)
+	// One connection: OK, then failed and OK by turns (a failure's
+	// connection is replaced before the next request).
+	if res.Total != 8 || res.OK != 4 || res.Failed != 4 {
+		t.Errorf("%v; want 8 requests, 4 failed on the connection the server closed in each pause", res)
+	}
+	if res.Elapsed < 7*80*time.Millisecond {
+		t.Errorf("8 requests with pauses of 80..100ms took %v", res.Elapsed)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("PauseFrom over Pause: no panic")
+		}
+	}()
+	Run(t.Context(), Config{Addr: addr, PauseFrom: time.Second, Pause: time.Millisecond, Count: 1})
 }
 
 // TestTLS: with Config.TLS each connection is TLS, verified, with ALPN

@@ -66,7 +66,7 @@ func (w *worker) run(ctx context.Context, reserve func() bool) {
 		if errors.As(err, &dialErr) {
 			sleep(ctx, dialBackoff)
 		} else if w.cfg.Pause > 0 {
-			sleep(ctx, time.Duration(w.rng.Int64N(int64(w.cfg.Pause)+1)))
+			sleep(ctx, w.cfg.PauseFrom+time.Duration(w.rng.Int64N(int64(w.cfg.Pause-w.cfg.PauseFrom)+1)))
 		}
 	}
 }

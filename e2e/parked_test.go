@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"smoothserve/internal/loadclient"
+)
+
+// parkedConns is how many client connections TestParkedConnections... keeps
+// idle between its requests.
+const parkedConns = 200
+
+// TestParkedConnectionsGoOnThroughRestartsAndUpgrades: client connections
+// that idle 2.5–4 s between requests — the proxy parks a connection idle
+// for 1–2 s: no goroutine, no buffers, its descriptor in an epoll set —
+// beside a busy load, through rolling restarts and upgrades by SIGHUP and
+// by smoothtool, with instances that close their idle pooled connections
+// after 200 ms. No request fails and no connection is closed: each
+// upgrade passes every parked connection to the new daemon, which parks it
+// again.
+func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
+	in := startInstalled(t, "", closesIdleConns)
+	busy := mixedLoad(in.env, "web.test")
+	idle := loadclient.Start(context.Background(), loadclient.Config{
+		Addr: in.proxyAddr(), Host: "web.test", Conns: parkedConns,
+		PauseFrom: 2500 * time.Millisecond, Pause: 4 * time.Second,
+		Mix:          []loadclient.Kind{loadclient.Get, loadclient.Get, loadclient.Post, loadclient.Stream},
+		PostMaxBytes: 8 << 10, StreamLines: 3, StreamMS: 30,
+	})
+	stop := func() (*loadclient.Result, *loadclient.Result) { return busy.Stop(), idle.Stop() }
+	// Each connection has had its first request and is parked, or about
+	// to be, when the first step begins; between the steps they park
+	// again, in the new daemon after an upgrade.
+	time.Sleep(3 * time.Second)
+	upgrades := 0
+	for i, step := range []string{"restart", "sighup", "upgrade", "restart", "sighup", "upgrade"} {
+		old := in.daemonPid()
+		switch step {
+		case "restart":
+			if code, out, errOut := in.run("restart", "web"); code != 0 {
+				stop()
+				t.Fatalf("step %d: smoothtool restart web: exit %d\n%s%s", i+1, code, out, errOut)
+			}
+		case "sighup":
+			if _, err := in.sighup(); err != nil {
+				stop()
+				t.Fatalf("step %d: %v", i+1, err)
+			}
+		case "upgrade":
+			if code, out, errOut := in.run("upgrade"); code != 0 {
+				stop()
+				t.Fatalf("step %d: smoothtool upgrade: exit %d\n%s%s", i+1, code, out, errOut)
+			}
+		}
+		if step != "restart" {
+			upgrades++
+			waitGone(t, old, 10*time.Second)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	res, ires := stop()
+	t.Logf("busy load: %v, slowest %v; idling load: %v, slowest %v", res, res.MaxLatency, ires, ires.MaxLatency)
+	if err := res.Err(); err != nil {
+		t.Errorf("busy load: %v", err)
+	}
+	if err := ires.Err(); err != nil {
+		t.Errorf("load idling between requests: %v", err)
+	}
+	if n := res.Reconnects + ires.Reconnects; n != 0 {
+		t.Errorf("the clients reconnected %d times; want 0 (no connection closed, each passed on at an upgrade)", n)
+	}
+	// Each connection went on through the steps: over the 15 s or more
+	// they took, with pauses of 4 s at most, it made 4 requests at least.
+	if min := int64(parkedConns * 4); ires.Total < min {
+		t.Errorf("the idling load made %d requests; want at least %d", ires.Total, min)
+	}
+	// Each upgrade took over every client connection, the parked ones
+	// included (a connection whose stream was being answered counts as a
+	// stream).
+	logText, err := os.ReadFile(filepath.Join(in.dir, "logs", "smoothserve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tookOver := regexp.MustCompile(`took over the previous smoothserve's connections" clients=(\d+) tunnels=\d+ streams=(\d+)`).FindAllSubmatch(logText, -1)
+	if len(tookOver) != upgrades {
+		t.Fatalf("the daemon log says %d times what it took over; want %d (one per upgrade)", len(tookOver), upgrades)
+	}
+	for i, m := range tookOver {
+		clients, _ := strconv.Atoi(string(m[1]))
+		streams, _ := strconv.Atoi(string(m[2]))
+		if clients+streams < parkedConns {
+			t.Errorf("upgrade %d took over %d client connections and %d streams; want at least the %d idling ones", i+1, clients, streams, parkedConns)
+		}
+	}
+}
