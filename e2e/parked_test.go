@@ -13,8 +13,21 @@ import (
 )
 
 // parkedConns is how many client connections TestParkedConnections... keeps
-// idle between its requests.
-const parkedConns = 200
+// idle between its requests: SMOOTHSERVE_PARKED_CONNS, or 200. (At 8,000
+// it found two faults, since fixed: connections not passed at an upgrade,
+// and POSTs meeting the instances' idle close. Each has a test of its own
+// in its package.)
+func parkedConns(t *testing.T) int {
+	v := os.Getenv("SMOOTHSERVE_PARKED_CONNS")
+	if v == "" {
+		return 200
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("SMOOTHSERVE_PARKED_CONNS=%q: want a count of connections", v)
+	}
+	return n
+}
 
 // TestParkedConnectionsGoOnThroughRestartsAndUpgrades: client connections
 // that idle 2.5–4 s between requests — the proxy parks a connection idle
@@ -25,6 +38,7 @@ const parkedConns = 200
 // upgrade passes every parked connection to the new daemon, which parks it
 // again.
 func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
+	parkedConns := parkedConns(t)
 	in := startInstalled(t, "", closesIdleConns)
 	busy := mixedLoad(in.env, "web.test")
 	idle := loadclient.Start(context.Background(), loadclient.Config{
