@@ -15,8 +15,11 @@ import (
 // parkedConns is how many client connections TestParkedConnections... keeps
 // idle between its requests: SMOOTHSERVE_PARKED_CONNS, or 200. (At 8,000
 // it found two faults, since fixed: connections not passed at an upgrade,
-// and POSTs meeting the instances' idle close. Each has a test of its own
-// in its package.)
+// and POSTs meeting the demo instances' idle close. Each has a test of its
+// own in its package. Node's instances, closing idle connections after
+// 200 ms by their event loop's clock, which lags under a burst of 8,000
+// connections, still close one under a POST now and then: 3 and 8 of
+// 52,000–60,000 requests failed so.)
 func parkedConns(t *testing.T) int {
 	v := os.Getenv("SMOOTHSERVE_PARKED_CONNS")
 	if v == "" {
@@ -37,12 +40,34 @@ func parkedConns(t *testing.T) int {
 // after 200 ms. No request fails and no connection is closed: each
 // upgrade passes every parked connection to the new daemon, which parks it
 // again.
+//
+// The instances are the demo, and Node.js's http module (examples/node).
 func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
+	t.Run("demo", func(t *testing.T) {
+		parkedThroughRestartsAndUpgrades(t, startInstalled(t, "", closesIdleConns), "")
+	})
+	t.Run("node", func(t *testing.T) {
+		needNode(t)
+		e := newEnv(t, 8)
+		copyFile(t, filepath.Join("..", "examples", "node", "server.js"), filepath.Join(e.dir, "app", "node", "server.js"))
+		e.serviceOf("./app/node/server.js", "web", "web.test", 3, "args: [\"-port={port}\", \"-keep-alive-timeout=200ms\", \"-keep-alive-buffer=0s\"]\n")
+		in := install(e)
+		if code, out, errOut := in.run("start"); code != 0 {
+			t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+		}
+		parkedThroughRestartsAndUpgrades(t, in, "hello from node")
+	})
+}
+
+// parkedThroughRestartsAndUpgrades is the test on in's service web.test,
+// whose instances answer a GET with hello.
+func parkedThroughRestartsAndUpgrades(t *testing.T, in *installed, hello string) {
 	parkedConns := parkedConns(t)
-	in := startInstalled(t, "", closesIdleConns)
-	busy := mixedLoad(in.env, "web.test")
+	cfg := mixedConfig(in.env, "web.test")
+	cfg.Hello = hello
+	busy := loadclient.Start(context.Background(), cfg)
 	idle := loadclient.Start(context.Background(), loadclient.Config{
-		Addr: in.proxyAddr(), Host: "web.test", Conns: parkedConns,
+		Addr: in.proxyAddr(), Host: "web.test", Hello: hello, Conns: parkedConns,
 		PauseFrom: 2500 * time.Millisecond, Pause: 4 * time.Second,
 		Mix:          []loadclient.Kind{loadclient.Get, loadclient.Get, loadclient.Post, loadclient.Stream},
 		PostMaxBytes: 8 << 10, StreamLines: 3, StreamMS: 30,

@@ -40,15 +40,24 @@ func runTool(t *testing.T, tool, dir string, args ...string) (code int, stdout, 
 // flight when their instance drains, POSTs of up to 64 KiB echoed back, and
 // chunked responses streamed a line every 30 ms for 270 ms.
 func mixedLoad(e *env, host string) *loadclient.Runner {
-	return loadOf(e, host, loadclient.Get, loadclient.Get, loadclient.Slow, loadclient.Post, loadclient.Stream)
+	return loadclient.Start(context.Background(), mixedConfig(e, host))
+}
+
+// mixedConfig is mixedLoad's configuration.
+func mixedConfig(e *env, host string) loadclient.Config {
+	return loadConfig(e, host, loadclient.Get, loadclient.Get, loadclient.Slow, loadclient.Post, loadclient.Stream)
 }
 
 // loadOf is mixedLoad with another mix.
 func loadOf(e *env, host string, mix ...loadclient.Kind) *loadclient.Runner {
-	return loadclient.Start(context.Background(), loadclient.Config{
+	return loadclient.Start(context.Background(), loadConfig(e, host, mix...))
+}
+
+func loadConfig(e *env, host string, mix ...loadclient.Kind) loadclient.Config {
+	return loadclient.Config{
 		Addr: e.proxyAddr(), Host: host, Conns: 8, Mix: mix,
 		SlowMS: 300, PostMaxBytes: 64 << 10, StreamLines: 10, StreamMS: 30,
-	})
+	}
 }
 
 // pausedLoad sends requests after idle gaps of up to 600 ms on each of its
