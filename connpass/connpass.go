@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxBuffered is the most bytes read ahead that may go with a connection.
@@ -45,9 +47,12 @@ const clientHeader = 3
 const maxAddr = 255
 
 // sendTimeout bounds one message's write, counted from when it is the
-// next to go (sends wait their turn): the receiver reads as fast as it
-// can, so a full socket buffer that does not drain for this long means it
-// is stuck or gone, and every send after that fails at once.
+// next to go (sends wait their turn), as long as the receiver reads
+// nothing: a blocked writer is woken only once about 3/4 of the socket's
+// buffer (some 150 messages) has been read, so a write that times out
+// while the receiver took some goes on waiting. A receiver that takes
+// nothing for this long is stuck or gone, and every send after that fails
+// at once.
 var sendTimeout = 2 * time.Second
 
 // maxState bounds a Stream's state.
@@ -212,40 +217,72 @@ func (s *Sender) SendCounters(b []byte) error {
 	if !s.receiverJoins() {
 		return errors.New("connpass: the new smoothserve is of an earlier release, which cannot take counters")
 	}
-	if err := s.write(append([]byte{byte(Counters)}, b...), nil); err != nil {
+	s.mu.Lock()
+	err := s.writeLocked(append([]byte{byte(Counters)}, b...), nil)
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("connpass: passing the counters: %w", err)
 	}
 	return nil
 }
 
-// write sends one message when its turn comes, within sendTimeout.
-func (s *Sender) write(msg, oob []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// writeLocked sends one message, s.mu held: it waits while the receiver
+// reads, sendTimeout at a time (see sendTimeout).
+func (s *Sender) writeLocked(msg, oob []byte) error {
 	if s.stuck != nil {
 		return s.stuck
 	}
-	s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	_, _, err := s.uc.WriteMsgUnix(msg, oob, nil)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		s.stuck = fmt.Errorf("the receiver took no message for %v", sendTimeout)
-		return s.stuck
+	queued := -1
+	for {
+		s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
+		_, _, err := s.uc.WriteMsgUnix(msg, oob, nil)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		// Only the receiver changes what is queued while s.mu is held:
+		// less than at the last timeout means it is reading.
+		now := s.queued()
+		if now < 0 || (queued >= 0 && now >= queued) {
+			s.stuck = fmt.Errorf("the receiver took no message for %v", sendTimeout)
+			return s.stuck
+		}
+		queued = now
 	}
-	return err
+}
+
+// queued is how many bytes sent the receiver has not read (SIOCOUTQ), or
+// -1 if that cannot be known.
+func (s *Sender) queued() int {
+	raw, err := s.uc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	raw.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n = v
+		}
+	})
+	return n
 }
 
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
 // port, address length, state length, client bytes' length.
 const joinedHeader = 1 + 2 + 1 + 2 + 4
 
+// send writes msg with the descriptors of conns when its turn comes. The
+// turn is taken first, so that a connection waiting for it can be closed
+// meanwhile (then it is not sent).
 func (s *Sender) send(msg []byte, conns ...syscall.Conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	fds := make([]int, 0, len(conns))
 	var sendErr error
 	// Each descriptor is valid only inside its Control: nest them.
 	var next func(i int) error
 	next = func(i int) error {
 		if i == len(conns) {
-			sendErr = s.write(msg, syscall.UnixRights(fds...))
+			sendErr = s.writeLocked(msg, syscall.UnixRights(fds...))
 			return nil
 		}
 		raw, err := conns[i].SyscallConn()

@@ -15,8 +15,9 @@
 //
 // Sends go one at a time, each with its own write deadline from when its
 // turn comes: thousands passed at once wait for each other, not for a
-// deadline they share; a receiver that takes nothing for that long fails
-// the send and every one after it.
+// deadline they share; a write goes on waiting while the receiver reads,
+// and a receiver that takes nothing for that long fails the send and every
+// one after it.
 //
 // Invariant: a connection has one owner at a time. The sender closes its
 // descriptor only after Send succeeded, and until then nothing of the
