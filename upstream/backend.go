@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,7 @@ type Backend struct {
 	idle     chan struct{} // closed when draining and nothing is in flight
 
 	mu       sync.Mutex
-	pool     []*Conn // idle connections, most recently used last
+	pool     []*Conn // idle connections, by idleSince, the freshest last
 	shut     bool    // pool closed: connections put back are closed
 	sweeping bool    // a sweep of the pool is scheduled
 }
@@ -134,8 +135,9 @@ func (b *Backend) TakeIdle() []*Conn {
 	return pool
 }
 
-// getIdle pops the most recently used idle connection, or nil; with
-// maxIdle > 0, nil too if that one has been idle for maxIdle or longer.
+// getIdle pops the idle connection idle for the shortest time, or nil;
+// with maxIdle > 0, nil too if that one has been idle for maxIdle or
+// longer.
 func (b *Backend) getIdle(maxIdle time.Duration) *Conn {
 	b.mu.Lock()
 	n := len(b.pool)
@@ -171,7 +173,14 @@ func (b *Backend) put(c *Conn, since time.Time) {
 		c.Close()
 		return
 	}
-	b.pool = append(b.pool, c)
+	// Ordered by idleSince, the freshest last, where getIdle looks: one
+	// put back after a long response (idle since its request went out)
+	// goes under those used since.
+	i := len(b.pool)
+	for i > 0 && b.pool[i-1].idleSince.After(since) {
+		i--
+	}
+	b.pool = slices.Insert(b.pool, i, c)
 	if !b.sweeping {
 		b.sweeping = true
 		time.AfterFunc(sweepEvery, b.sweep)

@@ -133,8 +133,14 @@ func Adopt(tc *net.TCPConn, buffered []byte) (*Conn, error) {
 		return nil, err
 	}
 	c.src.pre = buffered
+	// Its request went out in the other process, when is not known: put
+	// back, it counts as long idle (as AddIdle's), never as idle from then.
+	c.sentAt = longAgo
 	return c, nil
 }
+
+// longAgo is the send time of a request sent by another process.
+var longAgo = time.Unix(0, 0)
 
 // Unread is what R holds and the socket has not been asked for again: the
 // bytes read from the instance and not yet used, for another process to
