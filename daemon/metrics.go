@@ -32,6 +32,7 @@ var (
 	descRollouts  = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
 	descUpgrades  = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
 	descOpenConns = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
+	descParked    = prometheus.NewDesc("smoothserve_parked_connections", "Idle client connections parked: watched in one epoll set, holding no goroutine or buffer (plain HTTP/1.x).", nil, nil)
 	descHost      = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
 	descInstDrain = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
 )
@@ -46,7 +47,7 @@ type upgradeCounts struct {
 type collector struct{ d *Daemon }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descHost, descInstDrain} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain} {
 		ch <- d
 	}
 }
@@ -66,6 +67,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for port, n := range d.px.OpenConnections() {
 		ch <- prometheus.MustNewConstMetric(descOpenConns, prometheus.GaugeValue, float64(n), strconv.Itoa(port))
 	}
+	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(d.px.ParkedConnections()))
 	host := d.host.Status().State
 	for _, state := range []string{api.HostServing, api.HostDraining, api.HostDrained} {
 		v := 0.0

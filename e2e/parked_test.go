@@ -41,27 +41,40 @@ func parkedConns(t *testing.T) int {
 // upgrade passes every parked connection to the new daemon, which parks it
 // again.
 //
-// The instances are the demo, and Node.js's http module (examples/node).
+// The instances are the demo, and Node.js's http module (examples/node);
+// Node's close after 1 s: its idle timer runs on its event loop's clock,
+// which lags under load, and 200 ms would leave too little room between
+// it and the 100 ms under which the proxy reuses a connection for a POST
+// (bench/NOTES.md). The proxy's pooled connections still idle past it in
+// every pause of the idling load.
 func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
 	t.Run("demo", func(t *testing.T) {
-		parkedThroughRestartsAndUpgrades(t, startInstalled(t, "", closesIdleConns), "")
+		var admin string
+		in := startInstalledWith(t, func(e *env) string {
+			admin = "127.0.0.1:" + strconv.Itoa(e.ports.next())
+			return "AdminAddr: " + admin + "\n"
+		}, closesIdleConns)
+		parkedThroughRestartsAndUpgrades(t, in, admin, "")
 	})
 	t.Run("node", func(t *testing.T) {
 		needNode(t)
 		e := newEnv(t, 8)
+		admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
+		e.writeMain("AdminAddr: " + admin + "\n")
 		copyFile(t, filepath.Join("..", "examples", "node", "server.js"), filepath.Join(e.dir, "app", "node", "server.js"))
-		e.serviceOf("./app/node/server.js", "web", "web.test", 3, "args: [\"-port={port}\", \"-keep-alive-timeout=200ms\", \"-keep-alive-buffer=0s\"]\n")
+		e.serviceOf("./app/node/server.js", "web", "web.test", 3, "args: [\"-port={port}\", \"-keep-alive-timeout=1s\", \"-keep-alive-buffer=0s\"]\n")
 		in := install(e)
 		if code, out, errOut := in.run("start"); code != 0 {
 			t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
 		}
-		parkedThroughRestartsAndUpgrades(t, in, "hello from node")
+		parkedThroughRestartsAndUpgrades(t, in, admin, "hello from node")
 	})
 }
 
 // parkedThroughRestartsAndUpgrades is the test on in's service web.test,
-// whose instances answer a GET with hello.
-func parkedThroughRestartsAndUpgrades(t *testing.T, in *installed, hello string) {
+// whose instances answer a GET with hello; admin is the daemon's
+// AdminAddr.
+func parkedThroughRestartsAndUpgrades(t *testing.T, in *installed, admin, hello string) {
 	parkedConns := parkedConns(t)
 	cfg := mixedConfig(in.env, "web.test")
 	cfg.Hello = hello
@@ -78,7 +91,9 @@ func parkedThroughRestartsAndUpgrades(t *testing.T, in *installed, hello string)
 	// again, in the new daemon after an upgrade.
 	time.Sleep(3 * time.Second)
 	upgrades := 0
+	var parkedAt []float64 // parked connections as each step began
 	for i, step := range []string{"restart", "sighup", "upgrade", "restart", "sighup", "upgrade"} {
+		parkedAt = append(parkedAt, sum(scrape(t, admin), `^smoothserve_parked_connections$`))
 		old := in.daemonPid()
 		switch step {
 		case "restart":
@@ -104,7 +119,14 @@ func parkedThroughRestartsAndUpgrades(t *testing.T, in *installed, hello string)
 		time.Sleep(2 * time.Second)
 	}
 	res, ires := stop()
-	t.Logf("busy load: %v, slowest %v; idling load: %v, slowest %v", res, res.MaxLatency, ires, ires.MaxLatency)
+	t.Logf("busy load: %v, slowest %v; idling load: %v, slowest %v; parked as each step began: %v", res, res.MaxLatency, ires, ires.MaxLatency, parkedAt)
+	// The idling connections were parked, in each daemon: with pauses of
+	// 2.5–4 s and parking after 1–2 s, about half at any moment.
+	for i, n := range parkedAt {
+		if n < float64(parkedConns)/5 {
+			t.Errorf("step %d began with %v connections parked; want most of the %d idling ones", i+1, n, parkedConns)
+		}
+	}
 	if err := res.Err(); err != nil {
 		t.Errorf("busy load: %v", err)
 	}

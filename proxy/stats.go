@@ -178,6 +178,10 @@ func (s *Server) OpenConnections() map[int]int {
 	return n
 }
 
+// ParkedConnections is how many client connections are parked now: idle,
+// holding no goroutine or buffer (park.go).
+func (s *Server) ParkedConnections() int { return s.parker.count() }
+
 var connSeq atomic.Uint32
 
 // SetBase makes base, the counters of the process this one replaced,
