@@ -18,8 +18,8 @@ import (
 // and POSTs meeting the demo instances' idle close. Each has a test of its
 // own in its package. Node's instances, closing idle connections after
 // 200 ms by their event loop's clock, which lags under a burst of 8,000
-// connections, still close one under a POST now and then: 3 and 8 of
-// 52,000–60,000 requests failed so.)
+// connections, still closed one under a POST now and then: 3 and 8 of
+// 52,000–60,000 requests failed so; hence 1 s below.)
 func parkedConns(t *testing.T) int {
 	v := os.Getenv("SMOOTHSERVE_PARKED_CONNS")
 	if v == "" {
