@@ -141,8 +141,11 @@ func TestDrainingSendsHTTP2GoAway(t *testing.T) {
 		t.Fatal("after SetDraining(false): not kept alive")
 	}
 	f.srv.SetDraining(true)
-	if n := f.srv.DrainClosed(); n != 1 {
-		t.Errorf("DrainClosed = %d, want 1: the idle HTTP/2 connection", n)
+	// The idle connection; and the one that took the request during the
+	// first drain if it is still open: its GOAWAY's close waits for the
+	// client (a second at most). A fresh-clone CI run saw 2.
+	if n := f.srv.DrainClosed(); n != 1 && n != 2 {
+		t.Errorf("DrainClosed = %d, want 1 (the idle HTTP/2 connection) or 2 (and the one GOAWAY left open)", n)
 	}
 	time.Sleep(50 * time.Millisecond) // for the client to see it closed
 	if do("") {
