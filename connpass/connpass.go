@@ -232,7 +232,9 @@ func (s *Sender) writeLocked(msg, oob []byte) error {
 	if s.stuck != nil {
 		return s.stuck
 	}
-	queued := -1
+	// A write blocks only on a full buffer, so what is queued now is what
+	// the receiver has to make fall.
+	queued := s.queued()
 	for {
 		s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
 		_, _, err := s.uc.WriteMsgUnix(msg, oob, nil)
@@ -242,7 +244,7 @@ func (s *Sender) writeLocked(msg, oob []byte) error {
 		// Only the receiver changes what is queued while s.mu is held:
 		// less than at the last timeout means it is reading.
 		now := s.queued()
-		if now < 0 || (queued >= 0 && now >= queued) {
+		if now < 0 || queued < 0 || now >= queued {
 			s.stuck = fmt.Errorf("the receiver took no message for %v", sendTimeout)
 			return s.stuck
 		}
