@@ -85,7 +85,6 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 		}
 		c.rec.b, c.rec.retried = b, attempt > 0
 		t0 := time.Now()
-		uc.Sending(t0)
 		keep, began, err := c.exchange(req, b, uc, kept)
 		if err != nil && !began && errors.Is(err, errStale) && kept && idempotent(req.method) {
 			// The instance had closed the pooled connection (its idle
@@ -95,7 +94,6 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 				"service", b.Service, "slot", b.Slot, "request_id", string(c.rid), "err", err)
 			if uc, err = b.Dial(); err == nil {
 				c.rec.retried = true
-				uc.Sending(t0)
 				keep, began, err = c.exchange(req, b, uc, kept)
 			}
 		}

@@ -182,12 +182,10 @@ func (x *bridge) forward(set *upstream.Set) {
 		}
 		x.b, x.retried = b, attempt > 0
 		t0 := time.Now()
-		uc.Sending(t0)
 		began, err := x.exchange(b, uc)
 		if err != nil && !began && errors.Is(err, errStale) && x.kept && idem {
 			if uc, err = b.Dial(); err == nil {
 				x.retried = true
-				uc.Sending(t0)
 				began, err = x.exchange(b, uc)
 			}
 		}

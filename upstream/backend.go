@@ -153,15 +153,8 @@ func (b *Backend) getIdle(maxIdle time.Duration) *Conn {
 }
 
 // Put returns a connection whose last response was read completely; it
-// counts as idle since its request was sent (Sending), or from now.
-func (b *Backend) Put(c *Conn) {
-	since := c.sentAt
-	c.sentAt = time.Time{}
-	if since.IsZero() {
-		since = time.Now()
-	}
-	b.put(c, since)
-}
+// counts as idle since it was taken to carry that request (takenAt).
+func (b *Backend) Put(c *Conn) { b.put(c, c.takenAt) }
 
 // put pools c, idle since then.
 func (b *Backend) put(c *Conn, since time.Time) {

@@ -29,21 +29,20 @@ type Conn struct {
 	watching bool       // WatchClient: a blocking read checks that the client is still there
 	armed    bool       // a watch deadline is set on the socket
 
-	raw       syscall.RawConn
-	peekFn    func(fd uintptr) bool // allocated once: RawConn.Read takes a func
-	waitFn    func(fd uintptr) bool // WaitReadable's, allocated at its first use
-	peekDead  bool
-	sentAt    time.Time // Sending's, until Put
-	idleSince time.Time // when it was last put back in the pool, or its request sent (Sending)
+	raw      syscall.RawConn
+	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
+	waitFn   func(fd uintptr) bool // WaitReadable's, allocated at its first use
+	peekDead bool
+	// takenAt is when Get or Dial handed it out, to carry a request at
+	// once. The instance's idle clock starts after that, once it has
+	// written its response, so Put counts c idle from takenAt — not from
+	// when the proxy got round to reading the end of the response, which
+	// on a saturated machine can be a good while later: a request that
+	// cannot be sent again must not meet the instance's idle close (Get's
+	// maxIdle).
+	takenAt   time.Time
+	idleSince time.Time // when it was last put back in the pool: its takenAt
 }
-
-// Sending records that a request goes out on c at at. The instance's idle
-// clock starts after that, once it has written its response, so Put counts
-// c idle from at — not from when the proxy got round to reading the end of
-// the response, which on a saturated machine can be a good while later:
-// a request that cannot be sent again must not meet the instance's idle
-// close (Get's maxIdle).
-func (c *Conn) Sending(at time.Time) { c.sentAt = at }
 
 // readBufSize holds any normal response head, and is a good copy unit.
 const readBufSize = 16 << 10
@@ -79,6 +78,7 @@ func (b *Backend) Get(maxIdle time.Duration) (*Conn, error) {
 		if c.alive() {
 			c.Reused = true
 			c.wake()
+			c.takenAt = time.Now()
 			return c, nil
 		}
 		c.Close()
@@ -97,6 +97,7 @@ func (b *Backend) Dial() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
 	}
+	c.takenAt = time.Now()
 	return c, nil
 }
 
@@ -134,12 +135,12 @@ func Adopt(tc *net.TCPConn, buffered []byte) (*Conn, error) {
 	}
 	c.src.pre = buffered
 	// Its request went out in the other process, when is not known: put
-	// back, it counts as long idle (as AddIdle's), never as idle from then.
-	c.sentAt = longAgo
+	// back, it counts as long idle (as AddIdle's), never as idle from now.
+	c.takenAt = longAgo
 	return c, nil
 }
 
-// longAgo is the send time of a request sent by another process.
+// longAgo is the takenAt of a connection another process was using.
 var longAgo = time.Unix(0, 0)
 
 // Unread is what R holds and the socket has not been asked for again: the

@@ -10,9 +10,9 @@ import (
 )
 
 // TestAdoptedConnIdleCountsFromBeforeItsResponseEnded: a connection adopted
-// mid-response at an upgrade (proxy/stream.go serveStream) is put back with
-// no Sending, so Put counts it idle from when the new process got round to
-// reading the response's end: on a saturated machine (an upgrade with
+// mid-response at an upgrade (proxy/stream.go serveStream) was not taken by
+// Get here; counted idle from when the new process got round to reading
+// the response's end, on a saturated machine (an upgrade with
 // thousands of connections, exactly when streams are adopted) that can be
 // well after the instance wrote it and started its idle clock. Get(maxIdle)
 // must not hand it to a request that cannot go again: the instance has seen
@@ -53,7 +53,7 @@ func TestAdoptedConnIdleCountsFromBeforeItsResponseEnded(t *testing.T) {
 
 // TestFreshConnNotHiddenUnderAnOldOne: Get(maxIdle) looks only at the top
 // of the pool, which was right while the pool was ordered by idleSince (each
-// Put was "now"). Since Put uses the request's send time, a connection put
+// Put was "now"). Since Put uses the time the connection was taken for its request, a connection put
 // back after a long response (a stream, a download, a slow handler) lands
 // on top with an old idleSince and hides fresh ones under it: every request
 // that cannot go again dials a new connection until a GET pops it.
@@ -70,8 +70,8 @@ func TestFreshConnNotHiddenUnderAnOldOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-accepted
-	long.Sending(time.Now().Add(-2 * time.Second)) // a 2 s stream, just ended
-	fresh.Sending(time.Now())                      // a quick GET, answered
+	long.takenAt = time.Now().Add(-2 * time.Second) // a 2 s stream, just ended
+	fresh.takenAt = time.Now()                      // a quick GET, answered
 	b.Put(fresh)
 	b.Put(long)
 	got, err := b.Get(100 * time.Millisecond)

@@ -174,10 +174,10 @@ func TestPoolAndDeadConnections(t *testing.T) {
 	}
 }
 
-// TestIdleCountsFromTheRequestSent: a connection whose request went out a
+// TestIdleCountsFromTheRequestSent: a connection taken for a request a
 // while ago is as idle as that to a Get with maxIdle, however late its
 // response was read and it was put back (the instance's idle clock started
-// when it answered); without Sending, from when it was put back.
+// when it answered); one taken just now is fresh when put back.
 func TestIdleCountsFromTheRequestSent(t *testing.T) {
 	addr, accepted := tcptest.AcceptAll(t)
 	b := NewBackend("s", 0, addr)
@@ -186,7 +186,7 @@ func TestIdleCountsFromTheRequestSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-accepted
-	c1.Sending(time.Now().Add(-150 * time.Millisecond))
+	c1.takenAt = time.Now().Add(-150 * time.Millisecond) // its request went out 150 ms ago
 	b.Put(c1)
 	if c, err := b.Get(100 * time.Millisecond); err != nil || c == c1 || c.Reused {
 		t.Fatalf("Get(100ms) of a connection whose request went out 150ms ago: same=%v reused=%v err=%v; want a new one", c == c1, c != nil && c.Reused, err)
@@ -199,7 +199,7 @@ func TestIdleCountsFromTheRequestSent(t *testing.T) {
 	if err != nil || c2 != c1 {
 		t.Fatalf("Get(0): same=%v err=%v; want the pooled one", c2 == c1, err)
 	}
-	b.Put(c2) // no Sending since: idle from now
+	b.Put(c2) // taken by that Get: idle from just now
 	if c, err := b.Get(100 * time.Millisecond); err != nil || c != c1 {
 		t.Fatalf("Get(100ms) of a connection put back just now: same=%v err=%v; want it", c == c1, err)
 	}
