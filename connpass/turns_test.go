@@ -3,6 +3,7 @@ package connpass
 import (
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,18 @@ func TestManySendsAtOnceEachGetTheirTurn(t *testing.T) {
 	}
 }
 
+// sendUntilOneFails sends conn over s until a send fails (up to 100,000),
+// and returns how long the failed send took, and its error.
+func sendUntilOneFails(s *Sender, conn syscall.Conn) (time.Duration, error) {
+	for range 100000 {
+		began := time.Now()
+		if err := s.Send(8080, nil, conn); err != nil {
+			return time.Since(began), err
+		}
+	}
+	return 0, nil
+}
+
 // TestStuckReceiverFailsTheSendsAfterIt: a receiver that takes nothing
 // fails the send whose turn it is after the timeout, and every send after
 // it at once; each connection stays the sender's.
@@ -84,10 +97,7 @@ func TestStuckReceiverFailsTheSendsAfterIt(t *testing.T) {
 	defer f.Close() // open, never read
 	defer s.Close()
 	client, server := tcptest.Pair(t)
-	var firstErr error
-	for i := 0; i < 100000 && firstErr == nil; i++ {
-		firstErr = s.Send(8080, nil, server)
-	}
+	_, firstErr := sendUntilOneFails(s, server)
 	if firstErr == nil || !strings.Contains(firstErr.Error(), "took no message") {
 		t.Fatalf("sends to a receiver that reads nothing: %v; want one to fail after the timeout", firstErr)
 	}
