@@ -34,14 +34,17 @@
 //     Nothing is written to a connection once it is passed.
 //   - A parked connection (park.go: a plain-HTTP one idle for 1–2 s,
 //     whose goroutine, buffers and scratch slices are given back while
-//     the Server's parker watches its descriptor) has exactly one owner:
-//     the parker while it is in the parked set, then whoever removed it
-//     (under the parker's lock): its wake, the IdleTimeout sweep,
-//     Shutdown, PassConnections, SetDraining or Close. To Shutdown and
-//     PassConnections it is an idle connection (taken up again, it waits
-//     out the grace or is passed), to Close an open one; its descriptor
-//     leaves the epoll set before it is closed. IdleTimeout counts from
-//     when it began idling, parked or not (closed up to a sweep late).
+//     the Server's parker watches its descriptor, or one another process
+//     passed between two requests with nothing read of its next, parked
+//     as it arrives) has exactly one owner: the parker while it is in the
+//     parked set, then whoever removed it (under the parker's lock): its
+//     wake, the IdleTimeout sweep, Shutdown, PassConnections, SetDraining
+//     or Close. To Shutdown it is an idle connection (taken up again, it
+//     waits out the grace), to PassConnections one to pass as it is (not
+//     taken up again unless passing it fails), to Close an open one; its
+//     descriptor leaves the epoll set before it is closed. IdleTimeout
+//     counts from when it began idling here, parked or not (closed up to a
+//     sweep late).
 //   - While draining (SetDraining), every HTTP/1.x response says
 //     Connection: close, a connection that has had a request is closed
 //     rather than kept waiting for another, and HTTP/2 connections get

@@ -89,7 +89,7 @@ func (s *Server) ServeHandover(h *Handover) error {
 		c.pre = &prefixed{pre: h.Buffered, r: h.Client}
 	}
 	if h.Instance == nil {
-		go c.serve()
+		c.arrive()
 		return nil
 	}
 	uc, err := upstream.Adopt(h.Instance, h.InstanceBuffered)
@@ -114,6 +114,35 @@ func (s *Server) ServeHandover(h *Handover) error {
 // the bytes already read from it, as ServeHandover does.
 func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
 	return s.ServeHandover(&Handover{Port: port, Client: nc, Buffered: buffered})
+}
+
+// arrive serves a client's connection passed between two requests. One
+// with nothing read of its next request waits for it parked, as it would
+// have after idling here: no goroutine or buffers of its own until its
+// client sends, so an upgrade takes over thousands of idle connections at
+// the cost of their descriptors. IdleTimeout counts from its arrival.
+func (c *conn) arrive() {
+	if c.parkable() {
+		c.idleSince = time.Now()
+		if c.leaveToParker(false) == parked {
+			return
+		}
+	}
+	go c.serve() // woke, if it could not be parked: it waits as one taken up again
+}
+
+// passParked passes connections taken from the parker as they are, one
+// after another, without taking them up again: a parked connection holds
+// nothing to pass but its socket. One whose passing fails is taken up and
+// stays here, as any connection whose passing failed.
+func (s *Server) passParked(cs []*conn) {
+	for _, c := range cs {
+		if c.pass(&Handover{}, &s.passStats.Clients) {
+			c.closeParked()
+			continue
+		}
+		go c.serve()
+	}
 }
 
 // pass hands h to the PassFunc, and counts it. On failure the connection
@@ -155,7 +184,10 @@ func (c *conn) passOn() bool {
 // unread is what was read from the client and not yet used: the start of
 // its next request, or, in a tunnel, bytes for the instance.
 func (c *conn) unread() []byte {
-	buffered, _ := c.br.Peek(c.br.Buffered())
+	var buffered []byte
+	if c.br != nil { // nil: parked, nothing read
+		buffered, _ = c.br.Peek(c.br.Buffered())
+	}
 	if c.pre != nil && len(c.pre.pre) > 0 {
 		// Passed here with more than the reader took in so far.
 		buffered = append(buffered[:len(buffered):len(buffered)], c.pre.pre...)

@@ -51,8 +51,9 @@ import (
 // Ownership: while parked (in p.slots), a connection belongs to the
 // parker; whoever removes it from p.slots, under p.mu, owns it after:
 // the parker's goroutine (readable: resumed on a new goroutine; idle too
-// long: closed), Shutdown (resumed, to end or be passed as an idle
-// connection does), SetDraining (closed), Close (closed), or the
+// long: closed), Shutdown (resumed, to end as an idle connection does),
+// PassConnections (passed as it is: handover.go's passParked),
+// SetDraining (closed), Close (closed), or the
 // connection's own goroutine taking itself back when it sees, after
 // registering, that the server began shutting down or draining. A
 // descriptor is removed from the epoll set by its remover, inside its
@@ -90,9 +91,10 @@ type parker struct {
 
 func newParker(s *Server) *parker { return &parker{srv: s, epfd: -1} }
 
-// park registers c, whose goroutine is about to leave it, and reports
-// whether it did: c belongs to the parker then.
-func (p *parker) park(c *conn) bool {
+// park registers c, whose goroutine is about to leave it (or which has
+// none yet), and reports whether it did: c belongs to the parker then.
+// gaveBack says it gave buffers back, which count towards a trim.
+func (p *parker) park(c *conn, gaveBack bool) bool {
 	if c.socket() == nil {
 		return false
 	}
@@ -124,10 +126,12 @@ func (p *parker) park(c *conn) bool {
 	c.pslot, c.pseq = slot+1, p.seq
 	p.slots[slot] = c
 	p.n++
-	if p.parks == 0 {
-		p.firstPark = time.Now()
+	if gaveBack {
+		if p.parks == 0 {
+			p.firstPark = time.Now()
+		}
+		p.parks++
 	}
-	p.parks++
 	return true
 }
 
@@ -278,12 +282,22 @@ func (c *conn) parkDeadline(now time.Time) {
 func (c *conn) park() parkResult {
 	c.flushLog()
 	c.release()
+	r := c.leaveToParker(true)
+	if r != parked {
+		c.start()
+	}
+	return r
+}
+
+// leaveToParker registers c, which holds no buffers, with the parker; if
+// the result is parked, c is the parker's (or its remover's), and its
+// caller must not touch it again.
+func (c *conn) leaveToParker(gaveBack bool) parkResult {
 	c.woke = true // whoever resumes it: the wait goes on from idleSince
 	c.readBy, c.readKind = time.Time{}, readOther
 	c.state.Store(stateParked)
 	p := c.srv.parker
-	if !p.park(c) {
-		c.start()
+	if !p.park(c, gaveBack) {
 		return parkFailed
 	}
 	// The flags are read after the state says parked; Shutdown, SetDraining
@@ -291,7 +305,6 @@ func (c *conn) park() parkResult {
 	// sees the other, and p.take decides who has it.
 	if s := c.srv; s.shutting.Load() || s.draining.Load() {
 		if p.take(c) {
-			c.start()
 			return parkUndone
 		}
 	}

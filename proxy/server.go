@@ -276,9 +276,9 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(c.graceDeadline())
 		case stateParked:
-			// Taken up again, it waits (or is passed) as an idle one;
-			// one not taken here is on its way back already, and sees
-			// the flag.
+			// Passed as it is (passParked), or, stopping, taken up
+			// again to wait out the grace as an idle one; one not
+			// taken here is on its way back already, and sees the flag.
 			if s.parker.take(c) {
 				resume = append(resume, c)
 			}
@@ -290,8 +290,12 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 	s.checkDoneLocked()
 	s.mu.Unlock()
-	for _, c := range resume {
-		go c.serve()
+	if fn != nil {
+		go s.passParked(resume)
+	} else {
+		for _, c := range resume {
+			go c.serve()
+		}
 	}
 
 	h2Done := make(chan struct{})

@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Parked connections at an upgrade: the passing process passes them as they
+// are, and the taking one parks those with nothing read of their next
+// request as they arrive (handover.go's arrive and passParked).
+
+// parkedClients opens n connections to f, one request each, and waits
+// until all are parked.
+func parkedClients(t *testing.T, f *fixture, n int) []*client {
+	t.Helper()
+	cls := make([]*client, n)
+	for i := range cls {
+		cls[i] = dial(t, f.addr)
+		cls[i].mustDo(get("x", "/"))
+	}
+	waitParked(t, f.srv, n)
+	return cls
+}
+
+func TestPassedIdleConnectionsArriveParked(t *testing.T) {
+	oldIn, newIn := startInstance(t, "old", nil), startInstance(t, "new", nil)
+	old := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", oldIn)})
+	// It would park an idle connection of its own after a second.
+	const idle = 1500 * time.Millisecond
+	next := startProxy(t, Options{IdleTimeout: idle, parkAfter: time.Second}, Route{Port: 1, Set: setOf(t, "s", newIn)})
+	cls := parkedClients(t, old, 40)
+
+	var passed atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := old.srv.PassConnections(ctx, passTo(next.srv, &passed)); err != nil {
+		t.Fatalf("PassConnections: %v", err)
+	}
+	arrived := time.Now()
+	if n := passed.Load(); n != int64(len(cls)) {
+		t.Fatalf("passed %d, want %d", n, len(cls))
+	}
+	// Parked as they came, not after the taking process's parkAfter.
+	if n := next.srv.parker.count(); n != len(cls) {
+		t.Fatalf("parked in the taking process right after the pass: %d of %d", n, len(cls))
+	}
+
+	// Half ask: answered by the new process, the connection kept.
+	asking, quiet := cls[:len(cls)/2], cls[len(cls)/2:]
+	for i, cl := range asking {
+		resp, body := cl.mustDo(get("x", "/"))
+		if body != "new GET /" || resp.Close {
+			t.Errorf("client %d after the pass: %q close=%v, want the new process's answer", i, body, resp.Close)
+		}
+	}
+	// The others are closed at IdleTimeout, counted from their arrival.
+	for _, cl := range quiet {
+		expectClosed(t, cl, "a passed connection that stayed idle")
+	}
+	if d := time.Since(arrived); d < idle-50*time.Millisecond {
+		t.Errorf("closed %v after arriving, before IdleTimeout %v", d, idle)
+	}
+	waitUntil(t, "every connection forgotten", func() bool { return next.srv.connCount() == 0 && next.srv.parker.count() == 0 })
+}
+
+func TestPassingParkedConnectionsTakesThemNotUp(t *testing.T) {
+	oldIn, newIn := startInstance(t, "old", nil), startInstance(t, "new", nil)
+	old := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", oldIn)})
+	next := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", newIn)})
+	cls := parkedClients(t, old, 200)
+
+	// A connection taken up to be passed would call the PassFunc from a
+	// goroutine of its own, all at once; parked ones are passed one after
+	// another, with nothing read.
+	var passed, inFlight, most atomic.Int64
+	pass := passTo(next.srv, &passed)
+	slowPass := func(h *Handover) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if len(h.Buffered) != 0 {
+			t.Errorf("a parked connection passed with %d bytes buffered", len(h.Buffered))
+		}
+		time.Sleep(time.Millisecond)
+		return pass(h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := old.srv.PassConnections(ctx, slowPass); err != nil {
+		t.Fatalf("PassConnections: %v", err)
+	}
+	if n := passed.Load(); n != int64(len(cls)) {
+		t.Fatalf("passed %d, want %d", n, len(cls))
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("passes at once: %d, want 1 (parked connections taken up to be passed)", m)
+	}
+	for i, cl := range cls {
+		if resp, body := cl.mustDo(get("x", "/")); body != "new GET /" || resp.Close {
+			t.Fatalf("client %d after the pass: %q close=%v", i, body, resp.Close)
+		}
+	}
+}
+
+func TestParkedConnectionWhosePassingFailsIsServedHere(t *testing.T) {
+	in := startInstance(t, "old", nil)
+	old := startProxy(t, parkOpts(Options{ShutdownGrace: 2 * time.Second}), Route{Port: 1, Set: setOf(t, "s", in)})
+	cls := parkedClients(t, old, 3)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- old.srv.PassConnections(context.Background(), func(*Handover) error { return errors.New("the new process is gone") })
+	}()
+	waitUntil(t, "the passes failed", func() bool { return old.srv.PassStats().Failed == int64(len(cls)) })
+	// Within the grace each is answered here, and closed after.
+	for i, cl := range cls {
+		resp, body := cl.mustDo(get("x", "/"))
+		if body != "old GET /" || !resp.Close {
+			t.Errorf("client %d after its pass failed: %q close=%v, want an answer here with Connection: close", i, body, resp.Close)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("PassConnections: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("PassConnections did not return once the connections were answered")
+	}
+}
