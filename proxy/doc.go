@@ -32,11 +32,11 @@
 //     with every byte read and not yet used, and nothing unflushed; its
 //     responses say Connection: close only once passing it has failed.
 //     Nothing is written to a connection once it is passed.
-//   - A parked connection (park.go: a plain-HTTP one idle for 1–2 s,
-//     whose goroutine, buffers and scratch slices are given back while
-//     the Server's parker watches its descriptor, or one another process
-//     passed between two requests with nothing read of its next, parked
-//     as it arrives) has exactly one owner: the parker while it is in the
+//   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
+//     for 1–2 s, whose goroutine, buffers and scratch slices are given
+//     back while the Server's parker watches its (TCP) descriptor, or one
+//     another process passed between two requests with nothing read of
+//     its next, parked as it arrives) has exactly one owner: the parker while it is in the
 //     parked set, then whoever removed it (under the parker's lock): its
 //     wake, the IdleTimeout sweep, Shutdown, PassConnections, SetDraining
 //     or Close. To Shutdown it is an idle connection (taken up again, it

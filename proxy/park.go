@@ -11,12 +11,13 @@ import (
 	"smoothserve/accesslog"
 )
 
-// Parking (issue 20): a plain-HTTP connection that has waited for its next
-// request for a while (parkAfter, 1–2 s with the deadline's slack) gives
-// back what it holds for serving one — its goroutine and that goroutine's
-// stack, its bufio reader and writer, the per-request scratch slices — and
-// is watched by its Server's parker instead: one goroutine waiting in
-// epoll_wait on the parked connections' descriptors. When one becomes
+// Parking (issue 20): an HTTP/1.x connection (plain or TLS) that has
+// waited for its next request for a while (parkAfter, 1–2 s with the
+// deadline's slack) gives back what it holds for serving one — its
+// goroutine and that goroutine's stack, its bufio reader and writer, the
+// per-request scratch slices — and is watched by its Server's parker
+// instead: one goroutine waiting in epoll_wait on the parked connections'
+// descriptors. When one becomes
 // readable (its next request, or its client closing), a goroutine takes it
 // up again from the pools and the wait goes on where it stood: IdleTimeout
 // counts from when the connection began to idle, and the parker closes
@@ -258,11 +259,16 @@ const (
 	parkUndone                   // the server began shutting down or draining: its goroutine took it back, as woken
 )
 
-// parkable reports whether c may be parked when it has idled: a plain-HTTP
-// connection with nothing pending but in the socket. A TLS one is not: its
-// tls.Conn may hold decrypted bytes no epoll sees.
+// parkable reports whether c may be parked when it has idled: an HTTP/1.x
+// connection with nothing pending but in the socket. Over TLS too: it is
+// parked only after a read of it timed out (waitForRequest), and a
+// tls.Conn's Read returns what it holds (decrypted bytes, or a whole
+// record read ahead) before it reads the socket, so one whose read timed
+// out holds at most part of a record, whose rest the socket will bring;
+// the timeout does not break it (crypto/tls keeps only errors that are
+// not temporary). The TLS state stays with it, parked or not.
 func (c *conn) parkable() bool {
-	return c.srv.parkAfter > 0 && !c.secure && (c.pre == nil || len(c.pre.pre) == 0) && !c.keepHere
+	return c.srv.parkAfter > 0 && (c.pre == nil || len(c.pre.pre) == 0) && !c.keepHere
 }
 
 // parkDeadline makes sure the wait for the next request ends within

@@ -123,12 +123,5 @@ func TestParkedConnectionWhosePassingFailsIsServedHere(t *testing.T) {
 			t.Errorf("client %d after its pass failed: %q close=%v, want an answer here with Connection: close", i, body, resp.Close)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("PassConnections: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("PassConnections did not return once the connections were answered")
-	}
+	waitReturned(t, done, "PassConnections, once the connections were answered,")
 }

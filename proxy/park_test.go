@@ -29,6 +29,37 @@ func waitParked(t *testing.T, s *Server, n int) {
 	waitUntil(t, fmt.Sprintf("%d parked", n), func() bool { return s.parker.count() == n })
 }
 
+// expectPipelinedAnswers sends three requests for host in one write, and
+// checks the answers of an instance named "a", in order.
+func expectPipelinedAnswers(t *testing.T, cl *client, host string) {
+	t.Helper()
+	io.WriteString(cl.c, get(host, "/p1")+get(host, "/p2")+get(host, "/p3"))
+	for i := 1; i <= 3; i++ {
+		resp, err := http.ReadResponse(cl.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if want := fmt.Sprintf("a GET /p%d", i); string(body) != want {
+			t.Fatalf("pipelined %d after parking: %q, want %q", i, body, want)
+		}
+	}
+}
+
+// waitReturned waits up to 5 s for the error a call sent to done, and
+// fails if it is one.
+func waitReturned(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not return within 5s", what)
+	}
+}
+
 func TestIdleConnectionParksAndServesOn(t *testing.T) {
 	in := startInstance(t, "a", nil)
 	f := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", in)})
@@ -52,18 +83,7 @@ func TestIdleConnectionParksAndServesOn(t *testing.T) {
 	}
 	waitParked(t, f.srv, 1)
 
-	// Pipelined requests.
-	io.WriteString(cl.c, get("x", "/p1")+get("x", "/p2")+get("x", "/p3"))
-	for i := 1; i <= 3; i++ {
-		resp, err := http.ReadResponse(cl.br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if want := fmt.Sprintf("a GET /p%d", i); string(body) != want {
-			t.Fatalf("pipelined %d after parking: %q, want %q", i, body, want)
-		}
-	}
+	expectPipelinedAnswers(t, cl, "x")
 	waitParked(t, f.srv, 1)
 	if n := f.srv.connCount(); n != 1 {
 		t.Fatalf("connections = %d, want 1", n)

@@ -276,9 +276,10 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(c.graceDeadline())
 		case stateParked:
-			// Passed as it is (passParked), or, stopping, taken up
-			// again to wait out the grace as an idle one; one not
-			// taken here is on its way back already, and sees the flag.
+			// Passed as it is (passParked), or, stopping or TLS,
+			// taken up again to wait out the grace as an idle one; one
+			// not taken here is on its way back already, and sees the
+			// flag.
 			if s.parker.take(c) {
 				resume = append(resume, c)
 			}
@@ -290,12 +291,16 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 	s.checkDoneLocked()
 	s.mu.Unlock()
-	if fn != nil {
-		go s.passParked(resume)
-	} else {
-		for _, c := range resume {
-			go c.serve()
+	var pass []*conn
+	for _, c := range resume {
+		if c.passing() {
+			pass = append(pass, c)
+		} else {
+			go c.serve() // TLS, or stopping: it waits out the grace here
 		}
+	}
+	if len(pass) > 0 {
+		go s.passParked(pass)
 	}
 
 	h2Done := make(chan struct{})
