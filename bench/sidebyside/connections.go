@@ -162,12 +162,17 @@ func (b *bench) connectionsCost(ctx context.Context) ([]markdowner, error) {
 	for _, p := range proxies[1:] {
 		p.stop()
 	}
-	t, err := b.idleMemory(ctx, dir, upstreams, opts)
-	if t != nil {
-		t.notes = append(t.notes, note)
-		parts = append(parts, t)
+	for _, secure := range []bool{false, true} {
+		t, err := b.idleMemory(ctx, dir, upstreams, opts, secure)
+		if t != nil {
+			t.notes = append(t.notes, note)
+			parts = append(parts, t)
+		}
+		if err != nil {
+			return parts, err
+		}
 	}
-	return parts, err
+	return parts, nil
 }
 
 // startInstances starts a smoothserve in dir and waits until it serves;
@@ -215,7 +220,7 @@ func proxyNames() []string {
 // own under dir.
 func (b *bench) startFresh(name, dir string, upstreams []string, opts proxyOptions) (*proxy, error) {
 	if name == "smoothserve" {
-		d, err := startDaemon(b.bin, dir, daemonOptions{})
+		d, err := startDaemon(b.bin, dir, daemonOptions{cert: opts.cert})
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +229,11 @@ func (b *bench) startFresh(name, dir string, upstreams []string, opts proxyOptio
 			d.stop()
 			return nil, fmt.Errorf("smoothserve on %s: %w", d.url(), err)
 		}
-		return &proxy{name: name, url: d.url(), pids: d.pids, stop: d.stop}, nil
+		p := &proxy{name: name, url: d.url(), pids: d.pids, stop: d.stop}
+		if d.httpsPort != 0 {
+			p.tlsURL = tlsURL(d.httpsPort)
+		}
+		return p, nil
 	}
 	i := slices.IndexFunc(otherProxies, func(s proxySetup) bool { return s.name == name })
 	if i < 0 {

@@ -123,7 +123,7 @@ func TestOpenIdle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	conns, failed, err := openIdle(ctx, srv.Listener.Addr().String(), 150, idleSources(150))
+	conns, failed, err := openIdle(ctx, srv.Listener.Addr().String(), 150, idleSources(150), nil)
 	if len(conns) != 150 || failed != 0 || err != nil {
 		t.Fatalf("openIdle = %d held, %d failed, %v; want 150, 0, nil", len(conns), failed, err)
 	}
@@ -142,9 +142,45 @@ func TestOpenIdle(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	bad, failed, err := openIdle(ctx, failing.Listener.Addr().String(), 10, idleSources(10))
+	bad, failed, err := openIdle(ctx, failing.Listener.Addr().String(), 10, idleSources(10), nil)
 	if len(bad) != 0 || failed != 10 || err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("openIdle of a server answering 503 = %d held, %d failed, %v; want 0, 10, an error naming the 503", len(bad), failed, err)
+	}
+}
+
+// Over TLS, openIdle holds the connections after a handshake each, with
+// Host the config's ServerName, and they peek quiet (the TCP connection's
+// socket) until the server closes them: then its close_notify waits.
+func TestOpenIdleTLS(t *testing.T) {
+	hosts := make(chan string, 20)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host
+		io.WriteString(w, "hello from demo\n")
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := handshakeConfig(nil)
+	cfg.NextProtos = []string{"http/1.1"}
+	conns, failed, err := openIdle(ctx, srv.Listener.Addr().String(), 20, idleSources(20), cfg)
+	if len(conns) != 20 || failed != 0 || err != nil {
+		t.Fatalf("openIdle over TLS = %d held, %d failed, %v; want 20, 0, nil", len(conns), failed, err)
+	}
+	t.Cleanup(func() { closeIdle(conns) })
+	if h := <-hosts; h != tlsHost {
+		t.Errorf("Host %q, want %q", h, tlsHost)
+	}
+	if st := peek(conns[0]); st != sockpeek.Quiet {
+		t.Fatalf("a held TLS connection: %v, want quiet", st)
+	}
+	srv.CloseClientConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for !closedIdle(conns[0]) {
+		if time.Now().After(deadline) {
+			t.Fatal("a TLS connection the server closed does not count as closed")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

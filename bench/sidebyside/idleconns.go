@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -95,9 +96,10 @@ func sumRSS(pids []int) int64 {
 // warm-up of idleParallel connections, one request each (the upstream
 // pools filled), then the RSS before, the n connections, the RSS right
 // after and after idleWait.
-func measureIdle(ctx context.Context, addr string, pids func() []int, n int) (idleSample, error) {
+// With tc, the connections are TLS ones, each after a full handshake.
+func measureIdle(ctx context.Context, addr string, pids func() []int, n int, tc *tls.Config) (idleSample, error) {
 	s := idleSample{conns: n, fdLimit: noFileLimit(pids())}
-	warm, failed, err := openIdle(ctx, addr, idleParallel, idleSources(idleParallel))
+	warm, failed, err := openIdle(ctx, addr, idleParallel, idleSources(idleParallel), tc)
 	closeIdle(warm)
 	if err == nil && failed > 0 {
 		err = fmt.Errorf("warm-up: %d of %d connections failed", failed, idleParallel)
@@ -107,7 +109,7 @@ func measureIdle(ctx context.Context, addr string, pids func() []int, n int) (id
 	}
 	sleepCtx(ctx, time.Second)
 	s.before = sumRSS(pids())
-	conns, failed, err := openIdle(ctx, addr, n, idleSources(n))
+	conns, failed, err := openIdle(ctx, addr, n, idleSources(n), tc)
 	defer closeIdle(conns)
 	if err != nil && ctx.Err() != nil {
 		return s, ctx.Err()
@@ -120,17 +122,18 @@ func measureIdle(ctx context.Context, addr string, pids func() []int, n int) (id
 	sleepCtx(ctx, idleWait)
 	s.idle = sumRSS(pids())
 	for _, c := range conns {
-		if peek(c) == sockpeek.Closed {
+		if closedIdle(c) {
 			s.closed++
 		}
 	}
 	return s, ctx.Err()
 }
 
-// openIdle opens n connections to addr, from srcs in turn, sends GET / on
-// each and reads the answer, idleParallel at a time. It returns the
-// connections answered 200, how many failed, and the first failure.
-func openIdle(ctx context.Context, addr string, n int, srcs []net.IP) ([]net.Conn, int, error) {
+// openIdle opens n connections to addr (TLS ones with tc), from srcs in
+// turn, sends GET / on each and reads the answer, idleParallel at a time.
+// It returns the connections answered 200, how many failed, and the first
+// failure.
+func openIdle(ctx context.Context, addr string, n int, srcs []net.IP, tc *tls.Config) ([]net.Conn, int, error) {
 	conns := make([]net.Conn, n)
 	errs := make([]error, n)
 	var next atomic.Int64
@@ -142,7 +145,7 @@ func openIdle(ctx context.Context, addr string, n int, srcs []net.IP) ([]net.Con
 				if i >= n {
 					return
 				}
-				conns[i], errs[i] = openOne(ctx, addr, srcs[i%len(srcs)])
+				conns[i], errs[i] = openOne(ctx, addr, srcs[i%len(srcs)], tc)
 			}
 		})
 	}
@@ -173,14 +176,27 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// openOne dials addr from src and sends GET / once.
-func openOne(ctx context.Context, addr string, src net.IP) (net.Conn, error) {
+// openOne dials addr from src (with tc, a TLS handshake for tc.ServerName)
+// and sends GET / once.
+func openOne(ctx context.Context, addr string, src net.IP, tc *tls.Config) (net.Conn, error) {
 	d := net.Dialer{Timeout: idleIOTimeout, LocalAddr: &net.TCPAddr{IP: src}}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	if err := getOnce(c, addr); err != nil {
+	host := addr
+	if tc != nil {
+		t := tls.Client(c, tc)
+		hctx, cancel := context.WithTimeout(ctx, idleIOTimeout)
+		err := t.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			abort(c)
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		c, host = t, tc.ServerName
+	}
+	if err := getOnce(c, host); err != nil {
 		abort(c)
 		return nil, err
 	}
@@ -214,8 +230,12 @@ func getOnce(c net.Conn, host string) error {
 	return c.SetDeadline(time.Time{})
 }
 
-// abort closes c with a reset: no TIME_WAIT left to hold its port.
+// abort closes c with a reset: no TIME_WAIT left to hold its port (a TLS
+// connection's TCP connection, with no close_notify).
 func abort(c net.Conn) {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
@@ -228,9 +248,21 @@ func closeIdle(conns []net.Conn) {
 	}
 }
 
+// closedIdle reports whether the proxy closed c, an idle connection: its
+// close, or, over TLS, the close_notify alert sent before it (bytes no
+// idle HTTP/1.1 connection gets otherwise).
+func closedIdle(c net.Conn) bool {
+	st := peek(c)
+	_, secure := c.(*tls.Conn)
+	return st == sockpeek.Closed || secure && st == sockpeek.Data
+}
+
 // peek is whether c has data, is quiet or was closed by the other side,
 // without reading it.
 func peek(c net.Conn) sockpeek.State {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return sockpeek.Quiet
@@ -246,10 +278,16 @@ func peek(c net.Conn) sockpeek.State {
 
 // idleMemory measures each proxy at each of idleCounts, in rounds, each
 // time a proxy started for it (so that what the last measurement left in
-// a heap does not hide what the next one needs).
-func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string][]string, opts proxyOptions) (*idleTable, error) {
+// a heap does not hide what the next one needs); secure: over TLS, on the
+// proxies' TLS ports (HTTP/1.1, TLS 1.3, a full handshake each).
+func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string][]string, opts proxyOptions, secure bool) (*idleTable, error) {
 	names := proxyNames()
-	t := &idleTable{base: "nginx"}
+	t := &idleTable{base: "nginx", secure: secure}
+	var tc *tls.Config
+	kind := "idle"
+	if secure {
+		tc, kind = handshakeConfig(nil), "idle-tls"
+	}
 	for _, name := range names {
 		t.row(name)
 	}
@@ -257,19 +295,26 @@ func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string
 		for _, n := range idleCounts {
 			for i := range names {
 				name := names[(r+i)%len(names)]
-				sub := filepath.Join(dir, fmt.Sprintf("idle-%s-%d-r%d", name, n, r+1))
+				sub := filepath.Join(dir, fmt.Sprintf("%s-%s-%d-r%d", kind, name, n, r+1))
 				p, err := b.startFresh(name, sub, upstreams[name], opts)
 				if err != nil {
 					return t, err
 				}
-				s, err := measureIdle(ctx, strings.TrimPrefix(p.url, "http://"), p.pids, n)
+				addr := strings.TrimPrefix(p.url, "http://")
+				if secure {
+					addr, err = tlsAddr(p.tlsURL)
+				}
+				var s idleSample
+				if err == nil {
+					s, err = measureIdle(ctx, addr, p.pids, n, tc)
+				}
 				p.stop()
 				if err != nil {
-					return t, fmt.Errorf("%s, %d idle connections: %w", name, n, err)
+					return t, fmt.Errorf("%s, %d %s connections: %w", name, n, kind, err)
 				}
 				t.row(name).add(s)
-				fmt.Fprintf(os.Stderr, "bench: %s idle connections, round %d/%d, %s: %d of %d held, %.2f KiB each after %s idle (%.2f right after the answers), RSS %s before\n",
-					elapsed(), r+1, b.rounds, name, s.opened, n, s.perConn(s.idle), idleWait, s.perConn(s.busy), fmtKiB(s.before))
+				fmt.Fprintf(os.Stderr, "bench: %s %s connections, round %d/%d, %s: %d of %d held, %.2f KiB each after %s idle (%.2f right after the answers), RSS %s before\n",
+					elapsed(), kind, r+1, b.rounds, name, s.opened, n, s.perConn(s.idle), idleWait, s.perConn(s.busy), fmtKiB(s.before))
 			}
 		}
 	}

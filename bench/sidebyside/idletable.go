@@ -10,9 +10,10 @@ import (
 // a proxy, the medians of its rounds at each of idleCounts, and ratios to
 // the row base.
 type idleTable struct {
-	base  string
-	rows  []*idleRow
-	notes []string
+	base   string
+	secure bool // over TLS
+	rows   []*idleRow
+	notes  []string
 }
 
 // idleRow is one proxy's measurements, by number of connections.
@@ -58,9 +59,14 @@ func busyPerConn(s idleSample) float64 { return s.perConn(s.busy) }
 func (t *idleTable) markdown() string {
 	var b strings.Builder
 	most := idleCounts[len(idleCounts)-1]
-	fmt.Fprintf(&b, "### Memory per idle keep-alive connection\n\n"+
-		"`N connections from the bench to http://127.0.0.1:PORT, %d at a time, GET / on each, answer read, then left open; "+
-		"RSS of the proxy's processes before, right after the last answer and after %s idle`\n\n", idleParallel, idleWait)
+	title, to := "Memory per idle keep-alive connection", "http://127.0.0.1:PORT,"
+	if t.secure {
+		title, to = "Memory per idle keep-alive connection over TLS", "127.0.0.1:TLSPORT, each with a full TLS 1.3 handshake "+
+			"(SNI and Host localhost, X25519, ALPN http/1.1, no session cache),"
+	}
+	fmt.Fprintf(&b, "### %s\n\n"+
+		"`N connections from the bench to %s %d at a time, GET / on each, answer read, then left open; "+
+		"RSS of the proxy's processes before, right after the last answer and after %s idle`\n\n", title, to, idleParallel, idleWait)
 	head := []string{""}
 	for _, n := range idleCounts {
 		head = append(head, fmt.Sprintf("KiB per connection, %s idle", thousands(n)), "÷ "+t.base)
