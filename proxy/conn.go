@@ -338,7 +338,9 @@ func (c *conn) waitForRequest() error {
 		}
 	}
 	_, err := c.br.Peek(1)
-	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) {
+	// A flush of the last response that timed out (clientReader) is a
+	// client that stopped reading, not an idle one: it closes.
+	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
 		// Idle for parkAfter: no goroutine waits for it any longer.
 		if !c.srv.draining.Load() && c.park() == parked {
 			return errParked

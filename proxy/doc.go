@@ -40,8 +40,9 @@
 //     parked set, then whoever removed it (under the parker's lock): its
 //     wake, the IdleTimeout sweep, Shutdown, PassConnections, SetDraining
 //     or Close. To Shutdown it is an idle connection (taken up again, it
-//     waits out the grace), to PassConnections one to pass as it is (not
-//     taken up again unless passing it fails), to Close an open one; its
+//     waits out the grace), to PassConnections a plain one is one to pass
+//     as it is (not taken up again unless passing it fails) and a TLS one
+//     an idle one, as to Shutdown; to Close it is an open one; its
 //     descriptor leaves the epoll set before it is closed. IdleTimeout
 //     counts from when it began idling here, parked or not (closed up to a
 //     sweep late).
@@ -56,8 +57,9 @@
 // slice push or pop. The parker's lock is taken when a connection parks
 // and when it wakes, once an idle period, not per request.
 //
-// Memory: an idle (parked) connection costs about 3 KiB within a few
-// seconds of idling — after a burst of parkings the parker runs two
+// Memory: an idle (parked) connection costs about 3 KiB, over TLS about
+// 9 KiB (its tls.Conn: keys and read buffer), within a few seconds of
+// idling — after a burst of parkings the parker runs two
 // collections and returns free memory to the OS (park.go's trim), at most
 // once every 10 s —, a quiet WebSocket tunnel holds no buffer (tunnel.go),
 // and an instance connection pooled for a second gives its buffer back
