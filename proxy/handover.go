@@ -134,9 +134,15 @@ func (c *conn) arrive() {
 // passParked passes connections taken from the parker as they are, one
 // after another, without taking them up again: a parked connection holds
 // nothing to pass but its socket. One whose passing fails is taken up and
-// stays here, as any connection whose passing failed.
+// stays here, as any connection whose passing failed. Once Close has
+// begun (PassConnections' time is up), the rest are not passed: Close
+// closed them and counted them cut; they are forgotten.
 func (s *Server) passParked(cs []*conn) {
 	for _, c := range cs {
+		if s.closed.Load() {
+			c.closeParked()
+			continue
+		}
 		if c.pass(&Handover{}, &s.passStats.Clients) {
 			c.closeParked()
 			continue

@@ -125,3 +125,36 @@ func TestParkedConnectionWhosePassingFailsIsServedHere(t *testing.T) {
 	}
 	waitReturned(t, done, "PassConnections, once the connections were answered,")
 }
+
+func TestPassingParkedConnectionsStopsWhenTimeIsUp(t *testing.T) {
+	oldIn, newIn := startInstance(t, "old", nil), startInstance(t, "new", nil)
+	old := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", oldIn)})
+	next := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", newIn)})
+	cls := parkedClients(t, old, 100)
+
+	// 5 ms a pass, 100 ms in all: most are still to pass when the time is up.
+	var passed, calls atomic.Int64
+	pass := passTo(next.srv, &passed)
+	slowPass := func(h *Handover) error {
+		calls.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return pass(h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	old.srv.PassConnections(ctx, slowPass)
+	atReturn := calls.Load()
+	waitUntil(t, "every connection forgotten", func() bool { return old.srv.connCount() == 0 })
+	time.Sleep(100 * time.Millisecond)
+	if after := calls.Load() - atReturn; after > 1 {
+		t.Errorf("%d passes tried after PassConnections returned (its time was up), want at most the one under way", after)
+	}
+	st := old.srv.PassStats()
+	// The pass under way as Close came may fail on the closed connection.
+	if st.Failed > 1 || st.Clients+st.Cut < int64(len(cls)) || st.Clients+st.Cut > int64(len(cls))+1 {
+		t.Errorf("PassStats %+v: want the %d connections passed or cut, once each (and at most the one under way failed)", st, len(cls))
+	}
+	if st.Clients != passed.Load() || st.Clients == int64(len(cls)) {
+		t.Errorf("PassStats.Clients %d, passed %d of %d: want the same, and not all", st.Clients, passed.Load(), len(cls))
+	}
+}

@@ -68,6 +68,7 @@ type Server struct {
 	routes atomic.Pointer[routes]
 
 	shutting   atomic.Bool
+	closed     atomic.Bool  // Close began: every connection is being closed
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
 	passFn     atomic.Pointer[PassFunc]
 	passStats  passCounters
@@ -341,6 +342,7 @@ func (s *Server) closeAllBut(keep int32) {
 // Close closes every listener and connection at once.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.closed.Store(true)
 	if !s.shutting.Load() {
 		s.shutdownAt.Store(time.Now().UnixNano())
 		s.shutting.Store(true)
