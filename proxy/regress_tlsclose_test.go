@@ -152,14 +152,40 @@ func (g writeGate) Accept() (net.Conn, error) {
 
 type gatedConn struct {
 	*net.TCPConn
-	shut *atomic.Bool
+	shut   *atomic.Bool
+	closed atomic.Bool // a write to a closed socket fails at once, gate or not
 }
 
 func (c *gatedConn) Write(p []byte) (int, error) {
-	for c.shut.Load() {
+	for c.shut.Load() && !c.closed.Load() {
 		time.Sleep(time.Millisecond)
 	}
 	return c.TCPConn.Write(p)
+}
+
+func (c *gatedConn) Close() error {
+	c.closed.Store(true)
+	return c.TCPConn.Close()
+}
+
+// gatedTLSClient serves f's TLS port (2, a.test) on a listener whose
+// connections' writes wait while shut is set, and opens an HTTP/1.1
+// client to it.
+func gatedTLSClient(t *testing.T, f *fixture, shut *atomic.Bool) *client {
+	t.Helper()
+	cert, roots := selfSigned(t, "a.test")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shut.Store(false) })
+	go f.srv.ServeTLS(writeGate{Listener: ln, shut: shut}, 2, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return &client{t: t, c: tc, br: bufio.NewReader(tc)}
 }
 
 // The IdleTimeout sweep's close of a parked TLS connection whose
@@ -170,22 +196,8 @@ func TestParkedTLSCloseDoesNotHoldUpTheParker(t *testing.T) {
 	opts := Options{IdleTimeout: 600 * time.Millisecond}
 	opts.parkAfter = 50 * time.Millisecond
 	f := startProxy(t, opts, Route{Port: 1, Set: setOf(t, "p", in)}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "a", in)})
-	cert, roots := selfSigned(t, "a.test")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var shut atomic.Bool
-	t.Cleanup(func() { shut.Store(false) })
-	go f.srv.ServeTLS(writeGate{Listener: ln, shut: &shut}, 2, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
-
-	secure := &client{t: t}
-	tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Close() })
-	secure.c, secure.br = tc, bufio.NewReader(tc)
+	secure := gatedTLSClient(t, f, &shut)
 	secure.mustDo(get("a.test", "/"))
 	waitParked(t, f.srv, 1)
 	shut.Store(true) // from here its close_notify cannot go out

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -330,7 +331,7 @@ func (s *Server) closeAllBut(keep int32) {
 		if st := c.state.Load(); st == stateParked && s.parker.take(c) {
 			parked = append(parked, c)
 		} else if st != keep {
-			c.nc.Close()
+			c.hardClose()
 		}
 	}
 	s.mu.Unlock()
@@ -356,7 +357,7 @@ func (s *Server) Close() {
 			parked = append(parked, c) // closed and forgotten below: no goroutine of its own does it
 			continue
 		}
-		c.nc.Close()
+		c.hardClose()
 		if uc := c.tun.Load(); uc != nil {
 			uc.TCPConn.Close() // the instance's end too: it may never close its own
 		}
@@ -372,6 +373,19 @@ func (s *Server) Close() {
 	for _, c := range parked {
 		c.closeParked()
 	}
+}
+
+// hardClose closes c at once from outside its goroutine, which then finds
+// it closed and ends it: a TLS connection's TCP connection, without the
+// close_notify a tls.Conn's Close would write first, which can wait up to
+// 5 s for room in the socket of a client that stopped reading (under
+// s.mu, in Close and closeAllBut).
+func (c *conn) hardClose() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	c.nc.Close()
 }
 
 // graceDeadline is when an idle connection is closed during shutdown, or
