@@ -36,10 +36,10 @@
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
 //     back while the Server's parker watches its (TCP) descriptor, or one
 //     another process passed between two requests with nothing read of
-//     its next, parked as it arrives) has exactly one owner: the parker while it is in the
-//     parked set, then whoever removed it (under the parker's lock): its
-//     wake, the IdleTimeout sweep, Shutdown, PassConnections, SetDraining
-//     or Close. To Shutdown it is an idle connection (taken up again, it
+//     its next, parked as it arrives) has exactly one owner: the parker
+//     while it is in the parked set, then whoever removed it (under the
+//     parker's lock): its wake, the IdleTimeout sweep, Shutdown,
+//     PassConnections, SetDraining or Close. To Shutdown it is an idle connection (taken up again, it
 //     waits out the grace), to PassConnections a plain one is one to pass
 //     as it is (not taken up again unless passing it fails) and a TLS one
 //     an idle one, as to Shutdown; to Close it is an open one; its
@@ -59,9 +59,9 @@
 //
 // Memory: an idle (parked) connection costs about 3 KiB, over TLS about
 // 9 KiB (its tls.Conn: keys and read buffer), within a few seconds of
-// idling — after a burst of parkings the parker runs two
-// collections and returns free memory to the OS (park.go's trim), at most
-// once every 10 s —, a quiet WebSocket tunnel holds no buffer (tunnel.go),
-// and an instance connection pooled for a second gives its buffer back
+// idling — after a burst of parkings the parker runs two collections and
+// returns free memory to the OS (park.go's trim), at most once every
+// 10 s —, a quiet WebSocket tunnel holds no buffer (tunnel.go), and an
+// instance connection pooled for a second gives its buffer back
 // (upstream).
 package proxy

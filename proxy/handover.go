@@ -128,7 +128,9 @@ func (c *conn) arrive() {
 			return
 		}
 	}
-	go c.serve() // woke, if it could not be parked: it waits as one taken up again
+	// Bytes of its next request read already, or it could not be parked
+	// (then woke: it waits as one taken up again).
+	go c.serve()
 }
 
 // passParked passes connections taken from the parker as they are, one
@@ -139,11 +141,7 @@ func (c *conn) arrive() {
 // closed them and counted them cut; they are forgotten.
 func (s *Server) passParked(cs []*conn) {
 	for _, c := range cs {
-		if s.closed.Load() {
-			c.closeParked()
-			continue
-		}
-		if c.pass(&Handover{}, &s.passStats.Clients) {
+		if s.closed.Load() || c.pass(&Handover{}, &s.passStats.Clients) {
 			c.closeParked()
 			continue
 		}

@@ -17,19 +17,19 @@ import (
 // goroutine and that goroutine's stack, its bufio reader and writer, the
 // per-request scratch slices — and is watched by its Server's parker
 // instead: one goroutine waiting in epoll_wait on the parked connections'
-// descriptors. When one becomes
-// readable (its next request, or its client closing), a goroutine takes it
-// up again from the pools and the wait goes on where it stood: IdleTimeout
-// counts from when the connection began to idle, and the parker closes
-// those idle for longer in a sweep every parkSweep.
+// descriptors. When one becomes readable (its next request, or its client
+// closing), a goroutine takes it up again from the pools and the wait
+// goes on where it stood: IdleTimeout counts from when the connection
+// began to idle, and the parker closes those idle for longer in a sweep
+// every parkSweep.
 //
 // An idle connection then costs its conn, the runtime's netFD and the g
 // of its exited goroutine, about 3 KiB at 10,000 connections, instead of
 // some 16 KiB (over TLS its tls.Conn too: about 9 KiB instead of 42) —
 // once what it gave back has been collected and returned to the OS.
-// Nothing else makes that happen soon: the buffers sit in
-// sync.Pools, which keep what they hold through one collection (their
-// victim cache), the stacks of the exited goroutines are freed by a
+// Nothing else makes that happen soon: the buffers sit in sync.Pools,
+// which keep what they hold through one collection (their victim
+// cache), the stacks of the exited goroutines are freed by a
 // collection, and the request path allocates nothing, so no collection
 // runs until the runtime forces one (every 2 minutes) and the background
 // scavenger returns the pages slowly after. So the parker trims (trim):
@@ -55,11 +55,10 @@ import (
 // the parker's goroutine (readable: resumed on a new goroutine; idle too
 // long: closed), Shutdown (resumed, to end as an idle connection does),
 // PassConnections (a plain one passed as it is: handover.go's
-// passParked; a TLS one resumed, as by Shutdown),
-// SetDraining (closed), Close (closed), or the
-// connection's own goroutine taking itself back when it sees, after
-// registering, that the server began shutting down or draining. A
-// descriptor is removed from the epoll set by its remover, inside its
+// passParked; a TLS one resumed, as by Shutdown), SetDraining (closed),
+// Close (closed), or the connection's own goroutine taking itself back
+// when it sees, after registering, that the server began shutting down
+// or draining. A descriptor is removed from the epoll set by its remover, inside its
 // net.Conn's RawConn.Control: never after the net.Conn is closed, so never
 // a descriptor number already reused. Lock order: s.mu, then p.mu; never
 // s.mu while holding p.mu.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -134,13 +135,7 @@ func TestOpenIdle(t *testing.T) {
 		}
 	}
 	srv.CloseClientConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for peek(conns[0]) != sockpeek.Closed {
-		if time.Now().After(deadline) {
-			t.Fatal("a connection the server closed does not peek as closed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitClosedIdle(t, conns[0])
 
 	bad, failed, err := openIdle(ctx, failing.Listener.Addr().String(), 10, idleSources(10), nil)
 	if len(bad) != 0 || failed != 10 || err == nil || !strings.Contains(err.Error(), "503") {
@@ -161,9 +156,7 @@ func TestOpenIdleTLS(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg := handshakeConfig(nil)
-	cfg.NextProtos = []string{"http/1.1"}
-	conns, failed, err := openIdle(ctx, srv.Listener.Addr().String(), 20, idleSources(20), cfg)
+	conns, failed, err := openIdle(ctx, srv.Listener.Addr().String(), 20, idleSources(20), handshakeConfig(nil))
 	if len(conns) != 20 || failed != 0 || err != nil {
 		t.Fatalf("openIdle over TLS = %d held, %d failed, %v; want 20, 0, nil", len(conns), failed, err)
 	}
@@ -175,10 +168,17 @@ func TestOpenIdleTLS(t *testing.T) {
 		t.Fatalf("a held TLS connection: %v, want quiet", st)
 	}
 	srv.CloseClientConnections()
+	waitClosedIdle(t, conns[0])
+}
+
+// waitClosedIdle fails unless c, which the server closed, counts as closed
+// (closedIdle) within 5 s.
+func waitClosedIdle(t *testing.T, c net.Conn) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !closedIdle(conns[0]) {
+	for !closedIdle(c) {
 		if time.Now().After(deadline) {
-			t.Fatal("a TLS connection the server closed does not count as closed")
+			t.Fatal("a connection the server closed does not count as closed")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
