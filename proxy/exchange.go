@@ -38,7 +38,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	}()
 
 	c.buildUpstreamHead(req, kept, b.Addr)
-	if _, err := uc.Write(c.out); err != nil {
+	if err := c.sendRequest(uc, kept); err != nil {
 		return false, false, c.upstreamFailed(uc, "sending request", err)
 	}
 	earlyAnswer := false
@@ -106,6 +106,18 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// responses in one write.
 	reusable = resp.reusable(framing) && c.reusable(req, b, uc)
 	return keep, true, nil
+}
+
+// sendRequest writes the request head c.out (and the kept body) to the
+// instance. When that is the whole request and nothing waits for the
+// client, the write also waits for the answer to begin (WriteRequest):
+// the response head's read then costs one system call, not two.
+func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
+	if kept && c.bw.Buffered() == 0 && c.zw == nil {
+		return uc.WriteRequest(c.out)
+	}
+	_, err := uc.Write(c.out)
+	return err
 }
 
 // relayBody relays the body of resp, framed so, from the instance b over uc

@@ -212,6 +212,17 @@ func (x *bridge) forward(set *upstream.Set) {
 
 // exchange sends the request over uc and relays the response; began says
 // whether any of the response went to the client. uc is pooled or closed.
+// send writes the request head (with the kept body) to the instance: when
+// that is the whole request, the write also waits for the answer to begin,
+// as over HTTP/1.1 (conn.sendRequest).
+func (x *bridge) send(uc *upstream.Conn, head []byte) error {
+	if x.kept {
+		return uc.WriteRequest(head)
+	}
+	_, err := uc.Write(head)
+	return err
+}
+
 func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, err error) {
 	reusable := false
 	defer func() {
@@ -221,7 +232,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 			uc.Close()
 		}
 	}()
-	if _, err := uc.Write(x.head(b.Addr)); err != nil {
+	if err := x.send(uc, x.head(b.Addr)); err != nil {
 		return false, x.upstreamFailed(uc, "sending request", err)
 	}
 	if !x.kept {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/internal/sendwait"
 	"smoothserve/internal/sockpeek"
 )
 
@@ -33,6 +34,7 @@ type Conn struct {
 	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
 	waitFn   func(fd uintptr) bool // WaitReadable's, allocated at its first use
 	peekDead bool
+	sw       sendwait.Sender // WriteRequest's
 	// takenAt is when Get or Dial handed it out, to carry a request at
 	// once. The instance's idle clock starts after that, once it has
 	// written its response, so Put counts c idle from takenAt — not from
@@ -109,6 +111,7 @@ func newConn(tc *net.TCPConn) (*Conn, error) {
 		return nil, err
 	}
 	c.peekFn = c.peek
+	c.sw.Init(c.raw)
 	c.src.c = c
 	c.R = readerPool.Get().(*bufio.Reader)
 	c.R.Reset(&c.src)
@@ -199,6 +202,19 @@ func (c *Conn) waitPeek(fd uintptr) bool {
 		c.rest()
 	}
 	return false
+}
+
+// WriteRequest writes p, a request whole, and returns once the instance's
+// answer has begun to come (or the connection closed): the read of R that
+// follows finds it at once, instead of finding nothing first and waiting
+// (sendwait). Only for a read of R that would not flush the client first:
+// the wait here does not.
+func (c *Conn) WriteRequest(p []byte) error {
+	n, err := c.sw.Send(p)
+	if err == nil && n < len(p) {
+		_, err = c.TCPConn.Write(p[n:])
+	}
+	return err
 }
 
 // Close closes the connection and recycles its buffer.

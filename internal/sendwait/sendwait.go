@@ -1,0 +1,69 @@
+package sendwait
+
+import (
+	"os"
+	"syscall"
+)
+
+// A Sender sends over one socket. It is not safe for concurrent use: one
+// writer at a time, as with the connection it is for.
+type Sender struct {
+	raw   syscall.RawConn
+	fn    func(fd uintptr) bool // s.step, made once: RawConn.Read takes a func
+	p     []byte
+	n     int
+	err   error
+	wrote bool
+}
+
+// Init makes s send over raw.
+func (s *Sender) Init(raw syscall.RawConn) {
+	s.raw = raw
+	s.fn = s.step
+}
+
+// Ready reports whether s was given a socket.
+func (s *Sender) Ready() bool { return s.raw != nil }
+
+// Send writes p and waits until the socket has something to read (or is
+// closed, in error, or past its read deadline). It returns how much of p
+// was written, and the write's failure. Less than len(p) with a nil error
+// is the socket taking only part of p without waiting, or a read deadline
+// already past or a closed socket before anything was written: the rest
+// is the caller's to write its usual way, which meets either. A wait that
+// ends in an error is not reported: the read that follows meets it.
+func (s *Sender) Send(p []byte) (int, error) {
+	s.p, s.n, s.err, s.wrote = p, 0, nil, false
+	s.raw.Read(s.fn)
+	n, err := s.n, s.err
+	s.p, s.err = nil, nil
+	return n, err
+}
+
+// step is RawConn.Read's function: the first call writes, the next ones
+// end the wait (the poller calls again only once the socket is readable).
+func (s *Sender) step(fd uintptr) bool {
+	if s.wrote {
+		return true
+	}
+	s.wrote = true
+	for s.n < len(s.p) {
+		n, err := syscall.Write(int(fd), s.p[s.n:])
+		if n > 0 {
+			s.n += n
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true // full: the caller writes the rest, waiting as it does
+		case err != nil:
+			s.err = os.NewSyscallError("write", err)
+			return true
+		case n == 0:
+			s.err = os.NewSyscallError("write", syscall.EIO)
+			return true
+		}
+	}
+	return false
+}
