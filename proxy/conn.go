@@ -84,11 +84,14 @@ type conn struct {
 	writeBy  time.Time
 
 	// Parking (park.go).
-	idleSince time.Time       // when the wait for the next request began
-	woke      bool            // taken up again after parking: the wait goes on from idleSince
-	raw       syscall.RawConn // the client's socket, made by socket() (peek.go)
-	pslot     int32           // 1 + its slot among the parked, guarded by the parker's mu; 0: not parked
-	pseq      uint32          // the parking's number, guarded by the parker's mu
+	idleSince time.Time // when the wait for the next request began
+	woke      bool      // taken up again after parking: the wait goes on from idleSince
+	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
+	// back to the pool meanwhile (clientReader).
+	lendWriter bool
+	raw        syscall.RawConn // the client's socket, made by socket() (peek.go)
+	pslot      int32           // 1 + its slot among the parked, guarded by the parker's mu; 0: not parked
+	pseq       uint32          // the parking's number, guarded by the parker's mu
 }
 
 type readKind uint8
@@ -193,8 +196,14 @@ func (c *conn) start() {
 	c.acquire()
 	c.cr.c = c
 	c.takeReader()
-	c.bw = writerPool.Get().(*bufio.Writer)
 	c.sink.nc = c.nc
+	c.takeWriter()
+}
+
+// takeWriter gives c a client writer from the pool; putWriter gives it
+// back (waiting for a request, parking, a tunnel, close).
+func (c *conn) takeWriter() {
+	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(&c.sink)
 }
 
@@ -214,7 +223,7 @@ func (c *conn) putReader() {
 // putWriter gives c's writer back to the pool, unless it is a tunnel's
 // small one (shrinkWriter), which is not the pool's.
 func (c *conn) putWriter() {
-	if c.bw.Size() == clientWriteBuf {
+	if c.bw != nil && c.bw.Size() == clientWriteBuf {
 		c.bw.Reset(nil)
 		writerPool.Put(c.bw)
 	}
@@ -291,12 +300,30 @@ func (c *conn) serveRequests() (parked bool) {
 	}
 }
 
-// waitForRequest waits for the first byte of the next request.
+// waitForRequest waits for the first byte of the next request. Its writer,
+// flushed, is back in the pool while it waits (clientReader): thousands of
+// busy connections, each waiting for its client's next request most of
+// the time, hold a writer only while they answer. It has one again when
+// this returns, unless parked.
 func (c *conn) waitForRequest() error {
 	if c.br.Buffered() > 0 { // pipelined
 		c.state.Store(stateActive)
 		return nil
 	}
+	c.lendWriter = true
+	err := c.awaitRequest()
+	if err == errParked {
+		return err // the parker's now (release cleared lendWriter)
+	}
+	c.lendWriter = false
+	if c.bw == nil {
+		c.takeWriter()
+	}
+	return err
+}
+
+// awaitRequest is waitForRequest with nothing pipelined.
+func (c *conn) awaitRequest() error {
 	// The deadline is set before the state says idle, and the shutdown flag
 	// is read after: Shutdown does the opposite, so one of the two sees the
 	// other and the grace deadline wins.
@@ -351,7 +378,7 @@ func (c *conn) waitForRequest() error {
 		// one that has had a request closes, one that has not waits for
 		// its first.
 		c.woke = true
-		return c.waitForRequest()
+		return c.awaitRequest()
 	}
 	if err != nil && isTimeout(err) && c.srv.draining.Load() && !c.srv.shutting.Load() && c.clientSent() {
 		// SetDraining ended the wait as the client's request came: it
@@ -403,6 +430,9 @@ func (r *clientReader) Read(p []byte) (int, error) {
 	if err := c.Flush(); err != nil {
 		return 0, err
 	}
+	if c.lendWriter && c.bw != nil && c.bw.Size() == clientWriteBuf {
+		c.putWriter() // flushed: waitForRequest takes one again
+	}
 	if c.pre != nil {
 		return c.pre.Read(p)
 	}
@@ -417,7 +447,7 @@ func (c *conn) Flush() error {
 	if c.zw != nil {
 		c.zw.Flush()
 	}
-	if c.bw.Buffered() == 0 {
+	if c.bw == nil || c.bw.Buffered() == 0 { // nil: lent while waiting for a request
 		return nil
 	}
 	c.writeDeadline(time.Now())

@@ -111,12 +111,25 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 // sendRequest writes the request head c.out (and the kept body) to the
 // instance. When that is the whole request and nothing waits for the
 // client, the write also waits for the answer to begin (WriteRequest):
-// the response head's read then costs one system call, not two.
+// the response head's read then costs one system call, not two. The
+// client's writer, empty, and its reader, if empty (nothing pipelined), go
+// back to their pools for that wait: with thousands of clients, most wait
+// for an instance at any time, and hold no buffer meanwhile.
 func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
-	if kept && c.bw.Buffered() == 0 && c.zw == nil {
-		return uc.WriteRequest(c.out)
+	if !kept || c.bw.Buffered() > 0 || c.zw != nil {
+		_, err := uc.Write(c.out)
+		return err
 	}
-	_, err := uc.Write(c.out)
+	lentReader := c.br.Buffered() == 0
+	if lentReader {
+		c.putReader()
+	}
+	c.putWriter()
+	err := uc.WriteRequest(c.out)
+	c.takeWriter()
+	if lentReader {
+		c.takeReader()
+	}
 	return err
 }
 

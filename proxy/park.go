@@ -349,6 +349,7 @@ var scratchPool sync.Pool
 func (c *conn) release() {
 	c.putReader()
 	c.putWriter()
+	c.lendWriter = false
 	if c.head != nil || c.fields != nil || c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
 		scratchPool.Put(&scratch{head: c.head[:0], out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0],
 			fields: c.fields[:0], rfield: c.rfield[:0]})

@@ -208,9 +208,14 @@ func (c *Conn) waitPeek(fd uintptr) bool {
 // answer has begun to come (or the connection closed): the read of R that
 // follows finds it at once, instead of finding nothing first and waiting
 // (sendwait). Only for a read of R that would not flush the client first:
-// the wait here does not.
+// the wait here does not. R, empty, goes back to the pool for the wait: a
+// request the instance takes its time over holds no buffer meanwhile.
 func (c *Conn) WriteRequest(p []byte) error {
+	if c.R != nil && c.R.Buffered() == 0 && len(c.src.pre) == 0 {
+		c.rest()
+	}
 	n, err := c.sw.Send(p)
+	c.wake()
 	if err == nil && n < len(p) {
 		_, err = c.TCPConn.Write(p[n:])
 	}
