@@ -215,6 +215,9 @@ func (c *conn) takeReader() {
 }
 
 func (c *conn) putReader() {
+	if c.br == nil { // lent (sendRequest) when serving panicked
+		return
+	}
 	c.br.Reset(nil)
 	readerPool8.Put(c.br)
 	c.br = nil
