@@ -86,7 +86,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 		c.rec.b, c.rec.retried = b, attempt > 0
 		t0 := time.Now()
 		keep, began, err := c.exchange(req, b, uc, kept)
-		if err != nil && !began && errors.Is(err, errStale) && kept && idempotent(req.method) {
+		if err != nil && !began && errors.Is(err, errStale) && kept && (idempotent(req.method) || errors.Is(err, upstream.ErrStaleNotSent)) {
 			// The instance had closed the pooled connection (its idle
 			// timeout) as the request went out: not a failure of the
 			// instance. Once more, on a connection of its own.

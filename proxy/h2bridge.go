@@ -183,7 +183,7 @@ func (x *bridge) forward(set *upstream.Set) {
 		x.b, x.retried = b, attempt > 0
 		t0 := time.Now()
 		began, err := x.exchange(b, uc)
-		if err != nil && !began && errors.Is(err, errStale) && x.kept && idem {
+		if err != nil && !began && errors.Is(err, errStale) && x.kept && (idem || errors.Is(err, upstream.ErrStaleNotSent)) {
 			if uc, err = b.Dial(); err == nil {
 				x.retried = true
 				began, err = x.exchange(b, uc)

@@ -210,17 +210,44 @@ func (c *Conn) waitPeek(fd uintptr) bool {
 // (sendwait). Only for a read of R that would not flush the client first:
 // the wait here does not. R, empty, goes back to the pool for the wait: a
 // request the instance takes its time over holds no buffer meanwhile.
+//
+// A pooled connection idle for recheckIdle or more is looked at again in
+// the wait, before the write (sendwait.SendQuiet): the instance's close
+// for its idle timeout may come just after Get looked, and would then
+// raise nothing in the wait. Found closed, nothing is sent
+// (ErrStaleNotSent). One idle for less was used a moment ago: no instance
+// closes a connection that soon for idleness.
 func (c *Conn) WriteRequest(p []byte) error {
 	if c.R != nil && c.R.Buffered() == 0 && len(c.src.pre) == 0 {
 		c.rest()
 	}
-	n, err := c.sw.Send(p)
+	var n int
+	var err error
+	if c.Reused && c.takenAt.Sub(c.idleSince) >= recheckIdle {
+		n, err = c.sw.SendQuiet(p)
+	} else {
+		n, err = c.sw.Send(p)
+	}
 	c.wake()
+	if errors.Is(err, sendwait.ErrNotQuiet) {
+		return ErrStaleNotSent
+	}
 	if err == nil && n < len(p) {
 		_, err = c.TCPConn.Write(p[n:])
 	}
 	return err
 }
+
+// recheckIdle is how long a pooled connection idles before WriteRequest
+// looks at it again: far below any instance's idle timeout (Node 5 s,
+// gunicorn 2 s), far above the gaps between requests under load.
+const recheckIdle = 20 * time.Millisecond
+
+// ErrStaleNotSent is WriteRequest's failure when the pooled connection
+// turned out closed (or written to unasked) just before the write: nothing
+// was sent, so any request, idempotent or not, may go on another
+// connection.
+var ErrStaleNotSent = errors.New("the instance had closed the pooled connection; nothing was sent")
 
 // Close closes the connection and recycles its buffer.
 func (c *Conn) Close() error {

@@ -85,7 +85,10 @@ func TestHandshakeLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	full := handshakeLoad(ctx, addr, handshakeConfig(nil), 300*time.Millisecond)
+	// 2 s: 64 handshakes at once under -race on a busy 2-core machine can
+	// take longer than 300 ms each, and the run would count none.
+	const loadFor = 2 * time.Second
+	full := handshakeLoad(ctx, addr, handshakeConfig(nil), loadFor)
 	if full.conns == 0 || full.resumed != 0 || full.result().errors() != 0 {
 		t.Errorf("full: %d connections, %d resumed, %+v (first failure %q); want some, none resumed, no error",
 			full.conns, full.resumed, full.result(), full.firstErr)
@@ -94,7 +97,7 @@ func TestHandshakeLoad(t *testing.T) {
 	if resumed, _, err := handshakeOnce(ctx, addr, cfg); resumed || err != nil {
 		t.Fatalf("priming: resumed %v, %v; want a full handshake", resumed, err)
 	}
-	res := handshakeLoad(ctx, addr, cfg, 300*time.Millisecond)
+	res := handshakeLoad(ctx, addr, cfg, loadFor)
 	if res.conns == 0 || res.resumed != res.conns || res.result().errors() != 0 {
 		t.Errorf("resumed: %d connections, %d resumed, %+v (first failure %q); want all resumed, no error",
 			res.conns, res.resumed, res.result(), res.firstErr)

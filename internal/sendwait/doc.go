@@ -10,6 +10,10 @@
 // cleared before the write: whatever arrives after the write wakes it,
 // and the read that follows finds the answer at the first try.
 //
+// The poller clears that flag before the write, so a close or bytes that
+// came before the wait began raise nothing in it: the caller makes sure
+// there were none, or asks SendQuiet to look first, in the same wait.
+//
 // Invariant: Send writes only from the function RawConn.Read calls, and
 // only on its first call; it returns once p is written and the socket is
 // readable, closed, in error or past its read deadline, or at once with

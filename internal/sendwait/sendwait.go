@@ -1,9 +1,17 @@
 package sendwait
 
 import (
+	"errors"
 	"os"
 	"syscall"
+
+	"smoothserve/internal/sockpeek"
 )
+
+// ErrNotQuiet is SendQuiet's failure when the socket was not quiet before
+// the write: the peer had closed it, or had sent bytes unasked. Nothing
+// was written.
+var ErrNotQuiet = errors.New("the socket was closed or had bytes waiting before the write; nothing was written")
 
 // A Sender sends over one socket. It is not safe for concurrent use: one
 // writer at a time, as with the connection it is for.
@@ -14,6 +22,7 @@ type Sender struct {
 	n     int
 	err   error
 	wrote bool
+	quiet bool // SendQuiet: peek first
 }
 
 // Init makes s send over raw.
@@ -32,8 +41,18 @@ func (s *Sender) Ready() bool { return s.raw != nil }
 // already past or a closed socket before anything was written: the rest
 // is the caller's to write its usual way, which meets either. A wait that
 // ends in an error is not reported: the read that follows meets it.
-func (s *Sender) Send(p []byte) (int, error) {
-	s.p, s.n, s.err, s.wrote = p, 0, nil, false
+func (s *Sender) Send(p []byte) (int, error) { return s.send(p, false) }
+
+// SendQuiet is Send, but first looks (a non-blocking peek, in the same
+// wait) whether the socket is still quiet, and writes nothing if it is not
+// (ErrNotQuiet). A close or bytes that came before the wait began would
+// raise no readiness in it: for a socket that may have had them (a pooled
+// connection idle long enough for its peer to close it), this is the check
+// that nothing was lost.
+func (s *Sender) SendQuiet(p []byte) (int, error) { return s.send(p, true) }
+
+func (s *Sender) send(p []byte, quiet bool) (int, error) {
+	s.p, s.n, s.err, s.wrote, s.quiet = p, 0, nil, false, quiet
 	s.raw.Read(s.fn)
 	n, err := s.n, s.err
 	s.p, s.err = nil, nil
@@ -47,6 +66,10 @@ func (s *Sender) step(fd uintptr) bool {
 		return true
 	}
 	s.wrote = true
+	if s.quiet && sockpeek.FD(fd) != sockpeek.Quiet {
+		s.err = ErrNotQuiet
+		return true
+	}
 	for s.n < len(s.p) {
 		n, err := syscall.Write(int(fd), s.p[s.n:])
 		if n > 0 {

@@ -176,3 +176,32 @@ func TestSendAllocatesNothing(t *testing.T) {
 		t.Fatalf("Send and its answer's read: %v allocations, want 0", allocs)
 	}
 }
+
+// The peer closed its side before SendQuiet (its close's readiness long
+// taken): SendQuiet writes nothing and says so; on a quiet socket it is
+// Send.
+func TestSendQuietLooksFirst(t *testing.T) {
+	c, peer := tcptest.Pair(t)
+	go func() {
+		buf := make([]byte, 64)
+		n, _ := peer.Read(buf)
+		peer.Write(buf[:n])
+	}()
+	if n, err := sender(t, c).SendQuiet([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("SendQuiet on a quiet socket = %d, %v; want 5, nil", n, err)
+	}
+
+	c2, peer2 := tcptest.Pair(t)
+	peer2.CloseWrite() // a FIN, the peer still reading
+	deadline := time.Now().Add(5 * time.Second)
+	for peek(t, c2) != sockpeek.Closed && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, err := sender(t, c2).SendQuiet([]byte("hello")); n != 0 || !errors.Is(err, ErrNotQuiet) {
+		t.Fatalf("SendQuiet after the peer's FIN = %d, %v; want 0, ErrNotQuiet", n, err)
+	}
+	peer2.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := peer2.Read(make([]byte, 8)); n != 0 {
+		t.Fatalf("the peer read %d bytes; want none", n)
+	}
+}
