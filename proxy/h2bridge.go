@@ -210,8 +210,6 @@ func (x *bridge) forward(set *upstream.Set) {
 	}
 }
 
-// exchange sends the request over uc and relays the response; began says
-// whether any of the response went to the client. uc is pooled or closed.
 // send writes the request head (with the kept body) to the instance: when
 // that is the whole request, the write also waits for the answer to begin,
 // as over HTTP/1.1 (conn.sendRequest).
@@ -223,6 +221,8 @@ func (x *bridge) send(uc *upstream.Conn, head []byte) error {
 	return err
 }
 
+// exchange sends the request over uc and relays the response; began says
+// whether any of the response went to the client. uc is pooled or closed.
 func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, err error) {
 	reusable := false
 	defer func() {

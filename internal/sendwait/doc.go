@@ -1,7 +1,6 @@
 // Package sendwait writes to a socket and then waits until the same socket
 // has something to read, in one pass through Go's poller: the way to send
-// a request (or a response) whose answer (or the next request) comes back
-// on the socket it went out on.
+// a request whose answer comes back on the socket it went out on.
 //
 // A read in Go tries the socket first and waits only when it finds
 // nothing; right after a write, the answer has not come yet, so that try

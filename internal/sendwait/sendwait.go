@@ -31,9 +31,6 @@ func (s *Sender) Init(raw syscall.RawConn) {
 	s.fn = s.step
 }
 
-// Ready reports whether s was given a socket.
-func (s *Sender) Ready() bool { return s.raw != nil }
-
 // Send writes p and waits until the socket has something to read (or is
 // closed, in error, or past its read deadline). It returns how much of p
 // was written, and the write's failure. Less than len(p) with a nil error
