@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"smoothserve/accesslog"
+	"smoothserve/internal/rawio"
 	"smoothserve/upstream"
 )
 
@@ -55,6 +56,8 @@ type conn struct {
 	compress bool           // the request's service compresses its responses (compress.go)
 	shard    uint32         // which shard of the stats this connection counts in (stats.go)
 	sink     countingWriter // what bw writes to
+	rio      rawio.Conn     // a plain connection's reads and writes (a TLS one's are its rawTCPConn's, secure.go)
+	rioOK    bool           // rio is set up: nc is a *net.TCPConn
 	rec      record         // the request being served (record.go)
 	logTo    *accesslog.Log // where logBuf's lines go
 	logBuf   *[]byte        // log lines not yet handed to logTo
@@ -162,6 +165,12 @@ var (
 func newConn(s *Server, nc net.Conn, port int) *conn {
 	c := &conn{srv: s, nc: nc, port: port, shard: connSeq.Add(1)}
 	_, c.secure = nc.(*tls.Conn)
+	if _, ok := nc.(*net.TCPConn); ok {
+		if rc := c.socket(); rc != nil {
+			c.rio.Init(rc)
+			c.rioOK = true
+		}
+	}
 	c.state.Store(stateNew)
 	// Go accepts with TCP_NODELAY set already. The address comes from the
 	// accept, without formatting and parsing it: connections are accepted
@@ -196,7 +205,10 @@ func (c *conn) start() {
 	c.acquire()
 	c.cr.c = c
 	c.takeReader()
-	c.sink.nc = c.nc
+	c.sink.w = c.nc
+	if c.rioOK {
+		c.sink.w = &c.rio
+	}
 	c.takeWriter()
 }
 
@@ -438,6 +450,9 @@ func (r *clientReader) Read(p []byte) (int, error) {
 	}
 	if c.pre != nil {
 		return c.pre.Read(p)
+	}
+	if c.rioOK {
+		return c.rio.Read(p)
 	}
 	return c.nc.Read(p)
 }

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"bytes"
-	"net"
+	"io"
 	"strings"
 	"time"
 
@@ -29,12 +29,12 @@ type record struct {
 
 // countingWriter is what bw writes to: the connection, counting bytes.
 type countingWriter struct {
-	nc net.Conn
-	n  int64
+	w io.Writer
+	n int64
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.nc.Write(p)
+	n, err := w.w.Write(p)
 	w.n += int64(n)
 	return n, err
 }

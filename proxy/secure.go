@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"smoothserve/internal/rawio"
 )
 
 // This file is HTTPS: the TLS port's connections (a handshake, then
@@ -27,9 +29,34 @@ type ChallengeFunc func(host, path string) ([]byte, bool)
 func (s *Server) ServeTLS(ln net.Listener, port int, cfg *tls.Config) error {
 	h2 := s.h2For(port)
 	return s.accept(ln, port, func(nc net.Conn) {
-		tc := tls.Server(nc, cfg)
+		tc := tls.Server(rawTCP(nc), cfg)
 		go s.handshake(tc, port, h2)
 	})
+}
+
+// rawTCPConn is a TLS connection's TCP connection with its reads and
+// writes made raw (internal/rawio), as a plain connection's are.
+type rawTCPConn struct {
+	*net.TCPConn
+	rio rawio.Conn
+}
+
+func (r *rawTCPConn) Read(p []byte) (int, error)  { return r.rio.Read(p) }
+func (r *rawTCPConn) Write(p []byte) (int, error) { return r.rio.Write(p) }
+
+// rawTCP returns nc as a rawTCPConn if it is a TCP connection; nc if not.
+func rawTCP(nc net.Conn) net.Conn {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nc
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	r := &rawTCPConn{TCPConn: tc}
+	r.rio.Init(raw)
+	return r
 }
 
 // handshake completes a TLS connection's handshake and hands it to the

@@ -87,7 +87,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
 	}
 	for {
-		n, err := c.TCPConn.Read(p)
+		n, err := c.rio.Read(p)
 		if !c.armed || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}

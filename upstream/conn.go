@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/internal/rawio"
 	"smoothserve/internal/sendwait"
 	"smoothserve/internal/sockpeek"
 )
@@ -35,6 +36,7 @@ type Conn struct {
 	waitFn   func(fd uintptr) bool // WaitReadable's, allocated at its first use
 	peekDead bool
 	sw       sendwait.Sender // WriteRequest's
+	rio      rawio.Conn      // R's reads, and Write (rawio)
 	// takenAt is when Get or Dial handed it out, to carry a request at
 	// once. The instance's idle clock starts after that, once it has
 	// written its response, so Put counts c idle from takenAt — not from
@@ -112,11 +114,16 @@ func newConn(tc *net.TCPConn) (*Conn, error) {
 	}
 	c.peekFn = c.peek
 	c.sw.Init(c.raw)
+	c.rio.Init(c.raw)
 	c.src.c = c
 	c.R = readerPool.Get().(*bufio.Reader)
 	c.R.Reset(&c.src)
 	return c, nil
 }
+
+// Write writes p to the instance as the TCPConn's Write does, with the
+// system calls made raw (internal/rawio).
+func (c *Conn) Write(p []byte) (int, error) { return c.rio.Write(p) }
 
 // AddIdle pools a connection to b that another process (connpass) made and
 // left idle, as if this one had dialed and used it; like every pooled
@@ -233,7 +240,7 @@ func (c *Conn) WriteRequest(p []byte) error {
 		return ErrStaleNotSent
 	}
 	if err == nil && n < len(p) {
-		_, err = c.TCPConn.Write(p[n:])
+		_, err = c.rio.Write(p[n:])
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"syscall"
 
+	"smoothserve/internal/rawio"
 	"smoothserve/internal/sockpeek"
 )
 
@@ -68,7 +69,7 @@ func (s *Sender) step(fd uintptr) bool {
 		return true
 	}
 	for s.n < len(s.p) {
-		n, err := syscall.Write(int(fd), s.p[s.n:])
+		n, err := rawio.Write1(fd, s.p[s.n:])
 		if n > 0 {
 			s.n += n
 		}

@@ -6,7 +6,8 @@ package sockpeek
 
 import (
 	"syscall"
-	"unsafe"
+
+	"smoothserve/internal/rawio"
 )
 
 // State is what a peek found.
@@ -32,8 +33,7 @@ func (s State) String() string {
 // Call it from a syscall.RawConn's Read or Control callback.
 func FD(fd uintptr) State {
 	var b [1]byte
-	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	n, errno := rawio.Peek(fd, b[:])
 	switch {
 	case errno == syscall.EAGAIN:
 		return Quiet

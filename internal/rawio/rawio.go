@@ -1,0 +1,123 @@
+package rawio
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// Conn reads and writes one socket. Init it before use.
+//
+// Ownership: like a net.Conn's, one Read and one Write at a time, which
+// may run at once (each has its own state).
+type Conn struct {
+	raw syscall.RawConn
+	r   op // Read's
+	w   op // Write's
+}
+
+// op is one Read's or Write's state, which the function RawConn calls
+// works on: a func value made once (Init), so that a call allocates
+// nothing.
+type op struct {
+	fn  func(fd uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+// Init makes c read and write raw's socket.
+func (c *Conn) Init(raw syscall.RawConn) {
+	c.raw = raw
+	c.r.fn = c.r.read
+	c.w.fn = c.w.write
+}
+
+// Read reads into p what the socket has, waiting until it has something,
+// as net.Conn's Read does: io.EOF once the peer closed; the poller's
+// error (the deadline passed, the socket closed) wrapped in a
+// *net.OpError.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := c.do(&c.r, p, false)
+	if n == 0 && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Write writes all of p, waiting while the socket's buffer is full, as
+// net.Conn's Write does; on an error, what was written before it.
+func (c *Conn) Write(p []byte) (int, error) { return c.do(&c.w, p, true) }
+
+// do runs o on p in the poller's read or write wait.
+func (c *Conn) do(o *op, p []byte, write bool) (int, error) {
+	o.p, o.n, o.err = p, 0, nil
+	var err error
+	if write {
+		err = c.raw.Write(o.fn)
+	} else {
+		err = c.raw.Read(o.fn)
+	}
+	n := o.n
+	if err == nil {
+		err = o.err
+	}
+	o.p, o.err = nil, nil
+	return n, err
+}
+
+// read is RawConn.Read's function: true once it read or failed, false to
+// wait for the socket to be readable.
+func (o *op) read(fd uintptr) bool {
+	for {
+		n, e := sysRead(fd, o.p)
+		switch e {
+		case 0:
+			o.n = n
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.err = os.NewSyscallError("read", e)
+			return true
+		}
+	}
+}
+
+// write is RawConn.Write's function: true once all of o.p is written or
+// it failed, false to wait for room.
+func (o *op) write(fd uintptr) bool {
+	for o.n < len(o.p) {
+		n, e := sysWrite(fd, o.p[o.n:])
+		switch e {
+		case 0:
+			if n == 0 {
+				o.err = os.NewSyscallError("write", syscall.EIO)
+				return true
+			}
+			o.n += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.err = os.NewSyscallError("write", e)
+			return true
+		}
+	}
+	return true
+}
+
+// Write1 writes p to fd with one system call, as syscall.Write does: what
+// it wrote, or the error (syscall.EAGAIN when the socket's buffer is
+// full). For a caller already in a RawConn's function.
+func Write1(fd uintptr, p []byte) (int, error) {
+	n, e := sysWrite(fd, p)
+	if e != 0 {
+		return 0, e
+	}
+	return n, nil
+}
