@@ -58,16 +58,16 @@ func allPids() []int {
 	return pids
 }
 
-// killUnder SIGKILLs every process whose executable lies under dir: the
-// daemons and instances of one test, found by pid. A daemon may start an
-// instance while the list is read (a roll under way): it goes over the
-// list again until a pass finds none.
+// killUnder SIGKILLs every process of one test, found by pid: those whose
+// executable lies under dir (its daemons and instances), or one of whose
+// arguments does (an instance run by an interpreter: node server.js). A
+// daemon may start an instance while the list is read (a roll under way):
+// it goes over the list again until a pass finds none.
 func killUnder(dir string) {
 	for range 20 {
 		found := false
 		for _, pid := range allPids() {
-			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-			if strings.HasPrefix(exe, dir+"/") {
+			if runsFrom(pid, dir) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				found = true
 			}
@@ -77,6 +77,21 @@ func killUnder(dir string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// runsFrom reports whether process pid's executable, or one of its
+// arguments, is a path under dir.
+func runsFrom(pid int, dir string) bool {
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasPrefix(exe, dir+"/") {
+		return true
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		if strings.HasPrefix(arg, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // run runs the installed smoothtool.
