@@ -56,8 +56,7 @@ type conn struct {
 	compress bool           // the request's service compresses its responses (compress.go)
 	shard    uint32         // which shard of the stats this connection counts in (stats.go)
 	sink     countingWriter // what bw writes to
-	rio      rawio.Conn     // a plain connection's reads and writes (a TLS one's are its rawTCPConn's, secure.go)
-	rioOK    bool           // rio is set up: nc is a *net.TCPConn
+	rio      *rawio.Conn    // a plain connection's reads and writes; nil for TLS (its rawTCPConn's, secure.go)
 	rec      record         // the request being served (record.go)
 	logTo    *accesslog.Log // where logBuf's lines go
 	logBuf   *[]byte        // log lines not yet handed to logTo
@@ -167,8 +166,8 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 	_, c.secure = nc.(*tls.Conn)
 	if _, ok := nc.(*net.TCPConn); ok {
 		if rc := c.socket(); rc != nil {
+			c.rio = new(rawio.Conn)
 			c.rio.Init(rc)
-			c.rioOK = true
 		}
 	}
 	c.state.Store(stateNew)
@@ -206,8 +205,8 @@ func (c *conn) start() {
 	c.cr.c = c
 	c.takeReader()
 	c.sink.w = c.nc
-	if c.rioOK {
-		c.sink.w = &c.rio
+	if c.rio != nil {
+		c.sink.w = c.rio
 	}
 	c.takeWriter()
 }
@@ -451,7 +450,7 @@ func (r *clientReader) Read(p []byte) (int, error) {
 	if c.pre != nil {
 		return c.pre.Read(p)
 	}
-	if c.rioOK {
+	if c.rio != nil {
 		return c.rio.Read(p)
 	}
 	return c.nc.Read(p)

@@ -15,6 +15,14 @@
 // blocks: it is CPU work, which the goroutine's P may as well keep
 // (cloudwego/netpoll makes its readv and writev raw for the same reason).
 //
+// The cost: while a raw call runs, its goroutine keeps its P and cannot be
+// stopped, so a stop of the world (a GC phase) waits for it. A call on a
+// non-blocking socket takes microseconds; the kernel can still make it
+// sleep (reclaiming memory for a socket buffer, a cgroup's memory.high),
+// and then the whole process waits with it. A machine that far out of
+// memory is not serving well anyway; the request path's calls are worth
+// the gain on every request.
+//
 // Invariant: every call made here is on a descriptor in non-blocking mode
 // (Go's sockets are) and returns at once; the waiting is the poller's
 // (syscall.RawConn.Read and Write). Under the race detector the calls are

@@ -6,11 +6,16 @@ import (
 	"syscall"
 )
 
-// Conn reads and writes one socket. Init it before use.
+// Conn reads and writes one socket. Init it before use; do not copy it
+// (Init binds its state to its address).
 //
-// Ownership: like a net.Conn's, one Read and one Write at a time, which
-// may run at once (each has its own state).
+// Ownership: one Read and one Write at a time, which may run at once
+// (each has its own state). Unlike a net.Conn's, two Reads (or two
+// Writes) at once are not made to take turns: the second would overwrite
+// the first's state. Each user (a connection's serving goroutine) is the
+// only reader, and the only writer, of its Conn.
 type Conn struct {
+	_   noCopy
 	raw syscall.RawConn
 	r   op // Read's
 	w   op // Write's
@@ -23,8 +28,14 @@ type op struct {
 	fn  func(fd uintptr) bool
 	p   []byte
 	n   int
-	err error
+	err syscall.Errno // the call's error; 0: none
 }
+
+// noCopy makes go vet's copylocks check report a copied Conn.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 // Init makes c read and write raw's socket.
 func (c *Conn) Init(raw syscall.RawConn) {
@@ -34,14 +45,17 @@ func (c *Conn) Init(raw syscall.RawConn) {
 }
 
 // Read reads into p what the socket has, waiting until it has something,
-// as net.Conn's Read does: io.EOF once the peer closed; the poller's
-// error (the deadline passed, the socket closed) wrapped in a
-// *net.OpError.
+// as net.Conn's Read does. Its errors: io.EOF once the peer closed; the
+// call's as an *os.SyscallError ("read: connection reset by peer": no
+// addresses, unlike net's); the poller's (the read deadline passed, the
+// socket closed) as RawConn gives them, a *net.OpError ("raw-read")
+// wrapping os.ErrDeadlineExceeded or net.ErrClosed. A Read of nothing is
+// 0, nil at once.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := c.do(&c.r, p, false)
+	n, err := c.do(&c.r, p, false, "read")
 	if n == 0 && err == nil {
 		err = io.EOF
 	}
@@ -49,12 +63,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write writes all of p, waiting while the socket's buffer is full, as
-// net.Conn's Write does; on an error, what was written before it.
-func (c *Conn) Write(p []byte) (int, error) { return c.do(&c.w, p, true) }
+// net.Conn's Write does; on an error (as Read's, "write" and
+// "raw-write"), what was written before it.
+func (c *Conn) Write(p []byte) (int, error) { return c.do(&c.w, p, true, "write") }
 
 // do runs o on p in the poller's read or write wait.
-func (c *Conn) do(o *op, p []byte, write bool) (int, error) {
-	o.p, o.n, o.err = p, 0, nil
+func (c *Conn) do(o *op, p []byte, write bool, name string) (int, error) {
+	o.p, o.n, o.err = p, 0, 0
 	var err error
 	if write {
 		err = c.raw.Write(o.fn)
@@ -62,10 +77,10 @@ func (c *Conn) do(o *op, p []byte, write bool) (int, error) {
 		err = c.raw.Read(o.fn)
 	}
 	n := o.n
-	if err == nil {
-		err = o.err
+	if err == nil && o.err != 0 {
+		err = os.NewSyscallError(name, o.err)
 	}
-	o.p, o.err = nil, nil
+	o.p = nil
 	return n, err
 }
 
@@ -82,7 +97,7 @@ func (o *op) read(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		default:
-			o.err = os.NewSyscallError("read", e)
+			o.err = e
 			return true
 		}
 	}
@@ -96,7 +111,7 @@ func (o *op) write(fd uintptr) bool {
 		switch e {
 		case 0:
 			if n == 0 {
-				o.err = os.NewSyscallError("write", syscall.EIO)
+				o.err = syscall.EIO
 				return true
 			}
 			o.n += n
@@ -104,7 +119,7 @@ func (o *op) write(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		default:
-			o.err = os.NewSyscallError("write", e)
+			o.err = e
 			return true
 		}
 	}
