@@ -448,7 +448,10 @@ func (r *clientReader) Read(p []byte) (int, error) {
 		c.putWriter() // flushed: waitForRequest takes one again
 	}
 	if c.pre != nil {
-		return c.pre.Read(p)
+		if len(c.pre.pre) > 0 || c.rio == nil {
+			return c.pre.Read(p)
+		}
+		c.pre = nil // read: from here on the socket, as any connection
 	}
 	if c.rio != nil {
 		return c.rio.Read(p)
