@@ -111,3 +111,59 @@ func TestWaitingForTheInstanceHoldsNoBuffers(t *testing.T) {
 		t.Errorf("a request waiting for its instance holds %.0f bytes of heap, want under 12 KiB (no buffers)", perRequest)
 	}
 }
+
+// A client connection waiting for its next request (not yet parked: that
+// takes a second or two) holds no buffer either: its writer goes back to
+// the pool once flushed, and a plain connection waits for readability
+// without a reader, taking one when its client's bytes come. Before, each
+// held its 8 KiB reader for the wait.
+func TestWaitingForTheClientHoldsNoBuffers(t *testing.T) {
+	const n = 300
+	in := startHeldInstance(t)
+	close(in.release) // answers at once
+	set := upstream.NewSet("a", time.Second)
+	set.Add(upstream.NewBackend("a", 0, in.addr))
+	f := startProxy(t, Options{parkAfter: -1}, Route{Port: 1, Set: set})
+
+	request := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	ask := func(i int, c net.Conn, br *bufio.Reader) {
+		t.Helper()
+		if _, err := c.Write(request); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := br.ReadString('\n')
+		if err != nil || line != "HTTP/1.1 200 OK\r\n" {
+			t.Fatalf("client %d: %q, %v", i, line, err)
+		}
+		for line != "\r\n" {
+			line, _ = br.ReadString('\n')
+		}
+		if _, err := br.Discard(2); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	// The connections the proxy serves meanwhile are counted with them:
+	// one first, to count what any connection costs.
+	before := heapLive()
+	clients := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range clients {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients[i], readers[i] = c, bufio.NewReaderSize(c, 64)
+		ask(i, c, readers[i])
+	}
+	time.Sleep(50 * time.Millisecond) // each is waiting again
+	perConn := float64(heapLive()-before) / n
+	for i, c := range clients { // still served
+		ask(i, c, readers[i])
+	}
+	t.Logf("%d client connections waiting for their next request: %.0f bytes of heap each (proxy, and the test's clients and instance)", n, perConn)
+	if perConn > 6<<10 {
+		t.Errorf("a connection waiting for its client's next request holds %.0f bytes of heap, want under 6 KiB (no reader)", perConn)
+	}
+}

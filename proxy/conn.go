@@ -378,7 +378,7 @@ func (c *conn) awaitRequest() error {
 			c.setReadDeadline(c.graceDeadline())
 		}
 	}
-	_, err := c.br.Peek(1)
+	err := c.readFirst()
 	// A flush of the last response that timed out (clientReader) is a
 	// client that stopped reading, not an idle one: it closes.
 	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
@@ -440,12 +440,8 @@ type clientReader struct{ c *conn }
 
 func (r *clientReader) Read(p []byte) (int, error) {
 	c := r.c
-	c.flushLog()
-	if err := c.Flush(); err != nil {
+	if err := c.flushToWait(); err != nil {
 		return 0, err
-	}
-	if c.lendWriter && c.bw != nil && c.bw.Size() == clientWriteBuf {
-		c.putWriter() // flushed: waitForRequest takes one again
 	}
 	if c.pre != nil {
 		if len(c.pre.pre) > 0 || c.rio == nil {
@@ -457,6 +453,41 @@ func (r *clientReader) Read(p []byte) (int, error) {
 		return c.rio.Read(p)
 	}
 	return c.nc.Read(p)
+}
+
+// flushToWait sends the client what waits for it before the proxy waits
+// for the client: the log lines, then bw, which goes back to the pool if
+// waitForRequest lends it.
+func (c *conn) flushToWait() error {
+	c.flushLog()
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	if c.lendWriter && c.bw != nil && c.bw.Size() == clientWriteBuf {
+		c.putWriter() // flushed: waitForRequest takes one again
+	}
+	return nil
+}
+
+// readFirst reads the first bytes of the client's next request into br,
+// waiting for them. A plain connection with nothing read waits without a
+// reader (rawio's WaitReadable), which it takes back once bytes came (or
+// the end, or the deadline): a connection waiting for its client holds
+// no buffer, as one waiting for its instance holds none (sendRequest).
+func (c *conn) readFirst() error {
+	if c.rio != nil && c.pre == nil && c.br.Buffered() == 0 {
+		if err := c.flushToWait(); err != nil {
+			return err
+		}
+		c.putReader()
+		err := c.rio.WaitReadable()
+		c.takeReader()
+		if err != nil {
+			return err
+		}
+	}
+	_, err := c.br.Peek(1)
+	return err
 }
 
 // Flush sends what bw holds to the client, within IdleTimeout: a client

@@ -84,9 +84,31 @@ func (c *Conn) do(o *op, p []byte, write bool, name string) (int, error) {
 	return n, err
 }
 
+// WaitReadable waits, within the read deadline, until the socket has
+// bytes to read, the peer closed it or it is in error, and reads nothing:
+// the Read that follows finds what there is. Its errors are the poller's,
+// as Read's; the socket's own (a reset) are left for that Read.
+func (c *Conn) WaitReadable() error {
+	_, err := c.do(&c.r, nil, false, "read")
+	return err
+}
+
 // read is RawConn.Read's function: true once it read or failed, false to
-// wait for the socket to be readable.
+// wait for the socket to be readable. With no o.p (WaitReadable) it
+// peeks, and is true once the socket has anything to say.
 func (o *op) read(fd uintptr) bool {
+	if o.p == nil {
+		var b [1]byte
+		for {
+			switch _, e := Peek(fd, b[:]); e {
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				return true
+			}
+		}
+	}
 	for {
 		n, e := sysRead(fd, o.p)
 		switch e {

@@ -198,6 +198,43 @@ func TestPeek(t *testing.T) {
 	}
 }
 
+// WaitReadable waits for the peer's bytes, or its close, and reads
+// nothing; the deadline ends it as it ends a Read.
+func TestWaitReadable(t *testing.T) {
+	c, peer := tcptest.Pair(t)
+	rc := conn(t, c)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		peer.Write([]byte("abc"))
+	}()
+	t0 := time.Now()
+	if err := rc.WaitReadable(); err != nil || time.Since(t0) < 40*time.Millisecond {
+		t.Fatalf("WaitReadable = %v after %v; want nil once the peer wrote (50 ms)", err, time.Since(t0))
+	}
+	if err := rc.WaitReadable(); err != nil { // the bytes are still there
+		t.Fatalf("WaitReadable with bytes waiting = %v", err)
+	}
+	b := make([]byte, 8)
+	if n, err := rc.Read(b); string(b[:n]) != "abc" || err != nil {
+		t.Fatalf("Read after WaitReadable = %q, %v; want abc", b[:n], err)
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := rc.WaitReadable(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WaitReadable past the deadline = %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	peer.Close()
+	if err := rc.WaitReadable(); err != nil {
+		t.Fatalf("WaitReadable after the peer closed = %v; want nil (the Read says EOF)", err)
+	}
+	if n, err := rc.Read(b); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the close = %d, %v; want EOF", n, err)
+	}
+	if a := testing.AllocsPerRun(100, func() { rc.WaitReadable() }); a != 0 {
+		t.Fatalf("WaitReadable allocates %.1f times", a)
+	}
+}
+
 // make test runs with -race, where the calls are syscall.Read and Write
 // (sys_race.go); the binaries, and so the e2e tests, make them raw. This
 // runs this package's tests once more without the race detector, so that
