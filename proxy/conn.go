@@ -89,7 +89,7 @@ type conn struct {
 	idleSince time.Time // when the wait for the next request began
 	woke      bool      // taken up again after parking: the wait goes on from idleSince
 	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
-	// back to the pool meanwhile (clientReader).
+	// back to the pool meanwhile (flushToWait; readFirst lends br too).
 	lendWriter bool
 	raw        syscall.RawConn // the client's socket, made by socket() (peek.go)
 	pslot      int32           // 1 + its slot among the parked, guarded by the parker's mu; 0: not parked
@@ -219,7 +219,7 @@ func (c *conn) takeWriter() {
 }
 
 // takeReader gives c a client reader from the pool; putReader gives it
-// back (parking, a quiet tunnel, close).
+// back (waiting for a request: readFirst; parking, a quiet tunnel, close).
 func (c *conn) takeReader() {
 	c.br = readerPool8.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
@@ -379,7 +379,7 @@ func (c *conn) awaitRequest() error {
 		}
 	}
 	err := c.readFirst()
-	// A flush of the last response that timed out (clientReader) is a
+	// A flush of the last response that timed out (flushToWait) is a
 	// client that stopped reading, not an idle one: it closes.
 	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
 		// Idle for parkAfter: no goroutine waits for it any longer.
@@ -475,6 +475,9 @@ func (c *conn) flushToWait() error {
 // the end, or the deadline): a connection waiting for its client holds
 // no buffer, as one waiting for its instance holds none (sendRequest).
 func (c *conn) readFirst() error {
+	if c.pre != nil && len(c.pre.pre) == 0 {
+		c.pre = nil // the bytes passed with it are read
+	}
 	if c.rio != nil && c.pre == nil && c.br.Buffered() == 0 {
 		if err := c.flushToWait(); err != nil {
 			return err

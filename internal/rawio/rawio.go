@@ -86,18 +86,27 @@ func (c *Conn) do(o *op, p []byte, write bool, name string) (int, error) {
 
 // WaitReadable waits, within the read deadline, until the socket has
 // bytes to read, the peer closed it or it is in error, and reads nothing:
-// the Read that follows finds what there is. Its errors are the poller's,
-// as Read's; the socket's own (a reset) are left for that Read.
+// the Read that follows finds what there is. It peeks once; if that finds
+// nothing it waits for the poller and returns when the poller says
+// readable, without looking again (the Read looks: on a rare wake with
+// nothing there it waits on, as any Read). Its errors are the poller's,
+// as Read's. A reset the peek finds is cleared by it: the Read that
+// follows says io.EOF, not ECONNRESET (one that comes during the wait
+// stays for the Read).
 func (c *Conn) WaitReadable() error {
 	_, err := c.do(&c.r, nil, false, "read")
 	return err
 }
 
 // read is RawConn.Read's function: true once it read or failed, false to
-// wait for the socket to be readable. With no o.p (WaitReadable) it
-// peeks, and is true once the socket has anything to say.
+// wait for the socket to be readable. With no o.p (WaitReadable) its first
+// call peeks (o.n counts the calls), and its next, after the poller's
+// wait, is true at once.
 func (o *op) read(fd uintptr) bool {
 	if o.p == nil {
+		if o.n++; o.n > 1 {
+			return true
+		}
 		var b [1]byte
 		for {
 			switch _, e := Peek(fd, b[:]); e {
