@@ -3,10 +3,8 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"syscall"
 	"time"
 
-	"smoothserve/internal/sockpeek"
 	"smoothserve/upstream"
 )
 
@@ -101,45 +99,23 @@ type tunnelSource interface {
 }
 
 // clientEnd is the client's side of a tunnel.
-type clientEnd struct {
-	c      *conn
-	raw    syscall.RawConn // nil: never waits without its reader (TLS)
-	peekFn func(fd uintptr) bool
-}
+type clientEnd struct{ c *conn }
 
-func (c *conn) tunnelEnd() *clientEnd {
-	e := &clientEnd{c: c}
-	if !c.secure {
-		e.raw = c.socket()
-	}
-	e.peekFn = e.peek
-	return e
-}
+func (c *conn) tunnelEnd() *clientEnd { return &clientEnd{c: c} }
 
 func (e *clientEnd) reader() *bufio.Reader { return e.c.br }
 
+// waitReadable waits as readFirst does, its reader given back meanwhile; a
+// TLS connection (no rio) never waits without its reader.
 func (e *clientEnd) waitReadable() error {
 	c := e.c
-	if e.raw == nil || c.br.Buffered() > 0 || c.pre != nil && len(c.pre.pre) > 0 {
+	if c.rio == nil || c.br.Buffered() > 0 || c.pre != nil && len(c.pre.pre) > 0 {
 		return nil
 	}
-	err := e.raw.Read(e.peekFn)
-	if c.br == nil {
-		c.takeReader()
-	}
+	c.putReader()
+	err := c.rio.WaitReadable()
+	c.takeReader()
 	return err
-}
-
-// peek is clientEnd's RawConn.Read callback: false (wait) while the
-// socket is quiet, its reader given back meanwhile.
-func (e *clientEnd) peek(fd uintptr) bool {
-	if sockpeek.FD(fd) != sockpeek.Quiet {
-		return true
-	}
-	if e.c.br != nil {
-		e.c.putReader()
-	}
-	return false
 }
 
 // instanceEnd is the instance's side of a tunnel.

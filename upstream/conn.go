@@ -33,7 +33,6 @@ type Conn struct {
 
 	raw      syscall.RawConn
 	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
-	waitFn   func(fd uintptr) bool // WaitReadable's, allocated at its first use
 	peekDead bool
 	sw       sendwait.Sender // WriteRequest's
 	rio      rawio.Conn      // R's reads, and Write (rawio)
@@ -187,28 +186,16 @@ func (c *Conn) wake() {
 
 // WaitReadable waits, with R empty, until the instance's socket has bytes
 // to read, or is closed, or its read deadline passes (the error then), and
-// gives R back to the pool meanwhile if it has to wait: a quiet tunnel
-// holds no buffer. R is there again when it returns.
+// gives R back to the pool meanwhile (rawio's WaitReadable): a quiet
+// tunnel holds no buffer. R is there again when it returns.
 func (c *Conn) WaitReadable() error {
 	if c.R.Buffered() > 0 || len(c.src.pre) > 0 {
 		return nil
 	}
-	if c.waitFn == nil {
-		c.waitFn = c.waitPeek
-	}
-	err := c.raw.Read(c.waitFn)
+	c.rest()
+	err := c.rio.WaitReadable()
 	c.wake()
 	return err
-}
-
-func (c *Conn) waitPeek(fd uintptr) bool {
-	if sockpeek.FD(fd) != sockpeek.Quiet {
-		return true
-	}
-	if c.R != nil {
-		c.rest()
-	}
-	return false
 }
 
 // WriteRequest writes p, a request whole, and returns once the instance's

@@ -137,33 +137,36 @@ func (o *op) read(fd uintptr) bool {
 // write is RawConn.Write's function: true once all of o.p is written or
 // it failed, false to wait for room.
 func (o *op) write(fd uintptr) bool {
-	for o.n < len(o.p) {
-		n, e := sysWrite(fd, o.p[o.n:])
-		switch e {
-		case 0:
-			if n == 0 {
-				o.err = syscall.EIO
-				return true
-			}
-			o.n += n
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			o.err = e
-			return true
-		}
+	n, e := WriteSome(fd, o.p[o.n:])
+	o.n += n
+	switch e {
+	case 0:
+		return true
+	case syscall.EAGAIN:
+		return false
 	}
+	o.err = e
 	return true
 }
 
-// Write1 writes p to fd with one system call, as syscall.Write does: what
-// it wrote, or the error (syscall.EAGAIN when the socket's buffer is
-// full). For a caller already in a RawConn's function.
-func Write1(fd uintptr, p []byte) (int, error) {
-	n, e := sysWrite(fd, p)
-	if e != 0 {
-		return 0, e
+// WriteSome writes as much of p to fd as its socket takes, without
+// waiting: what it wrote, and 0 once all of p is written, syscall.EAGAIN
+// when the socket's buffer is full, or the error (syscall.EIO for a write
+// that wrote nothing). For a caller already in a RawConn's function.
+func WriteSome(fd uintptr, p []byte) (int, syscall.Errno) {
+	written := 0
+	for written < len(p) {
+		n, e := sysWrite(fd, p[written:])
+		switch e {
+		case 0:
+			if n == 0 {
+				return written, syscall.EIO
+			}
+			written += n
+		case syscall.EINTR:
+		default:
+			return written, e
+		}
 	}
-	return n, nil
+	return written, 0
 }

@@ -68,23 +68,15 @@ func (s *Sender) step(fd uintptr) bool {
 		s.err = ErrNotQuiet
 		return true
 	}
-	for s.n < len(s.p) {
-		n, err := rawio.Write1(fd, s.p[s.n:])
-		if n > 0 {
-			s.n += n
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true // full: the caller writes the rest, waiting as it does
-		case err != nil:
-			s.err = os.NewSyscallError("write", err)
-			return true
-		case n == 0:
-			s.err = os.NewSyscallError("write", syscall.EIO)
-			return true
-		}
+	n, e := rawio.WriteSome(fd, s.p)
+	s.n = n
+	switch e {
+	case 0:
+	case syscall.EAGAIN:
+		return true // full: the caller writes the rest, waiting as it does
+	default:
+		s.err = os.NewSyscallError("write", e)
+		return true
 	}
 	return false
 }
