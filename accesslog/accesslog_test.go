@@ -84,3 +84,31 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestARequestLineThatDidNotParse: a rejected request's first line is
+// logged as it came, escaped, in place of method, path and protocol.
+func TestARequestLineThatDidNotParse(t *testing.T) {
+	e := entry()
+	e.Method, e.Target, e.Proto, e.Service, e.Slot, e.Status = nil, nil, "", "", -1, 400
+	e.Line = []byte("\x16\x03\x01 GET \"x\"")
+	got := string(e.Append(nil, Combined))
+	if want := `"\x16\x03\x01 GET \x22x\x22" 400 1234 `; !strings.Contains(got, want) ||
+		!strings.HasSuffix(got, " urt=- service=- instance=- retried=true\n") {
+		t.Errorf("combined:\n%s\nwant %s and no service", got, want)
+	}
+	m := jsonOf(t, e)
+	if m["request"] != "\x16\x03\x01 GET \"x\"" || m["method"] != "" || m["path"] != "" || m["status"] != 400.0 {
+		t.Errorf("json: %v", m)
+	}
+	if _, ok := jsonOf(t, entry())["request"]; ok {
+		t.Error(`a parsed request's JSON line has "request"`)
+	}
+}
+
+func jsonOf(t *testing.T, e *Entry) map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal(e.Append(nil, JSON), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

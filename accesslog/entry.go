@@ -23,6 +23,11 @@ type Entry struct {
 	Retried   bool
 	UserAgent []byte
 	Referer   []byte
+	// Line, when not empty, is the first line of a request that could not
+	// be parsed, as it came: logged instead of Method, Target and Proto
+	// (the combined format's request, as nginx's $request; JSON's
+	// "request", with method, path and proto empty).
+	Line []byte
 }
 
 // Append appends e's line, in format f, to b.
@@ -42,11 +47,15 @@ func (e *Entry) appendCombined(b []byte) []byte {
 	b = append(b, " - - ["...)
 	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	b = append(b, "] \""...)
-	b = appendQuoted(b, e.Method)
-	b = append(b, ' ')
-	b = appendQuoted(b, e.Target)
-	b = append(b, ' ')
-	b = append(b, e.Proto...)
+	if len(e.Line) > 0 {
+		b = appendQuoted(b, e.Line)
+	} else {
+		b = appendQuoted(b, e.Method)
+		b = append(b, ' ')
+		b = appendQuoted(b, e.Target)
+		b = append(b, ' ')
+		b = append(b, e.Proto...)
+	}
 	b = append(b, "\" "...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, ' ')
@@ -96,7 +105,12 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, e.Target)
 	b = append(b, `,"proto":"`...)
 	b = append(b, e.Proto...)
-	b = append(b, `","status":`...)
+	b = append(b, '"')
+	if len(e.Line) > 0 {
+		b = append(b, `,"request":`...)
+		b = appendJSONString(b, e.Line)
+	}
+	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, e.Bytes, 10)

@@ -20,6 +20,7 @@ type accessLogs struct {
 }
 
 // logFor is the access log of svc in cfg, opened if need be; nil when off.
+// A zero svc gets AccessLog's: where requests no service takes go.
 // A log that cannot be opened is logged, and the service's requests are
 // not logged (serving goes on).
 func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log {
@@ -50,7 +51,11 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 	}
 	lg, err := accesslog.Open(path, format)
 	if err != nil {
-		d.log.Error("the access log cannot be opened; the service's requests are not logged", "service", svc.Name, "err", err)
+		if svc.Name == "" {
+			d.log.Error("the access log cannot be opened; requests no service takes are not logged", "err", err)
+		} else {
+			d.log.Error("the access log cannot be opened; the service's requests are not logged", "service", svc.Name, "err", err)
+		}
 		return nil
 	}
 	if l.byPath == nil {

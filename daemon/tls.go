@@ -95,7 +95,8 @@ func challengePort(cfg *config.Config) int {
 // plain-HTTP port (redirecting to HTTPS when TLS is on and https_redirect
 // says so), and the TLS ones on the HTTPS port too.
 //
-// logFor gives a service its access log (nil: checking a table only).
+// logFor gives a service its access log, and a zero Service AccessLog's
+// (nil: checking a table only).
 func routesFor(cfg *config.Config, sets map[string]*upstream.Set, logFor func(*config.Config, *config.Service) *accesslog.Log) []proxy.Route {
 	var routes []proxy.Route
 	for _, svc := range cfg.Services {
@@ -114,6 +115,19 @@ func routesFor(cfg *config.Config, sets map[string]*upstream.Set, logFor func(*c
 			routes = append(routes, proxy.Route{Port: cfg.HTTPSPort, Hosts: svc.ServerNames, Default: svc.DefaultServer, Set: set, AccessLog: r.AccessLog})
 		}
 		routes = append(routes, r)
+	}
+	if logFor == nil {
+		return routes
+	}
+	// Each port's requests that no service takes (a host nobody claims,
+	// a head that could not be parsed) are logged in AccessLog.
+	unrouted := logFor(cfg, &config.Service{})
+	seen := map[int]bool{}
+	for _, r := range routes[:len(routes):len(routes)] {
+		if !seen[r.Port] {
+			seen[r.Port] = true
+			routes = append(routes, proxy.Route{Port: r.Port, AccessLog: unrouted})
+		}
 	}
 	return routes
 }

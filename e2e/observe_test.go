@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -208,5 +209,53 @@ func TestMetricsGoOnAcrossAnUpgrade(t *testing.T) {
 	}
 	if v := sum(after, `^smoothserve_upgrades_total\{result="ok"\}`); v != 1 {
 		t.Errorf("upgrades ok after one: %v", v)
+	}
+}
+
+// TestRequestsNoServiceTookAreInTheAccessLog: with two named services on
+// the port and no default, a host neither claims (404) and a request that
+// is not HTTP (400) get a line each in AccessLog, as nginx logs them.
+func TestRequestsNoServiceTookAreInTheAccessLog(t *testing.T) {
+	e := newEnv(t, 10)
+	e.writeMain("")
+	e.service("web", "web.test", 1, "")
+	e.service("api", "api.test", 1, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	d.waitPids(e.proxyAddr(), "api.test", 1, 15*time.Second)
+	for _, raw := range []string{
+		"GET /who HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n",
+		"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", // a TLS hello on the plain port
+	} {
+		c, err := net.Dial("tcp", e.proxyAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, raw)
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	logPath := filepath.Join(e.dir, "logs", "access.log")
+	want := []string{`"GET /who HTTP/1.1" 404 `, `"\x16\x03\x01\x00\xA5\x01\x00\x00\xA1\x03\x03" 400 `}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(logPath)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			if n := strings.Count(string(b), "service=- instance=-"); n != 2 {
+				t.Errorf("%d lines without a service, want 2:\n%s", n, b)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access log lacks %s:\n%s", missing, b)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -157,5 +157,6 @@ func (c *conn) rejectHead(err error) {
 	c.srv.opts.Logger.Info("proxy: request head rejected", "status", code, "request_id", string(c.rid),
 		"client", string(c.clientIP), "port", c.port, "err", err, "head", clip(c.head))
 	c.writeError(code, false, false)
+	c.logRejected()
 	c.lingerClose()
 }

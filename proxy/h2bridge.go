@@ -72,14 +72,14 @@ func (w *countingResponse) Write(p []byte) (int, error) {
 
 // end counts the stream's request and logs it.
 func (x *bridge) end() {
-	if x.tg == nil || x.status == 0 {
+	if x.status == 0 {
 		return
 	}
 	d := time.Since(x.start)
-	if x.tg.stats != nil {
+	if x.tg != nil && x.tg.stats != nil {
 		x.tg.stats.count(uint32(x.start.UnixNano()), []byte(x.r.Method), x.status, d)
 	}
-	l := x.tg.log
+	l := x.f.s.logFor(x.f.port, x.tg)
 	if l == nil {
 		return
 	}
@@ -90,7 +90,7 @@ func (x *bridge) end() {
 		}
 	}
 	e := accesslog.Entry{Time: x.start, Client: []byte(client), Method: []byte(x.r.Method), Target: []byte(x.r.RequestURI),
-		Proto: "HTTP/2.0", Status: x.status, Bytes: x.sent.n, Duration: d, Upstream: x.upstream, Service: x.tg.set.Name,
+		Proto: "HTTP/2.0", Status: x.status, Bytes: x.sent.n, Duration: d, Upstream: x.upstream, Service: x.tg.name(),
 		Slot: -1, Retried: x.retried, UserAgent: []byte(x.r.UserAgent()), Referer: []byte(x.r.Referer())}
 	if x.b != nil {
 		e.Slot = x.b.Slot

@@ -50,32 +50,25 @@ func (c *conn) beginRequest() {
 // endRequest counts the request and logs it.
 func (c *conn) endRequest(req *request) {
 	r := &c.rec
-	if r.tg == nil || r.status == 0 {
+	if r.status == 0 {
 		return
 	}
 	d := time.Since(r.start)
-	if r.tg.stats != nil {
+	if r.tg != nil && r.tg.stats != nil {
 		r.tg.stats.count(c.shard, req.method, r.status, d)
 	}
-	if l := r.tg.log; l != nil {
+	if l := c.srv.logFor(c.port, r.tg); l != nil {
 		c.logLine(l, req, d)
 	}
 }
 
 // logLine appends the request's line to the connection's log buffer.
 func (c *conn) logLine(l *accesslog.Log, req *request, d time.Duration) {
-	if c.logTo != l {
-		c.flushLog()
-		c.logTo = l
-	}
-	if c.logBuf == nil {
-		c.logBuf = accesslog.Buffer()
-	}
 	r := &c.rec
 	e := &c.entry
 	*e = accesslog.Entry{Time: r.start, Client: c.clientIP, Method: req.method, Target: req.target,
 		Proto: "HTTP/1.1", Status: r.status, Bytes: c.sent() - r.sent0, Duration: d, Upstream: r.upstream,
-		Service: r.tg.set.Name, Slot: -1, Retried: r.retried,
+		Service: r.tg.name(), Slot: -1, Retried: r.retried,
 		UserAgent: fieldOf(c.head, c.fields, "user-agent"), Referer: fieldOf(c.head, c.fields, "referer")}
 	if req.minor == 0 {
 		e.Proto = "HTTP/1.0"
@@ -91,6 +84,37 @@ func (c *conn) logLine(l *accesslog.Log, req *request, d time.Duration) {
 			e.Port = append(c.logPort[:0], r.b.Addr[i+1:]...)
 			c.logPort = e.Port
 		}
+	}
+	c.appendLog(l, e)
+}
+
+// maxLoggedLine is the most of a rejected request's first line its log
+// line keeps.
+const maxLoggedLine = 2 << 10
+
+// logRejected logs a request whose head was answered with an error before
+// it could be parsed: its first line as it came, as nginx's $request. It
+// is logged where the port's requests without a service are.
+func (c *conn) logRejected() {
+	l := c.srv.logFor(c.port, nil)
+	if l == nil {
+		return
+	}
+	r := &c.rec
+	line := trimCRLF(c.head[:firstLineEnd(c.head)])
+	c.entry = accesslog.Entry{Time: r.start, Client: c.clientIP, Line: line[:min(len(line), maxLoggedLine)],
+		Status: r.status, Bytes: c.sent() - r.sent0, Duration: time.Since(r.start), Slot: -1}
+	c.appendLog(l, &c.entry)
+}
+
+// appendLog appends e's line, for log l, to the connection's log buffer.
+func (c *conn) appendLog(l *accesslog.Log, e *accesslog.Entry) {
+	if c.logTo != l {
+		c.flushLog()
+		c.logTo = l
+	}
+	if c.logBuf == nil {
+		c.logBuf = accesslog.Buffer()
 	}
 	*c.logBuf = e.Append(*c.logBuf, l.Format)
 	if len(*c.logBuf) >= 16<<10 {

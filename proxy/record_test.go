@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"smoothserve/upstream"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +56,134 @@ func TestRequestsAreLoggedAndCounted(t *testing.T) {
 	}
 	if counts["GET 200"] != 2 || counts["POST 200"] != 1 {
 		t.Errorf("counts %v, want GET 200: 2, POST 200: 1", counts)
+	}
+}
+
+// TestRequestsNoServiceTookAreLogged: a request for a host no service
+// claims, and a head that could not be parsed, are logged as nginx logs
+// them: in the port's own log when it has no default service, in the
+// default service's when it has one; neither is counted in a service's
+// stats.
+func TestRequestsNoServiceTookAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string, f accesslog.Format) (*accesslog.Log, func() string) {
+		path := filepath.Join(dir, name)
+		l, err := accesslog.Open(path, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, func() string {
+			time.Sleep(50 * time.Millisecond)
+			l.Close()
+			b, _ := os.ReadFile(path)
+			return string(b)
+		}
+	}
+	in := startInstance(t, "a", nil)
+	send := func(addr string, raws ...string) {
+		for _, raw := range raws {
+			cl := dial(t, addr)
+			cl.c.Write([]byte(raw))
+			io.Copy(io.Discard, cl.br) // the answer, then the proxy's close
+			cl.c.Close()
+		}
+	}
+
+	t.Run("a port without a default service", func(t *testing.T) {
+		svcLog, svcLines := open("web.log", accesslog.Combined)
+		portLog, portLines := open("port.log", accesslog.Combined)
+		f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a.test"}, Set: setOf(t, "web", in), AccessLog: svcLog},
+			Route{Port: 1, Hosts: []string{"b.test"}, Set: setOf(t, "api", in)}, Route{Port: 1, AccessLog: portLog})
+		send(f.addr, "GET /x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+			"\x16\x03\x01\x02\x00 hello\r\n\r\n",
+			"GET /y HTTP/1.1\r\nHost: a.test\r\nBad Field: 1\r\n\r\n",
+			"GET /ok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+		port, svc := portLines(), svcLines()
+		for _, want := range []string{
+			`"GET /x HTTP/1.1" 404 `,
+			`"\x16\x03\x01\x02\x00 hello" 400 `,
+			`"GET /y HTTP/1.1" 400 `,
+		} {
+			if !strings.Contains(port, want) {
+				t.Errorf("the port's log lacks %s:\n%s", want, port)
+			}
+		}
+		if n := strings.Count(port, "service=- instance=-"); n != 3 {
+			t.Errorf("%d of the port's lines name no service, want 3:\n%s", n, port)
+		}
+		if strings.Count(svc, "\n") != 1 || !strings.Contains(svc, `"GET /ok HTTP/1.1" 200 `) {
+			t.Errorf("the service's log has other lines than its one request:\n%s", svc)
+		}
+		for _, st := range f.srv.Stats() {
+			for _, rc := range st.Requests {
+				if rc.Code != "200" {
+					t.Errorf("service %s counted %s %s", st.Service, rc.Method, rc.Code)
+				}
+			}
+		}
+	})
+
+	t.Run("a port with a default service", func(t *testing.T) {
+		svcLog, svcLines := open("default.log", accesslog.JSON)
+		portLog, portLines := open("port2.log", accesslog.JSON)
+		f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a.test"}, Default: true, Set: setOf(t, "web", in), AccessLog: svcLog},
+			Route{Port: 1, Hosts: []string{"b.test"}, Set: setOf(t, "api", in)}, Route{Port: 1, AccessLog: portLog})
+		send(f.addr, "GET / HTTP/9.9\r\nHost: a.test\r\n\r\n", "GET /ok HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n")
+		if svc := svcLines(); !strings.Contains(svc, `"request":"GET / HTTP/9.9","status":505`) || !strings.Contains(svc, `"path":"/ok"`) {
+			t.Errorf("the default service's log:\n%s", svc)
+		}
+		if port := portLines(); port != "" {
+			t.Errorf("the port's log of a port with a default service:\n%s", port)
+		}
+	})
+}
+
+// TestALogOnlyRouteNamesNoHosts: a route without a service takes no
+// hosts, and does not stop a service alone on its port from taking every
+// host.
+func TestALogOnlyRouteNamesNoHosts(t *testing.T) {
+	set := upstream.NewSet("a", time.Second)
+	if _, err := buildRoutes([]Route{{Port: 1, Hosts: []string{"x.test"}}}, nil); err == nil {
+		t.Error("a route without a service but with hosts was taken")
+	}
+	table, err := buildRoutes([]Route{{Port: 1, Hosts: []string{"a.test"}, Set: set}, {Port: 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := table.ports[1].lookup([]byte("other.test")).setOrNil(); got != set {
+		t.Errorf("other.test routed to %v, want the service alone on its port", got)
+	}
+}
+
+// TestUnroutedRequestsOverTLSAreLogged: over HTTPS too, HTTP/1.1 and
+// HTTP/2, a host no service claims is logged in the port's log.
+func TestUnroutedRequestsOverTLSAreLogged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "port.log")
+	portLog, err := accesslog.Open(path, accesslog.Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := startInstance(t, "a", nil)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "a", in)},
+		Route{Port: 2, Hosts: []string{"b.test"}, Set: setOf(t, "b", in)}, Route{Port: 2, AccessLog: portLog})
+	for _, h2 := range []bool{false, true} {
+		resp, err := f.client(h2).Get("https://c.test/nobody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("h2 %v: status %d, want 404", h2, resp.StatusCode)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	f.srv.Close()
+	portLog.Close()
+	b, _ := os.ReadFile(path)
+	for _, want := range []string{`"GET /nobody HTTP/1.1" 404 `, `"GET /nobody HTTP/2.0" 404 `} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the port's log lacks %s:\n%s", want, b)
+		}
 	}
 }

@@ -12,6 +12,12 @@ import (
 // Route says which hosts of a proxy port a service answers. A port has at
 // most one default route, which takes the hosts no route of the port
 // claims; a route alone on its port takes every host.
+//
+// A Route without a Set answers nothing: its AccessLog is where the port
+// logs the requests no service takes, when the port has no default route
+// (a host no route claims, a head that could not be parsed). On a port
+// with a default route they go to that route's log, as nginx logs them
+// in its default server's.
 type Route struct {
 	Port  int
 	Hosts []string // lower case; "*.example.com" wildcards; empty: default for the port
@@ -45,6 +51,7 @@ type portTable struct {
 	exact     map[string]*target
 	wildcards []wildcard // longest suffix first
 	fallback  *target
+	unrouted  *accesslog.Log // the log of a port without a fallback
 }
 
 type wildcard struct {
@@ -58,13 +65,22 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 	t := &routes{ports: make(map[int]*portTable)}
 	count := make(map[int]int)
 	for _, r := range rs {
-		count[r.Port]++
+		if r.Set != nil {
+			count[r.Port]++
+		}
 	}
 	for _, r := range rs {
 		pt := t.ports[r.Port]
 		if pt == nil {
 			pt = &portTable{port: r.Port, exact: make(map[string]*target)}
 			t.ports[r.Port] = pt
+		}
+		if r.Set == nil {
+			if len(r.Hosts) > 0 || r.Default || r.HTTPSPort != 0 {
+				return nil, fmt.Errorf("port %d: a route without a service only names the port's access log", r.Port)
+			}
+			pt.unrouted = r.AccessLog
+			continue
 		}
 		tg := &target{set: r.Set, httpsPort: r.HTTPSPort, log: r.AccessLog}
 		if statsFor != nil {
@@ -148,6 +164,30 @@ func stripPort(h []byte) []byte {
 		}
 	}
 	return h
+}
+
+// logFor is where a request of port is logged that routed to tg (nil: to
+// no service, or not routed yet); nil: nowhere.
+func (s *Server) logFor(port int, tg *target) *accesslog.Log {
+	if tg != nil {
+		return tg.log
+	}
+	pt := s.routes.Load().ports[port]
+	switch {
+	case pt == nil:
+		return nil
+	case pt.fallback != nil:
+		return pt.fallback.log
+	}
+	return pt.unrouted
+}
+
+// name is the name of t's service; "" for no target.
+func (t *target) name() string {
+	if t == nil {
+		return ""
+	}
+	return t.set.Name
 }
 
 // setOrNil is t's set, or nil for no target.
