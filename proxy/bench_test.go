@@ -48,13 +48,10 @@ func skipHead(br *bufio.Reader) bool {
 
 func benchmarkGet(b *testing.B, size int) { benchmarkGetLogged(b, size, nil) }
 
-func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
-	body := bytes.Repeat([]byte("x"), size)
-	set := upstream.NewSet("bench", time.Second)
-	for i := 0; i < 3; i++ {
-		set.Add(upstream.NewBackend("bench", i, rawInstance(b, body)))
-	}
-	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set, AccessLog: log}})
+// benchProxy serves route r on a listener of its own, closed with b, and
+// returns its address.
+func benchProxy(b *testing.B, r Route) string {
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{r})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,13 +61,23 @@ func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
 	}
 	go s.Serve(ln, 1)
 	b.Cleanup(s.Close)
+	return ln.Addr().String()
+}
+
+func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
+	body := bytes.Repeat([]byte("x"), size)
+	set := upstream.NewSet("bench", time.Second)
+	for i := 0; i < 3; i++ {
+		set.Add(upstream.NewBackend("bench", i, rawInstance(b, body)))
+	}
+	addr := benchProxy(b, Route{Port: 1, Set: set, AccessLog: log})
 
 	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Error(err)
 			return
@@ -122,4 +129,66 @@ func BenchmarkProxyGet(b *testing.B) {
 	}
 	defer log.Close()
 	b.Run("13B-logged", func(b *testing.B) { benchmarkGetLogged(b, 13, log) })
+}
+
+// BenchmarkTunnelEcho is one message each way through an open WebSocket
+// tunnel (a round trip: the client writes size bytes, the instance echoes
+// them); allocs/op are the proxy's.
+func BenchmarkTunnelEcho(b *testing.B) {
+	for _, size := range []int{64, 16 << 10} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { benchmarkTunnel(b, size) })
+	}
+}
+
+func benchmarkTunnel(b *testing.B, size int) {
+	addr := tcptest.Serve(b, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 64<<10)
+		if !skipHead(br) {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := br.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	})
+	set := upstream.NewSet("bench", time.Second)
+	set.Add(upstream.NewBackend("bench", 0, addr))
+	addr = benchProxy(b, Route{Port: 1, Set: set})
+
+	msg := bytes.Repeat([]byte("m"), size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 64<<10)
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: bench.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		if !skipHead(br) {
+			b.Error("no 101")
+			return
+		}
+		got := make([]byte, size)
+		for pb.Next() {
+			if _, err := c.Write(msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.ReadFull(br, got); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"bufio"
-	"net"
+	"io"
 	"time"
 
 	"smoothserve/upstream"
@@ -44,7 +44,7 @@ func (c *conn) tunnel(uc *upstream.Conn, addr string) {
 		if upOpen {
 			go func() { up <- pumpUp(client, uc) }()
 		}
-		err := pump(instance, c.nc)
+		err := pump(instance, c.sink.w) // rawio's Conn, or TLS's (rawio's below)
 		if !isTimeout(err) {
 			// The instance ended the tunnel (or the client is gone).
 			c.nc.Close()
@@ -127,7 +127,7 @@ func (e instanceEnd) waitReadable() error   { return e.uc.WaitReadable() }
 // pumpUp copies from the client to the instance until the client ends its
 // side, which is then ended towards the instance, or an interruption.
 func pumpUp(client tunnelSource, uc *upstream.Conn) error {
-	err := pump(client, uc.TCPConn)
+	err := pump(client, uc) // its Write: rawio's
 	if !isTimeout(err) {
 		uc.CloseWrite()
 	}
@@ -136,7 +136,7 @@ func pumpUp(client tunnelSource, uc *upstream.Conn) error {
 
 // pump copies from src to dst until either fails or a deadline interrupts
 // it; what was read from src and not written to dst stays in src's buffer.
-func pump(src tunnelSource, dst net.Conn) error {
+func pump(src tunnelSource, dst io.Writer) error {
 	for {
 		if src.reader().Buffered() == 0 {
 			if err := src.waitReadable(); err != nil {
