@@ -209,39 +209,13 @@ WantedBy=multi-user.target
 EOF
 }
 
-# The logs: the access logs are reopened by smoothserve on SIGUSR1 (sent to
-# the main process only: the instances do not know it); the instances' own
-# logs are files they hold open, so they are copied and truncated in place.
-log_dir=$(sed -n 's/^LogDir:[[:space:]]*//p' "$config" | tr -d "\"'" | head -n 1)
-log_dir=${log_dir:-logs}
-[[ $log_dir = /* ]] || log_dir=$(dirname "$config")/$log_dir
+# The logs: smoothserve prints their logrotate configuration itself, from
+# the configuration it reads (the access logs wherever they are, reopened
+# on SIGUSR1 sent to the main process only; the instances' own logs,
+# LogDir/NAME.log, which they hold open: copied and truncated).
 logrotate_conf() {
-	cat <<EOF
-$marker
-# Access logs: smoothserve reopens them on SIGUSR1.
-$log_dir/access*.log {
-	daily
-	rotate 14
-	compress
-	delaycompress
-	missingok
-	notifempty
-	sharedscripts
-	postrotate
-		systemctl kill --kill-whom=main --signal=USR1 $name 2>/dev/null || true
-	endscript
-}
-# The instances' logs (LogDir/NAME.log): they write to the file directly.
-$log_dir/[!a]*.log $log_dir/a[!c]*.log {
-	daily
-	rotate 14
-	compress
-	delaycompress
-	missingok
-	notifempty
-	copytruncate
-}
-EOF
+	echo "$marker"
+	"$binary" --config "$config" --print-logrotate "$name"
 }
 
 if [ "$action" = print ]; then
@@ -260,8 +234,12 @@ chmod 0644 "$unit_file.tmp"
 mv -f "$unit_file.tmp" "$unit_file"
 echo "wrote $unit_file"
 if [ -d /etc/logrotate.d ] && { [ ! -e "$logrotate_file" ] || grep -qxF "$marker" "$logrotate_file"; }; then
-	logrotate_conf >"$logrotate_file"
-	echo "wrote $logrotate_file"
+	if conf=$(logrotate_conf); then
+		printf '%s\n' "$conf" >"$logrotate_file"
+		echo "wrote $logrotate_file"
+	else
+		echo "$prog: warning: $logrotate_file not written (the line above says why): rotate the logs yourself" >&2
+	fi
 fi
 systemctl daemon-reload
 systemctl enable "$name"

@@ -121,6 +121,8 @@ func TestAccessLogAndAdminRules(t *testing.T) {
 		{"AccessLog in a folder not made yet", main("AccessLog: var/log/access.log\n"), nil},
 		{"access_log a folder", tree{"services/a.yaml": web + "access_log: bin\n"}, []string{"$S/a.yaml:6: access_log: $D/bin: is a folder, not a file"}},
 		{"access_log of a disabled service", tree{"services/a.yaml": web + "access_log: bin\nenabled: false\n"}, nil},
+		{"AccessLog the instances' output", main("AccessLog: logs/web.log\n"), []string{"$S/a.yaml:1: name: service web: its instances' output goes to $D/logs/web.log, which AccessLog in $MAIN names as an access log too; rename the service or move that access log"}},
+		{"access_log the instances' output", tree{"services/a.yaml": web + "access_log: logs/web.log\n"}, []string{"$S/a.yaml:1: name: service web: its instances' output goes to $D/logs/web.log, which access_log in $S/a.yaml names as an access log too; rename the service or move that access log"}},
 		{"access_log a list", tree{"services/a.yaml": web + "access_log: [a]\n"}, []string{"$S/a.yaml:6: access_log: want a path or off, got a list"}},
 		{"AdminAddr without a port", main("AdminAddr: 127.0.0.1\n"),
 			[]string{`$MAIN:2: AdminAddr: want host:port, such as 127.0.0.1:9180, got "127.0.0.1"`}},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -228,6 +229,34 @@ func (l *loader) checkAccessLogs() {
 			if msg := logFileProblem(s.AccessLog); msg != "" {
 				l.add(sk.errorf("access_log", "%s: %s", s.AccessLog, msg))
 			}
+		}
+	}
+	l.checkOutputIsNoAccessLog()
+}
+
+// checkOutputIsNoAccessLog refuses a service whose instances' output
+// (LogDir/NAME.log) would be an access log too: both would write to it.
+func (l *loader) checkOutputIsNoAccessLog() {
+	c := l.cfg
+	if !l.main.usable("LogDir") {
+		return
+	}
+	output := map[string]*Service{}
+	for _, s := range c.Services {
+		output[filepath.Join(c.LogDir, s.Name+".log")] = s
+	}
+	check := func(path string, k *fileKeys, key string) {
+		if s := output[path]; s != nil {
+			l.add(l.svc[s].errorf("name", "service %s: its instances' output goes to %s, which %s in %s names as an access log too; rename the service or move that access log",
+				s.Name, path, key, k.file))
+		}
+	}
+	if l.main.usable("AccessLog") && c.AccessLog != "" {
+		check(c.AccessLog, l.main, "AccessLog")
+	}
+	for _, s := range c.Services {
+		if sk := l.svc[s]; sk.set["access_log"] && sk.usable("access_log") && s.AccessLog != AccessLogOff {
+			check(s.AccessLog, sk, "access_log")
 		}
 	}
 }

@@ -166,10 +166,10 @@ func portIn(body string) int {
 // where `smoothtool upgrade` finds it.
 func (h *fleetHost) installSmoothserve(from string) { copyFile(h.t, from, h.bin) }
 
-// fleetNeed returns the path of a command the fleet test needs, skipping
+// needCommand returns the path of a command a test needs, skipping
 // the test where it is not installed, but for CI, where .ci/run installs
 // it and its absence is a failure.
-func fleetNeed(t *testing.T, command, debianPackage string) string {
+func needCommand(t *testing.T, command, debianPackage string) string {
 	t.Helper()
 	path, err := exec.LookPath(command)
 	if err != nil {

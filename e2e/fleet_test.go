@@ -30,7 +30,7 @@ import (
 // each host's /health must go 503 and back to 200, and HAProxy must have
 // taken it out of rotation and back, without a retry.
 func TestFleetRollingDeployBehindHAProxy(t *testing.T) {
-	haproxy := fleetNeed(t, "haproxy", "haproxy")
+	haproxy := needCommand(t, "haproxy", "haproxy")
 	ansible := fleetAnsible(t)
 	f := newFleet(t)
 	lb := f.startHAProxy(haproxy)

@@ -28,7 +28,7 @@ type installEnv struct {
 
 func newInstallEnv(t *testing.T, serviceExtra string) *installEnv {
 	t.Helper()
-	e := newEnv(t, 4)
+	e := newEnv(t, 8)
 	e.service("web", "web.test", 1, serviceExtra)
 	copyFile(t, bin.smoothserve, filepath.Join(e.dir, "smoothserve"))
 	copyFile(t, bin.smoothtool, filepath.Join(e.dir, "smoothtool"))
@@ -277,4 +277,48 @@ func TestInstallWithoutSystemdWritesNothing(t *testing.T) {
 		}
 	}
 	assertNoUnitWritten(t)
+}
+
+// TestInstallLogrotateRotatesEveryLog runs the real logrotate on what
+// --print-logrotate prints, for a configuration with a comment after
+// LogDir, an access log outside LogDir and services named like the
+// access log ("accounts", "a"): logrotate takes it without an error, and
+// a forced rotation rotates every log, each by its own rule.
+func TestInstallLogrotateRotatesEveryLog(t *testing.T) {
+	logrotate := needCommand(t, "logrotate", "logrotate")
+	ie := newInstallEnv(t, "access_log: web-access/web.log\n")
+	ie.writeMain("LogDir: ./logs   # the instances' output, and the access log\n")
+	ie.service("accounts", "accounts.test", 1, "")
+	ie.service("a", "a.test", 1, "")
+	r := runScript(t, ie.t.TempDir(), "bash", ie.script, "--print-logrotate", "--name", "smoothserve-e2e")
+	if r.code != 0 {
+		t.Fatalf("--print-logrotate: exit %d\n%s", r.code, r.stderr)
+	}
+	logs := filepath.Join(ie.dir, "logs")
+	files := []string{filepath.Join(ie.dir, "web-access", "web.log")}
+	for _, name := range []string{"access", "web", "accounts", "a"} {
+		files = append(files, filepath.Join(logs, name+".log"))
+	}
+	for _, f := range files {
+		writeFile(t, f, "a line\n")
+	}
+	conf := filepath.Join(t.TempDir(), "smoothserve-e2e")
+	writeFile(t, conf, r.stdout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, logrotate, "--verbose", "--force", "--state", conf+".state", conf).CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("error")) {
+		t.Fatalf("logrotate: %v\n%s\nconfiguration:\n%s", err, out, r.stdout)
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f + ".1"); err != nil {
+			t.Errorf("%s was not rotated: %v\nlogrotate said:\n%s", f, err, out)
+		}
+	}
+	for _, f := range files[1:] {
+		truncated := !strings.HasSuffix(f, "access.log")
+		if _, err := os.Stat(f); truncated != (err == nil) {
+			t.Errorf("%s after the rotation: %v; want it truncated in place (copytruncate) only if it is an instance's output", f, err)
+		}
+	}
 }

@@ -1,7 +1,11 @@
 // Command smoothserve is the daemon: it starts the instances of every
 // service in its configuration and proxies HTTP to the ready ones.
 //
-//	smoothserve [--config FILE] [--check]
+//	smoothserve [--config FILE] [--check | --print-logrotate UNIT]
+//
+// --print-logrotate prints the logrotate configuration of the logs of
+// FILE, for smoothserve running as systemd unit UNIT (install_smoothserve.sh
+// installs it as /etc/logrotate.d/UNIT).
 //
 // SIGTERM or SIGINT stops it gracefully: requests in progress finish, then
 // every instance is drained and stopped. A second signal kills everything
@@ -28,6 +32,7 @@ func run(args []string) int {
 	fs := pflag.NewFlagSet("smoothserve", pflag.ContinueOnError)
 	configPath := fs.StringP("config", "c", "smoothserve.yaml", "configuration file")
 	check := fs.Bool("check", false, "validate the configuration and exit (0: valid, 1: not)")
+	logrotate := fs.String("print-logrotate", "", "print the logrotate configuration of the logs, for the systemd `unit` smoothserve runs as, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -48,6 +53,15 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "smoothserve: configuration is invalid:\n%v\n", err)
 		return 1
+	}
+	if *logrotate != "" {
+		snippet, err := logrotateSnippet(cfg, *logrotate)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "smoothserve: %v\n", err)
+			return 1
+		}
+		fmt.Print(snippet)
+		return 0
 	}
 	if *check {
 		for _, w := range cfg.Warnings {
