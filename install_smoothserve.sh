@@ -214,8 +214,9 @@ EOF
 # on SIGUSR1 sent to the main process only; the instances' own logs,
 # LogDir/NAME.log, which they hold open: copied and truncated).
 logrotate_conf() {
-	echo "$marker"
-	"$binary" --config "$config" --print-logrotate "$name"
+	local conf
+	conf=$("$binary" --config "$config" --print-logrotate "$name") || return 1
+	printf '%s\n%s\n' "$marker" "$conf"
 }
 
 if [ "$action" = print ]; then
@@ -238,7 +239,9 @@ if [ -d /etc/logrotate.d ] && { [ ! -e "$logrotate_file" ] || grep -qxF "$marker
 		printf '%s\n' "$conf" >"$logrotate_file"
 		echo "wrote $logrotate_file"
 	else
-		echo "$prog: warning: $logrotate_file not written (the line above says why): rotate the logs yourself" >&2
+		# An earlier one of ours would rotate by the old configuration.
+		rm -f "$logrotate_file"
+		echo "$prog: warning: no $logrotate_file (the line above says why): rotate the logs yourself" >&2
 	fi
 fi
 systemctl daemon-reload

@@ -119,17 +119,11 @@ func routesFor(cfg *config.Config, sets map[string]*upstream.Set, logFor func(*c
 	if logFor == nil {
 		return routes
 	}
-	// Each port's requests that no service takes (a host nobody claims,
-	// a head that could not be parsed) are logged in AccessLog.
-	unrouted := logFor(cfg, &config.Service{})
-	seen := map[int]bool{}
-	for _, r := range routes[:len(routes):len(routes)] {
-		if !seen[r.Port] {
-			seen[r.Port] = true
-			routes = append(routes, proxy.Route{Port: r.Port, AccessLog: unrouted})
-		}
-	}
-	return routes
+	// The requests no service takes (a host nobody claims, a head that
+	// could not be parsed) on any port, ports without services included,
+	// are logged in AccessLog, unless a service takes the port's unknown
+	// hosts.
+	return append(routes, proxy.Route{AccessLog: logFor(cfg, &config.Service{})})
 }
 
 // stopCerts ends certificate maintenance (renewals, watching files).

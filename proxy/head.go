@@ -25,15 +25,16 @@ var (
 )
 
 // readHead appends one message head (start line and header lines, through
-// the blank line) from r to buf[:0], up to max bytes, and returns it. A
-// request may have blank lines before it (RFC 9112 §2.2), and a start line
-// without two spaces (HTTP/0.9) is refused at once rather than waited on.
+// the blank line) from r to buf[:0], up to max bytes, and returns it (on
+// errHeadTooLarge, its first max bytes). A request may have blank lines
+// before it (RFC 9112 §2.2), and a start line without two spaces
+// (HTTP/0.9) is refused at once rather than waited on.
 func readHead(r *bufio.Reader, buf []byte, max int, request bool) ([]byte, error) {
 	buf = buf[:0]
 	for {
 		line, err := r.ReadSlice('\n')
 		if len(buf)+len(line) > max {
-			return buf, errHeadTooLarge
+			return append(buf, line[:max-len(buf)]...), errHeadTooLarge // what fits, for the log
 		}
 		buf = append(buf, line...)
 		if err == bufio.ErrBufferFull {

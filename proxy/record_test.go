@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"smoothserve/upstream"
@@ -136,6 +137,43 @@ func TestRequestsNoServiceTookAreLogged(t *testing.T) {
 			t.Errorf("the port's log of a port with a default service:\n%s", port)
 		}
 	})
+
+	t.Run("a port without routes, and the log of every port", func(t *testing.T) {
+		allLog, allLines := open("all.log", accesslog.Combined)
+		f := startProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "web", in)}, Route{AccessLog: allLog})
+		send(f.addr, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", "BREW / HTCPCP/1.0\r\n\r\n")
+		all := allLines()
+		for _, want := range []string{`"GET /x HTTP/1.1" 404 `, `"BREW / HTCPCP/1.0" 400 `} {
+			if !strings.Contains(all, want) {
+				t.Errorf("the log of every port lacks %s:\n%s", want, all)
+			}
+		}
+	})
+}
+
+// TestAnOverlongRequestLineIsLoggedClipped: a first line longer than
+// MaxHeaderBytes is answered 431 and logged by as much of it as the log
+// keeps, not as an empty request.
+func TestAnOverlongRequestLineIsLoggedClipped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "all.log")
+	l, err := accesslog.Open(path, accesslog.Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, Options{MaxHeaderBytes: 2048}, Route{AccessLog: l})
+	cl := dial(t, f.addr)
+	cl.c.Write([]byte("GET /" + strings.Repeat("x", 3000) + " HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil || resp.StatusCode != 431 {
+		t.Fatalf("answer: %v %v", resp, err)
+	}
+	cl.c.Close()
+	time.Sleep(50 * time.Millisecond)
+	l.Close()
+	b, _ := os.ReadFile(path)
+	if want := `"GET /` + strings.Repeat("x", 2000); !strings.Contains(string(b), want) || !strings.Contains(string(b), `" 431 `) {
+		t.Errorf("the log line of an overlong request line:\n%.300s", b)
+	}
 }
 
 // TestALogOnlyRouteNamesNoHosts: a route without a service takes no

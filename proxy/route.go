@@ -14,10 +14,12 @@ import (
 // claims; a route alone on its port takes every host.
 //
 // A Route without a Set answers nothing: its AccessLog is where the port
-// logs the requests no service takes, when the port has no default route
-// (a host no route claims, a head that could not be parsed). On a port
-// with a default route they go to that route's log, as nginx logs them
-// in its default server's.
+// logs the requests no service takes (a host no route claims, a head that
+// could not be parsed), when no route takes the port's unknown hosts (its
+// default, or its only route): then they go to that route's log, as nginx
+// logs them in its default server's. With Port 0, it is the log of every
+// port that has no such route and no log of its own, ports without any
+// route included.
 type Route struct {
 	Port  int
 	Hosts []string // lower case; "*.example.com" wildcards; empty: default for the port
@@ -43,7 +45,8 @@ type target struct {
 
 // routes is an immutable routing table, swapped whole on reconfiguration.
 type routes struct {
-	ports map[int]*portTable
+	ports    map[int]*portTable
+	unrouted *accesslog.Log // the log of a port with neither a fallback nor a log of its own
 }
 
 type portTable struct {
@@ -70,6 +73,10 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 		}
 	}
 	for _, r := range rs {
+		if r.Set == nil && r.Port == 0 {
+			t.unrouted = r.AccessLog
+			continue
+		}
 		pt := t.ports[r.Port]
 		if pt == nil {
 			pt = &portTable{port: r.Port, exact: make(map[string]*target)}
@@ -172,14 +179,17 @@ func (s *Server) logFor(port int, tg *target) *accesslog.Log {
 	if tg != nil {
 		return tg.log
 	}
-	pt := s.routes.Load().ports[port]
+	t := s.routes.Load()
+	pt := t.ports[port]
 	switch {
 	case pt == nil:
-		return nil
+		return t.unrouted
 	case pt.fallback != nil:
 		return pt.fallback.log
+	case pt.unrouted != nil:
+		return pt.unrouted
 	}
-	return pt.unrouted
+	return t.unrouted
 }
 
 // name is the name of t's service; "" for no target.

@@ -91,11 +91,10 @@ func accessLogs(cfg *config.Config) []string {
 
 // otherLogs are globs that together match every file name "N.log" for a
 // non-empty N not in names, each such name by exactly one of them, and no
-// name in names. The names must hold no glob character.
+// name in names, as glob(3) matches: no wildcard there matches a leading
+// '.', which a glob of its own names. The names must hold no glob
+// character.
 func otherLogs(names []string) []string {
-	if len(names) == 0 {
-		return []string{"*.log"}
-	}
 	sort.Strings(names)
 	return appendOthers(nil, "", slices.Compact(names))
 }
@@ -104,6 +103,9 @@ func otherLogs(names []string) []string {
 // of names beginning with it.
 func appendOthers(globs []string, prefix string, names []string) []string {
 	var next []byte // the bytes that follow prefix in names, sorted
+	if prefix == "" {
+		next = append(next, '.') // a leading '.' only a '.' matches
+	}
 	for _, n := range names {
 		if len(n) > len(prefix) && !slices.Contains(next, n[len(prefix)]) {
 			next = append(next, n[len(prefix)])

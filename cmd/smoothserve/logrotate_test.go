@@ -21,11 +21,15 @@ func goPattern(g string) string {
 	return before + "[^" + strings.ReplaceAll(class, "-", `\-`) + "]" + goPattern(after)
 }
 
-// matches is how many of globs match name, as glob(3) does.
+// matches is how many of globs match name, as glob(3) does: a leading '.'
+// of the file's name only by a '.'.
 func matches(t *testing.T, globs []string, name string) int {
 	t.Helper()
 	n := 0
 	for _, g := range globs {
+		if strings.HasPrefix(path.Base(name), ".") && !strings.HasPrefix(path.Base(g), ".") {
+			continue
+		}
 		ok, err := path.Match(goPattern(g), name)
 		if err != nil {
 			t.Fatalf("glob %q: %v", g, err)
@@ -58,12 +62,12 @@ func TestOtherLogsMatchEveryOtherNameOnce(t *testing.T) {
 			}
 		}
 	}
-	check(nil, []string{"web", "access", "a"})
+	check(nil, []string{"web", "access", "a", ".web", ".", ".."})
 	check([]string{"access"}, []string{"access", "accounts", "a", "ac", "acc", "acce", "acces", "access2", "access-web",
-		"web", "b", "x.y", "access.old"})
+		"web", "b", "x.y", "access.old", ".access", ".a"})
 	rng := rand.New(rand.NewPCG(1, 2))
 	word := func() string {
-		const alphabet = "ac-.x"
+		const alphabet = "ac-.x" // '.' leading too
 		b := make([]byte, 1+rng.IntN(6))
 		for i := range b {
 			b[i] = alphabet[rng.IntN(len(alphabet))]
@@ -98,7 +102,7 @@ func TestLogrotateSnippetNamesEveryAccessLog(t *testing.T) {
 	for _, want := range []string{
 		"/srv/app/logs/access.log /srv/app/logs/web2-access.log /var/log/api/access.log {\n",
 		"systemctl kill --kill-whom=main --signal=USR1 smoothserve-prod ",
-		"/srv/app/logs/[!aw]*.log ",
+		"/srv/app/logs/[!.aw]*.log ",
 		"\tcopytruncate\n}\n",
 	} {
 		if !strings.Contains(got, want) {
@@ -119,8 +123,8 @@ func TestLogrotateSnippetNamesEveryAccessLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(got, "USR1") || !strings.Contains(got, "/srv/app/logs/*.log {") {
-		t.Errorf("no access log: want one entry, /srv/app/logs/*.log:\n%s", got)
+	if want := "/srv/app/logs/[!.]*.log /srv/app/logs/..log /srv/app/logs/.?*.log {"; strings.Contains(got, "USR1") || !strings.Contains(got, want) {
+		t.Errorf("no access log: want one entry, %s:\n%s", want, got)
 	}
 }
 
