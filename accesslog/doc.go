@@ -7,7 +7,9 @@
 // buffer over (Log.Submit) when it is about to wait for its client, so a
 // line costs no syscall and no lock per request; one goroutine per log
 // writes the buffers through a 64 KiB buffer, flushed every 100 ms. A line
-// is never split or interleaved with another. Reopen (SIGUSR1, after
+// is never split or interleaved with another: each write of the file holds
+// whole buffers, so another writer of the same file (the other smoothserve
+// during an upgrade) writes between lines, never inside one. Reopen (SIGUSR1, after
 // logrotate renamed the file) makes the next write go to a new file at the
 // same path; nothing is lost between the two. A full queue drops lines
 // (counted in Dropped) rather than hold a request up.

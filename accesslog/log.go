@@ -127,7 +127,14 @@ func (l *Log) write(f *os.File) {
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
 	put := func(b *[]byte) {
-		w.Write(*b)
+		// Each write of the file holds whole buffers, so whole lines:
+		// another writer of the file (the other smoothserve during an
+		// upgrade) can come between two writes, never inside a line.
+		if w.Buffered() > 0 && w.Available() < len(*b) {
+			w.Flush()
+		}
+		w.Write(*b) // one larger than w's buffer goes straight, in one write
+
 		*b = (*b)[:0]
 		bufPool.Put(b)
 	}

@@ -8,15 +8,23 @@ import (
 	"smoothserve/config"
 )
 
-// accessLogs are the open access logs, one per path: smoothserve.yaml's
-// AccessLog, and a service's own access_log. A log is opened when a
-// service first needs it and stays open until the daemon ends; SIGUSR1
-// reopens them all (after logrotate moved them).
+// accessLogs are the open access logs, one per path and format:
+// smoothserve.yaml's AccessLog, and a service's own access_log. A log is
+// opened when a service first needs it and stays open until the daemon
+// ends (one whose format a reload changed gets no more lines, the one of
+// the new format takes over the file); SIGUSR1 reopens them all (after
+// logrotate moved them).
 //
-// Ownership: byPath under mu.
+// Ownership: byKey under mu.
 type accessLogs struct {
-	mu     sync.Mutex
-	byPath map[string]*accesslog.Log
+	mu    sync.Mutex
+	byKey map[logKey]*accesslog.Log
+}
+
+// logKey is what tells two access logs apart.
+type logKey struct {
+	path   string
+	format accesslog.Format
 }
 
 // logFor is the access log of svc in cfg, opened if need be; nil when off.
@@ -38,16 +46,17 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(cfg.Dir, path)
 	}
-	l := &d.logs
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lg := l.byPath[path]; lg != nil {
-		return lg
-	}
 	format, err := accesslog.ParseFormat(cfg.AccessLogFormat)
 	if err != nil {
 		d.log.Error("access log", "path", path, "err", err)
 		return nil
+	}
+	l := &d.logs
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := logKey{path, format}
+	if lg := l.byKey[key]; lg != nil {
+		return lg
 	}
 	lg, err := accesslog.Open(path, format)
 	if err != nil {
@@ -58,10 +67,10 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 		}
 		return nil
 	}
-	if l.byPath == nil {
-		l.byPath = make(map[string]*accesslog.Log)
+	if l.byKey == nil {
+		l.byKey = make(map[logKey]*accesslog.Log)
 	}
-	l.byPath[path] = lg
+	l.byKey[key] = lg
 	return lg
 }
 
@@ -69,19 +78,19 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 func (d *Daemon) reopenLogs() {
 	d.logs.mu.Lock()
 	defer d.logs.mu.Unlock()
-	for path, lg := range d.logs.byPath {
+	for key, lg := range d.logs.byKey {
 		if err := lg.Reopen(); err != nil {
-			d.log.Error("reopening the access log", "path", path, "err", err)
+			d.log.Error("reopening the access log", "path", key.path, "err", err)
 		}
 	}
-	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byPath))
+	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byKey))
 }
 
 // closeLogs writes what is left and closes every access log.
 func (d *Daemon) closeLogs() {
 	d.logs.mu.Lock()
 	defer d.logs.mu.Unlock()
-	for _, lg := range d.logs.byPath {
+	for _, lg := range d.logs.byKey {
 		lg.Close()
 	}
 }
