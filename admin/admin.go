@@ -88,7 +88,7 @@ func (h *handler) routes() http.Handler {
 	// answered whatever the Host.
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /health", h.serveHealth)
-	outer.Handle("/", loopbackHosts(mux))
+	outer.Handle("/", loopbackHosts(h.remoteReaders(mux)))
 	return secureHeaders(outer)
 }
 
@@ -115,8 +115,7 @@ func (h *handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 // anyway).
 func loopbackHosts(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if ap, err := netip.ParseAddrPort(addrString(local)); err == nil && ap.Addr().IsLoopback() && !localHost(r.Host) {
+		if a, ok := cameTo(r); ok && a.IsLoopback() && !localHost(r.Host) {
 			http.Error(w, "this admin listener is on a loopback address: use it as localhost or by its IP", http.StatusMisdirectedRequest)
 			return
 		}
@@ -124,11 +123,32 @@ func loopbackHosts(next http.Handler) http.Handler {
 	})
 }
 
-func addrString(a net.Addr) string {
-	if a == nil {
-		return ""
+// remoteReaders asks, when there are users, for the credentials of one of
+// them before anything is read from another machine (a request that came
+// to an address of the listener other than a loopback one): the status
+// and the metrics say what runs here and how. From this machine, or
+// without users (only on a loopback AdminAddr: --check refuses others),
+// reading needs none. Actions check credentials themselves.
+func (h *handler) remoteReaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := cameTo(r); ok && !a.IsLoopback() && h.auth != nil && r.Method != http.MethodPost {
+			if _, ok := h.authenticate(w, r); !ok {
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cameTo is the address of the listener r came to, IPv4-mapped addresses
+// unmapped; false when the request does not say (http.Server's always do).
+func cameTo(r *http.Request) (netip.Addr, bool) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local == nil {
+		return netip.Addr{}, false
 	}
-	return a.String()
+	ap, err := netip.ParseAddrPort(local.String())
+	return ap.Addr().Unmap(), err == nil
 }
 
 // localHost reports whether a Host field names this machine without DNS:

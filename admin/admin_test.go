@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -416,5 +417,53 @@ func TestHealth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("without Health: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestReadingFromAnotherMachineNeedsCredentials: with users, every GET but
+// /health that came to a non-loopback address of the listener (0.0.0.0
+// or a LAN address, AdminAddr reachable from other machines) needs valid
+// credentials; one that came to a loopback address does not, nor does
+// any without users.
+func TestReadingFromAnotherMachineNeedsCredentials(t *testing.T) {
+	e := newEnv(t, nil)
+	e.h = New(Options{Daemon: e.d, Users: testUsers(), Logger: slog.New(slog.DiscardHandler),
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "smoothserve_up 1") }),
+		Health:  func() (bool, string) { return true, "serving" }})
+	get := func(addr, path, user, password string) int {
+		r := httptest.NewRequest("GET", "http://admin.test"+path, nil)
+		if addr == "127.0.0.1:9180" || addr == "[::ffff:127.0.0.1]:9180" {
+			r.Host = "localhost:9180"
+		}
+		if user != "" {
+			r.SetBasicAuth(user, password)
+		}
+		res, _ := e.do(arriving(r, addr))
+		return res.StatusCode
+	}
+	for _, path := range []string{"/", "/fragment", "/api/status", "/metrics"} {
+		for _, addr := range []string{"192.0.2.10:9180", "[2001:db8::1]:9180"} {
+			if code := get(addr, path, "", ""); code != 401 {
+				t.Errorf("GET %s at %s without credentials: %d, want 401", path, addr, code)
+			}
+			if code := get(addr, path, testUser, "wrong"); code != 401 {
+				t.Errorf("GET %s at %s with a wrong password: %d, want 401", path, addr, code)
+			}
+			if code := get(addr, path, testUser, testPassword); code != 200 {
+				t.Errorf("GET %s at %s with credentials: %d, want 200", path, addr, code)
+			}
+		}
+		for _, addr := range []string{"127.0.0.1:9180", "[::ffff:127.0.0.1]:9180"} {
+			if code := get(addr, path, "", ""); code != 200 {
+				t.Errorf("GET %s at %s (this machine) without credentials: %d, want 200", path, addr, code)
+			}
+		}
+	}
+	if code := get("192.0.2.10:9180", "/health", "", ""); code != 200 {
+		t.Errorf("GET /health from another machine: %d, want 200 (a load balancer's check)", code)
+	}
+	e.h = New(Options{Daemon: e.d})
+	if code := get("192.0.2.10:9180", "/api/status", "", ""); code != 200 {
+		t.Errorf("without users, GET /api/status from another machine: %d, want 200 (read-only)", code)
 	}
 }

@@ -6,8 +6,12 @@
 //
 // Invariant: no GET (or HEAD) changes anything; a GET only reads
 // (Daemon.Status, which has the instances' CPU and memory as the daemon
-// measured them). An action is a POST, and it is carried out only when all
-// three hold:
+// measured them). With Options.Users, reading from another machine (a
+// request that came to an address of the listener other than a loopback
+// one) needs the credentials of one of them (401 otherwise), but for
+// /health; from this machine, and without Users (--check allows that only
+// on a loopback AdminAddr), reading needs none. An action is a POST, and
+// it is carried out only when all three hold:
 //
 //   - credentials: HTTP Basic auth of one of Options.Users, checked against
 //     its bcrypt hash (401 otherwise). Every failed attempt costs one

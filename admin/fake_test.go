@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -158,6 +160,11 @@ func (e *env) do(r *http.Request) (*http.Response, string) {
 	res := w.Result()
 	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
+}
+
+// arriving is r as it comes to the listener's address addr.
+func arriving(r *http.Request, addr string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))))
 }
 
 // get is a GET of path, as user with password when user is set.
