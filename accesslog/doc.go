@@ -2,15 +2,18 @@
 // nginx's combined format (with the duration, the upstream time, the
 // service and the instance appended) or as JSON.
 //
-// Invariants: nothing is written on the request path. A connection
-// formats its lines into a buffer of its own (Entry.Append) and hands the
-// buffer over (Log.Submit) when it is about to wait for its client, so a
-// line costs no syscall and no lock per request; one goroutine per log
-// writes the buffers through a 64 KiB buffer, flushed every 100 ms. A line
-// is never split or interleaved with another: each write of the file holds
+// Invariants: nothing is written on the request path. A connection formats
+// its lines into a buffer of its own (Entry.Append) and hands the buffer
+// over (Log.Submit) when it is about to wait for its client, so a line
+// costs no syscall and no lock per request; one goroutine per log writes
+// the buffers through a 64 KiB buffer, flushed every 100 ms. A line is
+// never split or interleaved with another: each write of the file holds
 // whole buffers, so another writer of the same file (the other smoothserve
-// during an upgrade) writes between lines, never inside one. Reopen (SIGUSR1, after
-// logrotate renamed the file) makes the next write go to a new file at the
-// same path; nothing is lost between the two. A full queue drops lines
-// (counted in Dropped) rather than hold a request up.
+// during an upgrade) writes between lines, never inside one. Reopen
+// (SIGUSR1, after logrotate renamed the file) makes the next write go to a
+// new file at the same path; nothing is lost between the two. A full queue
+// drops lines (counted in Dropped) rather than hold a request up; a write
+// that fails (a full disk) loses the lines it held (counted too; one the
+// disk cut short may leave a line cut), and the next lines are written when
+// the file takes them again.
 package accesslog

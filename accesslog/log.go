@@ -97,7 +97,8 @@ func (l *Log) Submit(b *[]byte) {
 	}
 }
 
-// Dropped is how many buffers of lines were dropped for a full queue.
+// Dropped is how many buffers of lines were dropped: for a full queue, or
+// lost to a write that failed.
 func (l *Log) Dropped() int64 { return l.dropped.Load() }
 
 // Reopen makes the writer close the file and open path again (after
@@ -126,36 +127,46 @@ func (l *Log) write(f *os.File) {
 	w := bufio.NewWriterSize(f, 64<<10)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	// A failed write (a full disk, a pipe with no reader) loses what it
+	// held, counted in Dropped; w forgets the error, which it would
+	// otherwise keep and return for every write after, and the next
+	// lines are tried again.
+	failed := func(err error) {
+		if err != nil {
+			l.dropped.Add(1)
+			w.Reset(f)
+		}
+	}
 	put := func(b *[]byte) {
 		// Each write of the file holds whole buffers, so whole lines:
 		// another writer of the file (the other smoothserve during an
 		// upgrade) can come between two writes, never inside a line.
 		if w.Buffered() > 0 && w.Available() < len(*b) {
-			w.Flush()
+			failed(w.Flush())
 		}
-		w.Write(*b) // one larger than w's buffer goes straight, in one write
-
+		_, err := w.Write(*b) // one larger than w's buffer goes straight, in one write
+		failed(err)
 		*b = (*b)[:0]
 		bufPool.Put(b)
+	}
+	drain := func() {
+		for n := len(l.queue); n > 0; n-- {
+			put(<-l.queue)
+		}
+		failed(w.Flush())
 	}
 	for {
 		select {
 		case b := <-l.queue:
 			put(b)
 		case <-l.stop:
-			for n := len(l.queue); n > 0; n-- {
-				put(<-l.queue)
-			}
-			w.Flush()
+			drain()
 			f.Close()
 			return
 		case <-tick.C:
-			w.Flush()
+			failed(w.Flush())
 		case ch := <-l.reopen:
-			for n := len(l.queue); n > 0; n-- {
-				put(<-l.queue)
-			}
-			w.Flush()
+			drain()
 			nf, err := openFile(l.Path)
 			if err == nil {
 				f.Close()

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -110,4 +111,61 @@ func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
 	if bad > 0 || len(lines) != 2*perLog {
 		t.Errorf("%d lines, %d of them broken; want %d whole lines", len(lines), bad, 2*perLog)
 	}
+}
+
+// TestAFailedWriteDoesNotStopTheLog: a write that fails (a full disk; here
+// a FIFO whose reader went away: EPIPE) lost its lines, and bufio kept the
+// error, so every line after was lost too, until a SIGUSR1. Now the next
+// lines are written again once the file takes them.
+func TestAFailedWriteDoesNotStopTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader := func() *os.File {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	submit := func(l *Log, line string) {
+		b := Buffer()
+		*b = append(*b, line...)
+		l.Submit(b)
+	}
+	expect := func(r *os.File, want string) {
+		t.Helper()
+		r.SetReadDeadline(time.Now().Add(3 * time.Second))
+		got := make([]byte, 0, 64)
+		buf := make([]byte, 64)
+		for !strings.Contains(string(got), want) {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("read %q, want %q: %v", got, want, err)
+			}
+		}
+	}
+	r1 := reader()
+	l, err := Open(path, Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	submit(l, "one\n")
+	expect(r1, "one\n")
+	r1.Close() // no reader: the next write fails
+	submit(l, "lost\n")
+	deadline := time.Now().Add(3 * time.Second)
+	for l.Dropped() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l.Dropped() == 0 {
+		t.Fatal("the write to a FIFO without a reader did not fail")
+	}
+	r2 := reader()
+	defer r2.Close()
+	submit(l, "two\n")
+	expect(r2, "two\n")
 }

@@ -140,15 +140,17 @@ func (h *handler) remoteReaders(next http.Handler) http.Handler {
 	})
 }
 
-// cameTo is the address of the listener r came to, IPv4-mapped addresses
-// unmapped; false when the request does not say (http.Server's always do).
+// cameTo is the address of the listener r came to; false when the request
+// does not say (http.Server's always do), and then neither remoteReaders
+// nor loopbackHosts acts: a handler served some other way is read-only
+// for anyone who reaches it, as without users.
 func cameTo(r *http.Request) (netip.Addr, bool) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if local == nil {
 		return netip.Addr{}, false
 	}
 	ap, err := netip.ParseAddrPort(local.String())
-	return ap.Addr().Unmap(), err == nil
+	return ap.Addr(), err == nil
 }
 
 // localHost reports whether a Host field names this machine without DNS:

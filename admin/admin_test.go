@@ -432,7 +432,7 @@ func TestReadingFromAnotherMachineNeedsCredentials(t *testing.T) {
 		Health:  func() (bool, string) { return true, "serving" }})
 	get := func(addr, path, user, password string) int {
 		r := httptest.NewRequest("GET", "http://admin.test"+path, nil)
-		if addr == "127.0.0.1:9180" || addr == "[::ffff:127.0.0.1]:9180" {
+		if addr == "127.0.0.1:9180" || addr == "[::1]:9180" {
 			r.Host = "localhost:9180"
 		}
 		if user != "" {
@@ -453,7 +453,7 @@ func TestReadingFromAnotherMachineNeedsCredentials(t *testing.T) {
 				t.Errorf("GET %s at %s with credentials: %d, want 200", path, addr, code)
 			}
 		}
-		for _, addr := range []string{"127.0.0.1:9180", "[::ffff:127.0.0.1]:9180"} {
+		for _, addr := range []string{"127.0.0.1:9180", "[::1]:9180"} {
 			if code := get(addr, path, "", ""); code != 200 {
 				t.Errorf("GET %s at %s (this machine) without credentials: %d, want 200", path, addr, code)
 			}

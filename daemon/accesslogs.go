@@ -8,23 +8,15 @@ import (
 	"smoothserve/config"
 )
 
-// accessLogs are the open access logs, one per path and format:
-// smoothserve.yaml's AccessLog, and a service's own access_log. A log is
-// opened when a service first needs it and stays open until the daemon
-// ends (one whose format a reload changed gets no more lines, the one of
-// the new format takes over the file); SIGUSR1 reopens them all (after
-// logrotate moved them).
+// accessLogs are the open access logs, one per path: smoothserve.yaml's
+// AccessLog, and a service's own access_log. A log is opened when a
+// service first needs it and stays open until the daemon ends; SIGUSR1
+// reopens them all (after logrotate moved them).
 //
-// Ownership: byKey under mu.
+// Ownership: byPath under mu.
 type accessLogs struct {
-	mu    sync.Mutex
-	byKey map[logKey]*accesslog.Log
-}
-
-// logKey is what tells two access logs apart.
-type logKey struct {
-	path   string
-	format accesslog.Format
+	mu     sync.Mutex
+	byPath map[string]*accesslog.Log
 }
 
 // logFor is the access log of svc in cfg, opened if need be; nil when off.
@@ -46,17 +38,16 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(cfg.Dir, path)
 	}
+	l := &d.logs
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lg := l.byPath[path]; lg != nil {
+		return lg
+	}
 	format, err := accesslog.ParseFormat(cfg.AccessLogFormat)
 	if err != nil {
 		d.log.Error("access log", "path", path, "err", err)
 		return nil
-	}
-	l := &d.logs
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	key := logKey{path, format}
-	if lg := l.byKey[key]; lg != nil {
-		return lg
 	}
 	lg, err := accesslog.Open(path, format)
 	if err != nil {
@@ -67,10 +58,10 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 		}
 		return nil
 	}
-	if l.byKey == nil {
-		l.byKey = make(map[logKey]*accesslog.Log)
+	if l.byPath == nil {
+		l.byPath = make(map[string]*accesslog.Log)
 	}
-	l.byKey[key] = lg
+	l.byPath[path] = lg
 	return lg
 }
 
@@ -78,19 +69,19 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 func (d *Daemon) reopenLogs() {
 	d.logs.mu.Lock()
 	defer d.logs.mu.Unlock()
-	for key, lg := range d.logs.byKey {
+	for path, lg := range d.logs.byPath {
 		if err := lg.Reopen(); err != nil {
-			d.log.Error("reopening the access log", "path", key.path, "err", err)
+			d.log.Error("reopening the access log", "path", path, "err", err)
 		}
 	}
-	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byKey))
+	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byPath))
 }
 
 // closeLogs writes what is left and closes every access log.
 func (d *Daemon) closeLogs() {
 	d.logs.mu.Lock()
 	defer d.logs.mu.Unlock()
-	for _, lg := range d.logs.byKey {
+	for _, lg := range d.logs.byPath {
 		lg.Close()
 	}
 }

@@ -181,8 +181,14 @@ func TestAnOverlongRequestLineIsLoggedClipped(t *testing.T) {
 // host.
 func TestALogOnlyRouteNamesNoHosts(t *testing.T) {
 	set := upstream.NewSet("a", time.Second)
-	if _, err := buildRoutes([]Route{{Port: 1, Hosts: []string{"x.test"}}}, nil); err == nil {
-		t.Error("a route without a service but with hosts was taken")
+	for _, rs := range [][]Route{
+		{{Port: 1, Hosts: []string{"x.test"}}}, {{Port: 0, Hosts: []string{"x.test"}}},
+		{{Port: 0, Default: true}}, {{Port: 1, HTTPSPort: 443}},
+		{{Port: 1}, {Port: 1}}, {{}, {}},
+	} {
+		if _, err := buildRoutes(rs, nil); err == nil {
+			t.Errorf("routes without a service %+v were taken", rs)
+		}
 	}
 	table, err := buildRoutes([]Route{{Port: 1, Hosts: []string{"a.test"}, Set: set}, {Port: 1}}, nil)
 	if err != nil {

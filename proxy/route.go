@@ -72,10 +72,16 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 			count[r.Port]++
 		}
 	}
+	logs := make(map[int]bool) // the ports a log-only route named
 	for _, r := range rs {
-		if r.Set == nil && r.Port == 0 {
-			t.unrouted = r.AccessLog
-			continue
+		if r.Set == nil {
+			if err := logOnly(r, logs); err != nil {
+				return nil, err
+			}
+			if r.Port == 0 {
+				t.unrouted = r.AccessLog
+				continue
+			}
 		}
 		pt := t.ports[r.Port]
 		if pt == nil {
@@ -83,9 +89,6 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 			t.ports[r.Port] = pt
 		}
 		if r.Set == nil {
-			if len(r.Hosts) > 0 || r.Default || r.HTTPSPort != 0 {
-				return nil, fmt.Errorf("port %d: a route without a service only names the port's access log", r.Port)
-			}
 			pt.unrouted = r.AccessLog
 			continue
 		}
@@ -117,6 +120,23 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 		})
 	}
 	return t, nil
+}
+
+// logOnly checks a route without a service: it names a log, once a port
+// (0: every port), and nothing else.
+func logOnly(r Route, logs map[int]bool) error {
+	which := fmt.Sprintf("port %d", r.Port)
+	if r.Port == 0 {
+		which = "every port"
+	}
+	if len(r.Hosts) > 0 || r.Default || r.HTTPSPort != 0 {
+		return fmt.Errorf("%s: a route without a service only names the access log of requests no service takes", which)
+	}
+	if logs[r.Port] {
+		return fmt.Errorf("%s: two routes without a service name its access log", which)
+	}
+	logs[r.Port] = true
+	return nil
 }
 
 // maxHostLen is the longest DNS name, with room for a port.
