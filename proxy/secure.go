@@ -73,7 +73,7 @@ func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
 	}
 	tc.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		h2.serve(tc)
+		h2.serve(tc) // to net/http's server, which serves it on a goroutine of its own
 		return
 	}
 	c := s.newConn(tc, port)
@@ -81,7 +81,10 @@ func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
 		return
 	}
 	c.secure = true
-	c.serve()
+	// Served on a goroutine of its own: the handshake went deep enough to
+	// leave this one a 16 KiB stack, a quarter of which serving needs, for
+	// as long as the connection would live.
+	go c.serve()
 }
 
 // isChallenge reports whether target asks for an ACME HTTP-01 answer: the
