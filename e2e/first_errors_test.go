@@ -40,8 +40,10 @@ func TestSmoothtoolStartShowsTheFailingInstancesLog(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("smoothtool start took %v to give up on instances that exit at once", took)
 	}
-	if !strings.Contains(out, "backoff") {
-		t.Errorf("smoothtool start printed no status showing the slots in backoff:\n%s", out)
+	// The status shows the slots in backoff, or, when the daemon has
+	// already begun the next try (a loaded machine), their last failure.
+	if !strings.Contains(out, "backoff") && !strings.Contains(out, "exited before it was ready") {
+		t.Errorf("smoothtool start printed no status showing the slots in backoff or why they failed:\n%s", out)
 	}
 }
 

@@ -183,7 +183,10 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 func (s *Server) newConn(nc net.Conn, port int) *conn {
 	c := newConn(s, nc, port)
 	s.mu.Lock()
-	if s.shutting.Load() && s.closedAll() {
+	// Once Close, or a Shutdown that saw every connection closed, has
+	// run, a connection that comes now (one whose TLS handshake was still
+	// going on then) is closed, not served.
+	if s.closed.Load() || s.shutting.Load() && s.closedAll() {
 		s.mu.Unlock()
 		nc.Close()
 		return nil

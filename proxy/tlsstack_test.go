@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"smoothserve/internal/stackmem"
 )
@@ -24,8 +25,8 @@ func TestABusyTLSConnectionHoldsNoMoreStackThanAPlainOne(t *testing.T) {
 	in := startInstance(t, "a", nil)
 	f := startTLSProxy(t, Options{parkAfter: -1}, Route{Port: 1, Set: setOf(t, "a", in)},
 		Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "a", in)})
-	plain := stackPerConn(t, func() (net.Conn, error) { return net.Dial("tcp", f.addr) })
-	overTLS := stackPerConn(t, func() (net.Conn, error) {
+	plain := stackPerConn(t, f.fixture, func() (net.Conn, error) { return net.Dial("tcp", f.addr) })
+	overTLS := stackPerConn(t, f.fixture, func() (net.Conn, error) {
 		return tls.Dial("tcp", f.tlsAddr, &tls.Config{RootCAs: f.roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
 	})
 	t.Logf("stack a busy connection: %d bytes plain, %d over TLS", plain, overTLS)
@@ -34,15 +35,23 @@ func TestABusyTLSConnectionHoldsNoMoreStackThanAPlainOne(t *testing.T) {
 	}
 }
 
-// stackPerConn is the stack the proxy holds a connection, of 300 that
-// dial made, each after one request.
-func stackPerConn(t *testing.T, dial func() (net.Conn, error)) uint64 {
+// stackPerConn is the stack f's proxy holds a connection, of 300 that dial
+// made, each after one request. They are closed, and gone from the proxy,
+// when it returns.
+func stackPerConn(t *testing.T, f *fixture, dial func() (net.Conn, error)) int64 {
 	const n = 300
 	before := stackmem.InUse()
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for open(f) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := open(f); n > 0 {
+			t.Fatalf("%d connections still open in the proxy 5 s after their clients closed them", n)
 		}
 	}()
 	for range n {
@@ -58,5 +67,14 @@ func stackPerConn(t *testing.T, dial func() (net.Conn, error)) uint64 {
 		}
 		io.Copy(io.Discard, resp.Body)
 	}
-	return (stackmem.InUse() - before) / n
+	return (int64(stackmem.InUse()) - int64(before)) / n
+}
+
+// open is how many client connections f's proxy has open.
+func open(f *fixture) int {
+	n := 0
+	for _, c := range f.srv.OpenConnections() {
+		n += c
+	}
+	return n
 }

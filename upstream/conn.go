@@ -109,8 +109,8 @@ func (b *Backend) Dial() (*Conn, error) {
 // connection's goroutine, it would double that goroutine's stack (4 to 8
 // KiB) for as long as the goroutine lives, and with thousands of busy
 // connections that is tens of MB. A goroutine of its own gives its stack
-// back when the dial is done. Dials are rare (the pool); the goroutine and
-// its channel cost one allocation each.
+// back when the dial is done. Dials are rare (the pool); the goroutine, its
+// channel and its result cost three allocations more than a dial in place.
 func dialApart(addr string) (net.Conn, error) {
 	type dialed struct {
 		nc  net.Conn
