@@ -37,7 +37,9 @@ var (
 	descInstDrain = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
 )
 
-// upgradeCounts are this process's upgrades by outcome.
+// upgradeCounts are the upgrades by outcome: ok is the one that started
+// this process (counted by it, once ready), failed the ones this process
+// tried; the base, the previous processes'.
 type upgradeCounts struct {
 	ok, failed         atomic.Uint64
 	baseOK, baseFailed atomic.Uint64 // the previous processes'

@@ -72,7 +72,8 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		d.upgrades.failed.Add(1)
 		return 0, err
 	}
-	d.upgrades.ok.Add(1)
+	// The new process counts this upgrade (becomeReady): Run may pass
+	// this one's counters to it before a count made here.
 	d.ctl.stopAccepting()
 	return pid, nil
 }
@@ -135,6 +136,12 @@ func (d *Daemon) becomeReady(ctx context.Context) {
 	if err := d.upg.Ready(); err != nil {
 		log.Error("telling the previous smoothserve that this one is ready", "err", err)
 		return
+	}
+	if d.upg.HasParent() {
+		// The upgrade that started this process succeeded: counted here,
+		// where its count cannot miss the previous one's (passed to
+		// goOnFrom, which adds to it).
+		d.upgrades.ok.Add(1)
 	}
 	close(d.ready)
 	log.Info("smoothserve is ready", "pid", os.Getpid())
