@@ -469,11 +469,12 @@ func (c *conn) flushToWait() error {
 	return nil
 }
 
-// readFirst reads the first bytes of the client's next request into br,
-// waiting for them. A plain connection with nothing read waits without a
-// reader (rawio's WaitReadable), which it takes back once bytes came (or
-// the end, or the deadline): a connection waiting for its client holds
-// no buffer, as one waiting for its instance holds none (sendRequest).
+// readFirst reads the first bytes the client sends next into br, waiting
+// for them: of its next request, or a tunnel's (clientEnd). A plain
+// connection with nothing read waits without a reader (rawio's
+// WaitReadable), which it takes back once bytes came (or the end, or the
+// deadline): a connection waiting for its client holds no buffer, as one
+// waiting for its instance holds none (sendRequest).
 func (c *conn) readFirst() error {
 	if c.pre != nil && len(c.pre.pre) == 0 {
 		c.pre = nil // the bytes passed with it are read

@@ -80,18 +80,12 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 			}
 			if r.Port == 0 {
 				t.unrouted = r.AccessLog
-				continue
+			} else {
+				t.port(r.Port).unrouted = r.AccessLog
 			}
-		}
-		pt := t.ports[r.Port]
-		if pt == nil {
-			pt = &portTable{port: r.Port, exact: make(map[string]*target)}
-			t.ports[r.Port] = pt
-		}
-		if r.Set == nil {
-			pt.unrouted = r.AccessLog
 			continue
 		}
+		pt := t.port(r.Port)
 		tg := &target{set: r.Set, httpsPort: r.HTTPSPort, log: r.AccessLog}
 		if statsFor != nil {
 			tg.stats = statsFor(r.Set.Name)
@@ -120,6 +114,16 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 		})
 	}
 	return t, nil
+}
+
+// port is the table of port p, made if need be.
+func (t *routes) port(p int) *portTable {
+	pt := t.ports[p]
+	if pt == nil {
+		pt = &portTable{port: p, exact: make(map[string]*target)}
+		t.ports[p] = pt
+	}
+	return pt
 }
 
 // logOnly checks a route without a service: it names a log, once a port

@@ -80,7 +80,6 @@ func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
 	if c == nil {
 		return
 	}
-	c.secure = true
 	// Served on a goroutine of its own: the handshake went deep enough to
 	// leave this one a 16 KiB stack, a quarter of which serving needs, for
 	// as long as the connection would live.

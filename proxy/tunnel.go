@@ -105,18 +105,9 @@ func (c *conn) tunnelEnd() *clientEnd { return &clientEnd{c: c} }
 
 func (e *clientEnd) reader() *bufio.Reader { return e.c.br }
 
-// waitReadable waits as readFirst does, its reader given back meanwhile; a
-// TLS connection (no rio) never waits without its reader.
-func (e *clientEnd) waitReadable() error {
-	c := e.c
-	if c.rio == nil || c.br.Buffered() > 0 || c.pre != nil && len(c.pre.pre) > 0 {
-		return nil
-	}
-	c.putReader()
-	err := c.rio.WaitReadable()
-	c.takeReader()
-	return err
-}
+// waitReadable is readFirst: a plain connection waits without its reader,
+// as one waiting for its next request does.
+func (e *clientEnd) waitReadable() error { return e.c.readFirst() }
 
 // instanceEnd is the instance's side of a tunnel.
 type instanceEnd struct{ uc *upstream.Conn }

@@ -68,22 +68,18 @@ func logrotateSnippet(cfg *config.Config, unit string) (string, error) {
 	return b.String(), nil
 }
 
-// accessLogs are the access logs of cfg's services, sorted, each once.
+// accessLogs are the access logs of cfg, sorted, each once: AccessLog
+// (the requests no service takes, and those of every service without an
+// access_log of its own) and the services' own.
 func accessLogs(cfg *config.Config) []string {
 	var paths []string
+	if cfg.AccessLog != "" {
+		paths = append(paths, cfg.AccessLog)
+	}
 	for _, s := range cfg.Services {
-		switch s.AccessLog {
-		case config.AccessLogOff:
-		case "":
-			if cfg.AccessLog != "" {
-				paths = append(paths, cfg.AccessLog)
-			}
-		default:
+		if s.AccessLog != "" && s.AccessLog != config.AccessLogOff {
 			paths = append(paths, s.AccessLog)
 		}
-	}
-	if cfg.AccessLog != "" {
-		paths = append(paths, cfg.AccessLog) // the requests no service takes
 	}
 	sort.Strings(paths)
 	return slices.Compact(paths)
