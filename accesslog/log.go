@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,15 +92,20 @@ func (l *Log) Submit(b *[]byte) {
 	select {
 	case l.queue <- b:
 	default:
-		l.dropped.Add(1)
+		l.dropped.Add(lines(*b))
 		*b = (*b)[:0]
 		bufPool.Put(b)
 	}
 }
 
-// Dropped is how many buffers of lines were dropped: for a full queue, or
-// lost to a write that failed.
+// Dropped is how many lines were lost: dropped for a full queue, or lost
+// to a write that failed.
 func (l *Log) Dropped() int64 { return l.dropped.Load() }
+
+// lines is how many lines b holds (whole lines, each ending in a newline).
+func lines(b []byte) int64 { return int64(bytes.Count(b, newline)) }
+
+var newline = []byte{'\n'}
 
 // Reopen makes the writer close the file and open path again (after
 // logrotate moved it), once what was submitted before is written.
@@ -127,25 +133,36 @@ func (l *Log) write(f *os.File) {
 	w := bufio.NewWriterSize(f, 64<<10)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
-	// A failed write (a full disk, a pipe with no reader) loses what it
-	// held, counted in Dropped; w forgets the error, which it would
-	// otherwise keep and return for every write after, and the next
+	// A failed write (a full disk, a pipe with no reader) loses what w
+	// held, those lines counted in Dropped; w forgets the error, which it
+	// would otherwise keep and return for every write after, and the next
 	// lines are tried again.
-	failed := func(err error) {
-		if err != nil {
-			l.dropped.Add(1)
-			w.Reset(f)
+	var pending int64 // the lines in w, not yet written
+	lost := func() {
+		l.dropped.Add(pending)
+		pending = 0
+		w.Reset(f)
+	}
+	flush := func() {
+		if err := w.Flush(); err != nil {
+			lost()
 		}
+		pending = 0
 	}
 	put := func(b *[]byte) {
 		// Each write of the file holds whole buffers, so whole lines:
 		// another writer of the file (the other smoothserve during an
 		// upgrade) can come between two writes, never inside a line.
 		if w.Buffered() > 0 && w.Available() < len(*b) {
-			failed(w.Flush())
+			flush()
 		}
-		_, err := w.Write(*b) // one larger than w's buffer goes straight, in one write
-		failed(err)
+		pending += lines(*b)
+		// One larger than w's buffer goes straight, in one write.
+		if _, err := w.Write(*b); err != nil {
+			lost()
+		} else if w.Buffered() == 0 {
+			pending = 0 // written
+		}
 		*b = (*b)[:0]
 		bufPool.Put(b)
 	}
@@ -153,7 +170,7 @@ func (l *Log) write(f *os.File) {
 		for n := len(l.queue); n > 0; n-- {
 			put(<-l.queue)
 		}
-		failed(w.Flush())
+		flush()
 	}
 	for {
 		select {
@@ -164,7 +181,7 @@ func (l *Log) write(f *os.File) {
 			f.Close()
 			return
 		case <-tick.C:
-			failed(w.Flush())
+			flush()
 		case ch := <-l.reopen:
 			drain()
 			nf, err := openFile(l.Path)

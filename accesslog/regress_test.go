@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,15 +158,51 @@ func TestAFailedWriteDoesNotStopTheLog(t *testing.T) {
 	expect(r1, "one\n")
 	r1.Close() // no reader: the next write fails
 	submit(l, "lost\n")
+	submit(l, "lost too\nand this\n")
 	deadline := time.Now().Add(3 * time.Second)
-	for l.Dropped() == 0 && time.Now().Before(deadline) {
+	for l.Dropped() < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if l.Dropped() == 0 {
-		t.Fatal("the write to a FIFO without a reader did not fail")
+	if got := l.Dropped(); got != 3 {
+		t.Fatalf("Dropped() = %d after a failed write of 3 lines, want 3", got)
 	}
 	r2 := reader()
 	defer r2.Close()
 	submit(l, "two\n")
 	expect(r2, "two\n")
+}
+
+// TestAFullQueueCountsTheLinesItDrops: with the writer stuck (a FIFO whose
+// reader reads nothing), Submit drops what the queue cannot take, and
+// Dropped counts lines, not buffers.
+func TestAFullQueueCountsTheLinesItDrops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := Buffer()
+	*big = append(*big, strings.Repeat("x", 255)+"\n"...)
+	*big = bytes.Repeat(*big, 2048) // 512 KiB, more than the pipe holds: the writer blocks
+	l.Submit(big)
+	for range queueLen + 100 {
+		b := Buffer()
+		*b = append(*b, "one\ntwo\n"...)
+		l.Submit(b)
+	}
+	got := l.Dropped()
+	r.Close() // the writer's blocked write fails (EPIPE): it goes on, and Close returns
+	l.Close()
+	// The writer holds big (taken from the queue, or about to be): the
+	// queue takes queueLen of the others, and 100 or 101 are dropped.
+	if got != 200 && got != 202 {
+		t.Fatalf("Dropped() = %d with the queue full, want 200 or 202: 2 lines for each of the 100 or 101 buffers it could not take", got)
+	}
 }

@@ -13,10 +13,32 @@ import (
 // service first needs it and stays open until the daemon ends; SIGUSR1
 // reopens them all (after logrotate moved them).
 //
-// Ownership: byPath under mu.
+// Ownership: byPath and base under mu.
 type accessLogs struct {
 	mu     sync.Mutex
 	byPath map[string]*accesslog.Log
+	base   map[string]uint64 // lines the previous processes lost, by path
+}
+
+// dropped is the lines each log lost, the previous processes' included.
+func (l *accessLogs) dropped() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.byPath)+len(l.base))
+	for path, n := range l.base {
+		out[path] = n
+	}
+	for path, lg := range l.byPath {
+		out[path] += uint64(lg.Dropped())
+	}
+	return out
+}
+
+// setBase makes the previous process's counts the base of this one's.
+func (l *accessLogs) setBase(base map[string]uint64) {
+	l.mu.Lock()
+	l.base = base
+	l.mu.Unlock()
 }
 
 // logFor is the access log of svc in cfg, opened if need be; nil when off.

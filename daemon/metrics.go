@@ -35,6 +35,7 @@ var (
 	descParked    = prometheus.NewDesc("smoothserve_parked_connections", "Idle client connections parked: watched in one epoll set, holding no goroutine or buffer (plain HTTP/1.x).", nil, nil)
 	descHost      = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
 	descInstDrain = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
+	descLogLost   = prometheus.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines lost: the log's writer fell behind (its queue was full), or a write of the file failed.", []string{"path"}, nil)
 )
 
 // upgradeCounts are the upgrades by outcome: ok is the one that started
@@ -49,7 +50,7 @@ type upgradeCounts struct {
 type collector struct{ d *Daemon }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain, descLogLost} {
 		ch <- d
 	}
 }
@@ -90,6 +91,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for key, n := range d.rollouts.count(status) {
 		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
+	}
+	for path, n := range d.logs.dropped() {
+		ch <- prometheus.MustNewConstMetric(descLogLost, prometheus.CounterValue, float64(n), path)
 	}
 }
 
@@ -188,6 +192,8 @@ type counters struct {
 	Upgrades map[string]uint64    `json:"upgrades"`
 	Rollouts []rolloutTotal       `json:"rollouts"`
 	Restarts []restartTotal       `json:"restarts"`
+	// LogLost is the access log lines lost, by path.
+	LogLost map[string]uint64 `json:"access_log_dropped,omitempty"`
 }
 
 type restartTotal struct {
@@ -229,7 +235,7 @@ type rolloutTotal struct {
 // snapshot is this process's counters, its predecessors' included.
 func (d *Daemon) snapshot() counters {
 	ok, failed := d.upgrades.total()
-	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}}
+	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}, LogLost: d.logs.dropped()}
 	status := d.sup.Status()
 	for k, n := range d.rollouts.count(status) {
 		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
@@ -255,6 +261,7 @@ func (d *Daemon) goOnFrom(c counters) {
 		restarts[restartKey{r.Service, r.Slot, r.Reason}] = r.Count
 	}
 	d.restartBase.Store(&restarts)
+	d.logs.setBase(c.LogLost)
 }
 
 func (u *upgradeCounts) setBase(ok, failed uint64) {

@@ -210,6 +210,20 @@ func TestMetricsGoOnAcrossAnUpgrade(t *testing.T) {
 	if v := sum(after, `^smoothserve_upgrades_total\{result="ok"\}`); v != 1 {
 		t.Errorf("upgrades ok after one: %v", v)
 	}
+	// The access log, which lost nothing, is there at 0.
+	logLost := regexp.MustCompile(`^smoothserve_access_log_dropped_lines_total\{path=".*/access\.log"\}$`)
+	n := 0
+	for k, v := range after {
+		if logLost.MatchString(k) {
+			n++
+			if v != 0 {
+				t.Errorf("%s %v, want 0", k, v)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d series of access.log's lost lines after the upgrade, want 1", n)
+	}
 }
 
 // TestRequestsNoServiceTookAreInTheAccessLog: with two named services on
