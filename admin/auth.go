@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -27,11 +28,21 @@ const hashCost = 12
 // cache starts over.
 const maxVerified = 256
 
+// perClient bounds the credential checks of one client address at once:
+// one compares, the others wait their turn; past it, 429. A flood of wrong
+// passwords from one address then holds up the checks of others by one
+// comparison at most, not by the whole flood.
+const perClient = 4
+
+// errBusy is a check refused because its client has perClient going.
+var errBusy = errors.New("too many credential checks from this address at once")
+
 // authenticator checks Basic credentials against bcrypt hashes and makes
 // and checks CSRF tokens.
 //
 // Ownership: users, key, sem, dummy and log are set in newAuthenticator
-// and read-only after; mu guards verified.
+// and read-only after; mu guards verified and clients (and each client's
+// count).
 type authenticator struct {
 	users map[string][]byte // name → bcrypt hash
 	key   []byte            // drawn per process: tokens and cache keys
@@ -41,6 +52,13 @@ type authenticator struct {
 
 	mu       sync.Mutex
 	verified map[[sha256.Size]byte]string // mac of name and password → name
+	clients  map[string]*clientChecks     // by client address, while it has checks
+}
+
+// clientChecks are one client address's credential checks going on.
+type clientChecks struct {
+	n    int           // checking or waiting (under authenticator.mu)
+	turn chan struct{} // held by the one comparing
 }
 
 // newAuthenticator returns nil for no users: read-only.
@@ -54,6 +72,7 @@ func newAuthenticator(users []User, log *slog.Logger) *authenticator {
 		sem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		log:      log,
 		verified: make(map[[sha256.Size]byte]string),
+		clients:  make(map[string]*clientChecks),
 	}
 	rand.Read(a.key)
 	cost := -1 // the highest of the users' costs
@@ -96,16 +115,22 @@ func dummyHash(cost int) []byte {
 	return fmt.Appendf(h[:4:4], "%02d%s", cost, h[6:])
 }
 
-// verify reports whether the password is name's. A failure costs one
-// bcrypt comparison at the users' cost whether name is known or not;
-// credentials once found valid are remembered (as a keyed hash), so that
-// the page's refreshes do not each cost one.
-func (a *authenticator) verify(ctx context.Context, name, password string) (bool, error) {
+// verify reports whether the password is name's, for a request from
+// client (its address). A failure costs one bcrypt comparison at the
+// users' cost whether name is known or not; credentials once found valid
+// are remembered (as a keyed hash), so that the page's refreshes do not
+// each cost one. A client's checks take turns (errBusy past perClient).
+func (a *authenticator) verify(ctx context.Context, client, name, password string) (bool, error) {
 	mac := a.mac(name, password)
-	a.mu.Lock()
-	_, ok := a.verified[mac]
-	a.mu.Unlock()
-	if ok {
+	if a.known(mac) {
+		return true, nil
+	}
+	done, err := a.takeTurn(ctx, client)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	if a.known(mac) { // the check before this one's, of the same credentials
 		return true, nil
 	}
 	select {
@@ -118,7 +143,7 @@ func (a *authenticator) verify(ctx context.Context, name, password string) (bool
 	if !known {
 		hash = a.dummy()
 	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
 	if !known || err != nil {
 		return false, nil
 	}
@@ -129,6 +154,45 @@ func (a *authenticator) verify(ctx context.Context, name, password string) (bool
 	a.verified[mac] = name
 	a.mu.Unlock()
 	return true, nil
+}
+
+// known reports whether mac's credentials were found valid before.
+func (a *authenticator) known(mac [sha256.Size]byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.verified[mac]
+	return ok
+}
+
+// takeTurn waits for client's turn to check credentials; done ends it.
+// errBusy when client has perClient checks going already.
+func (a *authenticator) takeTurn(ctx context.Context, client string) (done func(), err error) {
+	a.mu.Lock()
+	c := a.clients[client]
+	if c == nil {
+		c = &clientChecks{turn: make(chan struct{}, 1)}
+		a.clients[client] = c
+	}
+	if c.n >= perClient {
+		a.mu.Unlock()
+		return nil, errBusy
+	}
+	c.n++
+	a.mu.Unlock()
+	leave := func() {
+		a.mu.Lock()
+		if c.n--; c.n == 0 {
+			delete(a.clients, client)
+		}
+		a.mu.Unlock()
+	}
+	select {
+	case c.turn <- struct{}{}:
+		return func() { <-c.turn; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
 }
 
 // mac is the cache key of a name and password: length-prefixed, so that no
@@ -166,7 +230,14 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 		h.challenge(w, "credentials required")
 		return "", false
 	}
-	ok, err := h.auth.verify(r.Context(), name, password)
+	ok, err := h.auth.verify(r.Context(), clientAddr(r), name, password)
+	if errors.Is(err, errBusy) {
+		// Not logged: the refusals cost the sender nothing, and its
+		// failed logins, a comparison each, are.
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, result{Error: errBusy.Error()})
+		return "", false
+	}
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, result{Error: "checking credentials: " + err.Error()})
 		return "", false
@@ -177,6 +248,15 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 		return "", false
 	}
 	return name, true
+}
+
+// clientAddr is the address r came from, without its port: a client's
+// connections share it.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 func (h *handler) challenge(w http.ResponseWriter, msg string) {
