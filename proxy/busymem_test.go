@@ -65,6 +65,12 @@ func heapLive() uint64 {
 	return ms.HeapAlloc
 }
 
+// heapGrowth is heapLive() less before, in bytes: negative when more was
+// freed meanwhile (an earlier test's connections going) than was kept.
+func heapGrowth(before uint64) float64 {
+	return float64(heapLive()) - float64(before)
+}
+
 // A client connection whose request waits for its instance holds no
 // buffer: its reader and writer, and the instance connection's reader, are
 // back in their pools until the answer comes (issue 20: busy connections,
@@ -96,7 +102,7 @@ func TestWaitingForTheInstanceHoldsNoBuffers(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	perRequest := float64(heapLive()-before) / n
+	perRequest := heapGrowth(before) / n
 	close(in.release)
 	for i, c := range clients {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -158,7 +164,7 @@ func TestWaitingForTheClientHoldsNoBuffers(t *testing.T) {
 		ask(i, c, readers[i])
 	}
 	time.Sleep(50 * time.Millisecond) // each is waiting again
-	perConn := float64(heapLive()-before) / n
+	perConn := heapGrowth(before) / n
 	for i, c := range clients { // still served
 		ask(i, c, readers[i])
 	}
