@@ -11,9 +11,11 @@
 // whole buffers, so another writer of the same file (the other smoothserve
 // during an upgrade) writes between lines, never inside one. Reopen
 // (SIGUSR1, after logrotate renamed the file) makes the next write go to a
-// new file at the same path; nothing is lost between the two. A full queue
-// drops lines (counted in Dropped) rather than hold a request up; a write
-// that fails (a full disk) loses the lines it held (counted too; one the
-// disk cut short may leave a line cut), and the next lines are written when
-// the file takes them again.
+// new file at the same path; nothing is lost between the two. Dropped
+// counts every line lost, by line: a full queue (or a closed log) drops a
+// connection's buffer rather than hold a request up; a write that fails (a
+// full disk) drops the lines it did not finish (one it cut may be left cut
+// in the file), and the next lines are written when the file takes them
+// again. Flush returns once what was submitted before it is written or
+// counted.
 package accesslog

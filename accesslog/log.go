@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -32,14 +31,15 @@ func ParseFormat(s string) (Format, error) {
 
 // Log is one access log file.
 //
-// Ownership: the file and w belong to the writer goroutine; queue carries
-// buffers from the connections to it; reopen asks it to reopen.
+// Ownership: the file and the write buffer belong to the writer goroutine;
+// queue carries buffers from the connections to it; asks carries Reopen's
+// and Flush's requests to it.
 type Log struct {
 	Path   string
 	Format Format
 
 	queue   chan *[]byte // never closed: a Submit racing Close must not panic
-	reopen  chan chan error
+	asks    chan ask
 	stop    chan struct{} // closed by Close
 	done    chan struct{}
 	closed  atomic.Bool
@@ -47,8 +47,19 @@ type Log struct {
 	once    sync.Once
 }
 
+// An ask is Reopen's (reopen) or Flush's request; the writer answers on
+// done once what was submitted before it is written.
+type ask struct {
+	reopen bool
+	done   chan error
+}
+
 // queueLen bounds the buffers waiting to be written.
 const queueLen = 4096
+
+// bufSize is the writer's buffer: what one write of the file holds at
+// most (but for one connection's buffer larger than it, written alone).
+const bufSize = 64 << 10
 
 // flushEvery is how long a line may wait in the writer's buffer.
 const flushEvery = 100 * time.Millisecond
@@ -59,7 +70,7 @@ func Open(path string, format Format) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{Path: path, Format: format, queue: make(chan *[]byte, queueLen), reopen: make(chan chan error),
+	l := &Log{Path: path, Format: format, queue: make(chan *[]byte, queueLen), asks: make(chan ask),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.write(f)
 	return l, nil
@@ -81,25 +92,32 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // Buffer is an empty buffer for a connection's lines; Submit gives it back.
 func Buffer() *[]byte { return bufPool.Get().(*[]byte) }
 
-// Submit hands b, whole lines, to the writer; b is the log's from now on.
-// It never waits: with the queue full, the lines are dropped and counted.
-func (l *Log) Submit(b *[]byte) {
-	if len(*b) == 0 || l.closed.Load() {
-		*b = (*b)[:0]
-		bufPool.Put(b)
-		return
-	}
-	select {
-	case l.queue <- b:
-	default:
-		l.dropped.Add(lines(*b))
-		*b = (*b)[:0]
-		bufPool.Put(b)
-	}
+func recycle(b *[]byte) {
+	*b = (*b)[:0]
+	bufPool.Put(b)
 }
 
-// Dropped is how many lines were lost: dropped for a full queue, or lost
-// to a write that failed.
+// Submit hands b, whole lines, to the writer; b is the log's from now on.
+// It never waits: with the queue full (or the log closed), the lines are
+// dropped and counted.
+func (l *Log) Submit(b *[]byte) {
+	if len(*b) == 0 {
+		recycle(b)
+		return
+	}
+	if !l.closed.Load() {
+		select {
+		case l.queue <- b:
+			return
+		default:
+		}
+	}
+	l.dropped.Add(lines(*b))
+	recycle(b)
+}
+
+// Dropped is how many lines were dropped: the queue was full, the log
+// closed, or a write of the file failed before it finished them.
 func (l *Log) Dropped() int64 { return l.dropped.Load() }
 
 // lines is how many lines b holds (whole lines, each ending in a newline).
@@ -109,11 +127,17 @@ var newline = []byte{'\n'}
 
 // Reopen makes the writer close the file and open path again (after
 // logrotate moved it), once what was submitted before is written.
-func (l *Log) Reopen() error {
-	ch := make(chan error, 1)
+func (l *Log) Reopen() error { return l.askWriter(true) }
+
+// Flush returns once what was submitted before is written (or dropped:
+// Dropped counts it then).
+func (l *Log) Flush() error { return l.askWriter(false) }
+
+func (l *Log) askWriter(reopen bool) error {
+	a := ask{reopen: reopen, done: make(chan error, 1)}
 	select {
-	case l.reopen <- ch:
-		return <-ch
+	case l.asks <- a:
+		return <-a.done
 	case <-l.done:
 		return fmt.Errorf("access log %s is closed", l.Path)
 	}
@@ -130,41 +154,35 @@ func (l *Log) Close() {
 
 func (l *Log) write(f *os.File) {
 	defer close(l.done)
-	w := bufio.NewWriterSize(f, 64<<10)
+	buf := make([]byte, 0, bufSize)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
-	// A failed write (a full disk, a pipe with no reader) loses what w
-	// held, those lines counted in Dropped; w forgets the error, which it
-	// would otherwise keep and return for every write after, and the next
-	// lines are tried again.
-	var pending int64 // the lines in w, not yet written
-	lost := func() {
-		l.dropped.Add(pending)
-		pending = 0
-		w.Reset(f)
+	// out writes p in one write of the file: whole lines, so another
+	// writer of it (the other smoothserve during an upgrade) comes between
+	// two lines, never inside one. A write that fails (a full disk, a pipe
+	// with no reader) drops the lines it did not finish, counted; the next
+	// are tried again.
+	out := func(p []byte) {
+		if n, err := f.Write(p); err != nil {
+			l.dropped.Add(lines(p[n:]))
+		}
 	}
 	flush := func() {
-		if err := w.Flush(); err != nil {
-			lost()
+		if len(buf) > 0 {
+			out(buf)
+			buf = buf[:0]
 		}
-		pending = 0
 	}
 	put := func(b *[]byte) {
-		// Each write of the file holds whole buffers, so whole lines:
-		// another writer of the file (the other smoothserve during an
-		// upgrade) can come between two writes, never inside a line.
-		if w.Buffered() > 0 && w.Available() < len(*b) {
+		if len(buf)+len(*b) > cap(buf) {
 			flush()
 		}
-		pending += lines(*b)
-		// One larger than w's buffer goes straight, in one write.
-		if _, err := w.Write(*b); err != nil {
-			lost()
-		} else if w.Buffered() == 0 {
-			pending = 0 // written
+		if len(*b) > cap(buf) {
+			out(*b)
+		} else {
+			buf = append(buf, *b...)
 		}
-		*b = (*b)[:0]
-		bufPool.Put(b)
+		recycle(b)
 	}
 	drain := func() {
 		for n := len(l.queue); n > 0; n-- {
@@ -182,15 +200,25 @@ func (l *Log) write(f *os.File) {
 			return
 		case <-tick.C:
 			flush()
-		case ch := <-l.reopen:
+		case a := <-l.asks:
 			drain()
-			nf, err := openFile(l.Path)
-			if err == nil {
-				f.Close()
-				f = nf
-				w.Reset(f)
+			var err error
+			if a.reopen {
+				err = reopen(&f, l.Path)
 			}
-			ch <- err
+			a.done <- err
 		}
 	}
+}
+
+// reopen replaces *f by the file at path opened again; on failure *f
+// stays.
+func reopen(f **os.File, path string) error {
+	nf, err := openFile(path)
+	if err != nil {
+		return err
+	}
+	(*f).Close()
+	*f = nf
+	return nil
 }

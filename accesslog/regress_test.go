@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,18 +177,7 @@ func TestAFailedWriteDoesNotStopTheLog(t *testing.T) {
 // reader reads nothing), Submit drops what the queue cannot take, and
 // Dropped counts lines, not buffers.
 func TestAFullQueueCountsTheLinesItDrops(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "access.fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(path, Combined)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, r := fifoLog(t)
 	big := Buffer()
 	*big = append(*big, strings.Repeat("x", 255)+"\n"...)
 	*big = bytes.Repeat(*big, 2048) // 512 KiB, more than the pipe holds: the writer blocks
@@ -205,4 +195,51 @@ func TestAFullQueueCountsTheLinesItDrops(t *testing.T) {
 	if got != 200 && got != 202 {
 		t.Fatalf("Dropped() = %d with the queue full, want 200 or 202: 2 lines for each of the 100 or 101 buffers it could not take", got)
 	}
+}
+
+// TestAWriteCutShortCountsOnlyTheLinesItDidNotWrite: a write that fails
+// partway (the FIFO's reader goes after taking 512 of 2,048 lines) counts
+// what it did not write, not the lines already in the file.
+func TestAWriteCutShortCountsOnlyTheLinesItDidNotWrite(t *testing.T) {
+	l, r := fifoLog(t)
+	defer l.Close()
+	const lineLen, total = 256, 2048
+	big := Buffer()
+	*big = append(*big, strings.Repeat("x", lineLen-1)+"\n"...)
+	*big = bytes.Repeat(*big, total) // 512 KiB: written alone, in one write
+	l.Submit(big)
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.ReadFull(r, make([]byte, 128<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := int64(n / lineLen)
+	r.Close() // what the pipe still holds (64 KiB at most) is written, and lost
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const inPipe = 64 << 10 / lineLen
+	if got := l.Dropped(); got+read > total || got+read < total-inPipe {
+		t.Fatalf("Dropped() = %d with %d of %d lines read: want %d at most (no line read counted), %d at least",
+			got, read, total, total-read, total-read-inPipe)
+	}
+}
+
+// fifoLog is a log written to a FIFO, and the FIFO's reader (which reads
+// only when the test does).
+func fifoLog(t *testing.T) (*Log, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "access.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, r
 }

@@ -10,8 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -28,10 +28,10 @@ const hashCost = 12
 // cache starts over.
 const maxVerified = 256
 
-// perClient bounds the credential checks of one client address at once:
-// one compares, the others wait their turn; past it, 429. A flood of wrong
-// passwords from one address then holds up the checks of others by one
-// comparison at most, not by the whole flood.
+// perClient bounds the credential checks of one client (clientAddr) at
+// once: one compares, the others wait their turn; past it, 429. A flood of
+// wrong passwords from one client then holds up the checks of others by
+// one comparison, not by the whole flood.
 const perClient = 4
 
 // errBusy is a check refused because its client has perClient going.
@@ -250,13 +250,19 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 	return name, true
 }
 
-// clientAddr is the address r came from, without its port: a client's
-// connections share it.
+// clientAddr is who r came from, as the per-client bound counts clients:
+// its IPv4 address, or the /64 of its IPv6 one (one host's, or one
+// network's: a host is given a /64 to pick addresses from).
 func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return r.RemoteAddr
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
 }
 
 func (h *handler) challenge(w http.ResponseWriter, msg string) {

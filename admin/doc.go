@@ -16,9 +16,10 @@
 //   - credentials: HTTP Basic auth of one of Options.Users, checked against
 //     its bcrypt hash (401 otherwise). Every failed attempt costs one
 //     bcrypt comparison, an unknown user's too, and is logged with the
-//     client's address. A client address has at most perClient checks
-//     going at once, which take turns (429 past that): its flood holds
-//     up another client's check by one comparison at most. Without Users the listener is read-only: the page
+//     client's address. A client (an IPv4 address, an IPv6 /64) has at
+//     most 4 checks going at once, which take turns; past that it gets
+//     429, not logged and at no comparison's cost. A client's flood holds
+//     up another client's check by one comparison. Without Users the listener is read-only: the page
 //     says so and every POST gets 403.
 //   - a CSRF token (header X-CSRF-Token, or form field csrf): an HMAC of the
 //     user under a key drawn at random when the process starts, which the

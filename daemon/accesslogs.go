@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"maps"
 	"path/filepath"
 	"sync"
 
@@ -13,14 +14,19 @@ import (
 // service first needs it and stays open until the daemon ends; SIGUSR1
 // reopens them all (after logrotate moved them).
 //
-// Ownership: byPath and base under mu.
+// Ownership: byPath and base under mu, held for reading or changing them
+// only: a log's open, reopen, flush or close can wait on its file (a FIFO
+// without a reader, a hung mount), and a scrape or an upgrade's counters
+// must not wait for it. opening makes one open at a time, so that a path
+// is opened once.
 type accessLogs struct {
-	mu     sync.Mutex
-	byPath map[string]*accesslog.Log
-	base   map[string]uint64 // lines the previous processes lost, by path
+	opening sync.Mutex
+	mu      sync.Mutex
+	byPath  map[string]*accesslog.Log
+	base    map[string]uint64 // lines the previous processes dropped, by path
 }
 
-// dropped is the lines each log lost, the previous processes' included.
+// dropped is the lines each log dropped, the previous processes' included.
 func (l *accessLogs) dropped() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -39,6 +45,19 @@ func (l *accessLogs) setBase(base map[string]uint64) {
 	l.mu.Lock()
 	l.base = base
 	l.mu.Unlock()
+}
+
+func (l *accessLogs) get(path string) *accesslog.Log {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byPath[path]
+}
+
+// all is the open logs now.
+func (l *accessLogs) all() map[string]*accesslog.Log {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.byPath)
 }
 
 // logFor is the access log of svc in cfg, opened if need be; nil when off.
@@ -61,9 +80,9 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 		path = filepath.Join(cfg.Dir, path)
 	}
 	l := &d.logs
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lg := l.byPath[path]; lg != nil {
+	l.opening.Lock()
+	defer l.opening.Unlock()
+	if lg := l.get(path); lg != nil {
 		return lg
 	}
 	format, err := accesslog.ParseFormat(cfg.AccessLogFormat)
@@ -80,30 +99,37 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 		}
 		return nil
 	}
+	l.mu.Lock()
 	if l.byPath == nil {
 		l.byPath = make(map[string]*accesslog.Log)
 	}
 	l.byPath[path] = lg
+	l.mu.Unlock()
 	return lg
 }
 
 // reopenLogs reopens every access log (SIGUSR1).
 func (d *Daemon) reopenLogs() {
-	d.logs.mu.Lock()
-	defer d.logs.mu.Unlock()
-	for path, lg := range d.logs.byPath {
+	logs := d.logs.all()
+	for path, lg := range logs {
 		if err := lg.Reopen(); err != nil {
 			d.log.Error("reopening the access log", "path", path, "err", err)
 		}
 	}
-	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(d.logs.byPath))
+	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(logs))
+}
+
+// flushLogs writes what the access logs were given so far: their counts of
+// dropped lines are final for it.
+func (d *Daemon) flushLogs() {
+	for _, lg := range d.logs.all() {
+		lg.Flush()
+	}
 }
 
 // closeLogs writes what is left and closes every access log.
 func (d *Daemon) closeLogs() {
-	d.logs.mu.Lock()
-	defer d.logs.mu.Unlock()
-	for _, lg := range d.logs.byPath {
+	for _, lg := range d.logs.all() {
 		lg.Close()
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,20 +23,20 @@ import (
 // Nothing is counted on the request path here.
 
 var (
-	descRequests  = prometheus.NewDesc("smoothserve_http_requests_total", "Requests answered, by service, status code and method.", []string{"service", "code", "method"}, nil)
-	descDuration  = prometheus.NewDesc("smoothserve_http_request_duration_seconds", "Time from a request's first byte to its answer's last.", []string{"service"}, nil)
-	descInflight  = prometheus.NewDesc("smoothserve_http_requests_in_flight", "Requests sent to the service's instances and not yet answered.", []string{"service"}, nil)
-	descUp        = prometheus.NewDesc("smoothserve_upstream_up", "1 if the instance is in rotation.", []string{"service", "instance"}, nil)
-	descRestarts  = prometheus.NewDesc("smoothserve_instance_restarts_total", "Processes started for a slot after its first.", []string{"service", "instance", "reason"}, nil)
-	descCPU       = prometheus.NewDesc("smoothserve_instance_cpu_seconds_total", "CPU time of the instance's process group.", []string{"service", "instance"}, nil)
-	descRSS       = prometheus.NewDesc("smoothserve_instance_resident_memory_bytes", "Resident memory of the instance's process group.", []string{"service", "instance"}, nil)
-	descRollouts  = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
-	descUpgrades  = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
-	descOpenConns = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
-	descParked    = prometheus.NewDesc("smoothserve_parked_connections", "Idle client connections parked: watched in one epoll set, holding no goroutine or buffer (plain HTTP/1.x).", nil, nil)
-	descHost      = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
-	descInstDrain = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
-	descLogLost   = prometheus.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines lost: the log's writer fell behind (its queue was full), or a write of the file failed.", []string{"path"}, nil)
+	descRequests   = prometheus.NewDesc("smoothserve_http_requests_total", "Requests answered, by service, status code and method.", []string{"service", "code", "method"}, nil)
+	descDuration   = prometheus.NewDesc("smoothserve_http_request_duration_seconds", "Time from a request's first byte to its answer's last.", []string{"service"}, nil)
+	descInflight   = prometheus.NewDesc("smoothserve_http_requests_in_flight", "Requests sent to the service's instances and not yet answered.", []string{"service"}, nil)
+	descUp         = prometheus.NewDesc("smoothserve_upstream_up", "1 if the instance is in rotation.", []string{"service", "instance"}, nil)
+	descRestarts   = prometheus.NewDesc("smoothserve_instance_restarts_total", "Processes started for a slot after its first.", []string{"service", "instance", "reason"}, nil)
+	descCPU        = prometheus.NewDesc("smoothserve_instance_cpu_seconds_total", "CPU time of the instance's process group.", []string{"service", "instance"}, nil)
+	descRSS        = prometheus.NewDesc("smoothserve_instance_resident_memory_bytes", "Resident memory of the instance's process group.", []string{"service", "instance"}, nil)
+	descRollouts   = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
+	descUpgrades   = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
+	descOpenConns  = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
+	descParked     = prometheus.NewDesc("smoothserve_parked_connections", "Idle client connections parked: watched in one epoll set, holding no goroutine or buffer (plain HTTP/1.x).", nil, nil)
+	descHost       = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
+	descInstDrain  = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
+	descLogDropped = prometheus.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines dropped: the log's writer fell behind (its queue was full), or a write of the file failed.", []string{"path"}, nil)
 )
 
 // upgradeCounts are the upgrades by outcome: ok is the one that started
@@ -50,7 +51,7 @@ type upgradeCounts struct {
 type collector struct{ d *Daemon }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain, descLogLost} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain, descLogDropped} {
 		ch <- d
 	}
 }
@@ -93,7 +94,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
 	}
 	for path, n := range d.logs.dropped() {
-		ch <- prometheus.MustNewConstMetric(descLogLost, prometheus.CounterValue, float64(n), path)
+		// A label is UTF-8; a path need not be.
+		ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(n), strings.ToValidUTF8(path, "\uFFFD"))
 	}
 }
 
@@ -192,8 +194,8 @@ type counters struct {
 	Upgrades map[string]uint64    `json:"upgrades"`
 	Rollouts []rolloutTotal       `json:"rollouts"`
 	Restarts []restartTotal       `json:"restarts"`
-	// LogLost is the access log lines lost, by path.
-	LogLost map[string]uint64 `json:"access_log_dropped,omitempty"`
+	// LogDropped is the access log lines dropped, by path.
+	LogDropped map[string]uint64 `json:"access_log_dropped,omitempty"`
 }
 
 type restartTotal struct {
@@ -235,7 +237,7 @@ type rolloutTotal struct {
 // snapshot is this process's counters, its predecessors' included.
 func (d *Daemon) snapshot() counters {
 	ok, failed := d.upgrades.total()
-	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}, LogLost: d.logs.dropped()}
+	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}, LogDropped: d.logs.dropped()}
 	status := d.sup.Status()
 	for k, n := range d.rollouts.count(status) {
 		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
@@ -261,7 +263,7 @@ func (d *Daemon) goOnFrom(c counters) {
 		restarts[restartKey{r.Service, r.Slot, r.Reason}] = r.Count
 	}
 	d.restartBase.Store(&restarts)
-	d.logs.setBase(c.LogLost)
+	d.logs.setBase(c.LogDropped)
 }
 
 func (u *upgradeCounts) setBase(ok, failed uint64) {

@@ -128,8 +128,13 @@ func (d *Daemon) drain(ctx context.Context) error {
 		return d.px.Shutdown(ctx)
 	}
 	defer pass.Close()
-	d.passCounters(pass)       // at once, so the new process's metrics do not start from 0
-	defer d.passCounters(pass) // and the final ones, the drain's included
+	d.passCounters(pass) // at once, so the new process's metrics do not start from 0
+	defer func() {
+		// And the final ones, the drain's included: its access log
+		// lines written or counted dropped first.
+		d.flushLogs()
+		d.passCounters(pass)
+	}()
 	d.passIdle(pass)
 	err := d.px.PassConnections(ctx, func(h *proxy.Handover) error {
 		client, ok := h.Client.(syscall.Conn)
