@@ -8,8 +8,12 @@
 // costs no syscall and no lock per request; one goroutine per log writes
 // the buffers through a 64 KiB buffer, flushed every 100 ms. A line is
 // never split or interleaved with another: each write of the file holds
-// whole buffers, so another writer of the same file (the other smoothserve
-// during an upgrade) writes between lines, never inside one. Reopen
+// whole lines (of a regular file, opened to append, one write(2) holds
+// the buffer; of a pipe, such as stdout, a write holds at most PIPE_BUF,
+// 4 KiB, which the kernel keeps whole, or one longer line alone), so
+// another writer of the same file (the other smoothserve during an
+// upgrade) writes between lines, never inside one, but for a line over 4
+// KiB in a pipe. Reopen
 // (SIGUSR1, after logrotate renamed the file) makes the next write go to a
 // new file at the same path; nothing is lost between the two. Dropped
 // counts every line lost, by line: a full queue (or a closed log) drops a

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,12 +109,36 @@ func (l *Log) Submit(b *[]byte) {
 	if !l.closed.Load() {
 		select {
 		case l.queue <- b:
+			if l.closed.Load() {
+				// Close came meanwhile: its writer may have drained
+				// the queue already. What is left in it is counted.
+				l.dropQueued()
+			}
 			return
 		default:
 		}
 	}
+	l.drop(b)
+}
+
+// drop counts b's lines as dropped and recycles b.
+func (l *Log) drop(b *[]byte) {
 	l.dropped.Add(lines(*b))
 	recycle(b)
+}
+
+// dropQueued drops what the queue holds, once the log is closed: each
+// buffer is taken by one receiver, this or the writer's last drain, and
+// so is written or counted, once.
+func (l *Log) dropQueued() {
+	for {
+		select {
+		case b := <-l.queue:
+			l.drop(b)
+		default:
+			return
+		}
+	}
 }
 
 // Dropped is how many lines were dropped: the queue was full, the log
@@ -127,19 +152,27 @@ var newline = []byte{'\n'}
 
 // Reopen makes the writer close the file and open path again (after
 // logrotate moved it), once what was submitted before is written.
-func (l *Log) Reopen() error { return l.askWriter(true) }
+func (l *Log) Reopen() error { return l.askWriter(context.Background(), true) }
 
 // Flush returns once what was submitted before is written (or dropped:
-// Dropped counts it then).
-func (l *Log) Flush() error { return l.askWriter(false) }
+// Dropped counts it then), or when ctx is done (a writer that waits on
+// its file).
+func (l *Log) Flush(ctx context.Context) error { return l.askWriter(ctx, false) }
 
-func (l *Log) askWriter(reopen bool) error {
-	a := ask{reopen: reopen, done: make(chan error, 1)}
+func (l *Log) askWriter(ctx context.Context, reopen bool) error {
+	a := ask{reopen: reopen, done: make(chan error, 1)} // buffered: the writer never waits for an asker gone
 	select {
 	case l.asks <- a:
-		return <-a.done
 	case <-l.done:
 		return fmt.Errorf("access log %s is closed", l.Path)
+	case <-ctx.Done():
+		return fmt.Errorf("access log %s: %w", l.Path, ctx.Err())
+	}
+	select {
+	case err := <-a.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("access log %s: %w", l.Path, ctx.Err())
 	}
 }
 
@@ -152,24 +185,19 @@ func (l *Log) Close() {
 	})
 }
 
+// pipeBuf is the most one write to a pipe keeps whole (PIPE_BUF): two
+// processes writing one pipe (stdout) interleave between such writes only.
+const pipeBuf = 4096
+
 func (l *Log) write(f *os.File) {
 	defer close(l.done)
+	w := fileWriter{f: f, regular: isRegular(f), dropped: &l.dropped}
 	buf := make([]byte, 0, bufSize)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
-	// out writes p in one write of the file: whole lines, so another
-	// writer of it (the other smoothserve during an upgrade) comes between
-	// two lines, never inside one. A write that fails (a full disk, a pipe
-	// with no reader) drops the lines it did not finish, counted; the next
-	// are tried again.
-	out := func(p []byte) {
-		if n, err := f.Write(p); err != nil {
-			l.dropped.Add(lines(p[n:]))
-		}
-	}
 	flush := func() {
 		if len(buf) > 0 {
-			out(buf)
+			w.out(buf)
 			buf = buf[:0]
 		}
 	}
@@ -178,7 +206,7 @@ func (l *Log) write(f *os.File) {
 			flush()
 		}
 		if len(*b) > cap(buf) {
-			out(*b)
+			w.out(*b)
 		} else {
 			buf = append(buf, *b...)
 		}
@@ -186,7 +214,12 @@ func (l *Log) write(f *os.File) {
 	}
 	drain := func() {
 		for n := len(l.queue); n > 0; n-- {
-			put(<-l.queue)
+			select {
+			case b := <-l.queue:
+				put(b)
+			default: // a Submit racing Close took it (dropQueued)
+				n = 0
+			}
 		}
 		flush()
 	}
@@ -196,7 +229,7 @@ func (l *Log) write(f *os.File) {
 			put(b)
 		case <-l.stop:
 			drain()
-			f.Close()
+			w.f.Close()
 			return
 		case <-tick.C:
 			flush()
@@ -204,21 +237,76 @@ func (l *Log) write(f *os.File) {
 			drain()
 			var err error
 			if a.reopen {
-				err = reopen(&f, l.Path)
+				err = w.reopen(l.Path)
 			}
 			a.done <- err
 		}
 	}
 }
 
-// reopen replaces *f by the file at path opened again; on failure *f
-// stays.
-func reopen(f **os.File, path string) error {
+// fileWriter writes whole lines to the log's file.
+type fileWriter struct {
+	f       *os.File
+	regular bool // a regular file: one write holds all it is given
+	cut     bool // a write that failed left a line cut in the file
+	dropped *atomic.Int64
+}
+
+// out writes p, whole lines, so that another writer of the file (the other
+// smoothserve during an upgrade) comes between two lines, never inside
+// one: a regular file in one write (O_APPEND), a pipe in writes of whole
+// lines of at most pipeBuf (a longer line alone). A write that fails (a
+// full disk, a pipe with no reader) drops the lines it did not finish,
+// counted; the next are tried again, after a newline that ends the line
+// it cut.
+func (w *fileWriter) out(p []byte) {
+	if w.cut {
+		if _, err := w.f.Write(newline); err != nil {
+			w.dropped.Add(lines(p))
+			return
+		}
+		w.cut = false
+	}
+	for len(p) > 0 {
+		chunk := p
+		if !w.regular && len(chunk) > pipeBuf {
+			chunk = chunk[:lineEnd(chunk, pipeBuf)]
+		}
+		n, err := w.f.Write(chunk)
+		if err != nil {
+			w.dropped.Add(lines(p[n:]))
+			w.cut = n > 0 && chunk[n-1] != '\n'
+			return
+		}
+		p = p[len(chunk):]
+	}
+}
+
+// lineEnd is the length of p's longest prefix of whole lines within max
+// bytes, or of its first line if that is longer.
+func lineEnd(p []byte, max int) int {
+	if i := bytes.LastIndexByte(p[:max], '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return i + 1
+	}
+	return len(p)
+}
+
+// reopen replaces the file by the one at path opened again; on failure
+// the file stays.
+func (w *fileWriter) reopen(path string) error {
 	nf, err := openFile(path)
 	if err != nil {
 		return err
 	}
-	(*f).Close()
-	*f = nf
+	w.f.Close()
+	*w = fileWriter{f: nf, regular: isRegular(nf), dropped: w.dropped}
 	return nil
+}
+
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Submit checks closed, then sends on queue; Close sets closed, then
@@ -63,9 +66,46 @@ func TestRegressCombinedClientField(t *testing.T) {
 // (an upgrade's old and new smoothserve, or a reload that changed the
 // format). Each write of the file must hold whole lines only, or the
 // other's write can land inside a line: the 64 KiB buffer was written out
-// full, cutting the line that did not fit.
+// full, cutting the line that did not fit. The same for a pipe (both
+// processes writing one stdout), read slowly: a write of it over PIPE_BUF
+// is not one, and Go goes on after a short write.
 func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "access.log")
+	const perLog, lineLen = 4000, 301 // lines that do not divide 64 KiB
+	t.Run("file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "access.log")
+		writeFromTwo(t, path, perLog, lineLen)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWholeLines(t, b, 2*perLog, lineLen)
+	})
+	t.Run("FIFO", func(t *testing.T) {
+		path, r := fifo(t)
+		var got bytes.Buffer
+		readDone := make(chan struct{})
+		go func() {
+			defer close(readDone)
+			buf := make([]byte, 3000) // a slow reader: the pipe is often full
+			r.SetReadDeadline(time.Now().Add(20 * time.Second))
+			for got.Len() < 2*perLog*lineLen {
+				n, err := r.Read(buf)
+				got.Write(buf[:n])
+				if err != nil && err != io.EOF {
+					return
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+		writeFromTwo(t, path, perLog, lineLen)
+		<-readDone
+		checkWholeLines(t, got.Bytes(), 2*perLog, lineLen)
+	})
+}
+
+// writeFromTwo writes perLog lines of lineLen bytes through each of two
+// logs of path at once, and closes them.
+func writeFromTwo(t *testing.T, path string, perLog, lineLen int) {
 	var logs [2]*Log
 	for i := range logs {
 		l, err := Open(path, Combined)
@@ -74,12 +114,9 @@ func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
 		}
 		logs[i] = l
 	}
-	const perLog, lineLen = 4000, 301 // lines that do not divide 64 KiB
 	var wg sync.WaitGroup
 	for i, l := range logs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for n := 0; n < perLog; n += 40 {
 				b := Buffer()
 				for k := 0; k < 40; k++ {
@@ -90,19 +127,19 @@ func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
 					time.Sleep(time.Millisecond) // let the queue drain: no drops
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for _, l := range logs {
 		l.Close()
 		if d := l.Dropped(); d > 0 {
-			t.Fatalf("%d buffers dropped", d)
+			t.Fatalf("%d lines dropped", d)
 		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+}
+
+func checkWholeLines(t *testing.T, b []byte, want, lineLen int) {
+	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	bad := 0
 	for _, line := range lines {
@@ -110,8 +147,8 @@ func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
 			bad++
 		}
 	}
-	if bad > 0 || len(lines) != 2*perLog {
-		t.Errorf("%d lines, %d of them broken; want %d whole lines", len(lines), bad, 2*perLog)
+	if bad > 0 || len(lines) != want {
+		t.Errorf("%d lines, %d of them broken; want %d whole lines", len(lines), bad, want)
 	}
 }
 
@@ -189,7 +226,6 @@ func TestAFullQueueCountsTheLinesItDrops(t *testing.T) {
 	}
 	got := l.Dropped()
 	r.Close() // the writer's blocked write fails (EPIPE): it goes on, and Close returns
-	l.Close()
 	// The writer holds big (taken from the queue, or about to be): the
 	// queue takes queueLen of the others, and 100 or 101 are dropped.
 	if got != 200 && got != 202 {
@@ -202,7 +238,6 @@ func TestAFullQueueCountsTheLinesItDrops(t *testing.T) {
 // what it did not write, not the lines already in the file.
 func TestAWriteCutShortCountsOnlyTheLinesItDidNotWrite(t *testing.T) {
 	l, r := fifoLog(t)
-	defer l.Close()
 	const lineLen, total = 256, 2048
 	big := Buffer()
 	*big = append(*big, strings.Repeat("x", lineLen-1)+"\n"...)
@@ -215,19 +250,17 @@ func TestAWriteCutShortCountsOnlyTheLinesItDidNotWrite(t *testing.T) {
 	}
 	read := int64(n / lineLen)
 	r.Close() // what the pipe still holds (64 KiB at most) is written, and lost
-	if err := l.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	const inPipe = 64 << 10 / lineLen
+	flush(t, l)
+	const inPipe = pipeSize / lineLen
 	if got := l.Dropped(); got+read > total || got+read < total-inPipe {
 		t.Fatalf("Dropped() = %d with %d of %d lines read: want %d at most (no line read counted), %d at least",
 			got, read, total, total-read, total-read-inPipe)
 	}
 }
 
-// fifoLog is a log written to a FIFO, and the FIFO's reader (which reads
-// only when the test does).
-func fifoLog(t *testing.T) (*Log, *os.File) {
+// fifo makes a FIFO and opens its reader (which reads only when the test
+// does), its pipe set to 64 KiB whatever the page size.
+func fifo(t *testing.T) (string, *os.File) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "access.fifo")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
@@ -237,9 +270,72 @@ func fifoLog(t *testing.T) (*Log, *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
+	if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, pipeSize); err != nil {
+		t.Fatal(err)
+	}
+	return path, r
+}
+
+// pipeSize is the tests' FIFOs' pipe.
+const pipeSize = 64 << 10
+
+// fifoLog is a log written to a FIFO, and the FIFO's reader.
+func fifoLog(t *testing.T) (*Log, *os.File) {
+	t.Helper()
+	path, r := fifo(t)
 	l, err := Open(path, Combined)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	return l, r
+}
+
+// flush is l.Flush, bounded.
+func flush(t *testing.T, l *Log) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestASubmitRacingCloseIsWrittenOrCounted: a Submit that saw the log
+// open, and sent after the writer's last drain, left its buffer in the
+// queue, neither written nor counted.
+func TestASubmitRacingCloseIsWrittenOrCounted(t *testing.T) {
+	const rounds, submitters, perSubmitter = 300, 4, 300
+	for round := range rounds {
+		path := filepath.Join(t.TempDir(), "a.log")
+		l, err := Open(path, Combined)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg, started sync.WaitGroup
+		for range submitters {
+			started.Add(1)
+			wg.Go(func() {
+				started.Done()
+				for range perSubmitter {
+					b := Buffer()
+					*b = append(*b, "x\n"...)
+					l.Submit(b)
+				}
+			})
+		}
+		started.Wait()
+		l.Close()
+		wg.Wait()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := int64(bytes.Count(data, newline))
+		if got := written + l.Dropped(); got != submitters*perSubmitter {
+			t.Fatalf("round %d: %d lines written + %d dropped = %d, want %d (%d buffers left in the queue)",
+				round, written, l.Dropped(), got, submitters*perSubmitter, len(l.queue))
+		}
+	}
 }

@@ -35,7 +35,7 @@ const maxVerified = 256
 const perClient = 4
 
 // errBusy is a check refused because its client has perClient going.
-var errBusy = errors.New("too many credential checks from this address at once")
+var errBusy = errors.New("too many credential checks from this client at once")
 
 // authenticator checks Basic credentials against bcrypt hashes and makes
 // and checks CSRF tokens.

@@ -19,8 +19,8 @@
 //     client's address. A client (an IPv4 address, an IPv6 /64) has at
 //     most 4 checks going at once, which take turns; past that it gets
 //     429, not logged and at no comparison's cost. A client's flood holds
-//     up another client's check by one comparison. Without Users the listener is read-only: the page
-//     says so and every POST gets 403.
+//     up another client's check by one comparison. Without Users the
+//     listener is read-only: the page says so and every POST gets 403.
 //   - a CSRF token (header X-CSRF-Token, or form field csrf): an HMAC of the
 //     user under a key drawn at random when the process starts, which the
 //     page embeds only when it was loaded with that user's credentials (403

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"smoothserve/accesslog"
 	"smoothserve/config"
@@ -26,16 +29,18 @@ type accessLogs struct {
 	base    map[string]uint64 // lines the previous processes dropped, by path
 }
 
-// dropped is the lines each log dropped, the previous processes' included.
+// dropped is the lines each log dropped, the previous processes' included,
+// by path made valid UTF-8 (a metric's label, a JSON key: two paths that
+// differ only in invalid bytes are added up).
 func (l *accessLogs) dropped() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make(map[string]uint64, len(l.byPath)+len(l.base))
 	for path, n := range l.base {
-		out[path] = n
+		out[strings.ToValidUTF8(path, "\uFFFD")] += n
 	}
 	for path, lg := range l.byPath {
-		out[path] += uint64(lg.Dropped())
+		out[strings.ToValidUTF8(path, "\uFFFD")] += uint64(lg.Dropped())
 	}
 	return out
 }
@@ -108,9 +113,16 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 	return lg
 }
 
+// settled is the open logs once no open is under way: none is missed.
+func (l *accessLogs) settled() map[string]*accesslog.Log {
+	l.opening.Lock()
+	defer l.opening.Unlock()
+	return l.all()
+}
+
 // reopenLogs reopens every access log (SIGUSR1).
 func (d *Daemon) reopenLogs() {
-	logs := d.logs.all()
+	logs := d.logs.settled()
 	for path, lg := range logs {
 		if err := lg.Reopen(); err != nil {
 			d.log.Error("reopening the access log", "path", path, "err", err)
@@ -119,17 +131,34 @@ func (d *Daemon) reopenLogs() {
 	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(logs))
 }
 
-// flushLogs writes what the access logs were given so far: their counts of
-// dropped lines are final for it.
-func (d *Daemon) flushLogs() {
-	for _, lg := range d.logs.all() {
-		lg.Flush()
+// flushLogs writes what the access logs were given so far, so that their
+// counts of dropped lines take it in, waiting for a log whose writer
+// waits on its file until ctx is done.
+func (d *Daemon) flushLogs(ctx context.Context) {
+	for path, lg := range d.logs.all() {
+		if err := lg.Flush(ctx); err != nil {
+			d.log.Warn("the access log is not written out", "path", path, "err", err)
+		}
 	}
 }
 
-// closeLogs writes what is left and closes every access log.
+// closeLogsWithin is how long closeLogs waits for the logs' writers.
+const closeLogsWithin = 5 * time.Second
+
+// closeLogs writes what is left and closes every access log, waiting
+// closeLogsWithin at most: a log whose writer waits on its file (a FIFO
+// nobody reads, a hung mount) keeps it waiting, not the process's exit.
 func (d *Daemon) closeLogs() {
-	for _, lg := range d.logs.all() {
-		lg.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, lg := range d.logs.settled() {
+			lg.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeLogsWithin):
+		d.log.Warn("an access log's writer waits on its file: not closed", "waited", closeLogsWithin)
 	}
 }

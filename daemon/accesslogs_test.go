@@ -1,14 +1,18 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"smoothserve/accesslog"
 	"smoothserve/config"
@@ -37,10 +41,7 @@ func countersDaemon(t *testing.T) *Daemon {
 // drop n lines: its reader gone, a write of them fails.
 func dropLines(t *testing.T, d *Daemon, cfg *config.Config, n int) *accesslog.Log {
 	t.Helper()
-	r, err := os.OpenFile(filepath.Join(cfg.Dir, cfg.AccessLog), os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := fifoReader(t, filepath.Join(cfg.Dir, cfg.AccessLog))
 	lg := d.logFor(cfg, &config.Service{Name: "web"})
 	if lg == nil {
 		t.Fatal("the access log did not open")
@@ -51,7 +52,9 @@ func dropLines(t *testing.T, d *Daemon, cfg *config.Config, n int) *accesslog.Lo
 		*b = append(*b, "a line\n"...)
 	}
 	lg.Submit(b)
-	if err := lg.Flush(); err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := lg.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return lg
@@ -72,11 +75,21 @@ func TestAccessLogDropsGoOnAcrossAnUpgrade(t *testing.T) {
 	if err := json.Unmarshal(raw, &passed); err != nil {
 		t.Fatal(err)
 	}
+	// A log the previous process had and this one has not (a path a
+	// reload moved) goes on being reported.
+	gone := filepath.Join(cfg.Dir, "moved.log")
+	passed.LogDropped[gone] = 7
 	next := countersDaemon(t)
 	next.goOnFrom(passed)
 	dropLines(t, next, cfg, 2)
-	if got := next.logs.dropped(); len(got) != 1 || got[path] != 5 {
-		t.Fatalf("after the upgrade: %v, want %s at 5 (3 before it, 2 after)", got, path)
+	// And a log that dropped nothing is reported, at 0.
+	quiet := filepath.Join(cfg.Dir, "quiet.log")
+	if next.logFor(cfg, &config.Service{Name: "api", AccessLog: quiet}) == nil {
+		t.Fatal("the quiet log did not open")
+	}
+	want := map[string]uint64{path: 5, gone: 7, quiet: 0}
+	if got := next.logs.dropped(); !maps.Equal(got, want) {
+		t.Fatalf("after the upgrade: %v, want %v (%s: 3 before it, 2 after)", got, want, path)
 	}
 }
 
@@ -85,10 +98,7 @@ func TestAccessLogDropsGoOnAcrossAnUpgrade(t *testing.T) {
 // an upgrade's counters) still reads every log's count at once.
 func TestAStuckAccessLogHoldsUpNoScrape(t *testing.T) {
 	cfg, path := fifoConfig(t)
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := fifoReader(t, path)
 	d := countersDaemon(t)
 	lg := d.logFor(cfg, &config.Service{Name: "web"})
 	if lg == nil {
@@ -120,12 +130,28 @@ func TestAStuckAccessLogHoldsUpNoScrape(t *testing.T) {
 			t.Fatal("the write to the FIFO did not fail without a reader")
 		}
 	}
-	r2, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fifoReader(t, path)
+	select {
+	case <-reopened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reopen did not end once the FIFO had a reader")
+	}
+}
+
+// fifoReader opens the FIFO at path for reading (without waiting for a
+// writer), its pipe set to 64 KiB whatever the page size; closed at the
+// test's end.
+func fifoReader(t *testing.T, path string) *os.File {
+	t.Helper()
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
-	<-reopened
+	t.Cleanup(func() { r.Close() })
+	if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // fifoConfig is a configuration whose AccessLog is a FIFO, at path.

