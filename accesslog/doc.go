@@ -6,20 +6,19 @@
 // its lines into a buffer of its own (Entry.Append) and hands the buffer
 // over (Log.Submit) when it is about to wait for its client, so a line
 // costs no syscall and no lock per request; one goroutine per log writes
-// the buffers through a 64 KiB buffer, flushed every 100 ms. A line is
-// never split or interleaved with another: each write of the file holds
-// whole lines (of a regular file, opened to append, one write(2) holds
-// the buffer; of a pipe, such as stdout, a write holds at most PIPE_BUF,
-// 4 KiB, which the kernel keeps whole, or one longer line alone), so
-// another writer of the same file (the other smoothserve during an
-// upgrade) writes between lines, never inside one, but for a line over 4
-// KiB in a pipe. Reopen
-// (SIGUSR1, after logrotate renamed the file) makes the next write go to a
-// new file at the same path; nothing is lost between the two. Dropped
-// counts every line lost, by line: a full queue (or a closed log) drops a
-// connection's buffer rather than hold a request up; a write that fails (a
-// full disk) drops the lines it did not finish (one it cut may be left cut
-// in the file), and the next lines are written when the file takes them
-// again. Flush returns once what was submitted before it is written or
-// counted.
+// the buffers through a 64 KiB buffer, flushed every 100 ms. Each write of
+// the file holds whole lines (of a regular file, opened to append, one
+// write(2) holds the buffer; of a pipe, such as stdout, a write holds at
+// most PIPE_BUF, 4 KiB, which the kernel keeps whole, or one longer line
+// alone), so another writer of the same file (the other smoothserve
+// during an upgrade) writes between lines: only a line over 4 KiB in a
+// pipe can be interleaved. Reopen (SIGUSR1, after logrotate renamed the
+// file) makes the next write go to a new file at the same path; nothing is
+// lost between the two. Close writes what was submitted before it.
+// Dropped counts, by line, what a full queue (or a closed log) refused
+// rather than hold a request up, and what a write that failed (a full
+// disk) did not finish (one it cut may be left cut in the file, ended by
+// the next write's newline); the next lines are written when the file
+// takes them again. Flush returns once what was submitted before it is
+// written or counted, or when its context ends.
 package accesslog

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type Log struct {
 	stop    chan struct{} // closed by Close
 	done    chan struct{}
 	closed  atomic.Bool
+	sending atomic.Int64 // Submits between their check of closed and their send
 	dropped atomic.Int64
 	once    sync.Once
 }
@@ -58,8 +60,8 @@ type ask struct {
 // queueLen bounds the buffers waiting to be written.
 const queueLen = 4096
 
-// bufSize is the writer's buffer: what one write of the file holds at
-// most (but for one connection's buffer larger than it, written alone).
+// bufSize is the writer's buffer: what one write of a regular file holds
+// at most (but for one connection's buffer larger than it, written alone).
 const bufSize = 64 << 10
 
 // flushEvery is how long a line may wait in the writer's buffer.
@@ -100,45 +102,25 @@ func recycle(b *[]byte) {
 
 // Submit hands b, whole lines, to the writer; b is the log's from now on.
 // It never waits: with the queue full (or the log closed), the lines are
-// dropped and counted.
+// dropped and counted. A Submit that saw the log open has sent before the
+// writer's last drain (sending), so its lines are written.
 func (l *Log) Submit(b *[]byte) {
 	if len(*b) == 0 {
 		recycle(b)
 		return
 	}
+	l.sending.Add(1)
 	if !l.closed.Load() {
 		select {
 		case l.queue <- b:
-			if l.closed.Load() {
-				// Close came meanwhile: its writer may have drained
-				// the queue already. What is left in it is counted.
-				l.dropQueued()
-			}
+			l.sending.Add(-1)
 			return
 		default:
 		}
 	}
-	l.drop(b)
-}
-
-// drop counts b's lines as dropped and recycles b.
-func (l *Log) drop(b *[]byte) {
+	l.sending.Add(-1)
 	l.dropped.Add(lines(*b))
 	recycle(b)
-}
-
-// dropQueued drops what the queue holds, once the log is closed: each
-// buffer is taken by one receiver, this or the writer's last drain, and
-// so is written or counted, once.
-func (l *Log) dropQueued() {
-	for {
-		select {
-		case b := <-l.queue:
-			l.drop(b)
-		default:
-			return
-		}
-	}
 }
 
 // Dropped is how many lines were dropped: the queue was full, the log
@@ -176,7 +158,8 @@ func (l *Log) askWriter(ctx context.Context, reopen bool) error {
 	}
 }
 
-// Close writes what was submitted and closes the file.
+// Close writes what was submitted before it (or counts it dropped, as a
+// write that fails) and closes the file.
 func (l *Log) Close() {
 	l.once.Do(func() {
 		l.closed.Store(true)
@@ -212,14 +195,9 @@ func (l *Log) write(f *os.File) {
 		}
 		recycle(b)
 	}
-	drain := func() {
+	drain := func() { // what was submitted before
 		for n := len(l.queue); n > 0; n-- {
-			select {
-			case b := <-l.queue:
-				put(b)
-			default: // a Submit racing Close took it (dropQueued)
-				n = 0
-			}
+			put(<-l.queue)
 		}
 		flush()
 	}
@@ -228,6 +206,11 @@ func (l *Log) write(f *os.File) {
 		case b := <-l.queue:
 			put(b)
 		case <-l.stop:
+			// closed is set: a Submit that saw it clear is sending,
+			// and does not wait; once none is, the queue has all.
+			for l.sending.Load() > 0 {
+				runtime.Gosched()
+			}
 			drain()
 			w.f.Close()
 			return
@@ -249,6 +232,7 @@ type fileWriter struct {
 	f       *os.File
 	regular bool // a regular file: one write holds all it is given
 	cut     bool // a write that failed left a line cut in the file
+	scratch []byte
 	dropped *atomic.Int64
 }
 
@@ -257,25 +241,30 @@ type fileWriter struct {
 // one: a regular file in one write (O_APPEND), a pipe in writes of whole
 // lines of at most pipeBuf (a longer line alone). A write that fails (a
 // full disk, a pipe with no reader) drops the lines it did not finish,
-// counted; the next are tried again, after a newline that ends the line
-// it cut.
+// counted; the next are tried again, the first write after a newline
+// that ends the line it cut, in the same write.
 func (w *fileWriter) out(p []byte) {
-	if w.cut {
-		if _, err := w.f.Write(newline); err != nil {
-			w.dropped.Add(lines(p))
-			return
-		}
-		w.cut = false
-	}
 	for len(p) > 0 {
-		chunk := p
-		if !w.regular && len(chunk) > pipeBuf {
-			chunk = chunk[:lineEnd(chunk, pipeBuf)]
+		limit := pipeBuf
+		if w.cut {
+			limit-- // the newline
 		}
-		n, err := w.f.Write(chunk)
+		chunk := p
+		if !w.regular && len(chunk) > limit {
+			chunk = chunk[:lineEnd(chunk, limit)]
+		}
+		write := chunk
+		if w.cut {
+			w.scratch = append(append(w.scratch[:0], '\n'), chunk...)
+			write = w.scratch
+		}
+		n, err := w.f.Write(write)
+		if w.cut && n > 0 {
+			w.cut, n = false, n-1
+		}
 		if err != nil {
 			w.dropped.Add(lines(p[n:]))
-			w.cut = n > 0 && chunk[n-1] != '\n'
+			w.cut = w.cut || n > 0 && chunk[n-1] != '\n'
 			return
 		}
 		p = p[len(chunk):]

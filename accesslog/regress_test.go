@@ -86,6 +86,7 @@ func TestTwoWritersOfOneFileSplitNoLine(t *testing.T) {
 		readDone := make(chan struct{})
 		go func() {
 			defer close(readDone)
+			defer r.Close()           // gone: the writers' writes fail rather than wait
 			buf := make([]byte, 3000) // a slow reader: the pipe is often full
 			r.SetReadDeadline(time.Now().Add(20 * time.Second))
 			for got.Len() < 2*perLog*lineLen {
@@ -336,6 +337,55 @@ func TestASubmitRacingCloseIsWrittenOrCounted(t *testing.T) {
 		if got := written + l.Dropped(); got != submitters*perSubmitter {
 			t.Fatalf("round %d: %d lines written + %d dropped = %d, want %d (%d buffers left in the queue)",
 				round, written, l.Dropped(), got, submitters*perSubmitter, len(l.queue))
+		}
+	}
+}
+
+// TestCloseWritesWhatWasSubmittedBefore: Submits racing Close, with the
+// writer busy (a FIFO read only after), must not take the buffers
+// submitted before Close away from it: those are written. (A Submit that
+// found the log closed after its send used to drop the whole queue.)
+func TestCloseWritesWhatWasSubmittedBefore(t *testing.T) {
+	const rounds, before = 100, 50
+	for round := range rounds {
+		l, r := fifoLog(t)
+		big := Buffer()
+		for len(*big) < 3*pipeSize {
+			*big = append(*big, "a line that waits for the reader\n"...)
+		}
+		l.Submit(big)
+		time.Sleep(2 * time.Millisecond) // the writer takes big, and waits on the full pipe
+		for range before {
+			b := Buffer()
+			*b = append(*b, "before\n"...)
+			l.Submit(b)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				for range 500 {
+					b := Buffer()
+					*b = append(*b, "racing\n"...)
+					l.Submit(b)
+				}
+			})
+		}
+		closed := make(chan struct{})
+		close(start)
+		go func() { l.Close(); close(closed) }()
+		wg.Wait()
+		r.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(r) // the writer goes on; Close ends; EOF
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-closed
+		racing := int64(bytes.Count(out, []byte("racing\n")))
+		if got := bytes.Count(out, []byte("before\n")); got != before || racing+l.Dropped() != 1000 {
+			t.Fatalf("round %d: %d of the %d lines submitted before Close written; of the 1,000 racing it, %d written and %d dropped",
+				round, got, before, racing, l.Dropped())
 		}
 	}
 }

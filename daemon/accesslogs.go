@@ -21,7 +21,8 @@ import (
 // only: a log's open, reopen, flush or close can wait on its file (a FIFO
 // without a reader, a hung mount), and a scrape or an upgrade's counters
 // must not wait for it. opening makes one open at a time, so that a path
-// is opened once.
+// is opened once; closeLogs waits for it (within its bound) to close a
+// log an open under way adds.
 type accessLogs struct {
 	opening sync.Mutex
 	mu      sync.Mutex
@@ -113,7 +114,8 @@ func (d *Daemon) logFor(cfg *config.Config, svc *config.Service) *accesslog.Log 
 	return lg
 }
 
-// settled is the open logs once no open is under way: none is missed.
+// settled is the open logs once no open is under way (which may wait on
+// its file): none is missed.
 func (l *accessLogs) settled() map[string]*accesslog.Log {
 	l.opening.Lock()
 	defer l.opening.Unlock()
@@ -122,7 +124,7 @@ func (l *accessLogs) settled() map[string]*accesslog.Log {
 
 // reopenLogs reopens every access log (SIGUSR1).
 func (d *Daemon) reopenLogs() {
-	logs := d.logs.settled()
+	logs := d.logs.all()
 	for path, lg := range logs {
 		if err := lg.Reopen(); err != nil {
 			d.log.Error("reopening the access log", "path", path, "err", err)
@@ -132,33 +134,61 @@ func (d *Daemon) reopenLogs() {
 }
 
 // flushLogs writes what the access logs were given so far, so that their
-// counts of dropped lines take it in, waiting for a log whose writer
-// waits on its file until ctx is done.
+// counts of dropped lines take it in, all at once: a log whose writer
+// waits on its file holds up none of the others, and flushLogs returns
+// when ctx is done at the latest.
 func (d *Daemon) flushLogs(ctx context.Context) {
+	var wg sync.WaitGroup
 	for path, lg := range d.logs.all() {
-		if err := lg.Flush(ctx); err != nil {
-			d.log.Warn("the access log is not written out", "path", path, "err", err)
-		}
+		wg.Go(func() {
+			if err := lg.Flush(ctx); err != nil {
+				d.log.Warn("the access log is not written out", "path", path, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // closeLogsWithin is how long closeLogs waits for the logs' writers.
 const closeLogsWithin = 5 * time.Second
 
-// closeLogs writes what is left and closes every access log, waiting
-// closeLogsWithin at most: a log whose writer waits on its file (a FIFO
-// nobody reads, a hung mount) keeps it waiting, not the process's exit.
+// closeLogs writes what is left and closes every access log, all at once,
+// waiting closeLogsWithin at most: a log whose writer waits on its file (a
+// FIFO nobody reads, a hung mount) keeps none of the others open, nor the
+// process from exiting. A log an open under way adds is closed too,
+// within the same time.
 func (d *Daemon) closeLogs() {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, lg := range d.logs.settled() {
-			lg.Close()
+	deadline := time.After(closeLogsWithin)
+	closing := map[*accesslog.Log]bool{}
+	closeAll := func(logs map[string]*accesslog.Log) bool {
+		var wg sync.WaitGroup
+		for _, lg := range logs {
+			if !closing[lg] {
+				closing[lg] = true
+				wg.Go(lg.Close)
+			}
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(closeLogsWithin):
-		d.log.Warn("an access log's writer waits on its file: not closed", "waited", closeLogsWithin)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-deadline:
+			return false
+		}
+	}
+	settled := make(chan map[string]*accesslog.Log, 1)
+	ok := closeAll(d.logs.all())
+	if ok {
+		go func() { settled <- d.logs.settled() }()
+		select {
+		case logs := <-settled:
+			ok = closeAll(logs)
+		case <-deadline:
+			ok = false
+		}
+	}
+	if !ok {
+		d.log.Warn("an access log waits on its file: not closed, its last lines not written", "waited", closeLogsWithin)
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -163,4 +164,48 @@ func fifoConfig(t *testing.T) (cfg *config.Config, path string) {
 		t.Fatal(err)
 	}
 	return cfg, path
+}
+
+// TestCloseLogsClosesEveryHealthyLog: at exit, a log whose writer waits
+// on its file (a FIFO nobody reads) and an open that waits for a FIFO's
+// reader keep none of the healthy logs from being written out and closed:
+// closeLogs closes them all at once, and gives up on the stuck ones after
+// closeLogsWithin.
+func TestCloseLogsClosesEveryHealthyLog(t *testing.T) {
+	d := countersDaemon(t)
+	cfg, path := fifoConfig(t)
+	fifoReader(t, path) // reads nothing
+	stuck := d.logFor(cfg, &config.Service{Name: "web"})
+	b := accesslog.Buffer()
+	for len(*b) < 512<<10 {
+		*b = append(*b, "a line that waits for a reader\n"...)
+	}
+	stuck.Submit(b)
+	var healthy []*accesslog.Log
+	for i := range 10 {
+		lg := d.logFor(cfg, &config.Service{Name: fmt.Sprint("s", i), AccessLog: fmt.Sprintf("s%d.log", i)})
+		if lg == nil {
+			t.Fatal("a log did not open")
+		}
+		healthy = append(healthy, lg)
+	}
+	noReader := filepath.Join(cfg.Dir, "no-reader.fifo")
+	if err := syscall.Mkfifo(noReader, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go d.logFor(cfg, &config.Service{Name: "api", AccessLog: noReader}) // its open waits for a reader
+	time.Sleep(100 * time.Millisecond)
+	t0 := time.Now()
+	d.closeLogs()
+	if took := time.Since(t0); took > closeLogsWithin+time.Second {
+		t.Errorf("closeLogs took %v, want %v at most", took, closeLogsWithin)
+	}
+	for i, lg := range healthy {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		if lg.Flush(ctx) == nil {
+			t.Errorf("healthy log %d is still open after closeLogs", i)
+		}
+		cancel()
+	}
+	fifoReader(t, noReader) // the open waiting for it ends
 }
