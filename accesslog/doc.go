@@ -17,8 +17,9 @@
 // lost between the two. Close writes what was submitted before it.
 // Dropped counts, by line, what a full queue (or a closed log) refused
 // rather than hold a request up, and what a write that failed (a full
-// disk) did not finish (one it cut may be left cut in the file, ended by
-// the next write's newline); the next lines are written when the file
-// takes them again. Flush returns once what was submitted before it is
+// disk) did not finish (one it cut is left cut in the file, ended by a
+// newline before the next write; the other process's line may come
+// between, joined to it); the next lines are written when the file takes
+// them again. Flush returns once what was submitted before it is
 // written or counted, or when its context ends.
 package accesslog

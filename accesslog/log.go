@@ -232,7 +232,6 @@ type fileWriter struct {
 	f       *os.File
 	regular bool // a regular file: one write holds all it is given
 	cut     bool // a write that failed left a line cut in the file
-	scratch []byte
 	dropped *atomic.Int64
 }
 
@@ -241,30 +240,26 @@ type fileWriter struct {
 // one: a regular file in one write (O_APPEND), a pipe in writes of whole
 // lines of at most pipeBuf (a longer line alone). A write that fails (a
 // full disk, a pipe with no reader) drops the lines it did not finish,
-// counted; the next are tried again, the first write after a newline
-// that ends the line it cut, in the same write.
+// counted; the next are tried again, after a newline that ends the line
+// it cut (the other writer's line may have come first, and be joined to
+// the cut one: nothing prevents that in a shared file).
 func (w *fileWriter) out(p []byte) {
+	if w.cut {
+		if _, err := w.f.Write(newline); err != nil {
+			w.dropped.Add(lines(p))
+			return
+		}
+		w.cut = false
+	}
 	for len(p) > 0 {
-		limit := pipeBuf
-		if w.cut {
-			limit-- // the newline
-		}
 		chunk := p
-		if !w.regular && len(chunk) > limit {
-			chunk = chunk[:lineEnd(chunk, limit)]
+		if !w.regular && len(chunk) > pipeBuf {
+			chunk = chunk[:lineEnd(chunk, pipeBuf)]
 		}
-		write := chunk
-		if w.cut {
-			w.scratch = append(append(w.scratch[:0], '\n'), chunk...)
-			write = w.scratch
-		}
-		n, err := w.f.Write(write)
-		if w.cut && n > 0 {
-			w.cut, n = false, n-1
-		}
+		n, err := w.f.Write(chunk)
 		if err != nil {
 			w.dropped.Add(lines(p[n:]))
-			w.cut = w.cut || n > 0 && chunk[n-1] != '\n'
+			w.cut = n > 0 && chunk[n-1] != '\n'
 			return
 		}
 		p = p[len(chunk):]

@@ -122,14 +122,19 @@ func (l *accessLogs) settled() map[string]*accesslog.Log {
 	return l.all()
 }
 
-// reopenLogs reopens every access log (SIGUSR1).
+// reopenLogs reopens every access log (SIGUSR1), all at once: a log whose
+// writer waits on its file holds up none of the others.
 func (d *Daemon) reopenLogs() {
 	logs := d.logs.all()
+	var wg sync.WaitGroup
 	for path, lg := range logs {
-		if err := lg.Reopen(); err != nil {
-			d.log.Error("reopening the access log", "path", path, "err", err)
-		}
+		wg.Go(func() {
+			if err := lg.Reopen(); err != nil {
+				d.log.Error("reopening the access log", "path", path, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(logs))
 }
 
@@ -158,37 +163,37 @@ const closeLogsWithin = 5 * time.Second
 // process from exiting. A log an open under way adds is closed too,
 // within the same time.
 func (d *Daemon) closeLogs() {
-	deadline := time.After(closeLogsWithin)
+	ctx, cancel := context.WithTimeout(context.Background(), closeLogsWithin)
+	defer cancel()
+	settled := make(chan map[string]*accesslog.Log, 1)
+	go func() { settled <- d.logs.settled() }()
+	var wg sync.WaitGroup
 	closing := map[*accesslog.Log]bool{}
-	closeAll := func(logs map[string]*accesslog.Log) bool {
-		var wg sync.WaitGroup
+	closeAll := func(logs map[string]*accesslog.Log) {
 		for _, lg := range logs {
 			if !closing[lg] {
 				closing[lg] = true
 				wg.Go(lg.Close)
 			}
 		}
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-			return true
-		case <-deadline:
-			return false
-		}
 	}
-	settled := make(chan map[string]*accesslog.Log, 1)
-	ok := closeAll(d.logs.all())
-	if ok {
-		go func() { settled <- d.logs.settled() }()
-		select {
-		case logs := <-settled:
-			ok = closeAll(logs)
-		case <-deadline:
-			ok = false
-		}
+	closeAll(d.logs.all())
+	select {
+	case logs := <-settled:
+		closeAll(logs)
+	case <-ctx.Done():
+		d.log.Warn("an access log's open waits on its file: that log is not closed", "waited", closeLogsWithin)
 	}
-	if !ok {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	default:
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 		d.log.Warn("an access log waits on its file: not closed, its last lines not written", "waited", closeLogsWithin)
 	}
 }

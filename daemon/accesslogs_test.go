@@ -169,8 +169,8 @@ func fifoConfig(t *testing.T) (cfg *config.Config, path string) {
 // TestCloseLogsClosesEveryHealthyLog: at exit, a log whose writer waits
 // on its file (a FIFO nobody reads) and an open that waits for a FIFO's
 // reader keep none of the healthy logs from being written out and closed:
-// closeLogs closes them all at once, and gives up on the stuck ones after
-// closeLogsWithin.
+// closeLogs closes them all at once, and the log that open adds once its
+// reader comes, and gives up on the stuck one after closeLogsWithin.
 func TestCloseLogsClosesEveryHealthyLog(t *testing.T) {
 	d := countersDaemon(t)
 	cfg, path := fifoConfig(t)
@@ -195,17 +195,31 @@ func TestCloseLogsClosesEveryHealthyLog(t *testing.T) {
 	}
 	go d.logFor(cfg, &config.Service{Name: "api", AccessLog: noReader}) // its open waits for a reader
 	time.Sleep(100 * time.Millisecond)
+	readerCame := make(chan *os.File, 1)
+	go func() {
+		time.Sleep(time.Second) // into closeLogs: the open ends
+		r, _ := os.OpenFile(noReader, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		readerCame <- r
+	}()
+	defer func() {
+		if r := <-readerCame; r != nil {
+			r.Close()
+		}
+	}()
 	t0 := time.Now()
 	d.closeLogs()
 	if took := time.Since(t0); took > closeLogsWithin+time.Second {
 		t.Errorf("closeLogs took %v, want %v at most", took, closeLogsWithin)
 	}
-	for i, lg := range healthy {
+	added := d.logs.get(noReader)
+	if added == nil {
+		t.Fatal("the open under way added no log")
+	}
+	for i, lg := range append(healthy, added) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		if lg.Flush(ctx) == nil {
-			t.Errorf("healthy log %d is still open after closeLogs", i)
+			t.Errorf("log %d (10: the one the open added) is still open after closeLogs", i)
 		}
 		cancel()
 	}
-	fifoReader(t, noReader) // the open waiting for it ends
 }
