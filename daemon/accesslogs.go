@@ -122,36 +122,38 @@ func (l *accessLogs) settled() map[string]*accesslog.Log {
 	return l.all()
 }
 
-// reopenLogs reopens every access log (SIGUSR1), all at once: a log whose
-// writer waits on its file holds up none of the others.
-func (d *Daemon) reopenLogs() {
-	logs := d.logs.all()
+// atOnce runs f for each open log, each on a goroutine of its own, and
+// returns when all have: a log whose writer waits on its file holds up
+// none of the others. It returns how many logs there were.
+func (l *accessLogs) atOnce(f func(path string, lg *accesslog.Log)) int {
+	logs := l.all()
 	var wg sync.WaitGroup
 	for path, lg := range logs {
-		wg.Go(func() {
-			if err := lg.Reopen(); err != nil {
-				d.log.Error("reopening the access log", "path", path, "err", err)
-			}
-		})
+		wg.Go(func() { f(path, lg) })
 	}
 	wg.Wait()
-	d.log.Info("access logs reopened (SIGUSR1)", "logs", len(logs))
+	return len(logs)
+}
+
+// reopenLogs reopens every access log (SIGUSR1), all at once.
+func (d *Daemon) reopenLogs() {
+	n := d.logs.atOnce(func(path string, lg *accesslog.Log) {
+		if err := lg.Reopen(); err != nil {
+			d.log.Error("reopening the access log", "path", path, "err", err)
+		}
+	})
+	d.log.Info("access logs reopened (SIGUSR1)", "logs", n)
 }
 
 // flushLogs writes what the access logs were given so far, so that their
-// counts of dropped lines take it in, all at once: a log whose writer
-// waits on its file holds up none of the others, and flushLogs returns
-// when ctx is done at the latest.
+// counts of dropped lines take it in, all at once, returning when ctx is
+// done at the latest.
 func (d *Daemon) flushLogs(ctx context.Context) {
-	var wg sync.WaitGroup
-	for path, lg := range d.logs.all() {
-		wg.Go(func() {
-			if err := lg.Flush(ctx); err != nil {
-				d.log.Warn("the access log is not written out", "path", path, "err", err)
-			}
-		})
-	}
-	wg.Wait()
+	d.logs.atOnce(func(path string, lg *accesslog.Log) {
+		if err := lg.Flush(ctx); err != nil {
+			d.log.Warn("the access log is not written out", "path", path, "err", err)
+		}
+	})
 }
 
 // closeLogsWithin is how long closeLogs waits for the logs' writers.
