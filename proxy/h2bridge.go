@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"smoothserve/accesslog"
@@ -24,11 +24,12 @@ import (
 // retries only where resending can do no harm, one status mapping
 // (statusFor), forwarding headers, limits.
 type bridge struct {
-	f   *h2Front
-	w   http.ResponseWriter
-	r   *http.Request
-	rc  *http.ResponseController
-	rid string
+	f    *h2Front
+	w    http.ResponseWriter
+	r    *http.Request
+	rc   *http.ResponseController
+	rid  string
+	hbuf *[]byte // the request head's buffer (head), from headBufs
 
 	body     []byte // the whole body, when kept (see maxKeptBody)
 	kept     bool
@@ -51,10 +52,11 @@ func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &bridge{f: h, r: r, rc: http.NewResponseController(w), start: time.Now()}
 	x.sent.ResponseWriter = w
 	x.w = &x.sent
-	x.rid = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	x.rid = newRequestID()
 	h.s.h2Streams.Add(1)
 	defer h.s.h2Streams.Add(-1)
 	defer x.end()
+	defer x.putHead()
 	x.serve()
 }
 
@@ -301,11 +303,16 @@ func isNetErr(err error) bool {
 }
 
 // head is the HTTP/1.1 request head for the instance at addr, followed by
-// the body when it is kept.
+// the body when it is kept, in x's head buffer (headBufs): valid until the
+// next call, or the stream's end.
 func (x *bridge) head(addr string) []byte {
 	r := x.r
-	var out bytes.Buffer
-	fmt.Fprintf(&out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, x.target(), cmpOr(r.Host, addr))
+	if x.hbuf == nil {
+		x.hbuf = headBufs.Get().(*[]byte)
+	}
+	out := (*x.hbuf)[:0]
+	out = append(append(append(out, r.Method...), ' '), x.target()...)
+	out = append(append(append(out, " HTTP/1.1\r\nHost: "...), cmpOr(r.Host, addr)...), "\r\n"...)
 	client, trusted := x.client()
 	for k, vs := range r.Header {
 		id := headerID([]byte(k))
@@ -314,28 +321,52 @@ func (x *bridge) head(addr string) []byte {
 			continue
 		}
 		for _, v := range vs {
-			fmt.Fprintf(&out, "%s: %s\r\n", k, v)
+			out = appendField(out, k, v)
 		}
 	}
-	xff, xfh, xfp := client, r.Host, "https"
+	xfh, xfp := r.Host, "https"
+	out = append(out, "X-Forwarded-For: "...)
 	if trusted {
 		if v := r.Header.Get("X-Forwarded-For"); v != "" {
-			xff = v + ", " + client
+			out = append(out, v+", "...)
 		}
 		xfh = cmpOr(r.Header.Get("X-Forwarded-Host"), xfh)
 		xfp = cmpOr(r.Header.Get("X-Forwarded-Proto"), xfp)
 	}
-	fmt.Fprintf(&out, "X-Forwarded-For: %s\r\nX-Forwarded-Host: %s\r\nX-Forwarded-Proto: %s\r\nX-Request-Id: %s\r\n", xff, xfh, xfp, x.rid)
+	out = append(append(out, client...), "\r\n"...)
+	out = appendField(out, "X-Forwarded-Host", xfh)
+	out = appendField(out, "X-Forwarded-Proto", xfp)
+	out = appendField(out, "X-Request-Id", x.rid)
 	switch {
 	case !x.kept:
-		out.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		out = append(out, "Transfer-Encoding: chunked\r\n\r\n"...)
 	case len(x.body) > 0 || r.ContentLength == 0 && bodyMethod(r.Method):
-		fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n", len(x.body))
-		out.Write(x.body)
+		out = strconv.AppendInt(append(out, "Content-Length: "...), int64(len(x.body)), 10)
+		out = append(append(out, "\r\n\r\n"...), x.body...)
 	default:
-		out.WriteString("\r\n")
+		out = append(out, "\r\n"...)
 	}
-	return out.Bytes()
+	*x.hbuf = out
+	return out
+}
+
+// appendField appends the header field "k: v".
+func appendField(out []byte, k, v string) []byte {
+	return append(append(append(append(out, k...), ": "...), v...), "\r\n"...)
+}
+
+// headBufs are the streams' buffers for their request heads (bridge.head);
+// one grown past maxPooledHead by a kept body is left to the collector.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+const maxPooledHead = 8 << 10
+
+// putHead gives the head buffer back, once nothing refers to it.
+func (x *bridge) putHead() {
+	if x.hbuf != nil && cap(*x.hbuf) <= maxPooledHead {
+		headBufs.Put(x.hbuf)
+	}
+	x.hbuf = nil
 }
 
 // target is the request target sent to the instance: the :path as the
@@ -442,18 +473,20 @@ func (x *bridge) encodingFor(resp *http.Response) encoding {
 	})
 }
 
-// copyBody relays the response's body, compressed with enc if not encNone.
+// copyBody relays the response's body, compressed with enc if not encNone,
+// through a pooled buffer: io.Copy would make one of 32 KiB a stream
+// (neither side reads or writes from the other), most of what a stream
+// allocated, and the collections that came with it.
 func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
-	if enc == encNone {
-		_, err := io.Copy(x.w, resp.Body)
-		return err
+	var w io.Writer = x.w
+	if enc != encNone {
+		z := newCompressor(enc, x.w)
+		x.zw, w = z, z
+		defer func() {
+			x.zw = nil
+			putCompressor(enc, z)
+		}()
 	}
-	z := newCompressor(enc, x.w)
-	x.zw = z
-	defer func() {
-		x.zw = nil
-		putCompressor(enc, z)
-	}()
 	// Not io.Copy: a compressor's ReadFrom would be inside its own state
 	// when the read flushes it (h2Client.Flush).
 	bp := copyBufs.Get().(*[]byte)
@@ -461,12 +494,15 @@ func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
 	for {
 		n, err := resp.Body.Read(*bp)
 		if n > 0 {
-			if _, werr := z.Write((*bp)[:n]); werr != nil {
+			if _, werr := w.Write((*bp)[:n]); werr != nil {
 				return werr
 			}
 		}
 		if err == io.EOF {
-			return z.Close()
+			if x.zw != nil {
+				return x.zw.Close()
+			}
+			return nil
 		}
 		if err != nil {
 			return err
@@ -566,4 +602,11 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// newRequestID is a stream's X-Request-Id: 32 random hex digits, as
+// setRequestID makes over HTTP/1.1.
+func newRequestID() string {
+	var b [32]byte
+	return string(appendHex64(appendHex64(b[:0], rand.Uint64()), rand.Uint64()))
 }

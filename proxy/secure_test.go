@@ -28,7 +28,7 @@ type tlsFixture struct {
 	roots   *x509.CertPool
 }
 
-func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB, names ...string) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.SelfSigned(1, time.Hour, names...)
 	if err != nil {
