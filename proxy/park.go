@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"smoothserve/accesslog"
+	"smoothserve/internal/epollset"
 )
 
 // Parking (issue 20): an HTTP/1.x connection (plain or TLS) that has
@@ -16,8 +17,10 @@ import (
 // deadline's slack) gives back what it holds for serving one — its
 // goroutine and that goroutine's stack, its bufio reader and writer, the
 // per-request scratch slices — and is watched by its Server's parker
-// instead: one goroutine waiting in epoll_wait on the parked connections'
-// descriptors. When one becomes readable (its next request, or its client
+// instead: one goroutine waiting on an epoll set of the parked
+// connections' descriptors (internal/epollset: parked in Go's poller, not
+// blocked in epoll_wait, so the goroutines it just woke run at once on
+// its P rather than after sysmon takes the P back). When one becomes readable (its next request, or its client
 // closing), a goroutine takes it up again from the pools and the wait
 // goes on where it stood: IdleTimeout counts from when the connection
 // began to idle, and the parker closes those idle for longer in a sweep
@@ -42,7 +45,7 @@ import (
 // trimEvery) pays two collections of its heap, small when connections
 // are parked, every 10 s; one with no parking, nothing.
 //
-// Why our own epoll, on the syscall package, rather than cloudwego/netpoll,
+// Why our own epoll set rather than cloudwego/netpoll,
 // nbio or gnet: those own the accept loop and their connection types, and
 // would replace net.Conn, on which tableflip's inherited listeners, the
 // hand-over of connections by descriptor (connpass, ServeHandover), TLS and
@@ -76,11 +79,11 @@ type parker struct {
 	srv *Server
 
 	mu    sync.Mutex
-	epfd  int     // the epoll instance, -1 when no goroutine watches it
-	slots []*conn // the parked connections; nil: a free slot
-	free  []int32 // free slots
-	n     int     // parked connections
-	seq   uint32  // numbers each parking, so that a stale event wakes nothing
+	set   *epollset.Set // the parked connections' descriptors; nil when no goroutine watches them
+	slots []*conn       // the parked connections; nil: a free slot
+	free  []int32       // free slots
+	n     int           // parked connections
+	seq   uint32        // numbers each parking, so that a stale event wakes nothing
 
 	// Trimming after a burst of parkings (trim).
 	parks        int       // parkings since the last trim began, or the last pause
@@ -91,7 +94,7 @@ type parker struct {
 	trims        int       // trims begun, for tests
 }
 
-func newParker(s *Server) *parker { return &parker{srv: s, epfd: -1} }
+func newParker(s *Server) *parker { return &parker{srv: s} }
 
 // park registers c, whose goroutine is about to leave it (or which has
 // none yet), and reports whether it did: c belongs to the parker then.
@@ -102,13 +105,13 @@ func (p *parker) park(c *conn, gaveBack bool) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.epfd < 0 {
-		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if p.set == nil {
+		set, err := epollset.New()
 		if err != nil {
 			return false
 		}
-		p.epfd = epfd
-		go p.run(epfd)
+		p.set = set
+		go p.run(set)
 	}
 	var slot int32
 	if k := len(p.free); k > 0 {
@@ -121,7 +124,7 @@ func (p *parker) park(c *conn, gaveBack bool) bool {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: slot, Pad: int32(p.seq)}
 	var addErr error
 	// Inside Control, the descriptor cannot be closed under us.
-	if err := c.raw.Control(func(fd uintptr) { addErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil || addErr != nil {
+	if err := c.raw.Control(func(fd uintptr) { addErr = p.set.Add(int(fd), &ev) }); err != nil || addErr != nil {
 		p.free = append(p.free, slot)
 		return false
 	}
@@ -156,7 +159,7 @@ func (p *parker) removeLocked(c *conn) {
 	p.n--
 	c.pslot = 0
 	// A closed descriptor has left the set already (Close raced the park).
-	c.raw.Control(func(fd uintptr) { syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })
+	c.raw.Control(func(fd uintptr) { p.set.Del(int(fd)) })
 }
 
 // count is how many connections are parked.
@@ -169,14 +172,19 @@ func (p *parker) count() int {
 // run waits for the parked connections until a sweep finds none left: a
 // readable one is resumed on a goroutine of its own, one idle longer than
 // IdleTimeout is closed.
-func (p *parker) run(epfd int) {
+func (p *parker) run(set *epollset.Set) {
 	events := make([]syscall.EpollEvent, 256)
 	var woken, expired []*conn
 	lastSweep := time.Now()
 	for {
-		n, err := syscall.EpollWait(epfd, events, int(parkSweep/time.Millisecond))
+		// Parked in Go's poller, not blocked in epoll_wait: the
+		// goroutines of the connections woken last round run meanwhile
+		// on this P (internal/epollset).
+		n, err := set.Wait(events, parkSweep)
 		if err != nil {
-			n = 0 // EINTR
+			n = 0
+			p.srv.opts.Logger.Error("proxy: waiting for parked connections", "err", err)
+			time.Sleep(parkSweep / 10) // not a busy loop; the sweep still runs
 		}
 		now := time.Now()
 		p.mu.Lock()
@@ -200,8 +208,8 @@ func (p *parker) run(epfd int) {
 		trim := swept && p.trimDueLocked(now)
 		done := swept && p.n == 0
 		if done {
-			syscall.Close(epfd)
-			p.epfd = -1
+			set.Close()
+			p.set = nil
 		}
 		p.mu.Unlock()
 		if trim {
