@@ -106,6 +106,13 @@ func (x *bridge) end() {
 }
 
 func (x *bridge) serve() {
+	// net/http's HTTP/2 server takes any :method without CR, LF or NUL;
+	// the instance gets it on an HTTP/1.1 request line, where only a
+	// token can stand, as the HTTP/1.1 parser requires.
+	if !isToken([]byte(x.r.Method)) {
+		x.fail(fmt.Errorf("%w: method %q is not a token", errBadRequest, x.r.Method))
+		return
+	}
 	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
 		x.tg = pt.lookup([]byte(x.r.Host))
 	}

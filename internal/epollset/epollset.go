@@ -11,8 +11,7 @@ import (
 // Set is an epoll instance. Add and Del may be called from any goroutine;
 // Wait from one at a time.
 type Set struct {
-	fd  int      // the epoll instance's descriptor, valid until Close
-	f   *os.File // the same, registered with Go's poller (nested epoll)
+	f   *os.File // the epoll instance, registered with Go's poller (nested epoll)
 	raw syscall.RawConn
 }
 
@@ -40,17 +39,27 @@ func New() (*Set, error) {
 		f.Close()
 		return nil, fmt.Errorf("epollset: the poller did not take the epoll descriptor: %w", err)
 	}
-	return &Set{fd: fd, f: f, raw: raw}, nil
+	return &Set{f: f, raw: raw}, nil
 }
 
 // Add adds the descriptor fd with the event ev (epoll_ctl EPOLL_CTL_ADD).
 func (s *Set) Add(fd int, ev *syscall.EpollEvent) error {
-	return syscall.EpollCtl(s.fd, syscall.EPOLL_CTL_ADD, fd, ev)
+	return s.ctl(syscall.EPOLL_CTL_ADD, fd, ev)
 }
 
 // Del removes the descriptor fd (EPOLL_CTL_DEL).
 func (s *Set) Del(fd int) error {
-	return syscall.EpollCtl(s.fd, syscall.EPOLL_CTL_DEL, fd, nil)
+	return s.ctl(syscall.EPOLL_CTL_DEL, fd, nil)
+}
+
+// ctl is epoll_ctl on the set's descriptor while it is open: after Close
+// it fails, rather than act on a number reused since.
+func (s *Set) ctl(op, fd int, ev *syscall.EpollEvent) error {
+	var err error
+	if cerr := s.raw.Control(func(epfd uintptr) { err = syscall.EpollCtl(int(epfd), op, fd, ev) }); cerr != nil {
+		return fmt.Errorf("epollset: %w", cerr)
+	}
+	return err
 }
 
 // Wait fills events with the events ready and returns how many, waiting up

@@ -127,3 +127,18 @@ func TestCloseEndsAWait(t *testing.T) {
 		t.Fatal("Close did not end the Wait")
 	}
 }
+
+func TestAddAfterCloseFails(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r, _ := pipe(t)
+	if err := s.Add(r, &syscall.EpollEvent{Events: syscall.EPOLLIN}); err == nil {
+		t.Error("Add after Close succeeded")
+	}
+	if err := s.Del(r); err == nil {
+		t.Error("Del after Close succeeded")
+	}
+}
