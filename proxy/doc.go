@@ -41,7 +41,8 @@
 //     parker's lock): its wake, the IdleTimeout sweep, Shutdown,
 //     PassConnections, SetDraining or Close. To Shutdown it is an idle connection (taken up again, it
 //     waits out the grace), to PassConnections a plain one is one to pass
-//     as it is (not taken up again unless passing it fails) and a TLS one
+//     as it is when its turn comes (not taken up again unless passing it
+//     fails; one woken first passes itself) and a TLS one
 //     an idle one, as to Shutdown; to Close it is an open one; its
 //     descriptor leaves the epoll set before it is closed. IdleTimeout
 //     counts from when it began idling here, parked or not (closed up to a

@@ -133,15 +133,23 @@ func (c *conn) arrive() {
 	go c.serve()
 }
 
-// passParked passes connections taken from the parker as they are, one
-// after another, without taking them up again: a parked connection holds
-// nothing to pass but its socket. One whose passing fails is taken up and
+// passParked passes parked connections as they are, one after another,
+// without taking them up again: a parked connection holds nothing to pass
+// but its socket. Each is taken from the parker when its turn comes; one
+// no longer there was woken meanwhile (its own goroutine passes it), or
+// closed by the sweep or Close. One whose passing fails is taken up and
 // stays here, as any connection whose passing failed. Once Close has
-// begun (PassConnections' time is up), the rest are not passed: Close
-// closed them and counted them cut; they are forgotten.
+// begun (PassConnections' time is up), the rest are left to it: it
+// closes what is parked, and counts it cut.
 func (s *Server) passParked(cs []*conn) {
 	for _, c := range cs {
-		if s.closed.Load() || c.pass(&Handover{}, &s.passStats.Clients) {
+		if s.closed.Load() {
+			return
+		}
+		if !s.parker.take(c) {
+			continue
+		}
+		if c.pass(&Handover{}, &s.passStats.Clients) {
 			c.closeParked()
 			continue
 		}

@@ -126,20 +126,35 @@ func TestParkedConnectionWhosePassingFailsIsServedHere(t *testing.T) {
 	waitReturned(t, done, "PassConnections, once the connections were answered,")
 }
 
-func TestPassingParkedConnectionsStopsWhenTimeIsUp(t *testing.T) {
-	oldIn, newIn := startInstance(t, "old", nil), startInstance(t, "new", nil)
-	old := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", oldIn)})
-	next := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", newIn)})
-	cls := parkedClients(t, old, 100)
+// slowPassing is an old proxy with n parked clients, and a PassFunc to a
+// new one that takes 5 ms a pass, counting its calls and its passes.
+type slowPassing struct {
+	old, next     *fixture
+	cls           []*client
+	passed, calls atomic.Int64
+	pass          PassFunc
+}
 
-	// 5 ms a pass, 100 ms in all: most are still to pass when the time is up.
-	var passed, calls atomic.Int64
-	pass := passTo(next.srv, &passed)
-	slowPass := func(h *Handover) error {
-		calls.Add(1)
+func newSlowPassing(t *testing.T, n int) *slowPassing {
+	oldIn, newIn := startInstance(t, "old", nil), startInstance(t, "new", nil)
+	sp := &slowPassing{
+		old:  startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", oldIn)}),
+		next: startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", newIn)}),
+	}
+	sp.cls = parkedClients(t, sp.old, n)
+	pass := passTo(sp.next.srv, &sp.passed)
+	sp.pass = func(h *Handover) error {
+		sp.calls.Add(1)
 		time.Sleep(5 * time.Millisecond)
 		return pass(h)
 	}
+	return sp
+}
+
+func TestPassingParkedConnectionsStopsWhenTimeIsUp(t *testing.T) {
+	// 5 ms a pass, 100 ms in all: most are still to pass when the time is up.
+	sp := newSlowPassing(t, 100)
+	old, cls, slowPass, calls, passed := sp.old, sp.cls, sp.pass, &sp.calls, &sp.passed
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	old.srv.PassConnections(ctx, slowPass)
@@ -156,5 +171,41 @@ func TestPassingParkedConnectionsStopsWhenTimeIsUp(t *testing.T) {
 	}
 	if st.Clients != passed.Load() || st.Clients == int64(len(cls)) {
 		t.Errorf("PassStats.Clients %d, passed %d of %d: want the same, and not all", st.Clients, passed.Load(), len(cls))
+	}
+}
+
+// TestAParkedConnectionThatWakesIsPassedFirst: thousands of parked
+// connections take a while to pass, one after another; a client that
+// sends its next request meanwhile does not wait for its turn: its
+// connection is woken here and passes itself at once.
+func TestAParkedConnectionThatWakesIsPassedFirst(t *testing.T) {
+	// 5 ms a pass: 1.5 s for all of them one after another.
+	sp := newSlowPassing(t, 300)
+	old, cls, slowPass, calls, passed := sp.old, sp.cls, sp.pass, &sp.calls, &sp.passed
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- old.srv.PassConnections(ctx, slowPass)
+	}()
+	waitUntil(t, "the passing under way", func() bool { return calls.Load() >= 10 })
+	// Ten clients ask, wherever their connections stand in the line.
+	var worst time.Duration
+	for i, cl := range cls[:10] {
+		t0 := time.Now()
+		resp, body := cl.mustDo(get("x", "/"))
+		worst = max(worst, time.Since(t0))
+		if body != "new GET /" || resp.Close {
+			t.Errorf("client %d: %q close=%v, want the new process's answer", i, body, resp.Close)
+		}
+	}
+	if worst > 300*time.Millisecond {
+		t.Errorf("a client that asked while the connections were passed waited %v, want well under the 1.5 s of the whole line", worst)
+	} else if left := int64(len(cls)) - calls.Load(); left < 100 {
+		t.Fatalf("only %d connections were still to pass when the clients had their answers: the test proves nothing", left)
+	}
+	waitReturned(t, done, "PassConnections")
+	if n := passed.Load(); n != int64(len(cls)) {
+		t.Errorf("passed %d, want %d", n, len(cls))
 	}
 }

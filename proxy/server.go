@@ -273,7 +273,7 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	var resume []*conn
+	var resume, pass []*conn
 	for c := range s.conns {
 		switch c.state.Load() {
 		case stateIdle, stateFirst:
@@ -281,10 +281,18 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			// and renews only an idle deadline it set itself.
 			c.nc.SetReadDeadline(c.graceDeadline())
 		case stateParked:
-			// Passed as it is (passParked), or, stopping or TLS,
-			// taken up again to wait out the grace as an idle one; one
-			// not taken here is on its way back already, and sees the
-			// flag.
+			// A plain one, handing over, is passed as it is
+			// (passParked), taken from the parker only when its turn
+			// comes: one whose client sends meanwhile is woken, and its
+			// own goroutine passes it at once, not after thousands of
+			// idle ones. (Parked, keepHere is false: parkable.)
+			if fn != nil && !c.secure {
+				pass = append(pass, c)
+				continue
+			}
+			// Stopping, or TLS: taken up again to wait out the grace
+			// as an idle one; one not taken here is on its way back
+			// already, and sees the flag.
 			if s.parker.take(c) {
 				resume = append(resume, c)
 			}
@@ -296,13 +304,8 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 	s.checkDoneLocked()
 	s.mu.Unlock()
-	var pass []*conn
 	for _, c := range resume {
-		if c.passing() {
-			pass = append(pass, c)
-		} else {
-			go c.serve() // TLS, or stopping: it waits out the grace here
-		}
+		go c.serve() // TLS, or stopping: it waits out the grace here
 	}
 	if len(pass) > 0 {
 		go s.passParked(pass)
