@@ -274,7 +274,12 @@ func (c *conn) setRequestID(req *request) {
 		c.rid = append(c.rid[:0], req.id...)
 		return
 	}
-	c.rid = appendHex64(appendHex64(c.rid[:0], rand.Uint64()), rand.Uint64())
+	c.rid = appendNewRequestID(c.rid[:0])
+}
+
+// appendNewRequestID appends a new request id: 32 random hex digits.
+func appendNewRequestID(b []byte) []byte {
+	return appendHex64(appendHex64(b, rand.Uint64()), rand.Uint64())
 }
 
 // maxRequestID bounds an X-Request-Id taken from a trusted proxy.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"os"
@@ -335,7 +334,7 @@ func (x *bridge) head(addr string) []byte {
 	out = append(out, "X-Forwarded-For: "...)
 	if trusted {
 		if v := r.Header.Get("X-Forwarded-For"); v != "" {
-			out = append(out, v+", "...)
+			out = append(append(out, v...), ", "...)
 		}
 		xfh = cmpOr(r.Header.Get("X-Forwarded-Host"), xfh)
 		xfp = cmpOr(r.Header.Get("X-Forwarded-Proto"), xfp)
@@ -486,8 +485,9 @@ func (x *bridge) encodingFor(resp *http.Response) encoding {
 // allocated, and the collections that came with it.
 func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
 	var w io.Writer = x.w
+	var z compressor
 	if enc != encNone {
-		z := newCompressor(enc, x.w)
+		z = newCompressor(enc, x.w)
 		x.zw, w = z, z
 		defer func() {
 			x.zw = nil
@@ -506,8 +506,8 @@ func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
 			}
 		}
 		if err == io.EOF {
-			if x.zw != nil {
-				return x.zw.Close()
+			if z != nil {
+				return z.Close()
 			}
 			return nil
 		}
@@ -611,9 +611,8 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// newRequestID is a stream's X-Request-Id: 32 random hex digits, as
-// setRequestID makes over HTTP/1.1.
+// newRequestID is a stream's X-Request-Id, made as over HTTP/1.1.
 func newRequestID() string {
 	var b [32]byte
-	return string(appendHex64(appendHex64(b[:0], rand.Uint64()), rand.Uint64()))
+	return string(appendNewRequestID(b[:0]))
 }
