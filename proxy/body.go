@@ -65,10 +65,17 @@ func parseChunkSize(line []byte) (int64, error) {
 	return n, nil
 }
 
+// lineWriter takes a trailer's field lines: the client's writer (HTTP/1.1)
+// or a stream's buffer (HTTP/2, h2response.go).
+type lineWriter interface {
+	Write(p []byte) (int, error)
+	WriteString(s string) (int, error)
+}
+
 // readTrailer reads the trailer section after the last chunk, through the
 // blank line that ends it, and writes each field line to w (unless w is
 // nil) with CRLF.
-func readTrailer(r *bufio.Reader, w *bufio.Writer) error {
+func readTrailer(r *bufio.Reader, w lineWriter) error {
 	for n := 0; ; n++ {
 		line, err := readLine(r)
 		if err != nil {
@@ -89,13 +96,14 @@ func readTrailer(r *bufio.Reader, w *bufio.Writer) error {
 }
 
 // chunkedDecoder reads the data of a chunked body from r, and consumes the
-// trailer section at its end. It lives inside conn, so decoding allocates
-// nothing.
+// trailer section at its end, keeping its lines in trailer when that is
+// set. It lives inside conn, so decoding allocates nothing.
 type chunkedDecoder struct {
-	r    *bufio.Reader
-	left int64 // data left in the current chunk
-	done bool
-	err  error
+	r       *bufio.Reader
+	trailer *bytes.Buffer
+	left    int64 // data left in the current chunk
+	done    bool
+	err     error
 }
 
 func (d *chunkedDecoder) reset(r *bufio.Reader) { *d = chunkedDecoder{r: r} }
@@ -117,7 +125,11 @@ func (d *chunkedDecoder) Read(p []byte) (int, error) {
 			return 0, d.fail(err)
 		}
 		if n == 0 {
-			if err := readTrailer(d.r, nil); err != nil {
+			var w lineWriter
+			if d.trailer != nil {
+				w = d.trailer
+			}
+			if err := readTrailer(d.r, w); err != nil {
 				return 0, d.fail(err)
 			}
 			d.done = true

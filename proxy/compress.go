@@ -218,16 +218,8 @@ func fieldOf(head []byte, fields []field, name string) []byte {
 
 // relayCompressed relays the body of resp, framed so by the instance,
 // compressed with enc, chunked.
-func (c *conn) relayCompressed(uc io.Reader, resp *response, framing int, enc encoding) error {
-	var src io.Reader = uc
-	switch framing {
-	case bodyLength:
-		c.lim = io.LimitedReader{R: uc, N: resp.contentLength}
-		src = &c.lim
-	case bodyChunked:
-		c.dec.reset(uc.(*bufio.Reader))
-		src = &c.dec
-	}
+func (c *conn) relayCompressed(uc *bufio.Reader, resp *response, framing int, enc encoding) error {
+	src := decodedBody(uc, framing, resp.contentLength, &c.lim, &c.dec)
 	c.cw.bw = c.bw
 	z := newCompressor(enc, &c.cw)
 	c.zw = z
@@ -235,28 +227,56 @@ func (c *conn) relayCompressed(uc io.Reader, resp *response, framing int, enc en
 		c.zw = nil
 		putCompressor(enc, z)
 	}()
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	for {
-		n, err := src.Read(*bp)
-		if n > 0 {
-			z.Write((*bp)[:n])
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("reading response body: %w", err)
-		}
-	}
-	if framing == bodyLength && c.lim.N > 0 {
-		return fmt.Errorf("reading response body: %w", io.ErrUnexpectedEOF)
+	if err := relayDecoded(z, src, framing, &c.lim); err != nil {
+		return err
 	}
 	if err := z.Close(); err != nil {
 		return err
 	}
 	c.bw.WriteString("0\r\n\r\n")
 	return nil
+}
+
+// decodedBody is a response body framed so (with length, for bodyLength),
+// decoded, from r, through lim or dec; nil when there is none. Both
+// protocols' paths read bodies through it.
+func decodedBody(r *bufio.Reader, framing int, length int64, lim *io.LimitedReader, dec *chunkedDecoder) io.Reader {
+	switch framing {
+	case bodyLength:
+		*lim = io.LimitedReader{R: r, N: length}
+		return lim
+	case bodyChunked:
+		dec.reset(r)
+		return dec
+	case bodyUntilClose:
+		return r
+	}
+	return nil
+}
+
+// relayDecoded copies a decoded body (decodedBody) from src to w through a
+// pooled buffer, not io.Copy: a compressor's ReadFrom would be inside its
+// own state when the read flushes it (before any wait for the instance). A
+// body framed by length that ends before it is io.ErrUnexpectedEOF.
+func relayDecoded(w io.Writer, src io.Reader, framing int, lim *io.LimitedReader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for {
+		n, err := src.Read(*bp)
+		if n > 0 {
+			if _, werr := w.Write((*bp)[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == io.EOF && framing == bodyLength && lim.N > 0:
+			return fmt.Errorf("reading response body: %w", io.ErrUnexpectedEOF)
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading response body: %w", err)
+		}
+	}
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}

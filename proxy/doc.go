@@ -15,7 +15,8 @@
 //     characters, obs-fold, two lengths, length and chunked) is refused,
 //     never passed on; what passes is re-emitted canonically (CRLF, one
 //     framing of the proxy's own, hop-by-hop fields removed). Only
-//     WebSocket upgrades tunnel.
+//     WebSocket upgrades tunnel. An instance's answer to an HTTP/2 stream
+//     is read by the same parser and body readers (h2response.go).
 //   - Nothing an instance sends reaches another request: a connection to
 //     an instance is reused only when its response ended exactly where its
 //     framing said, and it is checked before each reuse.

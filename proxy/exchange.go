@@ -39,7 +39,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 
 	c.buildUpstreamHead(req, kept, b.Addr)
 	if err := c.sendRequest(uc, kept); err != nil {
-		return false, false, c.upstreamFailed(uc, "sending request", err)
+		return false, false, upstreamFailed(uc, "sending request", err)
 	}
 	earlyAnswer := false
 	if !kept {
@@ -94,7 +94,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		err = c.relayBody(req, &resp, framing, keep, b, uc)
 	}
 	if err != nil {
-		return false, true, c.clientOr(err)
+		return false, true, clientOr(err)
 	}
 	if !keep {
 		if err := c.Flush(); err != nil {
@@ -169,8 +169,14 @@ func answeredEarly(uc *upstream.Conn) bool {
 // framingOf says how the body of resp, the final answer to req, is
 // delimited (RFC 9112 §6.3).
 func framingOf(req *request, resp *response) int {
+	return responseFraming(isHead(req.method), resp)
+}
+
+// responseFraming says how the body of resp, the final answer to a request
+// (a HEAD one or another), is delimited; both protocols' paths use it.
+func responseFraming(head bool, resp *response) int {
 	switch {
-	case isHead(req.method) || resp.status == 204 || resp.status == 304:
+	case head || resp.status == 204 || resp.status == 304:
 		return bodyNone
 	case resp.chunked:
 		return bodyChunked
@@ -220,9 +226,9 @@ func (c *conn) readResponseHead(req *request, uc *upstream.Conn, resp *response)
 		}
 		if err != nil {
 			if len(c.rhead) > 0 || n > 0 {
-				return c.clientOr(fmt.Errorf("reading response head: %w", err))
+				return clientOr(fmt.Errorf("reading response head: %w", err))
 			}
-			return c.upstreamFailed(uc, "reading response", err)
+			return upstreamFailed(uc, "reading response", err)
 		}
 		if err := c.parseResponse(resp); err != nil {
 			return err
@@ -256,8 +262,9 @@ func (c *conn) writeInterim(resp *response) {
 // upstreamFailed wraps a failure to send to or read from the instance
 // before any byte of its response: on a pooled connection, it is the
 // instance having closed it while idle (errStale), not the instance failing.
-func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
-	if mapped := c.clientOr(err); mapped != err {
+// Both protocols' paths use it.
+func upstreamFailed(uc *upstream.Conn, what string, err error) error {
+	if mapped := clientOr(err); mapped != err {
 		return mapped
 	}
 	if uc.Reused {
@@ -269,7 +276,7 @@ func (c *conn) upstreamFailed(uc *upstream.Conn, what string, err error) error {
 // clientOr maps a failed flush to the client, or the client found gone
 // (met while reading from the instance), to errClientGone, and leaves other
 // errors as they are.
-func (c *conn) clientOr(err error) error {
+func clientOr(err error) error {
 	if errors.Is(err, upstream.ErrFlush) || errors.Is(err, upstream.ErrClientGone) {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}

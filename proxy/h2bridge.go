@@ -28,7 +28,8 @@ type bridge struct {
 	r    *http.Request
 	rc   *http.ResponseController
 	rid  string
-	hbuf *[]byte // the request head's buffer (head), from headBufs
+	hbuf *[]byte   // the request head's buffer (head), from headBufs
+	ans  *h2Answer // the instance's answer as read (h2response.go), from h2Answers
 
 	body     []byte // the whole body, when kept (see maxKeptBody)
 	kept     bool
@@ -56,6 +57,7 @@ func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.s.h2Streams.Add(-1)
 	defer x.end()
 	defer x.putHead()
+	defer x.putAnswer()
 	x.serve()
 }
 
@@ -241,7 +243,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 		}
 	}()
 	if err := x.send(uc, x.head(b.Addr)); err != nil {
-		return false, x.upstreamFailed(uc, "sending request", err)
+		return false, upstreamFailed(uc, "sending request", err)
 	}
 	if !x.kept {
 		// An instance that answered early (a 413) and stopped reading:
@@ -251,61 +253,25 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 		}
 	}
 	uc.SetClient(h2Client{x})
-	resp, err := x.readResponse(uc)
-	if err != nil {
+	if err := x.readResponse(uc); err != nil {
 		return false, err
 	}
-	defer resp.Body.Close()
-	enc := x.encodingFor(resp)
-	x.copyHeader(resp, enc)
-	x.w.WriteHeader(resp.StatusCode)
-	x.status, x.began = resp.StatusCode, true
+	a := x.ans
+	a.framing = responseFraming(x.r.Method == http.MethodHead, &a.resp)
+	enc := x.encodingFor(a)
+	x.setHeader(a, enc)
+	x.w.WriteHeader(a.resp.status)
+	x.status, x.began = a.resp.status, true
 	uc.WatchClient()
-	if err := x.copyBody(resp, enc); err != nil {
+	if err := x.copyBody(a, uc.R, enc); err != nil {
 		if errors.Is(err, upstream.ErrClientGone) || errors.Is(err, upstream.ErrFlush) || x.r.Context().Err() != nil {
 			err = fmt.Errorf("%w: %w", errClientGone, err)
 		}
 		return true, err
 	}
-	for k, vs := range resp.Trailer {
-		for _, v := range vs {
-			x.w.Header().Add(http.TrailerPrefix+k, v)
-		}
-	}
-	reusable = !resp.Close && uc.R.Buffered() == 0
+	x.setTrailer(a)
+	reusable = a.resp.reusable(a.framing) && x.nothingBeyond(b, uc)
 	return true, nil
-}
-
-// readResponse reads the instance's final response head, passing 103
-// Early Hints on.
-func (x *bridge) readResponse(uc *upstream.Conn) (*http.Response, error) {
-	for n := 0; ; n++ {
-		resp, err := http.ReadResponse(uc.R, x.r)
-		switch {
-		case err != nil && n == 0 && (errors.Is(err, io.EOF) || isNetErr(err)):
-			return nil, x.upstreamFailed(uc, "reading response", err)
-		case err != nil:
-			return nil, badResponse(err.Error())
-		case resp.StatusCode == 101:
-			return nil, badResponse("101 Switching Protocols over HTTP/2")
-		case resp.StatusCode >= 200:
-			return resp, nil
-		case n == maxInterim:
-			return nil, badResponse("too many interim responses")
-		case resp.StatusCode == 103:
-			h := x.w.Header()
-			copyFields(h, resp.Header)
-			x.w.WriteHeader(103)
-			clear(h) // the final response has fields of its own
-		}
-	}
-}
-
-// isNetErr reports whether err is a failure of the connection rather than
-// of what came over it.
-func isNetErr(err error) bool {
-	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // head is the HTTP/1.1 request head for the instance at addr, followed by
@@ -461,105 +427,6 @@ func (x *bridge) streamBody(uc *upstream.Conn) error {
 	}
 }
 
-// encodingFor is the coding the proxy applies to resp (or encNone).
-func (x *bridge) encodingFor(resp *http.Response) encoding {
-	if !x.compress {
-		return encNone
-	}
-	h := resp.Header
-	return chooseEncoding(&compressInfo{
-		acceptEncoding:  []byte(strings.Join(x.r.Header.Values("Accept-Encoding"), ",")),
-		status:          resp.StatusCode,
-		head:            x.r.Method == http.MethodHead,
-		length:          resp.ContentLength,
-		contentType:     []byte(h.Get("Content-Type")),
-		contentEncoding: []byte(h.Get("Content-Encoding")),
-		contentRange:    []byte(h.Get("Content-Range")),
-		cacheControl:    []byte(strings.Join(h.Values("Cache-Control"), ",")),
-	})
-}
-
-// copyBody relays the response's body, compressed with enc if not encNone,
-// through a pooled buffer: io.Copy would make one of 32 KiB a stream
-// (neither side reads or writes from the other), most of what a stream
-// allocated, and the collections that came with it.
-func (x *bridge) copyBody(resp *http.Response, enc encoding) error {
-	var w io.Writer = x.w
-	var z compressor
-	if enc != encNone {
-		z = newCompressor(enc, x.w)
-		x.zw, w = z, z
-		defer func() {
-			x.zw = nil
-			putCompressor(enc, z)
-		}()
-	}
-	// Not io.Copy: a compressor's ReadFrom would be inside its own state
-	// when the read flushes it (h2Client.Flush).
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	for {
-		n, err := resp.Body.Read(*bp)
-		if n > 0 {
-			if _, werr := w.Write((*bp)[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			if z != nil {
-				return z.Close()
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// copyHeader copies the response's fields but the hop-by-hop ones and those
-// its Connection names, and says how the proxy encodes the body.
-func (x *bridge) copyHeader(resp *http.Response, enc encoding) {
-	h := x.w.Header()
-	copyFields(h, resp.Header)
-	if cl := resp.Header.Get("Content-Length"); cl != "" && enc == encNone {
-		h.Set("Content-Length", cl) // HTTP/2 frames it anyway; clients show progress and HEAD a size
-	}
-	if enc != encNone {
-		h.Del("Content-Length")
-		h.Set("Content-Encoding", enc.String())
-		h.Add("Vary", "Accept-Encoding")
-		if et := h.Get("Etag"); et != "" {
-			h.Set("Etag", string(weakETag([]byte(et))))
-		}
-	}
-	for _, v := range resp.Header.Values("Connection") {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" && !headerID([]byte(t)).protected() {
-				h.Del(t)
-			}
-		}
-	}
-}
-
-// copyFields adds src's fields to dst but the hop-by-hop ones.
-func copyFields(dst, src http.Header) {
-	for k, vs := range src {
-		if headerID([]byte(k)).hopByHop() {
-			continue
-		}
-		dst[k] = append(dst[k], vs...)
-	}
-}
-
-func (x *bridge) upstreamFailed(uc *upstream.Conn, what string, err error) error {
-	if uc.Reused {
-		return fmt.Errorf("%w: %s: %w", errStale, what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// fail answers with the status err maps to.
 func (x *bridge) fail(err error) {
 	code := statusFor(err)
 	x.status = code

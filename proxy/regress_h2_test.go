@@ -17,8 +17,9 @@ import (
 )
 
 // Over HTTP/1.1 the instance's Content-Length reaches the client; over
-// HTTP/2 the bridge drops it (copyFields skips every hop-by-hop id, and
-// hdrContentLength is one), so a HEAD has no length and a large GET none.
+// HTTP/2 the bridge dropped it (its copy of the fields skipped every
+// hop-by-hop id, and hdrContentLength is one), so a HEAD had no length and
+// a large GET none.
 func TestRegressH2KeepsContentLength(t *testing.T) {
 	body := strings.Repeat("x", 100000)
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {

@@ -29,37 +29,44 @@ const (
 func badResponse(what string) error { return fmt.Errorf("%w: %s", errBadResponse, what) }
 
 // parseResponse parses the response head in c.rhead into resp and c.rfield.
-// It accepts only what can be framed one way: a valid status line, valid
-// fields, at most one Content-Length of digits, Transfer-Encoding only as
-// "chunked" and never with Content-Length.
 func (c *conn) parseResponse(resp *response) error {
-	head := c.rhead
+	var err error
+	c.rfield, err = parseResponse(c.rhead, c.rfield, resp)
+	return err
+}
+
+// parseResponse parses a response head into resp and fields[:0], which it
+// returns. It accepts only what can be framed one way: a valid status line,
+// valid fields, at most one Content-Length of digits, Transfer-Encoding
+// only as "chunked" and never with Content-Length. Both protocols' paths
+// read an instance's answers with it (HTTP/1.1's conn, HTTP/2's bridge).
+func parseResponse(head []byte, fields []field, resp *response) ([]field, error) {
 	*resp = response{contentLength: -1}
 	le := firstLineEnd(head)
 	http10, err := parseStatusLine(trimCRLF(head[:le]), resp)
 	if err != nil {
-		return err
+		return fields[:0], err
 	}
-	c.rfield, err = parseFields(head, le, c.rfield, maxResponseFields)
+	fields, err = parseFields(head, le, fields, maxResponseFields)
 	if err != nil {
-		return badResponse("header fields: " + err.Error())
+		return fields, badResponse("header fields: " + err.Error())
 	}
 	lengths, codings := 0, 0
-	for i := range c.rfield {
-		f := &c.rfield[i]
+	for i := range fields {
+		f := &fields[i]
 		value := f.value.of(head)
 		switch f.id {
 		case hdrContentLength:
 			lengths++
 			n, ok := parseContentLength(value)
 			if !ok {
-				return badResponse("invalid Content-Length " + strconv.Quote(string(value)))
+				return fields, badResponse("invalid Content-Length " + strconv.Quote(string(value)))
 			}
 			resp.contentLength = n
 		case hdrTransferEncoding:
 			codings++
 			if !equalFold(value, "chunked") {
-				return badResponse("unsupported Transfer-Encoding " + strconv.Quote(string(value)))
+				return fields, badResponse("unsupported Transfer-Encoding " + strconv.Quote(string(value)))
 			}
 			resp.chunked = true
 		case hdrConnection:
@@ -70,16 +77,16 @@ func (c *conn) parseResponse(resp *response) error {
 	}
 	switch {
 	case lengths > 1:
-		return badResponse("more than one Content-Length")
+		return fields, badResponse("more than one Content-Length")
 	case codings > 1:
-		return badResponse("more than one Transfer-Encoding")
+		return fields, badResponse("more than one Transfer-Encoding")
 	case codings > 0 && lengths > 0:
-		return badResponse("both Content-Length and Transfer-Encoding")
+		return fields, badResponse("both Content-Length and Transfer-Encoding")
 	case codings > 0 && http10:
-		return badResponse("Transfer-Encoding in an HTTP/1.0 response")
+		return fields, badResponse("Transfer-Encoding in an HTTP/1.0 response")
 	}
 	resp.close = resp.conn.close || (http10 && !resp.conn.keepAlive)
-	return nil
+	return fields, nil
 }
 
 // parseStatusLine reads "HTTP/1.x NNN reason" and reports whether it is

@@ -132,7 +132,7 @@ func (c *conn) serveStream(uc *upstream.Conn, r *relay, rid []byte) {
 		return
 	case err != nil:
 		c.srv.opts.Logger.Warn("proxy: a response passed by the previous process failed; connection closed",
-			"addr", r.addr, "request_id", string(c.rid), "err", c.clientOr(err))
+			"addr", r.addr, "request_id", string(c.rid), "err", clientOr(err))
 		uc.Close()
 		return
 	case r.reuse && r.b != nil && uc.R.Buffered() == 0:

@@ -261,6 +261,20 @@ func breakOn(answer string, closed chan<- error) func(sc *scriptConn) {
 	}
 }
 
+// brokenClosed fails the test unless breakOn reports on closed, within
+// 3 s, that the proxy closed the connection of the broken answer.
+func brokenClosed(t *testing.T, closed <-chan error) {
+	t.Helper()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("upstream connection after the broken answer: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Errorf("the instance never learnt what became of its connection")
+	}
+}
+
 func TestBrokenAnswersGet502AtOnce(t *testing.T) {
 	t.Parallel()
 	for _, tt := range brokenAnswers {
@@ -273,45 +287,45 @@ func TestBrokenAnswersGet502AtOnce(t *testing.T) {
 			if string(r.body) != "Bad Gateway\n" {
 				t.Errorf("502 body %q, want \"Bad Gateway\\n\"", r.body)
 			}
-			select {
-			case err := <-closed:
-				if err != nil {
-					t.Errorf("upstream connection after the broken answer: %v", err)
-				}
-			case <-time.After(3 * time.Second):
-				t.Errorf("the instance never learnt what became of its connection")
-			}
+			brokenClosed(t, closed)
 			timed(t, dialRaw(t, f.addr), "next request to the same instance", get("x", "/good"), 200)
 		})
 	}
 }
 
+// soundAnswers are odd but sound: each is relayed, canonically.
+var soundAnswers = []struct {
+	name, answer string
+	header       string // a field the client must get, "Name: value"
+	body         string // for GET
+}{
+	{"Connection names Content-Length", "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello", "Content-Length: 5", "hello"},
+	{"bare LF line ends", "HTTP/1.1 200 OK\nX-A: b\nContent-Length: 5\n\nhello", "X-A: b", "hello"},
+	{"no reason phrase", "HTTP/1.1 200\r\nContent-Length: 5\r\n\r\nhello", "Content-Length: 5", "hello"},
+	{"HTTP/1.0 until close", "HTTP/1.0 200 OK\r\nX-A: b\r\n\r\nhello", "X-A: b", "hello"},
+	{"chunked with extensions and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nTrailer: X-T\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", "X-A:", "hello"},
+	{"length with leading zeros", "HTTP/1.1 200 OK\r\nContent-Length: 005\r\n\r\nhello", "Content-Length: 5", "hello"},
+	{"hop-by-hop named by Connection", "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\nhello", "X-Hop:", "hello"},
+	{"obs-text in a value", "HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\nContent-Length: 5\r\n\r\nhello", "X-A: caf\xe9", "hello"},
+}
+
+// answerSound is a script that answers each request with answer, or the
+// first only, closing, when its body ends with the connection (HTTP/1.0).
+func answerSound(answer string) func(sc *scriptConn) {
+	if !strings.HasPrefix(answer, "HTTP/1.0") {
+		return answerEach(answer)
+	}
+	return func(sc *scriptConn) {
+		if _, err := sc.next(); err == nil {
+			io.WriteString(sc, answer)
+		}
+	}
+}
+
 func TestOddButSoundAnswersAreRelayedCanonically(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name, answer string
-		header       string // a field the client must get, "Name: value"
-		body         string // for GET
-	}{
-		{"Connection names Content-Length", "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello", "Content-Length: 5", "hello"},
-		{"bare LF line ends", "HTTP/1.1 200 OK\nX-A: b\nContent-Length: 5\n\nhello", "X-A: b", "hello"},
-		{"no reason phrase", "HTTP/1.1 200\r\nContent-Length: 5\r\n\r\nhello", "Content-Length: 5", "hello"},
-		{"HTTP/1.0 until close", "HTTP/1.0 200 OK\r\nX-A: b\r\n\r\nhello", "X-A: b", "hello"},
-		{"chunked with extensions and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nTrailer: X-T\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", "X-A:", "hello"},
-		{"length with leading zeros", "HTTP/1.1 200 OK\r\nContent-Length: 005\r\n\r\nhello", "Content-Length: 5", "hello"},
-		{"hop-by-hop named by Connection", "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\nhello", "X-Hop:", "hello"},
-		{"obs-text in a value", "HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\nContent-Length: 5\r\n\r\nhello", "X-A: caf\xe9", "hello"},
-	}
-	for _, tt := range tests {
-		script := answerEach(tt.answer)
-		if strings.HasPrefix(tt.answer, "HTTP/1.0") { // its body ends with the connection
-			script = func(sc *scriptConn) {
-				if _, err := sc.next(); err == nil {
-					io.WriteString(sc, tt.answer)
-				}
-			}
-		}
-		in := startScripted(t, script)
+	for _, tt := range soundAnswers {
+		in := startScripted(t, answerSound(tt.answer))
 		f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 		for _, req := range []string{get("x", "/"), "GET / HTTP/1.0\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"} {
 			r, err := dialRaw(t, f.addr).send(req)
@@ -357,28 +371,33 @@ var leakyAnswers = []struct {
 	{"100 then 200", "GET", []string{"HTTP/1.1 100 Continue\r\n\r\n" + ok200}, 200, 0, "ok"},
 }
 
+// answerEvil is a script that answers /evil with parts, written 30 ms
+// apart, and anything else with 200 "good".
+func answerEvil(parts []string) func(sc *scriptConn) {
+	return func(sc *scriptConn) {
+		for {
+			seen, err := sc.next()
+			if err != nil {
+				return
+			}
+			if seen.req.URL.Path != "/evil" {
+				io.WriteString(sc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+				continue
+			}
+			for i, p := range parts {
+				if i > 0 {
+					time.Sleep(30 * time.Millisecond)
+				}
+				io.WriteString(sc, p)
+			}
+		}
+	}
+}
+
 func TestNoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 	t.Parallel()
-	const good = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
 	for _, tt := range leakyAnswers {
-		in := startScripted(t, func(sc *scriptConn) {
-			for {
-				seen, err := sc.next()
-				if err != nil {
-					return
-				}
-				if seen.req.URL.Path != "/evil" {
-					io.WriteString(sc, good)
-					continue
-				}
-				for i, p := range tt.parts {
-					if i > 0 {
-						time.Sleep(30 * time.Millisecond)
-					}
-					io.WriteString(sc, p)
-				}
-			}
-		})
+		in := startScripted(t, answerEvil(tt.parts))
 		f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 		cl := dialRaw(t, f.addr)
 		io.WriteString(cl.c, tt.method+" /evil HTTP/1.1\r\nHost: x\r\n\r\n")
