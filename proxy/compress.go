@@ -195,15 +195,39 @@ func (c *conn) encodingFor(req *request, resp *response, framing int) encoding {
 		length = resp.contentLength
 	}
 	return chooseEncoding(&compressInfo{
-		acceptEncoding:  fieldOf(c.head, c.fields, "accept-encoding"),
+		acceptEncoding:  fieldList(c.head, c.fields, "accept-encoding"),
 		status:          resp.status,
 		head:            isHead(req.method),
 		length:          length,
 		contentType:     fieldOf(c.rhead, c.rfield, "content-type"),
 		contentEncoding: fieldOf(c.rhead, c.rfield, "content-encoding"),
 		contentRange:    fieldOf(c.rhead, c.rfield, "content-range"),
-		cacheControl:    fieldOf(c.rhead, c.rfield, "cache-control"),
+		cacheControl:    fieldList(c.rhead, c.rfield, "cache-control"),
 	})
+}
+
+// fieldList is the list the fields called name make together (RFC 9110
+// §5.3): the one field's value as it is, or, when there are more, their
+// values joined by commas in a new slice (the rare case allocates).
+func fieldList(head []byte, fields []field, name string) []byte {
+	var list []byte
+	n := 0
+	for i := range fields {
+		f := &fields[i]
+		if !equalFold(f.name.of(head), name) {
+			continue
+		}
+		v := f.value.of(head)
+		switch n++; n {
+		case 1:
+			list = v
+		case 2:
+			list = append(append(append([]byte(nil), list...), ','), v...)
+		default:
+			list = append(append(list, ','), v...)
+		}
+	}
+	return list
 }
 
 // fieldOf is the value of the first field called name, or nil.

@@ -150,3 +150,22 @@ func TestHTTP2RelaysTheTrailerButHopByHopFields(t *testing.T) {
 		t.Errorf("trailer %v has Connection", resp.Trailer)
 	}
 }
+
+// An answer without a Content-Type gets none over HTTP/2, as over
+// HTTP/1.1: net/http's server would guess one from the body.
+func TestHTTP2GuessesNoContentType(t *testing.T) {
+	t.Parallel()
+	in := startScripted(t, answerEach("HTTP/1.1 200 OK\r\nContent-Length: 28\r\n\r\n<html><script>1</script>hi!\n"))
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: in.set("s", 30*time.Second)})
+	for _, h2 := range []bool{true, false} {
+		resp, err := f.client(h2).Get("https://a.test/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ct, ok := resp.Header["Content-Type"]; ok || len(body) != 28 {
+			t.Errorf("over %s: Content-Type %q, %d bytes; want none, and the 28 bytes", resp.Proto, ct, len(body))
+		}
+	}
+}

@@ -113,6 +113,11 @@ func (a *h2Answer) copyFields(h http.Header, enc encoding) {
 func (x *bridge) setHeader(a *h2Answer, enc encoding) {
 	h := x.w.Header()
 	a.copyFields(h, enc)
+	if _, ok := h["Content-Type"]; !ok {
+		// As over HTTP/1.1, none: net/http would guess one from the body
+		// (text/html for a page an instance sent as nothing in particular).
+		h["Content-Type"] = nil
+	}
 	resp := &a.resp
 	switch {
 	case enc != encNone:
@@ -141,7 +146,7 @@ func (x *bridge) encodingFor(a *h2Answer) encoding {
 		contentType:     fieldOf(a.head, a.fields, "content-type"),
 		contentEncoding: fieldOf(a.head, a.fields, "content-encoding"),
 		contentRange:    fieldOf(a.head, a.fields, "content-range"),
-		cacheControl:    fieldOf(a.head, a.fields, "cache-control"),
+		cacheControl:    fieldList(a.head, a.fields, "cache-control"),
 	})
 }
 

@@ -149,6 +149,10 @@ func TestCompressionOverBothProtocols(t *testing.T) {
 		case "/small":
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "tiny")
+		case "/no-transform": // in a second line
+			w.Header().Set("Content-Type", "text/html")
+			w.Header()["Cache-Control"] = []string{"public, max-age=60", "no-transform"}
+			io.WriteString(w, page)
 		case "/png":
 			w.Header().Set("Content-Type", "image/png")
 			io.WriteString(w, page)
@@ -185,14 +189,18 @@ func TestCompressionOverBothProtocols(t *testing.T) {
 		},
 	}
 	for _, h2 := range []bool{true, false} {
-		for _, ae := range []string{"gzip", "zstd", "gzip;q=0.5, zstd"} {
-			t.Run(fmt.Sprintf("h2=%v/%s", h2, ae), func(t *testing.T) {
+		// "\n" separates field lines: a list may come in several.
+		for _, ae := range []string{"gzip", "zstd", "gzip;q=0.5, zstd", "br\ngzip"} {
+			t.Run(fmt.Sprintf("h2=%v/%q", h2, ae), func(t *testing.T) {
 				want := ae
-				if strings.Contains(ae, ",") {
+				switch {
+				case strings.Contains(ae, ","):
 					want = "zstd"
+				case strings.Contains(ae, "\n"):
+					want = "gzip"
 				}
 				req, _ := http.NewRequest("GET", "https://a.test/", nil)
-				req.Header.Set("Accept-Encoding", ae)
+				req.Header["Accept-Encoding"] = strings.Split(ae, "\n")
 				resp, err := f.client(h2).Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -208,7 +216,7 @@ func TestCompressionOverBothProtocols(t *testing.T) {
 			})
 		}
 		t.Run(fmt.Sprintf("h2=%v/not", h2), func(t *testing.T) {
-			for _, tc := range []struct{ path, ae string }{{"/small", "gzip"}, {"/png", "gzip"}, {"/", ""}, {"/", "gzip;q=0"}, {"/", "br"}} {
+			for _, tc := range []struct{ path, ae string }{{"/small", "gzip"}, {"/png", "gzip"}, {"/no-transform", "gzip"}, {"/", ""}, {"/", "gzip;q=0"}, {"/", "br"}} {
 				req, _ := http.NewRequest("GET", "https://a.test"+tc.path, nil)
 				if tc.ae != "" {
 					req.Header.Set("Accept-Encoding", tc.ae)
