@@ -114,6 +114,12 @@ func (x *bridge) serve() {
 		x.fail(fmt.Errorf("%w: method %q is not a token", errBadRequest, x.r.Method))
 		return
 	}
+	// Nor does it check :authority (or Host), which the instance gets as
+	// its Host: host[:port], as over HTTP/1.1.
+	if x.r.Host != "" && !validHost([]byte(x.r.Host)) {
+		x.fail(fmt.Errorf("%w: %q", errBadHost, x.r.Host))
+		return
+	}
 	if pt := x.f.s.routes.Load().ports[x.f.port]; pt != nil {
 		x.tg = pt.lookup([]byte(x.r.Host))
 	}

@@ -220,50 +220,13 @@ func TestHTTP2MethodMustBeAToken(t *testing.T) {
 	addr, heads := headRecorder(t)
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "a", addr)})
 	for _, method := range []string{"GET /admin HTTP/1.1\tX", "GET x", "G(T", "GET"} {
-		c, err := tls.Dial("tcp", f.tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: "a.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var block []byte
-		for _, kv := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"}} {
-			block = append(append(append(block, 0, byte(len(kv[0]))), kv[0]...), byte(len(kv[1])))
-			block = append(block, kv[1]...)
-		}
-		frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
-			n := len(payload)
-			h := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}
-			return append(h, payload...)
-		}
-		msg := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-		msg = append(msg, frame(0x4, 0, 0, nil)...)     // SETTINGS
-		msg = append(msg, frame(0x1, 0x5, 1, block)...) // HEADERS, END_STREAM | END_HEADERS
-		if _, err := c.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		// The response's HEADERS on stream 1: :status is the first field,
-		// indexed from HPACK's static table (0x88 200, 0x8c 400).
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		status := byte(0)
-		for status == 0 {
-			var h [9]byte
-			if _, err := io.ReadFull(c, h[:]); err != nil {
-				t.Fatalf("method %q: reading the answer: %v", method, err)
-			}
-			payload := make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
-			if _, err := io.ReadFull(c, payload); err != nil {
-				t.Fatal(err)
-			}
-			if h[3] == 0x1 && h[8] == 1 && len(payload) > 0 {
-				status = payload[0]
-			}
-		}
-		c.Close()
-		want := byte(0x8c)
+		status := rawH2Status(t, f.tlsAddr, [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"}})
+		want := 400
 		if method == "GET" {
-			want = 0x88
+			want = 200
 		}
 		if status != want {
-			t.Errorf("method %q: :status encoded as %#x, want %#x", method, status, want)
+			t.Errorf("method %q: :status %d, want %d", method, status, want)
 		}
 		select {
 		case got := <-heads:
@@ -277,3 +240,96 @@ func TestHTTP2MethodMustBeAToken(t *testing.T) {
 		}
 	}
 }
+
+// A stream's :authority (or Host) is the instance's Host: one that is not
+// host[:port] is answered 400, as over HTTP/1.1, even on a port whose
+// route takes any host (or the stream is reset by net/http, status 0).
+func TestHTTP2AuthorityMustBeAHost(t *testing.T) {
+	addr, heads := headRecorder(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOfAddr(t, "a", addr)})
+	for _, tt := range []struct {
+		authority string
+		want      int
+	}{
+		{"a.test", 200}, {"a.test:8443", 200}, {"127.0.0.1", 200}, {"[::1]:443", 200},
+		{"a.test x", 400}, {"a.test\t", 400}, {"u@a.test", 400}, {"a.test/x", 400}, {"a.test:8x", 400},
+		{"[::1", 400}, {"a.test\x7f", 400}, {"a,b", 200},
+	} {
+		status := rawH2Status(t, f.tlsAddr, [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", tt.authority}, {":path", "/x"}})
+		if status != tt.want && !(tt.want == 400 && status == 0) {
+			t.Errorf(":authority %q: :status %d, want %d", tt.authority, status, tt.want)
+		}
+		select {
+		case got := <-heads:
+			if tt.want != 200 {
+				t.Errorf(":authority %q reached the instance: %q", tt.authority, got)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if tt.want == 200 {
+				t.Errorf(":authority %q did not reach the instance", tt.authority)
+			}
+		}
+	}
+}
+
+// rawH2Status sends one request of fields (HPACK literals without
+// indexing, in the order given) on a new HTTP/2 connection to addr, and
+// returns its response's status. The frames are written by hand: Go's
+// client refuses to send what these tests need.
+func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: "a.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var block []byte
+	for _, kv := range fields {
+		block = append(append(append(block, 0, byte(len(kv[0]))), kv[0]...), byte(len(kv[1])))
+		block = append(block, kv[1]...)
+	}
+	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
+		n := len(payload)
+		h := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}
+		return append(h, payload...)
+	}
+	msg := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	msg = append(msg, frame(0x4, 0, 0, nil)...)     // SETTINGS
+	msg = append(msg, frame(0x1, 0x5, 1, block)...) // HEADERS, END_STREAM | END_HEADERS
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	// The response's HEADERS on stream 1: :status is its first field,
+	// indexed from HPACK's static table, or a literal with an indexed name.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var h [9]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			t.Fatalf("%q: reading the answer: %v", fields, err)
+		}
+		payload := make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
+		if _, err := io.ReadFull(c, payload); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case h[3] == 0x3 && h[8] == 1: // RST_STREAM
+			return 0
+		case h[3] == 0x7: // GOAWAY
+			return -1
+		case h[3] != 0x1 || h[8] != 1 || len(payload) == 0:
+			continue
+		}
+		if st, ok := staticStatus[payload[0]]; ok {
+			return st
+		}
+		// Literal with the name :status (index 8): 0x08 or 0x48 or 0x18, then a 3-byte string.
+		if len(payload) >= 5 && payload[1] == 3 {
+			n, _ := strconv.Atoi(string(payload[2:5]))
+			return n
+		}
+		t.Fatalf("%q: cannot read the :status of %x", fields, payload)
+	}
+}
+
+// staticStatus is HPACK's static table's statuses, by their indexed form.
+var staticStatus = map[byte]int{0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500}
