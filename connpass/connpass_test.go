@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/sockconn"
 	"smoothserve/internal/tcptest"
 )
 
@@ -58,8 +59,11 @@ func TestPassedConnectionGoesOnWithItsBufferedBytes(t *testing.T) {
 	if it.Kind != Client || it.Port != 8080 || string(it.Buffered) != "GET / HTTP/1.1\r\n" {
 		t.Fatalf("got port %d, buffered %q", it.Port, it.Buffered)
 	}
-	if _, ok := it.Conn.(*net.TCPConn); !ok {
-		t.Fatalf("received a %T, want *net.TCPConn", it.Conn)
+	if _, ok := it.Conn.(*sockconn.Conn); !ok {
+		t.Fatalf("received a %T, want *sockconn.Conn", it.Conn)
+	}
+	if got, want := it.Conn.RemoteAddr().String(), client.LocalAddr().String(); got != want {
+		t.Errorf("the receiver's RemoteAddr %s, want the client's %s", got, want)
 	}
 	it.Conn.SetDeadline(time.Now().Add(5 * time.Second))
 	rest, err := bufio.NewReader(it.Conn).ReadString('\n')

@@ -164,7 +164,9 @@ var (
 func newConn(s *Server, nc net.Conn, port int) *conn {
 	c := &conn{srv: s, nc: nc, port: port, shard: connSeq.Add(1)}
 	_, c.secure = nc.(*tls.Conn)
-	if _, ok := nc.(*net.TCPConn); ok {
+	// A TCP socket: accepted here (*net.TCPConn), or passed by another
+	// process (*sockconn.Conn).
+	if _, ok := nc.(syscall.Conn); ok {
 		if rc := c.socket(); rc != nil {
 			c.rio = new(rawio.Conn)
 			c.rio.Init(rc)
