@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/internal/tcptest"
 )
 
 // pair returns a Conn made of a dup of the server side of a loopback TCP
@@ -16,22 +18,15 @@ import (
 // socket, non-blocking), and the client side.
 func pair(t *testing.T) (*Conn, *net.TCPConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cl, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	sv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, sv := tcptest.Pair(t)
 	defer sv.Close() // the sender closes its own once it passed it
-	raw, _ := sv.(*net.TCPConn).SyscallConn()
+	return passed(t, sv), cl
+}
+
+// passed makes a Conn of a dup of tc's descriptor.
+func passed(t *testing.T, tc *net.TCPConn) *Conn {
+	t.Helper()
+	raw, _ := tc.SyscallConn()
 	fd := -1
 	raw.Control(func(s uintptr) { fd, _ = syscall.Dup(int(s)) })
 	if fd < 0 {
@@ -42,7 +37,7 @@ func pair(t *testing.T) (*Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c, cl.(*net.TCPConn)
+	return c
 }
 
 func TestReadWriteAddrsAndEOF(t *testing.T) {
@@ -144,22 +139,14 @@ func TestRawConnReadsInThePoller(t *testing.T) {
 }
 
 func TestAPeerGoneHasNoAddressButReadsItsEnd(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	cl, _ := net.Dial("tcp", ln.Addr().String())
-	sv, _ := ln.Accept()
-	defer sv.Close()
-	cl.(*net.TCPConn).SetLinger(0)
+	cl, sv := tcptest.Pair(t)
+	cl.SetLinger(0)
 	cl.Close() // a reset: the socket is no longer connected
 	time.Sleep(50 * time.Millisecond)
-	raw, _ := sv.(*net.TCPConn).SyscallConn()
-	fd := -1
-	raw.Control(func(s uintptr) { fd, _ = syscall.Dup(int(s)) })
-	c, err := New(fd)
-	if err != nil {
-		t.Fatal(err)
+	c := passed(t, sv)
+	if a := c.RemoteAddr(); a != nil {
+		t.Errorf("RemoteAddr %v of a reset connection, want nil", a)
 	}
-	defer c.Close()
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("Read of a reset connection succeeded")
 	}
