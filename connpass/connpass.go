@@ -437,6 +437,9 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 			for _, c := range conns {
 				c.Close()
 			}
+			for _, rest := range fds[i+1:] { // not made into connections yet
+				syscall.Close(rest)
+			}
 			return Item{}, fmt.Errorf("connpass: passed connection (%c): %w", it.Kind, err)
 		}
 		conns = append(conns, conn)

@@ -12,8 +12,9 @@
 // Invariant: a Conn owns its descriptor from New on (on New's error too:
 // it is closed then) and closes it once. It behaves as a *net.TCPConn's
 // net.Conn does for what smoothserve uses: Read, Write, the deadlines,
-// Close, CloseWrite, RemoteAddr, LocalAddr and SyscallConn; its errors
-// are *net.OpError as net's are, a closed Conn's wrapping net.ErrClosed
-// (not os.ErrClosed) and a deadline's os.ErrDeadlineExceeded, and
+// Close, CloseWrite, RemoteAddr, LocalAddr (asked of the socket the first
+// time: nil if that is after Close) and SyscallConn; its errors are
+// *net.OpError as net's are, a closed Conn's wrapping net.ErrClosed (not
+// os.ErrClosed) and a deadline's os.ErrDeadlineExceeded, and
 // SyscallConn's RawConn gives the same.
 package sockconn

@@ -19,8 +19,8 @@ type Conn struct {
 	remote net.Addr // nil when the peer was gone already
 	closed atomic.Bool
 
-	localOnce sync.Once
-	local     net.Addr
+	mu    sync.Mutex // for local
+	local net.Addr
 }
 
 // New makes a Conn of fd, a connected, non-blocking TCP socket (one a Go
@@ -109,15 +109,18 @@ func (c *Conn) CloseWrite() error {
 // peer was gone then).
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-// LocalAddr is the socket's own address, asked the first time.
+// LocalAddr is the socket's own address, asked the first time (not
+// asked before a Close, it is nil after).
 func (c *Conn) LocalAddr() net.Addr {
-	c.localOnce.Do(func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.local == nil {
 		var sa syscall.Sockaddr
 		var serr error
 		if err := c.raw.Control(func(fd uintptr) { sa, serr = syscall.Getsockname(int(fd)) }); err == nil && serr == nil {
 			c.local = tcpAddr(sa)
 		}
-	})
+	}
 	return c.local
 }
 
@@ -136,12 +139,19 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // SyscallConn is the socket's RawConn, its errors as net's.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return &c.raw, nil }
 
-// opErr makes err (an os.File's) what a net.Conn's would be.
+// opErr makes err (an os.File's) what a net.Conn's would be. Some of the
+// file's errors for a closed one (its deadlines': poll's "use of closed
+// file") are not os.ErrClosed, so Close marks the Conn closed.
 func (c *Conn) opErr(op string, err error) error {
-	if err == nil || err == io.EOF {
+	switch {
+	case err == nil || err == io.EOF:
 		return err
+	case c.closed.Load():
+		err = net.ErrClosed
+	default:
+		err = netErr(err)
 	}
-	return &net.OpError{Op: op, Net: "tcp", Addr: c.remote, Err: netErr(err)}
+	return &net.OpError{Op: op, Net: "tcp", Addr: c.remote, Err: err}
 }
 
 // netErr unwraps an os.File's *os.PathError, and makes a closed file's
@@ -157,9 +167,7 @@ func netErr(err error) error {
 	return err
 }
 
-// rawConn is an os.File's RawConn with net's errors. The file's own name
-// for a closed one (poll's "use of closed file") is not os.ErrClosed, so
-// its Conn says whether it was closed.
+// rawConn is an os.File's RawConn with net's errors (opErr).
 type rawConn struct {
 	rc syscall.RawConn
 	c  *Conn
@@ -173,14 +181,4 @@ func (r *rawConn) Write(f func(fd uintptr) bool) error {
 	return r.err("raw-write", r.rc.Write(f))
 }
 
-func (r *rawConn) err(op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case r.c.closed.Load():
-		err = net.ErrClosed
-	default:
-		err = netErr(err)
-	}
-	return &net.OpError{Op: op, Net: "tcp", Addr: r.c.remote, Err: err}
-}
+func (r *rawConn) err(op string, err error) error { return r.c.opErr(op, err) }

@@ -173,3 +173,24 @@ func TestABlockingOrBadDescriptor(t *testing.T) {
 		t.Error("New(-1) succeeded")
 	}
 }
+
+// After Close, every error is net.ErrClosed, as a *net.TCPConn's, and an
+// address asked before stays.
+func TestAfterCloseAsATCPConn(t *testing.T) {
+	c, _ := pair(t)
+	local := c.LocalAddr()
+	c.Close()
+	for name, err := range map[string]error{
+		"SetReadDeadline":  c.SetReadDeadline(time.Now()),
+		"SetWriteDeadline": c.SetWriteDeadline(time.Now()),
+		"SetDeadline":      c.SetDeadline(time.Now()),
+		"CloseWrite":       c.CloseWrite(),
+	} {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s after Close: %v, want net.ErrClosed", name, err)
+		}
+	}
+	if c.LocalAddr() != local || c.RemoteAddr() == nil {
+		t.Errorf("addresses after Close: %v %v, want %v and the peer's", c.LocalAddr(), c.RemoteAddr(), local)
+	}
+}
