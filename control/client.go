@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +21,8 @@ import (
 )
 
 // ErrNotRunning is returned (for errors.Is) when no daemon is behind the
-// socket: there is no socket, or it refuses connections.
+// socket: there is no socket, it refuses connections, or the path is not a
+// socket at all.
 var ErrNotRunning = errors.New("smoothserve is not running")
 
 // Client talks to a daemon over its control socket. It has no timeout of
@@ -224,6 +227,11 @@ func (c *Client) connError(err error) error {
 	case errors.Is(err, syscall.ENOENT):
 		return fmt.Errorf("%w: no control socket at %s", ErrNotRunning, c.path)
 	case errors.Is(err, syscall.ECONNREFUSED):
+		// connect(2) to a path that is not a socket is refused too.
+		if info, lerr := os.Lstat(c.path); lerr == nil && info.Mode().Type() != fs.ModeSocket {
+			return fmt.Errorf("%w: control socket %s: the path exists and is not a socket (a %s); is ControlSocket right?",
+				ErrNotRunning, c.path, fileKind(info.Mode()))
+		}
 		return fmt.Errorf("%w: control socket %s refuses connections (left by a smoothserve that exited?)", ErrNotRunning, c.path)
 	}
 	var ue *url.Error

@@ -143,6 +143,11 @@ func TestClientNotRunning(t *testing.T) {
 	}{
 		{"no socket", func(*testing.T, string) {}, "smoothserve is not running: no control socket at %s"},
 		{"stale socket", staleSocket, "smoothserve is not running: control socket %s refuses connections"},
+		{"a regular file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("a binary built to the wrong path"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "smoothserve is not running: control socket %s: the path exists and is not a socket (a regular file)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
