@@ -190,19 +190,26 @@ func (c *conn) encodingFor(req *request, resp *response, framing int) encoding {
 	if !c.compress || req.minor != 1 || framing == bodyNone {
 		return encNone
 	}
+	return answerEncoding(fieldList(c.head, c.fields, "accept-encoding"), isHead(req.method), c.rhead, c.rfield, resp, framing)
+}
+
+// answerEncoding is the coding for an answer with a body (resp, read from
+// rhead into rfield, framed so) to a request that accepts ae (a HEAD one
+// when head): both protocols' paths decide with it.
+func answerEncoding(ae []byte, head bool, rhead []byte, rfield []field, resp *response, framing int) encoding {
 	length := int64(-1)
 	if framing == bodyLength {
 		length = resp.contentLength
 	}
 	return chooseEncoding(&compressInfo{
-		acceptEncoding:  fieldList(c.head, c.fields, "accept-encoding"),
+		acceptEncoding:  ae,
 		status:          resp.status,
-		head:            isHead(req.method),
+		head:            head,
 		length:          length,
-		contentType:     fieldOf(c.rhead, c.rfield, "content-type"),
-		contentEncoding: fieldOf(c.rhead, c.rfield, "content-encoding"),
-		contentRange:    fieldOf(c.rhead, c.rfield, "content-range"),
-		cacheControl:    fieldList(c.rhead, c.rfield, "cache-control"),
+		contentType:     fieldOf(rhead, rfield, "content-type"),
+		contentEncoding: fieldOf(rhead, rfield, "content-encoding"),
+		contentRange:    fieldOf(rhead, rfield, "content-range"),
+		cacheControl:    fieldList(rhead, rfield, "cache-control"),
 	})
 }
 

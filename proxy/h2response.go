@@ -118,36 +118,23 @@ func (x *bridge) setHeader(a *h2Answer, enc encoding) {
 		// (text/html for a page an instance sent as nothing in particular).
 		h["Content-Type"] = nil
 	}
-	resp := &a.resp
 	switch {
 	case enc != encNone:
 		h.Set("Content-Encoding", enc.String())
 		h.Add("Vary", "Accept-Encoding")
-	case a.framing == bodyLength || (a.framing == bodyNone && resp.contentLength >= 0 && resp.status != 204):
-		h.Set("Content-Length", strconv.FormatInt(resp.contentLength, 10))
+	case a.resp.passesLength(a.framing):
+		h.Set("Content-Length", strconv.FormatInt(a.resp.contentLength, 10))
 	}
 }
 
 // encodingFor is the coding the proxy applies to the answer (or encNone),
-// decided as over HTTP/1.1 (conn.encodingFor).
+// decided as over HTTP/1.1 (answerEncoding).
 func (x *bridge) encodingFor(a *h2Answer) encoding {
 	if !x.compress || a.framing == bodyNone {
 		return encNone
 	}
-	length := int64(-1)
-	if a.framing == bodyLength {
-		length = a.resp.contentLength
-	}
-	return chooseEncoding(&compressInfo{
-		acceptEncoding:  []byte(strings.Join(x.r.Header.Values("Accept-Encoding"), ",")),
-		status:          a.resp.status,
-		head:            x.r.Method == http.MethodHead,
-		length:          length,
-		contentType:     fieldOf(a.head, a.fields, "content-type"),
-		contentEncoding: fieldOf(a.head, a.fields, "content-encoding"),
-		contentRange:    fieldOf(a.head, a.fields, "content-range"),
-		cacheControl:    fieldList(a.head, a.fields, "cache-control"),
-	})
+	ae := []byte(strings.Join(x.r.Header.Values("Accept-Encoding"), ","))
+	return answerEncoding(ae, x.r.Method == http.MethodHead, a.head, a.fields, &a.resp, a.framing)
 }
 
 // copyBody relays the answer's body from r, compressed with enc if not

@@ -154,9 +154,7 @@ func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep
 	case resp.status == 101:
 		c.bw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		return
-	case framing == bodyLength || (framing == bodyNone && resp.contentLength >= 0 && resp.status != 204 && resp.status >= 200):
-		// A HEAD or 304 response's length describes the representation;
-		// it is passed on, and no body follows.
+	case resp.passesLength(framing):
 		b := append(c.bw.AvailableBuffer(), "Content-Length: "...)
 		b = strconv.AppendInt(b, resp.contentLength, 10)
 		c.bw.Write(append(b, "\r\n"...))
@@ -170,6 +168,14 @@ func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep
 		c.bw.WriteString("Connection: keep-alive\r\n")
 	}
 	c.bw.WriteString("\r\n")
+}
+
+// passesLength reports whether the client gets resp's Content-Length, its
+// body framed so: when the length frames the body, and for a HEAD's or a
+// 304's answer, whose length describes the representation (no body
+// follows). Both protocols' paths pass it by this rule.
+func (resp *response) passesLength(framing int) bool {
+	return framing == bodyLength || (framing == bodyNone && resp.contentLength >= 0 && resp.status != 204 && resp.status >= 200)
 }
 
 // writeStatusLine writes "HTTP/1.1 NNN reason\r\n", with the standard
