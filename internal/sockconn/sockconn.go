@@ -88,7 +88,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // Close closes the socket.
 func (c *Conn) Close() error {
-	c.closed.Store(true) // before: what Close ends sees it (rawErr)
+	c.closed.Store(true) // before: what Close ends sees it (opErr)
 	return c.opErr("close", c.f.Close())
 }
 
@@ -96,7 +96,7 @@ func (c *Conn) Close() error {
 // net.TCPConn.CloseWrite does.
 func (c *Conn) CloseWrite() error {
 	var serr error
-	if err := c.raw.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
+	if err := c.raw.rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
 		return c.opErr("close", err)
 	}
 	if serr != nil {
