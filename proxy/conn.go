@@ -52,6 +52,7 @@ type conn struct {
 
 	rid      []byte         // the request's id (X-Request-Id)
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
+	tn       *tunnelState   // the tunnel this connection is (tunnel.go)
 	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
 	compress bool           // the request's service compresses its responses (compress.go)
 	shard    uint32         // which shard of the stats this connection counts in (stats.go)
@@ -306,6 +307,9 @@ func (c *conn) serveRequests() (parked bool) {
 			return false
 		}
 		more := c.serveRequest(&req)
+		if c.tunnelTo != nil && c.joinTunnel(&req) {
+			return true // a tunnel, parked: the parker's
+		}
 		c.endRequest(&req)
 		if !more {
 			if !req.close && c.srv.draining.Load() {

@@ -23,13 +23,14 @@ const maxInterim = 16
 // says whether anything of the response reached the client (then a failure
 // can only close the connection); keep whether the client connection may
 // carry another request. uc is back in the pool or closed when it returns,
-// but after a 101: then it is c.tunnelTo, for forward to join to the client.
+// but after a 101: then it is c.tunnelTo, for serveRequests to join to the
+// client (joinTunnel).
 func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, kept bool) (keep, began bool, err error) {
 	reusable := false
 	uc.SetClient(c)
 	defer func() {
 		switch {
-		case c.tunnelTo == uc: // forward joins it to the client once the request is released
+		case c.tunnelTo == uc: // serveRequests joins it to the client
 		case reusable:
 			b.Put(uc)
 		default:

@@ -99,14 +99,13 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 		}
 		b.Release(err == nil)
 		c.rec.upstream += time.Since(t0)
-		if uc := c.tunnelTo; uc != nil {
+		if c.tunnelTo != nil {
 			// A WebSocket is not a request in flight: the instance's drain
 			// does not wait for it, and the instance gets SIGTERM while it
 			// is open, to close it as it sees fit. It ends when either
 			// side closes (the instance's exit closes its end).
-			c.tunnelTo = nil
-			c.tunnel(uc, b.Addr)
-			uc.Close()
+			// serveRequests joins it to the client, past this call:
+			// a quiet tunnel is parked, and no goroutine stays in it.
 			return false
 		}
 		switch {

@@ -149,11 +149,16 @@ func (s *Server) passParked(cs []*conn) {
 		if !s.parker.take(c) {
 			continue
 		}
-		if c.pass(&Handover{}, &s.passStats.Clients) {
+		h, passed := &Handover{}, &s.passStats.Clients
+		if t := c.tn; t != nil {
+			// A quiet tunnel: nothing buffered either way.
+			h, passed = &Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr}, &s.passStats.Tunnels
+		}
+		if c.pass(h, passed) {
 			c.closeParked()
 			continue
 		}
-		go c.serve()
+		go c.wake()
 	}
 }
 

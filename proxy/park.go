@@ -105,6 +105,28 @@ func (p *parker) park(c *conn, gaveBack bool) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.addLocked(c, gaveBack, c.raw)
+}
+
+// parkTunnel registers c, a quiet tunnel whose goroutines are about to
+// leave it, with the instance's socket, and the client's unless the client
+// has ended its side (its socket would be readable for ever), and reports
+// whether it did: c belongs to the parker then.
+func (p *parker) parkTunnel(c *conn) bool {
+	if c.socket() == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.tn.up {
+		return p.addLocked(c, true, c.raw, c.tn.raw)
+	}
+	return p.addLocked(c, true, c.tn.raw)
+}
+
+// addLocked gives c a slot and adds socks to the epoll set under it: an
+// event on any of them wakes c.
+func (p *parker) addLocked(c *conn, gaveBack bool, socks ...syscall.RawConn) bool {
 	if p.set == nil {
 		set, err := epollset.New()
 		if err != nil {
@@ -122,11 +144,16 @@ func (p *parker) park(c *conn, gaveBack bool) bool {
 	}
 	p.seq++
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: slot, Pad: int32(p.seq)}
-	var addErr error
-	// Inside Control, the descriptor cannot be closed under us.
-	if err := c.raw.Control(func(fd uintptr) { addErr = p.set.Add(int(fd), &ev) }); err != nil || addErr != nil {
-		p.free = append(p.free, slot)
-		return false
+	for i, raw := range socks {
+		var addErr error
+		// Inside Control, the descriptor cannot be closed under us.
+		if err := raw.Control(func(fd uintptr) { addErr = p.set.Add(int(fd), &ev) }); err != nil || addErr != nil {
+			for _, added := range socks[:i] {
+				added.Control(func(fd uintptr) { p.set.Del(int(fd)) })
+			}
+			p.free = append(p.free, slot)
+			return false
+		}
 	}
 	c.pslot, c.pseq = slot+1, p.seq
 	p.slots[slot] = c
@@ -158,8 +185,19 @@ func (p *parker) removeLocked(c *conn) {
 	p.free = append(p.free, slot)
 	p.n--
 	c.pslot = 0
-	// A closed descriptor has left the set already (Close raced the park).
+	// A closed descriptor has left the set already (Close raced the park);
+	// one not in it (a tunnel's client, which ended its side) is no error.
 	c.raw.Control(func(fd uintptr) { p.set.Del(int(fd)) })
+	if c.tn != nil {
+		c.tn.raw.Control(func(fd uintptr) { p.set.Del(int(fd)) })
+	}
+}
+
+// has reports whether c is parked.
+func (p *parker) has(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.pslot != 0 && p.slots[c.pslot-1] == c
 }
 
 // count is how many connections are parked.
@@ -199,7 +237,7 @@ func (p *parker) run(set *epollset.Set) {
 			lastSweep = now
 			idle := p.srv.opts.IdleTimeout
 			for _, c := range p.slots {
-				if c != nil && now.Sub(c.idleSince) >= idle {
+				if c != nil && c.tn == nil && now.Sub(c.idleSince) >= idle { // a tunnel has no idle timeout
 					p.removeLocked(c)
 					expired = append(expired, c)
 				}
@@ -216,7 +254,7 @@ func (p *parker) run(set *epollset.Set) {
 			go p.trim()
 		}
 		for _, c := range woken {
-			go c.serve()
+			go c.wake()
 		}
 		for _, c := range expired {
 			c.closeParked()
@@ -341,7 +379,22 @@ func (c *conn) closeParked() {
 
 func (c *conn) closeParkedNow() {
 	c.nc.Close()
+	if t := c.tn; t != nil {
+		t.uc.Close()
+		c.endTunnel()
+	}
 	c.srv.forget(c)
+}
+
+// wake takes up a connection taken from the parker, on the calling
+// goroutine, as what it was: one waiting for its next request, or a
+// tunnel.
+func (c *conn) wake() {
+	if c.tn != nil {
+		c.resumeTunnel()
+		return
+	}
+	c.serve()
 }
 
 // scratch is a parked connection's per-request slices, for another to use.
@@ -366,6 +419,15 @@ func (c *conn) release() {
 	c.entry = accesslog.Entry{}
 	c.dec, c.lim, c.cw = chunkedDecoder{}, io.LimitedReader{}, chunkWriter{}
 	c.rec = record{start: c.rec.start}
+}
+
+// releaseScratchButHead gives back the scratch slices a tunnel does not
+// use: all but the request's head and fields, which its log line reads.
+func (c *conn) releaseScratchButHead() {
+	if c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
+		scratchPool.Put(&scratch{out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0], rfield: c.rfield[:0]})
+	}
+	c.out, c.rhead, c.rfield, c.body = nil, nil, nil, nil
 }
 
 // acquire takes scratch slices from the pool, if it has some.

@@ -297,7 +297,12 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 				resume = append(resume, c)
 			}
 		case stateTunnel:
-			if fn != nil {
+			switch {
+			case fn == nil:
+			case !c.secure && s.parker.has(c):
+				// Parked (quiet): passed as it is, as an idle one.
+				pass = append(pass, c)
+			default:
 				c.interrupt() // one kept here after a failed pass just goes on
 			}
 		}
@@ -359,7 +364,7 @@ func (s *Server) Close() {
 	}
 	var parked []*conn
 	for c := range s.conns {
-		if c.state.Load() == stateParked && s.parker.take(c) {
+		if st := c.state.Load(); (st == stateParked || st == stateTunnel) && s.parker.take(c) {
 			parked = append(parked, c) // closed and forgotten below: no goroutine of its own does it
 			continue
 		}

@@ -179,7 +179,7 @@ func (s *Server) OpenConnections() map[int]int {
 }
 
 // ParkedConnections is how many client connections are parked now: idle,
-// holding no goroutine or buffer (park.go).
+// or quiet tunnels, holding no goroutine or buffer (park.go, tunnel.go).
 func (s *Server) ParkedConnections() int { return s.parker.count() }
 
 var connSeq atomic.Uint32

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"smoothserve/upstream"
@@ -21,51 +23,223 @@ import (
 // for its socket to become readable with the reader given back to its pool
 // (one recv(MSG_PEEK) more per read: a tunnel reads little at a time, or
 // 8–16 KiB at a time), and the client's 16 KiB writer, which a tunnel does
-// not use, is swapped for a small one as it begins. What stays is two
-// goroutines and the two connections.
+// not use, is swapped for a small one as it begins.
+//
+// A tunnel quiet both ways for parkAfter (the instance's side waited half
+// of it at least, and the client's too) is parked (park.go): its two
+// goroutines end, and the parker watches both sockets (the instance's
+// alone once the client ended its side); bytes on either take it up again
+// on a new goroutine. What stays is the conn, its tunnelState and the two
+// connections. The instance's side learns of the quiet from its read
+// deadline (parkAfter, renewed once half of it has passed), the client's
+// from when its wait began (tunnelState.upWait): the instance's side
+// decides, and stops the client's. Its access log line is written when it
+// ends, wherever that is: from the request kept in its tunnelState.
 
 // tunnelWriterSize is the client writer's size during a tunnel: nothing is
 // written through it, but it is flushed and counted as any other.
 const tunnelWriterSize = 16
 
-// tunnel relays between the client and the instance at addr over uc until
-// either side ends, or the tunnel is passed to another process.
-func (c *conn) tunnel(uc *upstream.Conn, addr string) {
-	c.nc.SetDeadline(time.Time{}) // the connection ends with the tunnel
-	c.srv.enterTunnel(c, uc)
-	if c.passing() {
-		c.interrupt() // PassConnections began before the tunnel was listed
+// tunnelState is a tunnel's, from its 101 to its end. Its fields belong to
+// whoever owns the conn (its instance side's goroutine, or the parker and
+// whoever takes it from there), but upWait, which the client side's
+// goroutine writes.
+type tunnelState struct {
+	uc   *upstream.Conn
+	addr string          // the instance's
+	req  request         // the 101's, for the log line (its slices point into c.head, kept)
+	raw  syscall.RawConn // uc's socket, for the parker; made when it first parks
+	up   bool            // the client has not ended its side
+	by   time.Time       // the instance side's read deadline (parkAfter); zero: none set
+	// upWait is when the client side began waiting for its client
+	// (UnixNano), 0 while it is not waiting.
+	upWait atomic.Int64
+}
+
+// joinTunnel joins the client to the instance connection a 101 came on
+// (c.tunnelTo) and reports whether the tunnel was parked: then it is the
+// parker's, and the caller must not touch c again; if not, it has ended
+// (or was passed), and the caller logs req.
+func (c *conn) joinTunnel(req *request) bool {
+	uc := c.tunnelTo
+	c.tunnelTo = nil
+	t := &tunnelState{uc: uc, req: *req, up: true}
+	if c.rec.b != nil {
+		t.addr = c.rec.b.Addr
 	}
+	c.releaseScratchButHead()
+	if c.tunnel(t) {
+		return true
+	}
+	uc.Close()
+	return false
+}
+
+// serveTunnel serves a tunnel passed by another process.
+func (c *conn) serveTunnel(uc *upstream.Conn, addr string) {
+	c.start()
+	if c.tunnel(&tunnelState{uc: uc, addr: addr, up: true}) {
+		return
+	}
+	uc.Close()
+	c.close()
+}
+
+// tunnel relays between the client and the instance over t.uc until
+// either side ends, or the tunnel is passed to another process, or parked
+// (reported: the parker's then).
+func (c *conn) tunnel(t *tunnelState) bool {
+	c.nc.SetDeadline(time.Time{}) // the connection ends with the tunnel
+	c.tn = t
+	c.srv.enterTunnel(c, t.uc)
 	c.shrinkWriter()
-	client, instance := c.tunnelEnd(), instanceEnd{uc}
+	return c.relayTunnel()
+}
+
+// resumeTunnel takes a parked tunnel up again, on a goroutine of its own.
+func (c *conn) resumeTunnel() {
+	t := c.tn
+	c.takeReader()
+	t.uc.Wake()
+	c.resetTunnelDeadlines() // what stopped it before it parked
+	if c.relayTunnel() {
+		return
+	}
+	t.uc.Close()
+	c.endTunnel()
+	c.close()
+}
+
+// relayTunnel is tunnel's loop: this goroutine copies from the instance to
+// the client, another from the client to the instance, until the tunnel
+// ends (false), is passed (false) or parked (true).
+func (c *conn) relayTunnel() bool {
+	t := c.tn
+	client, instance := c.tunnelEnd(), instanceEnd{c: c, t: t}
 	up := make(chan error, 1)
-	upOpen := true // the client has not ended its side
+	upRunning := false
 	for {
-		if upOpen {
-			go func() { up <- pumpUp(client, uc) }()
+		if c.passing() {
+			c.interrupt() // PassConnections began before the tunnel was listed, or while it was parked
+		}
+		if t.up && !upRunning {
+			upRunning = true
+			go func() { up <- pumpUp(client, t) }()
 		}
 		err := pump(instance, c.sink.w) // rawio's Conn, or TLS's (rawio's below)
 		if !isTimeout(err) {
 			// The instance ended the tunnel (or the client is gone).
 			c.nc.Close()
-			uc.TCPConn.Close()
-			if upOpen {
+			t.uc.TCPConn.Close()
+			if upRunning {
 				<-up
 			}
-			return
+			return false
 		}
-		// Interrupted, to be passed: wait for the other direction to stop
-		// too (its deadlines were set as well).
-		if upOpen {
-			if uerr := <-up; !isTimeout(uerr) {
-				upOpen = false
+		t.by = time.Time{} // timed out: waitReadable sets it again
+		if upRunning {
+			select {
+			case uerr := <-up: // the client ended its side (or was interrupted)
+				upRunning = false
+				t.up = t.up && isTimeout(uerr)
+			default:
 			}
 		}
-		if c.passing() && c.pass(&Handover{Instance: uc.TCPConn, InstanceAddr: addr, InstanceBuffered: uc.Unread()}, &c.srv.passStats.Tunnels) {
-			return
+		passing := c.passing()
+		if !passing && upRunning && !c.clientQuiet() {
+			// Only the instance's side was quiet (or a TLS tunnel was
+			// interrupted for nothing): on with both.
+			c.resetTunnelDeadlines()
+			continue
 		}
-		c.nc.SetDeadline(time.Time{})
-		uc.TCPConn.SetDeadline(time.Time{})
+		// Interrupted, to be passed, or quiet both ways: the other
+		// direction stops too, where it stands (a write to the instance
+		// as well: nothing waits on it while this side waits for it).
+		if upRunning {
+			if passing {
+				c.interrupt()
+			} else {
+				c.nc.SetReadDeadline(time.Now())
+				t.uc.TCPConn.SetWriteDeadline(time.Now())
+			}
+			if uerr := <-up; !isTimeout(uerr) {
+				t.up = false
+			}
+			upRunning = false
+		}
+		switch {
+		case passing:
+			if c.pass(&Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr, InstanceBuffered: t.uc.Unread()}, &c.srv.passStats.Tunnels) {
+				return false
+			}
+		case c.tunnelQuiet():
+			if c.parkTunnel() {
+				return true
+			}
+		}
+		c.resetTunnelDeadlines()
+	}
+}
+
+// resetTunnelDeadlines clears what an interruption set on both connections.
+func (c *conn) resetTunnelDeadlines() {
+	c.nc.SetDeadline(time.Time{})
+	c.tn.uc.TCPConn.SetDeadline(time.Time{})
+	c.tn.by = time.Time{}
+	if c.passing() {
+		c.interrupt() // PassConnections began as they were cleared
+	}
+}
+
+// clientQuiet reports whether the client's side has waited for its client
+// for half of parkAfter at least.
+func (c *conn) clientQuiet() bool {
+	since := c.tn.upWait.Load()
+	return c.srv.parkAfter > 0 && since != 0 && time.Since(time.Unix(0, since)) >= c.srv.parkAfter/2
+}
+
+// tunnelQuiet reports whether the tunnel, both directions stopped, may be
+// parked: parking is on, and nothing either side sent waits in a buffer.
+func (c *conn) tunnelQuiet() bool {
+	return c.srv.parkAfter > 0 && !c.keepHere && (c.br == nil || c.br.Buffered() == 0) &&
+		(c.pre == nil || len(c.pre.pre) == 0) && len(c.tn.uc.Unread()) == 0
+}
+
+// parkTunnel leaves the tunnel, both directions stopped and quiet, to the
+// parker, and reports whether it did: then it is the parker's (or its
+// taker's), and this goroutine must not touch it again.
+func (c *conn) parkTunnel() bool {
+	t := c.tn
+	if t.raw == nil {
+		raw, err := t.uc.TCPConn.SyscallConn()
+		if err != nil {
+			return false
+		}
+		t.raw = raw
+	}
+	c.flushLog()
+	c.putReader()
+	t.uc.Rest()
+	p := c.srv.parker
+	if p.parkTunnel(c) {
+		// Shutdown sets passFn and the flag before it looks for parked
+		// tunnels: one of the two sees the other, and p.take decides.
+		if !c.passing() || !p.take(c) {
+			return true
+		}
+	}
+	c.takeReader()
+	t.uc.Wake()
+	return false
+}
+
+// endTunnel counts and logs the tunnel's request once it has ended, when
+// it was parked on the way: one that never was is logged by its request's
+// goroutine (serveRequests).
+func (c *conn) endTunnel() {
+	if c.tn.req.method != nil {
+		c.endRequest(&c.tn.req)
+		c.flushLog()
 	}
 }
 
@@ -106,21 +280,47 @@ func (c *conn) tunnelEnd() *clientEnd { return &clientEnd{c: c} }
 func (e *clientEnd) reader() *bufio.Reader { return e.c.br }
 
 // waitReadable is readFirst: a plain connection waits without its reader,
-// as one waiting for its next request does.
-func (e *clientEnd) waitReadable() error { return e.c.readFirst() }
+// as one waiting for its next request does. The wait's start is known to
+// the other side, which decides on parking.
+func (e *clientEnd) waitReadable() error {
+	t := e.c.tn
+	t.upWait.Store(time.Now().UnixNano())
+	err := e.c.readFirst()
+	t.upWait.Store(0)
+	return err
+}
 
 // instanceEnd is the instance's side of a tunnel.
-type instanceEnd struct{ uc *upstream.Conn }
+type instanceEnd struct {
+	c *conn
+	t *tunnelState
+}
 
-func (e instanceEnd) reader() *bufio.Reader { return e.uc.R }
-func (e instanceEnd) waitReadable() error   { return e.uc.WaitReadable() }
+func (e instanceEnd) reader() *bufio.Reader { return e.t.uc.R }
+
+// waitReadable waits for the instance within parkAfter: renewed once half
+// of it has passed, so a busy tunnel does not pay for a timer a message,
+// and a timeout means half of it passed without a byte.
+func (e instanceEnd) waitReadable() error {
+	if d := e.c.srv.parkAfter; d > 0 {
+		now := time.Now()
+		if e.t.by.Sub(now) < d/2 {
+			e.t.by = now.Add(d)
+			e.t.uc.TCPConn.SetReadDeadline(e.t.by)
+			if e.c.passing() {
+				e.c.interrupt() // PassConnections began as it was set
+			}
+		}
+	}
+	return e.t.uc.WaitReadable()
+}
 
 // pumpUp copies from the client to the instance until the client ends its
 // side, which is then ended towards the instance, or an interruption.
-func pumpUp(client tunnelSource, uc *upstream.Conn) error {
-	err := pump(client, uc) // its Write: rawio's
+func pumpUp(client tunnelSource, t *tunnelState) error {
+	err := pump(client, t.uc) // its Write: rawio's
 	if !isTimeout(err) {
-		uc.CloseWrite()
+		t.uc.CloseWrite()
 	}
 	return err
 }
@@ -145,12 +345,4 @@ func pump(src tunnelSource, dst io.Writer) error {
 			return err
 		}
 	}
-}
-
-// serveTunnel serves a tunnel passed by another process.
-func (c *conn) serveTunnel(uc *upstream.Conn, addr string) {
-	c.start()
-	defer c.close()
-	c.tunnel(uc, addr)
-	uc.Close()
 }

@@ -205,6 +205,19 @@ func (c *Conn) wake() {
 	}
 }
 
+// Rest gives R, empty, back to the pool, as WaitReadable does while it
+// waits, for a tunnel left without a goroutine while it is quiet (proxy's
+// parker); Wake gives it one again. R is nil in between: only Close and
+// Wake may be called then.
+func (c *Conn) Rest() {
+	if c.R != nil {
+		c.rest()
+	}
+}
+
+// Wake gives a Conn that Rest left without R one again.
+func (c *Conn) Wake() { c.wake() }
+
 // WaitReadable waits, with R empty, until the instance's socket has bytes
 // to read, or is closed, or its read deadline passes (the error then), and
 // gives R back to the pool meanwhile (rawio's WaitReadable): a quiet
