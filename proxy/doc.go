@@ -69,7 +69,9 @@
 // idling — after a burst of parkings the parker runs two collections and
 // returns free memory to the OS (park.go's trim), at most once every
 // 10 s —, a quiet WebSocket tunnel holds no buffer (tunnel.go), and one
-// quiet both ways for 1–2 s no goroutine either, about 7 KiB in all; an
-// instance connection pooled for a second gives its buffer back
-// (upstream).
+// quiet both ways for 1–2 s no goroutine either, about 5–7 KiB in all; a
+// streamed response waiting for its instance (server-sent events) holds
+// its goroutine and its instance reader, not the client's buffers
+// (relay.go's awaitBody), about 16 KiB; an instance connection pooled for
+// a second gives its buffer back (upstream).
 package proxy

@@ -13,7 +13,7 @@ import (
 // quiet. Bytes it sent (its next request) say it is still there; so does a
 // connection that cannot be peeked at.
 func (c *conn) Gone() bool {
-	if c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) {
+	if c.br != nil && c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) { // nil: lent (awaitBody)
 		return false
 	}
 	st, ok := c.peekClient()

@@ -18,6 +18,15 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 				return err
 			}
 		}
+		if err := c.awaitBody(br); err != nil {
+			if isPass(err) {
+				if c.passStream(n) {
+					return errPassed
+				}
+				continue
+			}
+			return fmt.Errorf("reading response body: %w", err)
+		}
 		buf := c.bw.AvailableBuffer()
 		if cap(buf) == 0 {
 			if err := c.Flush(); err != nil {
@@ -53,6 +62,36 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 	return nil
 }
 
+// awaitBody waits, when br (the relayed response's reader of the instance)
+// holds nothing, for the instance's next bytes (upstream's WaitBody),
+// with the client's writer, flushed, and its reader, if empty, back in
+// their pools meanwhile, as sendRequest's wait does: a quiet stream
+// (server-sent events between two events) holds its goroutine and br, not
+// 24 KiB more. br stays: the relay holds it. Only for a body that streams
+// (chunked, or up to the close; a length-framed one, a download, reads
+// on, saving a recv a read), not while compressing (the compressor writes
+// into bw). Its errors are those of a read of br.
+func (c *conn) awaitBody(br *bufio.Reader) error {
+	uc := c.rel.uc
+	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || c.zw != nil {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	lentReader := c.br.Buffered() == 0
+	if lentReader {
+		c.putReader()
+	}
+	c.putWriter()
+	err := uc.WaitBody()
+	c.takeWriter()
+	if lentReader {
+		c.takeReader()
+	}
+	return err
+}
+
 // relayChunked passes a chunked body on chunk by chunk, each as soon as it
 // arrives, framed anew (size lines without extensions, CRLF), with the
 // trailer fields that are valid. While c.rel.passable, it may stop to pass
@@ -60,7 +99,11 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 func (c *conn) relayChunked(src *bufio.Reader) error {
 	for {
 		c.rel.inChunk = false
-		line, err := readLine(src)
+		err := c.awaitBody(src)
+		var line []byte
+		if err == nil {
+			line, err = readLine(src)
+		}
 		if isPass(err) { // nothing of the line read yet (PassNow)
 			if c.passStream(0) {
 				return errPassed

@@ -58,6 +58,63 @@ func (c *Conn) unwatch() {
 	}
 }
 
+// WaitBody waits, R empty, until the instance's socket has bytes to read
+// or is closed, as a read of R would, but outside R: its caller may give
+// back what it holds for the wait (proxy's awaitBody). The client's
+// pending bytes are flushed first, and, when watching, the client looked
+// at every watchEvery (ErrClientGone, ErrPass, as from a read of R). The
+// read of R that follows finds bytes, or the end, without waiting. R
+// stays: a relay holds it (and its buffer) through the body.
+func (c *Conn) WaitBody() error {
+	if c.R.Buffered() > 0 || len(c.src.pre) > 0 {
+		return nil
+	}
+	if err := c.beforeWait(); err != nil {
+		return err
+	}
+	for {
+		err := c.rio.WaitReadable()
+		if !c.armed || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if err := c.watched(); err != nil {
+			return err
+		}
+	}
+}
+
+// beforeWait readies a wait for the instance: the client's pending bytes
+// flushed, and, when watching, PassNow asked and the watch's deadline set.
+func (c *Conn) beforeWait() error {
+	if c.client != nil {
+		if err := c.client.Flush(); err != nil {
+			return fmt.Errorf("%w: %w", ErrFlush, err)
+		}
+	}
+	if c.watching && c.client.PassNow() {
+		return ErrPass
+	}
+	if c.watching && !c.armed {
+		c.armed = true
+		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
+	}
+	return nil
+}
+
+// watched is what a wait whose watch deadline passed finds: the client
+// gone, the response to be passed on, or nothing (the deadline set again:
+// wait on).
+func (c *Conn) watched() error {
+	if c.client.Gone() {
+		return ErrClientGone
+	}
+	if c.client.PassNow() {
+		return ErrPass
+	}
+	c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
+	return nil
+}
+
 // connReader is R's source: the bytes another process read from the
 // socket (Adopt), then the socket, after a flush of the client's pending
 // bytes, and, when watching, with a deadline that wakes the read to look
@@ -74,29 +131,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.pre = r.pre[n:]
 		return n, nil
 	}
-	if c.client != nil {
-		if err := c.client.Flush(); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrFlush, err)
-		}
-	}
-	if c.watching && c.client.PassNow() {
-		return 0, ErrPass
-	}
-	if c.watching && !c.armed {
-		c.armed = true
-		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
+	if err := c.beforeWait(); err != nil {
+		return 0, err
 	}
 	for {
 		n, err := c.rio.Read(p)
 		if !c.armed || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
-		if c.client.Gone() {
-			return 0, ErrClientGone
+		if err := c.watched(); err != nil {
+			return 0, err
 		}
-		if c.client.PassNow() {
-			return 0, ErrPass
-		}
-		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
 	}
 }
