@@ -162,8 +162,8 @@ func (b *bench) connectionsCost(ctx context.Context) ([]markdowner, error) {
 	for _, p := range proxies[1:] {
 		p.stop()
 	}
-	for _, secure := range []bool{false, true} {
-		t, err := b.idleMemory(ctx, dir, upstreams, opts, secure)
+	for _, kind := range []idleKind{idlePlain, idleTLS, idleTunnel, idleStream} {
+		t, err := b.idleMemory(ctx, dir, upstreams, opts, kind)
 		if t != nil {
 			t.notes = append(t.notes, note)
 			parts = append(parts, t)

@@ -32,6 +32,34 @@ import (
 // idleCounts are the numbers of idle connections measured, in order.
 var idleCounts = []int{1000, 10000}
 
+// An idleKind is what the held connections are: keep-alive ones, plain
+// or over TLS, quiet WebSockets (a 101 from the demo's /ws echo, one
+// message each way, then nothing), or quiet event streams (the demo's
+// /events, its first event read, the next a minute away).
+type idleKind int
+
+const (
+	idlePlain idleKind = iota
+	idleTLS
+	idleTunnel
+	idleStream
+)
+
+func (k idleKind) String() string {
+	return [...]string{"idle", "idle-tls", "websocket", "event-stream"}[k]
+}
+
+// once is what is sent and read on each connection before it is held.
+func (k idleKind) once() func(net.Conn, string) error {
+	switch k {
+	case idleTunnel:
+		return wsOnce
+	case idleStream:
+		return streamOnce
+	}
+	return getOnce
+}
+
 // idleWait is how long the connections idle before the RSS is read:
 // smoothserve parks a connection idle for a second or two.
 const idleWait = 5 * time.Second
@@ -97,9 +125,10 @@ func sumRSS(pids []int) int64 {
 // pools filled), then the RSS before, the n connections, the RSS right
 // after and after idleWait.
 // With tc, the connections are TLS ones, each after a full handshake.
-func measureIdle(ctx context.Context, addr string, pids func() []int, n int, tc *tls.Config) (idleSample, error) {
+// kind says what they are.
+func measureIdle(ctx context.Context, addr string, pids func() []int, n int, tc *tls.Config, kind idleKind) (idleSample, error) {
 	s := idleSample{conns: n, fdLimit: noFileLimit(pids())}
-	warm, failed, err := openIdle(ctx, addr, idleParallel, idleSources(idleParallel), tc)
+	warm, failed, err := openIdleAs(ctx, addr, idleParallel, idleSources(idleParallel), tc, kind)
 	closeIdle(warm)
 	if err == nil && failed > 0 {
 		err = fmt.Errorf("warm-up: %d of %d connections failed", failed, idleParallel)
@@ -109,7 +138,7 @@ func measureIdle(ctx context.Context, addr string, pids func() []int, n int, tc 
 	}
 	sleepCtx(ctx, time.Second)
 	s.before = sumRSS(pids())
-	conns, failed, err := openIdle(ctx, addr, n, idleSources(n), tc)
+	conns, failed, err := openIdleAs(ctx, addr, n, idleSources(n), tc, kind)
 	defer closeIdle(conns)
 	if err != nil && ctx.Err() != nil {
 		return s, ctx.Err()
@@ -134,6 +163,12 @@ func measureIdle(ctx context.Context, addr string, pids func() []int, n int, tc 
 // It returns the connections answered 200, how many failed, and the first
 // failure.
 func openIdle(ctx context.Context, addr string, n int, srcs []net.IP, tc *tls.Config) ([]net.Conn, int, error) {
+	return openIdleAs(ctx, addr, n, srcs, tc, idlePlain)
+}
+
+// openIdleAs is openIdle, of connections of kind (kind.once instead of
+// GET /).
+func openIdleAs(ctx context.Context, addr string, n int, srcs []net.IP, tc *tls.Config, kind idleKind) ([]net.Conn, int, error) {
 	conns := make([]net.Conn, n)
 	errs := make([]error, n)
 	var next atomic.Int64
@@ -145,7 +180,7 @@ func openIdle(ctx context.Context, addr string, n int, srcs []net.IP, tc *tls.Co
 				if i >= n {
 					return
 				}
-				conns[i], errs[i] = openOne(ctx, addr, srcs[i%len(srcs)], tc)
+				conns[i], errs[i] = openOne(ctx, addr, srcs[i%len(srcs)], tc, kind.once())
 			}
 		})
 	}
@@ -177,8 +212,8 @@ func cmpErr(first, err error) error {
 }
 
 // openOne dials addr from src (with tc, a TLS handshake for tc.ServerName)
-// and sends GET / once.
-func openOne(ctx context.Context, addr string, src net.IP, tc *tls.Config) (net.Conn, error) {
+// and makes it what once makes it: GET / answered, a WebSocket, a stream.
+func openOne(ctx context.Context, addr string, src net.IP, tc *tls.Config, once func(net.Conn, string) error) (net.Conn, error) {
 	d := net.Dialer{Timeout: idleIOTimeout, LocalAddr: &net.TCPAddr{IP: src}}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -196,7 +231,7 @@ func openOne(ctx context.Context, addr string, src net.IP, tc *tls.Config) (net.
 		}
 		c, host = t, tc.ServerName
 	}
-	if err := getOnce(c, host); err != nil {
+	if err := once(c, host); err != nil {
 		abort(c)
 		return nil, err
 	}
@@ -276,23 +311,23 @@ func peek(c net.Conn) sockpeek.State {
 	return st
 }
 
-// idleMemory measures each proxy at each of idleCounts, in rounds, each
-// time a proxy started for it (so that what the last measurement left in
-// a heap does not hide what the next one needs); secure: over TLS, on the
-// proxies' TLS ports (HTTP/1.1, TLS 1.3, a full handshake each).
-func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string][]string, opts proxyOptions, secure bool) (*idleTable, error) {
+// idleMemory measures each proxy at each of the table's counts, in rounds,
+// each time a proxy started for it (so that what the last measurement left
+// in a heap does not hide what the next one needs); idleTLS: over TLS, on
+// the proxies' TLS ports (HTTP/1.1, TLS 1.3, a full handshake each);
+// idleTunnel and idleStream: quiet WebSockets and event streams (wsidle.go).
+func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string][]string, opts proxyOptions, kind idleKind) (*idleTable, error) {
 	names := proxyNames()
-	t := &idleTable{base: "nginx", secure: secure}
+	t := &idleTable{base: "nginx", kind: kind}
 	var tc *tls.Config
-	kind := "idle"
-	if secure {
-		tc, kind = handshakeConfig(nil), "idle-tls"
+	if kind == idleTLS {
+		tc = handshakeConfig(nil)
 	}
 	for _, name := range names {
 		t.row(name)
 	}
 	for r := range b.rounds {
-		for _, n := range idleCounts {
+		for _, n := range t.counts() {
 			for i := range names {
 				name := names[(r+i)%len(names)]
 				sub := filepath.Join(dir, fmt.Sprintf("%s-%s-%d-r%d", kind, name, n, r+1))
@@ -301,12 +336,12 @@ func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string
 					return t, err
 				}
 				addr := strings.TrimPrefix(p.url, "http://")
-				if secure {
+				if kind == idleTLS {
 					addr, err = tlsAddr(p.tlsURL)
 				}
 				var s idleSample
 				if err == nil {
-					s, err = measureIdle(ctx, addr, p.pids, n, tc)
+					s, err = measureIdle(ctx, addr, p.pids, n, tc, kind)
 				}
 				p.stop()
 				if err != nil {

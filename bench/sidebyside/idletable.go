@@ -10,10 +10,10 @@ import (
 // a proxy, the medians of its rounds at each of idleCounts, and ratios to
 // the row base.
 type idleTable struct {
-	base   string
-	secure bool // over TLS
-	rows   []*idleRow
-	notes  []string
+	base  string
+	kind  idleKind
+	rows  []*idleRow
+	notes []string
 }
 
 // idleRow is one proxy's measurements, by number of connections.
@@ -31,6 +31,14 @@ func (t *idleTable) row(name string) *idleRow {
 	r := &idleRow{name: name, samples: map[int][]idleSample{}}
 	t.rows = append(t.rows, r)
 	return r
+}
+
+// counts are the numbers of connections the table measures.
+func (t *idleTable) counts() []int {
+	if t.kind == idleTunnel || t.kind == idleStream {
+		return tunnelCounts
+	}
+	return idleCounts
 }
 
 func (r *idleRow) add(s idleSample) { r.samples[s.conns] = append(r.samples[s.conns], s) }
@@ -58,21 +66,33 @@ func busyPerConn(s idleSample) float64 { return s.perConn(s.busy) }
 
 func (t *idleTable) markdown() string {
 	var b strings.Builder
-	most := idleCounts[len(idleCounts)-1]
-	title, to := "Memory per idle keep-alive connection", "http://127.0.0.1:PORT,"
-	if t.secure {
+	counts := t.counts()
+	most := counts[len(counts)-1]
+	title, to, what := "Memory per idle keep-alive connection", "http://127.0.0.1:PORT,", "GET / on each, answer read"
+	switch t.kind {
+	case idleTLS:
 		title, to = "Memory per idle keep-alive connection over TLS", "127.0.0.1:TLSPORT, each with a full TLS 1.3 handshake "+
 			"(SNI and Host localhost, X25519, ALPN http/1.1, no session cache),"
+	case idleTunnel:
+		title, what = "Memory per quiet WebSocket", "a WebSocket opened on each (GET /ws, the demo's echo: a 101), "+
+			"one text message echoed"
+	case idleStream:
+		title, what = "Memory per quiet event stream", "GET "+streamPath+" on each (the demo's server-sent events, "+
+			"chunked), the head and first event read, the next a minute away"
 	}
 	fmt.Fprintf(&b, "### %s\n\n"+
-		"`N connections from the bench to %s %d at a time, GET / on each, answer read, then left open; "+
-		"RSS of the proxy's processes before, right after the last answer and after %s idle`\n\n", title, to, idleParallel, idleWait)
+		"`N connections from the bench to %s %d at a time, %s, then left open; "+
+		"RSS of the proxy's processes before, right after the last answer and after %s idle`\n\n", title, to, idleParallel, what, idleWait)
+	quiet := "idle"
+	if t.kind == idleTunnel || t.kind == idleStream {
+		quiet = "quiet"
+	}
 	head := []string{""}
-	for _, n := range idleCounts {
-		head = append(head, fmt.Sprintf("KiB per connection, %s idle", thousands(n)), "÷ "+t.base)
+	for _, n := range counts {
+		head = append(head, fmt.Sprintf("KiB per connection, %s %s", thousands(n), quiet), "÷ "+t.base)
 	}
 	head = append(head,
-		fmt.Sprintf("RSS before → with %s idle", thousands(most)),
+		fmt.Sprintf("RSS before → with %s %s", thousands(most), quiet),
 		fmt.Sprintf("KiB per connection right after the answers, %s", thousands(most)),
 		"closed while idle", "failed", "open files (soft limit)",
 		fmt.Sprintf("KiB per connection per round, %s", thousands(most)))
@@ -82,7 +102,7 @@ func (t *idleTable) markdown() string {
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(t.cells(r, base, most), " | "))
 	}
 	for _, r := range t.rows {
-		for _, n := range idleCounts {
+		for _, n := range counts {
 			for _, s := range r.samples[n] {
 				if s.firstErr != "" {
 					fmt.Fprintf(&b, "\n- %s, %s: %d failed, the first: %s", r.name, thousands(n), s.failed, s.firstErr)
@@ -109,7 +129,7 @@ func (t *idleTable) markdown() string {
 // cells is row r of the table.
 func (t *idleTable) cells(r, base *idleRow, most int) []string {
 	cells := []string{r.name}
-	for _, n := range idleCounts {
+	for _, n := range t.counts() {
 		v := r.median(n, idlePerConn)
 		cells = append(cells, fmtPerConn(v, len(r.samples[n])), ratio(v, base.median(n, idlePerConn)))
 	}
@@ -118,7 +138,7 @@ func (t *idleTable) cells(r, base *idleRow, most int) []string {
 	for _, s := range r.samples[most] {
 		rounds = append(rounds, fmt.Sprintf("%.2f", idlePerConn(s)))
 	}
-	for _, n := range idleCounts {
+	for _, n := range t.counts() {
 		for _, s := range r.samples[n] {
 			closed += s.closed
 			failed += s.failed
