@@ -421,8 +421,12 @@ func (c *conn) awaitRequest() error {
 
 // passing reports whether this connection is to be handed over to another
 // process when it is between two requests.
-func (c *conn) passing() bool {
-	return c.srv.shutting.Load() && !c.keepHere && !c.secure && c.srv.passFn.Load() != nil
+func (c *conn) passing() bool { return c.passingKept(c.keepHere) }
+
+// passingKept is passing with keepHere as given: read by whoever owned the
+// connection when it was (parkTunnel).
+func (c *conn) passingKept(keepHere bool) bool {
+	return c.srv.shutting.Load() && !keepHere && !c.secure && c.srv.passFn.Load() != nil
 }
 
 // closing reports whether the response being written is this connection's

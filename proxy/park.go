@@ -421,13 +421,19 @@ func (c *conn) release() {
 	c.rec = record{start: c.rec.start}
 }
 
-// releaseScratchButHead gives back the scratch slices a tunnel does not
-// use: all but the request's head and fields, which its log line reads.
-func (c *conn) releaseScratchButHead() {
-	if c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
-		scratchPool.Put(&scratch{out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0], rfield: c.rfield[:0]})
-	}
+// releaseScratch gives back the scratch slices a tunnel does not use: all
+// of them, or (keepHead) all but the request's head and fields, which its
+// log line reads.
+func (c *conn) releaseScratch(keepHead bool) {
+	sc := &scratch{out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0], rfield: c.rfield[:0]}
 	c.out, c.rhead, c.rfield, c.body = nil, nil, nil, nil
+	if !keepHead {
+		sc.head, sc.fields = c.head[:0], c.fields[:0]
+		c.head, c.fields = nil, nil
+	}
+	if sc.out != nil || sc.rhead != nil || sc.rfield != nil || sc.body != nil || sc.head != nil || sc.fields != nil {
+		scratchPool.Put(sc)
+	}
 }
 
 // acquire takes scratch slices from the pool, if it has some.

@@ -298,8 +298,10 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			}
 		case stateTunnel:
 			switch {
-			case fn == nil:
-			case !c.secure && s.parker.has(c):
+			case fn == nil || c.secure:
+				// A TLS tunnel is not passed: it goes on, untouched
+				// (an interrupted write would break its tls.Conn).
+			case s.parker.has(c):
 				// Parked (quiet): passed as it is, as an idle one.
 				pass = append(pass, c)
 			default:

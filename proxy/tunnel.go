@@ -67,7 +67,7 @@ func (c *conn) joinTunnel(req *request) bool {
 	if c.rec.b != nil {
 		t.addr = c.rec.b.Addr
 	}
-	c.releaseScratchButHead()
+	c.releaseScratch(true)
 	if c.tunnel(t) {
 		return true
 	}
@@ -78,6 +78,7 @@ func (c *conn) joinTunnel(req *request) bool {
 // serveTunnel serves a tunnel passed by another process.
 func (c *conn) serveTunnel(uc *upstream.Conn, addr string) {
 	c.start()
+	c.releaseScratch(false) // no request to log
 	if c.tunnel(&tunnelState{uc: uc, addr: addr, up: true}) {
 		return
 	}
@@ -102,12 +103,19 @@ func (c *conn) resumeTunnel() {
 	c.takeReader()
 	t.uc.Wake()
 	c.resetTunnelDeadlines() // what stopped it before it parked
-	if c.relayTunnel() {
+	if c.relayOrPark() {
 		return
 	}
 	t.uc.Close()
 	c.endTunnel()
 	c.close()
+}
+
+// relayOrPark is relayTunnel, with a panic logged and the tunnel ended
+// (not parked), as serveOrPark does for a connection's requests.
+func (c *conn) relayOrPark() (parked bool) {
+	defer c.recoverPanic()
+	return c.relayTunnel()
 }
 
 // relayTunnel is tunnel's loop: this goroutine copies from the instance to
@@ -136,6 +144,8 @@ func (c *conn) relayTunnel() bool {
 			}
 			return false
 		}
+		// Its own deadline (quiet), or an interruption (PassConnections).
+		quiet := !t.by.IsZero() && !time.Now().Before(t.by)
 		t.by = time.Time{} // timed out: waitReadable sets it again
 		if upRunning {
 			select {
@@ -146,9 +156,10 @@ func (c *conn) relayTunnel() bool {
 			}
 		}
 		passing := c.passing()
-		if !passing && upRunning && !c.clientQuiet() {
-			// Only the instance's side was quiet (or a TLS tunnel was
-			// interrupted for nothing): on with both.
+		if quiet && !passing && upRunning && !c.clientQuiet() {
+			// Only the instance's side was quiet: on with both. (One
+			// interrupted stops both, below, and waits for the other
+			// direction: its timeout may be on its way.)
 			c.resetTunnelDeadlines()
 			continue
 		}
@@ -221,10 +232,12 @@ func (c *conn) parkTunnel() bool {
 	c.putReader()
 	t.uc.Rest()
 	p := c.srv.parker
+	kept := c.keepHere // read while it is this goroutine's: once parked, its taker's
 	if p.parkTunnel(c) {
-		// Shutdown sets passFn and the flag before it looks for parked
-		// tunnels: one of the two sees the other, and p.take decides.
-		if !c.passing() || !p.take(c) {
+		// Shutdown sets passFn and the flag, and Close its flag, before
+		// they look for parked tunnels: one of the two sees the other,
+		// and p.take decides.
+		if !c.passingKept(kept) && !c.srv.closed.Load() || !p.take(c) {
 			return true
 		}
 	}
