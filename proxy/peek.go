@@ -9,15 +9,16 @@ import (
 )
 
 // Gone reports, without blocking, whether the client has closed (or reset)
-// its connection: what upstream.Conn.WatchClient asks while the instance is
-// quiet. Bytes it sent (its next request) say it is still there; so does a
-// connection that cannot be peeked at.
+// its connection, or it was closed here (Close, the end of a stop's
+// grace): what upstream.Conn.WatchClient asks while the instance is
+// quiet. Bytes it sent (its next request) say it is still there; so does
+// a connection with no socket to look at.
 func (c *conn) Gone() bool {
 	if c.br != nil && c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) { // nil: lent (awaitBody)
 		return false
 	}
 	st, ok := c.peekClient()
-	return ok && st == sockpeek.Closed
+	return ok && st == sockpeek.Closed || !ok && c.socket() != nil
 }
 
 // clientSent reports, without blocking, whether bytes from the client wait

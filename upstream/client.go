@@ -73,7 +73,9 @@ func (c *Conn) WaitBody() error {
 		return err
 	}
 	for {
-		err := c.rio.WaitReadable()
+		// Strict: a reset the look finds is the read's error, not an end
+		// (a body up to the close would end there, cleanly).
+		err := c.rio.WaitReadableStrict()
 		if !c.armed || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}

@@ -25,10 +25,11 @@ type Conn struct {
 // works on: a func value made once (Init), so that a call allocates
 // nothing.
 type op struct {
-	fn  func(fd uintptr) bool
-	p   []byte
-	n   int
-	err syscall.Errno // the call's error; 0: none
+	fn     func(fd uintptr) bool
+	p      []byte
+	n      int
+	err    syscall.Errno // the call's error; 0: none
+	strict bool          // WaitReadableStrict: an error the peek finds is the call's
 }
 
 // noCopy makes go vet's copylocks check report a copied Conn.
@@ -98,6 +99,17 @@ func (c *Conn) WaitReadable() error {
 	return err
 }
 
+// WaitReadableStrict is WaitReadable, but an error the peek finds (a
+// reset) is its error, as Read's would be ("read: connection reset by
+// peer"), not left cleared: for a caller to whom the Read's io.EOF after
+// it would mean a clean end (a response body that ends at the close).
+func (c *Conn) WaitReadableStrict() error {
+	c.r.strict = true
+	_, err := c.do(&c.r, nil, false, "read")
+	c.r.strict = false
+	return err
+}
+
 // read is RawConn.Read's function: true once it read or failed, false to
 // wait for the socket to be readable. With no o.p (WaitReadable) its first
 // call peeks (o.n counts the calls), and its next, after the poller's
@@ -113,7 +125,12 @@ func (o *op) read(fd uintptr) bool {
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false
+			case 0:
+				return true
 			default:
+				if o.strict {
+					o.err = e
+				}
 				return true
 			}
 		}

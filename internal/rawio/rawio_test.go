@@ -259,3 +259,42 @@ func TestWithoutTheRaceDetector(t *testing.T) {
 		t.Fatalf("go test without -race: %v\n%s", err, out)
 	}
 }
+
+// WaitReadable clears a reset it finds (the Read after it says io.EOF);
+// WaitReadableStrict says it, as a Read would.
+func TestWaitReadableStrictSaysAReset(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		c, peer := tcptest.Pair(t)
+		rc := conn(t, c)
+		peer.SetLinger(0)
+		peer.Close() // RST
+		time.Sleep(20 * time.Millisecond)
+		wait := rc.WaitReadable
+		if strict {
+			wait = rc.WaitReadableStrict
+		}
+		err := wait()
+		if strict {
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("WaitReadableStrict after a reset = %v, want ECONNRESET", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("WaitReadable after a reset = %v, want nil", err)
+		}
+		if n, err := rc.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+			t.Fatalf("Read after WaitReadable found a reset = %d, %v; want EOF", n, err)
+		}
+	}
+	c, peer := tcptest.Pair(t)
+	rc := conn(t, c)
+	peer.Write([]byte("abc"))
+	time.Sleep(20 * time.Millisecond)
+	if err := rc.WaitReadableStrict(); err != nil {
+		t.Fatalf("WaitReadableStrict with bytes waiting = %v", err)
+	}
+	if a := testing.AllocsPerRun(100, func() { rc.WaitReadableStrict() }); a != 0 {
+		t.Fatalf("WaitReadableStrict allocates %.1f times", a)
+	}
+}
