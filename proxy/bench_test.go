@@ -1,19 +1,20 @@
 package proxy
 
 import (
-	"path/filepath"
-
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"smoothserve/accesslog"
-	"smoothserve/internal/tcptest"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"smoothserve/accesslog"
+	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
 
@@ -73,6 +74,31 @@ func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
 	addr := benchProxy(b, Route{Port: 1, Set: set, AccessLog: log})
 
 	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	benchClients(b, addr, req, size, func(br *bufio.Reader) error {
+		n := -1
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if bytes.HasPrefix(line, []byte("Content-Length: ")) {
+				n, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
+			}
+		}
+		if n != size {
+			return fmt.Errorf("Content-Length %d, want %d", n, size)
+		}
+		_, err := br.Discard(n)
+		return err
+	})
+}
+
+// benchClients runs b's parallel clients, each on a keep-alive connection
+// of its own to addr: req, then read reads its answer, an op each.
+func benchClients(b *testing.B, addr string, req []byte, size int, read func(br *bufio.Reader) error) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -89,25 +115,7 @@ func benchmarkGetLogged(b *testing.B, size int, log *accesslog.Log) {
 				b.Error(err)
 				return
 			}
-			n := -1
-			for {
-				line, err := br.ReadSlice('\n')
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if len(line) <= 2 {
-					break
-				}
-				if bytes.HasPrefix(line, []byte("Content-Length: ")) {
-					n, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
-				}
-			}
-			if n != size {
-				b.Errorf("Content-Length %d, want %d", n, size)
-				return
-			}
-			if _, err := br.Discard(n); err != nil {
+			if err := read(br); err != nil {
 				b.Error(err)
 				return
 			}
@@ -189,6 +197,52 @@ func benchmarkTunnel(b *testing.B, size int) {
 				b.Error(err)
 				return
 			}
+		}
+	})
+}
+
+// BenchmarkProxyChunked is one keep-alive GET of a 1 MiB chunked body (16
+// KiB chunks) through the proxy: a download, which reads on without a
+// look at the socket before each wait (relay.go's streamPiece).
+func BenchmarkProxyChunked(b *testing.B) {
+	const size, chunk = 1 << 20, 16 << 10
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range size / chunk {
+		resp = append(resp, strconv.FormatInt(chunk, 16)+"\r\n"...)
+		resp = append(append(resp, bytes.Repeat([]byte("x"), chunk)...), "\r\n"...)
+	}
+	resp = append(resp, "0\r\n\r\n"...)
+	set := upstream.NewSet("bench", time.Second)
+	set.Add(upstream.NewBackend("bench", 0, tcptest.Serve(b, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 4<<10)
+		for skipHead(br) {
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
+		}
+	})))
+	addr := benchProxy(b, Route{Port: 1, Set: set})
+	req := []byte("GET /download HTTP/1.1\r\nHost: bench.test\r\n\r\n")
+	benchClients(b, addr, req, size, func(br *bufio.Reader) error {
+		if !skipHead(br) {
+			return errors.New("no answer")
+		}
+		for got := 0; ; {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			n, _ := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+			if n == 0 {
+				if _, err := br.Discard(2); err != nil || got != size {
+					return fmt.Errorf("%d bytes, %v; want %d", got, err, size)
+				}
+				return nil
+			}
+			if _, err := br.Discard(int(n) + 2); err != nil {
+				return err
+			}
+			got += int(n)
 		}
 	})
 }

@@ -62,6 +62,13 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 	return nil
 }
 
+// streamPiece is the size from which a read of the instance says a
+// download rather than a stream of events: the next wait for the
+// instance holds the buffers, as a blocked read does, and costs no look
+// at the socket first (a chunked download of 16 KiB reads would make
+// one more system call each).
+const streamPiece = 4 << 10
+
 // awaitBody waits, when br (the relayed response's reader of the instance)
 // holds nothing, for the instance's next bytes (upstream's WaitBody),
 // with the client's writer, flushed, and its reader, if empty, back in
@@ -69,11 +76,12 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 // (server-sent events between two events) holds its goroutine and br, not
 // 24 KiB more. br stays: the relay holds it. Only for a body that streams
 // (chunked, or up to the close; a length-framed one, a download, reads
-// on, saving a recv a read), not while compressing (the compressor writes
-// into bw). Its errors are those of a read of br.
+// on, saving a recv a read), not after a read of the instance of
+// streamPiece or more, which says a download too, not while compressing
+// (the compressor writes into bw). Its errors are those of a read of br.
 func (c *conn) awaitBody(br *bufio.Reader) error {
 	uc := c.rel.uc
-	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || c.zw != nil {
+	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || uc.LastRead() >= streamPiece || c.zw != nil {
 		return nil
 	}
 	if err := c.Flush(); err != nil {

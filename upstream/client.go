@@ -58,6 +58,11 @@ func (c *Conn) unwatch() {
 	}
 }
 
+// LastRead is how many bytes the last read of the instance's socket
+// brought: a stream's pieces are small, a download's as large as the
+// reader asks for.
+func (c *Conn) LastRead() int { return c.lastRead }
+
 // WaitBody waits, R empty, until the instance's socket has bytes to read
 // or is closed, as a read of R would, but outside R: its caller may give
 // back what it holds for the wait (proxy's awaitBody). The client's
@@ -139,6 +144,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 	for {
 		n, err := c.rio.Read(p)
 		if !c.armed || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.lastRead = n
 			return n, err
 		}
 		if err := c.watched(); err != nil {

@@ -30,6 +30,7 @@ type Conn struct {
 	client   Client     // the proxy's client connection this exchange is for (SetClient)
 	watching bool       // WatchClient: a blocking read checks that the client is still there
 	armed    bool       // a watch deadline is set on the socket
+	lastRead int        // bytes the last read of the socket brought (LastRead)
 
 	raw      syscall.RawConn
 	peekFn   func(fd uintptr) bool // allocated once: RawConn.Read takes a func
