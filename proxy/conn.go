@@ -205,6 +205,12 @@ func newConn(s *Server, nc net.Conn, port int) *conn {
 // start gives the connection its buffers; close (or park) returns them.
 func (c *conn) start() {
 	c.acquire()
+	c.startIO()
+}
+
+// startIO gives the connection its reader and writer, without the scratch
+// slices a request needs (a tunnel passed by another process has none).
+func (c *conn) startIO() {
 	c.cr.c = c
 	c.takeReader()
 	c.sink.w = c.nc

@@ -121,17 +121,29 @@ func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
 		_, err := uc.Write(c.out)
 		return err
 	}
-	lentReader := c.br.Buffered() == 0
+	lentReader := c.lendBuffers()
+	err := uc.WriteRequest(c.out)
+	c.takeBuffersBack(lentReader)
+	return err
+}
+
+// lendBuffers gives the client's writer, empty, and its reader, if empty
+// (nothing pipelined), back to their pools for a wait for the instance,
+// and reports whether it lent the reader; takeBuffersBack takes them again.
+func (c *conn) lendBuffers() (lentReader bool) {
+	lentReader = c.br.Buffered() == 0
 	if lentReader {
 		c.putReader()
 	}
 	c.putWriter()
-	err := uc.WriteRequest(c.out)
+	return lentReader
+}
+
+func (c *conn) takeBuffersBack(lentReader bool) {
 	c.takeWriter()
 	if lentReader {
 		c.takeReader()
 	}
-	return err
 }
 
 // relayBody relays the body of resp, framed so, from the instance b over uc

@@ -151,8 +151,7 @@ func (s *Server) passParked(cs []*conn) {
 		}
 		h, passed := &Handover{}, &s.passStats.Clients
 		if t := c.tn; t != nil {
-			// A quiet tunnel: nothing buffered either way.
-			h, passed = &Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr}, &s.passStats.Tunnels
+			h, passed = t.handover(), &s.passStats.Tunnels // quiet: nothing buffered either way
 		}
 		if c.pass(h, passed) {
 			c.closeParked()

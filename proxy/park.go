@@ -172,7 +172,7 @@ func (p *parker) addLocked(c *conn, gaveBack bool, socks ...syscall.RawConn) boo
 func (p *parker) take(c *conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.pslot == 0 || p.slots[c.pslot-1] != c {
+	if !p.hasLocked(c) {
 		return false
 	}
 	p.removeLocked(c)
@@ -197,8 +197,10 @@ func (p *parker) removeLocked(c *conn) {
 func (p *parker) has(c *conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return c.pslot != 0 && p.slots[c.pslot-1] == c
+	return p.hasLocked(c)
 }
+
+func (p *parker) hasLocked(c *conn) bool { return c.pslot != 0 && p.slots[c.pslot-1] == c }
 
 // count is how many connections are parked.
 func (p *parker) count() int {
@@ -421,19 +423,13 @@ func (c *conn) release() {
 	c.rec = record{start: c.rec.start}
 }
 
-// releaseScratch gives back the scratch slices a tunnel does not use: all
-// of them, or (keepHead) all but the request's head and fields, which its
-// log line reads.
-func (c *conn) releaseScratch(keepHead bool) {
-	sc := &scratch{out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0], rfield: c.rfield[:0]}
+// releaseScratchButHead gives back the scratch slices a tunnel does not
+// use: all but the request's head and fields, which its log line reads.
+func (c *conn) releaseScratchButHead() {
+	if c.out != nil || c.rhead != nil || c.rfield != nil || c.body != nil {
+		scratchPool.Put(&scratch{out: c.out[:0], rhead: c.rhead[:0], body: c.body[:0], rfield: c.rfield[:0]})
+	}
 	c.out, c.rhead, c.rfield, c.body = nil, nil, nil, nil
-	if !keepHead {
-		sc.head, sc.fields = c.head[:0], c.fields[:0]
-		c.head, c.fields = nil, nil
-	}
-	if sc.out != nil || sc.rhead != nil || sc.rfield != nil || sc.body != nil || sc.head != nil || sc.fields != nil {
-		scratchPool.Put(sc)
-	}
 }
 
 // acquire takes scratch slices from the pool, if it has some.

@@ -87,16 +87,9 @@ func (c *conn) awaitBody(br *bufio.Reader) error {
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	lentReader := c.br.Buffered() == 0
-	if lentReader {
-		c.putReader()
-	}
-	c.putWriter()
+	lentReader := c.lendBuffers()
 	err := uc.WaitBody()
-	c.takeWriter()
-	if lentReader {
-		c.takeReader()
-	}
+	c.takeBuffersBack(lentReader)
 	return err
 }
 

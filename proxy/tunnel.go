@@ -56,6 +56,17 @@ type tunnelState struct {
 	upWait atomic.Int64
 }
 
+// handover is what passing the tunnel hands over of the instance's side:
+// its connection, with what was read of it and not yet relayed (nothing
+// when parked: its reader is in the pool then).
+func (t *tunnelState) handover() *Handover {
+	h := &Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr}
+	if t.uc.R != nil {
+		h.InstanceBuffered = t.uc.Unread()
+	}
+	return h
+}
+
 // joinTunnel joins the client to the instance connection a 101 came on
 // (c.tunnelTo) and reports whether the tunnel was parked: then it is the
 // parker's, and the caller must not touch c again; if not, it has ended
@@ -67,7 +78,7 @@ func (c *conn) joinTunnel(req *request) bool {
 	if c.rec.b != nil {
 		t.addr = c.rec.b.Addr
 	}
-	c.releaseScratch(true)
+	c.releaseScratchButHead()
 	if c.tunnel(t) {
 		return true
 	}
@@ -77,8 +88,7 @@ func (c *conn) joinTunnel(req *request) bool {
 
 // serveTunnel serves a tunnel passed by another process.
 func (c *conn) serveTunnel(uc *upstream.Conn, addr string) {
-	c.start()
-	c.releaseScratch(false) // no request to log
+	c.startIO() // no request: no scratch slices
 	if c.tunnel(&tunnelState{uc: uc, addr: addr, up: true}) {
 		return
 	}
@@ -180,7 +190,7 @@ func (c *conn) relayTunnel() bool {
 		}
 		switch {
 		case passing:
-			if c.pass(&Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr, InstanceBuffered: t.uc.Unread()}, &c.srv.passStats.Tunnels) {
+			if c.pass(t.handover(), &c.srv.passStats.Tunnels) {
 				return false
 			}
 		case c.tunnelQuiet():

@@ -125,11 +125,9 @@ func (o *op) read(fd uintptr) bool {
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false
-			case 0:
-				return true
 			default:
 				if o.strict {
-					o.err = e
+					o.err = e // 0: none
 				}
 				return true
 			}
