@@ -531,9 +531,10 @@ func (c *conn) Flush() error {
 // PassNow reports whether the read of a response body that would wait for
 // the instance should stop, for the response to be passed on from where it
 // stands (stream.go): the instance connection's upstream.Client. Not with
-// part of a chunk size line in the reader: a size line is read whole.
+// part of a chunk size line in the reader: a size line is read whole. R is
+// nil while WaitBody waits (given back: nothing buffered).
 func (c *conn) PassNow() bool {
-	return c.rel.passable && c.rel.uc.R.Buffered() == 0 && c.passing()
+	return c.rel.passable && (c.rel.uc.R == nil || c.rel.uc.R.Buffered() == 0) && c.passing()
 }
 
 // prefixed reads pre, then r.

@@ -71,7 +71,8 @@
 // 10 s —, a quiet WebSocket tunnel holds no buffer (tunnel.go), and one
 // quiet both ways for 1–2 s no goroutine either, about 5–7 KiB in all; a
 // streamed response waiting for its instance (server-sent events) holds
-// its goroutine and its instance reader, not the client's buffers
-// (relay.go's awaitBody), about 16 KiB; an instance connection pooled for
-// a second gives its buffer back (upstream).
+// its goroutine, and neither the client's buffers nor its reader of the
+// instance (relay.go's awaitBody, upstream's WaitBody), about 11 KiB; an
+// instance connection pooled for a second gives its buffer back
+// (upstream).
 package proxy

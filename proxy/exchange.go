@@ -161,7 +161,7 @@ func (c *conn) relayBody(req *request, resp *response, framing int, keep bool, b
 	case bodyLength:
 		return c.copyBody(uc.R, resp.contentLength)
 	case bodyChunked:
-		return c.relayChunked(uc.R)
+		return c.relayChunked()
 	}
 	return c.copyBody(uc.R, -1)
 }

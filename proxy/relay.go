@@ -18,7 +18,8 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 				return err
 			}
 		}
-		if err := c.awaitBody(br); err != nil {
+		var err error
+		if br, err = c.awaitBody(br); err != nil {
 			if isPass(err) {
 				if c.passStream(n) {
 					return errPassed
@@ -26,6 +27,9 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 				continue
 			}
 			return fmt.Errorf("reading response body: %w", err)
+		}
+		if br != nil {
+			src = br // the wait may have swapped it (awaitBody)
 		}
 		buf := c.bw.AvailableBuffer()
 		if cap(buf) == 0 {
@@ -72,35 +76,38 @@ const streamPiece = 4 << 10
 // awaitBody waits, when br (the relayed response's reader of the instance)
 // holds nothing, for the instance's next bytes (upstream's WaitBody),
 // with the client's writer, flushed, and its reader, if empty, back in
-// their pools meanwhile, as sendRequest's wait does: a quiet stream
-// (server-sent events between two events) holds its goroutine and br, not
-// 24 KiB more. br stays: the relay holds it. Only for a body that streams
-// (chunked, or up to the close; a length-framed one, a download, reads
-// on, saving a recv a read), not after a read of the instance of
-// streamPiece or more, which says a download too, not while compressing
-// (the compressor writes into bw). Its errors are those of a read of br.
-func (c *conn) awaitBody(br *bufio.Reader) error {
+// their pools meanwhile, as sendRequest's wait does, and br too
+// (WaitBody): a quiet stream (server-sent events between two events)
+// holds its goroutine, not 40 KiB of buffers. It returns the reader to go
+// on with: br, or the instance's new one if the wait gave br back. Only
+// for a body that streams (chunked, or up to the close; a length-framed
+// one, a download, reads on, saving a recv a read), not after a read of
+// the instance of streamPiece or more, which says a download too, not
+// while compressing (the compressor writes into bw). Its errors are those
+// of a read of br.
+func (c *conn) awaitBody(br *bufio.Reader) (*bufio.Reader, error) {
 	uc := c.rel.uc
 	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || uc.LastRead() >= streamPiece || c.zw != nil {
-		return nil
+		return br, nil
 	}
 	if err := c.Flush(); err != nil {
-		return err
+		return br, err
 	}
 	lentReader := c.lendBuffers()
 	err := uc.WaitBody()
 	c.takeBuffersBack(lentReader)
-	return err
+	return uc.R, err
 }
 
 // relayChunked passes a chunked body on chunk by chunk, each as soon as it
 // arrives, framed anew (size lines without extensions, CRLF), with the
-// trailer fields that are valid. While c.rel.passable, it may stop to pass
-// the response on in a chunk's data or before a size line.
-func (c *conn) relayChunked(src *bufio.Reader) error {
+// trailer fields that are valid, from the instance's reader (c.rel.uc.R,
+// read afresh after each wait: awaitBody). While c.rel.passable, it may
+// stop to pass the response on in a chunk's data or before a size line.
+func (c *conn) relayChunked() error {
 	for {
 		c.rel.inChunk = false
-		err := c.awaitBody(src)
+		src, err := c.awaitBody(c.rel.uc.R)
 		var line []byte
 		if err == nil {
 			line, err = readLine(src)
@@ -128,22 +135,22 @@ func (c *conn) relayChunked(src *bufio.Reader) error {
 			c.bw.WriteString("\r\n")
 			return nil
 		}
-		if err := c.chunkData(src, size); err != nil {
+		if err := c.chunkData(size); err != nil {
 			return err
 		}
 	}
 }
 
-// chunkData relays the size bytes of a chunk's data and its CRLF; the size
-// line is written already.
-func (c *conn) chunkData(src *bufio.Reader, size int64) error {
+// chunkData relays the size bytes of a chunk's data and its CRLF from the
+// instance's reader; the size line is written already.
+func (c *conn) chunkData(size int64) error {
 	c.rel.inChunk = true
-	if err := c.copyBody(src, size); err != nil {
+	if err := c.copyBody(c.rel.uc.R, size); err != nil {
 		return err
 	}
 	passable := c.rel.passable
 	c.rel.passable = false // the CRLF is read here
-	err := expectCRLF(src)
+	err := expectCRLF(c.rel.uc.R)
 	c.rel.passable = passable
 	if err != nil {
 		return fmt.Errorf("reading response body: %w", err)

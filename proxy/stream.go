@@ -159,9 +159,9 @@ func (c *conn) resumeBody() error {
 		return c.copyBody(r.uc.R, -1)
 	}
 	if r.inChunk {
-		if err := c.chunkData(r.uc.R, r.left); err != nil {
+		if err := c.chunkData(r.left); err != nil {
 			return err
 		}
 	}
-	return c.relayChunked(r.uc.R)
+	return c.relayChunked()
 }

@@ -65,11 +65,15 @@ func (c *Conn) LastRead() int { return c.lastRead }
 
 // WaitBody waits, R empty, until the instance's socket has bytes to read
 // or is closed, as a read of R would, but outside R: its caller may give
-// back what it holds for the wait (proxy's awaitBody). The client's
-// pending bytes are flushed first, and, when watching, the client looked
-// at every watchEvery (ErrClientGone, ErrPass, as from a read of R). The
-// read of R that follows finds bytes, or the end, without waiting. R
-// stays: a relay holds it (and its buffer) through the body.
+// back what it holds for the wait (proxy's awaitBody), and R, empty, goes
+// back to the pool meanwhile, as in WaitReadable: a quiet stream (server-
+// sent events between two events) holds no buffer. R is there again when
+// it returns, but may be another *bufio.Reader: the caller reads c.R, not
+// one it kept from before. The client's pending bytes are flushed first,
+// and, when watching, the client looked at every watchEvery
+// (ErrClientGone, ErrPass, as from a read of R; R is nil while they are
+// asked). The read of R that follows finds bytes, or the end, without
+// waiting.
 func (c *Conn) WaitBody() error {
 	if c.R.Buffered() > 0 || len(c.src.pre) > 0 {
 		return nil
@@ -77,6 +81,8 @@ func (c *Conn) WaitBody() error {
 	if err := c.beforeWait(); err != nil {
 		return err
 	}
+	c.rest()
+	defer c.wake()
 	for {
 		// Strict: a reset the look finds is the read's error, not an end
 		// (a body up to the close would end there, cleanly).

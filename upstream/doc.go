@@ -18,5 +18,8 @@
 // while it was idle is never used, and leaves the pool within sweepEvery.
 // One idle for restAfter gives its read buffer back (the sweep does it:
 // nothing on the request path), holding then its socket and a few hundred
-// bytes; whoever takes it from the pool gets a buffer again.
+// bytes; whoever takes it from the pool gets a buffer again. A connection
+// in use gives its buffer back, empty, while it waits for the instance:
+// for a request's answer (WriteRequest), a stream's next bytes (WaitBody)
+// and a tunnel's (WaitReadable); it has one again when the wait ends.
 package upstream

@@ -2,11 +2,8 @@ package upstream
 
 import (
 	"errors"
-	"net"
 	"testing"
 	"time"
-
-	"smoothserve/internal/tcptest"
 )
 
 // A pooled connection the instance closes (a FIN, its side still reading)
@@ -16,14 +13,7 @@ import (
 // looked at again inside the wait: nothing is sent, and ErrStaleNotSent
 // lets any request go on another connection.
 func TestWriteRequestAfterAFINInGetsWindow(t *testing.T) {
-	addr, accepted := tcptest.AcceptAll(t)
-	b := NewBackend("s", 0, addr)
-	c, err := b.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv := (<-accepted).(*net.TCPConn)
+	c, srv := dialedInstance(t)
 	got := make(chan int, 1)
 	go func() { // the instance's side reads on (a lingering close)
 		n := 0
