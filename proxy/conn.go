@@ -54,6 +54,7 @@ type conn struct {
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
 	tn       *tunnelState   // the tunnel this connection is (tunnel.go)
 	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
+	strm     *streamState   // a quiet stream to be parked, or parked (streampark.go)
 	compress bool           // the request's service compresses its responses (compress.go)
 	shard    uint32         // which shard of the stats this connection counts in (stats.go)
 	sink     countingWriter // what bw writes to
@@ -316,14 +317,30 @@ func (c *conn) serveRequests() (parked bool) {
 		if c.tunnelTo != nil && c.joinTunnel(&req) {
 			return true // a tunnel, parked: the parker's
 		}
-		c.endRequest(&req)
-		if !more {
-			if !req.close && c.srv.draining.Load() {
-				c.srv.drainClosed.Add(1) // it would have stayed open but for draining
+		if c.strm != nil {
+			c.strm.req = req
+			var parked bool
+			if parked, more = c.streamOn(); parked {
+				return true // a quiet stream: the parker's
 			}
+		}
+		if !c.requestDone(&req, more) {
 			return false
 		}
 	}
+}
+
+// requestDone counts and logs req, answered, and reports whether the
+// connection goes on to its next request (more, from its answer).
+func (c *conn) requestDone(req *request, more bool) bool {
+	c.endRequest(req)
+	if !more {
+		if !req.close && c.srv.draining.Load() {
+			c.srv.drainClosed.Add(1) // it would have stayed open but for draining
+		}
+		return false
+	}
+	return true
 }
 
 // waitForRequest waits for the first byte of the next request. Its writer,
@@ -565,6 +582,9 @@ var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 var errParked = errors.New("proxy: parked")
 
 func (c *conn) close() {
+	if c.strm != nil { // a stream whose serving panicked
+		c.abandonStream()
+	}
 	c.flushLog()
 	c.nc.Close()
 	c.putReader()

@@ -33,6 +33,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		case c.tunnelTo == uc: // serveRequests joins it to the client
 		case reusable:
 			b.Put(uc)
+		case err == errParking: // c.rel has it (streampark.go)
 		default:
 			uc.Close()
 		}
@@ -148,22 +149,29 @@ func (c *conn) takeBuffersBack(lentReader bool) {
 
 // relayBody relays the body of resp, framed so, from the instance b over uc
 // to the client. At an upgrade it may pass the response on to the new
-// process from where it stands (errPassed).
+// process from where it stands (errPassed); a quiet one may stop to be
+// parked (errParking: c.rel is where it stands).
 func (c *conn) relayBody(req *request, resp *response, framing int, keep bool, b *upstream.Backend, uc *upstream.Conn) error {
 	if framing == bodyChunked && req.minor == 0 {
 		// Decoded for an HTTP/1.0 client: finished here.
 		c.dec.reset(uc.R)
 		return c.copyBody(&c.dec, -1)
 	}
-	c.rel = relay{passable: true, framing: uint8(framing), keep: keep, reuse: resp.reusable(framing), uc: uc, b: b, addr: b.Addr}
-	defer func() { c.rel = relay{} }()
+	c.rel = relay{passable: true, parkable: c.parkableStream(req), framing: uint8(framing), keep: keep,
+		reuse: resp.reusable(framing), uc: uc, b: b, addr: b.Addr}
+	var err error
 	switch framing {
 	case bodyLength:
-		return c.copyBody(uc.R, resp.contentLength)
+		err = c.copyBody(uc.R, resp.contentLength)
 	case bodyChunked:
-		return c.relayChunked()
+		err = c.relayChunked()
+	default:
+		err = c.copyBody(uc.R, -1)
 	}
-	return c.copyBody(uc.R, -1)
+	if err != errParking {
+		c.rel = relay{}
+	}
+	return err
 }
 
 // earlyAnswerWait is how long an instance that stopped reading a request

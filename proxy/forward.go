@@ -97,6 +97,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 				keep, began, err = c.exchange(req, b, uc, kept)
 			}
 		}
+		if err == errParking {
+			// A quiet stream, to be parked: serveRequests parks it, or
+			// goes on with it (streamOn). It holds uc and b till its end.
+			c.strm = &streamState{t0: t0}
+			return false
+		}
 		b.Release(err == nil)
 		c.rec.upstream += time.Since(t0)
 		if c.tunnelTo != nil {

@@ -474,8 +474,9 @@ func (c h2Client) Flush() error {
 	}
 	return c.x.rc.Flush()
 }
-func (c h2Client) Gone() bool    { return c.x.r.Context().Err() != nil }
-func (c h2Client) PassNow() bool { return false }
+func (c h2Client) Gone() bool                 { return c.x.r.Context().Err() != nil }
+func (c h2Client) PassNow() bool              { return false }
+func (c h2Client) ParkNow(time.Duration) bool { return false }
 
 func cmpOr(a, b string) string {
 	if a != "" {

@@ -150,8 +150,11 @@ func (s *Server) passParked(cs []*conn) {
 			continue
 		}
 		h, passed := &Handover{}, &s.passStats.Clients
-		if t := c.tn; t != nil {
-			h, passed = t.handover(), &s.passStats.Tunnels // quiet: nothing buffered either way
+		switch {
+		case c.tn != nil:
+			h, passed = c.tn.handover(), &s.passStats.Tunnels // quiet: nothing buffered either way
+		case c.strm != nil:
+			h, passed = c.relayHandover(), &s.passStats.Streams // quiet, where its relay stopped
 		}
 		if c.pass(h, passed) {
 			c.closeParked()

@@ -61,7 +61,9 @@ import (
 // passParked; a TLS one resumed, as by Shutdown), SetDraining (closed),
 // Close (closed), or the connection's own goroutine taking itself back
 // when it sees, after registering, that the server began shutting down
-// or draining. A descriptor is removed from the epoll set by its remover, inside its
+// or draining. (Tunnels, tunnel.go, and streams, streampark.go, are
+// parked with a second descriptor, the instance's, and have owners of
+// their own: see there.) A descriptor is removed from the epoll set by its remover, inside its
 // net.Conn's RawConn.Control: never after the net.Conn is closed, so never
 // a descriptor number already reused. Lock order: s.mu, then p.mu; never
 // s.mu while holding p.mu.
@@ -122,6 +124,15 @@ func (p *parker) parkTunnel(c *conn) bool {
 		return p.addLocked(c, true, c.raw, c.tn.raw)
 	}
 	return p.addLocked(c, true, c.tn.raw)
+}
+
+// parkStream registers c, a quiet stream whose goroutine is about to leave
+// it, with the client's socket and the instance's, and reports whether it
+// did: c belongs to the parker then.
+func (p *parker) parkStream(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addLocked(c, true, c.raw, c.strm.raw)
 }
 
 // addLocked gives c a slot and adds socks to the epoll set under it: an
@@ -191,6 +202,9 @@ func (p *parker) removeLocked(c *conn) {
 	if c.tn != nil {
 		c.tn.raw.Control(func(fd uintptr) { p.set.Del(int(fd)) })
 	}
+	if c.strm != nil {
+		c.strm.raw.Control(func(fd uintptr) { p.set.Del(int(fd)) })
+	}
 }
 
 // has reports whether c is parked.
@@ -239,7 +253,7 @@ func (p *parker) run(set *epollset.Set) {
 			lastSweep = now
 			idle := p.srv.opts.IdleTimeout
 			for _, c := range p.slots {
-				if c != nil && c.tn == nil && now.Sub(c.idleSince) >= idle { // a tunnel has no idle timeout
+				if c != nil && c.tn == nil && c.strm == nil && now.Sub(c.idleSince) >= idle { // a tunnel or stream has no idle timeout
 					p.removeLocked(c)
 					expired = append(expired, c)
 				}
@@ -385,18 +399,24 @@ func (c *conn) closeParkedNow() {
 		t.uc.Close()
 		c.endTunnel()
 	}
+	if c.strm != nil {
+		c.abandonStream()
+	}
 	c.srv.forget(c)
 }
 
 // wake takes up a connection taken from the parker, on the calling
-// goroutine, as what it was: one waiting for its next request, or a
-// tunnel.
+// goroutine, as what it was: one waiting for its next request, a tunnel,
+// or a stream.
 func (c *conn) wake() {
-	if c.tn != nil {
+	switch {
+	case c.tn != nil:
 		c.resumeTunnel()
-		return
+	case c.strm != nil:
+		c.resumeStream()
+	default:
+		c.serve()
 	}
-	c.serve()
 }
 
 // scratch is a parked connection's per-request slices, for another to use.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"smoothserve/accesslog"
+	"smoothserve/upstream"
 )
 
 // Quiet tunnels parked (tunnel.go): their goroutines end, and bytes from
@@ -65,12 +66,19 @@ func startTunnelInstance(t *testing.T) *tunnelInstance {
 // end is the instance's end of the next tunnel opened.
 func (ti *tunnelInstance) end(t *testing.T) net.Conn {
 	t.Helper()
+	return within5s(t, ti.ends, "a tunnel reached the instance")
+}
+
+// within5s receives from ch, or fails t after 5 s waiting for what.
+func within5s[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
 	select {
-	case c := <-ti.ends:
-		return c
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		t.Fatal("no tunnel reached the instance")
-		return nil
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -193,23 +201,14 @@ func TestParkedTunnelIsPassed(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
 			in := startTunnelInstance(t)
-			addr := in.ln.Addr().String()
-			old := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOfAddr(t, "s", addr)})
-			nextSet := setOfAddr(t, "s", addr)
-			next := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: nextSet})
+			up := startUpgradePair(t, in.ln.Addr().String())
+			old, next := up.old, up.next
 			cl := upgradeTunnel(t, old.addr)
 			end := in.end(t)
 			echo(t, cl.c, cl.br, "before")
 			waitParked(t, old.srv, 1)
 
-			var passed atomic.Int64
-			pass := passToSet(next.srv, nextSet, &passed)
-			if fail {
-				pass = func(*Handover) error { return errors.New("refused") }
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			go old.srv.PassConnections(ctx, pass)
+			ctx := up.passAll(t, fail)
 			if !fail {
 				waitUntil(t, "the tunnel passed", func() bool { return old.srv.PassStats().Tunnels == 1 })
 				waitUntil(t, "the old process done with it", func() bool { return old.srv.connCount() == 0 })
@@ -231,6 +230,59 @@ func TestParkedTunnelIsPassed(t *testing.T) {
 				t.Errorf("the instance saw %d connections, want its one", n)
 			}
 		})
+	}
+}
+
+// upgradePair is an upgrade's two proxies in front of one instance, each
+// parking after 50 ms: the old one, which passes, and the next one.
+type upgradePair struct {
+	old, next *fixture
+	nextSet   *upstream.Set
+}
+
+func startUpgradePair(t *testing.T, addr string) *upgradePair {
+	nextSet := setOfAddr(t, "s", addr)
+	return &upgradePair{
+		old:     startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOfAddr(t, "s", addr)}),
+		next:    startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: nextSet}),
+		nextSet: nextSet,
+	}
+}
+
+// passAll begins the old proxy's PassConnections, for 300 ms, to the next
+// one, or, if fail, to a PassFunc that refuses all; its context ends with
+// it.
+func (up *upgradePair) passAll(t *testing.T, fail bool) context.Context {
+	var passed atomic.Int64
+	pass := passToSet(up.next.srv, up.nextSet, &passed)
+	if fail {
+		pass = func(*Handover) error { return errors.New("refused") }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	t.Cleanup(cancel)
+	go up.old.srv.PassConnections(ctx, pass)
+	return ctx
+}
+
+// openAccessLog opens an access log (combined) in the test's directory.
+func openAccessLog(t *testing.T) (*accesslog.Log, string) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	log, err := accesslog.Open(path, accesslog.Combined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log, path
+}
+
+// expectOneLogLine closes log and checks that its file at path holds one
+// line, and that it has want.
+func expectOneLogLine(t *testing.T, log *accesslog.Log, path, want string) {
+	t.Helper()
+	log.Close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("the access log: %q, want one line with %q", b, want)
 	}
 }
 
@@ -262,11 +314,7 @@ func TestCloseEndsParkedTunnels(t *testing.T) {
 func TestTunnelIsLoggedOnceAtItsEnd(t *testing.T) {
 	for _, park := range []time.Duration{-1, 50 * time.Millisecond} {
 		t.Run(fmt.Sprintf("parkAfter=%v", park), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "access.log")
-			log, err := accesslog.Open(path, accesslog.Combined)
-			if err != nil {
-				t.Fatal(err)
-			}
+			log, path := openAccessLog(t)
 			in := startTunnelInstance(t)
 			f := startProxy(t, Options{parkAfter: park}, Route{Port: 1, Set: setOfAddr(t, "web", in.ln.Addr().String()), AccessLog: log})
 			cl := upgradeTunnel(t, f.addr)
@@ -279,12 +327,7 @@ func TestTunnelIsLoggedOnceAtItsEnd(t *testing.T) {
 			end.Close()
 			expectClosed(t, cl, "a tunnel its instance closed")
 			waitUntil(t, "the tunnel forgotten", func() bool { return f.srv.connCount() == 0 })
-			log.Close()
-			b, _ := os.ReadFile(path)
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], `"GET /ws HTTP/1.1" 101 `) {
-				t.Fatalf("the access log: %q, want one line for the 101", b)
-			}
+			expectOneLogLine(t, log, path, `"GET /ws HTTP/1.1" 101 `)
 		})
 	}
 }

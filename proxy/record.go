@@ -39,8 +39,15 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// sent is how many bytes were written for the client so far.
-func (c *conn) sent() int64 { return c.sink.n + int64(c.bw.Buffered()) }
+// sent is how many bytes were written for the client so far. Without a
+// writer (lent, or a parked stream's, given back) nothing is buffered: it
+// was flushed first.
+func (c *conn) sent() int64 {
+	if c.bw == nil {
+		return c.sink.n
+	}
+	return c.sink.n + int64(c.bw.Buffered())
+}
 
 // beginRequest starts the record of a request whose first byte came.
 func (c *conn) beginRequest() {

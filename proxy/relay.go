@@ -20,7 +20,11 @@ func (c *conn) copyBody(src io.Reader, n int64) error {
 		}
 		var err error
 		if br, err = c.awaitBody(br); err != nil {
-			if isPass(err) {
+			switch {
+			case isPark(err):
+				c.rel.left = n
+				return errParking
+			case isPass(err):
 				if c.passStream(n) {
 					return errPassed
 				}
@@ -111,6 +115,10 @@ func (c *conn) relayChunked() error {
 		var line []byte
 		if err == nil {
 			line, err = readLine(src)
+		}
+		if isPark(err) { // nothing of the line read yet (ParkNow)
+			c.rel.left = 0
+			return errParking
 		}
 		if isPass(err) { // nothing of the line read yet (PassNow)
 			if c.passStream(0) {

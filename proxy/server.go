@@ -296,6 +296,13 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			if s.parker.take(c) {
 				resume = append(resume, c)
 			}
+		case stateActive:
+			// A parked stream (plain: streampark.go) is passed as it is,
+			// as an idle one; a stop leaves it to its instance, or to
+			// the end of the grace (closeAllBut).
+			if fn != nil && s.parker.has(c) {
+				pass = append(pass, c)
+			}
 		case stateTunnel:
 			switch {
 			case fn == nil || c.secure:
@@ -341,8 +348,8 @@ func (s *Server) closeAllBut(keep int32) {
 	s.mu.Lock()
 	var parked []*conn
 	for c := range s.conns {
-		if st := c.state.Load(); st == stateParked && s.parker.take(c) {
-			parked = append(parked, c)
+		if st := c.state.Load(); (st == stateParked || st == stateActive) && s.parker.take(c) {
+			parked = append(parked, c) // idle, or a stream
 		} else if st != keep {
 			c.hardClose()
 		}
@@ -366,7 +373,7 @@ func (s *Server) Close() {
 	}
 	var parked []*conn
 	for c := range s.conns {
-		if st := c.state.Load(); (st == stateParked || st == stateTunnel) && s.parker.take(c) {
+		if st := c.state.Load(); (st == stateParked || st == stateTunnel || st == stateActive) && s.parker.take(c) {
 			parked = append(parked, c) // closed and forgotten below: no goroutine of its own does it
 			continue
 		}

@@ -20,7 +20,8 @@ import (
 
 // relay is where the response body being relayed stands.
 type relay struct {
-	passable bool // a read that would wait for the instance may stop here to pass the response on (PassNow)
+	passable bool // a read that would wait for the instance may stop here to pass the response on (PassNow), or park it (ParkNow)
+	parkable bool // the response may be parked when quiet (streampark.go)
 
 	framing uint8 // bodyLength, bodyChunked (chunk by chunk), bodyUntilClose
 	inChunk bool  // chunked: in a chunk's data (left bytes of it, then its CRLF); otherwise before a size line
@@ -93,8 +94,7 @@ func (c *conn) passStream(left int64) bool {
 	}
 	r := &c.rel
 	r.left = left
-	h := &Handover{Instance: r.uc.TCPConn, InstanceAddr: r.addr, InstanceBuffered: r.uc.Unread(), Stream: r.encode(c.rid)}
-	if !c.pass(h, &c.srv.passStats.Streams) {
+	if !c.pass(c.relayHandover(), &c.srv.passStats.Streams) {
 		r.passable = false
 		c.keepBy = time.Time{} // the grace for the next request starts when the response is done
 		return false
@@ -106,45 +106,20 @@ func (c *conn) passStream(left int64) bool {
 func isPass(err error) bool { return errors.Is(err, upstream.ErrPass) }
 
 // serveStream serves a response passed by another process in the middle
-// of its body, then the connection's next requests.
+// of its body, then the connection's next requests. Its request is not
+// known here (the passing process logged it); quiet, it is parked as one
+// begun here (streampark.go) if its instance is known.
 func (c *conn) serveStream(uc *upstream.Conn, r *relay, rid []byte) {
 	c.state.Store(stateActive) // a request in flight
 	c.start()
-	parked := false
-	defer func() {
-		if !parked {
-			c.close()
-		}
-	}()
 	c.rid = append(c.rid[:0], rid...)
 	r.uc = uc
+	r.parkable = r.b != nil && c.parkableStream(&request{})
 	c.rel = *r
+	c.strm = &streamState{t0: time.Now()}
 	uc.SetClient(c)
 	uc.WatchClient()
-	err := c.resumeBody()
-	c.rel = relay{}
-	if r.b != nil {
-		r.b.Release(err == nil)
-	}
-	switch {
-	case errors.Is(err, errPassed):
-		uc.Close()
-		return
-	case err != nil:
-		c.srv.opts.Logger.Warn("proxy: a response passed by the previous process failed; connection closed",
-			"addr", r.addr, "request_id", string(c.rid), "err", clientOr(err))
-		uc.Close()
-		return
-	case r.reuse && r.b != nil && uc.R.Buffered() == 0:
-		r.b.Put(uc)
-	default:
-		uc.Close()
-	}
-	if !r.keep {
-		c.Flush()
-		return
-	}
-	parked = c.serveRequests()
+	c.streamThenRequests()
 }
 
 // resumeBody relays the rest of the body c.rel stands in.

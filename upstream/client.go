@@ -19,11 +19,19 @@ type Client interface {
 	// should return ErrPass instead: the response is to go on in another
 	// process, from where it stands.
 	PassNow() bool
+	// ParkNow reports whether WaitBody, which has waited for the instance
+	// for waited, should return ErrPark: the response is to wait on
+	// without a goroutine (the proxy's parker), from where it stands.
+	ParkNow(waited time.Duration) bool
 }
 
 // ErrPass is returned by a read of R, before any byte is read, when the
 // Client's PassNow said so.
 var ErrPass = errors.New("the response goes on in another process")
+
+// ErrPark is returned by WaitBody, nothing read, when the Client's
+// ParkNow said so. R is there, empty.
+var ErrPark = errors.New("the response waits on without a goroutine")
 
 // ErrFlush wraps a Client's failed Flush, returned by a read of R: the
 // client is gone, not the instance.
@@ -71,9 +79,9 @@ func (c *Conn) LastRead() int { return c.lastRead }
 // it returns, but may be another *bufio.Reader: the caller reads c.R, not
 // one it kept from before. The client's pending bytes are flushed first,
 // and, when watching, the client looked at every watchEvery
-// (ErrClientGone, ErrPass, as from a read of R; R is nil while they are
-// asked). The read of R that follows finds bytes, or the end, without
-// waiting.
+// (ErrClientGone, ErrPass, as from a read of R, and ErrPark; R is nil
+// while they are asked). The read of R that follows finds bytes, or the
+// end, without waiting.
 func (c *Conn) WaitBody() error {
 	if c.R.Buffered() > 0 || len(c.src.pre) > 0 {
 		return nil
@@ -83,6 +91,7 @@ func (c *Conn) WaitBody() error {
 	}
 	c.rest()
 	defer c.wake()
+	var waited time.Duration // counted in watches: close enough for ParkNow
 	for {
 		// Strict: a reset the look finds is the read's error, not an end
 		// (a body up to the close would end there, cleanly).
@@ -92,6 +101,9 @@ func (c *Conn) WaitBody() error {
 		}
 		if err := c.watched(); err != nil {
 			return err
+		}
+		if waited += watchEvery; c.client.ParkNow(waited) {
+			return ErrPark
 		}
 	}
 }

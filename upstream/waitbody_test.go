@@ -18,8 +18,9 @@ type watchingClient struct {
 	heldR int // looks that found R still held
 }
 
-func (w *watchingClient) Flush() error  { return nil }
-func (w *watchingClient) PassNow() bool { return false }
+func (w *watchingClient) Flush() error                      { return nil }
+func (w *watchingClient) PassNow() bool                     { return false }
+func (w *watchingClient) ParkNow(waited time.Duration) bool { return false }
 func (w *watchingClient) Gone() bool {
 	w.looks++
 	if w.c.R != nil {
