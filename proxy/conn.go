@@ -53,7 +53,7 @@ type conn struct {
 	rid      []byte         // the request's id (X-Request-Id)
 	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
 	tn       *tunnelState   // the tunnel this connection is (tunnel.go)
-	rel      relay          // the response body being relayed, for passing it mid-way (stream.go)
+	rel      relay          // the response body being relayed, for passing or parking it mid-way (stream.go)
 	strm     *streamState   // a quiet stream to be parked, or parked (streampark.go)
 	compress bool           // the request's service compresses its responses (compress.go)
 	shard    uint32         // which shard of the stats this connection counts in (stats.go)

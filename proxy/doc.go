@@ -53,7 +53,8 @@
 //     is taken only by its wake, PassConnections (passed as it is, from
 //     where it stands), the end of a stop's grace and Close; it has no
 //     IdleTimeout, it stays in flight for its instance, and Shutdown and
-//     SetDraining leave it as they leave one not parked. To Shutdown it is an idle connection (taken up again, it
+//     SetDraining leave it as they leave one not parked. To Shutdown a
+//     parked idle connection is an idle connection (taken up again, it
 //     waits out the grace), to PassConnections a plain one is one to pass
 //     as it is when its turn comes (not taken up again unless passing it
 //     fails; one woken first passes itself) and a TLS one

@@ -24,7 +24,8 @@ const maxInterim = 16
 // can only close the connection); keep whether the client connection may
 // carry another request. uc is back in the pool or closed when it returns,
 // but after a 101: then it is c.tunnelTo, for serveRequests to join to the
-// client (joinTunnel).
+// client (joinTunnel); and but for a quiet stream to be parked
+// (errParking): then c.rel has it, for serveRequests (streamOn).
 func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, kept bool) (keep, began bool, err error) {
 	reusable := false
 	uc.SetClient(c)

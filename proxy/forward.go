@@ -59,7 +59,8 @@ func (c *conn) serveRequest(req *request) bool {
 
 // forward sends req to an instance of set, and to others while that can do
 // no harm, and relays the answer. It reports whether the connection may
-// carry another request.
+// carry another request; false too for a quiet stream to be parked
+// (c.strm), which goes on in serveRequests (streamOn).
 func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 	p := picker{set: set}
 	defer p.done()

@@ -135,7 +135,8 @@ func (c *conn) arrive() {
 
 // passParked passes parked connections as they are, one after another,
 // without taking them up again: a parked connection holds nothing to pass
-// but its socket. Each is taken from the parker when its turn comes; one
+// but its socket (a tunnel's or a stream's, the instance's too, and a
+// stream where its relay stands). Each is taken from the parker when its turn comes; one
 // no longer there was woken meanwhile (its own goroutine passes it), or
 // closed by the sweep or Close. One whose passing fails is taken up and
 // stays here, as any connection whose passing failed. Once Close has
@@ -159,6 +160,9 @@ func (s *Server) passParked(cs []*conn) {
 		if c.pass(h, passed) {
 			c.closeParked()
 			continue
+		}
+		if c.strm != nil {
+			c.keepBy = time.Time{} // as passStream: the grace for the next request starts when the response is done
 		}
 		go c.wake()
 	}

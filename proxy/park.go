@@ -113,26 +113,41 @@ func (p *parker) park(c *conn, gaveBack bool) bool {
 // parkTunnel registers c, a quiet tunnel whose goroutines are about to
 // leave it, with the instance's socket, and the client's unless the client
 // has ended its side (its socket would be readable for ever), and reports
-// whether it did: c belongs to the parker then.
-func (p *parker) parkTunnel(c *conn) bool {
+// whether it did, with the parking's number (takeParking): c belongs to
+// the parker then.
+func (p *parker) parkTunnel(c *conn) (ok bool, seq uint32) {
 	if c.socket() == nil {
-		return false
+		return false, 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.tn.up {
-		return p.addLocked(c, true, c.raw, c.tn.raw)
+		return p.addLocked(c, true, c.raw, c.tn.raw), c.pseq
 	}
-	return p.addLocked(c, true, c.tn.raw)
+	return p.addLocked(c, true, c.tn.raw), c.pseq
 }
 
 // parkStream registers c, a quiet stream whose goroutine is about to leave
 // it, with the client's socket and the instance's, and reports whether it
-// did: c belongs to the parker then.
-func (p *parker) parkStream(c *conn) bool {
+// did, with the parking's number (takeParking): c belongs to the parker
+// then.
+func (p *parker) parkStream(c *conn) (ok bool, seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.addLocked(c, true, c.raw, c.strm.raw)
+	return p.addLocked(c, true, c.raw, c.strm.raw), c.pseq
+}
+
+// takeParking is take, of the parking numbered seq only: a goroutine that
+// parked c takes back its own parking, not a later one (c woken, and
+// parked again as something else, meanwhile).
+func (p *parker) takeParking(c *conn, seq uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.hasLocked(c) || c.pseq != seq {
+		return false
+	}
+	p.removeLocked(c)
+	return true
 }
 
 // addLocked gives c a slot and adds socks to the epoll set under it: an

@@ -324,3 +324,61 @@ func TestParkedStreamsAtShutdownAndClose(t *testing.T) {
 		})
 	}
 }
+
+// TestParkedStreamWhosePassFailedHasItsGraceAfterIt: a parked stream whose
+// passing fails goes on here, and the grace for the client's next request
+// runs from the stream's end, as for one not parked: a request sent right
+// after a stream that outlasted the grace is answered (found by review).
+func TestParkedStreamWhosePassFailedHasItsGraceAfterIt(t *testing.T) {
+	for _, park := range []time.Duration{-1, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint("parkAfter=", park), func(t *testing.T) {
+			in := startStreamInstance(t)
+			f := startProxy(t, Options{parkAfter: park, ShutdownGrace: 300 * time.Millisecond},
+				Route{Port: 1, Set: setOfAddr(t, "s", in.ln.Addr().String())})
+			cl, resp := openEvents(t, f.addr, "/events")
+			end := in.end(t)
+			if park > 0 {
+				waitParked(t, f.srv, 1)
+			} else {
+				time.Sleep(300 * time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			go f.srv.PassConnections(ctx, func(*Handover) error { return errors.New("refused") })
+			waitUntil(t, "passing it failed", func() bool { return f.srv.PassStats().Failed == 1 })
+			time.Sleep(500 * time.Millisecond) // the stream outlasts the grace from the failure
+			end.finish()
+			expectBodyEnd(t, cl, resp)
+			if _, body, err := cl.do(get("x", "/next")); err != nil || body != "ok /next" {
+				t.Fatalf("the request right after the stream: %q %v", body, err)
+			}
+		})
+	}
+}
+
+// TestWokenStreamReadsBeforeParkingAgain: a parked stream taken up by its
+// instance's next event relays it, then parks once more when quiet: one
+// parking an event, not a second one before it reads (the watch deadline
+// left from before it parked has passed; it is no wait).
+func TestWokenStreamReadsBeforeParkingAgain(t *testing.T) {
+	in := startStreamInstance(t)
+	f := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOfAddr(t, "s", in.ln.Addr().String())})
+	cl, resp := openEvents(t, f.addr, "/events")
+	end := in.end(t)
+	waitParked(t, f.srv, 1)
+	seq := func() uint32 {
+		f.srv.parker.mu.Lock()
+		defer f.srv.parker.mu.Unlock()
+		return f.srv.parker.seq
+	}
+	for i := range 3 {
+		before := seq()
+		writeEvent(end, true, fmt.Sprint("event ", i))
+		expectEvent(t, cl, resp, fmt.Sprint("event ", i))
+		time.Sleep(400 * time.Millisecond) // parkAfter 50 ms, a look every 250
+		waitParked(t, f.srv, 1)
+		if n := seq() - before; n != 1 {
+			t.Fatalf("event %d: parked %d times, want once", i, n)
+		}
+	}
+}

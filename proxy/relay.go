@@ -88,7 +88,7 @@ const streamPiece = 4 << 10
 // one, a download, reads on, saving a recv a read), not after a read of
 // the instance of streamPiece or more, which says a download too, not
 // while compressing (the compressor writes into bw). Its errors are those
-// of a read of br.
+// of a read of br, and upstream.ErrPark.
 func (c *conn) awaitBody(br *bufio.Reader) (*bufio.Reader, error) {
 	uc := c.rel.uc
 	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || uc.LastRead() >= streamPiece || c.zw != nil {
@@ -107,7 +107,8 @@ func (c *conn) awaitBody(br *bufio.Reader) (*bufio.Reader, error) {
 // arrives, framed anew (size lines without extensions, CRLF), with the
 // trailer fields that are valid, from the instance's reader (c.rel.uc.R,
 // read afresh after each wait: awaitBody). While c.rel.passable, it may
-// stop to pass the response on in a chunk's data or before a size line.
+// stop to pass the response on, or to park it, in a chunk's data or
+// before a size line.
 func (c *conn) relayChunked() error {
 	for {
 		c.rel.inChunk = false

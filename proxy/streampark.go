@@ -28,11 +28,13 @@ import (
 // at once on the same goroutine (goOnStream), as it does when woken
 // (resumeStream). Once parked it is taken by its wake, PassConnections
 // (passed as it is: passParked), the end of a stop's grace (closeAllBut)
-// and Close; no IdleTimeout applies, and draining leaves it be.
+// and Close, or by its own goroutine, which takes its parking back when it
+// sees, after registering, that the server began shutting down; no
+// IdleTimeout applies, and draining leaves it be.
 
 // errParking ends the relay of a stream that is to be parked: its state
 // is in c.rel, and nothing the response holds is released on the way out.
-var errParking = errors.New("the response waits on parked")
+var errParking = errors.New("the response is to be parked")
 
 // streamState is what a parked stream's goroutine held on its stack.
 type streamState struct {
@@ -109,13 +111,18 @@ func (c *conn) parkStream() bool {
 	c.putWriter()
 	uc.Rest()
 	p := c.srv.parker
-	if p.parkStream(c) {
+	ok, seq := p.parkStream(c)
+	if ok {
 		// Shutdown and Close set the flag before they look for parked
-		// streams: one of the two sees the other, and p.take decides.
-		if !c.srv.shutting.Load() || !p.take(c) {
+		// streams: one of the two sees the other, and the parker's lock
+		// decides.
+		if !c.srv.shutting.Load() || !p.takeParking(c, seq) {
 			return true
 		}
 	}
+	// Not parked, nor to be (shutting down, or the parker cannot watch
+	// it): it keeps its goroutine to its end.
+	c.rel.parkable = false
 	c.startIO()
 	uc.Wake()
 	return false

@@ -243,11 +243,11 @@ func (c *conn) parkTunnel() bool {
 	t.uc.Rest()
 	p := c.srv.parker
 	kept := c.keepHere // read while it is this goroutine's: once parked, its taker's
-	if p.parkTunnel(c) {
+	if ok, seq := p.parkTunnel(c); ok {
 		// Shutdown sets passFn and the flag, and Close its flag, before
 		// they look for parked tunnels: one of the two sees the other,
-		// and p.take decides.
-		if !c.passingKept(kept) && !c.srv.closed.Load() || !p.take(c) {
+		// and the parker's lock decides.
+		if !c.passingKept(kept) && !c.srv.closed.Load() || !p.takeParking(c, seq) {
 			return true
 		}
 	}

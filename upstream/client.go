@@ -91,7 +91,7 @@ func (c *Conn) WaitBody() error {
 	}
 	c.rest()
 	defer c.wake()
-	var waited time.Duration // counted in watches: close enough for ParkNow
+	began := time.Now() // for ParkNow; a watch deadline may have expired before the wait (a stream taken up again)
 	for {
 		// Strict: a reset the look finds is the read's error, not an end
 		// (a body up to the close would end there, cleanly).
@@ -102,7 +102,7 @@ func (c *Conn) WaitBody() error {
 		if err := c.watched(); err != nil {
 			return err
 		}
-		if waited += watchEvery; c.client.ParkNow(waited) {
+		if c.client.ParkNow(time.Since(began)) {
 			return ErrPark
 		}
 	}

@@ -207,8 +207,8 @@ func (c *Conn) wake() {
 }
 
 // Rest gives R, empty, back to the pool, as WaitReadable does while it
-// waits, for a tunnel left without a goroutine while it is quiet (proxy's
-// parker); Wake gives it one again. R is nil in between: only Close and
+// waits, for a tunnel or a stream left without a goroutine while it is
+// quiet (proxy's parker); Wake gives it one again. R is nil in between: only Close and
 // Wake may be called then.
 func (c *Conn) Rest() {
 	if c.R != nil {
