@@ -61,6 +61,12 @@ func (s *Server) SetDraining(on bool) {
 	}
 	s.mu.Unlock()
 	for _, c := range parked {
+		if c.strm != nil || c.tn != nil {
+			// Woken and parked again as a stream or tunnel between the
+			// look at its state and the take: draining leaves those be.
+			go c.wake()
+			continue
+		}
 		if c.rec.start.IsZero() || c.clientSent() { // no request yet, or one on its way: it gets one
 			go c.serve()
 			continue

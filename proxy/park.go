@@ -101,13 +101,14 @@ func newParker(s *Server) *parker { return &parker{srv: s} }
 // park registers c, whose goroutine is about to leave it (or which has
 // none yet), and reports whether it did: c belongs to the parker then.
 // gaveBack says it gave buffers back, which count towards a trim.
-func (p *parker) park(c *conn, gaveBack bool) bool {
+func (p *parker) park(c *conn, gaveBack bool) (ok bool, seq uint32) {
 	if c.socket() == nil {
-		return false
+		return false, 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.addLocked(c, gaveBack, c.raw)
+	ok = p.addLocked(c, gaveBack, c.raw)
+	return ok, c.pseq
 }
 
 // parkTunnel registers c, a quiet tunnel whose goroutines are about to
@@ -122,9 +123,11 @@ func (p *parker) parkTunnel(c *conn) (ok bool, seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.tn.up {
-		return p.addLocked(c, true, c.raw, c.tn.raw), c.pseq
+		ok = p.addLocked(c, true, c.raw, c.tn.raw)
+	} else {
+		ok = p.addLocked(c, true, c.tn.raw)
 	}
-	return p.addLocked(c, true, c.tn.raw), c.pseq
+	return ok, c.pseq // after addLocked: a call and an operand have no order in a return list
 }
 
 // parkStream registers c, a quiet stream whose goroutine is about to leave
@@ -134,7 +137,8 @@ func (p *parker) parkTunnel(c *conn) (ok bool, seq uint32) {
 func (p *parker) parkStream(c *conn) (ok bool, seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.addLocked(c, true, c.raw, c.strm.raw), c.pseq
+	ok = p.addLocked(c, true, c.raw, c.strm.raw)
+	return ok, c.pseq
 }
 
 // takeParking is take, of the parking numbered seq only: a goroutine that
@@ -381,14 +385,18 @@ func (c *conn) leaveToParker(gaveBack bool) parkResult {
 	c.readBy, c.readKind = time.Time{}, readOther
 	c.state.Store(stateParked)
 	p := c.srv.parker
-	if !p.park(c, gaveBack) {
+	ok, seq := p.park(c, gaveBack)
+	if !ok {
 		return parkFailed
+	}
+	if h := c.srv.opts.parkedHook; h != nil {
+		h(c)
 	}
 	// The flags are read after the state says parked; Shutdown, SetDraining
 	// and Close set theirs before they look at the states: one of the two
 	// sees the other, and p.take decides who has it.
 	if s := c.srv; s.shutting.Load() || s.draining.Load() {
-		if p.take(c) {
+		if p.takeParking(c, seq) {
 			return parkUndone
 		}
 	}

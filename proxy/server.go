@@ -29,7 +29,8 @@ type Options struct {
 	HTTPChallenge   ChallengeFunc  // answers ACME HTTP-01 challenges on the plain-HTTP ports (nil: none)
 	Logger          *slog.Logger   // where failures are logged (slog.Default())
 
-	parkAfter time.Duration // tests: how long a connection idles before it is parked (park.go); <0: never
+	parkAfter  time.Duration // tests: how long a connection idles before it is parked (park.go); <0: never
+	parkedHook func(*conn)   // tests: called by leaveToParker once c is registered, before it looks at the flags
 }
 
 func (o *Options) fill() {
@@ -319,7 +320,10 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	s.checkDoneLocked()
 	s.mu.Unlock()
 	for _, c := range resume {
-		go c.serve() // TLS, or stopping: it waits out the grace here
+		// TLS, or stopping: it waits out the grace here. (wake: one woken
+		// and parked again as a stream between the look at its state and
+		// the take goes on as one.)
+		go c.wake()
 	}
 	if len(pass) > 0 {
 		go s.passParked(pass)

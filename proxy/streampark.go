@@ -98,11 +98,16 @@ func (c *conn) parkStream() bool {
 	if st.raw == nil {
 		raw, err := uc.TCPConn.SyscallConn()
 		if err != nil {
+			c.rel.parkable = false // it never will be
 			return false
 		}
 		st.raw = raw
 	}
-	if c.Flush() != nil || c.socket() == nil {
+	if c.socket() == nil {
+		c.rel.parkable = false
+		return false
+	}
+	if c.Flush() != nil {
 		return false // the client is gone: the relay finds that out
 	}
 	c.flushLog()
