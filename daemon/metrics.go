@@ -32,7 +32,7 @@ var (
 	descRollouts   = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
 	descUpgrades   = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
 	descOpenConns  = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
-	descParked     = prometheus.NewDesc("smoothserve_parked_connections", "Client connections parked: idle HTTP/1.x ones (plain or TLS), quiet WebSocket tunnels and quiet streamed responses (plain HTTP/1.1), watched in one epoll set, holding no goroutine or buffer.", nil, nil)
+	descParked     = prometheus.NewDesc("smoothserve_parked_connections", "Client connections parked: idle HTTP/1.x ones (plain or TLS), quiet WebSocket tunnels and quiet HTTP/1.x streamed responses, watched in one epoll set, holding no goroutine or buffer.", nil, nil)
 	descHost       = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
 	descInstDrain  = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
 	descLogDropped = prometheus.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines dropped: the log's writer fell behind (its queue was full), or a write of the file failed.", []string{"path"}, nil)

@@ -40,8 +40,8 @@
 //     its next, parked as it arrives; or a tunnel quiet both ways for as
 //     long, nothing buffered either way, whose two goroutines and readers
 //     are given back while the parker watches both its descriptors,
-//     tunnel.go; or a plain streamed response whose instance is quiet for
-//     as long, its client's request bodiless and nothing from it since,
+//     tunnel.go; or a streamed response whose instance is quiet for as
+//     long, its client's request bodiless and nothing from it since,
 //     whose goroutine, buffers and instance reader are given back while
 //     the parker watches both descriptors, its relay stopped where it
 //     stands, streampark.go) has exactly one owner: the parker
@@ -50,15 +50,15 @@
 //     PassConnections, SetDraining or Close. A parked tunnel is taken only
 //     by its wake, PassConnections (passed as it is) and Close; it has no
 //     IdleTimeout, and Shutdown leaves it to its instance. A parked stream
-//     is taken only by its wake, PassConnections (passed as it is, from
-//     where it stands), the end of a stop's grace and Close; it has no
-//     IdleTimeout, it stays in flight for its instance, and Shutdown and
-//     SetDraining leave it as they leave one not parked. To Shutdown a
-//     parked idle connection is an idle connection (taken up again, it
-//     waits out the grace), to PassConnections a plain one is one to pass
-//     as it is when its turn comes (not taken up again unless passing it
-//     fails; one woken first passes itself) and a TLS one
-//     an idle one, as to Shutdown; to Close it is an open one; its
+//     is taken only by its wake, PassConnections (a plain one, passed as
+//     it is, from where it stands), the end of a stop's grace and Close;
+//     it has no IdleTimeout, it stays in flight for its instance, and
+//     Shutdown and SetDraining leave it as they leave one not parked. To
+//     Shutdown a parked idle connection is an idle connection (taken up
+//     again, it waits out the grace), to PassConnections a plain one is
+//     one to pass as it is when its turn comes (not taken up again unless
+//     passing it fails; one woken first passes itself) and a TLS one an
+//     idle one, as to Shutdown; to Close it is an open one; its
 //     descriptor leaves the epoll set before it is closed. IdleTimeout
 //     counts from when it began idling here, parked or not (closed up to a
 //     sweep late).
@@ -82,7 +82,7 @@
 // streamed response waiting for its instance (server-sent events) holds
 // its goroutine, and neither the client's buffers nor its reader of the
 // instance (relay.go's awaitBody, upstream's WaitBody), about 11 KiB, and
-// once parked (plain HTTP/1.1) no goroutine either, about 6 KiB; an
-// instance connection pooled for a second gives its buffer back
-// (upstream).
+// once parked no goroutine either, about 6 KiB (over TLS, its TLS state
+// besides); an instance connection pooled for a second gives its buffer
+// back (upstream).
 package proxy

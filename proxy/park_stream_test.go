@@ -382,3 +382,54 @@ func TestWokenStreamReadsBeforeParkingAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSStreamsAreParked: a stream over TLS (HTTP/1.1) is parked as a
+// plain one, its tls.Conn kept, and taken up by the instance's events and
+// end; at an upgrade it is not passed (a TLS connection's state is this
+// process's), parked or not: it goes on here until PassConnections' time
+// is up.
+func TestTLSStreamsAreParked(t *testing.T) {
+	in := startStreamInstance(t)
+	f := startTLSProxy(t, parkOpts(Options{}), Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "s", in.ln.Addr().String())})
+	open := func() (*client, *http.Response, *streamEnd) {
+		cl, _ := dialTLS(t, f)
+		io.WriteString(cl.c, get("a.test", "/events"))
+		resp, err := http.ReadResponse(cl.br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("/events over TLS: %v %v", resp, err)
+		}
+		expectEvent(t, cl, resp, "first")
+		return cl, resp, in.end(t)
+	}
+	cl, resp, end := open()
+	waitParked(t, f.srv, 1)
+	for round := range 2 {
+		writeEvent(end, true, fmt.Sprint("round ", round))
+		expectEvent(t, cl, resp, fmt.Sprint("round ", round))
+		waitParked(t, f.srv, 1)
+	}
+	end.finish()
+	expectBodyEnd(t, cl, resp)
+	if _, body, err := cl.do(get("a.test", "/next")); err != nil || body != "ok /next" {
+		t.Fatalf("the request after a parked TLS stream: %q %v", body, err)
+	}
+
+	cl, resp, end = open()
+	waitParked(t, f.srv, 2) // the stream, and the first connection, idle
+	var calls atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	go f.srv.PassConnections(ctx, func(*Handover) error { calls.Add(1); return errors.New("not expected") })
+	time.Sleep(100 * time.Millisecond)
+	writeEvent(end, true, "during the hand-over")
+	expectEvent(t, cl, resp, "during the hand-over")
+	<-ctx.Done()
+	cl.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("the TLS stream ended cleanly at Close, want it cut")
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("PassConnections offered %d connections to pass, want none (TLS)", n)
+	}
+	waitUntil(t, "the instance's end closed", func() bool { return in.closed.Load() == 1 })
+}

@@ -298,10 +298,11 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 				resume = append(resume, c)
 			}
 		case stateActive:
-			// A parked stream (plain: streampark.go) is passed as it is,
+			// A plain parked stream (streampark.go) is passed as it is,
 			// as an idle one; a stop leaves it to its instance, or to
-			// the end of the grace (closeAllBut).
-			if fn != nil && s.parker.has(c) {
+			// the end of the grace (closeAllBut), and a TLS one, not
+			// passed, goes on here as one not parked.
+			if fn != nil && !c.secure && s.parker.has(c) {
 				pass = append(pass, c)
 			}
 		case stateTunnel:

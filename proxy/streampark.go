@@ -15,11 +15,13 @@ import (
 // leaving) take it up again on a new goroutine, from where it stood. What
 // stays is the conn with its relay (where the body stands), its
 // streamState (the request, for the log line) and the two connections;
-// the instance still counts it in flight, as it did. Only a plain
-// connection whose request had no body, with nothing from its client
-// waiting, at a wait in the relay's own terms (relay.passable): not over
-// TLS. A response another process passed here mid-way (serveStream) is
-// parked too, if its instance is known here.
+// the instance still counts it in flight, as it did. Only an HTTP/1.x
+// connection (plain or TLS: its tls.Conn stays with it, as an idle one's,
+// park.go's parkable) whose request had no body, with nothing from its
+// client waiting, at a wait in the relay's own terms (relay.passable). A
+// response another process passed here mid-way (serveStream) is parked
+// too, if its instance is known here. A TLS one is not passed at an
+// upgrade, parked or not: it goes on here.
 //
 // The goroutine decides in WaitBody (upstream's ParkNow), deep in the
 // relay, and unwinds to serveRequests with errParking: nothing on the way
@@ -27,10 +29,10 @@ import (
 // stream is left to the parker (parkStream), or, if it cannot be, goes on
 // at once on the same goroutine (goOnStream), as it does when woken
 // (resumeStream). Once parked it is taken by its wake, PassConnections
-// (passed as it is: passParked), the end of a stop's grace (closeAllBut)
-// and Close, or by its own goroutine, which takes its parking back when it
-// sees, after registering, that the server began shutting down; no
-// IdleTimeout applies, and draining leaves it be.
+// (a plain one, passed as it is: passParked), the end of a stop's grace
+// (closeAllBut) and Close, or by its own goroutine, which takes its
+// parking back when it sees, after registering, that the server began
+// shutting down; no IdleTimeout applies, and draining leaves it be.
 
 // errParking ends the relay of a stream that is to be parked: its state
 // is in c.rel, and nothing the response holds is released on the way out.
@@ -46,8 +48,7 @@ type streamState struct {
 // parkableStream reports whether the stream relayBody begins for req may
 // be parked when quiet (see above).
 func (c *conn) parkableStream(req *request) bool {
-	return c.srv.parkAfter > 0 && !c.secure && (c.pre == nil || len(c.pre.pre) == 0) &&
-		req.contentLength <= 0 && !req.chunked
+	return c.srv.parkAfter > 0 && (c.pre == nil || len(c.pre.pre) == 0) && req.contentLength <= 0 && !req.chunked
 }
 
 // ParkNow is the upstream.Client's: a stream's wait for its instance that
