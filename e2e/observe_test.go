@@ -182,12 +182,7 @@ func TestAdminPageIsReadOnlyWithoutAuth(t *testing.T) {
 // TestMetricsGoOnAcrossAnUpgrade: the counters of the new daemon go on from
 // the old one's: requests, restarts by reason, and the upgrade itself.
 func TestMetricsGoOnAcrossAnUpgrade(t *testing.T) {
-	port := 0
-	in := startInstalledWith(t, func(e *env) string {
-		port = e.ports.next()
-		return "AdminAddr: 127.0.0.1:" + strconv.Itoa(port) + "\n"
-	})
-	admin := "127.0.0.1:" + strconv.Itoa(port)
+	in, admin := startInstalledWithAdmin(t)
 	for range 20 {
 		if _, _, err := httpGet(in.proxyAddr(), "web.test", "/"); err != nil {
 			t.Fatal(err)

@@ -51,11 +51,7 @@ func parkedConns(t *testing.T) int {
 // every pause of the idling load.
 func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
 	t.Run("demo", func(t *testing.T) {
-		var admin string
-		in := startInstalledWith(t, func(e *env) string {
-			admin = "127.0.0.1:" + strconv.Itoa(e.ports.next())
-			return "AdminAddr: " + admin + "\n"
-		}, closesIdleConns)
+		in, admin := startInstalledWithAdmin(t, closesIdleConns)
 		parkedThroughRestartsAndUpgrades(t, in, admin, "")
 	})
 	t.Run("node", func(t *testing.T) {

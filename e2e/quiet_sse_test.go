@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"maps"
-	"strconv"
 	"testing"
 )
 
@@ -15,11 +14,7 @@ import (
 // the instance ends it. The instances are the same processes throughout.
 func TestQuietEventStreamsAreParkedThroughAnUpgrade(t *testing.T) {
 	const clients = 20
-	var admin string
-	in := startInstalledWith(t, func(e *env) string {
-		admin = "127.0.0.1:" + strconv.Itoa(e.ports.next())
-		return "AdminAddr: " + admin + "\n"
-	}, closesIdleConns)
+	in, admin := startInstalledWithAdmin(t, closesIdleConns)
 	instances := in.instancesNow()
 	brs := make([]*bufio.Reader, clients)
 	sses := make([]*sseReader, clients)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,11 +19,7 @@ import (
 // not reopened).
 func TestQuietWebSocketsAreParkedThroughUpgrades(t *testing.T) {
 	const clients, upgrades = 30, 2
-	var admin string
-	in := startInstalledWith(t, func(e *env) string {
-		admin = "127.0.0.1:" + strconv.Itoa(e.ports.next())
-		return "AdminAddr: " + admin + "\n"
-	}, closesIdleConns)
+	in, admin := startInstalledWithAdmin(t, closesIdleConns)
 	instances := in.instancesNow()
 	ports := slices.Sorted(maps.Keys(instances))
 	var ws []*echoClient

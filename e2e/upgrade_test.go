@@ -159,6 +159,18 @@ func startInstalled(t *testing.T, mainExtra, svcExtra string) *installed {
 	return startInstalledWith(t, func(*env) string { return mainExtra }, svcExtra)
 }
 
+// startInstalledWithAdmin is startInstalledWith an admin listener (for the
+// metrics), whose address it returns too.
+func startInstalledWithAdmin(t *testing.T, svcExtra ...string) (*installed, string) {
+	t.Helper()
+	var admin string
+	in := startInstalledWith(t, func(e *env) string {
+		admin = "127.0.0.1:" + strconv.Itoa(e.ports.next())
+		return "AdminAddr: " + admin + "\n"
+	}, svcExtra...)
+	return in, admin
+}
+
 // startInstalledWith is startInstalled with smoothserve.yaml's extra lines
 // made from the env (its ports).
 func startInstalledWith(t *testing.T, mainExtra func(*env) string, svcExtra ...string) *installed {

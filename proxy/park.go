@@ -99,46 +99,35 @@ type parker struct {
 func newParker(s *Server) *parker { return &parker{srv: s} }
 
 // park registers c, whose goroutine is about to leave it (or which has
-// none yet), and reports whether it did: c belongs to the parker then.
-// gaveBack says it gave buffers back, which count towards a trim.
+// none yet), and reports whether it did, with the parking's number
+// (takeParking): c belongs to the parker then. gaveBack says it gave
+// buffers back, which count towards a trim.
 func (p *parker) park(c *conn, gaveBack bool) (ok bool, seq uint32) {
 	if c.socket() == nil {
 		return false, 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ok = p.addLocked(c, gaveBack, c.raw)
-	return ok, c.pseq
+	return p.register(c, gaveBack, c.raw)
 }
 
-// parkTunnel registers c, a quiet tunnel whose goroutines are about to
-// leave it, with the instance's socket, and the client's unless the client
-// has ended its side (its socket would be readable for ever), and reports
-// whether it did, with the parking's number (takeParking): c belongs to
-// the parker then.
+// parkTunnel is park for c, a quiet tunnel whose goroutines are about to
+// leave it: with the instance's socket, and the client's unless the client
+// has ended its side (its socket would be readable for ever).
 func (p *parker) parkTunnel(c *conn) (ok bool, seq uint32) {
 	if c.socket() == nil {
 		return false, 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if c.tn.up {
-		ok = p.addLocked(c, true, c.raw, c.tn.raw)
-	} else {
-		ok = p.addLocked(c, true, c.tn.raw)
+		return p.register(c, true, c.raw, c.tn.raw)
 	}
-	return ok, c.pseq // after addLocked: a call and an operand have no order in a return list
+	return p.register(c, true, c.tn.raw)
 }
 
-// parkStream registers c, a quiet stream whose goroutine is about to leave
-// it, with the client's socket and the instance's, and reports whether it
-// did, with the parking's number (takeParking): c belongs to the parker
-// then.
-func (p *parker) parkStream(c *conn) (ok bool, seq uint32) {
+// register is park with the sockets socks (addLocked).
+func (p *parker) register(c *conn, gaveBack bool, socks ...syscall.RawConn) (ok bool, seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ok = p.addLocked(c, true, c.raw, c.strm.raw)
-	return ok, c.pseq
+	ok = p.addLocked(c, gaveBack, socks...)
+	return ok, c.pseq // after addLocked: a call and an operand have no order in a return list
 }
 
 // takeParking is take, of the parking numbered seq only: a goroutine that

@@ -117,7 +117,7 @@ func (c *conn) parkStream() bool {
 	c.putWriter()
 	uc.Rest()
 	p := c.srv.parker
-	ok, seq := p.parkStream(c)
+	ok, seq := p.register(c, true, c.raw, st.raw) // the client's socket and the instance's
 	if ok {
 		// Shutdown and Close set the flag before they look for parked
 		// streams: one of the two sees the other, and the parker's lock
