@@ -251,20 +251,27 @@ func TestHandoverTunnelFailedPassGoesOn(t *testing.T) {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-		defer cancel()
 		done <- rc.px[0].srv.PassConnections(ctx, func(*Handover) error { return fmt.Errorf("gone") })
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The echoes go after the failed pass, and before the context ends
+	// (which this test decides, not the machine's speed).
+	for deadline := time.Now().Add(10 * time.Second); rc.px[0].srv.PassStats().Failed == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pass never failed: %+v", rc.px[0].srv.PassStats())
+		}
+	}
 	for i := range 5 {
 		msg := fmt.Sprintf("after failure %d\n", i)
 		io.WriteString(cl.c, msg)
-		cl.c.SetReadDeadline(time.Now().Add(time.Second))
+		cl.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if line, err := cl.br.ReadString('\n'); line != msg || err != nil {
 			t.Fatalf("echo after a failed pass: %q %v", line, err)
 		}
 	}
+	cancel()
 	if err := <-done; err == nil {
 		t.Errorf("PassConnections returned nil with a tunnel kept here")
 	}
