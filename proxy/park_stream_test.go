@@ -252,7 +252,7 @@ func TestParkedStreamIsPassed(t *testing.T) {
 			end := in.end(t)
 			waitParked(t, old.srv, 1)
 
-			ctx := up.passAll(t, fail)
+			endPass := up.passAll(t, fail)
 			if !fail {
 				waitUntil(t, "the stream passed", func() bool { return old.srv.PassStats().Streams == 1 })
 				waitUntil(t, "the old process done with it", func() bool { return old.srv.connCount() == 0 })
@@ -267,7 +267,7 @@ func TestParkedStreamIsPassed(t *testing.T) {
 				if st := old.srv.PassStats(); st.Streams != 0 {
 					t.Errorf("PassStats %+v, want none passed", st)
 				}
-				<-ctx.Done() // PassConnections' time is up: Close ends what is left
+				endPass() // PassConnections' time is up: Close ends what is left
 				cl.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				if _, err := io.ReadAll(resp.Body); err == nil {
 					t.Fatal("the stream kept here ended cleanly at Close, want it cut")

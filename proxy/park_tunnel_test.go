@@ -208,7 +208,7 @@ func TestParkedTunnelIsPassed(t *testing.T) {
 			echo(t, cl.c, cl.br, "before")
 			waitParked(t, old.srv, 1)
 
-			ctx := up.passAll(t, fail)
+			endPass := up.passAll(t, fail)
 			if !fail {
 				waitUntil(t, "the tunnel passed", func() bool { return old.srv.PassStats().Tunnels == 1 })
 				waitUntil(t, "the old process done with it", func() bool { return old.srv.connCount() == 0 })
@@ -220,7 +220,7 @@ func TestParkedTunnelIsPassed(t *testing.T) {
 				if st := old.srv.PassStats(); st.Failed != 1 || st.Tunnels != 0 {
 					t.Errorf("PassStats %+v, want one failed", st)
 				}
-				<-ctx.Done() // PassConnections' time is up: Close ends what is left
+				endPass() // PassConnections' time is up: Close ends what is left
 				expectClosed(t, cl, "a tunnel kept here at Close")
 				return
 			}
@@ -249,19 +249,25 @@ func startUpgradePair(t *testing.T, addr string) *upgradePair {
 	}
 }
 
-// passAll begins the old proxy's PassConnections, for 300 ms, to the next
-// one, or, if fail, to a PassFunc that refuses all; its context ends with
-// it.
-func (up *upgradePair) passAll(t *testing.T, fail bool) context.Context {
+// passAll begins the old proxy's PassConnections to the next one, or, if
+// fail, to a PassFunc that refuses all. Its time is up when the test calls
+// the returned end (or at the test's end), not on a timer a loaded machine
+// could outrun; end returns once PassConnections has.
+func (up *upgradePair) passAll(t *testing.T, fail bool) (end func()) {
 	var passed atomic.Int64
 	pass := passToSet(up.next.srv, up.nextSet, &passed)
 	if fail {
 		pass = func(*Handover) error { return errors.New("refused") }
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	t.Cleanup(cancel)
-	go up.old.srv.PassConnections(ctx, pass)
-	return ctx
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		up.old.srv.PassConnections(ctx, pass)
+		close(done)
+	}()
+	end = func() { cancel(); <-done }
+	t.Cleanup(end)
+	return end
 }
 
 // openAccessLog opens an access log (combined) in the test's directory.
