@@ -4,21 +4,48 @@ import (
 	"crypto/tls"
 	"net"
 	"syscall"
+	"time"
 
 	"smoothserve/internal/sockpeek"
 )
 
-// Gone reports, without blocking, whether the client has closed (or reset)
-// its connection, or it was closed here (Close, the end of a stop's
-// grace): what upstream.Conn.WatchClient asks while the instance is
-// quiet. Bytes it sent (its next request) say it is still there; so does
-// a connection with no socket to look at.
+// Gone reports, without waiting (over TLS, at most readAheadWait), whether
+// the client has closed (or reset) its connection, or it was closed here
+// (Close, the end of a stop's grace): what upstream.Conn.WatchClient asks
+// while the instance is quiet. Bytes it sent (its next request) say it is still there; so does
+// a connection with no socket to look at. Over TLS those bytes are read
+// (readAhead): they may be its close_notify.
 func (c *conn) Gone() bool {
 	if c.br != nil && c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) { // nil: lent (awaitBody)
 		return false
 	}
 	st, ok := c.peekClient()
+	if ok && st == sockpeek.Data && c.secure {
+		return c.readAhead()
+	}
 	return ok && st == sockpeek.Closed || !ok && c.socket() != nil
+}
+
+// readAheadWait is how long readAhead waits for the rest of a record
+// (one comes whole, as a rule).
+const readAheadWait = 2 * time.Millisecond
+
+// readAhead reads what a TLS client sent while the proxy waits for the
+// instance, which the socket shows only as bytes: a close_notify (an
+// orderly leave, its FIN showing only once the alert is read: gone) or
+// its next request, kept in pre to be read first (not gone). A record not
+// yet whole is left for the next look. Called with br empty (or lent)
+// and pre empty, on the goroutine that owns the connection's reads.
+func (c *conn) readAhead() (gone bool) {
+	var buf [512]byte
+	c.setReadDeadline(time.Now().Add(readAheadWait))
+	n, err := c.nc.Read(buf[:])
+	if n > 0 {
+		// The rest, if any, waits in the tls.Conn, read after pre.
+		c.pre = &prefixed{pre: append([]byte(nil), buf[:n]...), r: c.nc}
+		return false
+	}
+	return err != nil && !isTimeout(err)
 }
 
 // clientSent reports, without blocking, whether bytes from the client wait
