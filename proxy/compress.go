@@ -10,6 +10,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"smoothserve/upstream"
 )
 
 // Compression (a service's `compress`): a response of a text type, of at
@@ -258,7 +260,7 @@ func (c *conn) relayCompressed(uc *bufio.Reader, resp *response, framing int, en
 		c.zw = nil
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(z, src, framing, &c.lim); err != nil {
+	if err := relayDecoded(z, src, framing, &c.lim, nil); err != nil {
 		return err
 	}
 	if err := z.Close(); err != nil {
@@ -289,10 +291,33 @@ func decodedBody(r *bufio.Reader, framing int, length int64, lim *io.LimitedRead
 // pooled buffer, not io.Copy: a compressor's ReadFrom would be inside its
 // own state when the read flushes it (before any wait for the instance). A
 // body framed by length that ends before it is io.ErrUnexpectedEOF.
-func relayDecoded(w io.Writer, src io.Reader, framing int, lim *io.LimitedReader) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+//
+// With uc (HTTP/2's streams), a body that streams (chunked, or up to the
+// close) waits for the instance in uc.WaitBody, as HTTP/1.1's relay does
+// (awaitBody, on the same terms): the copy buffer and uc.R are back in
+// their pools meanwhile, and src reads uc.R afresh after it. A quiet event
+// stream holds neither.
+func relayDecoded(w io.Writer, src io.Reader, framing int, lim *io.LimitedReader, uc *upstream.Conn) error {
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+	}()
 	for {
+		if uc != nil && framing != bodyLength && uc.R.Buffered() == 0 && uc.LastRead() < streamPiece {
+			if bp != nil {
+				copyBufs.Put(bp)
+				bp = nil
+			}
+			if err := uc.WaitBody(); err != nil {
+				return fmt.Errorf("reading response body: %w", err)
+			}
+			src = readingFrom(src, uc.R)
+		}
+		if bp == nil {
+			bp = copyBufs.Get().(*[]byte)
+		}
 		n, err := src.Read(*bp)
 		if n > 0 {
 			if _, werr := w.Write((*bp)[:n]); werr != nil {
@@ -308,6 +333,18 @@ func relayDecoded(w io.Writer, src io.Reader, framing int, lim *io.LimitedReader
 			return fmt.Errorf("reading response body: %w", err)
 		}
 	}
+}
+
+// readingFrom is src, a decodedBody not framed by length, reading from r,
+// the instance's reader after a wait (WaitBody may have replaced it).
+func readingFrom(src io.Reader, r *bufio.Reader) io.Reader {
+	switch s := src.(type) {
+	case *chunkedDecoder:
+		s.r = r
+	case *bufio.Reader:
+		return r
+	}
+	return src
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}

@@ -269,7 +269,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 	x.w.WriteHeader(a.resp.status)
 	x.status, x.began = a.resp.status, true
 	uc.WatchClient()
-	if err := x.copyBody(a, uc.R, enc); err != nil {
+	if err := x.copyBody(a, uc, enc); err != nil {
 		if errors.Is(err, upstream.ErrClientGone) || errors.Is(err, upstream.ErrFlush) || x.r.Context().Err() != nil {
 			err = fmt.Errorf("%w: %w", errClientGone, err)
 		}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -137,18 +136,18 @@ func (x *bridge) encodingFor(a *h2Answer) encoding {
 	return answerEncoding(ae, x.r.Method == http.MethodHead, a.head, a.fields, &a.resp, a.framing)
 }
 
-// copyBody relays the answer's body from r, compressed with enc if not
-// encNone. A body that ends before its length is an error, as over
-// HTTP/1.1.
-func (x *bridge) copyBody(a *h2Answer, r *bufio.Reader, enc encoding) error {
-	src := decodedBody(r, a.framing, a.resp.contentLength, &a.lim, &a.dec)
+// copyBody relays the answer's body from uc, compressed with enc if not
+// encNone, waiting for the instance without buffers (relayDecoded). A body
+// that ends before its length is an error, as over HTTP/1.1.
+func (x *bridge) copyBody(a *h2Answer, uc *upstream.Conn, enc encoding) error {
+	src := decodedBody(uc.R, a.framing, a.resp.contentLength, &a.lim, &a.dec)
 	if src == nil {
 		return nil
 	}
 	a.trailer.Reset()
 	a.dec.trailer = &a.trailer
 	if enc == encNone {
-		return relayDecoded(x.w, src, a.framing, &a.lim)
+		return relayDecoded(x.w, src, a.framing, &a.lim, uc)
 	}
 	z := newCompressor(enc, x.w)
 	x.zw = z
@@ -156,7 +155,7 @@ func (x *bridge) copyBody(a *h2Answer, r *bufio.Reader, enc encoding) error {
 		x.zw = nil
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(z, src, a.framing, &a.lim); err != nil {
+	if err := relayDecoded(z, src, a.framing, &a.lim, uc); err != nil {
 		return err
 	}
 	return z.Close()

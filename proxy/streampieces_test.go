@@ -54,6 +54,50 @@ func piecesInstance(sc *scriptConn) {
 func TestQuietStreamsInPiecesGetTheirOwnBytes(t *testing.T) {
 	in := startScripted(t, piecesInstance)
 	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	streamsInPieces(t, func(i int, n, framing string) (string, error) {
+		cl := dialRaw(t, f.addr)
+		cl.c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(cl.c, "GET /"+n+" HTTP/1.1\r\nHost: x\r\nX-Framing: "+framing+"\r\n\r\n")
+		resp, err := http.ReadResponse(cl.br, nil)
+		if err != nil {
+			return "", err
+		}
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	})
+}
+
+// Over HTTP/2 too, on one connection and on connections of their own,
+// each stream waiting for its instance with the instance's reader and its
+// copy buffer given back (relayDecoded).
+func TestH2QuietStreamsInPiecesGetTheirOwnBytes(t *testing.T) {
+	in := startScripted(t, piecesInstance)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: in.set("s", 30*time.Second)})
+	shared := f.client(true)
+	streamsInPieces(t, func(i int, n, framing string) (string, error) {
+		hc := shared
+		if i%4 >= 2 {
+			hc = f.client(true) // a connection of its own
+		}
+		req, _ := http.NewRequest("GET", "https://a.test/"+n, nil)
+		req.Header.Set("X-Framing", framing)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			return "", fmt.Errorf("answered over %s, want HTTP/2", resp.Proto)
+		}
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	})
+}
+
+// streamsInPieces runs 16 streams of piecesInstance at once, chunked and
+// up to the close in turn, each by get (stream i, asking /n with framing),
+// and checks that each body is its own.
+func streamsInPieces(t *testing.T, get func(i int, n, framing string) (string, error)) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
 	for i := range 16 {
@@ -63,16 +107,8 @@ func TestQuietStreamsInPiecesGetTheirOwnBytes(t *testing.T) {
 		}
 		wg.Go(func() {
 			n := fmt.Sprint(1 + i%9)
-			cl := dialRaw(t, f.addr)
-			cl.c.SetDeadline(time.Now().Add(10 * time.Second))
-			io.WriteString(cl.c, "GET /"+n+" HTTP/1.1\r\nHost: x\r\nX-Framing: "+framing+"\r\n\r\n")
-			resp, err := http.ReadResponse(cl.br, nil)
-			if err != nil {
-				errs <- fmt.Errorf("stream %d (%s): %v", i, framing, err)
-				return
-			}
-			body, err := io.ReadAll(resp.Body)
-			if want := strings.Repeat(n, 40); err != nil || string(body) != want {
+			body, err := get(i, n, framing)
+			if want := strings.Repeat(n, 40); err != nil || body != want {
 				errs <- fmt.Errorf("stream %d (%s): body %q, %v; want %q", i, framing, body, err, want)
 			}
 		})
