@@ -49,8 +49,12 @@ func (c *conn) readAhead() (gone bool) {
 }
 
 // clientSent reports, without blocking, whether bytes from the client wait
-// in the socket: a request on its way (for TLS, a record).
+// to be read: in pre (read ahead over TLS, or passed with the connection),
+// or in the socket (for TLS, a record): a request on its way.
 func (c *conn) clientSent() bool {
+	if c.pre != nil && len(c.pre.pre) > 0 {
+		return true
+	}
 	st, ok := c.peekClient()
 	return ok && st == sockpeek.Data
 }

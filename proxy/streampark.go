@@ -54,11 +54,11 @@ func (c *conn) parkableStream(req *request) bool {
 // ParkNow is the upstream.Client's: a stream's wait for its instance that
 // has lasted waited ends to park it (ErrPark) once it has waited parkAfter,
 // where the relay can stop, with nothing from the client waiting (in the
-// reader, lent when empty, in pre, read ahead over TLS (peek.go), or in
-// the socket) and the server not shutting down.
+// reader, lent when empty, or read ahead over TLS, or in the socket:
+// clientSent) and the server not shutting down.
 func (c *conn) ParkNow(waited time.Duration) bool {
 	return c.rel.parkable && c.rel.passable && waited >= c.srv.parkAfter && !c.srv.shutting.Load() &&
-		(c.br == nil || c.br.Buffered() == 0) && (c.pre == nil || len(c.pre.pre) == 0) && !c.clientSent()
+		(c.br == nil || c.br.Buffered() == 0) && !c.clientSent()
 }
 
 func isPark(err error) bool { return errors.Is(err, upstream.ErrPark) }
