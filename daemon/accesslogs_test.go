@@ -194,7 +194,14 @@ func TestCloseLogsClosesEveryHealthyLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	go d.logFor(cfg, &config.Service{Name: "api", AccessLog: noReader}) // its open waits for a reader
-	time.Sleep(100 * time.Millisecond)
+	// closeLogs is to find that open under way: it holds opening (not
+	// merely after a time a loaded machine may outrun).
+	for deadline := time.Now().Add(10 * time.Second); d.logs.opening.TryLock(); time.Sleep(time.Millisecond) {
+		d.logs.opening.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the open of the FIFO without a reader did not begin")
+		}
+	}
 	readerCame := make(chan *os.File, 1)
 	go func() {
 		time.Sleep(time.Second) // into closeLogs: the open ends

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -55,11 +56,27 @@ func TestRegressAPortWithoutServicesLogsItsRequests(t *testing.T) {
 			t.Fatalf("port %d answered %q", port, b)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// A connection hands its lines to the log as it ends, a moment after
+	// its client read the answer (later on a loaded machine): the log is
+	// closed once it has both, or after 10 s.
+	wants := []string{`"GET /port8081 HTTP/1.1" 404`, `"GET /port8080 HTTP/1.1" 404`}
+	lg := d.logs.get(access)
+	if lg == nil {
+		t.Fatalf("no access log open at %s", access)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		lg.Flush(ctx)
+		cancel()
+		b, _ := os.ReadFile(access)
+		if strings.Contains(string(b), wants[0]) && strings.Contains(string(b), wants[1]) {
+			break
+		}
+	}
 	px.Close()
 	d.closeLogs()
 	b, _ := os.ReadFile(access)
-	for _, want := range []string{`"GET /port8081 HTTP/1.1" 404`, `"GET /port8080 HTTP/1.1" 404`} {
+	for _, want := range wants {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("access.log lacks %s:\n%s", want, b)
 		}

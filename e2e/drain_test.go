@@ -137,22 +137,23 @@ func TestHostDrainAndUndrain(t *testing.T) {
 	if code, out, errOut := in.run("drain"); code != 0 || !strings.Contains(out, "host draining") {
 		t.Fatalf("drain: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, body := health(t, admin); code != 503 || body != "draining" {
-		t.Fatalf("/health once draining: %d %q, want 503 draining", code, body)
-	}
-	if got := agentSays(t, agentAddr); got != "drain\n" {
-		t.Fatalf("agent once draining: %q, want drain", got)
-	}
 	// Within DrainDelay, the balancer still sends requests: served as
-	// before, the connection kept.
-	if resp, _, err := busy.get("web.test", "/"); err != nil || resp.Close {
-		t.Fatalf("within DrainDelay: %v, close %v; want kept alive", err, resp != nil && resp.Close)
-	}
-	if took := time.Since(began); took > 900*time.Millisecond {
-		t.Logf("the checks within DrainDelay took %v: the machine is slow", took)
+	// before, the connection kept. That is judged only if the answer came
+	// within DrainDelay of the drain (a loaded machine may take longer to
+	// get here, and the answer then rightly closes the connection: the
+	// next request goes on a new one).
+	resp, _, err := busy.get("web.test", "/")
+	if took := time.Since(began); took < time.Second {
+		if err != nil || resp.Close {
+			t.Fatalf("within DrainDelay: %v, close %v; want kept alive", err, resp != nil && resp.Close)
+		}
+	} else {
+		t.Logf("the request within DrainDelay was answered %v after the drain began: the machine is slow, not checked", took)
+		busy = dialPersistent(t, in.proxyAddr())
 	}
 	// A request in flight when DrainDelay ends is answered, with
-	// Connection: close, and its connection closed.
+	// Connection: close, and its connection closed. It goes at once, on
+	// the connection kept, before DrainDelay ends and closes it idle.
 	slow := make(chan error, 1)
 	go func() {
 		resp, body, err := busy.get("web.test", "/slow?ms=1500")
@@ -165,6 +166,12 @@ func TestHostDrainAndUndrain(t *testing.T) {
 		}
 		slow <- err
 	}()
+	if code, body := health(t, admin); code != 503 || body != "draining" {
+		t.Fatalf("/health once draining: %d %q, want 503 draining", code, body)
+	}
+	if got := agentSays(t, agentAddr); got != "drain\n" {
+		t.Fatalf("agent once draining: %q, want drain", got)
+	}
 	if !idle.closedWithin(3 * time.Second) {
 		t.Fatal("an idle keep-alive connection was not closed after DrainDelay")
 	}

@@ -355,7 +355,9 @@ func eventsArriveAsSent(t *testing.T, h *httpsEnv, c *http.Client) {
 	if len(at) != 5 {
 		t.Fatalf("%d events, want 5", len(at))
 	}
-	if gap := at[4] - at[0]; gap < 300*time.Millisecond {
+	// Held back, they come together; a loaded machine may let this test
+	// read the first one late, not the last one early.
+	if gap := at[4] - at[0]; gap < 200*time.Millisecond {
 		t.Errorf("the first event came %v before the last; they were sent 400 ms apart: held back and sent together", gap)
 	}
 }

@@ -88,11 +88,20 @@ func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 	e.service("web", "web.test", 2, "")
 	d := e.startDaemon()
 	d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
-	// waitPids' own requests are counted too: from here on, deltas.
-	time.Sleep(300 * time.Millisecond)
-	before := scrape(t, admin)
+	// waitPids' own requests are counted too: from here on, deltas, taken
+	// once the access log has a line for each (its writer flushes every
+	// 100 ms, later on a loaded machine).
+	const webRequests = `^smoothserve_http_requests_total\{.*service="web"`
 	logPath := filepath.Join(e.dir, "logs", "access.log")
-	good0, _, _ := countLines(t, logPath)
+	var before map[string]float64
+	var good0, bad0 int
+	if !waitUntil(10*time.Second, func() bool {
+		before = scrape(t, admin)
+		good0, bad0, _ = countLines(t, logPath)
+		return float64(good0+bad0) == sum(before, webRequests)
+	}) {
+		t.Fatalf("the access log has %d lines for the %v requests counted before the load", good0+bad0, sum(before, webRequests))
+	}
 
 	load := mixedLoad(e, "web.test")
 	time.Sleep(300 * time.Millisecond)
@@ -106,15 +115,32 @@ func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The load goes on until the reopened log has lines: the signal is
+	// handled a moment later, later still on a loaded machine.
+	if !waitUntil(10*time.Second, func() bool { b, _ := os.ReadFile(logPath); return len(b) > 0 }) {
+		load.Stop()
+		t.Fatalf("nothing was written to the reopened log 10s after SIGUSR1")
+	}
 	res := load.Stop()
 	if err := res.Err(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond) // the logs' writers flush every 100 ms
 
-	after := scrape(t, admin)
-	counted := sum(after, `^smoothserve_http_requests_total\{.*service="web"`) - sum(before, `^smoothserve_http_requests_total\{.*service="web"`)
+	// The counters and the logs (whose writers flush every 100 ms) are
+	// looked at once they have taken in every request of the load, or
+	// after 10 s: what is checked below.
+	var after map[string]float64
+	var good1, bad1, good2, bad2 int
+	var ex1, ex2 string
+	waitUntil(10*time.Second, func() bool {
+		after = scrape(t, admin)
+		good1, bad1, ex1 = countLines(t, logPath+".1")
+		good2, bad2, ex2 = countLines(t, logPath)
+		return sum(after, webRequests)-sum(before, webRequests) >= float64(res.Total) &&
+			sum(after, `^smoothserve_http_requests_in_flight\{service="web"\}`) == 0 &&
+			good1+bad1-good0-bad0+good2+bad2 >= int(res.Total)
+	})
+	counted := sum(after, webRequests) - sum(before, webRequests)
 	if counted != float64(res.Total) {
 		t.Errorf("requests_total grew by %v, the load sent %d", counted, res.Total)
 	}
@@ -137,8 +163,6 @@ func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 		t.Errorf("instances' memory: %v", v)
 	}
 
-	good1, bad1, ex1 := countLines(t, logPath+".1")
-	good2, bad2, ex2 := countLines(t, logPath)
 	if bad1+bad2 > 0 {
 		t.Errorf("%d malformed access log lines, e.g. %q %q", bad1+bad2, ex1, ex2)
 	}

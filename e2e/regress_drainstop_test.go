@@ -26,7 +26,7 @@ func TestAgentSaysMaintWhileStopping(t *testing.T) {
 		_, _, err := httpGet(in.proxyAddr(), "web.test", "/slow?ms=4000")
 		slow <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	in.waitInFlight(1) // the stop waits for it
 	stopped := make(chan string, 1)
 	go func() {
 		code, out, errOut := in.run("stop")
@@ -45,10 +45,11 @@ func TestAgentSaysMaintWhileStopping(t *testing.T) {
 	}
 
 	agent := "?"
-	if c, err := net.DialTimeout("tcp", agentAddr, time.Second); err != nil {
+	// The agent answers at once; the bounds are for a loaded machine.
+	if c, err := net.DialTimeout("tcp", agentAddr, 5*time.Second); err != nil {
 		agent = "dial: " + err.Error()
 	} else {
-		c.SetDeadline(time.Now().Add(time.Second))
+		c.SetDeadline(time.Now().Add(5 * time.Second))
 		b, err := io.ReadAll(c)
 		c.Close()
 		agent = fmt.Sprintf("%q (%v)", b, err)

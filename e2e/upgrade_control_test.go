@@ -25,7 +25,7 @@ func TestUpgradeLeavesTheControlSocketToTheNewDaemon(t *testing.T) {
 		}
 		slow <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // in progress at the old daemon
+	in.waitInFlight(1) // in progress at the old daemon
 	if code, out, errOut := in.run("upgrade"); code != 0 {
 		t.Fatalf("smoothtool upgrade: exit %d\n%s%s", code, out, errOut)
 	}
@@ -33,6 +33,9 @@ func TestUpgradeLeavesTheControlSocketToTheNewDaemon(t *testing.T) {
 	if now == old {
 		t.Fatalf("the pid file still names the old daemon %d", old)
 	}
+	// Each call counts while the old daemon still runs after it: a loaded
+	// machine may take the long request's 8 s for fewer than all 20.
+	whileOld := 0
 	for i := range 20 {
 		code, out, errOut := in.run("status", "--json")
 		if code != 0 {
@@ -45,8 +48,12 @@ func TestUpgradeLeavesTheControlSocketToTheNewDaemon(t *testing.T) {
 		if st.Pid != now {
 			t.Errorf("status #%d after the upgrade answered by pid %d, want the new daemon %d", i, st.Pid, now)
 		}
+		if alive(old) {
+			whileOld++
+		}
 	}
-	if !alive(old) {
+	t.Logf("%d of the 20 status calls were answered while the old daemon still ran", whileOld)
+	if whileOld == 0 {
 		t.Errorf("the old daemon %d exited before the long request ended: the test proves nothing", old)
 	}
 	if err := <-slow; err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"smoothserve/internal/loadclient"
 	"smoothserve/internal/priority"
+	"smoothserve/internal/proctree"
 )
 
 // installed is an env laid out as the seed's bin folder: smoothserve and
@@ -195,10 +196,12 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 	paused := pausedLoad(in.env, "web.test")
 	time.Sleep(300 * time.Millisecond)
 	arrow := regexp.MustCompile(`pid (\d+) → (\d+)`)
+	var slowestUpgrade time.Duration // from the signal or the command to the new daemon in charge
 	for i := 1; i <= 20; i++ {
 		old := in.daemonPid()
 		copyFile(t, bin.smoothserve, in.bin) // a new binary moved into place
 		var newPid int
+		began := time.Now()
 		if i%2 == 1 {
 			var err error
 			if newPid, err = in.sighup(); err != nil {
@@ -217,6 +220,7 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 				t.Errorf("upgrade %d: smoothtool says %s, pid file %d, old daemon %d", i, m[0], in.daemonPid(), old)
 			}
 		}
+		slowestUpgrade = max(slowestUpgrade, time.Since(began))
 		// The old daemon drains its requests (300 ms at most here) and
 		// exits: it must not hold connections until some timeout.
 		waitGone(t, old, 10*time.Second)
@@ -226,7 +230,7 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 	}
 	res := load.Stop()
 	pres := paused.Stop()
-	t.Logf("20 upgrades: %v, slowest %v; after pauses: %v", res, res.MaxLatency, pres)
+	t.Logf("20 upgrades (the slowest %v): %v, slowest %v; after pauses: %v", slowestUpgrade, res, res.MaxLatency, pres)
 	if err := res.Err(); err != nil {
 		t.Errorf("requests failed across 20 upgrades: %v", err)
 	}
@@ -237,10 +241,12 @@ func TestTwentyUpgradesUnderLoadLoseNothing(t *testing.T) {
 		t.FailNow()
 	}
 	// A request held by a draining daemon is not lost, but it is not
-	// served either: none may take more than a second beyond the 300 ms
-	// the slow ones ask for.
-	if res.MaxLatency > 1300*time.Millisecond {
-		t.Errorf("the slowest request across the upgrades took %v", res.MaxLatency)
+	// served either: none may wait for one of the daemon's timeouts (5 s
+	// and more). The 300 ms the slow ones ask for take over a second on a
+	// loaded machine (1.6 s seen), which may also be slow to bring up a
+	// new daemon: at most 3 s, or a second beyond the slowest upgrade.
+	if limit := max(3*time.Second, slowestUpgrade+time.Second); res.MaxLatency > limit {
+		t.Errorf("the slowest request across the upgrades took %v, over %v", res.MaxLatency, limit)
 	}
 	// Each daemon passed the clients' connections on to the next: none
 	// was closed, so none had to be opened again.
@@ -354,9 +360,12 @@ func TestBrokenUpgradeKeepsTheOldDaemonServing(t *testing.T) {
 		}
 		second := make(chan result, 1)
 		if broken.name == "never ready" {
-			// A second upgrade asked while this one waits is refused.
+			// A second upgrade asked while this one waits is refused. It
+			// is asked once the daemon runs the broken binary (the first
+			// is under way then, however loaded the machine), within the
+			// 3 s the daemon waits for it.
 			go func() {
-				time.Sleep(700 * time.Millisecond)
+				waitUntil(10*time.Second, func() bool { return upgradeChild(daemon, in.demo) })
 				code, out, errOut := in.run("upgrade")
 				second <- result{code, out, errOut}
 			}()
@@ -393,6 +402,18 @@ func TestBrokenUpgradeKeepsTheOldDaemonServing(t *testing.T) {
 	if err := res.Err(); err != nil {
 		t.Errorf("requests failed around broken upgrades: %v", err)
 	}
+}
+
+// upgradeChild reports whether the daemon runs a child that is not one of
+// its instances (whose executable is demo): the new smoothserve of an
+// upgrade under way.
+func upgradeChild(daemon int, demo string) bool {
+	for _, pid := range proctree.Children(daemon) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe != demo {
+			return true
+		}
+	}
+	return false
 }
 
 func TestKill9OfTheDaemonThenStartAdoptsTheInstances(t *testing.T) {

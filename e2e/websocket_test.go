@@ -138,9 +138,11 @@ func TestWebSocketsDoNotHoldARollingRestart(t *testing.T) {
 			t.Logf("%s: %d WebSockets; restart %v without, %v with; load: %v", strategy, len(clients),
 				without.Round(time.Millisecond), with.Round(time.Millisecond), res)
 			// Both take a few seconds at most; the bug this guards against
-			// made the second one wait stop_timeout (30 s) per instance.
-			if with >= 2*without {
-				t.Errorf("restart with WebSockets open took %v, want under twice the %v of one without", with.Round(time.Millisecond), without.Round(time.Millisecond))
+			// made the second one wait stop_timeout (30 s) per instance. A
+			// loaded machine may make either take longer than the other,
+			// by seconds, not by 30.
+			if with >= without+10*time.Second {
+				t.Errorf("restart with WebSockets open took %v, want about the %v of one without (not stop_timeout, 30s, per instance)", with.Round(time.Millisecond), without.Round(time.Millisecond))
 			}
 			if err := res.Err(); err != nil {
 				t.Errorf("requests failed across the rolling restarts (%s): %v", strategy, err)

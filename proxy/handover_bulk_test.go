@@ -211,7 +211,7 @@ func TestHandoverShutdownDeadlineCutsTunnels(t *testing.T) {
 	// The supervisor would now SIGTERM the instance, whose app closes its
 	// WebSocket with 1001: the tunnel must still be there to carry it.
 	io.WriteString(ws.c, "still there?\n")
-	ws.c.SetReadDeadline(time.Now().Add(time.Second))
+	ws.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if line, err := ws.br.ReadString('\n'); err != nil {
 		t.Fatalf("the WebSocket after a stop whose deadline a stream outlasted: %q %v; want it left for its instance to close", line, err)
 	}

@@ -106,7 +106,7 @@ func TestClientLeavingAQuietStreamClosesTheInstanceConnection(t *testing.T) {
 	left := time.Now()
 	cl.c.Close()
 	expectSoon(t, disconnected, left, "the instance heard of the client leaving")
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for b.Inflight() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

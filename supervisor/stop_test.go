@@ -17,7 +17,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 	cfg := testConfig(t, 3, "grandchild")
 	h := start(t, cfg)
 	awaitReady(t, h, 5*time.Second)
-	eventually(t, 2*time.Second, "grandchildren start", func() bool { return len(childPids(t, cfg)) == 6 })
+	eventually(t, 10*time.Second, "grandchildren start", func() bool { return len(childPids(t, cfg)) == 6 })
 	var instances []int
 	for _, in := range h.instances() {
 		instances = append(instances, in.Pid)
@@ -91,10 +91,12 @@ func TestDrainGivesUpAfterStopTimeout(t *testing.T) {
 	begin := time.Now()
 	h.cancel()
 	time.Sleep(200 * time.Millisecond)
-	if !alive(pid) {
+	// Judged only while StopTimeout has not passed: a loaded machine may
+	// wake this test after it.
+	if !alive(pid) && time.Since(begin) < cfg.Services[0].StopTimeout {
 		t.Fatal("the instance stopped before StopTimeout with a request in flight")
 	}
-	if err := h.stop(t, 3*time.Second); err != nil {
+	if err := h.stop(t, 10*time.Second); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if d := time.Since(begin); d < 400*time.Millisecond {
@@ -140,10 +142,12 @@ func TestKill(t *testing.T) {
 		wg.Go(h.sup.Kill)
 	}
 	wg.Wait()
-	if err := h.stop(t, 2*time.Second); err != nil {
+	// At once, that is: without Kill, Run would wait the request's
+	// StopTimeout (5 s) first; a loaded machine takes a moment.
+	if err := h.stop(t, 4*time.Second); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if d := time.Since(begin); d > time.Second {
+	if d := time.Since(begin); d > 3*time.Second {
 		t.Errorf("Run returned %v after Kill, want at once", d)
 	}
 	for _, pid := range pids {

@@ -127,11 +127,14 @@ func TestFailingStartBacksOff(t *testing.T) {
 	h := start(t, cfg)
 	time.Sleep(2 * time.Second)
 
-	// 100+200+400+800 ms of backoff: five starts in 2s; a tight loop makes hundreds.
-	starts := len(startedRE.FindAllString(readLog(t, cfg), -1))
-	if starts < 3 || starts > 7 {
-		t.Errorf("%d starts in 2s, want 3 to 7", starts)
+	// 100+200+400+800 ms of backoff: five starts in 2s; a tight loop makes
+	// hundreds. A loaded machine, slow to start each, makes fewer: the
+	// third may come later.
+	starts := func() int { return len(startedRE.FindAllString(readLog(t, cfg), -1)) }
+	if n := starts(); n > 7 {
+		t.Errorf("%d starts in 2s, want 3 to 7", n)
 	}
+	eventually(t, 10*time.Second, "3 starts", func() bool { return starts() >= 3 && h.instances()[0].Restarts >= 2 })
 	in := h.instances()[0]
 	want := fmt.Sprintf("starting instance web#0 on :%d: pid ", in.Port)
 	if in.Restarts < 2 || !strings.Contains(in.Error, want) || !strings.Contains(in.Error, "exited before it was ready: exit status 1") {
@@ -178,8 +181,15 @@ func TestHealthCheck(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		in := h.instances()[0]
-		if in.State == StateReady || in.Restarts < 1 || !strings.Contains(in.Error, "not ready within 1s: health check GET /healthz: 500 Internal Server Error") {
+		// Given up after 1 s and started again: by now, or a moment later
+		// on a loaded machine.
+		failed := func(in InstanceStatus) bool {
+			return in.State != StateReady && in.Restarts >= 1 && strings.Contains(in.Error, "not ready within 1s: health check GET /healthz: 500 Internal Server Error")
+		}
+		for deadline := time.Now().Add(10 * time.Second); !failed(h.instances()[0]) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if in := h.instances()[0]; !failed(in) {
 			t.Errorf("got %+v, want restarts >= 1 and a 500 error", in)
 		}
 	})
@@ -268,7 +278,7 @@ func TestPortInUse(t *testing.T) {
 	h := start(t, cfg)
 
 	want := fmt.Sprintf("starting instance web#0 on :%d: port %d is in use by another process", port, port)
-	eventually(t, 3*time.Second, "slot 0 reports the busy port, slot 1 is ready", func() bool {
+	eventually(t, 10*time.Second, "slot 0 reports the busy port, slot 1 is ready", func() bool {
 		in := h.instances()
 		return in[0].Error == want && in[1].State == StateReady
 	})
@@ -294,9 +304,12 @@ func TestWaitReadySaysWhatIsMissing(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "web: 0 of 1 ready") {
 		t.Errorf("WaitReady = %v, want deadline exceeded naming web: 0 of 1 ready", err)
 	}
-	if in := h.instances()[0]; in.State != StateStarting || in.Pid <= 0 {
-		t.Errorf("got %+v, want starting with a pid", in)
-	}
+	// Started (a pid) by now, or a moment later on a loaded machine; never
+	// ready, it stays starting until StartTimeout (5 s).
+	eventually(t, 4*time.Second, "web#0 starting with a pid", func() bool {
+		in := h.instances()[0]
+		return in.State == StateStarting && in.Pid > 0
+	})
 }
 
 func TestDisabledServiceIsNotStarted(t *testing.T) {

@@ -177,7 +177,9 @@ func TestPoolAndDeadConnections(t *testing.T) {
 // TestIdleCountsFromTheRequestSent: a connection taken for a request a
 // while ago is as idle as that to a Get with maxIdle, however late its
 // response was read and it was put back (the instance's idle clock started
-// when it answered); one taken just now is fresh when put back.
+// when it answered); one taken just now is fresh when put back. (maxIdle
+// is 1 s: "just now" stays fresh however long a loaded machine takes
+// between two lines of this test.)
 func TestIdleCountsFromTheRequestSent(t *testing.T) {
 	addr, accepted := tcptest.AcceptAll(t)
 	b := NewBackend("s", 0, addr)
@@ -186,10 +188,10 @@ func TestIdleCountsFromTheRequestSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-accepted
-	c1.takenAt = time.Now().Add(-150 * time.Millisecond) // its request went out 150 ms ago
+	c1.takenAt = time.Now().Add(-1500 * time.Millisecond) // its request went out 1.5 s ago
 	b.Put(c1)
-	if c, err := b.Get(100 * time.Millisecond); err != nil || c == c1 || c.Reused {
-		t.Fatalf("Get(100ms) of a connection whose request went out 150ms ago: same=%v reused=%v err=%v; want a new one", c == c1, c != nil && c.Reused, err)
+	if c, err := b.Get(time.Second); err != nil || c == c1 || c.Reused {
+		t.Fatalf("Get(1s) of a connection whose request went out 1.5s ago: same=%v reused=%v err=%v; want a new one", c == c1, c != nil && c.Reused, err)
 	} else {
 		<-accepted
 		c.Close()
@@ -200,8 +202,8 @@ func TestIdleCountsFromTheRequestSent(t *testing.T) {
 		t.Fatalf("Get(0): same=%v err=%v; want the pooled one", c2 == c1, err)
 	}
 	b.Put(c2) // taken by that Get: idle from just now
-	if c, err := b.Get(100 * time.Millisecond); err != nil || c != c1 {
-		t.Fatalf("Get(100ms) of a connection put back just now: same=%v err=%v; want it", c == c1, err)
+	if c, err := b.Get(time.Second); err != nil || c != c1 {
+		t.Fatalf("Get(1s) of a connection put back just now: same=%v err=%v; want it", c == c1, err)
 	}
 	c1.Close()
 }

@@ -13,7 +13,11 @@ import (
 )
 
 const (
-	quiet     = 200 * time.Millisecond
+	// quiet is the tests' debounce. The steps of one upload or save
+	// follow each other within it; it is long enough that a loaded
+	// machine, holding up a test between two of them, does not make a
+	// quiet period of that.
+	quiet     = 500 * time.Millisecond
 	waitLimit = 5 * time.Second // bound on every wait for something that should happen
 )
 

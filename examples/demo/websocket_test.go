@@ -93,7 +93,7 @@ func TestSIGTERMClosesWebSocketsWith1001(t *testing.T) {
 	}
 	slow := dialDemo(t, p)
 	fmt.Fprintf(slow, "GET /slow?ms=1000 HTTP/1.1\r\nHost: demo\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // let the demo read the request
+	waitRead(t, slow) // in flight at the demo: not merely sent
 
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
