@@ -106,6 +106,18 @@ func instancesOf(t *testing.T, st map[string]any) map[string][]map[string]any {
 	return out
 }
 
+// allMeasured reports whether every instance in a status has its memory.
+func allMeasured(t *testing.T, st map[string]any) bool {
+	for _, ins := range instancesOf(t, st) {
+		for _, in := range ins {
+			if _, ok := in["rss_bytes"]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // lastRollouts is each service's last_rollout in a status (nil: none).
 func lastRollouts(t *testing.T, st map[string]any) map[string]any {
 	t.Helper()
@@ -175,6 +187,13 @@ func TestSmoothtoolRunsTheDaemonInTheBackground(t *testing.T) {
 		if got, want := keys(s.(map[string]any)), []string{"hosts", "instances", "name", "port", "state"}; !slices.Equal(got, want) {
 			t.Errorf("service keys %v, want %v", got, want)
 		}
+	}
+	// A status measures the instances within a second (a first measure
+	// takes two samples 200 ms apart), and leaves out what it could not:
+	// on a loaded machine the first may miss it, a later one has it.
+	for deadline := time.Now().Add(10 * time.Second); !allMeasured(t, st) && time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		st = e.statusJSON()
 	}
 	var instancePids []int
 	for name, ins := range instancesOf(t, st) {
