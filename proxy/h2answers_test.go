@@ -65,7 +65,8 @@ func TestHTTP2NoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 	for _, tt := range leakyAnswers {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			in := startScripted(t, answerEvil(tt.parts))
+			wrote := make(chan struct{}, 1)
+			in := startScripted(t, answerEvil(tt.parts, wrote))
 			f := startTLSProxy(t, Options{}, Route{Port: 2, Set: in.set("s", 30*time.Second)})
 			cl := f.client(true)
 			req, _ := http.NewRequest(tt.method, "https://a.test/evil", nil)
@@ -78,7 +79,7 @@ func TestHTTP2NoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 			if resp.StatusCode != tt.status || string(body) != tt.body {
 				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
 			}
-			time.Sleep(100 * time.Millisecond) // the late parts are in
+			within5s(t, wrote, "the instance's last part written") // the late parts are in
 			for i := range 4 {
 				resp, err := cl.Get("https://a.test/next")
 				if err != nil {

@@ -48,7 +48,9 @@ func TestHandoverTunnelBulkPassedThrice(t *testing.T) {
 			}
 		}
 	}()
+	passes := make(chan struct{})
 	go func() {
+		defer close(passes)
 		for i := 0; i < 3; i++ {
 			time.Sleep(150 * time.Millisecond)
 			rc.pass(t, i)
@@ -71,6 +73,7 @@ func TestHandoverTunnelBulkPassedThrice(t *testing.T) {
 			t.Fatalf("byte %d differs (of %d)", i, total)
 		}
 	}
+	<-passes // a fast machine may be through the bytes first
 	for i := 0; i < 3; i++ {
 		if st := rc.px[i].srv.PassStats(); st.Tunnels != 1 {
 			t.Errorf("proxy %d: %+v", i, st)
@@ -127,7 +130,9 @@ func TestHandoverBulkStreamPassedThrice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			passes := make(chan struct{})
 			go func() {
+				defer close(passes)
 				for i := 0; i < 3; i++ {
 					time.Sleep(150 * time.Millisecond)
 					rc.pass(t, i)
@@ -156,7 +161,7 @@ func TestHandoverBulkStreamPassedThrice(t *testing.T) {
 					t.Fatalf("byte %d differs", i)
 				}
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-passes // the last may come after the body: then it passes the connection between requests
 			if r, body := cl.mustDo(get("x", "/after")); body != "after" {
 				t.Errorf("after: %d %q", r.StatusCode, body)
 			}
@@ -223,7 +228,10 @@ func TestHandoverShutdownDeadlineCutsTunnels(t *testing.T) {
 // requests (the grace counts from when the client may send).
 func TestHandoverFailedStreamPassNextRequest(t *testing.T) {
 	in := startHandInstance(t, streamPieces)
-	rc := newChain(t, 1, Options{ShutdownGrace: 200 * time.Millisecond}, in.ln.Addr().String())
+	// The grace runs from the stream's end, 900 ms in, not from the
+	// failure, 50 ms in (it would be over by then): the client's time to
+	// send its next request, long enough for a loaded machine.
+	rc := newChain(t, 1, Options{ShutdownGrace: 500 * time.Millisecond}, in.ln.Addr().String())
 	cl := dial(t, rc.px[0].addr)
 	io.WriteString(cl.c, get("x", "/chunked"))
 	resp, err := http.ReadResponse(cl.br, nil)

@@ -129,6 +129,9 @@ func TestHandoverTunnelPassedTwice(t *testing.T) {
 // it after the hand-over.
 func TestHandoverTunnelClientHalfClosedThenPassed(t *testing.T) {
 	eofs := make(chan struct{}, 4)
+	// The second half of the ticks waits for the pass: the tunnel is still
+	// open when it comes, however slow the machine.
+	passed := make(chan struct{})
 	in := startHandInstance(t, func(c net.Conn, req *http.Request) bool {
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		go func() {
@@ -136,6 +139,9 @@ func TestHandoverTunnelClientHalfClosedThenPassed(t *testing.T) {
 			eofs <- struct{}{}
 		}()
 		for i := range 40 {
+			if i == 20 {
+				<-passed
+			}
 			if _, err := fmt.Fprintf(c, "tick %d\n", i); err != nil {
 				return false
 			}
@@ -157,6 +163,7 @@ func TestHandoverTunnelClientHalfClosedThenPassed(t *testing.T) {
 		t.Fatal("the instance never saw the client's half-close")
 	}
 	go func() {
+		defer close(passed)
 		time.Sleep(100 * time.Millisecond)
 		if st := rc.pass(t, 0); st.Tunnels != 1 {
 			t.Errorf("PassStats %+v, want the tunnel passed", st)
@@ -337,7 +344,7 @@ func TestHandoverPassedStreamInflight(t *testing.T) {
 		t.Errorf("old proxy's backend: %d in flight, want 0", n)
 	}
 	cl.c.Close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for rc.bs[1].Inflight() != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

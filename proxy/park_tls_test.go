@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,30 +17,46 @@ import (
 // connection, and one parked with part of a record read goes on when the
 // rest comes.
 
-// splitConn writes, when armed, the first bytes of its next write, waits,
-// calls mid, then writes the rest: a TLS record in two pieces.
+// splitConn, when armed, holds its next write (a TLS record) back, and
+// sends it with the first bytes of the one after it, in one write; the
+// rest of that when hold is closed: a request, and the next one's record
+// in two pieces with the connection's wait between them.
 type splitConn struct {
 	net.Conn
-	pause atomic.Int64 // > 0: arm the next write, pausing this long (ns)
-	mid   func()
+	mu    sync.Mutex
+	armed int // 2: the next write is held back; 1: then this one is split
+	held  []byte
+	hold  chan struct{}
+}
+
+// arm splits the record after the next one, its rest held until hold is
+// closed.
+func (s *splitConn) arm(hold chan struct{}) {
+	s.mu.Lock()
+	s.armed, s.hold = 2, hold
+	s.mu.Unlock()
 }
 
 func (s *splitConn) Write(b []byte) (int, error) {
-	d := s.pause.Swap(0)
-	if d <= 0 || len(b) <= 8 {
-		return s.Conn.Write(b)
+	s.mu.Lock()
+	switch {
+	case s.armed == 2:
+		s.held, s.armed = append([]byte(nil), b...), 1
+		s.mu.Unlock()
+		return len(b), nil
+	case s.armed == 1 && len(b) > 8:
+		first, hold := append(s.held, b[:8]...), s.hold
+		s.held, s.armed = nil, 0
+		s.mu.Unlock()
+		if _, err := s.Conn.Write(first); err != nil {
+			return 0, err
+		}
+		<-hold
+		n, err := s.Conn.Write(b[8:])
+		return 8 + n, err
 	}
-	n, err := s.Conn.Write(b[:8])
-	if err != nil {
-		return n, err
-	}
-	time.Sleep(time.Duration(d) / 2)
-	if s.mid != nil {
-		s.mid()
-	}
-	time.Sleep(time.Duration(d) / 2)
-	m, err := s.Conn.Write(b[8:])
-	return n + m, err
+	s.mu.Unlock()
+	return s.Conn.Write(b)
 }
 
 // dialTLS opens an HTTP/1.1 connection to f's TLS port, for a.test.
@@ -66,20 +85,40 @@ func TestTLSConnectionParksAndServesOn(t *testing.T) {
 	}
 	waitParked(t, f.srv, 1)
 
-	// A record whose first bytes come before the connection parks (25-50 ms
-	// into its wait) and the rest after: parked with part of it read.
-	resp, body := cl.mustDo(get("a.test", "/3"))
-	if body != "a GET /3" {
+	// A record whose first bytes come before the connection parks and the
+	// rest after: parked with part of it read. The first bytes go with the
+	// request before it, so they are in before the wait begins (sent after
+	// its answer, a loaded machine's client could send them after the
+	// connection had parked); the rest once it is parked.
+	hold := make(chan struct{})
+	var once sync.Once
+	letRestGo := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(letRestGo) // before the client's Close, which waits for the write
+	sc.arm(hold)
+	io.WriteString(cl.c, get("a.test", "/3")) // held back
+	sent := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(cl.c, get("a.test", "/split")) // /3, and the first bytes of this
+		sent <- err
+	}()
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil {
+		t.Fatalf("before the split record: %v", err)
+	}
+	if body, _ := io.ReadAll(resp.Body); string(body) != "a GET /3" {
 		t.Fatalf("before the split record: %q", body)
 	}
-	var parkedMid atomic.Int64
-	sc.mid = func() { parkedMid.Store(int64(f.srv.parker.count())) }
-	sc.pause.Store(int64(300 * time.Millisecond))
-	if resp, body = cl.mustDo(get("a.test", "/split")); body != "a GET /split" || resp.Close {
+	waitParked(t, f.srv, 1) // with half a record read
+	letRestGo()
+	resp, err = http.ReadResponse(cl.br, nil)
+	if err != nil {
+		t.Fatalf("a record in two pieces across parking: %v", err)
+	}
+	if body, _ := io.ReadAll(resp.Body); string(body) != "a GET /split" || resp.Close {
 		t.Fatalf("a record in two pieces across parking: %q close=%v", body, resp.Close)
 	}
-	if n := parkedMid.Load(); n != 1 {
-		t.Errorf("parked while half a record was in: %d, want 1", n)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 
 	// Pipelined, in one record.

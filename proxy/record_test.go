@@ -74,19 +74,22 @@ func TestRequestsNoServiceTookAreLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l, func() string {
-			time.Sleep(50 * time.Millisecond)
 			l.Close()
 			b, _ := os.ReadFile(path)
 			return string(b)
 		}
 	}
 	in := startInstance(t, "a", nil)
-	send := func(addr string, raws ...string) {
+	// send sends each of raws on a connection of its own, and waits for
+	// the proxy to be done with it: a head it rejects is logged once its
+	// connection has closed, after the client has seen the answer.
+	send := func(t *testing.T, f *fixture, raws ...string) {
 		for _, raw := range raws {
-			cl := dial(t, addr)
+			cl := dial(t, f.addr)
 			cl.c.Write([]byte(raw))
 			io.Copy(io.Discard, cl.br) // the answer, then the proxy's close
 			cl.c.Close()
+			waitUntil(t, "the connection's end", func() bool { return f.srv.connCount() == 0 })
 		}
 	}
 
@@ -95,7 +98,7 @@ func TestRequestsNoServiceTookAreLogged(t *testing.T) {
 		portLog, portLines := open("port.log", accesslog.Combined)
 		f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a.test"}, Set: setOf(t, "web", in), AccessLog: svcLog},
 			Route{Port: 1, Hosts: []string{"b.test"}, Set: setOf(t, "api", in)}, Route{Port: 1, AccessLog: portLog})
-		send(f.addr, "GET /x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+		send(t, f, "GET /x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
 			"\x16\x03\x01\x02\x00 hello\r\n\r\n",
 			"GET /y HTTP/1.1\r\nHost: a.test\r\nBad Field: 1\r\n\r\n",
 			"GET /ok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
@@ -129,7 +132,7 @@ func TestRequestsNoServiceTookAreLogged(t *testing.T) {
 		portLog, portLines := open("port2.log", accesslog.JSON)
 		f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"a.test"}, Default: true, Set: setOf(t, "web", in), AccessLog: svcLog},
 			Route{Port: 1, Hosts: []string{"b.test"}, Set: setOf(t, "api", in)}, Route{Port: 1, AccessLog: portLog})
-		send(f.addr, "GET / HTTP/9.9\r\nHost: a.test\r\n\r\n", "GET /ok HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n")
+		send(t, f, "GET / HTTP/9.9\r\nHost: a.test\r\n\r\n", "GET /ok HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n")
 		if svc := svcLines(); !strings.Contains(svc, `"request":"GET / HTTP/9.9","status":505`) || !strings.Contains(svc, `"path":"/ok"`) {
 			t.Errorf("the default service's log:\n%s", svc)
 		}
@@ -141,7 +144,7 @@ func TestRequestsNoServiceTookAreLogged(t *testing.T) {
 	t.Run("a port without routes, and the log of every port", func(t *testing.T) {
 		allLog, allLines := open("all.log", accesslog.Combined)
 		f := startProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "web", in)}, Route{AccessLog: allLog})
-		send(f.addr, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", "BREW / HTCPCP/1.0\r\n\r\n")
+		send(t, f, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", "BREW / HTCPCP/1.0\r\n\r\n")
 		all := allLines()
 		for _, want := range []string{`"GET /x HTTP/1.1" 404 `, `"BREW / HTCPCP/1.0" 400 `} {
 			if !strings.Contains(all, want) {
@@ -168,7 +171,9 @@ func TestAnOverlongRequestLineIsLoggedClipped(t *testing.T) {
 		t.Fatalf("answer: %v %v", resp, err)
 	}
 	cl.c.Close()
-	time.Sleep(50 * time.Millisecond)
+	// Logged once its connection has closed, after the client has seen
+	// the answer.
+	waitUntil(t, "the connection's end", func() bool { return f.srv.connCount() == 0 })
 	l.Close()
 	b, _ := os.ReadFile(path)
 	if want := `"GET /` + strings.Repeat("x", 2000); !strings.Contains(string(b), want) || !strings.Contains(string(b), `" 431 `) {
@@ -221,7 +226,9 @@ func TestUnroutedRequestsOverTLSAreLogged(t *testing.T) {
 			t.Errorf("h2 %v: status %d, want 404", h2, resp.StatusCode)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// An HTTP/2 stream is logged as its handler ends, which may be after
+	// the client has the answer.
+	waitUntil(t, "the streams done", func() bool { return f.srv.InFlight() == 0 })
 	f.srv.Close()
 	portLog.Close()
 	b, _ := os.ReadFile(path)

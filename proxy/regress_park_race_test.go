@@ -26,11 +26,12 @@ func TestParkRacesShutdownDrain(t *testing.T) {
 				Route{Port: 1, Set: setOf(t, "s", in)})
 			const clients = 48
 			var wg sync.WaitGroup
-			var answered, closed atomic.Int64
+			var connected, answered, closed atomic.Int64
 			stop := make(chan struct{})
 			for i := range clients {
 				wg.Go(func() {
 					cl := dial(t, f.addr)
+					connected.Add(1)
 					defer cl.c.Close()
 					r := rand.New(rand.NewPCG(uint64(i), uint64(iter)))
 					for round := 0; ; round++ {
@@ -71,6 +72,10 @@ func TestParkRacesShutdownDrain(t *testing.T) {
 					}
 				})
 			}
+			// Every client connected before the proxy stops listening
+			// (a loaded machine may take its time to start them), then
+			// asking at random for a while.
+			waitUntil(t, "every client connected", func() bool { return connected.Load() == clients })
 			time.Sleep(300 * time.Millisecond)
 			if mode == "drain" {
 				f.srv.SetDraining(true)

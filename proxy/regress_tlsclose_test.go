@@ -51,8 +51,10 @@ func dialSmallRcvbuf(t *testing.T, addr string) net.Conn {
 // fillUntilStuck asks for path (for host) over w one request at a time,
 // reading nothing, until a response cannot be flushed: the connection,
 // parked before each request (with parkedBefore others), does not park
-// again within 300 ms of it.
-func fillUntilStuck(t *testing.T, s *Server, w io.Writer, host, path string, parkedBefore int) {
+// again within 300 ms of it. It returns how many requests it sent. (A
+// loaded machine may be that slow to answer one: then the connection
+// is not stuck after all.)
+func fillUntilStuck(t *testing.T, s *Server, w io.Writer, host, path string, parkedBefore int) (asked int) {
 	t.Helper()
 	waitParked(t, s, parkedBefore+1)
 	for i := 0; i < 2000; i++ {
@@ -64,12 +66,13 @@ func fillUntilStuck(t *testing.T, s *Server, w io.Writer, host, path string, par
 		for time.Since(sent) < 10*time.Millisecond || s.parker.count() != parkedBefore+1 {
 			if time.Since(sent) > 300*time.Millisecond {
 				t.Logf("the proxy's flush blocked after %d responses", i)
-				return
+				return i + 1
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
 	t.Fatal("the client's buffers never filled")
+	return 0
 }
 
 // stuckTLSClient opens a TLS connection (HTTP/1.1, a.test) with a small
@@ -129,7 +132,7 @@ func TestStuckTLSClientDoesNotStallTheParker(t *testing.T) {
 		worst = max(worst, d)
 		time.Sleep(100 * time.Millisecond)
 	}
-	if worst > time.Second {
+	if worst > 2*time.Second {
 		t.Errorf("a parked plain client's request waited %v for an answer: the parker's goroutine was blocked closing the stuck TLS connection (close_notify into a full socket)", worst)
 	}
 }
@@ -193,7 +196,9 @@ func gatedTLSClient(t *testing.T, f *fixture, shut *atomic.Bool) *client {
 // plain client's requests are answered at once meanwhile.
 func TestParkedTLSCloseDoesNotHoldUpTheParker(t *testing.T) {
 	in := startInstance(t, "a", nil)
-	opts := Options{IdleTimeout: 600 * time.Millisecond}
+	// IdleTimeout is well above the plain client's pauses between its
+	// requests, which a loaded machine stretches.
+	opts := Options{IdleTimeout: time.Second}
 	opts.parkAfter = 50 * time.Millisecond
 	f := startProxy(t, opts, Route{Port: 1, Set: setOf(t, "p", in)}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "a", in)})
 	var shut atomic.Bool
@@ -202,19 +207,20 @@ func TestParkedTLSCloseDoesNotHoldUpTheParker(t *testing.T) {
 	waitParked(t, f.srv, 1)
 	shut.Store(true) // from here its close_notify cannot go out
 
-	// Past the TLS connection's IdleTimeout (600 ms and a sweep), a plain
+	// Past the TLS connection's IdleTimeout (1 s and a sweep), a plain
 	// client, parked between its requests, asks every 150 ms. New idle
 	// ones come as often, so that some are parked at every sweep (with
 	// none, the parker's goroutine would end, and the next parking start
-	// another).
+	// another). (A parker held up by the close_notify holds the request
+	// up till its read deadline: the bound on the answer's time is loose.)
 	plain := dial(t, f.addr)
 	start := time.Now()
-	for time.Since(start) < 2*time.Second {
+	for time.Since(start) < 2500*time.Millisecond {
 		dial(t, f.addr).mustDo(get("x", "/"))
 		plain.c.SetDeadline(time.Now().Add(5 * time.Second))
 		t0 := time.Now()
 		resp, body, err := plain.do(get("x", "/"))
-		if d := time.Since(t0); err != nil || resp.Close || d > 500*time.Millisecond {
+		if d := time.Since(t0); err != nil || resp.Close || d > 2*time.Second {
 			t.Fatalf("a parked plain client's request %v in: %q %v after %v; want an answer at once (the parker waits for a TLS connection's close_notify)",
 				t0.Sub(start).Round(time.Millisecond), body, err, d.Round(time.Millisecond))
 		}

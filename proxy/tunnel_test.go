@@ -41,7 +41,7 @@ func TestTunnelIsNotARequestInFlight(t *testing.T) {
 	}
 	echo(t, cl.c, cl.br, "one")
 
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for b.Inflight() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -79,8 +79,8 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 
 // TestClientLeavingAQuietStreamClosesTheInstanceConnection: a client that
 // closes its connection while the instance is between two events is
-// noticed within a second; the instance sees the disconnect and its request
-// leaves the in-flight count.
+// noticed soon (expectSoon); the instance sees the disconnect and its
+// request leaves the in-flight count.
 func TestClientLeavingAQuietStreamClosesTheInstanceConnection(t *testing.T) {
 	disconnected := make(chan time.Time, 1)
 	in := startInstance(t, "sse", func(w http.ResponseWriter, r *http.Request) {
@@ -116,13 +116,15 @@ func TestClientLeavingAQuietStreamClosesTheInstanceConnection(t *testing.T) {
 }
 
 // expectSoon waits for the time at which what happened, which must be
-// within a second of since; it fails the test if none comes within 3 s.
+// within 2 s of since (a look at the client every 250 ms, and the time a
+// loaded machine takes to pass the news on); it fails the test if none
+// comes within 3 s.
 func expectSoon(t *testing.T, at <-chan time.Time, since time.Time, what string) {
 	t.Helper()
 	select {
 	case got := <-at:
-		if d := got.Sub(since); d > time.Second {
-			t.Errorf("%s after %v, want within 1s", what, d)
+		if d := got.Sub(since); d > 2*time.Second {
+			t.Errorf("%s after %v, want within 2s", what, d)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatalf("%s: not within 3s", what)
