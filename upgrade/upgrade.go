@@ -216,12 +216,22 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 		return 0, ErrReplaced
 	default:
 	}
-
-	if err := prepare(); err != nil {
-		return 0, err
-	}
-	if err := u.upg.Upgrade(); err != nil {
+	parentGone := u.waitForParent()
+	for try := 0; ; try++ {
+		if err := prepare(); err != nil {
+			return 0, err
+		}
+		err := u.upg.Upgrade()
+		if err == nil {
+			break
+		}
 		abort()
+		// tableflip's loop may not have seen the parent's exit that
+		// WaitForParent reported a moment ago: it is on its way.
+		if parentGone && isParentNotExited(err) && try < 50 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
 		return 0, fmt.Errorf("the new smoothserve did not take over: %w", explain(err))
 	}
 	pid, err := readPid(u.pidFile)
@@ -231,11 +241,31 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 	return pid, nil
 }
 
+// parentWait is how long an upgrade waits for the process this one
+// replaced to exit.
+const parentWait = 3 * time.Second
+
+// waitForParent waits, at most parentWait, for the process this one
+// replaced to exit: an upgrade asked in its last moments (it has handed
+// over and is exiting: a second upgrade right after one) goes ahead then,
+// where tableflip would refuse it. One whose previous process is still
+// serving its TLS connections (UpgradeDrainTimeout) is refused after the
+// wait, as before, saying so (explain).
+func (u *Upgrader) waitForParent() (gone bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), parentWait)
+	defer cancel()
+	return u.upg.WaitForParent(ctx) == nil
+}
+
+// isParentNotExited reports whether err is tableflip's refusal while the
+// process this one replaced has not exited (explain).
+func isParentNotExited(err error) bool { return err.Error() == "parent hasn't exited" }
+
 // explain rewords tableflip's errors for an operator.
 func explain(err error) error {
 	switch msg := err.Error(); {
-	case msg == "parent hasn't exited":
-		return errors.New("this smoothserve is itself still replacing the previous one; try again once it has exited")
+	case isParentNotExited(err):
+		return errors.New("this smoothserve is itself still replacing the previous one, which serves its last connections (up to UpgradeDrainTimeout); try again once it has exited")
 	case strings.Contains(msg, "timed out"):
 		return fmt.Errorf("%w (not ready within UpgradeTimeout; it was killed)", err)
 	}
