@@ -109,8 +109,21 @@ func (si *streamInstance) end(t *testing.T) *streamEnd {
 // openEvents asks addr for path's event stream and reads its first event.
 func openEvents(t *testing.T, addr, path string) (*client, *http.Response) {
 	t.Helper()
-	cl := dial(t, addr)
-	io.WriteString(cl.c, get("x", path))
+	return openEventsOn(t, dial(t, addr), "x", path)
+}
+
+// openTLSEvents is openEvents over TLS (HTTP/1.1), to f's a.test.
+func openTLSEvents(t *testing.T, f *tlsFixture, path string) (*client, *http.Response) {
+	t.Helper()
+	cl, _ := dialTLS(t, f)
+	return openEventsOn(t, cl, "a.test", path)
+}
+
+// openEventsOn asks for path on cl, for host, and reads the stream's head
+// and first event.
+func openEventsOn(t *testing.T, cl *client, host, path string) (*client, *http.Response) {
+	t.Helper()
+	io.WriteString(cl.c, get(host, path))
 	resp, err := http.ReadResponse(cl.br, nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%s: %v %v", path, resp, err)
@@ -228,10 +241,17 @@ func TestStreamWithTheClientsNextRequestIsNotParked(t *testing.T) {
 	in := startStreamInstance(t)
 	f := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOfAddr(t, "s", in.ln.Addr().String())})
 	cl, resp := openEvents(t, f.addr, "/events")
-	end := in.end(t)
-	io.WriteString(cl.c, get("x", "/next"))
+	expectPipelinedBehindStream(t, f.srv, cl, resp, in.end(t), "x")
+}
+
+// expectPipelinedBehindStream sends the next request on cl while its
+// stream (resp, whose instance's end is end) is quiet, and checks that the
+// stream is not parked, and that the request is answered after it.
+func expectPipelinedBehindStream(t *testing.T, srv *Server, cl *client, resp *http.Response, end *streamEnd, host string) {
+	t.Helper()
+	io.WriteString(cl.c, get(host, "/next"))
 	time.Sleep(700 * time.Millisecond) // parkAfter is 50 ms; the wait looks every 250
-	if n := f.srv.parker.count(); n != 0 {
+	if n := srv.parker.count(); n != 0 {
 		t.Fatalf("%d parked, want the stream with a request waiting not parked", n)
 	}
 	writeEvent(end, true, "second")
@@ -406,13 +426,7 @@ func TestTLSStreamsAreParked(t *testing.T) {
 	in := startStreamInstance(t)
 	f := startTLSProxy(t, parkOpts(Options{}), Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "s", in.ln.Addr().String())})
 	open := func() (*client, *http.Response, *streamEnd) {
-		cl, _ := dialTLS(t, f)
-		io.WriteString(cl.c, get("a.test", "/events"))
-		resp, err := http.ReadResponse(cl.br, nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("/events over TLS: %v %v", resp, err)
-		}
-		expectEvent(t, cl, resp, "first")
+		cl, resp := openTLSEvents(t, f, "/events")
 		return cl, resp, in.end(t)
 	}
 	cl, resp, end := open()

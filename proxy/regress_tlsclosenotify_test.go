@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 )
@@ -23,13 +21,7 @@ func TestTLSClientLeavingAQuietStreamWithCloseNotify(t *testing.T) {
 				opts = parkOpts(opts)
 			}
 			f := startTLSProxy(t, opts, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "s", in.ln.Addr().String())})
-			cl, _ := dialTLS(t, f)
-			io.WriteString(cl.c, get("a.test", "/events"))
-			resp, err := http.ReadResponse(cl.br, nil)
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("/events over TLS: %v %v", resp, err)
-			}
-			expectEvent(t, cl, resp, "first")
+			cl, _ := openTLSEvents(t, f, "/events")
 			in.end(t)
 			if parked {
 				waitParked(t, f.srv, 1)
@@ -54,35 +46,6 @@ func TestTLSClientLeavingAQuietStreamWithCloseNotify(t *testing.T) {
 func TestTLSRequestPipelinedBehindAQuietStream(t *testing.T) {
 	in := startStreamInstance(t)
 	f := startTLSProxy(t, parkOpts(Options{}), Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "s", in.ln.Addr().String())})
-	cl, _ := dialTLS(t, f)
-	io.WriteString(cl.c, get("a.test", "/events"))
-	resp, err := http.ReadResponse(cl.br, nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/events over TLS: %v %v", resp, err)
-	}
-	expectEvent(t, cl, resp, "first")
+	cl, resp := openTLSEvents(t, f, "/events")
 	expectPipelinedBehindStream(t, f.srv, cl, resp, in.end(t), "a.test")
-}
-
-// expectPipelinedBehindStream sends the next request on cl while its
-// stream (resp, whose instance's end is end) is quiet, and checks that the
-// stream is not parked, and that the request is answered after it.
-func expectPipelinedBehindStream(t *testing.T, srv *Server, cl *client, resp *http.Response, end *streamEnd, host string) {
-	t.Helper()
-	io.WriteString(cl.c, get(host, "/next"))
-	time.Sleep(700 * time.Millisecond) // parkAfter is 50 ms; the wait looks every 250
-	if n := srv.parker.count(); n != 0 {
-		t.Fatalf("%d parked, want the stream with a request waiting not parked", n)
-	}
-	writeEvent(end, true, "second")
-	expectEvent(t, cl, resp, "second")
-	end.finish()
-	expectBodyEnd(t, cl, resp)
-	next, err := http.ReadResponse(cl.br, nil)
-	if err != nil {
-		t.Fatalf("the request sent during the stream: %v", err)
-	}
-	if body, _ := io.ReadAll(next.Body); string(body) != "ok /next" {
-		t.Fatalf("the request sent during the stream: %q", body)
-	}
 }
