@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -202,12 +201,34 @@ func (m *Manager) HTTPChallenge(host, path string) ([]byte, bool) {
 		return nil, false // not a token an ACME server sends
 	}
 	r.Host = host
-	w := httptest.NewRecorder()
-	if !m.acme.HandleHTTPChallenge(w, r) {
+	var w bodyRecorder
+	if !m.acme.HandleHTTPChallenge(&w, r) {
 		return nil, false
 	}
-	return w.Body.Bytes(), true
+	return w.body, true
 }
+
+// bodyRecorder keeps what certmagic writes as a challenge's answer (not
+// net/http/httptest's recorder: a package that a program links inits a
+// test certificate at every start).
+type bodyRecorder struct {
+	header http.Header
+	body   []byte
+}
+
+func (b *bodyRecorder) Header() http.Header {
+	if b.header == nil {
+		b.header = http.Header{}
+	}
+	return b.header
+}
+
+func (b *bodyRecorder) Write(p []byte) (int, error) {
+	b.body = append(b.body, p...)
+	return len(p), nil
+}
+
+func (b *bodyRecorder) WriteHeader(int) {}
 
 // Stop ends certificate maintenance (renewals, file watching): the process
 // that replaces this one does its own.

@@ -7,12 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"smoothserve/control/api"
 	"smoothserve/internal/procstat"
+	"smoothserve/internal/promtext"
 	"smoothserve/proxy"
 )
 
@@ -22,20 +19,20 @@ import (
 // Nothing is counted on the request path here.
 
 var (
-	descRequests   = prometheus.NewDesc("smoothserve_http_requests_total", "Requests answered, by service, status code and method.", []string{"service", "code", "method"}, nil)
-	descDuration   = prometheus.NewDesc("smoothserve_http_request_duration_seconds", "Time from a request's first byte to its answer's last.", []string{"service"}, nil)
-	descInflight   = prometheus.NewDesc("smoothserve_http_requests_in_flight", "Requests sent to the service's instances and not yet answered.", []string{"service"}, nil)
-	descUp         = prometheus.NewDesc("smoothserve_upstream_up", "1 if the instance is in rotation.", []string{"service", "instance"}, nil)
-	descRestarts   = prometheus.NewDesc("smoothserve_instance_restarts_total", "Processes started for a slot after its first.", []string{"service", "instance", "reason"}, nil)
-	descCPU        = prometheus.NewDesc("smoothserve_instance_cpu_seconds_total", "CPU time of the instance's process group.", []string{"service", "instance"}, nil)
-	descRSS        = prometheus.NewDesc("smoothserve_instance_resident_memory_bytes", "Resident memory of the instance's process group.", []string{"service", "instance"}, nil)
-	descRollouts   = prometheus.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", []string{"service", "result"}, nil)
-	descUpgrades   = prometheus.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", []string{"result"}, nil)
-	descOpenConns  = prometheus.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", []string{"port"}, nil)
-	descParked     = prometheus.NewDesc("smoothserve_parked_connections", "Client connections parked: idle HTTP/1.x ones (plain or TLS), quiet WebSocket tunnels and quiet HTTP/1.x streamed responses, watched in one epoll set, holding no goroutine or buffer.", nil, nil)
-	descHost       = prometheus.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", []string{"state"}, nil)
-	descInstDrain  = prometheus.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", []string{"service", "instance"}, nil)
-	descLogDropped = prometheus.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines dropped: the log's writer fell behind (its queue was full), or a write of the file failed.", []string{"path"}, nil)
+	descRequests   = promtext.NewDesc("smoothserve_http_requests_total", "Requests answered, by service, status code and method.", promtext.Counter, "service", "code", "method")
+	descDuration   = promtext.NewDesc("smoothserve_http_request_duration_seconds", "Time from a request's first byte to its answer's last.", promtext.Histogram, "service")
+	descInflight   = promtext.NewDesc("smoothserve_http_requests_in_flight", "Requests sent to the service's instances and not yet answered.", promtext.Gauge, "service")
+	descUp         = promtext.NewDesc("smoothserve_upstream_up", "1 if the instance is in rotation.", promtext.Gauge, "service", "instance")
+	descRestarts   = promtext.NewDesc("smoothserve_instance_restarts_total", "Processes started for a slot after its first.", promtext.Counter, "service", "instance", "reason")
+	descCPU        = promtext.NewDesc("smoothserve_instance_cpu_seconds_total", "CPU time of the instance's process group.", promtext.Counter, "service", "instance")
+	descRSS        = promtext.NewDesc("smoothserve_instance_resident_memory_bytes", "Resident memory of the instance's process group.", promtext.Gauge, "service", "instance")
+	descRollouts   = promtext.NewDesc("smoothserve_rollouts_total", "Rolling restarts finished, by outcome.", promtext.Counter, "service", "result")
+	descUpgrades   = promtext.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", promtext.Counter, "result")
+	descOpenConns  = promtext.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", promtext.Gauge, "port")
+	descParked     = promtext.NewDesc("smoothserve_parked_connections", "Client connections parked: idle HTTP/1.x ones (plain or TLS), quiet WebSocket tunnels and quiet HTTP/1.x streamed responses, watched in one epoll set, holding no goroutine or buffer.", promtext.Gauge)
+	descHost       = promtext.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", promtext.Gauge, "state")
+	descInstDrain  = promtext.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", promtext.Gauge, "service", "instance")
+	descLogDropped = promtext.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines dropped: the log's writer fell behind (its queue was full), or a write of the file failed.", promtext.Counter, "path")
 )
 
 // upgradeCounts are the upgrades by outcome: ok is the one that started
@@ -46,54 +43,45 @@ type upgradeCounts struct {
 	baseOK, baseFailed atomic.Uint64 // the previous processes'
 }
 
-// collector is the daemon as a prometheus.Collector.
-type collector struct{ d *Daemon }
-
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descUp, descRestarts, descCPU, descRSS, descRollouts, descUpgrades, descOpenConns, descParked, descHost, descInstDrain, descLogDropped} {
-		ch <- d
-	}
-}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	d := c.d
+// collect adds the daemon's samples to s.
+func (d *Daemon) collect(s *promtext.Set) {
 	for _, st := range d.px.Stats() {
-		collectService(ch, st)
+		collectService(s, st)
 	}
 	for name, set := range d.setsNow() {
 		var inflight int64
 		for _, b := range set.Backends() {
 			inflight += b.Inflight()
 		}
-		ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(inflight), name)
+		s.Add(descInflight, float64(inflight), name)
 	}
 	for port, n := range d.px.OpenConnections() {
-		ch <- prometheus.MustNewConstMetric(descOpenConns, prometheus.GaugeValue, float64(n), strconv.Itoa(port))
+		s.Add(descOpenConns, float64(n), strconv.Itoa(port))
 	}
-	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(d.px.ParkedConnections()))
+	s.Add(descParked, float64(d.px.ParkedConnections()))
 	host := d.host.Status().State
 	for _, state := range []string{api.HostServing, api.HostDraining, api.HostDrained} {
 		v := 0.0
 		if state == host {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descHost, prometheus.GaugeValue, v, state)
+		s.Add(descHost, v, state)
 	}
 	ok, failed := d.upgrades.total()
-	ch <- prometheus.MustNewConstMetric(descUpgrades, prometheus.CounterValue, float64(ok), "ok")
-	ch <- prometheus.MustNewConstMetric(descUpgrades, prometheus.CounterValue, float64(failed), "failed")
+	s.Add(descUpgrades, float64(ok), "ok")
+	s.Add(descUpgrades, float64(failed), "failed")
 	status := d.sup.Status()
 	for i := range status {
-		collectInstances(ch, &status[i])
+		collectInstances(s, &status[i])
 	}
 	for k, n := range restartTotals(status, d.restartBaseNow()) {
-		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), k.service, strconv.Itoa(k.slot), k.reason)
+		s.Add(descRestarts, float64(n), k.service, strconv.Itoa(k.slot), k.reason)
 	}
 	for key, n := range d.rollouts.count(status) {
-		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(n), key.service, key.result)
+		s.Add(descRollouts, float64(n), key.service, key.result)
 	}
 	for path, n := range d.logs.dropped() { // paths made valid UTF-8: labels
-		ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(n), path)
+		s.Add(descLogDropped, float64(n), path)
 	}
 }
 
@@ -138,51 +126,50 @@ func (rc *rolloutCounter) count(status []api.ServiceStatus) map[rolloutKey]uint6
 	return out
 }
 
-func collectService(ch chan<- prometheus.Metric, st proxy.ServiceStats) {
+func collectService(s *promtext.Set, st proxy.ServiceStats) {
 	for _, rc := range st.Requests {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(rc.Count), st.Service, rc.Code, rc.Method)
+		s.Add(descRequests, float64(rc.Count), st.Service, rc.Code, rc.Method)
 	}
-	buckets := make(map[float64]uint64, len(proxy.DurationBuckets))
+	buckets := make([]promtext.Bucket, len(proxy.DurationBuckets))
 	for i, ub := range proxy.DurationBuckets {
-		buckets[ub] = st.Buckets[i]
+		buckets[i] = promtext.Bucket{UpperBound: ub, Count: st.Buckets[i]}
 	}
 	count := st.Buckets[len(st.Buckets)-1]
-	ch <- prometheus.MustNewConstHistogram(descDuration, count, st.SumSeconds, buckets, st.Service)
+	s.AddHistogram(descDuration, count, st.SumSeconds, buckets, st.Service)
 }
 
-func collectInstances(ch chan<- prometheus.Metric, s *api.ServiceStatus) {
-	for _, in := range s.Instances {
+func collectInstances(s *promtext.Set, st *api.ServiceStatus) {
+	for _, in := range st.Instances {
 		inst := strconv.Itoa(in.Slot)
 		up := 0.0
 		if in.State == api.StateReady {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name, inst)
+		s.Add(descUp, up, st.Name, inst)
 		drained := 0.0
 		if in.State == api.StateDrained {
 			drained = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descInstDrain, prometheus.GaugeValue, drained, s.Name, inst)
+		s.Add(descInstDrain, drained, st.Name, inst)
 		if in.Pid <= 0 {
 			continue
 		}
 		if u, err := procstat.Group(in.Pid); err == nil && u.Procs > 0 {
-			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, u.CPU.Seconds(), s.Name, inst)
-			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(u.RSS), s.Name, inst)
+			s.Add(descCPU, u.CPU.Seconds(), st.Name, inst)
+			s.Add(descRSS, float64(u.RSS), st.Name, inst)
 		}
 	}
 }
 
-// metricsHandler serves the daemon's metrics and the process's own. Its
-// registry is made at the first scrape: a process an upgrade starts does
-// not pay for collectors nobody may ask of it.
+// metricsHandler serves the daemon's metrics and the process's own (the
+// go_ and process_ families). Nothing of it is made before a scrape: a
+// process an upgrade starts pays for no collector nobody may ask of it.
 func (d *Daemon) metricsHandler() http.Handler {
-	h := sync.OnceValue(func() http.Handler {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collector{d}, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-		return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return promtext.Handler(func(s *promtext.Set) {
+		d.collect(s)
+		s.AddGo()
+		s.AddProcess()
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h().ServeHTTP(w, r) })
 }
 
 // counters are what a process hands to the one that replaces it, so that

@@ -81,19 +81,32 @@ func parse(pid int, b []byte) (Stat, error) {
 // of /proc/PID/statm (pages) times the page size. Pages a process shares
 // with others (its parent's, after a fork) count in each one's RSS.
 func RSS(pid int) (int64, error) {
+	_, rss, err := Memory(pid)
+	return rss, err
+}
+
+// Memory is process pid's virtual memory size and resident set size in
+// bytes: the first two fields of /proc/PID/statm (pages) times the page
+// size.
+func Memory(pid int) (virtual, resident int64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	f := strings.Fields(string(b))
 	if len(f) < 2 {
-		return 0, fmt.Errorf("malformed /proc/%d/statm", pid)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/statm", pid)
+	}
+	size, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/statm: size: %w", pid, err)
 	}
 	pages, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("malformed /proc/%d/statm: resident: %w", pid, err)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/statm: resident: %w", pid, err)
 	}
-	return pages * int64(os.Getpagesize()), nil
+	page := int64(os.Getpagesize())
+	return size * page, pages * page, nil
 }
 
 // atClkTck is AT_CLKTCK of linux/auxvec.h: the auxiliary vector entry that
