@@ -61,11 +61,7 @@ func (d *Daemon) collect(s *promtext.Set) {
 	s.Add(descParked, float64(d.px.ParkedConnections()))
 	host := d.host.Status().State
 	for _, state := range []string{api.HostServing, api.HostDraining, api.HostDrained} {
-		v := 0.0
-		if state == host {
-			v = 1
-		}
-		s.Add(descHost, v, state)
+		s.Add(descHost, b2f(state == host), state)
 	}
 	ok, failed := d.upgrades.total()
 	s.Add(descUpgrades, float64(ok), "ok")
@@ -138,32 +134,58 @@ func collectService(s *promtext.Set, st proxy.ServiceStats) {
 	s.AddHistogram(descDuration, count, st.SumSeconds, buckets, st.Service)
 }
 
+// collectInstances adds one sample a slot of each instance family. A
+// slot has two processes for a moment of each rollout (the old one and its
+// replacement) and the status lists both: the slot is up while either is
+// in rotation, and its CPU and memory are both's.
 func collectInstances(s *promtext.Set, st *api.ServiceStatus) {
+	type slotUse struct {
+		up, drained, measured bool
+		cpu                   float64
+		rss                   int64
+	}
+	slots := map[int]*slotUse{}
+	var order []int
 	for _, in := range st.Instances {
-		inst := strconv.Itoa(in.Slot)
-		up := 0.0
-		if in.State == api.StateReady {
-			up = 1
+		u := slots[in.Slot]
+		if u == nil {
+			u = &slotUse{}
+			slots[in.Slot] = u
+			order = append(order, in.Slot)
 		}
-		s.Add(descUp, up, st.Name, inst)
-		drained := 0.0
-		if in.State == api.StateDrained {
-			drained = 1
-		}
-		s.Add(descInstDrain, drained, st.Name, inst)
+		u.up = u.up || in.State == api.StateReady
+		u.drained = u.drained || in.State == api.StateDrained
 		if in.Pid <= 0 {
 			continue
 		}
-		if u, err := procstat.Group(in.Pid); err == nil && u.Procs > 0 {
-			s.Add(descCPU, u.CPU.Seconds(), st.Name, inst)
-			s.Add(descRSS, float64(u.RSS), st.Name, inst)
+		if g, err := procstat.Group(in.Pid); err == nil && g.Procs > 0 {
+			u.measured = true
+			u.cpu += g.CPU.Seconds()
+			u.rss += g.RSS
+		}
+	}
+	for _, slot := range order {
+		u, inst := slots[slot], strconv.Itoa(slot)
+		s.Add(descUp, b2f(u.up), st.Name, inst)
+		s.Add(descInstDrain, b2f(u.drained), st.Name, inst)
+		if u.measured {
+			s.Add(descCPU, u.cpu, st.Name, inst)
+			s.Add(descRSS, float64(u.rss), st.Name, inst)
 		}
 	}
 }
 
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // metricsHandler serves the daemon's metrics and the process's own (the
-// go_ and process_ families). Nothing of it is made before a scrape: a
-// process an upgrade starts pays for no collector nobody may ask of it.
+// go_ and process_ families), collected at each scrape: a process that an
+// upgrade starts builds nothing for them before it is scraped but their
+// descriptions.
 func (d *Daemon) metricsHandler() http.Handler {
 	return promtext.Handler(func(s *promtext.Set) {
 		d.collect(s)
@@ -197,18 +219,25 @@ type restartKey struct {
 }
 
 // restartTotals are the restarts by reason the services' statuses show,
-// and those of the previous processes (base).
+// and those of the previous processes (base). Each instance of a slot
+// shows the slot's counts (two of them during a rollout): a slot's are
+// counted once.
 func restartTotals(status []api.ServiceStatus, base map[restartKey]uint64) map[restartKey]uint64 {
-	out := make(map[restartKey]uint64, len(base))
-	for k, n := range base {
-		out[k] = n
-	}
+	now := map[restartKey]uint64{}
 	for _, s := range status {
 		for _, in := range s.Instances {
 			for why, n := range in.RestartReasons {
-				out[restartKey{s.Name, in.Slot, why}] += uint64(n)
+				k := restartKey{s.Name, in.Slot, why}
+				now[k] = max(now[k], uint64(n))
 			}
 		}
+	}
+	out := make(map[restartKey]uint64, len(base)+len(now))
+	for k, n := range base {
+		out[k] = n
+	}
+	for k, n := range now {
+		out[k] += n
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -173,6 +174,60 @@ func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 		t.Errorf("nothing was written to the reopened log after SIGUSR1")
 	}
 	t.Logf("load %v; lines %d + %d across the rotation", res, good1-good0, good2)
+}
+
+// TestMetricsAreScrapedThroughARollout: while a rolling restart runs, a
+// slot has its old process and the new one; every scrape succeeds, with
+// one series a slot (two of one name and labels would fail it whole).
+func TestMetricsAreScrapedThroughARollout(t *testing.T) {
+	e := newEnv(t, 8)
+	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
+	e.writeMain("AdminAddr: " + admin + "\n")
+	// A replacement listens 400 ms after its start: each slot has two
+	// processes for that long at least.
+	e.service("web", "web.test", 2, "args: [\"-port={port}\", \"-start-delay=400ms\"]\n")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
+	done := make(chan string, 1)
+	go func() {
+		code, out, errOut := e.tool("restart", "web")
+		if code != 0 {
+			done <- fmt.Sprintf("restart: %d %s%s", code, out, errOut)
+			return
+		}
+		done <- ""
+	}()
+	scrapes, slotsSeen := 0, 0
+	for {
+		select {
+		case msg := <-done:
+			if msg != "" {
+				t.Fatal(msg)
+			}
+			if scrapes < 20 {
+				t.Fatalf("only %d scrapes during the rollout", scrapes)
+			}
+			t.Logf("%d scrapes during the rollout, each with %d-2 series of smoothserve_upstream_up", scrapes, slotsSeen)
+			return
+		default:
+		}
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics during the rollout: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /metrics during the rollout: %s %s", resp.Status, body)
+		}
+		n := strings.Count(string(body), "\nsmoothserve_upstream_up{")
+		if n > 2 {
+			t.Fatalf("%d series of smoothserve_upstream_up for 2 slots:\n%s", n, body)
+		}
+		slotsSeen = max(slotsSeen, n)
+		scrapes++
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestAdminPageIsReadOnlyWithoutAuth: the admin page serves the status and

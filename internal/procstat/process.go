@@ -40,7 +40,8 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 })
 
 // OpenFiles is the number of file descriptors process pid has open: the
-// entries of /proc/PID/fd.
+// entries of /proc/PID/fd, but the one reading them when pid is this
+// process.
 func OpenFiles(pid int) (int, error) {
 	d, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
 	if err != nil {
@@ -48,7 +49,13 @@ func OpenFiles(pid int) (int, error) {
 	}
 	defer d.Close()
 	names, err := d.Readdirnames(-1)
-	return len(names), err
+	if err != nil {
+		return 0, err
+	}
+	if pid == os.Getpid() {
+		return len(names) - 1, nil
+	}
+	return len(names), nil
 }
 
 // NetOctets are the bytes received and sent over IP in process pid's

@@ -18,7 +18,9 @@
 // label values (escaped; invalid UTF-8 replaced); families are written in
 // the order of their names, a family's samples in the order of their label
 // values, label pairs in the order of their names; a histogram's buckets
-// are cumulative and end with le="+Inf"; two samples of one family with
-// the same label values, or two families of one name, are an error of
-// WriteTo, never two series in the output.
+// in the order of their bounds (their counts as given: cumulative), ending
+// with le="+Inf"; two samples of one family with the same label values,
+// two families of one name, or a family named as a histogram's or a
+// summary's series (NAME_count…) are an error of WriteTo, never one
+// series twice in the output.
 package promtext

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Handler serves, at each request, the text of a Set that collect fills.
@@ -28,9 +29,11 @@ func Handler(collect func(*Set)) http.Handler {
 		body := text.Bytes()
 		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
 			var z bytes.Buffer
-			gw := gzip.NewWriter(&z)
+			gw := gzipWriters.Get().(*gzip.Writer)
+			gw.Reset(&z)
 			gw.Write(body) // writes to memory: no error
 			gw.Close()
+			gzipWriters.Put(gw)
 			body = z.Bytes()
 			h.Set("Content-Encoding", "gzip")
 		}
@@ -41,26 +44,39 @@ func Handler(collect func(*Set)) http.Handler {
 	})
 }
 
-// acceptsGzip reports whether Accept-Encoding lists gzip with a weight
-// above 0 (RFC 9110, 12.5.3).
+// gzipWriters keeps gzip's writers between scrapes: each holds about
+// 800 KB of compressor state, and Prometheus asks for gzip at every one.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// acceptsGzip reports whether Accept-Encoding takes gzip: lists it, or
+// "*" without listing it, with a weight above 0 (RFC 9110, 12.5.3).
 func acceptsGzip(values []string) bool {
+	gzipQ, starQ := -1.0, -1.0
 	for _, v := range values {
 		for _, item := range strings.Split(v, ",") {
 			coding, params, _ := strings.Cut(item, ";")
-			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			var dst *float64
+			switch coding = strings.TrimSpace(coding); {
+			case strings.EqualFold(coding, "gzip"):
+				dst = &gzipQ
+			case coding == "*":
+				dst = &starQ
+			default:
 				continue
 			}
-			q := 1.0
+			*dst = 1
 			for _, p := range strings.Split(params, ";") {
 				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
 				if ok && strings.EqualFold(k, "q") {
 					if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-						q = f
+						*dst = f
 					}
 				}
 			}
-			return q > 0
 		}
 	}
-	return false
+	if gzipQ >= 0 {
+		return gzipQ > 0
+	}
+	return starQ > 0
 }

@@ -189,6 +189,9 @@ func (s *Set) WriteTo(w io.Writer) (int64, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	if err := s.suffixClash(); err != nil {
+		return 0, err
+	}
 	var b bytes.Buffer
 	for _, name := range names {
 		if err := s.families[name].write(&b); err != nil {
@@ -196,6 +199,27 @@ func (s *Set) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return b.WriteTo(w)
+}
+
+// suffixClash is an error if a family is named as a histogram's or a
+// summary's series are (NAME_bucket, NAME_sum, NAME_count): the text would
+// hold one series twice.
+func (s *Set) suffixClash() error {
+	for name, f := range s.families {
+		var suffixes []string
+		switch f.d.kind {
+		case Histogram:
+			suffixes = []string{"_bucket", "_sum", "_count"}
+		case Summary:
+			suffixes = []string{"_sum", "_count"}
+		}
+		for _, suffix := range suffixes {
+			if s.families[name+suffix] != nil {
+				return fmt.Errorf("promtext: metric %s%s clashes with the %v %s's series", name, suffix, f.d.kind, name)
+			}
+		}
+	}
+	return nil
 }
 
 // less orders two samples of d as client_golang does: by their label
@@ -321,6 +345,9 @@ func formatFloat(f float64) string {
 		return "+Inf"
 	case math.IsInf(f, -1):
 		return "-Inf"
+	}
+	if f == 0 {
+		return "0" // -0 too, as client_golang
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }

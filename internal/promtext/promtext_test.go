@@ -3,6 +3,7 @@ package promtext
 import (
 	"bytes"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func text(t *testing.T, s *Set) string {
 // by name, escaping, numbers, histogram buckets and summary quantiles.
 func TestSameTextAsClientGolang(t *testing.T) {
 	awkward := []string{"a\"quote", `back\slash`, "new\nline", "ünïcödé ✓", "", "z", "a", "1e6"} // invalid UTF-8: client_golang panics; FuzzLabelValue has it
-	values := []float64{0, 1, -1, 0.1, 1e6, 123456789, 1.5e-9, math.Inf(+1), math.Inf(-1), 3.0000000000000004}
+	values := []float64{0, 1, -1, 0.1, 1e6, 123456789, 1.5e-9, math.Inf(+1), math.Inf(-1), 3.0000000000000004, math.Copysign(0, -1), 5e-324, math.MaxFloat64, 1e21}
 
 	cReqs := prometheus.NewDesc("t_requests_total", "Requests, by \\ service\nand code.", []string{"service", "code"}, nil)
 	cTemp := prometheus.NewDesc("t_temperature", "", nil, nil)
@@ -80,8 +81,14 @@ func TestSameTextAsClientGolang(t *testing.T) {
 			s.Add(pReqs, math.Abs(v), awkward[i], code)
 		}
 	}
-	c = append(c, prometheus.MustNewConstMetric(cTemp, prometheus.GaugeValue, -273.15))
-	s.Add(pTemp, -273.15)
+	c = append(c, prometheus.MustNewConstMetric(cTemp, prometheus.GaugeValue, math.Copysign(0, -1)))
+	s.Add(pTemp, math.Copysign(0, -1))
+	cVals := prometheus.NewDesc("t_values", "Values.", []string{"i"}, nil)
+	pVals := NewDesc("t_values", "Values.", Gauge, "i")
+	for i, v := range values {
+		c = append(c, prometheus.MustNewConstMetric(cVals, prometheus.GaugeValue, v, strconv.Itoa(i)))
+		s.Add(pVals, v, strconv.Itoa(i))
+	}
 	bounds := []float64{0.005, 0.1, 1, 2.5, 10}
 	for i, app := range []string{"web", "api"} {
 		m := map[float64]uint64{}
@@ -155,6 +162,22 @@ func TestTwoSeriesOfOneNameAreAnError(t *testing.T) {
 	}
 	if b.Len() != 0 {
 		t.Errorf("WriteTo wrote %q", b.String())
+	}
+
+	for _, clash := range []struct {
+		kind   Kind
+		suffix string
+	}{{Histogram, "_bucket"}, {Histogram, "_sum"}, {Histogram, "_count"}, {Summary, "_sum"}, {Summary, "_count"}} {
+		var s3 Set
+		if clash.kind == Histogram {
+			s3.AddHistogram(NewDesc("x", "X.", Histogram), 1, 1, nil)
+		} else {
+			s3.AddSummary(NewDesc("x", "X.", Summary), 1, 1, nil)
+		}
+		s3.Add(NewDesc("x"+clash.suffix, "Y.", Gauge), 1)
+		if _, err := s3.WriteTo(&b); err == nil || !strings.Contains(err.Error(), "x"+clash.suffix+" clashes") {
+			t.Errorf("a gauge x%s beside the %v x: %v", clash.suffix, clash.kind, err)
+		}
 	}
 
 	var s2 Set

@@ -4,8 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -90,27 +89,17 @@ func (s *Set) AddGo() {
 		q[i] = Quantile{Quantile: float64(i) / float64(len(q)-1), Value: p.Seconds()}
 	}
 	s.AddSummary(goGCDuration, uint64(gc.NumGC), gc.PauseTotal.Seconds(), q)
-	s.Add(goGOGC, float64(gogc()))
-	s.Add(goMemLimit, float64(debug.SetMemoryLimit(-1))) // -1: read, not set
+	rm := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}, {Name: "/sched/gomaxprocs:threads"}}
+	metrics.Read(rm)
+	for i, d := range []*Desc{goGOGC, goMemLimit, goMaxProcs} {
+		if rm[i].Value.Kind() == metrics.KindUint64 { // KindBad: a runtime without it
+			s.Add(d, float64(rm[i].Value.Uint64()))
+		}
+	}
 	s.Add(goGoroutines, float64(runtime.NumGoroutine()))
 	s.Add(goInfo, 1, runtime.Version())
-	s.Add(goMaxProcs, float64(runtime.GOMAXPROCS(0)))
 	threads, _ := runtime.ThreadCreateProfile(nil)
 	s.Add(goThreads, float64(threads))
-}
-
-// gogc is GOGC as the runtime read it at start (off: -1; unset or not a
-// number: 100). debug.SetGCPercent, the only other way to change it, can
-// only be read by setting it, and this program never calls it.
-func gogc() int {
-	v := os.Getenv("GOGC")
-	if strings.EqualFold(v, "off") {
-		return -1
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		return n
-	}
-	return 100
 }
 
 // AddProcess adds this process's families, read from /proc and its

@@ -6,8 +6,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +73,7 @@ func TestGoAndProcessFamiliesAreClientGolangs(t *testing.T) {
 		}
 	}
 
-	for _, name := range []string{"go_gc_gogc_percent", "go_gc_gomemlimit_bytes", "go_sched_gomaxprocs_threads", "process_max_fds", "process_virtual_memory_max_bytes"} {
+	for _, name := range []string{"go_gc_gogc_percent", "go_gc_gomemlimit_bytes", "go_sched_gomaxprocs_threads", "process_max_fds", "process_virtual_memory_max_bytes", "process_open_fds"} {
 		if o, c := ours[name], theirs[name]; o != nil && c != nil && value(o) != value(c) {
 			t.Errorf("%s = %v, client_golang's %v", name, value(o), value(c))
 		}
@@ -102,17 +102,14 @@ func labelNames(mf *dto.MetricFamily) string {
 	return strings.Join(names, ",")
 }
 
-// TestGOGC: go_gc_gogc_percent reads GOGC as the runtime does.
-func TestGOGC(t *testing.T) {
-	for env, want := range map[string]int{"": 100, "50": 50, "off": -1, "OFF": -1, "junk": 100, "0": 0} {
-		t.Setenv("GOGC", env)
-		if got := gogc(); got != want {
-			t.Errorf("GOGC=%q: %d, want %d", env, got, want)
-		}
-	}
-	os.Unsetenv("GOGC")
-	if got := gogc(); got != 100 {
-		t.Errorf("no GOGC: %d, want 100", got)
+// TestGOGCAsSet: go_gc_gogc_percent is the setting now, as an upgraded
+// process changes it for a while (upgrade.takeOverGCPercent).
+func TestGOGCAsSet(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	var s Set
+	s.AddGo()
+	if v := value(parseFamilies(t, text(t, &s))["go_gc_gogc_percent"]); v != 400 {
+		t.Errorf("go_gc_gogc_percent = %v after SetGCPercent(400)", v)
 	}
 }
 
@@ -160,7 +157,7 @@ func TestHandler(t *testing.T) {
 	for _, tt := range []struct {
 		accept string
 		gzip   bool
-	}{{"", false}, {"gzip", true}, {"br, GZIP;q=0.5", true}, {"gzip;q=0", false}, {"identity", false}, {"x-gzip", false}} {
+	}{{"", false}, {"gzip", true}, {"br, GZIP;q=0.5", true}, {"gzip;q=0", false}, {"identity", false}, {"x-gzip", false}, {"*", true}, {"*;q=0", false}, {"gzip;q=0, *", false}, {"br;q=1, *;q=0.1", true}} {
 		res, body := get(http.MethodGet, tt.accept)
 		if res.StatusCode != 200 || body != want || res.Header.Get("Content-Type") != ContentType {
 			t.Errorf("Accept-Encoding %q: %s %q %q", tt.accept, res.Status, res.Header.Get("Content-Type"), body)
@@ -180,7 +177,7 @@ func TestHandler(t *testing.T) {
 
 // TestTheProgramsDoNotLinkClientGolang: smoothserve and smoothtool link
 // neither client_golang nor what its package inits cost (procfs,
-// protobuf, runtime/metrics' descriptions), nor net/http/httptest (its
+// protobuf), nor net/http/httptest (its
 // test certificate): each upgrade starts a new smoothserve, and pays for
 // every package init of it (doc.go).
 func TestTheProgramsDoNotLinkClientGolang(t *testing.T) {
@@ -189,7 +186,7 @@ func TestTheProgramsDoNotLinkClientGolang(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		for _, heavy := range []string{"github.com/prometheus/", "google.golang.org/protobuf/", "runtime/metrics", "net/http/httptest"} {
+		for _, heavy := range []string{"github.com/prometheus/", "google.golang.org/protobuf/", "net/http/httptest"} {
 			if strings.HasPrefix(pkg, heavy) {
 				t.Errorf("a program links %s", pkg)
 			}
