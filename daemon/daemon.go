@@ -55,7 +55,10 @@ type Daemon struct {
 	ctl   *controlServer
 	// stops is the control API's way to stop the daemon, as signals do:
 	// false asks for a graceful stop, true for killing everything at once.
-	stops   chan bool
+	stops chan bool
+	// hups holds a SIGHUP not acted on yet: those that come meanwhile are
+	// the same one (upgradeOnSignals).
+	hups    chan struct{}
 	supDone chan error // the supervisor's Run has returned, with this
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
@@ -105,7 +108,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), supDone: make(chan error, 1),
+	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), hups: make(chan struct{}, 1), supDone: make(chan error, 1),
 		applying: make(map[string]*sync.Mutex), usage: procstat.NewSampler()}
 	d.cfg.Store(cfg)
 	// The control socket before the proxy ports: a second smoothserve of
@@ -176,6 +179,9 @@ func (d *Daemon) Run() error {
 	defer signal.Stop(signals)
 	cs := d.components()
 	startAll(cs)
+	hupCtx, stopHups := context.WithCancel(context.Background())
+	defer stopHups()
+	go d.upgradeOnSignals(hupCtx)
 	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()),
 		"upgraded", d.upg.HasParent())
 
@@ -186,7 +192,11 @@ wait:
 		select {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				go d.upgradeOnSignal()
+				select {
+				case d.hups <- struct{}{}:
+				default:
+					log.Info("SIGHUP: an upgrade asked by signal is waiting already; this one is the same")
+				}
 				continue
 			}
 			if sig == syscall.SIGUSR1 {
@@ -217,6 +227,7 @@ wait:
 			return fmt.Errorf("supervisor stopped unexpectedly: %v", err)
 		}
 	}
+	stopHups() // this process stops: no upgrade asked by signal from here on
 	return d.stop(cs, signals, force, cause)
 }
 

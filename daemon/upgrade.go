@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"smoothserve/connpass"
@@ -69,7 +70,9 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		pid, err = 0, nil
 	}
 	if err != nil {
-		d.upgrades.failed.Add(1)
+		if !errors.Is(err, upgrade.ErrBusy) && !errors.Is(err, upgrade.ErrReplaced) {
+			d.upgrades.failed.Add(1) // refused ones were not tried
+		}
 		return 0, err
 	}
 	// The new process counts this upgrade (becomeReady): Run may pass
@@ -95,15 +98,76 @@ func (d *Daemon) settled(ctx context.Context) error {
 	return nil
 }
 
+// upgradeOnSignals makes the upgrades SIGHUP asks for, one at a time,
+// until ctx ends (Run returns).
+func (d *Daemon) upgradeOnSignals(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.hups:
+			d.upgradeOnSignal(ctx)
+		}
+	}
+}
+
 // upgradeOnSignal is an upgrade asked by SIGHUP: only the log tells how
-// it went.
-func (d *Daemon) upgradeOnSignal() {
-	pid, err := d.upgrade(context.Background())
-	if err != nil {
-		d.log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
+// it went, so none is refused for its timing, as one smoothtool asks is.
+// One asked while this process starts (or takes over from the previous
+// one) waits until it serves. One asked while another upgrade runs waits
+// for it; if that one replaced this process, the signal is passed on to
+// the new one: the binary may have changed since that upgrade started it
+// (a deploy right after a deploy), and the pid the sender knew was this
+// one's.
+func (d *Daemon) upgradeOnSignal(ctx context.Context) {
+	select {
+	case <-d.ready:
+	case <-d.upg.Exit():
+	case <-ctx.Done():
 		return
 	}
-	d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
+	for {
+		pid, err := d.upgrade(ctx)
+		switch {
+		case err == nil:
+			d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
+			return
+		case errors.Is(err, upgrade.ErrBusy):
+			select {
+			case <-d.upg.Exit():
+			case <-time.After(busyRetry):
+			case <-ctx.Done():
+				return
+			}
+		case errors.Is(err, upgrade.ErrReplaced):
+			d.passSIGHUPOn()
+			return
+		default:
+			d.log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
+			return
+		}
+	}
+}
+
+// busyRetry is how often an upgrade asked by SIGHUP looks again whether
+// the upgrade under way has ended, if it failed (one that succeeds is
+// seen at once: upg.Exit).
+const busyRetry = 100 * time.Millisecond
+
+// passSIGHUPOn sends SIGHUP to the process that replaced this one.
+func (d *Daemon) passSIGHUPOn() {
+	pid, err := d.upg.Successor()
+	if err == nil && pid == os.Getpid() {
+		err = errors.New("the pid file names this process")
+	}
+	if err == nil {
+		err = syscall.Kill(pid, syscall.SIGHUP)
+	}
+	if err != nil {
+		d.log.Error("upgrade (SIGHUP): another upgrade replaced this smoothserve meanwhile; passing the signal on to the new one failed: send it SIGHUP", "err", err)
+		return
+	}
+	d.log.Info("upgrade (SIGHUP): another upgrade replaced this smoothserve meanwhile; the signal is passed on to the new one", "pid", pid)
 }
 
 // becomeReady tells the previous smoothserve (if any), systemd and the pid

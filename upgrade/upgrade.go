@@ -241,6 +241,10 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 	return pid, nil
 }
 
+// Successor is the pid of the process that replaced this one, as the pid
+// file names it.
+func (u *Upgrader) Successor() (int, error) { return readPid(u.pidFile) }
+
 // parentWait is how long an upgrade waits for the process this one
 // replaced to exit.
 const parentWait = 3 * time.Second
