@@ -58,8 +58,11 @@ type Daemon struct {
 	stops chan bool
 	// hups holds a SIGHUP not acted on yet: those that come meanwhile are
 	// the same one (upgradeOnSignals).
-	hups    chan struct{}
-	supDone chan error // the supervisor's Run has returned, with this
+	hups chan struct{}
+	// handedOver is closed once this process, replaced, has let go of its
+	// connections: a SIGHUP not acted on yet goes to the new process.
+	handedOver chan struct{}
+	supDone    chan error // the supervisor's Run has returned, with this
 	// pass sends the clients' connections to the process that replaces
 	// this one; set while an upgrade is under way and after it succeeded.
 	pass atomic.Pointer[connpass.Sender]
@@ -108,7 +111,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), hups: make(chan struct{}, 1), supDone: make(chan error, 1),
+	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), hups: make(chan struct{}, 1), handedOver: make(chan struct{}), supDone: make(chan error, 1),
 		applying: make(map[string]*sync.Mutex), usage: procstat.NewSampler()}
 	d.cfg.Store(cfg)
 	// The control socket before the proxy ports: a second smoothserve of
@@ -181,7 +184,8 @@ func (d *Daemon) Run() error {
 	startAll(cs)
 	hupCtx, stopHups := context.WithCancel(context.Background())
 	defer stopHups()
-	go d.upgradeOnSignals(hupCtx)
+	hupsDone := make(chan struct{})
+	go d.upgradeOnSignals(hupCtx, hupsDone)
 	log.Info("smoothserve started", "pid", os.Getpid(), "config", cfg.Path, "ports", fmt.Sprint(cfg.ProxyPorts()),
 		"upgraded", d.upg.HasParent())
 
@@ -214,8 +218,12 @@ wait:
 			// (the supervisor's). An upgrade asked on the admin page is
 			// answered meanwhile: upgrade returns without waiting for
 			// this, and stopAnswering waits for its answer.
+			stopPassing := d.passSIGHUPsOn(signals)
 			d.stopAnswering()
 			releaseAll(cs)
+			stopPassing()
+			close(d.handedOver)
+			<-hupsDone // a SIGHUP it had not acted on is passed on
 			d.log.Info("handed over; exiting")
 			return nil
 		case err := <-d.ports.errs:

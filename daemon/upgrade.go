@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
 	"smoothserve/connpass"
+	"smoothserve/supervisor"
 	"smoothserve/upgrade"
 )
 
@@ -70,8 +72,10 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		pid, err = 0, nil
 	}
 	if err != nil {
-		if !errors.Is(err, upgrade.ErrBusy) && !errors.Is(err, upgrade.ErrReplaced) {
-			d.upgrades.failed.Add(1) // refused ones were not tried
+		// Not counted: refused before anything was tried, each time a
+		// SIGHUP's upgrade looks again (upgradeOnSignal).
+		if !errors.Is(err, upgrade.ErrBusy) && !errors.Is(err, upgrade.ErrReplaced) && !errors.Is(err, supervisor.ErrRolloutUnderWay) {
+			d.upgrades.failed.Add(1)
 		}
 		return 0, err
 	}
@@ -99,14 +103,22 @@ func (d *Daemon) settled(ctx context.Context) error {
 }
 
 // upgradeOnSignals makes the upgrades SIGHUP asks for, one at a time,
-// until ctx ends (Run returns).
-func (d *Daemon) upgradeOnSignals(ctx context.Context) {
+// until ctx ends (the process stops) or the process has handed over to
+// the one that replaced it: a SIGHUP not acted on then is passed on to
+// that one. It closes done when it returns.
+func (d *Daemon) upgradeOnSignals(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.hups:
 			d.upgradeOnSignal(ctx)
+		case <-d.handedOver:
+			if take(d.hups) {
+				d.passSIGHUPOn()
+			}
+			return
 		}
 	}
 }
@@ -114,45 +126,91 @@ func (d *Daemon) upgradeOnSignals(ctx context.Context) {
 // upgradeOnSignal is an upgrade asked by SIGHUP: only the log tells how
 // it went, so none is refused for its timing, as one smoothtool asks is.
 // One asked while this process starts (or takes over from the previous
-// one) waits until it serves. One asked while another upgrade runs waits
-// for it; if that one replaced this process, the signal is passed on to
-// the new one: the binary may have changed since that upgrade started it
-// (a deploy right after a deploy), and the pid the sender knew was this
-// one's.
+// one) waits until it serves; one asked while a rollout runs waits for it
+// to end. One asked while another upgrade runs waits for it; if that one
+// replaced this process, the signal is passed on to the new one: the
+// binary may have changed since that upgrade started it (a deploy right
+// after a deploy), and the pid the sender knew was this one's. SIGHUPs
+// that come while this one waits are this one (take).
 func (d *Daemon) upgradeOnSignal(ctx context.Context) {
 	select {
 	case <-d.ready:
-	case <-d.upg.Exit():
 	case <-ctx.Done():
 		return
 	}
 	for {
+		if ctx.Err() != nil { // stopping: a stop closes upg.Exit too
+			return
+		}
+		take(d.hups)
 		pid, err := d.upgrade(ctx)
+		var wait <-chan struct{} // what ends the wait before the next try
 		switch {
 		case err == nil:
 			d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
 			return
-		case errors.Is(err, upgrade.ErrBusy):
-			select {
-			case <-d.upg.Exit():
-			case <-time.After(busyRetry):
-			case <-ctx.Done():
-				return
-			}
 		case errors.Is(err, upgrade.ErrReplaced):
-			d.passSIGHUPOn()
+			if ctx.Err() == nil {
+				d.passSIGHUPOn()
+			}
 			return
+		case errors.Is(err, upgrade.ErrBusy):
+			wait = d.upg.Exit() // at once if the upgrade under way succeeds
+		case errors.Is(err, supervisor.ErrRolloutUnderWay):
 		default:
 			d.log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
+			return
+		}
+		select {
+		case <-wait:
+		case <-time.After(busyRetry):
+		case <-ctx.Done():
 			return
 		}
 	}
 }
 
+// take empties a channel of one slot, and reports whether it held
+// something.
+func take(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // busyRetry is how often an upgrade asked by SIGHUP looks again whether
-// the upgrade under way has ended, if it failed (one that succeeds is
-// seen at once: upg.Exit).
+// the upgrade or the rollout under way has ended (an upgrade that
+// succeeds is seen at once: upg.Exit).
 const busyRetry = 100 * time.Millisecond
+
+// passSIGHUPsOn passes the SIGHUPs sent to this process on to the one
+// that replaced it, while this one lets go of its connections (an
+// operator or systemd may not know its pid yet); once stop is called,
+// they are ignored: until the process exits, one would end it.
+func (d *Daemon) passSIGHUPsOn(signals <-chan os.Signal) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-signals:
+				if sig == syscall.SIGHUP {
+					d.passSIGHUPOn()
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Ignore(syscall.SIGHUP)
+		close(done)
+		<-ended
+	}
+}
 
 // passSIGHUPOn sends SIGHUP to the process that replaced this one.
 func (d *Daemon) passSIGHUPOn() {

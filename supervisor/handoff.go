@@ -30,6 +30,16 @@ import (
 // ErrFrozen refuses operator commands while an upgrade hands over.
 var ErrFrozen = errors.New("an upgrade of smoothserve is under way; try again when it is done")
 
+// ErrRolloutUnderWay matches (errors.Is) Freeze's refusal while a service
+// rolls: an upgrade may be asked again once the rollout ends.
+var ErrRolloutUnderWay = errors.New("a rollout is under way")
+
+// rolloutUnderWay is Freeze's refusal, which says which rollouts.
+type rolloutUnderWay string
+
+func (e rolloutUnderWay) Error() string        { return string(e) }
+func (e rolloutUnderWay) Is(target error) bool { return target == ErrRolloutUnderWay }
+
 // Handoff makes the supervisor keep its state in stateFile and, when prior
 // is not nil, adopt the instances it lists instead of starting new ones.
 // handedOver says that prior was written for this process by the one that
@@ -277,7 +287,7 @@ func (s *Supervisor) Freeze() error {
 	}
 	if len(busy) > 0 {
 		s.thaw(frozen)
-		return fmt.Errorf("cannot upgrade now: %s; try again when it ends", strings.Join(busy, ", "))
+		return rolloutUnderWay("cannot upgrade now: " + strings.Join(busy, ", ") + "; try again when it ends")
 	}
 	s.stateMu.Lock()
 	s.stateFrozen = true
