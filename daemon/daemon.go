@@ -59,6 +59,9 @@ type Daemon struct {
 	// hups holds a SIGHUP not acted on yet: those that come meanwhile are
 	// the same one (upgradeOnSignals).
 	hups chan struct{}
+	// hupsSeen counts the SIGHUPs that came; hupsServed is what it was
+	// when the last upgrade started the binary (those it answers).
+	hupsSeen, hupsServed atomic.Uint64
 	// handedOver is closed once this process, replaced, has let go of its
 	// connections: a SIGHUP not acted on yet goes to the new process.
 	handedOver chan struct{}
@@ -196,6 +199,7 @@ wait:
 		select {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
+				d.hupsSeen.Add(1)
 				select {
 				case d.hups <- struct{}{}:
 				default:

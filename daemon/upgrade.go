@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"smoothserve/connpass"
+	"smoothserve/control/api"
 	"smoothserve/supervisor"
 	"smoothserve/upgrade"
 )
@@ -52,6 +53,8 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		if err := d.sup.Freeze(); err != nil {
 			return err
 		}
+		// The binary as it is now answers every SIGHUP so far.
+		d.hupsServed.Store(d.hupsSeen.Load())
 		d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
 		pass = d.newPass()
 		d.passTickets()
@@ -104,8 +107,8 @@ func (d *Daemon) settled(ctx context.Context) error {
 
 // upgradeOnSignals makes the upgrades SIGHUP asks for, one at a time,
 // until ctx ends (the process stops) or the process has handed over to
-// the one that replaced it: a SIGHUP not acted on then is passed on to
-// that one. It closes done when it returns.
+// the one that replaced it: a SIGHUP no upgrade answered then is passed
+// on to that one. It closes done when it returns.
 func (d *Daemon) upgradeOnSignals(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	for {
@@ -115,75 +118,98 @@ func (d *Daemon) upgradeOnSignals(ctx context.Context, done chan<- struct{}) {
 		case <-d.hups:
 			d.upgradeOnSignal(ctx)
 		case <-d.handedOver:
-			if take(d.hups) {
+			if !d.hupsAnswered() {
 				d.passSIGHUPOn()
 			}
 			return
 		}
 	}
 }
+
+// hupsAnswered reports whether an upgrade started since the last SIGHUP
+// came: it runs the binary that SIGHUP asked for.
+func (d *Daemon) hupsAnswered() bool { return d.hupsServed.Load() >= d.hupsSeen.Load() }
 
 // upgradeOnSignal is an upgrade asked by SIGHUP: only the log tells how
 // it went, so none is refused for its timing, as one smoothtool asks is.
 // One asked while this process starts (or takes over from the previous
 // one) waits until it serves; one asked while a rollout runs waits for it
 // to end. One asked while another upgrade runs waits for it; if that one
-// replaced this process, the signal is passed on to the new one: the
-// binary may have changed since that upgrade started it (a deploy right
-// after a deploy), and the pid the sender knew was this one's. SIGHUPs
-// that come while this one waits are this one (take).
+// replaced this process and started before the SIGHUP came, the signal
+// is passed on to the new one (the binary may have changed since, and the
+// pid the sender knew was this one's). Any upgrade that starts after a
+// SIGHUP answers it: SIGHUPs that come while this one waits are this one.
 func (d *Daemon) upgradeOnSignal(ctx context.Context) {
 	select {
 	case <-d.ready:
 	case <-ctx.Done():
 		return
 	}
-	for {
+	waitingForRollout := false
+	for !d.hupsAnswered() {
 		if ctx.Err() != nil { // stopping: a stop closes upg.Exit too
 			return
 		}
-		take(d.hups)
+		select {
+		case <-d.upg.Exit(): // replaced by an upgrade that began before the SIGHUP
+			d.passSIGHUPOn()
+			return
+		default:
+		}
+		if d.rolloutUnderWay() {
+			if !waitingForRollout {
+				d.log.Info("upgrade (SIGHUP): waiting for the rollout under way to end")
+				waitingForRollout = true
+			}
+			if !sleepCtx(ctx, busyRetry) {
+				return
+			}
+			continue
+		}
 		pid, err := d.upgrade(ctx)
-		var wait <-chan struct{} // what ends the wait before the next try
 		switch {
 		case err == nil:
 			d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
 			return
-		case errors.Is(err, upgrade.ErrReplaced):
-			if ctx.Err() == nil {
-				d.passSIGHUPOn()
-			}
+		case ctx.Err() != nil:
 			return
-		case errors.Is(err, upgrade.ErrBusy):
-			wait = d.upg.Exit() // at once if the upgrade under way succeeds
-		case errors.Is(err, supervisor.ErrRolloutUnderWay):
+		case errors.Is(err, upgrade.ErrReplaced), errors.Is(err, upgrade.ErrBusy), errors.Is(err, supervisor.ErrRolloutUnderWay):
+			// The loop looks again: at Exit, hupsAnswered, a rollout.
+			if !sleepCtx(ctx, busyRetry) {
+				return
+			}
 		default:
 			d.log.Error("upgrade (SIGHUP) failed; this smoothserve goes on serving", "err", err)
-			return
-		}
-		select {
-		case <-wait:
-		case <-time.After(busyRetry):
-		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// take empties a channel of one slot, and reports whether it held
-// something.
-func take(ch chan struct{}) bool {
+// rolloutUnderWay reports whether a service rolls now (its status says
+// so): an upgrade would be refused (supervisor.Freeze).
+func (d *Daemon) rolloutUnderWay() bool {
+	for _, s := range d.sup.Status() {
+		if s.LastRollout != nil && s.LastRollout.Outcome == api.RolloutRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// sleepCtx waits for d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-ch:
+	case <-t.C:
 		return true
-	default:
+	case <-ctx.Done():
 		return false
 	}
 }
 
 // busyRetry is how often an upgrade asked by SIGHUP looks again whether
-// the upgrade or the rollout under way has ended (an upgrade that
-// succeeds is seen at once: upg.Exit).
+// the upgrade or the rollout under way has ended.
 const busyRetry = 100 * time.Millisecond
 
 // passSIGHUPsOn passes the SIGHUPs sent to this process on to the one
@@ -209,11 +235,23 @@ func (d *Daemon) passSIGHUPsOn(signals <-chan os.Signal) (stop func()) {
 		signal.Ignore(syscall.SIGHUP)
 		close(done)
 		<-ended
+		for { // one taken in before Ignore, not read yet
+			select {
+			case sig := <-signals:
+				if sig == syscall.SIGHUP {
+					d.passSIGHUPOn()
+				}
+			default:
+				return
+			}
+		}
 	}
 }
 
-// passSIGHUPOn sends SIGHUP to the process that replaced this one.
+// passSIGHUPOn sends SIGHUP to the process that replaced this one: it
+// answers every SIGHUP this one had.
 func (d *Daemon) passSIGHUPOn() {
+	d.hupsServed.Store(d.hupsSeen.Load())
 	pid, err := d.upg.Successor()
 	if err == nil && pid == os.Getpid() {
 		err = errors.New("the pid file names this process")

@@ -244,10 +244,7 @@ func TestHostDrainAndUndrain(t *testing.T) {
 func TestDrainOneInstance(t *testing.T) {
 	e := newEnv(t, 8)
 	e.service("web", "web.test", 2, "")
-	in := install(e)
-	if code, out, errOut := in.run("start"); code != 0 {
-		t.Fatalf("start: %d %s%s", code, out, errOut)
-	}
+	in := installAndStart(e)
 	pids := in.instancesNow()
 	code, out, errOut := in.run("drain", "web#1")
 	if code != 0 || !strings.Contains(out, "web#1 out of rotation") {

@@ -76,10 +76,7 @@ func TestSIGHUPDuringAnUpgradeIsOneMore(t *testing.T) {
 	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
 	e.writeMain("AdminAddr: " + admin + "\n")
 	e.service("web", "web.test", 1, "")
-	in := install(e)
-	if code, out, errOut := in.run("start"); code != 0 {
-		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
-	}
+	in := installAndStart(e)
 	// A service added since the start: the first upgrade's new process
 	// starts it, and is ready once it is, 1.5 s later. The second SIGHUP
 	// comes meanwhile, whatever the machine's load.
@@ -119,5 +116,50 @@ func TestSIGHUPDuringAnUpgradeIsOneMore(t *testing.T) {
 	}
 	if _, _, err := httpGet(e.proxyAddr(), "slow.test", "/"); err != nil {
 		t.Errorf("GET of the service added: %v", err)
+	}
+}
+
+// TestSIGHUPDuringARolloutUpgradesAfterIt: a SIGHUP that comes while a
+// service rolls (an upgrade is refused then: the supervisor cannot hand a
+// rollout over) upgrades once the rollout has ended. Before, it was
+// refused ("cannot upgrade now: a rollout … is under way") and lost.
+func TestSIGHUPDuringARolloutUpgradesAfterIt(t *testing.T) {
+	e := newEnv(t, 8)
+	e.service("web", "web.test", 2, "args: [\"-port={port}\", \"-start-delay=700ms\"]\n")
+	in := installAndStart(e)
+	first := in.daemonPid()
+	logPath := filepath.Join(in.dir, "logs", "smoothserve.log")
+	log := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	restarted := make(chan string, 1)
+	go func() {
+		code, out, errOut := in.run("restart", "web")
+		if code != 0 {
+			restarted <- "restart: " + out + errOut
+			return
+		}
+		restarted <- ""
+	}()
+	if !waitUntil(10*time.Second, func() bool { return strings.Contains(log(), "rolling restart of web") }) {
+		t.Fatal("the rollout did not start within 10s")
+	}
+	if err := syscall.Kill(first, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if msg := <-restarted; msg != "" {
+		t.Fatal(msg)
+	}
+	if strings.Contains(log(), "rolling restart of web done") && !strings.Contains(log(), "waiting for the rollout under way") {
+		t.Skip("the rollout ended before the SIGHUP was handled: nothing of what this test checks happened")
+	}
+	var next int
+	if !waitUntil(20*time.Second, func() bool { next = in.daemonPid(); return next != 0 && next != first }) {
+		t.Fatalf("no upgrade 20s after a SIGHUP sent during a rollout; the pid file names %d", next)
+	}
+	l := log()
+	if strings.Contains(l, "cannot upgrade now") {
+		t.Errorf("the SIGHUP's upgrade was refused for the rollout")
+	}
+	if i, j := strings.Index(l, "rolling restart of web done"), strings.Index(l, "upgrading: starting the new smoothserve"); i < 0 || j < i {
+		t.Errorf("the upgrade did not start after the rollout ended (done at %d, upgrade at %d in the log)", i, j)
 	}
 }

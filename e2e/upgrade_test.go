@@ -179,9 +179,16 @@ func startInstalledWith(t *testing.T, mainExtra func(*env) string, svcExtra ...s
 	e := newEnv(t, 8)
 	e.writeMain(mainExtra(e))
 	e.service("web", "web.test", 3, strings.Join(svcExtra, ""))
+	return installAndStart(e)
+}
+
+// installAndStart installs e's binaries and starts smoothserve from them
+// with smoothtool start, which returns once it is ready.
+func installAndStart(e *env) *installed {
+	e.t.Helper()
 	in := install(e)
 	if code, out, errOut := in.run("start"); code != 0 {
-		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+		e.t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
 	}
 	return in
 }

@@ -93,12 +93,18 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 	if pid <= 0 || pid == os.Getpid() {
 		t.Errorf("Upgrade returned pid %d (this process is %d)", pid, os.Getpid())
 	}
+	// At once, before tableflip closes Exit: replaced already, nothing
+	// prepared (a SIGHUP's upgrade asked then must not start a process).
+	prepared := false
+	if _, err := u.Upgrade(func() error { prepared = true; return nil }, func() {}); !errors.Is(err, ErrReplaced) || prepared {
+		t.Errorf("Upgrade right after one succeeded: %v (prepare ran: %v), want ErrReplaced", err, prepared)
+	}
 	select {
 	case <-u.Exit():
 	case <-time.After(5 * time.Second):
 		t.Fatal("Exit not closed after the upgrade succeeded")
 	}
-	prepared := false
+	prepared = false
 	if _, err := u.Upgrade(func() error { prepared = true; return nil }, func() {}); !errors.Is(err, ErrReplaced) {
 		t.Errorf("Upgrade once replaced: %v, want ErrReplaced", err)
 	}

@@ -31,14 +31,16 @@ var ErrReplaced = errors.New("this smoothserve has been replaced already and is 
 // Upgrader is this process's side of upgrades: the listeners it inherited
 // or opened, its readiness, and the upgrades it starts.
 //
-// Ownership: busy and gcPercent are guarded by mu; the rest is tableflip's.
+// Ownership: busy, replaced and gcPercent are guarded by mu; the rest is
+// tableflip's.
 type Upgrader struct {
 	upg     *tableflip.Upgrader
 	pidFile string
 
 	mu        sync.Mutex
 	busy      bool
-	gcPercent int // to restore at RestoreGCAfterSettling; -2: nothing to restore
+	replaced  bool // an upgrade succeeded (tableflip's Exit closes a moment later)
+	gcPercent int  // to restore at RestoreGCAfterSettling; -2: nothing to restore
 }
 
 // New sets up upgrades for this process. pidFile is written when the
@@ -200,15 +202,21 @@ func (u *Upgrader) Stop() { u.upg.Stop() }
 // none once this process has been replaced (ErrReplaced).
 func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 	u.mu.Lock()
-	if u.busy {
+	switch {
+	case u.replaced:
+		u.mu.Unlock()
+		return 0, ErrReplaced
+	case u.busy:
 		u.mu.Unlock()
 		return 0, ErrBusy
 	}
 	u.busy = true
 	u.mu.Unlock()
+	succeeded := false
 	defer func() {
 		u.mu.Lock()
 		u.busy = false
+		u.replaced = u.replaced || succeeded
 		u.mu.Unlock()
 	}()
 	select {
@@ -223,6 +231,7 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 		}
 		err := u.upg.Upgrade()
 		if err == nil {
+			succeeded = true
 			break
 		}
 		abort()
