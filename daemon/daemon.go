@@ -56,8 +56,8 @@ type Daemon struct {
 	// stops is the control API's way to stop the daemon, as signals do:
 	// false asks for a graceful stop, true for killing everything at once.
 	stops chan bool
-	// hups holds a SIGHUP not acted on yet: those that come meanwhile are
-	// the same one (upgradeOnSignals).
+	// hups wakes upgradeOnSignals for a SIGHUP; one slot: a wake-up
+	// pending stands for every SIGHUP since (hupsSeen counts them).
 	hups chan struct{}
 	// hupsSeen counts the SIGHUPs that came; hupsServed is what it was
 	// when the last upgrade started the binary (those it answers).
@@ -114,7 +114,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), hups: make(chan struct{}, 1), handedOver: make(chan struct{}), supDone: make(chan error, 1),
+	d := &Daemon{log: log, upg: upg, ready: make(chan struct{}), stops: make(chan bool, 2), supDone: make(chan error, 1),
+		hups: make(chan struct{}, 1), handedOver: make(chan struct{}),
 		applying: make(map[string]*sync.Mutex), usage: procstat.NewSampler()}
 	d.cfg.Store(cfg)
 	// The control socket before the proxy ports: a second smoothserve of
