@@ -108,6 +108,15 @@ func (e *env) serviceOf(executable, name, hosts string, count int, extra string)
 	return start
 }
 
+// withAdmin writes smoothserve.yaml with an admin listener (AdminAddr) on
+// the env's next port, and returns its address.
+func (e *env) withAdmin() string {
+	e.t.Helper()
+	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
+	e.writeMain("AdminAddr: " + admin + "\n")
+	return admin
+}
+
 func (e *env) proxyAddr() string { return "127.0.0.1:" + strconv.Itoa(e.proxyPort) }
 
 // daemon is a running smoothserve.

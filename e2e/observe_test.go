@@ -84,8 +84,7 @@ func countLines(t *testing.T, path string) (good, bad int, example string) {
 // well-formed line per request, and a rotation with SIGUSR1 loses none.
 func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 	e := newEnv(t, 10)
-	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
-	e.writeMain("AdminAddr: " + admin + "\n")
+	admin := e.withAdmin()
 	e.service("web", "web.test", 2, "")
 	d := e.startDaemon()
 	d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
@@ -181,8 +180,7 @@ func TestMetricsAndAccessLogAfterALoadAndARollout(t *testing.T) {
 // one series a slot (two of one name and labels would fail it whole).
 func TestMetricsAreScrapedThroughARollout(t *testing.T) {
 	e := newEnv(t, 8)
-	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
-	e.writeMain("AdminAddr: " + admin + "\n")
+	admin := e.withAdmin()
 	// A replacement listens 400 ms after its start: each slot has two
 	// processes for that long at least.
 	e.service("web", "web.test", 2, "args: [\"-port={port}\", \"-start-delay=400ms\"]\n")
@@ -234,8 +232,7 @@ func TestMetricsAreScrapedThroughARollout(t *testing.T) {
 // refuses every action without AdminAuth.
 func TestAdminPageIsReadOnlyWithoutAuth(t *testing.T) {
 	e := newEnv(t, 6)
-	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
-	e.writeMain("AdminAddr: " + admin + "\n")
+	admin := e.withAdmin()
 	e.service("web", "web.test", 1, "")
 	d := e.startDaemon()
 	d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)

@@ -57,8 +57,7 @@ func TestParkedConnectionsGoOnThroughRestartsAndUpgrades(t *testing.T) {
 	t.Run("node", func(t *testing.T) {
 		needNode(t)
 		e := newEnv(t, 8)
-		admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
-		e.writeMain("AdminAddr: " + admin + "\n")
+		admin := e.withAdmin()
 		copyFile(t, filepath.Join("..", "examples", "node", "server.js"), filepath.Join(e.dir, "app", "node", "server.js"))
 		e.serviceOf("./app/node/server.js", "web", "web.test", 3, "args: [\"-port={port}\", \"-keep-alive-timeout=1s\", \"-keep-alive-buffer=0s\"]\n")
 		in := install(e)

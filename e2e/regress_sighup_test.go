@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,8 +72,7 @@ func TestSIGHUPWhileStartingUpgradesOnceReady(t *testing.T) {
 // one refused as busy: smoothserve is upgraded twice.
 func TestSIGHUPDuringAnUpgradeIsOneMore(t *testing.T) {
 	e := newEnv(t, 8)
-	admin := "127.0.0.1:" + strconv.Itoa(e.ports.next())
-	e.writeMain("AdminAddr: " + admin + "\n")
+	admin := e.withAdmin()
 	e.service("web", "web.test", 1, "")
 	in := installAndStart(e)
 	// A service added since the start: the first upgrade's new process
