@@ -285,29 +285,35 @@ func (f *family) writeSample(b *bytes.Buffer, s *sample) {
 }
 
 // line writes one sample line: name+suffix, the labels (and extra, a
-// bucket's or quantile's, last), the value.
+// bucket's or quantile's), the value.
 func (d *Desc) line(b *bytes.Buffer, suffix string, values []string, extra string, extraValue, v float64) {
 	b.WriteString(d.name)
 	b.WriteString(suffix)
 	if len(values) > 0 || extra != "" {
-		b.WriteByte('{')
-		for n, i := range d.order {
-			if n > 0 {
-				b.WriteByte(',')
-			}
-			writeLabel(b, d.labels[i], values[i])
-		}
-		if extra != "" {
-			if len(values) > 0 {
-				b.WriteByte(',')
-			}
-			writeLabel(b, extra, formatFloat(extraValue))
-		}
-		b.WriteByte('}')
+		d.writeLabels(b, values, extra, extraValue)
 	}
 	b.WriteByte(' ')
 	b.WriteString(formatFloat(v))
 	b.WriteByte('\n')
+}
+
+// writeLabels writes {name="value",…}: d's labels in the order of their
+// names, then extra, if any.
+func (d *Desc) writeLabels(b *bytes.Buffer, values []string, extra string, extraValue float64) {
+	b.WriteByte('{')
+	for n, i := range d.order {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		writeLabel(b, d.labels[i], values[i])
+	}
+	if extra != "" {
+		if len(values) > 0 {
+			b.WriteByte(',')
+		}
+		writeLabel(b, extra, formatFloat(extraValue))
+	}
+	b.WriteByte('}')
 }
 
 func writeLabel(b *bytes.Buffer, name, value string) {
@@ -319,14 +325,7 @@ func writeLabel(b *bytes.Buffer, name, value string) {
 
 func (d *Desc) labelText(values []string) string {
 	var b bytes.Buffer
-	b.WriteByte('{')
-	for n, i := range d.order {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		writeLabel(&b, d.labels[i], values[i])
-	}
-	b.WriteByte('}')
+	d.writeLabels(&b, values, "", 0)
 	return b.String()
 }
 
