@@ -147,14 +147,8 @@ func (d *Daemon) upgradeOnSignal(ctx context.Context) {
 	}
 	waitingForRollout := false
 	for !d.hupsAnswered() {
-		if ctx.Err() != nil { // stopping: a stop closes upg.Exit too
+		if ctx.Err() != nil { // stopping
 			return
-		}
-		select {
-		case <-d.upg.Exit(): // replaced by an upgrade that began before the SIGHUP
-			d.passSIGHUPOn()
-			return
-		default:
 		}
 		if d.rolloutUnderWay() {
 			if !waitingForRollout {
@@ -171,10 +165,13 @@ func (d *Daemon) upgradeOnSignal(ctx context.Context) {
 		case err == nil:
 			d.log.Info("upgrade (SIGHUP): the new smoothserve is ready", "pid", pid)
 			return
-		case ctx.Err() != nil:
+		case ctx.Err() != nil: // stopping (a stop is ErrReplaced too: tableflip's Exit)
 			return
-		case errors.Is(err, upgrade.ErrReplaced), errors.Is(err, upgrade.ErrBusy), errors.Is(err, supervisor.ErrRolloutUnderWay):
-			// The loop looks again: at Exit, hupsAnswered, a rollout.
+		case errors.Is(err, upgrade.ErrReplaced): // by an upgrade that began before the SIGHUP
+			d.passSIGHUPOn()
+			return
+		case errors.Is(err, upgrade.ErrBusy), errors.Is(err, supervisor.ErrRolloutUnderWay):
+			// The loop looks again: hupsAnswered, a rollout, the upgrade.
 			if !sleepCtx(ctx, busyRetry) {
 				return
 			}
