@@ -46,8 +46,11 @@
 //     for too long as if it had crashed; the instance's rotation applies
 //     this to the upstream.Set.
 //   - process (process.go) is the OS process behind an instance: a child
-//     this smoothserve started, reaped with Wait, or one adopted from an
-//     earlier smoothserve (package handoff), watched through a pidfd.
+//     this smoothserve started, whose exit is waited for through a pidfd
+//     in the runtime's poller (package pidfd) and then reaped with Wait,
+//     or one adopted from an earlier smoothserve (package handoff),
+//     watched through a pidfd likewise. No thread waits blocked for an
+//     instance.
 //   - A rollout (rollout.go) runs on a goroutine of its own and replaces
 //     a service's instances slot by slot (replace.go): surging, each
 //     replacement starts on the other port of its slot's pair (ports.go)

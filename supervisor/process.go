@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/internal/pidfd"
 	"smoothserve/internal/priority"
 )
 
@@ -43,13 +44,25 @@ type childProcess struct {
 // startChild starts cmd and a goroutine to reap it. cmd must have its own
 // process group (Setpgid), and files, not pipes, for its output, so that Wait
 // returns as soon as the process exits.
+//
+// The goroutine waits for the exit in the runtime's poller (a pidfd), and
+// only then reaps with cmd.Wait, which returns at once: cmd.Wait alone would
+// hold a thread blocked in waitid(2) for the instance's whole life (package
+// pidfd says what else that costs). The pidfd is opened before anything can
+// reap the child, so it is the child's. Without one (a kernel before 5.3)
+// cmd.Wait waits alone.
 func startChild(cmd *exec.Cmd) (*childProcess, error) {
 	// At smoothserve's own priority, even while it starts below it.
 	if err := priority.Start(cmd.Start); err != nil {
 		return nil, err
 	}
 	p := &childProcess{pid: cmd.Process.Pid, done: make(chan struct{})}
+	fd, _ := pidfd.Open(p.pid)
 	go func() {
+		if fd != nil {
+			fd.Wait() // an error only after Close, which nothing else calls
+			fd.Close()
+		}
 		p.err = cmd.Wait()
 		close(p.done)
 	}()

@@ -1,0 +1,75 @@
+package supervisor
+
+import (
+	"os/exec"
+	"runtime/pprof"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startSleepers starts n `sleep 30` children with startChild, killed at
+// the test's end.
+func startSleepers(t *testing.T, n int) []*childProcess {
+	t.Helper()
+	var ps []*childProcess
+	for range n {
+		cmd := exec.Command("sleep", "30")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		p, err := startChild(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+		t.Cleanup(func() {
+			p.Signal(syscall.SIGKILL)
+			<-p.Done()
+		})
+	}
+	return ps
+}
+
+// An instance costs a goroutine waiting in the poller for its exit, not an
+// OS thread blocked in waitid(2) for its whole life: starting many adds no
+// thread each. (A blocked thread also kept the runtime's monitor waking
+// every 20 µs until it took the thread's processor: package pidfd.)
+func TestChildrenHoldNoThreadEach(t *testing.T) {
+	const n = 16
+	threads := pprof.Lookup("threadcreate").Count // threads made so far
+	startSleepers(t, 2)                           // the threads that starting children takes anyway
+	time.Sleep(100 * time.Millisecond)
+	before := threads()
+	ps := startSleepers(t, n)
+	time.Sleep(300 * time.Millisecond) // each reaper waits by now
+	if after := threads(); after-before >= n/2 {
+		t.Errorf("%d threads with %d more children running, %d before", after, n, before)
+	}
+	// Each is still reaped, with how it ended.
+	ps[0].Signal(syscall.SIGKILL)
+	select {
+	case <-ps[0].Done():
+		if err := ps[0].Err(); err == nil || err.Error() != "signal: killed" {
+			t.Errorf("Err() = %v, want signal: killed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a killed child is not reaped after 5 s")
+	}
+}
+
+// A child that exits by itself is reaped at once, with its exit status.
+func TestChildExitStatus(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "exit 3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := startChild(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a child that exited is not reaped after 5 s")
+	}
+	if err := p.Err(); err == nil || err.Error() != "exit status 3" {
+		t.Errorf("Err() = %v, want exit status 3", err)
+	}
+}
