@@ -19,6 +19,7 @@ import (
 
 	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 )
 
 func TestPageShowsServicesAndInstances(t *testing.T) {
@@ -89,7 +90,7 @@ func TestStatusJSONIsSmoothtools(t *testing.T) {
 	defer srv.Shutdown(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	raw, err := control.Dial(sock).StatusJSON(ctx)
+	raw, err := client.Dial(sock).StatusJSON(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

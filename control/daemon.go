@@ -47,14 +47,3 @@ type Daemon interface {
 
 // RestartTrigger is the trigger the server gives the rollouts it starts.
 const RestartTrigger = "smoothtool restart"
-
-// errorBody is every error response; Rollouts is set by a failed restart.
-type errorBody struct {
-	Error    string         `json:"error"`
-	Rollouts []*api.Rollout `json:"rollouts,omitempty"`
-}
-
-// restartBody is a successful restart's response.
-type restartBody struct {
-	Rollouts []*api.Rollout `json:"rollouts"`
-}

@@ -1,5 +1,6 @@
 // Package control is smoothserve's control channel: an HTTP+JSON API on a
-// unix socket, the server the daemon runs and the client smoothtool uses.
+// unix socket, and the server the daemon runs. smoothtool's side is
+// package control/client, which links neither this package nor net/http.
 //
 // Guarantees:
 //
@@ -19,8 +20,9 @@
 //   - A long operation (restart, stop, start of a service) runs with the
 //     request's context: a client that goes away cancels it. The server
 //     has no write timeout, since a rolling restart can take minutes.
-//   - Errors are JSON {"error": "..."}: 404 for an unknown service, 409 for
-//     a disabled one, 400 for a malformed request, 500 for anything else. The client turns them back
+//   - Errors are JSON {"error": "..."} (api.ErrorBody): 404 for an unknown
+//     service, 409 for a disabled one, 400 for a malformed request, 500 for
+//     anything else. The client turns them back
 //     into errors that errors.Is matches against api's sentinels (the
 //     supervisor's are the same values), and reports a daemon that is not
 //     there as ErrNotRunning.

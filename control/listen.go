@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"smoothserve/control/client"
 )
 
 // probeTimeout bounds the connect that tells a live socket from a stale one.
@@ -36,7 +38,7 @@ func Listen(path string) (net.Listener, error) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	syscall.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, opCause(err))
+		return nil, fmt.Errorf("control socket %s: %w", path, client.OpCause(err))
 	}
 	// net removes the path on Close whoever it belongs to by then; Close
 	// below checks first.
@@ -66,7 +68,7 @@ func clearStale(path string) error {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	case info.Mode().Type() != fs.ModeSocket:
 		return fmt.Errorf("control socket %s: the path exists and is not a socket (a %s); remove it or set ControlSocket",
-			path, fileKind(info.Mode()))
+			path, client.FileKind(info.Mode()))
 	}
 	c, err := net.DialTimeout("unix", path, probeTimeout)
 	if err == nil {
@@ -76,7 +78,7 @@ func clearStale(path string) error {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		// EACCES above all: a socket we may not even probe is not ours
 		// to remove.
-		return fmt.Errorf("control socket %s: %w", path, opCause(err))
+		return fmt.Errorf("control socket %s: %w", path, client.OpCause(err))
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing stale control socket: %w", err)
@@ -117,29 +119,4 @@ func fileID(info fs.FileInfo) [2]uint64 {
 		return [2]uint64{}
 	}
 	return [2]uint64{uint64(st.Dev), uint64(st.Ino)}
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "folder"
-	case m.IsRegular():
-		return "regular file"
-	case m.Type()&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m.Type()&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	}
-	return "file of mode " + m.Type().String()
-}
-
-// opCause strips a *net.OpError of the op and address an error already
-// names: "connect: permission denied" rather than "dial unix /x: connect:
-// permission denied" after the path.
-func opCause(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Err
-	}
-	return err
 }

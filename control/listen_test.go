@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/control/client"
 )
 
 func socketPath(t *testing.T) string {
@@ -153,9 +155,9 @@ func TestClientNotRunning(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := socketPath(t)
 			tt.setup(t, path)
-			_, err := Dial(path).Status(context.Background())
-			if !errors.Is(err, ErrNotRunning) {
-				t.Fatalf("Status: %v, want ErrNotRunning", err)
+			_, err := client.Dial(path).Status(context.Background())
+			if !errors.Is(err, client.ErrNotRunning) {
+				t.Fatalf("Status: %v, want client.ErrNotRunning", err)
 			}
 			if want := strings.ReplaceAll(tt.want, "%s", path); !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("Status: %q, want it to start with %q", err, want)

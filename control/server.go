@@ -116,13 +116,13 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 	rollouts, err := s.d.Restart(r.Context(), name, RestartTrigger)
 	if err != nil {
 		s.log.Warn("control: restart failed", "service", name, "err", err)
-		writeJSON(w, StatusFor(err), errorBody{Error: err.Error(), Rollouts: rollouts})
+		writeJSON(w, StatusFor(err), api.ErrorBody{Error: err.Error(), Rollouts: rollouts})
 		return
 	}
 	if rollouts == nil {
 		rollouts = []*api.Rollout{}
 	}
-	writeJSON(w, http.StatusOK, restartBody{Rollouts: rollouts})
+	writeJSON(w, http.StatusOK, api.RestartBody{Rollouts: rollouts})
 }
 
 func (s *Server) stopService(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +140,7 @@ func (s *Server) startService(w http.ResponseWriter, r *http.Request) {
 func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	force, err := flag01(r.URL.Query().Get("force"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "force: " + err.Error()})
 		return
 	}
 	s.log.Info("control: shutdown", "force", force)
@@ -153,7 +153,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	res, err := s.d.Reload(r.Context())
 	if err != nil {
 		s.log.Warn("control: reload failed", "err", err)
-		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), api.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -164,7 +164,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	pid, err := s.d.Upgrade(r.Context())
 	if err != nil {
 		s.log.Warn("control: upgrade failed", "err", err)
-		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), api.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.UpgradeResult{OldPid: os.Getpid(), NewPid: pid})
@@ -173,7 +173,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 // reply answers an operation with no result: {} or its error.
 func (s *Server) reply(w http.ResponseWriter, err error) {
 	if err != nil {
-		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), api.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -198,7 +198,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		code = http.StatusInternalServerError
-		b, _ = json.Marshal(errorBody{Error: "encoding the response: " + err.Error()})
+		b, _ = json.Marshal(api.ErrorBody{Error: "encoding the response: " + err.Error()})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -211,20 +211,20 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	wait, err := flag01(q.Get("wait"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "wait: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "wait: " + err.Error()})
 		return
 	}
 	var timeout time.Duration
 	if v := q.Get("timeout"); v != "" {
 		if timeout, err = time.ParseDuration(v); err != nil || timeout < 0 {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: "timeout: want a duration such as 30s, got " + v})
+			writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "timeout: want a duration such as 30s, got " + v})
 			return
 		}
 	}
 	s.log.Info("control: drain", "wait", wait, "timeout", timeout)
 	st, err := s.d.Drain(r.Context(), wait, timeout)
 	if err != nil {
-		writeJSON(w, StatusFor(err), errorBody{Error: err.Error()})
+		writeJSON(w, StatusFor(err), api.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -242,7 +242,7 @@ func (s *Server) drainInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	force, err := flag01(r.URL.Query().Get("force"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "force: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "force: " + err.Error()})
 		return
 	}
 	s.log.Info("control: drain", "instance", name+"#"+strconv.Itoa(slot), "force", force)
@@ -263,7 +263,7 @@ func (s *Server) undrainInstance(w http.ResponseWriter, r *http.Request) {
 func instanceOf(w http.ResponseWriter, r *http.Request) (name string, slot int, ok bool) {
 	slot, err := strconv.Atoi(r.PathValue("slot"))
 	if err != nil || slot < 0 {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "slot: want a number from 0, got " + r.PathValue("slot")})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "slot: want a number from 0, got " + r.PathValue("slot")})
 		return "", 0, false
 	}
 	return r.PathValue("name"), slot, true

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"smoothserve/config"
-	"smoothserve/control"
+	"smoothserve/control/client"
 )
 
 // defaultLogLines is how many lines logs prints without -n.
@@ -70,7 +70,7 @@ func (t *tool) serviceNames(ctx context.Context, want string) (names []string, w
 		for _, s := range st.Services {
 			names = append(names, s.Name)
 		}
-	} else if !errors.Is(err, control.ErrNotRunning) {
+	} else if !errors.Is(err, client.ErrNotRunning) {
 		why += "; smoothserve did not answer: " + err.Error()
 	}
 	slices.Sort(names)
@@ -84,7 +84,7 @@ func (t *tool) serviceNames(ctx context.Context, want string) (names []string, w
 func (t *tool) daemonLog(ctx context.Context) (string, error) {
 	saved := filepath.Join(t.main.LogDir, daemonLogName)
 	st, err := t.statusNow(ctx)
-	if errors.Is(err, control.ErrNotRunning) {
+	if errors.Is(err, client.ErrNotRunning) {
 		if _, serr := os.Stat(saved); serr != nil {
 			return "", fmt.Errorf("smoothserve is not running, and there is no %s (smoothtool start writes it); "+
 				"smoothserve logs to its stderr: run as a system service, see journalctl -u smoothserve", saved)

@@ -32,8 +32,8 @@ import (
 	"time"
 
 	"smoothserve/config"
-	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 	"smoothserve/internal/priority"
 )
 
@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 type tool struct {
 	cmd    command
 	main   *config.Config // smoothserve.yaml alone: no Services
-	client *control.Client
+	client *client.Client
 	out    io.Writer // results
 	notes  io.Writer // progress notes
 }
@@ -85,7 +85,7 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 	if err != nil {
 		return configError(err)
 	}
-	t := &tool{cmd: cmd, main: mainCfg, client: control.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
+	t := &tool{cmd: cmd, main: mainCfg, client: client.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
 	if cmd.verb != "start" {
 		// The other commands only wait for the daemon: they yield the CPU
 		// to the requests it serves. (start may run the daemon, which

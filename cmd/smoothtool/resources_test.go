@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 )
 
 // measuredStatus is fixedStatus as a daemon that measured its running
@@ -71,7 +71,7 @@ func TestStatusShowsTheDaemonsFigures(t *testing.T) {
 		t.Errorf("status: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
-	raw, err := control.Dial(socket).StatusJSON(context.Background())
+	raw, err := client.Dial(socket).StatusJSON(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 )
 
 // install writes smoothserve.yaml, with its control socket in a short
@@ -184,7 +185,7 @@ func TestDaemonReachedDespiteBrokenServiceFile(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "smoothserve pid 4242") || !strings.Contains(out, "web  running  port 8085") {
 		t.Errorf("status: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	raw, err := control.Dial(socket).StatusJSON(context.Background())
+	raw, err := client.Dial(socket).StatusJSON(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"smoothserve/config"
-	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 	"smoothserve/internal/logtail"
 )
 
@@ -34,7 +34,7 @@ const (
 // they are ready.
 func (t *tool) start(ctx context.Context) error {
 	_, err := t.statusNow(ctx)
-	if errors.Is(err, control.ErrNotRunning) {
+	if errors.Is(err, client.ErrNotRunning) {
 		return t.startDaemon(ctx)
 	}
 	if err != nil {

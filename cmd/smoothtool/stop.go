@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/control/client"
 	"smoothserve/internal/procstat"
 )
 
@@ -107,7 +107,7 @@ func (t *tool) restart(ctx context.Context) error {
 // failed is err of the operation what, which a daemon that is not there
 // did not even begin.
 func failed(what string, err error) error {
-	if errors.Is(err, control.ErrNotRunning) {
+	if errors.Is(err, client.ErrNotRunning) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", what, err)

@@ -240,3 +240,14 @@ const (
 	ChangeDisabled  = "disabled"  // enabled: false now: stopped
 	ChangeUnchanged = "unchanged" // same settings: untouched
 )
+
+// ErrorBody is every error answer; Rollouts is set by a failed restart.
+type ErrorBody struct {
+	Error    string     `json:"error"`
+	Rollouts []*Rollout `json:"rollouts,omitempty"`
+}
+
+// RestartBody is a successful restart's answer.
+type RestartBody struct {
+	Rollouts []*Rollout `json:"rollouts"`
+}

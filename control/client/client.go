@@ -1,19 +1,15 @@
-package control
+package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,23 +25,13 @@ var ErrNotRunning = errors.New("smoothserve is not running")
 // its own: every call is bounded by its context.
 type Client struct {
 	path string
-	hc   *http.Client
 }
 
 // Dial returns a client of the daemon whose control socket is socketPath.
 // It connects on each call, not now.
-func Dial(socketPath string) *Client {
-	var d net.Dialer
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", socketPath)
-		},
-		DisableCompression: true,
-	}
-	return &Client{path: socketPath, hc: &http.Client{Transport: tr}}
-}
+func Dial(socketPath string) *Client { return &Client{path: socketPath} }
 
-// APIError is an error response of the daemon.
+// APIError is an error answer of the daemon.
 type APIError struct {
 	Code int    // HTTP status
 	Msg  string // the daemon's error
@@ -57,9 +43,9 @@ func (e *APIError) Error() string { return e.Msg }
 // api.ErrDisabled, as the server mapped them.
 func (e *APIError) Unwrap() error {
 	switch e.Code {
-	case http.StatusNotFound:
+	case 404:
 		return api.ErrUnknownService
-	case http.StatusConflict:
+	case 409:
 		return api.ErrDisabled
 	}
 	return nil
@@ -68,16 +54,16 @@ func (e *APIError) Unwrap() error {
 // Status returns the daemon's status.
 func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	var st api.Status
-	if err := c.call(ctx, http.MethodGet, "/v1/status", &st, nil); err != nil {
+	if err := c.call(ctx, "GET", "/v1/status", &st, nil); err != nil {
 		return nil, err
 	}
 	return &st, nil
 }
 
-// StatusJSON returns the daemon's status exactly as it sent it.
+// StatusJSON returns the daemon's status as the daemon wrote it.
 func (c *Client) StatusJSON(ctx context.Context) ([]byte, error) {
 	var raw []byte
-	if err := c.call(ctx, http.MethodGet, "/v1/status", &raw, nil); err != nil {
+	if err := c.call(ctx, "GET", "/v1/status", &raw, nil); err != nil {
 		return nil, err
 	}
 	return raw, nil
@@ -87,9 +73,9 @@ func (c *Client) StatusJSON(ctx context.Context) ([]byte, error) {
 // in turn) and returns when it is done. On failure it returns the error
 // with the rollouts as far as they went.
 func (c *Client) Restart(ctx context.Context, name string) ([]*api.Rollout, error) {
-	var ok restartBody
-	var failed errorBody
-	err := c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/restart", &ok, &failed)
+	var ok api.RestartBody
+	var failed api.ErrorBody
+	err := c.call(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/restart", &ok, &failed)
 	if err != nil {
 		return failed.Rollouts, err
 	}
@@ -98,13 +84,13 @@ func (c *Client) Restart(ctx context.Context, name string) ([]*api.Rollout, erro
 
 // Stop stops the service and returns when its instances are stopped.
 func (c *Client) Stop(ctx context.Context, name string) error {
-	return c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/stop", nil, nil)
+	return c.call(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/stop", nil, nil)
 }
 
 // Start starts the stopped service (name "all": every stopped one) and
 // returns when its instances are ready.
 func (c *Client) Start(ctx context.Context, name string) error {
-	return c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/start", nil, nil)
+	return c.call(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/start", nil, nil)
 }
 
 // Shutdown asks the daemon to stop, gracefully or, with force, at once. It
@@ -114,13 +100,13 @@ func (c *Client) Shutdown(ctx context.Context, force bool) error {
 	if force {
 		path += "?force=1"
 	}
-	return c.call(ctx, http.MethodPost, path, nil, nil)
+	return c.call(ctx, "POST", path, nil, nil)
 }
 
 // Upgrade asks the daemon to replace itself and waits for the outcome.
 func (c *Client) Upgrade(ctx context.Context) (*api.UpgradeResult, error) {
 	var res api.UpgradeResult
-	if err := c.call(ctx, http.MethodPost, "/v1/upgrade", &res, nil); err != nil {
+	if err := c.call(ctx, "POST", "/v1/upgrade", &res, nil); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -130,7 +116,7 @@ func (c *Client) Upgrade(ctx context.Context) (*api.UpgradeResult, error) {
 // what it did to each service.
 func (c *Client) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	var res api.ReloadResult
-	if err := c.call(ctx, http.MethodPost, "/v1/reload", &res, nil); err != nil {
+	if err := c.call(ctx, "POST", "/v1/reload", &res, nil); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -147,7 +133,7 @@ func (c *Client) Drain(ctx context.Context, wait bool, timeout time.Duration) (*
 		q.Set("timeout", timeout.String())
 	}
 	var st api.HostStatus
-	if err := c.call(ctx, http.MethodPost, "/v1/drain?"+q.Encode(), &st, nil); err != nil {
+	if err := c.call(ctx, "POST", "/v1/drain?"+q.Encode(), &st, nil); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -156,7 +142,7 @@ func (c *Client) Drain(ctx context.Context, wait bool, timeout time.Duration) (*
 // Undrain puts the host back in its load balancer's rotation.
 func (c *Client) Undrain(ctx context.Context) (*api.HostStatus, error) {
 	var st api.HostStatus
-	if err := c.call(ctx, http.MethodPost, "/v1/undrain", &st, nil); err != nil {
+	if err := c.call(ctx, "POST", "/v1/undrain", &st, nil); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -169,12 +155,12 @@ func (c *Client) DrainInstance(ctx context.Context, name string, slot int, force
 	if force {
 		path += "?force=1"
 	}
-	return c.call(ctx, http.MethodPost, path, nil, nil)
+	return c.call(ctx, "POST", path, nil, nil)
 }
 
 // UndrainInstance puts instance name#slot back in rotation.
 func (c *Client) UndrainInstance(ctx context.Context, name string, slot int) error {
-	return c.call(ctx, http.MethodPost, instancePath(name, slot)+"/undrain", nil, nil)
+	return c.call(ctx, "POST", instancePath(name, slot)+"/undrain", nil, nil)
 }
 
 func instancePath(name string, slot int) string {
@@ -183,41 +169,32 @@ func instancePath(name string, slot int) string {
 
 // call does one request and decodes a 200's body into ok, an error's into
 // failed (either may be nil). An ok of type *[]byte gets the body as it is.
-func (c *Client) call(ctx context.Context, method, path string, ok any, failed *errorBody) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://smoothserve"+path, nil)
+func (c *Client) call(ctx context.Context, method, path string, ok any, failed *api.ErrorBody) error {
+	a, err := c.exchange(ctx, method, path)
 	if err != nil {
 		return err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return c.connError(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("reading the answer of smoothserve at %s: %w", c.path, err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		if raw, isRaw := ok.(*[]byte); isRaw && json.Valid(body) {
-			*raw = body
+	if a.code == 200 {
+		if raw, isRaw := ok.(*[]byte); isRaw && json.Valid(a.body) {
+			*raw = a.body
 			return nil
 		}
 		if ok == nil {
 			return nil
 		}
-		if err := json.Unmarshal(body, ok); err != nil {
+		if err := json.Unmarshal(a.body, ok); err != nil {
 			return fmt.Errorf("smoothserve at %s: %s %s: bad answer: %w", c.path, method, path, err)
 		}
 		return nil
 	}
 	if failed == nil {
-		failed = &errorBody{}
+		failed = &api.ErrorBody{}
 	}
 	// The mux answers an unknown route (405, 404) in plain text.
-	if json.Unmarshal(body, failed) != nil || failed.Error == "" {
-		failed.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(bytes.ToValidUTF8(body, nil))))
+	if json.Unmarshal(a.body, failed) != nil || failed.Error == "" {
+		failed.Error = fmt.Sprintf("%s %s: %s: %s", method, path, a.status, plainText(a.body))
 	}
-	return &APIError{Code: resp.StatusCode, Msg: failed.Error}
+	return &APIError{Code: a.code, Msg: failed.Error}
 }
 
 // connError says why the daemon could not be reached, as ErrNotRunning when
@@ -230,13 +207,36 @@ func (c *Client) connError(err error) error {
 		// connect(2) to a path that is not a socket is refused too.
 		if info, lerr := os.Lstat(c.path); lerr == nil && info.Mode().Type() != fs.ModeSocket {
 			return fmt.Errorf("%w: control socket %s: the path exists and is not a socket (a %s); is ControlSocket right?",
-				ErrNotRunning, c.path, fileKind(info.Mode()))
+				ErrNotRunning, c.path, FileKind(info.Mode()))
 		}
 		return fmt.Errorf("%w: control socket %s refuses connections (left by a smoothserve that exited?)", ErrNotRunning, c.path)
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = opCause(ue.Err)
+	return fmt.Errorf("smoothserve at %s: %w", c.path, OpCause(err))
+}
+
+// FileKind names a file's type, for a message about a path that should
+// be a socket.
+func FileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "folder"
+	case m.IsRegular():
+		return "regular file"
+	case m.Type()&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.Type()&fs.ModeNamedPipe != 0:
+		return "named pipe"
 	}
-	return fmt.Errorf("smoothserve at %s: %w", c.path, err)
+	return "file of mode " + m.Type().String()
+}
+
+// OpCause strips a *net.OpError of the op and address an error already
+// names: "connect: permission denied" rather than "dial unix /x: connect:
+// permission denied" after the path.
+func OpCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
 }
