@@ -22,7 +22,7 @@
 //     has no write timeout, since a rolling restart can take minutes.
 //   - Errors are JSON {"error": "..."} (api.ErrorBody): 404 for an unknown
 //     service, 409 for a disabled one, 400 for a malformed request, 500 for
-//     anything else. The client turns them back
+//     anything else. The client (package control/client) turns them back
 //     into errors that errors.Is matches against api's sentinels (the
 //     supervisor's are the same values), and reports a daemon that is not
 //     there as ErrNotRunning.

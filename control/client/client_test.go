@@ -77,6 +77,16 @@ func TestAnswers(t *testing.T) {
 		{"nothing", "", "the daemon closed the connection without an answer"},
 		{"bad JSON", "HTTP/1.0 200 OK\r\n\r\n{", "GET /v1/status: bad answer"},
 		{"huge head", "HTTP/1.0 200 OK\r\nX: " + strings.Repeat("a", maxHead) + "\r\n\r\n{}", "the answer's head is over 65536 bytes"},
+		// A line as long as the reader's buffer comes in two pieces: its
+		// end is not a blank line.
+		{"a line of 4096 bytes", "HTTP/1.0 200 OK\r\nX: " + strings.Repeat("a", 4096-5) + "\r\n" + `Content-Length: 29` + "\r\n\r\n" + `{"services":[{"name":"web"}]}`, "web"},
+		{"interim answers", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n" + `{"services":[{"name":"web"}]}`, "web"},
+		{"endless interim answers", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 20), "more than 8 interim answers (103 Early Hints)"},
+		{"folded line", "HTTP/1.0 200 OK\r\nX: a\r\n Content-Length: 2\r\n\r\n{}", `a folded header line " Content-Length: 2"`},
+		{"space before colon", "HTTP/1.0 200 OK\r\nContent-Length : 2\r\n\r\n{}", `bad header line "Content-Length : 2"`},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", `a Transfer-Encoding ("chunked")`},
+		{"signed length", "HTTP/1.0 200 OK\r\nContent-Length: +2\r\n\r\n{}", `bad Content-Length "+2"`},
+		{"huge length", "HTTP/1.0 200 OK\r\nContent-Length: 99999999999\r\n\r\n{}", "the answer's body is over 268435456 bytes (Content-Length 99999999999)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,7 +46,7 @@ func (c *Client) exchange(ctx context.Context, method, target string) (answer, e
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return answer{}, fmt.Errorf("smoothserve at %s: %s %s: %w", c.path, method, target, OpCause(err))
+		return answer{}, fmt.Errorf("smoothserve at %s: %s %s: %w", c.path, method, target, err)
 	}
 	return a, nil
 }
@@ -56,58 +56,80 @@ func (c *Client) exchange(ctx context.Context, method, target string) (answer, e
 func roundTrip(rw io.ReadWriter, method, target string) (answer, error) {
 	req := method + " " + target + " HTTP/1.0\r\nHost: smoothserve\r\nContent-Length: 0\r\n\r\n"
 	if _, err := io.WriteString(rw, req); err != nil {
-		return answer{}, err
+		return answer{}, fmt.Errorf("sending the request: %w", OpCause(err))
 	}
 	return readAnswer(bufio.NewReader(rw))
 }
 
+// maxInterim bounds the interim (1xx) answers skipped before the final one.
+const maxInterim = 8
+
 // readAnswer reads an HTTP/1.x answer whose body ends at its Content-Length
-// or, without one, at the end of r.
+// or, without one, at the end of r. Interim answers (1xx) before it are
+// skipped: a server should send none to an HTTP/1.0 request, but net/http
+// sends what a handler writes.
 func readAnswer(r *bufio.Reader) (answer, error) {
-	head, err := readHead(r)
-	if err != nil {
-		return answer{}, err
-	}
-	a, length, err := parseHead(head)
-	if err != nil {
-		return answer{}, err
+	var a answer
+	length := -1
+	for i := 0; ; i++ {
+		head, err := readHead(r)
+		if err != nil {
+			return answer{}, err
+		}
+		if a, length, err = parseHead(head); err != nil {
+			return answer{}, err
+		}
+		if a.code >= 200 {
+			break
+		}
+		if i == maxInterim {
+			return answer{}, fmt.Errorf("more than %d interim answers (%s)", maxInterim, a.status)
+		}
 	}
 	if length >= 0 {
 		a.body = make([]byte, length)
 		if _, err := io.ReadFull(r, a.body); err != nil {
-			return answer{}, fmt.Errorf("the answer ended before its body of %d bytes did: %w", length, err)
+			return answer{}, fmt.Errorf("the answer ended before its body of %d bytes did: %w", length, OpCause(err))
 		}
 		return a, nil
 	}
-	a.body, err = io.ReadAll(io.LimitReader(r, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
-		return answer{}, fmt.Errorf("reading the answer's body: %w", err)
+		return answer{}, fmt.Errorf("reading the answer's body: %w", OpCause(err))
 	}
-	if len(a.body) > maxBody {
+	if len(body) > maxBody {
 		return answer{}, fmt.Errorf("the answer's body is over %d bytes", maxBody)
 	}
+	a.body = body
 	return a, nil
 }
 
 // readHead reads the head: its lines up to the blank one that ends it,
-// which it leaves out.
+// which it leaves out. A line longer than r's buffer comes in pieces, and
+// only a whole line is looked at.
 func readHead(r *bufio.Reader) ([]byte, error) {
 	var head []byte
+	lineStart := 0
 	for {
-		line, err := r.ReadSlice('\n')
-		if err == nil && len(head) > 0 && (string(line) == "\r\n" || string(line) == "\n") {
-			return head, nil
-		}
+		piece, err := r.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if len(head)+len(line) == 0 && errors.Is(err, io.EOF) {
+			if len(head)+len(piece) == 0 && errors.Is(err, io.EOF) {
 				return nil, errors.New("the daemon closed the connection without an answer")
 			}
-			return nil, fmt.Errorf("the answer's head ended early: %w", err)
+			return nil, fmt.Errorf("the answer's head ended early: %w", OpCause(err))
 		}
-		head = append(head, line...)
+		head = append(head, piece...)
 		if len(head) > maxHead {
 			return nil, fmt.Errorf("the answer's head is over %d bytes", maxHead)
 		}
+		if err != nil {
+			continue // the rest of the line comes next
+		}
+		line := string(head[lineStart:])
+		if lineStart > 0 && (line == "\r\n" || line == "\n") {
+			return head[:lineStart], nil
+		}
+		lineStart = len(head)
 	}
 }
 
@@ -127,15 +149,27 @@ func parseHead(head []byte) (answer, int, error) {
 	}
 	length := -1
 	for _, l := range lines[1:] {
-		name, value, ok := strings.Cut(strings.TrimSuffix(l, "\r"), ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
+		l = strings.TrimSuffix(l, "\r")
+		name, value, ok := strings.Cut(l, ":")
+		switch {
+		case strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t"):
+			return answer{}, 0, fmt.Errorf("a folded header line %q", truncate(l))
+		case !ok || strings.ContainsAny(name, " \t"):
+			return answer{}, 0, fmt.Errorf("bad header line %q", truncate(l))
+		case strings.EqualFold(name, "Transfer-Encoding"):
+			return answer{}, 0, fmt.Errorf("a Transfer-Encoding (%q) in the answer to an HTTP/1.0 request", truncate(strings.TrimSpace(value)))
+		case !strings.EqualFold(name, "Content-Length"):
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(value))
-		if err != nil || n < 0 || n > maxBody || length >= 0 && n != length {
+		value = strings.TrimSpace(value)
+		n, err := strconv.ParseUint(value, 10, 63)
+		if err != nil || length >= 0 && int(n) != length {
 			return answer{}, 0, fmt.Errorf("bad Content-Length %q", truncate(value))
 		}
-		length = n
+		if n > maxBody {
+			return answer{}, 0, fmt.Errorf("the answer's body is over %d bytes (Content-Length %d)", maxBody, n)
+		}
+		length = int(n)
 	}
 	return answer{code: code, status: strings.TrimSpace(rest)}, length, nil
 }
