@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"smoothserve/control/api"
+	"smoothserve/internal/tcptest"
 )
 
 // fakeDaemon listens on a unix socket and answers every connection with
@@ -32,16 +33,7 @@ func fakeDaemon(t *testing.T, answer string) (path string, got <-chan string) {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				var head strings.Builder
-				for {
-					l, err := br.ReadString('\n')
-					head.WriteString(l)
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
-				heads <- head.String()
+				heads <- tcptest.ReadHead(bufio.NewReader(c))
 				c.Write([]byte(answer))
 			}()
 		}

@@ -1,7 +1,9 @@
 package tcptest
 
 import (
+	"bufio"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -104,4 +106,17 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// ReadHead reads an HTTP message head from br: its lines up to and with
+// the blank one that ends it, or what came before an error.
+func ReadHead(br *bufio.Reader) string {
+	var head strings.Builder
+	for {
+		l, err := br.ReadString('\n')
+		head.WriteString(l)
+		if err != nil || l == "\r\n" || l == "\n" {
+			return head.String()
+		}
+	}
 }
