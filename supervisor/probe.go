@@ -127,9 +127,8 @@ func healthExchange(ctx context.Context, addr string, req *http.Request) (int, s
 		return 0, "", err
 	}
 	defer c.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		c.SetDeadline(deadline)
-	}
+	// The context's end (its timeout, or its parent's) closes the
+	// connection, and so ends a write or read under way.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	req.Close = true
