@@ -51,20 +51,30 @@ type State struct {
 	StatesExact bool `json:"states_exact,omitempty"`
 }
 
-// Write replaces the state file at path with st, creating its folder.
+// Write replaces the state file at path with st, creating its folder. A
+// daemon writing it again and again uses a Writer.
 func Write(path string, st *State) error {
+	data, err := marshal(st)
+	if err != nil {
+		return fmt.Errorf("writing state file %s: %w", path, err)
+	}
+	if err := WriteFile(path, data); err != nil {
+		return fmt.Errorf("writing state file %w", err)
+	}
+	return nil
+}
+
+// marshal is the text of the state file for st.
+func marshal(st *State) ([]byte, error) {
 	c := *st
 	if c.Version == 0 {
 		c.Version = Version
 	}
 	data, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
-		return fmt.Errorf("writing state file %s: %w", path, err)
+		return nil, err
 	}
-	if err := WriteFile(path, append(data, '\n')); err != nil {
-		return fmt.Errorf("writing state file %w", err)
-	}
-	return nil
+	return append(data, '\n'), nil
 }
 
 // WriteFile replaces the file at path with data, creating its folder (0700)

@@ -50,6 +50,9 @@ func (e rolloutUnderWay) Is(target error) bool { return target == ErrRolloutUnde
 // readiness check first. Call it before Run.
 func (s *Supervisor) Handoff(stateFile string, prior *handoff.State, handedOver bool) {
 	s.stateFile = stateFile
+	if stateFile != "" {
+		s.stateOut = handoff.NewWriter(stateFile)
+	}
 	s.prior = prior
 	s.handedOver = handedOver && prior != nil && prior.StatesExact
 	if prior != nil && !prior.WrittenAt.IsZero() {
@@ -389,15 +392,15 @@ func (s *Supervisor) writeState(exact bool) error {
 		st.Instances = append(st.Instances, in)
 	}
 	s.leftMu.Unlock()
-	// A file is written (a new inode, a rename: the costliest part of a
-	// restart here) only when what the next smoothserve acts on changed:
+	// A file is written (the costliest part of a restart here, even
+	// through a Writer) only when what the next smoothserve acts on changed:
 	// not for an instance's State alone (starting, ready, draining),
 	// which it only shows — unless exact.
 	key, full := stateKeys(st)
 	if key == s.stateKey && (!exact || full == s.stateExact) {
 		return nil
 	}
-	if err := handoff.Write(s.stateFile, st); err != nil {
+	if err := s.stateOut.Write(st); err != nil {
 		return fmt.Errorf("writing the state file: %w", err)
 	}
 	s.stateKey, s.stateExact = key, full

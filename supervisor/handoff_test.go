@@ -336,3 +336,28 @@ func TestNewSlotStartsBesideAnInstanceLeftOnItsPort(t *testing.T) {
 		t.Errorf("the old instance pid %d still runs after StopLeftovers", old)
 	}
 }
+
+// The state file lists an instance with its identity from its start, not
+// only once it is ready: a crash while it starts must not orphan it, and
+// the next smoothserve verifies it by that identity.
+func TestStateFileIdentifiesAStartingInstance(t *testing.T) {
+	cfg := testConfig(t, 1, "nolisten")
+	cfg.Services[0].StartTimeout = 30 * time.Second
+	stateFile := filepath.Join(cfg.Dir, "state.json")
+	h := start(t, cfg, func(s *Supervisor) { s.Handoff(stateFile, nil, false) })
+	var listed handoff.Instance
+	eventually(t, 5*time.Second, "the state file lists web#0 starting", func() bool {
+		st, err := handoff.Read(stateFile)
+		if err != nil || len(st.Instances) != 1 {
+			return false
+		}
+		listed = st.Instances[0]
+		return listed.State == StateStarting.String()
+	})
+	if pid := h.instances()[0].Pid; listed.Pid != pid {
+		t.Fatalf("state file lists pid %d, the instance is pid %d", listed.Pid, pid)
+	}
+	if err := handoff.Verify(listed); err != nil || listed.StartTime == 0 || listed.Exe == "" {
+		t.Errorf("the starting instance is listed as %+v (verify: %v), want its start time and executable", listed, err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"syscall"
 	"time"
 
 	"smoothserve/control/api"
@@ -28,8 +30,17 @@ const (
 var ErrPortInUse = errors.New(api.PortInUse)
 
 // checkPortFree fails when something accepts connections on addr: starting
-// an instance there would fail, or worse, look ready at once.
+// an instance there would fail, or worse, look ready at once. It binds
+// addr as a listener would (SO_REUSEADDR), which fails only where one
+// listens; where that cannot tell (an address with a zone, or one this
+// machine does not have), it connects.
 func checkPortFree(ctx context.Context, addr string, port int) error {
+	if taken, err := bindFails(addr); err == nil {
+		if taken {
+			return fmt.Errorf("port %d is %w", port, ErrPortInUse)
+		}
+		return nil
+	}
 	d := net.Dialer{Timeout: dialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -37,6 +48,42 @@ func checkPortFree(ctx context.Context, addr string, port int) error {
 	}
 	c.Close()
 	return fmt.Errorf("port %d is %w", port, ErrPortInUse)
+}
+
+// bindFails reports whether binding a TCP socket to addr, with
+// SO_REUSEADDR, fails for the address being in use: what a listener
+// there gets. An error means the test could not be made. Four system
+// calls, no connection: the instance's port is checked at each start.
+func bindFails(addr string) (bool, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || ap.Addr().Zone() != "" {
+		return false, errors.New("not an address to bind")
+	}
+	ip := ap.Addr().Unmap()
+	var sa syscall.Sockaddr
+	family := syscall.AF_INET
+	if ip.Is4() {
+		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
+	} else {
+		family = syscall.AF_INET6
+		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return false, err
+	}
+	switch err := syscall.Bind(fd, sa); {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return true, nil
+	default:
+		return false, err
+	}
 }
 
 // waitReady polls addr until the instance answers: a TCP connect, or a 2xx
@@ -56,19 +103,12 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 			return nil
 		}
 	}
-	var last error
+	// The first probe waits for the first tick: a process just started
+	// (exec'd a moment ago) would only refuse one now. An adopted one
+	// waits that much longer.
+	last := errors.New("no probe answered yet")
+	probed := false
 	for {
-		if err := exited(); err != nil {
-			return err
-		}
-		err := probe(pctx, addr, healthPath, healthTimeout)
-		if err == nil {
-			return exited() // the answer may have come as the process died
-		}
-		// A probe cut short by the deadline says less than the one before.
-		if last == nil || pctx.Err() == nil {
-			last = err
-		}
 		select {
 		case <-p.Done():
 			return exited()
@@ -79,6 +119,18 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 			}
 			return fmt.Errorf("not ready within %v: %w", timeout, last)
 		}
+		if err := exited(); err != nil {
+			return err
+		}
+		err := probe(pctx, addr, healthPath, healthTimeout)
+		if err == nil {
+			return exited() // the answer may have come as the process died
+		}
+		// A probe cut short by the deadline says less than the one before.
+		if pctx.Err() == nil || !probed {
+			last = err
+		}
+		probed = true
 	}
 }
 

@@ -3,8 +3,11 @@ package supervisor
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,5 +92,92 @@ func TestProbeTimesOut(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("probe took %v with a timeout of 300ms", took)
+	}
+}
+
+// A port is in use where something listens on it, on its address or on
+// all of them; a port whose listener has gone, even with connections in
+// TIME_WAIT, is free, as a new listener could bind it.
+func TestCheckPortFree(t *testing.T) {
+	ctx := context.Background()
+	for _, on := range []string{"127.0.0.1", "0.0.0.0"} {
+		ln, err := net.Listen("tcp", on+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err := checkPortFree(ctx, addr, port); !errors.Is(err, ErrPortInUse) {
+			t.Errorf("a listener on %s: checkPortFree(%s) = %v, want ErrPortInUse", ln.Addr(), addr, err)
+		}
+		// The listener's side closes first, so its port holds a TIME_WAIT.
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		c.Read(make([]byte, 1))
+		c.Close()
+		ln.Close()
+		if err := checkPortFree(ctx, addr, port); err != nil {
+			t.Errorf("after the listener on %s closed: checkPortFree(%s) = %v, want nil", on, addr, err)
+		}
+		again, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("checkPortFree said free, yet a listener cannot bind: %v", err)
+		}
+		again.Close()
+	}
+	if _, err := bindFails("[fe80::1%lo]:80"); err == nil {
+		t.Error("bindFails of an address with a zone: no error, want one (checkPortFree connects instead)")
+	}
+}
+
+// fakeProcess is a process that runs until exit is closed.
+type fakeProcess struct{ exit chan struct{} }
+
+func (p fakeProcess) Pid() int                    { return 1 }
+func (p fakeProcess) Done() <-chan struct{}       { return p.exit }
+func (p fakeProcess) Err() error                  { return nil }
+func (p fakeProcess) Signal(syscall.Signal) error { return nil }
+
+// A started process is first probed one poll interval after its start
+// (at once it could only refuse), and is ready at that probe if it
+// answers; one that exits is not waited for.
+func TestWaitReadyFirstProbe(t *testing.T) {
+	addr, heads, _ := answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	start := time.Now()
+	if err := waitReady(context.Background(), fakeProcess{make(chan struct{})}, addr, "/healthz", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < pollInterval {
+		t.Errorf("ready after %v, before the first poll interval (%v)", took, pollInterval)
+	}
+	<-heads
+	select {
+	case h := <-heads:
+		t.Errorf("a second probe %q, want one", h)
+	default:
+	}
+
+	exit := make(chan struct{})
+	close(exit)
+	start = time.Now()
+	err := waitReady(context.Background(), fakeProcess{exit}, addr, "/healthz", 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Errorf("waitReady of an exited process = %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("an exited process was waited for %v", took)
+	}
+
+	// A timeout before the first probe says so.
+	err = waitReady(context.Background(), fakeProcess{make(chan struct{})}, addr, "/healthz", time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not ready within 1ms: no probe answered yet") {
+		t.Errorf("waitReady with a timeout under the poll interval = %v", err)
 	}
 }

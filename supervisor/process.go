@@ -41,6 +41,11 @@ type childProcess struct {
 	err  error // written by the reaping goroutine before it closes done
 }
 
+// devNull is /dev/null, opened once for reading: the standard input of
+// every instance (os/exec would open and close it for each start). It is
+// never closed.
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+
 // startChild starts cmd and a goroutine to reap it. cmd must have its own
 // process group (Setpgid), and files, not pipes, for its output, so that Wait
 // returns as soon as the process exits.
@@ -52,6 +57,11 @@ type childProcess struct {
 // reap the child, so it is the child's. Without one (a kernel before 5.3)
 // cmd.Wait waits alone.
 func startChild(cmd *exec.Cmd) (*childProcess, error) {
+	if cmd.Stdin == nil {
+		if f, err := devNull(); err == nil {
+			cmd.Stdin = f
+		}
+	}
 	// At smoothserve's own priority, even while it starts below it.
 	if err := priority.Start(cmd.Start); err != nil {
 		return nil, err

@@ -57,7 +57,8 @@ type Supervisor struct {
 	handedOver bool        // prior was written for this process by the one handing over to it now
 	detached   atomic.Bool // Detach: let instances go instead of stopping them
 
-	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen and the keys
+	stateMu     sync.Mutex      // serialises writes of the state file; guards stateFrozen, the keys and stateOut
+	stateOut    *handoff.Writer // of stateFile; made by Handoff
 	stateFrozen bool
 	stateKey    string // what the state file last written says that matters (writeState)
 	stateExact  string // all it says but when and by whom it was written
@@ -136,16 +137,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.errsMu.Unlock()
 	stopState()
 	<-stateDone
-	if !s.detached.Load() {
+	s.stateMu.Lock()
+	if !s.detached.Load() && !s.stateFrozen {
 		// Everything stopped: the state file says so.
-		s.stateMu.Lock()
-		if !s.stateFrozen {
-			if err := s.writeState(false); err != nil {
-				errs = append(errs, err)
-			}
+		if err := s.writeState(false); err != nil {
+			errs = append(errs, err)
 		}
-		s.stateMu.Unlock()
 	}
+	if s.stateOut != nil {
+		if err := s.stateOut.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.stateMu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -153,3 +153,27 @@ func selfCPU(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// readProc reads a /proc file whole, however long, and its errors are
+// os.ReadFile's: a file that does not exist is fs.ErrNotExist.
+func TestReadProc(t *testing.T) {
+	for _, path := range []string{"/proc/self/stat", "/proc/self/maps", "/proc/self/status"} {
+		got, err := readProc(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The files change between reads (times, memory); their first
+		// line's first field, and a length of the same order, do not.
+		if len(got) == 0 || len(got) < len(want)/2 || len(got) > 2*len(want) ||
+			strings.Fields(string(got))[0] != strings.Fields(string(want))[0] {
+			t.Errorf("readProc(%s): %d bytes beginning %.40q, os.ReadFile %d beginning %.40q", path, len(got), got, len(want), want)
+		}
+	}
+	if _, err := readProc("/proc/0/stat"); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/proc/0/stat") {
+		t.Errorf("readProc of a pid that does not exist: %v, want fs.ErrNotExist naming the file", err)
+	}
+}

@@ -1,0 +1,191 @@
+package handoff
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// names lists the folder's entries.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func readBack(t *testing.T, path string, want *State) {
+	t.Helper()
+	got, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Read after a Writer's Write:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A Writer's writes exchange two files: the state file is always a whole
+// one, no file is made after the second write, and the spare holds the
+// text before.
+func TestWriterExchangesTwoFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	path := filepath.Join(dir, "state.json")
+	w := NewWriter(path)
+	spare := filepath.Join(dir, ".state.json.spare."+strconv.Itoa(os.Getpid()))
+
+	st := sampleState()
+	if err := w.Write(st); err != nil { // no file yet: the spare becomes it
+		t.Fatal(err)
+	}
+	readBack(t, path, st)
+	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
+		t.Fatalf("after the first write the folder holds %v, want only state.json", got)
+	}
+	first := inode(t, path)
+
+	var inodes []uint64
+	for i := range 6 {
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Shorter and longer texts in turn: the spare is truncated.
+		st.Instances = st.Instances[:1+i%2]
+		st.DaemonPid = 5000 + i
+		if err := w.Write(st); err != nil {
+			t.Fatal(err)
+		}
+		readBack(t, path, st)
+		if got, err := os.ReadFile(spare); err != nil || string(got) != string(before) {
+			t.Fatalf("write %d: the spare holds %q (%v), want the text before, %q", i, got, err, before)
+		}
+		inodes = append(inodes, inode(t, path))
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("write %d: state file %v (%v), want mode 0600", i, fi.Mode(), err)
+		}
+	}
+	second := inodes[0]
+	if second == first {
+		t.Fatalf("the second write left the state file's inode %d as it was", first)
+	}
+	for i, ino := range inodes {
+		if want := []uint64{second, first}[i%2]; ino != want {
+			t.Errorf("write %d: state file inode %d, want %d: the two files are exchanged, no new one made", i, ino, want)
+		}
+	}
+
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
+		t.Errorf("after Close the folder holds %v, want only state.json", got)
+	}
+	readBack(t, path, st)
+	if err := w.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+}
+
+// The spares of processes that are gone are removed at the first write;
+// a running process's spare is left alone.
+func TestWriterRemovesStaleSpares(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	live := exec.Command("sleep", "30")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
+	stale := ".state.json.spare." + strconv.Itoa(gone.Process.Pid)
+	kept := ".state.json.spare." + strconv.Itoa(live.Process.Pid)
+	other := ".state.json.spare.x" // not a spare's name: not touched
+	for _, n := range []string{stale, kept, other} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewWriter(path)
+	if err := w.Write(sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	got := names(t, dir)
+	if slices.Contains(got, stale) {
+		t.Errorf("the spare of gone pid %d is still there: %v", gone.Process.Pid, got)
+	}
+	if !slices.Contains(got, kept) || !slices.Contains(got, other) {
+		t.Errorf("a running process's spare, or another file, was removed: %v", got)
+	}
+}
+
+// Where the file system cannot exchange, every write is a new file renamed
+// over the state file, and no spare is left.
+func TestWriterWithoutExchange(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	w := NewWriter(path)
+	calls := 0
+	w.exchange = func(a, b string) error { calls++; return syscall.EINVAL }
+	st := sampleState()
+	if err := Write(path, st); err != nil { // a file there: the exchange is tried
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		st.DaemonPid = 6000 + i
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		readBack(t, path, st)
+		if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
+			t.Fatalf("write %d: the folder holds %v, want only state.json", i, got)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("the exchange was tried %d times, want once", calls)
+	}
+}
+
+// An exchange that fails otherwise is an error naming the state file, and
+// the state file stays as it was.
+func TestWriterExchangeError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	st := sampleState()
+	if err := Write(path, st); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(path)
+	w.exchange = func(a, b string) error { return syscall.EIO }
+	next := sampleState()
+	next.DaemonPid = 7
+	err := w.Write(next)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Write with a failing exchange: %v, want an error naming %s", err, path)
+	}
+	readBack(t, path, st)
+}
