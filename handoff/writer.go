@@ -83,10 +83,17 @@ func (w *Writer) write(data []byte) error {
 		removeStaleSpares(w.path)
 		w.ready = true
 	}
-	if err := writeOver(w.spare, data); err != nil {
+	err := writeOver(w.spare, data)
+	if errors.Is(err, syscall.ELOOP) {
+		// A symbolic link at the state file's path came here in the last
+		// exchange: the next file is a file of its own.
+		os.Remove(w.spare)
+		err = writeOver(w.spare, data)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", w.path, err)
 	}
-	err := w.exchange(w.spare, w.path)
+	err = w.exchange(w.spare, w.path)
 	switch {
 	case err == nil:
 		return nil

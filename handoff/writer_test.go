@@ -189,3 +189,29 @@ func TestWriterExchangeError(t *testing.T) {
 	}
 	readBack(t, path, st)
 }
+
+// A state file that is a symbolic link is replaced by a file, as a
+// rename over it would, and the writes after go on.
+func TestWriterOverASymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	elsewhere := filepath.Join(dir, "elsewhere.json")
+	if err := Write(elsewhere, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, path); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(path)
+	st := sampleState()
+	for i := range 3 {
+		st.DaemonPid = 8000 + i
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		readBack(t, path, st)
+		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("write %d: the state file is %v (%v), want a regular file", i, fi.Mode(), err)
+		}
+	}
+}
