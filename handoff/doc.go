@@ -15,5 +15,7 @@
 // executable; Adopt opens a pidfd first and verifies second, so the pidfd
 // it keeps refers to the recorded process and a pid reused later is never
 // signalled. A state file on disk is always a whole one: Write replaces it
-// atomically, and a Writer exchanges it with a spare written whole before.
+// atomically, and a Writer exchanges it with a spare written whole before
+// (short of a power loss, after which the instances are gone too: see
+// Writer).
 package handoff

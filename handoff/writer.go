@@ -24,19 +24,28 @@ import (
 // spare then holds the text before, to be written over next time. The
 // spare's name holds the writer's pid, so that two processes writing one
 // state file (an upgrade's old and new daemon, for a moment) never write
-// into one spare. Where path does not exist yet, the spare is renamed to
-// it; where the file system cannot exchange, every write is WriteFile's.
+// into one spare. A spare is written only if it is a file of its own: a
+// regular file of this process's user with one link (what came from path
+// in an exchange may be a symbolic link, a hard link, another user's
+// file), else it is made anew; and it is made 0600. Where path does not
+// exist yet, or the exchange fails, the spare is renamed to path, as
+// WriteFile does; where the file system cannot exchange at all, every
+// write is WriteFile's.
 //
-// A reader that opened path before one exchange and still reads it after
-// the next write could read the spare being written over; reads of the
-// state file are one read(2) of a few KiB, and writes are tens of
-// milliseconds apart at the least.
+// What a reader sees: path always names a whole file. A reader that keeps
+// it open across the next two writes could read it being written over;
+// the daemon reads it only when no other process writes it (the old one
+// is frozen during a hand-over; a crashed one writes nothing). After a
+// power loss the file may be older than the last write, or empty (no
+// rename asks ext4 to write it out first): Read fails, and the instances
+// it listed are gone anyway.
 //
 // A Writer is not safe for concurrent use; the supervisor serialises its
 // writes.
 type Writer struct {
 	path, spare string
-	ready       bool // the folder exists and stale spares are removed
+	swept       bool // stale spares were removed
+	spareMade   bool // a file of ours is at the spare's name
 	noExchange  bool // the file system refused an exchange: WriteFile
 	// exchange swaps the files at two paths; renameat2 but in tests.
 	exchange func(a, b string) error
@@ -76,68 +85,123 @@ func (w *Writer) write(data []byte) error {
 	if w.noExchange {
 		return WriteFile(w.path, data)
 	}
-	if !w.ready {
-		if err := os.MkdirAll(filepath.Dir(w.path), 0o700); err != nil {
-			return fmt.Errorf("%s: %w", w.path, err)
-		}
+	if !w.swept {
 		removeStaleSpares(w.path)
-		w.ready = true
+		w.swept = true
 	}
-	err := writeOver(w.spare, data)
-	if errors.Is(err, syscall.ELOOP) {
-		// A symbolic link at the state file's path came here in the last
-		// exchange: the next file is a file of its own.
-		os.Remove(w.spare)
-		err = writeOver(w.spare, data)
-	}
-	if err != nil {
+	if err := w.writeSpare(data); err != nil {
 		return fmt.Errorf("%s: %w", w.path, err)
 	}
-	err = w.exchange(w.spare, w.path)
-	switch {
-	case err == nil:
+	err := w.exchange(w.spare, w.path)
+	if err == nil {
 		return nil
-	case errors.Is(err, syscall.ENOENT):
-		// No state file yet: the spare becomes it.
-	case errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOSYS), errors.Is(err, syscall.EOPNOTSUPP):
-		w.noExchange = true // and this once, the spare is renamed over it
-	default:
-		return fmt.Errorf("%s: exchanging with %s: %w", w.path, filepath.Base(w.spare), err)
 	}
-	if err := os.Rename(w.spare, w.path); err != nil {
-		return fmt.Errorf("%s: %w", w.path, err)
+	switch {
+	case errors.Is(err, syscall.ENOENT): // no state file yet
+	case errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOSYS),
+		errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.EPERM):
+		w.noExchange = true // a file system (or a sandbox) without it
+	}
+	// The spare becomes the state file, as WriteFile's temporary file does.
+	w.spareMade = false
+	if rerr := os.Rename(w.spare, w.path); rerr != nil {
+		return fmt.Errorf("%s: exchanging with %s: %v; renaming it: %w", w.path, filepath.Base(w.spare), err, rerr)
 	}
 	return nil
 }
 
-// writeOver makes the file at path hold data, written over in place
-// (created 0600 if missing).
-func writeOver(path string, data []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+// writeSpare makes the spare hold data: written over in place when it is
+// a file of its own, else made anew; the folder too, if it is gone.
+func (w *Writer) writeSpare(data []byte) error {
+	fd, err := w.openSpare()
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", filepath.Base(path), err)
+		return err
 	}
 	defer unix.Close(fd)
+	name := filepath.Base(w.spare)
 	for off := 0; off < len(data); {
 		n, err := unix.Pwrite(fd, data[off:], int64(off))
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+			return fmt.Errorf("writing %s: %w", name, err)
 		}
 		off += n
 	}
 	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
-		return fmt.Errorf("truncating %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("truncating %s: %w", name, err)
 	}
 	return nil
 }
 
-// Close removes the writer's spare. The state file stays.
+// openSpare opens the spare for writing, if it is a regular file of this
+// process's user with one link, made 0600; anything else at its name is
+// removed and the spare made anew.
+func (w *Writer) openSpare() (int, error) {
+	name := filepath.Base(w.spare)
+	fd, err := unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ENOENT) { // the folder is gone (or not made yet)
+		if err := os.MkdirAll(filepath.Dir(w.spare), 0o700); err != nil {
+			return -1, fmt.Errorf("making the folder of %s: %w", name, err)
+		}
+		fd, err = unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	}
+	if err == nil {
+		if err = ownFile(fd); err == nil {
+			w.spareMade = true
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	// Not ours to write over (see Writer): made anew.
+	if rerr := unix.Unlink(w.spare); rerr != nil && !errors.Is(rerr, syscall.ENOENT) {
+		return -1, fmt.Errorf("%s: %v; removing it: %w", name, err, rerr)
+	}
+	fd, err = unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return -1, fmt.Errorf("making %s: %w", name, err)
+	}
+	w.spareMade = true
+	if err := ownFile(fd); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("making %s: %w", name, err)
+	}
+	return fd, nil
+}
+
+// errNotOwn is why an open spare is not written over.
+var errNotOwn = errors.New("not a file of this process's own")
+
+// ownFile checks that fd is a regular file of this process's user with one
+// link, and makes it 0600 (a umask may have made it less).
+func ownFile(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Uid != uint32(os.Geteuid()) {
+		return errNotOwn
+	}
+	if st.Mode&0o7777 != 0o600 {
+		return unix.Fchmod(fd, 0o600)
+	}
+	return nil
+}
+
+// Close removes the writer's spare, if it made one. The state file stays.
 func (w *Writer) Close() error {
+	if !w.spareMade {
+		return nil
+	}
+	w.spareMade = false
 	if err := os.Remove(w.spare); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("state file %s: %w", w.path, err)
 	}
 	return nil
 }
+
+// Sweep has the next write remove the spares left by processes that are
+// gone, as the first write does: after a failed upgrade, the new process
+// may have left its own.
+func (w *Writer) Sweep() { w.swept = false }
 
 // removeStaleSpares removes the spares of path left by processes that are
 // gone (a daemon killed before its Close).
@@ -150,7 +214,7 @@ func removeStaleSpares(path string) {
 	prefix := sparePrefix(path)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), prefix))
-		if !strings.HasPrefix(e.Name(), prefix) || err != nil || pid == os.Getpid() {
+		if !strings.HasPrefix(e.Name(), prefix) || err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
 		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {

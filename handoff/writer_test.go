@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -170,8 +169,8 @@ func TestWriterWithoutExchange(t *testing.T) {
 	}
 }
 
-// An exchange that fails otherwise is an error naming the state file, and
-// the state file stays as it was.
+// An exchange that fails otherwise falls back to a rename, as WriteFile
+// does, and the next write tries the exchange again.
 func TestWriterExchangeError(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
@@ -180,38 +179,127 @@ func TestWriterExchangeError(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := NewWriter(path)
-	w.exchange = func(a, b string) error { return syscall.EIO }
-	next := sampleState()
-	next.DaemonPid = 7
-	err := w.Write(next)
-	if err == nil || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Write with a failing exchange: %v, want an error naming %s", err, path)
+	calls := 0
+	w.exchange = func(a, b string) error {
+		if calls++; calls == 1 {
+			return syscall.EIO
+		}
+		return exchange(a, b)
 	}
-	readBack(t, path, st)
-}
-
-// A state file that is a symbolic link is replaced by a file, as a
-// rename over it would, and the writes after go on.
-func TestWriterOverASymlink(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "state.json")
-	elsewhere := filepath.Join(dir, "elsewhere.json")
-	if err := Write(elsewhere, sampleState()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(elsewhere, path); err != nil {
-		t.Fatal(err)
-	}
-	w := NewWriter(path)
-	st := sampleState()
 	for i := range 3 {
-		st.DaemonPid = 8000 + i
+		st.DaemonPid = 7000 + i
 		if err := w.Write(st); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 		readBack(t, path, st)
-		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
-			t.Fatalf("write %d: the state file is %v (%v), want a regular file", i, fi.Mode(), err)
+	}
+	if calls != 3 {
+		t.Errorf("the exchange was tried %d times, want 3: an error of one is no reason to stop", calls)
+	}
+}
+
+// What an exchange brings to the spare's name is written over only if it
+// is a regular file of this process's user with one link: another user's
+// file, a hard link (a backup of the state file), a file made under a
+// tight umask are made anew or made 0600, and the writes go on.
+func TestWriterSpareIsItsOwn(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	backup := filepath.Join(dir, "backup.json")
+	st := sampleState()
+	if err := Write(path, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, backup); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(path)
+	for i := range 4 {
+		st.DaemonPid = 9000 + i
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
 		}
+		readBack(t, path, st)
+		if got, err := os.ReadFile(backup); err != nil || string(got) != string(kept) {
+			t.Fatalf("write %d wrote into a hard link of the old state file: %q (%v)", i, got, err)
+		}
+		if i == 1 && os.Geteuid() == 0 {
+			// The file at the spare's name now (the state file before)
+			// belongs to another user, 0644.
+			spare := filepath.Join(dir, ".state.json.spare."+strconv.Itoa(os.Getpid()))
+			if err := os.Chown(spare, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(spare, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			t.Errorf("write %d: the state file is %v, uid %d; want 0600, this process's", i, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+		}
+	}
+
+	old := syscall.Umask(0o277)
+	defer syscall.Umask(old)
+	path2 := filepath.Join(dir, "tight.json")
+	w2 := NewWriter(path2)
+	for i := range 3 {
+		if err := w2.Write(st); err != nil {
+			t.Fatalf("umask 0277, write %d: %v", i, err)
+		}
+		readBack(t, path2, st)
+	}
+}
+
+// The state file's folder, removed after a write, is made again.
+func TestWriterFolderRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	path := filepath.Join(dir, "state.json")
+	w := NewWriter(path)
+	st := sampleState()
+	for i := range 3 {
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		readBack(t, path, st)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Two writers of one state file (an upgrade's two daemons) taking turns:
+// the state file is always the last one written, and each writer's spare
+// is its own.
+func TestWritersTakingTurns(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	a, b := NewWriter(path), NewWriter(path)
+	b.spare = spareName(path, os.Getpid()+1) // as another process's
+	st := sampleState()
+	for i := range 8 {
+		st.DaemonPid = 100 + i
+		w := []*Writer{a, b}[i%2]
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		readBack(t, path, st)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
+		t.Errorf("after both Close the folder holds %v, want only state.json", got)
 	}
 }

@@ -192,7 +192,7 @@ func (in *instance) adoptProcess() (process, error) {
 		return p, nil
 	}
 	in.report(instanceEvent{state: StateStarting, pid: p.Pid()})
-	if err := waitReady(in.ctx, p, in.addr, in.cfg.HealthCheck, in.cfg.StartTimeout); err != nil {
+	if err := waitReady(in.ctx, p, in.addr, in.cfg.HealthCheck, in.cfg.StartTimeout, 0); err != nil { // running already: asked at once
 		// Adopted but not answering: the slot starts a new one.
 		err = in.notReady(p, err)
 		p.Close()
@@ -308,8 +308,12 @@ func (s *Supervisor) Freeze() error {
 func (s *Supervisor) Thaw() {
 	s.stateMu.Lock()
 	s.stateFrozen = false
-	// The failed process may have written the file: write it afresh.
+	// The failed process may have written the file: write it afresh, and
+	// remove its spare if it was killed.
 	s.stateKey, s.stateExact = "", ""
+	if s.stateOut != nil {
+		s.stateOut.Sweep()
+	}
 	s.stateMu.Unlock()
 	s.thaw(s.list())
 	s.changed()

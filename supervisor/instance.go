@@ -248,7 +248,9 @@ func (in *instance) start() (process, error) {
 	in.report(instanceEvent{state: StateStarting, pid: p.Pid(), startedAt: started})
 	sv.note(slog.LevelInfo, "%s pid %d started on :%d", in.name, p.Pid(), in.port)
 
-	err = waitReady(in.ctx, p, in.addr, cfg.HealthCheck, cfg.StartTimeout)
+	// A process exec'd a moment ago could only refuse a probe now: the
+	// first one waits a poll interval.
+	err = waitReady(in.ctx, p, in.addr, cfg.HealthCheck, cfg.StartTimeout, pollInterval)
 	if err == nil {
 		in.readyIn = time.Since(started)
 		return p, nil

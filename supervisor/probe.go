@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
-	"syscall"
 	"time"
 
 	"smoothserve/control/api"
@@ -30,17 +28,8 @@ const (
 var ErrPortInUse = errors.New(api.PortInUse)
 
 // checkPortFree fails when something accepts connections on addr: starting
-// an instance there would fail, or worse, look ready at once. It binds
-// addr as a listener would (SO_REUSEADDR), which fails only where one
-// listens; where that cannot tell (an address with a zone, or one this
-// machine does not have), it connects.
+// an instance there would fail, or worse, look ready at once.
 func checkPortFree(ctx context.Context, addr string, port int) error {
-	if taken, err := bindFails(addr); err == nil {
-		if taken {
-			return fmt.Errorf("port %d is %w", port, ErrPortInUse)
-		}
-		return nil
-	}
 	d := net.Dialer{Timeout: dialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -50,50 +39,16 @@ func checkPortFree(ctx context.Context, addr string, port int) error {
 	return fmt.Errorf("port %d is %w", port, ErrPortInUse)
 }
 
-// bindFails reports whether binding a TCP socket to addr, with
-// SO_REUSEADDR, fails for the address being in use: what a listener
-// there gets. An error means the test could not be made. Four system
-// calls, no connection: the instance's port is checked at each start.
-func bindFails(addr string) (bool, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil || ap.Addr().Zone() != "" {
-		return false, errors.New("not an address to bind")
-	}
-	ip := ap.Addr().Unmap()
-	var sa syscall.Sockaddr
-	family := syscall.AF_INET
-	if ip.Is4() {
-		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
-	} else {
-		family = syscall.AF_INET6
-		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
-	}
-	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false, err
-	}
-	defer syscall.Close(fd)
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return false, err
-	}
-	switch err := syscall.Bind(fd, sa); {
-	case err == nil:
-		return false, nil
-	case errors.Is(err, syscall.EADDRINUSE):
-		return true, nil
-	default:
-		return false, err
-	}
-}
-
 // waitReady polls addr until the instance answers: a TCP connect, or a 2xx
-// to GET healthPath when set. It fails when p exits first, when timeout
-// passes (the last probe's error says why), or when ctx is done.
-func waitReady(ctx context.Context, p process, addr, healthPath string, timeout time.Duration) error {
+// to GET healthPath when set. The first probe comes after first (half of
+// timeout at most), the next ones every pollInterval. It fails when p exits
+// first, when timeout passes (the last probe's error says why), or when
+// ctx is done.
+func waitReady(ctx context.Context, p process, addr, healthPath string, timeout, first time.Duration) error {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+	next := time.NewTimer(min(first, timeout/2))
+	defer next.Stop()
 	// exited is why p failed to become ready if it has exited, else nil.
 	exited := func() error {
 		select {
@@ -103,19 +58,18 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 			return nil
 		}
 	}
-	// The first probe waits for the first tick: a process just started
-	// (exec'd a moment ago) would only refuse one now. An adopted one
-	// waits that much longer.
-	last := errors.New("no probe answered yet")
-	probed := false
+	var last error
 	for {
 		select {
 		case <-p.Done():
 			return exited()
-		case <-tick.C:
+		case <-next.C:
 		case <-pctx.Done():
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if last == nil {
+				last = errors.New("no probe made")
 			}
 			return fmt.Errorf("not ready within %v: %w", timeout, last)
 		}
@@ -127,10 +81,10 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout 
 			return exited() // the answer may have come as the process died
 		}
 		// A probe cut short by the deadline says less than the one before.
-		if pctx.Err() == nil || !probed {
+		if last == nil || pctx.Err() == nil {
 			last = err
 		}
-		probed = true
+		next.Reset(pollInterval)
 	}
 }
 
