@@ -36,9 +36,10 @@ import (
 // it open across the next two writes could read it being written over;
 // the daemon reads it only when no other process writes it (the old one
 // is frozen during a hand-over; a crashed one writes nothing). After a
-// power loss the file may be older than the last write, or empty (no
-// rename asks ext4 to write it out first): Read fails, and the instances
-// it listed are gone anyway.
+// power loss the file may be older than the last write, empty, or a mix
+// of two writes (no rename asks ext4 to write it out first, and writes
+// in place are not ordered): Read fails or lists processes that are gone,
+// and the instances it listed are gone anyway.
 //
 // A Writer is not safe for concurrent use; the supervisor serialises its
 // writes.
@@ -103,10 +104,10 @@ func (w *Writer) write(data []byte) error {
 		w.noExchange = true // a file system (or a sandbox) without it
 	}
 	// The spare becomes the state file, as WriteFile's temporary file does.
-	w.spareMade = false
 	if rerr := os.Rename(w.spare, w.path); rerr != nil {
 		return fmt.Errorf("%s: exchanging with %s: %v; renaming it: %w", w.path, filepath.Base(w.spare), err, rerr)
 	}
+	w.spareMade = false
 	return nil
 }
 
@@ -117,17 +118,22 @@ func (w *Writer) writeSpare(data []byte) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
 	name := filepath.Base(w.spare)
 	for off := 0; off < len(data); {
 		n, err := unix.Pwrite(fd, data[off:], int64(off))
 		if err != nil {
+			unix.Close(fd)
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
 		off += n
 	}
 	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("truncating %s: %w", name, err)
+	}
+	// Some file systems (NFS) say only now that the data did not fit.
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("closing %s: %w", name, err)
 	}
 	return nil
 }
@@ -137,12 +143,15 @@ func (w *Writer) writeSpare(data []byte) error {
 // removed and the spare made anew.
 func (w *Writer) openSpare() (int, error) {
 	name := filepath.Base(w.spare)
-	fd, err := unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	// O_NONBLOCK: a FIFO there fails the open (ENXIO) instead of
+	// blocking it; regular files ignore it.
+	const flags = unix.O_WRONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	fd, err := unix.Open(w.spare, flags|unix.O_CREAT, 0o600)
 	if errors.Is(err, syscall.ENOENT) { // the folder is gone (or not made yet)
 		if err := os.MkdirAll(filepath.Dir(w.spare), 0o700); err != nil {
 			return -1, fmt.Errorf("making the folder of %s: %w", name, err)
 		}
-		fd, err = unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		fd, err = unix.Open(w.spare, flags|unix.O_CREAT, 0o600)
 	}
 	if err == nil {
 		if err = ownFile(fd); err == nil {
@@ -151,19 +160,18 @@ func (w *Writer) openSpare() (int, error) {
 		}
 		unix.Close(fd)
 	}
-	// Not ours to write over (see Writer): made anew.
+	// Not ours to write over (see Writer): made anew. A file made here is
+	// ours whatever owner the file system shows (NFS squashing, a vfat
+	// mount's uid=), and its mode is set as far as the file system lets.
 	if rerr := unix.Unlink(w.spare); rerr != nil && !errors.Is(rerr, syscall.ENOENT) {
 		return -1, fmt.Errorf("%s: %v; removing it: %w", name, err, rerr)
 	}
-	fd, err = unix.Open(w.spare, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	fd, err = unix.Open(w.spare, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
 	if err != nil {
 		return -1, fmt.Errorf("making %s: %w", name, err)
 	}
 	w.spareMade = true
-	if err := ownFile(fd); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("making %s: %w", name, err)
-	}
+	unix.Fchmod(fd, 0o600) // a umask may have made it less
 	return fd, nil
 }
 
@@ -217,7 +225,9 @@ func removeStaleSpares(path string) {
 		if !strings.HasPrefix(e.Name(), prefix) || err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		// Gone, or a zombie (a new daemon killed at a failed upgrade, not
+		// reaped yet): its spare is of no use to anyone.
+		if st, err := readStat(pid); errors.Is(err, ErrGone) || err == nil && st.Exited() {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -7,8 +7,10 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // names lists the folder's entries.
@@ -121,6 +123,21 @@ func TestWriterRemovesStaleSpares(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
+	// A process killed and not reaped yet (a zombie) is gone too.
+	zombie := exec.Command("sleep", "30")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	zombie.Process.Kill()
+	t.Cleanup(func() { zombie.Wait() })
+	waitFor(t, "the killed child to be a zombie", 5*time.Second, func() bool {
+		st, err := readStat(zombie.Process.Pid)
+		return err == nil && st.Exited()
+	})
+	dead := ".state.json.spare." + strconv.Itoa(zombie.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, dead), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	stale := ".state.json.spare." + strconv.Itoa(gone.Process.Pid)
 	kept := ".state.json.spare." + strconv.Itoa(live.Process.Pid)
 	other := ".state.json.spare.x" // not a spare's name: not touched
@@ -134,6 +151,9 @@ func TestWriterRemovesStaleSpares(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := names(t, dir)
+	if slices.Contains(got, dead) {
+		t.Errorf("the spare of zombie pid %d is still there: %v", zombie.Process.Pid, got)
+	}
 	if slices.Contains(got, stale) {
 		t.Errorf("the spare of gone pid %d is still there: %v", gone.Process.Pid, got)
 	}
@@ -256,6 +276,9 @@ func TestWriterSpareIsItsOwn(t *testing.T) {
 			t.Fatalf("umask 0277, write %d: %v", i, err)
 		}
 		readBack(t, path2, st)
+		if fi, err := os.Stat(path2); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("umask 0277, write %d: the state file is %v (%v), want 0600", i, fi.Mode(), err)
+		}
 	}
 }
 
@@ -301,5 +324,52 @@ func TestWritersTakingTurns(t *testing.T) {
 	}
 	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
 		t.Errorf("after both Close the folder holds %v, want only state.json", got)
+	}
+}
+
+// A state file that is a symbolic link is replaced by a file, as a
+// rename over it would, and the writes after go on.
+func TestWriterOverASymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	elsewhere := filepath.Join(dir, "elsewhere.json")
+	if err := Write(elsewhere, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, path); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(path)
+	st := sampleState()
+	for i := range 3 {
+		st.DaemonPid = 8000 + i
+		if err := w.Write(st); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		readBack(t, path, st)
+		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("write %d: the state file is %v (%v), want a regular file", i, fi.Mode(), err)
+		}
+	}
+}
+
+// A write whose exchange and rename both fail is an error naming the
+// state file, and Close still removes the spare it made.
+func TestWriterCloseAfterAFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	if err := os.MkdirAll(filepath.Join(path, "inside"), 0o700); err != nil { // a rename over it fails
+		t.Fatal(err)
+	}
+	w := NewWriter(path)
+	w.exchange = func(a, b string) error { return syscall.EBUSY }
+	if err := w.Write(sampleState()); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Write: %v, want an error naming %s", err, path)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"state.json"}) {
+		t.Errorf("after Close the folder holds %v, want only state.json (the spare removed)", got)
 	}
 }

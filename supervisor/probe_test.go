@@ -144,12 +144,19 @@ func (p fakeProcess) Err() error                  { return nil }
 func (p fakeProcess) Signal(syscall.Signal) error { return nil }
 
 // A started process is first probed one poll interval after its start
-// (at once it could only refuse), and is ready at that probe if it
-// answers; an adopted one, running already, is probed at once; a start
-// timeout shorter than the interval still gets a probe; one that exits
-// is not waited for.
+// (at once it could only refuse), or at half its start timeout if that is
+// sooner; an adopted one, running already, is probed at once; one that
+// exits is not waited for.
 func TestWaitReadyFirstProbe(t *testing.T) {
 	addr, heads, _ := answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	probed := func(what string) {
+		t.Helper()
+		select {
+		case <-heads:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no probe reached the instance", what)
+		}
+	}
 	running := fakeProcess{make(chan struct{})}
 	start := time.Now()
 	if err := waitReady(context.Background(), running, addr, "/healthz", 5*time.Second, pollInterval); err != nil {
@@ -158,26 +165,32 @@ func TestWaitReadyFirstProbe(t *testing.T) {
 	if took := time.Since(start); took < pollInterval {
 		t.Errorf("ready after %v, before the first poll interval (%v)", took, pollInterval)
 	}
-	<-heads
+	probed("a new process")
 	select {
 	case h := <-heads:
 		t.Errorf("a second probe %q, want one", h)
 	default:
 	}
 
+	// Asked at once: long before a first probe of 2 s would be.
 	start = time.Now()
 	if err := waitReady(context.Background(), running, addr, "/healthz", 5*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took >= pollInterval {
-		t.Errorf("asked at once, ready after %v", took)
+	if took := time.Since(start); took >= time.Second {
+		t.Errorf("an adopted process asked at once was ready after %v", took)
 	}
-	<-heads
+	probed("an adopted process")
 
-	if err := waitReady(context.Background(), running, addr, "/healthz", 10*time.Millisecond, pollInterval); err != nil {
-		t.Errorf("a start timeout of 10ms, under the poll interval: %v, want ready (a probe at 5ms)", err)
+	// A start timeout of 400 ms: the first probe at 200 ms, not at 10 s.
+	start = time.Now()
+	if err := waitReady(context.Background(), running, addr, "/healthz", 400*time.Millisecond, 10*time.Second); err != nil {
+		t.Errorf("first probe at half a start timeout of 400ms: %v, want ready", err)
 	}
-	<-heads
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("ready after %v, before half the start timeout", took)
+	}
+	probed("a short start timeout")
 
 	exit := make(chan struct{})
 	close(exit)
