@@ -328,7 +328,11 @@ func TestDeadInstanceIsSkipped(t *testing.T) {
 	set := upstream.NewSet("s", time.Second)
 	set.Add(upstream.NewBackend("s", 0, dead.addr()))
 	set.Add(upstream.NewBackend("s", 1, live.addr()))
-	dead.srv.Close() // refuses connections from now on
+	// Refuses connections from now on. The listener itself is closed:
+	// srv.Close alone leaves it open (its backlog completing connects)
+	// until the goroutine in Serve has started, if it has not.
+	dead.srv.Close()
+	dead.ln.Close()
 	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
 	cl := dial(t, f.addr)
 	for i := 0; i < 10; i++ {
