@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"smoothserve/config"
 	"smoothserve/handoff"
+	"smoothserve/internal/procstat"
 )
 
 // Handing instances over to the next smoothserve (an upgrade) or taking
@@ -205,32 +205,12 @@ func (in *instance) adoptProcess() (process, error) {
 // processStart converts a /proc start time (clock ticks after boot) to a
 // wall time; the zero time if it cannot.
 func processStart(ticks uint64) time.Time {
-	boot := bootTime()
-	if boot.IsZero() {
-		return boot
-	}
-	const clockTicks = 100 // USER_HZ, 100 on every Linux this runs on
-	return boot.Add(time.Duration(ticks) * time.Second / clockTicks)
-}
-
-// bootTime is when the machine booted (/proc/stat's btime, read once); the
-// zero time if it cannot be read.
-var bootTime = sync.OnceValue(func() time.Time {
-	b, err := os.ReadFile("/proc/stat")
+	t, err := procstat.Stat{StartTime: ticks}.Started()
 	if err != nil {
 		return time.Time{}
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				return time.Time{}
-			}
-			return time.Unix(boot, 0)
-		}
-	}
-	return time.Time{}
-})
+	return t
+}
 
 // StopLeftovers stops the prior instances no slot adopted (their service
 // is gone, or has fewer instances now). After an upgrade, call it once the

@@ -22,7 +22,7 @@ func (s Stat) Started() (time.Time, error) {
 }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {
-	b, err := os.ReadFile("/proc/stat")
+	b, err := readProc("/proc/stat")
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -63,7 +63,7 @@ func OpenFiles(pid int) (int, error) {
 // IpExt lines), what client_golang's process collector reports as the
 // process's network bytes.
 func NetOctets(pid int) (in, out uint64, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/netstat")
+	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/net/netstat")
 	if err != nil {
 		return 0, 0, err
 	}
