@@ -21,9 +21,11 @@ import (
 //  1. freeze: the supervisor starts and stops nothing, and writes the
 //     state file for the new process (prepare);
 //  2. start the new process, which inherits the listeners, the control
-//     socket and the receiving end of a connpass pair;
-//  3. wait until it is ready (it has adopted the instances): upg.Upgrade
-//     returns, and upg.Exit is closed;
+//     socket, the receiving end of a connpass pair and this one's heap in
+//     use;
+//  3. wait until it is ready (it has adopted the instances, and made
+//     resident as much heap as this one had in use): upg.Upgrade returns,
+//     and upg.Exit is closed;
 //  4. stop answering on the control socket, before smoothtool is told the
 //     upgrade is done: every call from then on reaches the new daemon;
 //  5. pass connections: Run first stops answering on the admin listener
@@ -263,6 +265,18 @@ func (d *Daemon) passSIGHUPOn() {
 	d.log.Info("upgrade (SIGHUP): another upgrade replaced this smoothserve meanwhile; the signal is passed on to the new one", "pid", pid)
 }
 
+// warmForTakeOver makes resident the memory that the connections the
+// previous smoothserve passes will need here (upgrade.WarmForTakeOver).
+// Nothing depends on it: a failure is logged, and the pages are faulted in
+// as they are used.
+func (d *Daemon) warmForTakeOver() {
+	if n, err := d.upg.WarmForTakeOver(); err != nil {
+		d.log.Warn("the heap is not made resident before taking over", "err", err)
+	} else {
+		d.log.Debug("made heap memory resident before taking over", "bytes", n)
+	}
+}
+
 // becomeReady tells the previous smoothserve (if any), systemd and the pid
 // file that this one serves, once its instances are ready; then, with the
 // previous one gone, it stops the instances no longer configured and rolls
@@ -284,6 +298,7 @@ func (d *Daemon) becomeReady(ctx context.Context) {
 		log.Warn("not every instance is ready; serving with those that are", "err", err)
 	}
 	if d.upg.HasParent() {
+		d.warmForTakeOver()
 		if err := d.upg.RestorePriority(); err != nil {
 			log.Error("not taking over", "err", err)
 			return

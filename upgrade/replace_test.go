@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // childEnv names, in the environment of the test binary started again by
@@ -21,6 +24,11 @@ const childEnv = "UPGRADE_TEST_CHILD_PIDFILE"
 func TestMain(m *testing.M) {
 	if pidFile := os.Getenv(childEnv); pidFile != "" {
 		u, err := New(pidFile, time.Minute)
+		if err == nil {
+			// What WarmForTakeOver did, for the test to read.
+			n, werr := u.WarmForTakeOver()
+			err = os.WriteFile(warmFile(pidFile), fmt.Appendf(nil, "%d %v", n, werr), 0o644)
+		}
 		if err == nil {
 			err = u.Ready()
 		}
@@ -43,6 +51,9 @@ func TestMain(m *testing.M) {
 // releaseFile is the file whose creation lets the new process exit.
 func releaseFile(pidFile string) string { return pidFile + ".release" }
 
+// warmFile is where the new process says what WarmForTakeOver returned.
+func warmFile(pidFile string) string { return pidFile + ".warm" }
+
 // upgraderMade is set once this process has made its Upgrader.
 var upgraderMade bool
 
@@ -63,6 +74,14 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 	if err := u.Ready(); err != nil { // an upgrade starts from a ready process
 		t.Fatal(err)
 	}
+	// Heap in use here that the new process does not have: it makes as
+	// much resident before it is ready (WarmForTakeOver), within its
+	// heap's mapping.
+	held := make([]byte, 8<<20)
+	for i := 0; i < len(held); i += 4096 {
+		held[i] = 1
+	}
+	defer runtime.KeepAlive(held)
 	t.Setenv(childEnv, pidFile)
 	t.Cleanup(func() { os.WriteFile(releaseFile(pidFile), nil, 0o644) })
 	var during error
@@ -93,6 +112,12 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 	if pid <= 0 || pid == os.Getpid() {
 		t.Errorf("Upgrade returned pid %d (this process is %d)", pid, os.Getpid())
 	}
+	b, err := os.ReadFile(warmFile(pidFile))
+	var warmed int64
+	fmt.Sscanf(string(b), "%d", &warmed)
+	if err != nil || warmed <= 0 && canPopulate(t) {
+		t.Errorf("the new process's WarmForTakeOver = %q, %v; want bytes made resident", b, err)
+	}
 	// At once, before tableflip closes Exit: replaced already, nothing
 	// prepared (a SIGHUP's upgrade asked then must not start a process).
 	prepared := false
@@ -111,4 +136,15 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 	if prepared {
 		t.Error("Upgrade once replaced ran its prepare")
 	}
+}
+
+// canPopulate reports whether this kernel makes memory resident ahead
+// (MADV_POPULATE_WRITE, Linux 5.14).
+func canPopulate(t *testing.T) bool {
+	b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	return unix.Madvise(b, unix.MADV_POPULATE_WRITE) == nil
 }

@@ -229,6 +229,7 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 		if err := prepare(); err != nil {
 			return 0, err
 		}
+		u.passHeapInUse()
 		err := u.upg.Upgrade()
 		if err == nil {
 			succeeded = true
