@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime/debug"
@@ -146,6 +147,44 @@ func (u *Upgrader) PassFile(name string, f *os.File) error {
 		return fmt.Errorf("passing %s to the new process: %w", name, err)
 	}
 	return nil
+}
+
+// PassBytes gives the processes that upgrades start from now on b under
+// name (until other bytes or a file replace it), through a pipe: at most
+// a pipe's buffer, 4 KiB everywhere.
+func (u *Upgrader) PassBytes(name string, b []byte) error {
+	if len(b) > 4096 {
+		return fmt.Errorf("passing %s to the new process: %d bytes, more than a pipe holds", name, len(b))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("passing %s to the new process: %w", name, err)
+	}
+	defer r.Close()
+	_, err = w.Write(b)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("passing %s to the new process: %w", name, err)
+	}
+	return u.PassFile(name, r)
+}
+
+// InheritedBytes returns what the previous process passed under name with
+// PassBytes (at most max bytes of it), or nil if it passed nothing. Call
+// it before Ready, as InheritedFile.
+func (u *Upgrader) InheritedBytes(name string, max int64) ([]byte, error) {
+	f, err := u.InheritedFile(name)
+	if err != nil || f == nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from the previous process: %w", name, err)
+	}
+	return b, nil
 }
 
 // InheritedFile returns the file the previous process passed under name,

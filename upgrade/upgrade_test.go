@@ -37,3 +37,11 @@ func TestReadPid(t *testing.T) {
 		t.Error("readPid of a missing file: no error")
 	}
 }
+
+// More than a pipe holds would block the write with nobody reading yet.
+func TestPassBytesRefusesMoreThanAPipeHolds(t *testing.T) {
+	err := (&Upgrader{}).PassBytes("big", make([]byte, 4097))
+	if err == nil || !strings.Contains(err.Error(), "more than a pipe holds") || !strings.Contains(err.Error(), "big") {
+		t.Errorf("PassBytes(4097 bytes) = %v, want a refusal naming it", err)
+	}
+}

@@ -3,8 +3,6 @@ package upgrade
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -37,14 +35,9 @@ const maxWarm = 64 << 20
 // class, before RestorePriority, so that the process serving now does not
 // pay for it.
 func (u *Upgrader) WarmForTakeOver() (int64, error) {
-	f, err := u.InheritedFile(heapFile)
-	if err != nil || f == nil {
+	b, err := u.InheritedBytes(heapFile, 32)
+	if err != nil || b == nil {
 		return 0, err
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 32))
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("reading the previous smoothserve's heap in use: %w", err)
 	}
 	theirs, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil || theirs < 0 {
@@ -63,15 +56,7 @@ func (u *Upgrader) WarmForTakeOver() (int64, error) {
 // passHeapInUse passes the process an upgrade starts this one's heap in
 // use (WarmForTakeOver). Without it the new process only starts colder.
 func (u *Upgrader) passHeapInUse() {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return
-	}
-	defer r.Close()
-	_, err = fmt.Fprintf(w, "%d\n", heapInUse()) // a few bytes: the pipe holds them
-	if w.Close() == nil && err == nil {
-		u.PassFile(heapFile, r)
-	}
+	u.PassBytes(heapFile, strconv.AppendInt(nil, heapInUse(), 10))
 }
 
 // heapInUse is the bytes of the heap's spans in use: objects (live or not
