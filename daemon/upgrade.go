@@ -60,6 +60,7 @@ func (d *Daemon) upgrade(ctx context.Context) (int, error) {
 		d.log.Info("upgrading: starting the new smoothserve", "binary", os.Args[0])
 		pass = d.newPass()
 		d.passTickets()
+		d.passHeapInUse()
 		return nil
 	}
 	abort := func() {
@@ -263,6 +264,19 @@ func (d *Daemon) passSIGHUPOn() {
 		return
 	}
 	d.log.Info("upgrade (SIGHUP): another upgrade replaced this smoothserve meanwhile; the signal is passed on to the new one", "pid", pid)
+}
+
+// passHeapInUse gives the process an upgrade starts this one's heap in
+// use, if there are client connections to carry over to it
+// (upgrade.PassHeapInUse).
+func (d *Daemon) passHeapInUse() {
+	carrying := false
+	for _, n := range d.px.OpenConnections() {
+		carrying = carrying || n > 0
+	}
+	if err := d.upg.PassHeapInUse(carrying); err != nil {
+		d.log.Warn("the new smoothserve will not make its heap resident before taking over", "err", err)
+	}
 }
 
 // warmForTakeOver makes resident the memory that the connections the

@@ -91,7 +91,7 @@ func TestUpgradeOnceThenReplaced(t *testing.T) {
 		aborted = false
 		pid, err = u.Upgrade(func() error {
 			_, during = u.Upgrade(func() error { t.Error("a second upgrade ran its prepare"); return nil }, func() {})
-			return nil
+			return u.PassHeapInUse(true)
 		}, func() { aborted = true })
 		// tableflip learns of Ready on its own goroutine: an upgrade asked
 		// at once may find it not ready yet.

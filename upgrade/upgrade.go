@@ -268,7 +268,6 @@ func (u *Upgrader) Upgrade(prepare func() error, abort func()) (int, error) {
 		if err := prepare(); err != nil {
 			return 0, err
 		}
-		u.passHeapInUse()
 		err := u.upg.Upgrade()
 		if err == nil {
 			succeeded = true

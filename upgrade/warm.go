@@ -14,8 +14,10 @@ import (
 // passes the new one its heap in use (a pipe holding the number).
 const heapFile = "smoothserve-heap-in-use"
 
-// maxWarm bounds what WarmForTakeOver makes resident.
-const maxWarm = 64 << 20
+// maxWarm bounds what WarmForTakeOver makes resident: pages the runtime
+// does not count (heapwarm), taken while the old process still holds its
+// own, under a memory limit too.
+const maxWarm = 16 << 20
 
 // WarmForTakeOver makes resident, before this process takes over, as much
 // heap memory as the previous process had in use when the upgrade
@@ -36,7 +38,10 @@ const maxWarm = 64 << 20
 // pay for it.
 func (u *Upgrader) WarmForTakeOver() (int64, error) {
 	b, err := u.InheritedBytes(heapFile, 32)
-	if err != nil || b == nil {
+	if err != nil || len(b) == 0 {
+		// Nothing passed, or a pipe read already: one the previous
+		// process inherited and passed on, its own figure not passed
+		// (tableflip passes on what a process took).
 		return 0, err
 	}
 	theirs, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
@@ -53,10 +58,17 @@ func (u *Upgrader) WarmForTakeOver() (int64, error) {
 	return n, nil
 }
 
-// passHeapInUse passes the process an upgrade starts this one's heap in
-// use (WarmForTakeOver). Without it the new process only starts colder.
-func (u *Upgrader) passHeapInUse() {
-	u.PassBytes(heapFile, strconv.AppendInt(nil, heapInUse(), 10))
+// PassHeapInUse passes the process an upgrade starts this one's heap in
+// use, for WarmForTakeOver, if it is carrying connections over to it; 0
+// otherwise (a new process with nothing to take needs its start's pages
+// only). Call it in the upgrade's prepare. Without it (an error) the new
+// process only starts colder.
+func (u *Upgrader) PassHeapInUse(carrying bool) error {
+	var n int64
+	if carrying {
+		n = heapInUse()
+	}
+	return u.PassBytes(heapFile, strconv.AppendInt(nil, n, 10))
 }
 
 // heapInUse is the bytes of the heap's spans in use: objects (live or not

@@ -20,9 +20,10 @@ var ErrUnsupported = errors.New("the kernel cannot populate memory ahead (MADV_P
 var pageSize = os.Getpagesize()
 
 // Populate makes resident up to max bytes of the heap mapping that new
-// objects come from, from the page above its highest resident one, and
-// returns how many bytes it made resident: fewer than max when the
-// mapping ends first (the runtime maps more as it needs it).
+// objects come from, its pages not resident lowest first (but for the
+// padding at its bottom), and returns how many bytes it made resident:
+// fewer than max when the mapping has fewer such pages (the runtime maps
+// more as it needs it).
 func Populate(max int64) (int64, error) {
 	if max < int64(pageSize) {
 		return 0, nil
@@ -31,7 +32,7 @@ func Populate(max int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	start, end, n, err := aboveResident(lo, hi, max/int64(pageSize))
+	start, end, n, err := absentPages(lo, hi, max/int64(pageSize))
 	if err != nil || n == 0 {
 		return 0, err
 	}
@@ -84,7 +85,7 @@ func mappingOf(p uintptr) (lo, hi uintptr, err error) {
 		if err1 != nil || err2 != nil || p < uintptr(start) || p >= uintptr(end) {
 			continue
 		}
-		if string(fields[1]) != "rw-p" || string(fields[4]) != "0" || len(fields) > 5 {
+		if !privateAnonymous(fields) {
 			return 0, 0, fmt.Errorf("the heap's mapping %s is %s, not private anonymous memory", fields[0], bytes.Join(fields[1:], []byte(" ")))
 		}
 		return uintptr(start), uintptr(end), nil
@@ -95,9 +96,23 @@ func mappingOf(p uintptr) (lo, hi uintptr, err error) {
 	return 0, 0, fmt.Errorf("no mapping in /proc/self/maps holds the heap's address %#x", p)
 }
 
-// aboveResident is the range [start, end) of [lo, hi) from the page above
-// its highest resident one, of up to max pages (n of them, none resident).
-func aboveResident(lo, hi uintptr, max int64) (start, end uintptr, n int64, err error) {
+// privateAnonymous reports whether the fields of a line of
+// /proc/PID/maps are those of private, writable anonymous memory: no file
+// (inode 0), and no name but one given by prctl(PR_SET_VMA_ANON_NAME),
+// "[anon: Go: heap]" where the kernel keeps such names (Go 1.25 names its
+// mappings).
+func privateAnonymous(fields [][]byte) bool {
+	if len(fields) < 5 || string(fields[1]) != "rw-p" || string(fields[4]) != "0" {
+		return false
+	}
+	return len(fields) == 5 || bytes.HasPrefix(fields[5], []byte("[anon:"))
+}
+
+// absentPages is the range [start, end) of [lo, hi) that holds its
+// lowest max pages not resident above its lowest resident one (n of them;
+// resident pages among them are left as they are). The pages not resident
+// below the lowest resident one are the heap's padding, never used.
+func absentPages(lo, hi uintptr, max int64) (start, end uintptr, n int64, err error) {
 	vec := make([]byte, (hi-lo)/uintptr(pageSize))
 	if len(vec) == 0 {
 		return 0, 0, 0, nil
@@ -105,11 +120,23 @@ func aboveResident(lo, hi uintptr, max int64) (start, end uintptr, n int64, err 
 	if _, _, e := unix.Syscall(unix.SYS_MINCORE, lo, hi-lo, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
 		return 0, 0, 0, fmt.Errorf("mincore of the heap at %#x: %w", lo, e)
 	}
-	first := len(vec)
-	for first > 0 && vec[first-1]&1 == 0 {
-		first--
+	i := 0
+	for i < len(vec) && vec[i]&1 == 0 {
+		i++
 	}
-	n = min(int64(len(vec)-first), max)
-	start = lo + uintptr(first*pageSize)
-	return start, start + uintptr(n*int64(pageSize)), n, nil
+	first := -1
+	for ; i < len(vec) && n < max; i++ {
+		if vec[i]&1 != 0 {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		n++
+		end = lo + uintptr((i+1)*pageSize)
+	}
+	if n == 0 {
+		return 0, 0, 0, nil
+	}
+	return lo + uintptr(first*pageSize), end, n, nil
 }
