@@ -49,7 +49,6 @@ func (e rolloutUnderWay) Is(target error) bool { return target == ErrRolloutUnde
 // a crash, or from an older file, every adopted instance answers its
 // readiness check first. Call it before Run.
 func (s *Supervisor) Handoff(stateFile string, prior *handoff.State, handedOver bool) {
-	s.stateFile = stateFile
 	if stateFile != "" {
 		s.stateOut = handoff.NewWriter(stateFile)
 	}
@@ -333,7 +332,7 @@ func (s *Supervisor) Detach() {
 // adopted instances would be missing): for Freeze, an error. The caller
 // holds stateMu.
 func (s *Supervisor) writeState(exact bool) error {
-	if s.stateFile == "" {
+	if s.stateOut == nil {
 		return nil
 	}
 	st := &handoff.State{Version: 1, DaemonPid: os.Getpid(), WrittenAt: time.Now(), Services: map[string]string{}, StatesExact: exact}
@@ -411,7 +410,7 @@ func stateKeys(st *handoff.State) (key, full string) {
 // keepState writes the state file whenever a service publishes, until ctx
 // is done or Freeze.
 func (s *Supervisor) keepState(ctx context.Context) {
-	if s.stateFile == "" {
+	if s.stateOut == nil {
 		return
 	}
 	for {

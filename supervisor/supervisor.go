@@ -52,13 +52,14 @@ type Supervisor struct {
 	changedCh chan struct{} // closed and replaced whenever a service publishes
 
 	// The handoff (handoff.go): set by Handoff before Run, read-only after.
-	stateFile  string
+	// stateOut writes the state file (nil: none is kept); its writes are
+	// made holding stateMu.
+	stateOut   *handoff.Writer
 	prior      *handoff.State
 	handedOver bool        // prior was written for this process by the one handing over to it now
 	detached   atomic.Bool // Detach: let instances go instead of stopping them
 
-	stateMu     sync.Mutex      // serialises writes of the state file; guards stateFrozen, the keys and stateOut
-	stateOut    *handoff.Writer // of stateFile; made by Handoff
+	stateMu     sync.Mutex // serialises writes of the state file; guards stateFrozen and the keys
 	stateFrozen bool
 	stateKey    string // what the state file last written says that matters (writeState)
 	stateExact  string // all it says but when and by whom it was written
