@@ -66,7 +66,7 @@ type Item struct {
 	Port     int      // Client, Tunnel, Stream: the proxy port it was accepted on
 	Buffered []byte   // Client, Tunnel, Stream: read from the client by the sender and not yet used
 	Addr     string   // Idle, Tunnel, Stream: the address of the instance
-	Conn     net.Conn // the client's, a *sockconn.Conn (Idle: the instance's, a *net.TCPConn)
+	Conn     net.Conn // the client's (Idle: the instance's), a *sockconn.Conn
 
 	// Tunnel, Stream: the connection to the instance, and the bytes read
 	// from it by the sender and not yet used.
@@ -432,7 +432,7 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 	}
 	conns := make([]net.Conn, 0, want)
 	for i, fd := range fds {
-		conn, err := passedConn(fd, it.Kind != Idle && i == 0)
+		conn, err := sockconn.New(fd)
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
@@ -449,20 +449,6 @@ func item(msg []byte, flags int, fds []int) (Item, error) {
 		it.Instance = conns[1]
 	}
 	return it, nil
-}
-
-// passedConn makes a net.Conn of a passed descriptor, which it owns: a
-// client's (client) as a sockconn.Conn, in four system calls, for a
-// hand-over takes thousands of them one after another; an instance's
-// (which upstream takes as a *net.TCPConn) with net.FileConn.
-func passedConn(fd int, client bool) (net.Conn, error) {
-	if client {
-		return sockconn.New(fd)
-	}
-	f := os.NewFile(uintptr(fd), "passed-connection")
-	conn, err := net.FileConn(f)
-	f.Close() // FileConn made its own descriptor
-	return conn, err
 }
 
 // readJoined reads the body of a Tunnel or Stream message (see SendJoined).

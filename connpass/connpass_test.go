@@ -193,6 +193,9 @@ func TestIdleConnectionToAnInstanceIsPassedWithItsAddress(t *testing.T) {
 	if it.Kind != Idle || it.Addr != "127.0.0.1:8101" || it.Port != 0 || it.Buffered != nil {
 		t.Fatalf("got %+v", it)
 	}
+	if _, ok := it.Conn.(*sockconn.Conn); !ok {
+		t.Fatalf("received a %T, want *sockconn.Conn (four system calls, not net.FileConn's fifteen)", it.Conn)
+	}
 	if _, err := it.Conn.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +241,9 @@ func TestJoinedConnectionsArePassedTogetherWithTheirBytesAndState(t *testing.T) 
 			if it.Kind != kind || it.Port != 8080 || it.Addr != "127.0.0.1:8101" || string(it.Buffered) != "to the instance" ||
 				string(it.InstanceBuffered) != "to the client" || string(it.State) != string(j.State) {
 				t.Fatalf("got %+v", it)
+			}
+			if _, ok := it.Instance.(*sockconn.Conn); !ok {
+				t.Fatalf("the instance's connection is a %T, want *sockconn.Conn", it.Instance)
 			}
 			// Each descriptor is its own connection, the right way round.
 			for _, p := range []struct {

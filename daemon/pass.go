@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -29,14 +28,14 @@ func (d *Daemon) takeConnections(f *os.File) {
 			h := &proxy.Handover{Port: it.Port, Client: it.Conn, Buffered: it.Buffered,
 				InstanceAddr: it.Addr, InstanceBuffered: it.InstanceBuffered, Stream: it.State}
 			if it.Instance != nil {
-				tc, ok := it.Instance.(*net.TCPConn)
+				s, ok := it.Instance.(upstream.Socket)
 				if !ok {
 					it.Conn.Close()
 					it.Instance.Close()
 					dropped++
 					return
 				}
-				h.Instance, h.Backend = tc, d.backendAt(it.Addr)
+				h.Instance, h.Backend = s, d.backendAt(it.Addr)
 			}
 			if err := d.px.ServeHandover(h); err != nil {
 				d.log.Warn("a passed connection could not be served; closed", "kind", string(it.Kind), "port", it.Port, "err", err)
@@ -63,14 +62,14 @@ func (d *Daemon) takeConnections(f *os.File) {
 			}
 			d.goOnFrom(c)
 		case connpass.Idle:
-			tc, ok := it.Conn.(*net.TCPConn)
+			s, ok := it.Conn.(upstream.Socket)
 			b := d.backendAt(it.Addr)
 			if !ok || b == nil {
 				it.Conn.Close()
 				dropped++
 				return
 			}
-			b.AddIdle(tc)
+			b.AddIdle(s)
 			idle++
 		}
 	})
@@ -184,7 +183,7 @@ func (d *Daemon) passIdle(pass *connpass.Sender) {
 					continue
 				}
 				if !failed {
-					if err := pass.SendIdle(b.Addr, c.TCPConn); err != nil {
+					if err := pass.SendIdle(b.Addr, c.Socket); err != nil {
 						d.log.Warn("passing idle connections to the instances failed; closing them", "err", err)
 						failed = true
 					}

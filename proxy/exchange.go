@@ -182,9 +182,9 @@ const earlyAnswerWait = time.Second
 // answeredEarly reports whether the instance, which stopped reading the
 // request body, has an answer waiting.
 func answeredEarly(uc *upstream.Conn) bool {
-	uc.TCPConn.SetReadDeadline(time.Now().Add(earlyAnswerWait))
+	uc.Socket.SetReadDeadline(time.Now().Add(earlyAnswerWait))
 	_, err := uc.R.Peek(1)
-	uc.TCPConn.SetReadDeadline(time.Time{})
+	uc.Socket.SetReadDeadline(time.Time{})
 	return err == nil
 }
 

@@ -24,7 +24,7 @@ type Handover struct {
 
 	// A tunnel or a response in progress also hands over the connection to
 	// the instance, and the bytes read from it and not yet used.
-	Instance         *net.TCPConn
+	Instance         upstream.Socket
 	InstanceAddr     string
 	InstanceBuffered []byte
 	// Backend is the instance as the receiving process knows it (by

@@ -14,9 +14,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"smoothserve/internal/sockconn"
 	"smoothserve/internal/tcptest"
 	"smoothserve/upstream"
 )
@@ -573,18 +577,26 @@ func passTo(srv *Server, passed *atomic.Int64) PassFunc {
 
 func passToSet(srv *Server, set *upstream.Set, passed *atomic.Int64) PassFunc {
 	return func(h *Handover) error {
-		dup := func(tc *net.TCPConn) (net.Conn, error) {
-			f, err := tc.File()
+		// A descriptor of the same socket, made a connection as connpass's
+		// receiving end makes it.
+		dup := func(sc syscall.Conn) (*sockconn.Conn, error) {
+			rc, err := sc.SyscallConn()
 			if err != nil {
 				return nil, err
 			}
-			defer f.Close()
-			return net.FileConn(f)
+			nfd, derr := -1, error(nil)
+			if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+				return nil, err
+			}
+			if derr != nil {
+				return nil, derr
+			}
+			return sockconn.New(nfd)
 		}
 		got := &Handover{Port: h.Port, Buffered: bytes.Clone(h.Buffered), InstanceAddr: h.InstanceAddr,
 			InstanceBuffered: bytes.Clone(h.InstanceBuffered), Stream: bytes.Clone(h.Stream)}
 		var err error
-		if got.Client, err = dup(h.Client.(*net.TCPConn)); err != nil {
+		if got.Client, err = dup(h.Client.(syscall.Conn)); err != nil {
 			return err
 		}
 		if h.Instance != nil {
@@ -593,7 +605,7 @@ func passToSet(srv *Server, set *upstream.Set, passed *atomic.Int64) PassFunc {
 				got.Client.Close()
 				return err
 			}
-			got.Instance = ic.(*net.TCPConn)
+			got.Instance = ic
 			if set != nil {
 				for _, b := range set.Backends() {
 					if b.Addr == h.InstanceAddr {

@@ -384,7 +384,7 @@ func (s *Server) Close() {
 		}
 		c.hardClose()
 		if uc := c.tun.Load(); uc != nil {
-			uc.TCPConn.Close() // the instance's end too: it may never close its own
+			uc.Socket.Close() // the instance's end too: it may never close its own
 		}
 	}
 	if s.passFn.Load() != nil {

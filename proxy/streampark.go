@@ -97,7 +97,7 @@ func (c *conn) goOnStream() (parked, more bool) {
 func (c *conn) parkStream() bool {
 	st, uc := c.strm, c.rel.uc
 	if st.raw == nil {
-		raw, err := uc.TCPConn.SyscallConn()
+		raw, err := uc.Socket.SyscallConn()
 		if err != nil {
 			c.rel.parkable = false // it never will be
 			return false
@@ -226,7 +226,7 @@ func (c *conn) abandonStream() {
 // where the body stands.
 func (c *conn) relayHandover() *Handover {
 	r := &c.rel
-	h := &Handover{Instance: r.uc.TCPConn, InstanceAddr: r.addr, Stream: r.encode(c.rid)}
+	h := &Handover{Instance: r.uc.Socket, InstanceAddr: r.addr, Stream: r.encode(c.rid)}
 	if r.uc.R != nil {
 		h.InstanceBuffered = r.uc.Unread()
 	}

@@ -60,7 +60,7 @@ type tunnelState struct {
 // its connection, with what was read of it and not yet relayed (nothing
 // when parked: its reader is in the pool then).
 func (t *tunnelState) handover() *Handover {
-	h := &Handover{Instance: t.uc.TCPConn, InstanceAddr: t.addr}
+	h := &Handover{Instance: t.uc.Socket, InstanceAddr: t.addr}
 	if t.uc.R != nil {
 		h.InstanceBuffered = t.uc.Unread()
 	}
@@ -148,7 +148,7 @@ func (c *conn) relayTunnel() bool {
 		if !isTimeout(err) {
 			// The instance ended the tunnel (or the client is gone).
 			c.nc.Close()
-			t.uc.TCPConn.Close()
+			t.uc.Socket.Close()
 			if upRunning {
 				<-up
 			}
@@ -181,7 +181,7 @@ func (c *conn) relayTunnel() bool {
 				c.interrupt()
 			} else {
 				c.nc.SetReadDeadline(time.Now())
-				t.uc.TCPConn.SetWriteDeadline(time.Now())
+				t.uc.Socket.SetWriteDeadline(time.Now())
 			}
 			if uerr := <-up; !isTimeout(uerr) {
 				t.up = false
@@ -205,7 +205,7 @@ func (c *conn) relayTunnel() bool {
 // resetTunnelDeadlines clears what an interruption set on both connections.
 func (c *conn) resetTunnelDeadlines() {
 	c.nc.SetDeadline(time.Time{})
-	c.tn.uc.TCPConn.SetDeadline(time.Time{})
+	c.tn.uc.Socket.SetDeadline(time.Time{})
 	c.tn.by = time.Time{}
 	if c.passing() {
 		c.interrupt() // PassConnections began as they were cleared
@@ -232,7 +232,7 @@ func (c *conn) tunnelQuiet() bool {
 func (c *conn) parkTunnel() bool {
 	t := c.tn
 	if t.raw == nil {
-		raw, err := t.uc.TCPConn.SyscallConn()
+		raw, err := t.uc.Socket.SyscallConn()
 		if err != nil {
 			return false
 		}
@@ -272,7 +272,7 @@ func (c *conn) endTunnel() {
 func (c *conn) interrupt() {
 	now := time.Now()
 	c.nc.SetDeadline(now)
-	c.tun.Load().TCPConn.SetDeadline(now)
+	c.tun.Load().Socket.SetDeadline(now)
 }
 
 // shrinkWriter swaps the client's writer, flushed (the 101 was), for a
@@ -329,7 +329,7 @@ func (e instanceEnd) waitReadable() error {
 		now := time.Now()
 		if e.t.by.Sub(now) < d/2 {
 			e.t.by = now.Add(d)
-			e.t.uc.TCPConn.SetReadDeadline(e.t.by)
+			e.t.uc.Socket.SetReadDeadline(e.t.by)
 			if e.c.passing() {
 				e.c.interrupt() // PassConnections began as it was set
 			}

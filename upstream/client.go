@@ -62,7 +62,7 @@ func (c *Conn) unwatch() {
 	c.client, c.watching = nil, false
 	if c.armed {
 		c.armed = false
-		c.TCPConn.SetReadDeadline(time.Time{})
+		c.Socket.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -121,7 +121,7 @@ func (c *Conn) beforeWait() error {
 	}
 	if c.watching && !c.armed {
 		c.armed = true
-		c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
+		c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
 	}
 	return nil
 }
@@ -136,7 +136,7 @@ func (c *Conn) watched() error {
 	if c.client.PassNow() {
 		return ErrPass
 	}
-	c.TCPConn.SetReadDeadline(time.Now().Add(watchEvery))
+	c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 // Ownership: whoever took it from the pool (or dialed it) owns it until
 // it is put back or closed; while pooled, the Backend's mu guards it.
 type Conn struct {
-	*net.TCPConn
+	Socket
 	// R reads from the instance. A pooled connection idle for a while
 	// gives it back (rest: nil then, holding nothing by construction);
 	// whoever takes the connection from the pool gets it with one.
@@ -46,6 +46,16 @@ type Conn struct {
 	// maxIdle).
 	takenAt   time.Time
 	idleSince time.Time // when it was last put back in the pool: its takenAt
+}
+
+// Socket is a TCP connection to an instance: one this process dialed
+// (*net.TCPConn), or one another process passed (connpass: a
+// *sockconn.Conn, which it makes in four system calls where net.FileConn
+// takes fifteen).
+type Socket interface {
+	net.Conn
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // readBufSize holds any normal response head, and is a good copy unit.
@@ -97,7 +107,7 @@ func (b *Backend) Dial() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
 	}
-	c, err := newConn(nc.(*net.TCPConn))
+	c, err := newConn(nc.(*net.TCPConn)) // what a TCP dial returns
 	if err != nil {
 		return nil, fmt.Errorf("%w %s#%d at %s: %w", ErrDial, b.Service, b.Slot, b.Addr, err)
 	}
@@ -126,11 +136,11 @@ func dialApart(addr string) (net.Conn, error) {
 	return d.nc, d.err
 }
 
-func newConn(tc *net.TCPConn) (*Conn, error) {
-	c := &Conn{TCPConn: tc}
+func newConn(s Socket) (*Conn, error) {
+	c := &Conn{Socket: s}
 	var err error
-	if c.raw, err = tc.SyscallConn(); err != nil {
-		tc.Close()
+	if c.raw, err = s.SyscallConn(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	c.peekFn = c.peek
@@ -142,25 +152,25 @@ func newConn(tc *net.TCPConn) (*Conn, error) {
 	return c, nil
 }
 
-// Write writes p to the instance as the TCPConn's Write does, with the
+// Write writes p to the instance as the Socket's Write does, with the
 // system calls made raw (internal/rawio).
 func (c *Conn) Write(p []byte) (int, error) { return c.rio.Write(p) }
 
 // AddIdle pools a connection to b that another process (connpass) made and
 // left idle, as if this one had dialed and used it; like every pooled
 // connection, it is checked (alive) before it is used.
-func (b *Backend) AddIdle(tc *net.TCPConn) {
-	if c, err := newConn(tc); err == nil {
+func (b *Backend) AddIdle(s Socket) {
+	if c, err := newConn(s); err == nil {
 		b.put(c, time.Time{}) // idle since the other process left it: long, for all we know
 	}
 }
 
 // Adopt makes a Conn of a connection to an instance that another process
 // (connpass) was using, in the middle of a response or a tunnel; R reads
-// buffered (what that process had read and not used) first. On failure tc
+// buffered (what that process had read and not used) first. On failure s
 // is closed.
-func Adopt(tc *net.TCPConn, buffered []byte) (*Conn, error) {
-	c, err := newConn(tc)
+func Adopt(s Socket, buffered []byte) (*Conn, error) {
+	c, err := newConn(s)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +295,7 @@ func (c *Conn) Close() error {
 		readerPool.Put(c.R)
 		c.R = nil
 	}
-	return c.TCPConn.Close()
+	return c.Socket.Close()
 }
 
 // alive reports whether an idle connection can carry a request: the instance

@@ -54,7 +54,7 @@ func TestADialLeavesTheCallersStackSmall(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return c.TCPConn, nil
+		return c.Socket, nil
 	})
 	t.Logf("stack in use a goroutine after a dial: %d bytes in place, %d through Backend.Dial", inPlace, apart)
 	if apart*4 > inPlace*3 { // 8 KiB against 4 and a little

@@ -42,7 +42,7 @@ func TestWriteRequestAfterAFINInGetsWindow(t *testing.T) {
 			t.Fatalf("WriteRequest = %v, want ErrStaleNotSent", err)
 		}
 	case <-time.After(3 * time.Second):
-		c.TCPConn.SetReadDeadline(time.Now())
+		c.Socket.SetReadDeadline(time.Now())
 		<-done
 		t.Fatal("WriteRequest still waits 3 s after the instance closed its side")
 	}

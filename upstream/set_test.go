@@ -236,9 +236,9 @@ func TestTakeIdleAndAddIdleMoveConnectionsBetweenBackends(t *testing.T) {
 	server1.Close()
 	time.Sleep(20 * time.Millisecond)
 	for _, c := range taken {
-		tc := c.TCPConn
-		c.TCPConn, c.R = nil, nil // the new backend owns the socket now
-		to.AddIdle(tc)
+		s := c.Socket
+		c.Socket, c.R = nil, nil // the new backend owns the socket now
+		to.AddIdle(s)
 	}
 	got, err := to.Get(0)
 	if err != nil || !got.Reused {

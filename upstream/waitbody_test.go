@@ -96,7 +96,7 @@ func dialedInstance(t *testing.T) (*Conn, *net.TCPConn) {
 func readSome(t *testing.T, c *Conn) string {
 	t.Helper()
 	buf := make([]byte, 64)
-	c.TCPConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.Socket.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, err := c.R.Read(buf)
 	if err != nil {
 		t.Fatalf("reading the instance: %v", err)
@@ -107,7 +107,7 @@ func readSome(t *testing.T, c *Conn) string {
 func readN(t *testing.T, c *Conn, n int) string {
 	t.Helper()
 	buf := make([]byte, n)
-	c.TCPConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.Socket.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(c.R, buf); err != nil {
 		t.Fatalf("reading the instance: %v", err)
 	}
