@@ -25,6 +25,7 @@ const (
 	hdrProxyAuthenticate
 	hdrProxyAuthorization
 	hdrHTTP2Settings
+	hdrDate
 )
 
 // headerID returns the id of a field name, ignoring case.
@@ -37,6 +38,9 @@ func headerID(name []byte) hdr {
 	case 4:
 		if equalFold(name, "host") {
 			return hdrHost
+		}
+		if equalFold(name, "date") {
+			return hdrDate
 		}
 	case 6:
 		if equalFold(name, "expect") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // response is what the relay needs to know of a response head in c.rhead.
@@ -15,6 +16,7 @@ type response struct {
 	close         bool       // the instance will close the connection after it
 	conn          connTokens // what its Connection fields say
 	websocket     bool       // Upgrade: websocket
+	dated         bool       // it has a Date field
 }
 
 // maxResponseHead bounds an instance's response head; maxResponseFields
@@ -73,6 +75,8 @@ func parseResponse(head []byte, fields []field, resp *response) ([]field, error)
 			resp.conn.read(value)
 		case hdrUpgrade:
 			resp.websocket = resp.websocket || hasToken(value, "websocket")
+		case hdrDate:
+			resp.dated = true
 		}
 	}
 	switch {
@@ -149,6 +153,11 @@ func (c *conn) writeResponseHead(req *request, resp *response, framing int, keep
 			continue
 		}
 		c.writeField(head, f)
+	}
+	if !resp.dated {
+		// A proxy adds the Date an instance left out (RFC 9110 6.6.1), as
+		// nginx and net/http (so HTTP/2 here) do.
+		c.bw.Write(appendDate(c.bw.AvailableBuffer(), time.Now()))
 	}
 	switch {
 	case resp.status == 101:
