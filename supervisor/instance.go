@@ -239,6 +239,10 @@ func (in *instance) start() (process, error) {
 	if err != nil {
 		return nil, startErr(execError(cfg.ExecutablePath, err))
 	}
+	if p.pidfdErr != nil && sv.sup.pidfdWarned.CompareAndSwap(false, true) {
+		sv.note(slog.LevelWarn, "%s pid %d: its exit is waited for on a thread of its own (so is every instance's from now on): %v",
+			in.name, p.Pid(), p.pidfdErr)
+	}
 	procs := &sv.sup.procs
 	if !procs.add(p) {
 		kill(p)

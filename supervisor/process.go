@@ -36,15 +36,20 @@ type process interface {
 // childProcess is a process started by this smoothserve, reaped by a
 // goroutine that ends when the process does.
 type childProcess struct {
-	pid  int
-	done chan struct{}
-	err  error // written by the reaping goroutine before it closes done
+	pid      int
+	done     chan struct{}
+	pidfdErr error // why its exit is waited for on a blocked thread, not in the poller; nil when it is not
+	err      error // written by the reaping goroutine before it closes done
 }
 
 // devNull is /dev/null, opened once for reading: the standard input of
 // every instance (os/exec would open and close it for each start). It is
 // never closed.
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+
+// openPidfd is pidfd.Open; a test makes it fail, as a kernel before 5.3
+// does.
+var openPidfd = pidfd.Open
 
 // startChild starts cmd and a goroutine to reap it. cmd must have its own
 // process group (Setpgid), and files, not pipes, for its output, so that Wait
@@ -55,7 +60,7 @@ var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNu
 // hold a thread blocked in waitid(2) for the instance's whole life (package
 // pidfd says what else that costs). The pidfd is opened before anything can
 // reap the child, so it is the child's. Without one (a kernel before 5.3)
-// cmd.Wait waits alone.
+// cmd.Wait waits alone, and pidfdErr says why.
 func startChild(cmd *exec.Cmd) (*childProcess, error) {
 	if cmd.Stdin == nil {
 		if f, err := devNull(); err == nil {
@@ -67,7 +72,8 @@ func startChild(cmd *exec.Cmd) (*childProcess, error) {
 		return nil, err
 	}
 	p := &childProcess{pid: cmd.Process.Pid, done: make(chan struct{})}
-	fd, _ := pidfd.Open(p.pid)
+	fd, err := openPidfd(p.pid)
+	p.pidfdErr = err
 	go func() {
 		if fd != nil {
 			fd.Wait() // an error only after Close, which nothing else calls

@@ -1,11 +1,16 @@
 package supervisor
 
 import (
+	"context"
+	"fmt"
 	"os/exec"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"smoothserve/internal/pidfd"
 )
 
 // startSleepers starts n `sleep 30` children with startChild, killed at
@@ -71,5 +76,32 @@ func TestChildExitStatus(t *testing.T) {
 	}
 	if err := p.Err(); err == nil || err.Error() != "exit status 3" {
 		t.Errorf("Err() = %v, want exit status 3", err)
+	}
+}
+
+// Without a pidfd (a kernel before 5.3), instances are still started,
+// watched and stopped, their exits waited for on threads of their own; the
+// service's log says so once, whatever the number of starts.
+func TestNoPidfdIsSaidOnceAndInstancesStillRun(t *testing.T) {
+	openPidfd = func(pid int) (*pidfd.File, error) {
+		return nil, fmt.Errorf("pidfd_open of pid %d: %w", pid, syscall.ENOSYS)
+	}
+	t.Cleanup(func() { openPidfd = pidfd.Open })
+	cfg := testConfig(t, 2, "normal")
+	h := start(t, cfg)
+	awaitReady(t, h, 10*time.Second)
+	before := h.instances()[0].Pid
+	if _, err := h.sup.Restart(context.Background(), "web", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.instances()[0].Pid; after == before || alive(before) {
+		t.Errorf("restart: pid %d before, %d after, the old one alive: %v", before, after, alive(before))
+	}
+	if err := h.stop(t, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	log := readLog(t, cfg)
+	if n := strings.Count(log, "its exit is waited for on a thread of its own"); n != 1 || !strings.Contains(log, "function not implemented") {
+		t.Errorf("the log says %d times that no pidfd was had, want once with its cause:\n%s", n, log)
 	}
 }

@@ -31,6 +31,9 @@ type Supervisor struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	running atomic.Bool // Run was called
+	// pidfdWarned: a start has logged that the kernel gave no pidfd (it is
+	// said once, not at every start).
+	pidfdWarned atomic.Bool
 
 	svcMu    sync.Mutex
 	services []*service      // in configuration order, disabled ones too; added ones last
