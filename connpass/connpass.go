@@ -92,11 +92,16 @@ type Joined struct {
 type Sender struct {
 	uc *net.UnixConn
 
-	// mu makes the sends one at a time, each with its own write deadline:
-	// thousands of connections passed at once wait their turn rather than
-	// share one deadline. stuck, once set, fails every send after it.
-	mu    sync.Mutex
+	// turn makes the sends one at a time, each with its own write
+	// deadline: thousands of connections passed at once wait their turn
+	// rather than share one deadline. stuck, once set, fails every send
+	// after it; whoever has the turn owns it.
+	turn  turns
 	stuck error
+	// room is the most bytes queued for the receiver that a send not
+	// SendWaiting's adds to: the socket buffer holds some 270 small
+	// messages, and one whose client waits would wait behind all of them.
+	room int
 
 	helloOnce sync.Once
 	joinable  bool // the receiver said it takes Tunnel and Stream
@@ -118,6 +123,14 @@ func NewPair() (*Sender, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("connpass: socketpair: %w", err)
 	}
+	// The kernel calls a Unix socket writable once what the receiver has
+	// left to read is at most a quarter of its send buffer.
+	sndbuf, err := syscall.GetsockoptInt(fds[0], syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	if err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return nil, nil, fmt.Errorf("connpass: socketpair's send buffer: %w", err)
+	}
 	sf := os.NewFile(uintptr(fds[0]), "connpass-sender")
 	nc, err := net.FileConn(sf)
 	sf.Close()
@@ -125,7 +138,7 @@ func NewPair() (*Sender, *os.File, error) {
 		syscall.Close(fds[1])
 		return nil, nil, fmt.Errorf("connpass: sending end: %w", err)
 	}
-	return &Sender{uc: nc.(*net.UnixConn)}, os.NewFile(uintptr(fds[1]), "connpass-receiver"), nil
+	return &Sender{uc: nc.(*net.UnixConn), room: sndbuf / 4}, os.NewFile(uintptr(fds[1]), "connpass-receiver"), nil
 }
 
 // Send passes a client's connection conn, accepted on port, with the bytes
@@ -133,6 +146,17 @@ func NewPair() (*Sender, *os.File, error) {
 // connection and the caller closes its own descriptor (which does not close
 // the connection); on failure the caller still owns it.
 func (s *Sender) Send(port int, buffered []byte, conn syscall.Conn) error {
+	return s.sendClient(false, port, buffered, conn)
+}
+
+// SendWaiting is Send for a connection whose client has sent its next
+// request (or part of it), and waits for the answer: it goes ahead of
+// every send still waiting its turn that is not SendWaiting's.
+func (s *Sender) SendWaiting(port int, buffered []byte, conn syscall.Conn) error {
+	return s.sendClient(true, port, buffered, conn)
+}
+
+func (s *Sender) sendClient(first bool, port int, buffered []byte, conn syscall.Conn) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("connpass: port %d is not a TCP port", port)
 	}
@@ -143,7 +167,7 @@ func (s *Sender) Send(port int, buffered []byte, conn syscall.Conn) error {
 	msg[0] = byte(Client)
 	binary.BigEndian.PutUint16(msg[1:], uint16(port))
 	msg = append(msg, buffered...)
-	if err := s.send(msg, conn); err != nil {
+	if err := s.send(first, msg, conn); err != nil {
 		return fmt.Errorf("connpass: passing a connection of port %d: %w", port, err)
 	}
 	return nil
@@ -156,7 +180,7 @@ func (s *Sender) SendIdle(addr string, conn syscall.Conn) error {
 		return fmt.Errorf("connpass: instance address %q: empty or longer than %d bytes", addr, maxAddr)
 	}
 	msg := append([]byte{byte(Idle)}, addr...)
-	if err := s.send(msg, conn); err != nil {
+	if err := s.send(false, msg, conn); err != nil {
 		return fmt.Errorf("connpass: passing a connection to %s: %w", addr, err)
 	}
 	return nil
@@ -192,7 +216,7 @@ func (s *Sender) SendJoined(j Joined) error {
 	msg = binary.BigEndian.AppendUint32(msg, uint32(len(j.Buffered)))
 	msg = append(msg, j.Buffered...)
 	msg = append(msg, j.InstanceBuffered...)
-	if err := s.send(msg, j.Client, j.Instance); err != nil {
+	if err := s.send(false, msg, j.Client, j.Instance); err != nil {
 		return fmt.Errorf("connpass: passing a %c connection of port %d to %s: %w", j.Kind, j.Port, j.Addr, err)
 	}
 	return nil
@@ -219,18 +243,19 @@ func (s *Sender) SendCounters(b []byte) error {
 	if !s.receiverJoins() {
 		return errors.New("connpass: the new smoothserve is of an earlier release, which cannot take counters")
 	}
-	s.mu.Lock()
-	err := s.writeLocked(append([]byte{byte(Counters)}, b...), nil)
-	s.mu.Unlock()
+	s.turn.take(false)
+	err := s.writeLocked(false, append([]byte{byte(Counters)}, b...), nil)
+	s.turn.give()
 	if err != nil {
 		return fmt.Errorf("connpass: passing the counters: %w", err)
 	}
 	return nil
 }
 
-// writeLocked sends one message, s.mu held: it waits while the receiver
-// reads, sendTimeout at a time (see sendTimeout).
-func (s *Sender) writeLocked(msg, oob []byte) error {
+// writeLocked sends one message, the turn held: it waits while the receiver
+// reads, sendTimeout at a time (see sendTimeout); a send not first waits
+// first for the queue to fall to room.
+func (s *Sender) writeLocked(first bool, msg, oob []byte) error {
 	if s.stuck != nil {
 		return s.stuck
 	}
@@ -239,11 +264,17 @@ func (s *Sender) writeLocked(msg, oob []byte) error {
 	queued := s.queued()
 	for {
 		s.uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-		_, _, err := s.uc.WriteMsgUnix(msg, oob, nil)
+		var err error
+		if !first && queued > s.room {
+			err = s.waitRoom()
+		}
+		if err == nil {
+			_, _, err = s.uc.WriteMsgUnix(msg, oob, nil)
+		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
-		// Only the receiver changes what is queued while s.mu is held:
+		// Only the receiver changes what is queued while the turn is held:
 		// less than at the last timeout means it is reading.
 		now := s.queued()
 		if now < 0 || queued < 0 || now >= queued {
@@ -252,6 +283,27 @@ func (s *Sender) writeLocked(msg, oob []byte) error {
 		}
 		queued = now
 	}
+}
+
+// waitRoom waits until at most room bytes are queued for the receiver,
+// or the write deadline: the kernel says the socket writable again (and
+// the poller wakes) once the receiver has taken what is beyond a quarter
+// of the buffer, which room is.
+func (s *Sender) waitRoom() error {
+	raw, err := s.uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var qerr error
+	err = raw.Write(func(fd uintptr) bool {
+		n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		qerr = err
+		return err != nil || n <= s.room
+	})
+	if err == nil {
+		err = qerr
+	}
+	return err
 }
 
 // queued is how many bytes sent the receiver has not read (SIOCOUTQ), or
@@ -274,19 +326,19 @@ func (s *Sender) queued() int {
 // port, address length, state length, client bytes' length.
 const joinedHeader = 1 + 2 + 1 + 2 + 4
 
-// send writes msg with the descriptors of conns when its turn comes. The
-// turn is taken first, so that a connection waiting for it can be closed
-// meanwhile (then it is not sent).
-func (s *Sender) send(msg []byte, conns ...syscall.Conn) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// send writes msg with the descriptors of conns when its turn comes
+// (first: ahead of the others waiting). The turn is taken first, so that a
+// connection waiting for it can be closed meanwhile (then it is not sent).
+func (s *Sender) send(first bool, msg []byte, conns ...syscall.Conn) error {
+	s.turn.take(first)
+	defer s.turn.give()
 	fds := make([]int, 0, len(conns))
 	var sendErr error
 	// Each descriptor is valid only inside its Control: nest them.
 	var next func(i int) error
 	next = func(i int) error {
 		if i == len(conns) {
-			sendErr = s.writeLocked(msg, syscall.UnixRights(fds...))
+			sendErr = s.writeLocked(first, msg, syscall.UnixRights(fds...))
 			return nil
 		}
 		raw, err := conns[i].SyscallConn()

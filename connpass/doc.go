@@ -17,7 +17,9 @@
 // turn comes: thousands passed at once wait for each other, not for a
 // deadline they share; a write goes on waiting while the receiver reads,
 // and a receiver that takes nothing for that long fails the send and every
-// one after it.
+// one after it. A client's connection whose next request has come
+// (SendWaiting) takes its turn ahead of those only idle: its client waits
+// for the answer.
 //
 // Invariant: a connection has one owner at a time. The sender closes its
 // descriptor only after Send succeeded, and until then nothing of the

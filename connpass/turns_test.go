@@ -3,6 +3,7 @@ package connpass
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -116,5 +117,133 @@ func TestStuckReceiverFailsTheSendsAfterIt(t *testing.T) {
 	server.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := server.Read(b); err != nil || b[0] != 'x' {
 		t.Errorf("the sender's connection after the failed sends: %q, %v", b, err)
+	}
+}
+
+// The turn goes to the waiting sends marked first, in the order they
+// asked, then to the others in theirs.
+func TestTurnsGoFirstToThoseMarkedFirst(t *testing.T) {
+	var tr turns
+	tr.take(false) // the send under way
+	got := make(chan string, 5)
+	queued := func(first, rest int) bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.first) == first && len(tr.rest) == rest
+	}
+	ask := func(name string, first bool, nFirst, nRest int) {
+		go func() {
+			tr.take(first)
+			got <- name
+			tr.give()
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for !queued(nFirst, nRest) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not queued within 5 s", name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ask("idle 1", false, 0, 1)
+	ask("idle 2", false, 0, 2)
+	ask("waiting 1", true, 1, 2)
+	ask("idle 3", false, 1, 3)
+	ask("waiting 2", true, 2, 3)
+	tr.give()
+	want := []string{"waiting 1", "waiting 2", "idle 1", "idle 2", "idle 3"}
+	for i, w := range want {
+		select {
+		case name := <-got:
+			if name != w {
+				t.Fatalf("turn %d went to %s, want %s", i, name, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("turn %d not given within 5 s", i)
+		}
+	}
+	// All done: the turn is free, taken at once.
+	tr.take(true)
+	tr.give()
+	if tr.busy || tr.first != nil || tr.rest != nil {
+		t.Errorf("after the last give: busy %v, first %v, rest %v", tr.busy, tr.first, tr.rest)
+	}
+}
+
+// TestAWaitingSendIsNotBehindAFullBuffer: a line of idle connections
+// fills the socket's buffer only to room (a quarter of it), so that a
+// connection whose client waits, sent ahead of the rest of the line, is
+// read after at most room's worth of messages, not after the few hundred
+// a full buffer holds.
+func TestAWaitingSendIsNotBehindAFullBuffer(t *testing.T) {
+	s, f, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, server := tcptest.Pair(t)
+	const line = 600
+	var sent atomic.Int64
+	go func() {
+		for range line {
+			if s.Send(8080, nil, server) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	// Nothing is read yet: the line stops once room is queued.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if s.queued() >= s.room-4096 {
+			last := sent.Load()
+			time.Sleep(50 * time.Millisecond)
+			if sent.Load() == last {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the line did not stop at room (%d bytes): %d sent, %d bytes queued", s.room, sent.Load(), s.queued())
+		}
+	}
+	if q := s.queued(); q > s.room+4096 {
+		t.Errorf("%d bytes queued for the receiver, want at most room (%d) and a message", q, s.room)
+	}
+	before := sent.Load()
+	waited := make(chan error, 1)
+	go func() { waited <- s.SendWaiting(9090, []byte("GET /"), server) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.turn.mu.Lock()
+		queued := len(s.turn.first)
+		s.turn.mu.Unlock()
+		if queued == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting send did not queue for its turn")
+		}
+	}
+	at, n := -1, 0
+	done := make(chan error, 1)
+	go func() {
+		done <- Receive(f, func(it Item) {
+			if it.Port == 9090 {
+				at = n
+			}
+			n++
+			it.Conn.Close()
+		})
+	}()
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	for sent.Load() < line {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the waiting connection was the receiver's %dth of %d; %d had been sent when it asked", at+1, n, before)
+	if at < 0 || at >= 150 || n != line+1 {
+		t.Errorf("the waiting connection came %dth of %d, want among the first 150 of %d", at+1, n, line+1)
 	}
 }
