@@ -143,6 +143,9 @@ func (d *Daemon) drain(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("a %T cannot be passed", h.Client)
 		}
+		if h.Instance == nil && h.Waiting {
+			return pass.SendWaiting(h.Port, h.Buffered, client) // ahead of the idle ones
+		}
 		if h.Instance == nil {
 			return pass.Send(h.Port, h.Buffered, client)
 		}

@@ -292,7 +292,13 @@ func (c *conn) serveRequests() (parked bool) {
 				return true
 			}
 			if c.passing() && isTimeout(err) {
-				continue // to be handed over
+				// To be handed over: in the line, or now (its client
+				// has sent; or the end of its last response could not
+				// be flushed: passOn's Flush fails again, and it ends).
+				if !errors.Is(err, errClientGone) && c.parkable() && !c.clientSent() && c.parkInLine() {
+					return true
+				}
+				continue
 			}
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,10 @@ type Handover struct {
 	Port     int      // the proxy port it was accepted on
 	Client   net.Conn // the client's connection
 	Buffered []byte   // read from the client and not yet used
+	// Waiting: a client's connection between two requests whose client
+	// has sent the next one (or some of it), and waits for its answer.
+	// Not set by the receiving process.
+	Waiting bool
 
 	// A tunnel or a response in progress also hands over the connection to
 	// the instance, and the bytes read from it and not yet used.
@@ -117,12 +122,14 @@ func (s *Server) ServeConn(nc net.Conn, port int, buffered []byte) error {
 }
 
 // arrive serves a client's connection passed between two requests. One
-// with nothing read of its next request waits for it parked, as it would
+// with nothing of its next request read or sent waits for it parked, as it would
 // have after idling here: no goroutine or buffers of its own until its
 // client sends, so an upgrade takes over thousands of idle connections at
 // the cost of their descriptors. IdleTimeout counts from its arrival.
 func (c *conn) arrive() {
-	if c.parkable() {
+	// One whose client has sent meanwhile is served at once: parked, it
+	// would wait for the parker to see it.
+	if c.parkable() && !c.clientSent() {
 		c.idleSince = time.Now()
 		if c.leaveToParker(false) == parked {
 			return
@@ -133,24 +140,69 @@ func (c *conn) arrive() {
 	go c.serve()
 }
 
-// passParked passes parked connections as they are, one after another,
+// passLine is the parked connections waiting their turn to be passed at a
+// hand-over, in the order they came: those parked when it began, and the
+// idle ones that park when it reaches them (serveRequests). Waiting
+// parked, a connection whose client sends is woken, and its goroutine
+// passes it at once (its client waits: connpass's SendWaiting), not after
+// the thousands ahead of it in the line.
+//
+// Ownership: mu guards queue and running; one goroutine at a time
+// (passParked) passes what is queued.
+type passLine struct {
+	mu      sync.Mutex
+	queue   []*conn
+	running bool
+}
+
+// enline queues parked connections to be passed, and starts passing them
+// if nothing is.
+func (s *Server) enline(cs ...*conn) {
+	l := &s.line
+	l.mu.Lock()
+	l.queue = append(l.queue, cs...)
+	start := !l.running && len(l.queue) > 0
+	l.running = l.running || start
+	l.mu.Unlock()
+	if start {
+		go s.passParked()
+	}
+}
+
+// next is the line's next connection, or nil when it is empty (then
+// nothing is passing it any longer).
+func (l *passLine) next() *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) == 0 {
+		l.queue, l.running = nil, false
+		return nil
+	}
+	c := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	return c
+}
+
+// passParked passes the line's connections as they are, one after another,
 // without taking them up again: a parked connection holds nothing to pass
 // but its socket (a tunnel's or a stream's, the instance's too, and a
-// stream where its relay stands). Each is taken from the parker when its turn comes; one
-// no longer there was woken meanwhile (its own goroutine passes it), or
-// closed by the sweep or Close. One whose passing fails is taken up and
-// stays here, as any connection whose passing failed. Once Close has
-// begun (PassConnections' time is up), the rest are left to it: it
-// closes what is parked, and counts it cut.
-func (s *Server) passParked(cs []*conn) {
-	for _, c := range cs {
+// stream where its relay stands). Each is taken from the parker when its
+// turn comes; one no longer there was woken meanwhile (its own goroutine
+// passes it), or closed by the sweep or Close. One whose passing fails is
+// taken up and stays here, as any connection whose passing failed. Once
+// Close has begun (PassConnections' time is up), the rest are left to it:
+// it closes what is parked, and counts it cut.
+func (s *Server) passParked() {
+	for c := s.line.next(); c != nil; c = s.line.next() {
 		if s.closed.Load() {
-			return
+			continue // emptied: Close has the parked ones
 		}
 		if !s.parker.take(c) {
 			continue
 		}
-		h, passed := &Handover{}, &s.passStats.Clients
+		// Its client may have sent since the line took it from the parker.
+		h, passed := &Handover{Waiting: c.tn == nil && c.strm == nil && c.clientSent()}, &s.passStats.Clients
 		switch {
 		case c.tn != nil:
 			h, passed = c.tn.handover(), &s.passStats.Tunnels // quiet: nothing buffered either way
@@ -173,6 +225,7 @@ func (s *Server) passParked(cs []*conn) {
 func (c *conn) pass(h *Handover, passed *atomic.Int64) bool {
 	fn := *c.srv.passFn.Load()
 	h.Port, h.Client, h.Buffered = c.port, c.nc, c.unread()
+	h.Waiting = h.Waiting || (h.Instance == nil && len(h.Buffered) > 0)
 	if err := fn(h); err != nil {
 		c.keepHere = true
 		// The response before said keep-alive: the client may be sending
@@ -193,6 +246,25 @@ func (c *conn) pass(h *Handover, passed *atomic.Int64) bool {
 	return true
 }
 
+// parkInLine parks c, idle at a hand-over, in the line of connections to
+// pass (passLine), and reports whether it did; if so, c is the parker's.
+// Passed at once instead, thousands of idle connections would all wait
+// for their turn at the sender, and a request sent on one of them
+// meanwhile would wait for all of them; parked, its client's request
+// wakes it, and it goes ahead.
+func (c *conn) parkInLine() bool {
+	c.flushLog()
+	c.release()
+	if ok, _ := c.parkNow(true); !ok {
+		c.start()
+		return false
+	}
+	// Close, which takes what is parked, may have begun: then it closed
+	// c's socket, or takes c from the parker, and the line passes it not.
+	c.srv.enline(c)
+	return true
+}
+
 // passOn passes the connection, between two requests, with what was read
 // of the next one, and reports whether this goroutine is done with it
 // (passed, or the client is gone); if not, it stays here.
@@ -201,7 +273,7 @@ func (c *conn) passOn() bool {
 	if err := c.Flush(); err != nil {
 		return true
 	}
-	return c.pass(&Handover{}, &c.srv.passStats.Clients)
+	return c.pass(&Handover{Waiting: c.clientSent()}, &c.srv.passStats.Clients)
 }
 
 // unread is what was read from the client and not yet used: the start of

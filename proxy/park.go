@@ -267,7 +267,8 @@ func (p *parker) run(set *epollset.Set) {
 				}
 			}
 		}
-		trim := swept && p.trimDueLocked(now)
+		// Not in a process handing its connections over: it is leaving.
+		trim := swept && !p.srv.shutting.Load() && p.trimDueLocked(now)
 		done := swept && p.n == 0
 		if done {
 			set.Close()
@@ -370,17 +371,11 @@ func (c *conn) park() parkResult {
 // the result is parked, c is the parker's (or its remover's), and its
 // caller must not touch it again.
 func (c *conn) leaveToParker(gaveBack bool) parkResult {
-	c.woke = true // whoever resumes it: the wait goes on from idleSince
-	c.readBy, c.readKind = time.Time{}, readOther
-	c.state.Store(stateParked)
-	p := c.srv.parker
-	ok, seq := p.park(c, gaveBack)
+	ok, seq := c.parkNow(gaveBack)
 	if !ok {
 		return parkFailed
 	}
-	if h := c.srv.opts.parkedHook; h != nil {
-		h(c)
-	}
+	p := c.srv.parker
 	// The flags are read after the state says parked; Shutdown, SetDraining
 	// and Close set theirs before they look at the states: one of the two
 	// sees the other, and p.take decides who has it.
@@ -390,6 +385,21 @@ func (c *conn) leaveToParker(gaveBack bool) parkResult {
 		}
 	}
 	return parked
+}
+
+// parkNow registers c with the parker as parked, and reports whether it
+// is, and its parking's number.
+func (c *conn) parkNow(gaveBack bool) (ok bool, seq uint32) {
+	c.woke = true // whoever resumes it: the wait goes on from idleSince
+	c.readBy, c.readKind = time.Time{}, readOther
+	c.state.Store(stateParked)
+	ok, seq = c.srv.parker.park(c, gaveBack)
+	if ok {
+		if h := c.srv.opts.parkedHook; h != nil {
+			h(c)
+		}
+	}
+	return ok, seq
 }
 
 // closeParked closes a connection taken from the parker. A TLS one's

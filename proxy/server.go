@@ -74,6 +74,7 @@ type Server struct {
 	shutdownAt atomic.Int64 // unix nanos when Shutdown began
 	passFn     atomic.Pointer[PassFunc]
 	passStats  passCounters
+	line       passLine // the parked connections to pass (handover.go)
 
 	drainMu     sync.Mutex   // serializes SetDraining
 	draining    atomic.Bool  // SetDraining (drain.go)
@@ -326,9 +327,7 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 		// the take goes on as one.)
 		go c.wake()
 	}
-	if len(pass) > 0 {
-		go s.passParked(pass)
-	}
+	s.enline(pass...)
 
 	h2Done := make(chan struct{})
 	go func() { s.shutdownH2(ctx); close(h2Done) }()
