@@ -139,6 +139,29 @@ type compressor interface {
 	Reset(w io.Writer)
 }
 
+// flushing is a compressor whose Flush does nothing when nothing was
+// written since the last: a flush of nothing adds an empty block (gzip's
+// five-byte sync marker), and a streamed response is flushed before every
+// wait for the instance, over HTTP/2 twice (the wait's, then the read's
+// that follows it).
+type flushing struct {
+	compressor
+	wrote bool
+}
+
+func (z *flushing) Write(p []byte) (int, error) {
+	z.wrote = z.wrote || len(p) > 0
+	return z.compressor.Write(p)
+}
+
+func (z *flushing) Flush() error {
+	if !z.wrote {
+		return nil
+	}
+	z.wrote = false
+	return z.compressor.Flush()
+}
+
 type zstdWriter struct{ *zstd.Encoder }
 
 func (z zstdWriter) Reset(w io.Writer) { z.Encoder.Reset(w) }
@@ -255,12 +278,13 @@ func (c *conn) relayCompressed(uc *bufio.Reader, resp *response, framing int, en
 	src := decodedBody(uc, framing, resp.contentLength, &c.lim, &c.dec)
 	c.cw.bw = c.bw
 	z := newCompressor(enc, &c.cw)
-	c.zw = z
+	c.zf = flushing{compressor: z}
+	c.zw = &c.zf
 	defer func() {
-		c.zw = nil
+		c.zw, c.zf = nil, flushing{}
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(z, src, framing, &c.lim, nil); err != nil {
+	if err := relayDecoded(c.zw, src, framing, &c.lim, nil); err != nil {
 		return err
 	}
 	if err := z.Close(); err != nil {

@@ -64,7 +64,8 @@ type conn struct {
 	logBuf   *[]byte        // log lines not yet handed to logTo
 	entry    accesslog.Entry
 	logPort  []byte
-	zw       compressor  // compressing the response being relayed: flushed with bw
+	zw       compressor  // compressing the response being relayed: flushed with bw; &zf
+	zf       flushing    // zw's, and the pooled compressor in it
 	cw       chunkWriter // what zw writes to
 	lim      io.LimitedReader
 	maxBody  int64 // the request's service's max_body_size; 0: none

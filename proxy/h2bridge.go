@@ -35,7 +35,8 @@ type bridge struct {
 	kept     bool
 	compress bool       // the service compresses its responses (compress.go)
 	maxBody  int64      // the service's max_body_size; 0: none
-	zw       compressor // compressing the response: flushed before every wait for the instance
+	zw       compressor // compressing the response: flushed before every wait for the instance; &zf
+	zf       flushing   // zw's, and the pooled compressor in it
 	began    bool       // the response's head is written: what follows may be flushed
 
 	// The record (record.go's, for HTTP/2).

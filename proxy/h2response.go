@@ -150,12 +150,13 @@ func (x *bridge) copyBody(a *h2Answer, uc *upstream.Conn, enc encoding) error {
 		return relayDecoded(x.w, src, a.framing, &a.lim, uc)
 	}
 	z := newCompressor(enc, x.w)
-	x.zw = z
+	x.zf = flushing{compressor: z}
+	x.zw = &x.zf
 	defer func() {
-		x.zw = nil
+		x.zw, x.zf = nil, flushing{}
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(z, src, a.framing, &a.lim, uc); err != nil {
+	if err := relayDecoded(x.zw, src, a.framing, &a.lim, uc); err != nil {
 		return err
 	}
 	return z.Close()
