@@ -87,6 +87,13 @@ func stuckTLSClient(t *testing.T, f *tlsFixture, path string, parkedBefore int) 
 	fillUntilStuck(t, f.srv, tc, "a.test", path, parkedBefore)
 }
 
+// TestStuckTLSClientDoesNotStallTheParker: a TLS client that stops reading
+// holds up no parked plain client. Written when the stuck connection was
+// parked and the parker's goroutine closed it (a close_notify into a full
+// socket); since a timed-out flush ends the connection on its own
+// goroutine, it no longer reaches the parker, and
+// TestParkedTLSCloseDoesNotHoldUpTheParker checks that path directly. This
+// one stays for the whole: whatever path the stuck connection takes.
 func TestStuckTLSClientDoesNotStallTheParker(t *testing.T) {
 	body := strings.Repeat("x", 15000) // a response fits in the 16 KiB writer: it is flushed in the next wait
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
@@ -108,9 +115,8 @@ func TestStuckTLSClientDoesNotStallTheParker(t *testing.T) {
 	ctl.mustDo(get("x", "/"))
 	waitParked(t, f.srv, 1)
 
-	// The stuck connection's flush times out within IdleTimeout, it parks,
-	// and the sweep closes it (IdleTimeout from its last wait's start). All
-	// the while, the plain client asks every 100 ms: each answer should take
+	// The stuck connection's flush times out within IdleTimeout, and it
+	// ends. All the while, the plain client asks every 100 ms: each answer should take
 	// milliseconds (a wake from the parker). New idle clients come every
 	// 300 ms and stay parked, as on any busy server (with none parked, the
 	// parker's goroutine would hand over to a new one at the sweep).
