@@ -201,8 +201,7 @@ func (s *Server) passParked() {
 		if !s.parker.take(c) {
 			continue
 		}
-		// Its client may have sent since the line took it from the parker.
-		h, passed := &Handover{Waiting: c.tn == nil && c.strm == nil && c.clientSent()}, &s.passStats.Clients
+		h, passed := &Handover{}, &s.passStats.Clients
 		switch {
 		case c.tn != nil:
 			h, passed = c.tn.handover(), &s.passStats.Tunnels // quiet: nothing buffered either way
@@ -225,7 +224,9 @@ func (s *Server) passParked() {
 func (c *conn) pass(h *Handover, passed *atomic.Int64) bool {
 	fn := *c.srv.passFn.Load()
 	h.Port, h.Client, h.Buffered = c.port, c.nc, c.unread()
-	h.Waiting = h.Waiting || (h.Instance == nil && len(h.Buffered) > 0)
+	// A client's connection between two requests: its client may have sent
+	// the next (since the line took it from the parker, too).
+	h.Waiting = h.Instance == nil && (len(h.Buffered) > 0 || c.clientSent())
 	if err := fn(h); err != nil {
 		c.keepHere = true
 		// The response before said keep-alive: the client may be sending
@@ -273,7 +274,7 @@ func (c *conn) passOn() bool {
 	if err := c.Flush(); err != nil {
 		return true
 	}
-	return c.pass(&Handover{Waiting: c.clientSent()}, &c.srv.passStats.Clients)
+	return c.pass(&Handover{}, &c.srv.passStats.Clients)
 }
 
 // unread is what was read from the client and not yet used: the start of
