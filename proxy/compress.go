@@ -139,15 +139,19 @@ type compressor interface {
 	Reset(w io.Writer)
 }
 
-// flushing is a compressor whose Flush does nothing when nothing was
-// written since the last: a flush of nothing adds an empty block (gzip's
-// five-byte sync marker), and a streamed response is flushed before every
-// wait for the instance, over HTTP/2 twice (the wait's, then the read's
-// that follows it).
+// flushing is the compressor of the response being compressed (none:
+// inactive), whose Flush does nothing when nothing was written since the
+// last: a flush of nothing adds an empty block (gzip's five-byte sync
+// marker), and a streamed response is flushed before every wait for the
+// instance, over HTTP/2 twice (the wait's, then the read's that follows
+// it).
 type flushing struct {
 	compressor
 	wrote bool
 }
+
+// active reports whether a response is being compressed.
+func (z *flushing) active() bool { return z.compressor != nil }
 
 func (z *flushing) Write(p []byte) (int, error) {
 	z.wrote = z.wrote || len(p) > 0
@@ -278,13 +282,12 @@ func (c *conn) relayCompressed(uc *bufio.Reader, resp *response, framing int, en
 	src := decodedBody(uc, framing, resp.contentLength, &c.lim, &c.dec)
 	c.cw.bw = c.bw
 	z := newCompressor(enc, &c.cw)
-	c.zf = flushing{compressor: z}
-	c.zw = &c.zf
+	c.zw = flushing{compressor: z}
 	defer func() {
-		c.zw, c.zf = nil, flushing{}
+		c.zw = flushing{}
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(c.zw, src, framing, &c.lim, nil); err != nil {
+	if err := relayDecoded(&c.zw, src, framing, &c.lim, nil); err != nil {
 		return err
 	}
 	if err := z.Close(); err != nil {

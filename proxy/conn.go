@@ -64,8 +64,7 @@ type conn struct {
 	logBuf   *[]byte        // log lines not yet handed to logTo
 	entry    accesslog.Entry
 	logPort  []byte
-	zw       compressor  // compressing the response being relayed: flushed with bw; &zf
-	zf       flushing    // zw's, and the pooled compressor in it
+	zw       flushing    // compressing the response being relayed: flushed with bw
 	cw       chunkWriter // what zw writes to
 	lim      io.LimitedReader
 	maxBody  int64 // the request's service's max_body_size; 0: none
@@ -539,9 +538,7 @@ func (c *conn) readFirst() error {
 // the instance connection an exchange reads from, so nothing for the client
 // waits while the proxy waits for the instance.
 func (c *conn) Flush() error {
-	if c.zw != nil {
-		c.zw.Flush()
-	}
+	c.zw.Flush()                             // nothing when not compressing
 	if c.bw == nil || c.bw.Buffered() == 0 { // nil: lent while waiting for a request
 		return nil
 	}

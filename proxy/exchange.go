@@ -119,7 +119,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 // back to their pools for that wait: with thousands of clients, most wait
 // for an instance at any time, and hold no buffer meanwhile.
 func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
-	if !kept || c.bw.Buffered() > 0 || c.zw != nil {
+	if !kept || c.bw.Buffered() > 0 || c.zw.active() {
 		_, err := uc.Write(c.out)
 		return err
 	}

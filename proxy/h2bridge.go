@@ -33,11 +33,10 @@ type bridge struct {
 
 	body     []byte // the whole body, when kept (see maxKeptBody)
 	kept     bool
-	compress bool       // the service compresses its responses (compress.go)
-	maxBody  int64      // the service's max_body_size; 0: none
-	zw       compressor // compressing the response: flushed before every wait for the instance; &zf
-	zf       flushing   // zw's, and the pooled compressor in it
-	began    bool       // the response's head is written: what follows may be flushed
+	compress bool     // the service compresses its responses (compress.go)
+	maxBody  int64    // the service's max_body_size; 0: none
+	zw       flushing // compressing the response: flushed before every wait for the instance
+	began    bool     // the response's head is written: what follows may be flushed
 
 	// The record (record.go's, for HTTP/2).
 	start    time.Time
@@ -470,9 +469,7 @@ func (c h2Client) Flush() error {
 	if !c.x.began {
 		return nil // a flush before the head would send a 200 without its fields
 	}
-	if c.x.zw != nil {
-		c.x.zw.Flush()
-	}
+	c.x.zw.Flush() // nothing when not compressing
 	return c.x.rc.Flush()
 }
 func (c h2Client) Gone() bool                 { return c.x.r.Context().Err() != nil }

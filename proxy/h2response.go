@@ -150,13 +150,12 @@ func (x *bridge) copyBody(a *h2Answer, uc *upstream.Conn, enc encoding) error {
 		return relayDecoded(x.w, src, a.framing, &a.lim, uc)
 	}
 	z := newCompressor(enc, x.w)
-	x.zf = flushing{compressor: z}
-	x.zw = &x.zf
+	x.zw = flushing{compressor: z}
 	defer func() {
-		x.zw, x.zf = nil, flushing{}
+		x.zw = flushing{}
 		putCompressor(enc, z)
 	}()
-	if err := relayDecoded(x.zw, src, a.framing, &a.lim, uc); err != nil {
+	if err := relayDecoded(&x.zw, src, a.framing, &a.lim, uc); err != nil {
 		return err
 	}
 	return z.Close()

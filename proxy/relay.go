@@ -91,7 +91,7 @@ const streamPiece = 4 << 10
 // of a read of br, and upstream.ErrPark.
 func (c *conn) awaitBody(br *bufio.Reader) (*bufio.Reader, error) {
 	uc := c.rel.uc
-	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || uc.LastRead() >= streamPiece || c.zw != nil {
+	if uc == nil || br != uc.R || br.Buffered() > 0 || c.rel.framing == bodyLength || uc.LastRead() >= streamPiece || c.zw.active() {
 		return br, nil
 	}
 	if err := c.Flush(); err != nil {
