@@ -296,7 +296,7 @@ func (s *Sender) waitRoom() error {
 	}
 	var qerr error
 	err = raw.Write(func(fd uintptr) bool {
-		n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		n, err := outq(fd)
 		qerr = err
 		return err != nil || n <= s.room
 	})
@@ -315,12 +315,15 @@ func (s *Sender) queued() int {
 	}
 	n := -1
 	raw.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+		if v, err := outq(fd); err == nil {
 			n = v
 		}
 	})
 	return n
 }
+
+// outq is how many bytes sent on fd its receiver has not read.
+func outq(fd uintptr) (int, error) { return unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }
 
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
 // port, address length, state length, client bytes' length.
