@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,18 +18,8 @@ import (
 // response as the rest of the last one (found by a review of the line;
 // regress_flushpark_test.go is the same for a plain parking).
 func TestHandOverDoesNotPassAConnectionWhoseFlushTimedOut(t *testing.T) {
-	body := strings.Repeat("x", 15000)
-	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/after" {
-			io.WriteString(w, "after")
-			return
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		io.WriteString(w, body)
-	})
-	opts := Options{IdleTimeout: 2 * time.Second}
-	opts.parkAfter = 10 * time.Millisecond
-	old := startProxy(t, opts, Route{Port: 1, Set: setOf(t, "a", in)})
+	in := stuckFlushInstance(t, nil)
+	old := startProxy(t, stuckFlushOpts(), Route{Port: 1, Set: setOf(t, "a", in)})
 	next := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "a", in)})
 
 	nc := dialSmallRcvbuf(t, old.addr)

@@ -27,14 +27,20 @@ import (
 // a write error): woken, it sends the next request to the instance and
 // cannot answer it; and its socket is full (regress_tlsclose_test.go).
 
-func TestConnectionWhoseFlushTimedOutIsNotServedOn(t *testing.T) {
-	body := strings.Repeat("x", 15000) // a response fits in the 16 KiB writer: its end is flushed in the next wait
-	after := make(chan struct{}, 1)
-	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+// stuckFlushBody is what stuckFlushInstance answers but /after with: a
+// response that fits in the 16 KiB writer, so that its end is flushed in
+// the connection's next wait.
+var stuckFlushBody = strings.Repeat("x", 15000)
+
+// stuckFlushInstance answers /after with "after" (and a note on after,
+// when not nil), and anything else with stuckFlushBody.
+func stuckFlushInstance(t *testing.T, after chan struct{}) *instance {
+	body := stuckFlushBody
+	return startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/after" {
 			select {
 			case after <- struct{}{}:
-			default:
+			default: // nil, or noted already
 			}
 			io.WriteString(w, "after")
 			return
@@ -42,8 +48,21 @@ func TestConnectionWhoseFlushTimedOutIsNotServedOn(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		io.WriteString(w, body)
 	})
+}
+
+// stuckFlushOpts parks a connection idle for 10 ms, and ends an idle one
+// after 2 s.
+func stuckFlushOpts() Options {
 	opts := Options{IdleTimeout: 2 * time.Second}
 	opts.parkAfter = 10 * time.Millisecond
+	return opts
+}
+
+func TestConnectionWhoseFlushTimedOutIsNotServedOn(t *testing.T) {
+	body := stuckFlushBody
+	after := make(chan struct{}, 1)
+	in := stuckFlushInstance(t, after)
+	opts := stuckFlushOpts()
 	f := startProxy(t, opts, Route{Port: 1, Set: setOf(t, "a", in)})
 
 attempts:
