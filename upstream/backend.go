@@ -42,6 +42,20 @@ const maxIdlePerBackend = 256
 // them.
 const sweepEvery = 500 * time.Millisecond
 
+// idleTimeout is how long a pooled connection may idle before the sweep
+// closes it. The pool takes its freshest first, so what idles this long
+// is what a burst of requests left beyond the load that followed it (a
+// hand-over's queued requests, a spike): without it, the pool would keep
+// up to maxIdlePerBackend sockets on either side for good, and pass them
+// all to the next smoothserve at every upgrade. With sweepEvery, below
+// the 5 s after which Node and uvicorn close an idle connection, so that
+// on an instance like those the proxy closes first, and no request goes
+// out on a connection the instance is closing (counted from the request
+// sent: the instance's clock starts later, at its response's end). A connection another
+// process passed (AddIdle) has no known age: unused by the next sweep, it
+// goes.
+const idleTimeout = 4 * time.Second
+
 // NewBackend returns a Backend for the instance at addr.
 func NewBackend(service string, slot int, addr string) *Backend {
 	return &Backend{Addr: addr, Service: service, Slot: slot, idle: make(chan struct{})}
@@ -181,16 +195,16 @@ func (b *Backend) put(c *Conn, since time.Time) {
 	b.mu.Unlock()
 }
 
-// sweep closes the pooled connections the instance closed or wrote to,
-// makes those idle for restAfter give back their readers, and schedules
-// the next sweep while the pool holds any.
+// sweep closes the pooled connections the instance closed or wrote to and
+// those idle for idleTimeout, makes those idle for restAfter give back
+// their readers, and schedules the next sweep while the pool holds any.
 func (b *Backend) sweep() {
 	var dead []*Conn
 	now := time.Now()
 	b.mu.Lock()
 	live := b.pool[:0]
 	for _, c := range b.pool {
-		if c.alive() {
+		if now.Sub(c.idleSince) < idleTimeout && c.alive() {
 			if c.R != nil && now.Sub(c.idleSince) >= restAfter {
 				c.rest()
 			}
