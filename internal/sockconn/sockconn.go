@@ -13,50 +13,81 @@ import (
 )
 
 // Conn is a connected TCP socket passed from another process.
+//
+// Ownership: until its first use that needs Go's poller (poll), the
+// descriptor is fd, under reg; from then on f's, and fd is -1. Close
+// before that closes fd (under reg too).
 type Conn struct {
-	f      *os.File
-	raw    rawConn  // f's, with net's errors
-	remote net.Addr // nil when the peer was gone already
-	closed atomic.Bool
+	remote net.Addr    // nil when the peer was gone already
+	closed atomic.Bool // Close was called (opErr)
+
+	reg  sync.RWMutex // guards fd: Control holds it shared, poll and Close alone
+	fd   int          // the descriptor while not in the poller; -1 once it is, or closed
+	file atomic.Pointer[os.File]
+	raw  rawConn
 
 	mu    sync.Mutex // for local
 	local net.Addr
 }
 
-// New makes a Conn of fd, a connected, non-blocking TCP socket (one a Go
-// process had: Go makes its sockets non-blocking). It owns fd from now on.
+// New makes a Conn of fd, a connected TCP socket. It owns fd from now on.
+// It asks only the peer's address: the descriptor goes into Go's poller
+// (poll) when it is first read, written or given a deadline, so a
+// connection passed to be parked at once (an idle client's, most of an
+// upgrade's thousands) and passed on or closed from there never costs the
+// poller's registration and removal.
 func New(fd int) (*Conn, error) {
-	// Only a non-blocking descriptor is registered with the poller, and
-	// only a registered one takes deadlines: else reads would block a
-	// thread, past every deadline. Already so, this is one fcntl.
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("sockconn: descriptor %d: %w", fd, os.NewSyscallError("fcntl", err))
-	}
-	f := os.NewFile(uintptr(fd), "passed-connection")
-	if f == nil {
-		syscall.Close(fd)
+	sa, err := syscall.Getpeername(fd)
+	if err == syscall.EBADF {
 		return nil, fmt.Errorf("sockconn: descriptor %d is not valid", fd)
 	}
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sockconn: descriptor %d is not in the poller: %w", fd, err)
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sockconn: %w", err)
-	}
-	c := &Conn{f: f}
-	c.raw = rawConn{rc: rc, c: c}
-	var sa syscall.Sockaddr
-	var serr error
-	if err := rc.Control(func(fd uintptr) { sa, serr = syscall.Getpeername(int(fd)) }); err == nil && serr == nil {
+	c := &Conn{fd: fd}
+	c.raw.c = c
+	if err == nil {
 		c.remote = tcpAddr(sa)
 	}
 	// A peer that is gone (ENOTCONN) leaves no address; the connection is
 	// still served, and reads its end.
 	return c, nil
+}
+
+// poll is the descriptor as an os.File in Go's poller, made so the first
+// time: what reads, writes and deadlines need.
+func (c *Conn) poll() (*os.File, error) {
+	if f := c.file.Load(); f != nil {
+		return f, nil
+	}
+	c.reg.Lock()
+	defer c.reg.Unlock()
+	if f := c.file.Load(); f != nil {
+		return f, nil
+	}
+	if c.fd < 0 {
+		return nil, net.ErrClosed
+	}
+	// Only a non-blocking descriptor is registered with the poller, and
+	// only a registered one takes deadlines: else reads would block a
+	// thread, past every deadline. Already so (a Go process had it), this
+	// is one fcntl.
+	if err := syscall.SetNonblock(c.fd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(c.fd), "passed-connection")
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		c.fd = -1
+		return nil, fmt.Errorf("sockconn: the descriptor is not in the poller: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		c.fd = -1
+		return nil, err
+	}
+	c.raw.rc = rc
+	c.fd = -1
+	c.file.Store(f)
+	return f, nil
 }
 
 // tcpAddr is sa as a *net.TCPAddr, or nil if it is not an inet one.
@@ -77,26 +108,51 @@ func tcpAddr(sa syscall.Sockaddr) net.Addr {
 }
 
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.f.Read(p)
+	f, err := c.poll()
+	if err != nil {
+		return 0, c.opErr("read", err)
+	}
+	n, err := f.Read(p)
 	return n, c.opErr("read", err)
 }
 
 func (c *Conn) Write(p []byte) (int, error) {
-	n, err := c.f.Write(p)
+	f, err := c.poll()
+	if err != nil {
+		return 0, c.opErr("write", err)
+	}
+	n, err := f.Write(p)
 	return n, c.opErr("write", err)
 }
 
 // Close closes the socket.
 func (c *Conn) Close() error {
 	c.closed.Store(true) // before: what Close ends sees it (opErr)
-	return c.opErr("close", c.f.Close())
+	if f := c.file.Load(); f != nil {
+		return c.opErr("close", f.Close())
+	}
+	c.reg.Lock()
+	if f := c.file.Load(); f != nil { // in the poller meanwhile
+		c.reg.Unlock()
+		return c.opErr("close", f.Close())
+	}
+	defer c.reg.Unlock()
+	if c.fd < 0 {
+		return c.opErr("close", net.ErrClosed)
+	}
+	err := syscall.Close(c.fd)
+	c.fd = -1
+	if err != nil {
+		return c.opErr("close", os.NewSyscallError("close", err))
+	}
+	return nil
 }
 
 // CloseWrite shuts the socket's sending side (a FIN), as
 // net.TCPConn.CloseWrite does.
 func (c *Conn) CloseWrite() error {
 	var serr error
-	if err := c.raw.rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
+	if err := c.raw.control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
 		return c.opErr("close", err)
 	}
 	if serr != nil {
@@ -125,15 +181,31 @@ func (c *Conn) LocalAddr() net.Addr {
 }
 
 func (c *Conn) SetDeadline(t time.Time) error {
-	return c.opErr("set", c.f.SetDeadline(t))
+	return c.setDeadline(t, (*os.File).SetDeadline)
 }
 
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.opErr("set", c.f.SetReadDeadline(t))
+	return c.setDeadline(t, (*os.File).SetReadDeadline)
 }
 
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return c.opErr("set", c.f.SetWriteDeadline(t))
+	return c.setDeadline(t, (*os.File).SetWriteDeadline)
+}
+
+// setDeadline sets a deadline with set. No deadline on a descriptor not
+// yet in the poller is what it has: nothing to do, unless it is closed.
+func (c *Conn) setDeadline(t time.Time, set func(*os.File, time.Time) error) error {
+	if t.IsZero() && c.file.Load() == nil {
+		if c.closed.Load() {
+			return c.opErr("set", net.ErrClosed)
+		}
+		return nil
+	}
+	f, err := c.poll()
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return c.opErr("set", set(f, t))
 }
 
 // SyscallConn is the socket's RawConn, its errors as net's.
@@ -167,17 +239,44 @@ func netErr(err error) error {
 	return err
 }
 
-// rawConn is an os.File's RawConn with net's errors (opErr).
+// rawConn is the socket's RawConn with net's errors (opErr): Control on
+// the descriptor as it is, Read and Write in the poller.
 type rawConn struct {
-	rc syscall.RawConn
+	rc syscall.RawConn // the os.File's, once in the poller
 	c  *Conn
 }
 
-func (r *rawConn) Control(f func(fd uintptr)) error { return r.err("raw-control", r.rc.Control(f)) }
+func (r *rawConn) Control(f func(fd uintptr)) error { return r.err("raw-control", r.control(f)) }
+
+// control calls f with the descriptor, which stays open meanwhile: the
+// poller's RawConn does that once it is there, reg before.
+func (r *rawConn) control(f func(fd uintptr)) error {
+	if r.c.file.Load() == nil {
+		r.c.reg.RLock()
+		if r.c.file.Load() == nil {
+			defer r.c.reg.RUnlock()
+			if r.c.fd < 0 {
+				return net.ErrClosed
+			}
+			f(uintptr(r.c.fd))
+			return nil
+		}
+		r.c.reg.RUnlock()
+	}
+	return r.rc.Control(f)
+}
+
 func (r *rawConn) Read(f func(fd uintptr) bool) error {
+	if _, err := r.c.poll(); err != nil {
+		return r.err("raw-read", err)
+	}
 	return r.err("raw-read", r.rc.Read(f))
 }
+
 func (r *rawConn) Write(f func(fd uintptr) bool) error {
+	if _, err := r.c.poll(); err != nil {
+		return r.err("raw-write", err)
+	}
 	return r.err("raw-write", r.rc.Write(f))
 }
 
