@@ -412,6 +412,9 @@ func Receive(f *os.File, fn func(Item)) error {
 			if it.Conn != nil {
 				it.Conn.Close()
 			}
+			if it.Instance != nil {
+				it.Instance.Close()
+			}
 			bad = append(bad, err)
 			continue
 		}

@@ -29,6 +29,8 @@ type Backend struct {
 	pool     []*Conn // idle connections, by idleSince, the freshest last
 	shut     bool    // pool closed: connections put back are closed
 	sweeping bool    // a sweep of the pool is scheduled
+	// idleTimeout is the package's, shorter in tests.
+	idleTimeout time.Duration
 }
 
 // maxIdlePerBackend bounds the idle pool: more idle connections than
@@ -42,23 +44,22 @@ const maxIdlePerBackend = 256
 // them.
 const sweepEvery = 500 * time.Millisecond
 
-// idleTimeout is how long a pooled connection may idle before the sweep
-// closes it. The pool takes its freshest first, so what idles this long
-// is what a burst of requests left beyond the load that followed it (a
+// idleTimeout is how long a connection may sit in the pool unused before
+// the sweep closes it, as nginx's upstream keepalive_timeout (60 s by
+// default). The pool takes its freshest first, so what sits this long is
+// what a burst of requests left beyond the load that followed it (a
 // hand-over's queued requests, a spike): without it, the pool would keep
-// up to maxIdlePerBackend sockets on either side for good, and pass them
-// all to the next smoothserve at every upgrade. With sweepEvery, below
-// the 5 s after which Node and uvicorn close an idle connection, so that
-// on an instance like those the proxy closes first, and no request goes
-// out on a connection the instance is closing (counted from the request
-// sent: the instance's clock starts later, at its response's end). A connection another
-// process passed (AddIdle) has no known age: unused by the next sweep, it
-// goes.
-const idleTimeout = 4 * time.Second
+// up to maxIdlePerBackend sockets on either side for good, against an
+// instance that never closes them (a Go server without IdleTimeout), and
+// pass them all to the next smoothserve at every upgrade. Counted in the
+// sweeps a connection sat through in the pool since it was last put back
+// (no clock read on the request path), not from its request (idleSince):
+// one that carried a long response was busy till then.
+const idleTimeout = 30 * time.Second
 
 // NewBackend returns a Backend for the instance at addr.
 func NewBackend(service string, slot int, addr string) *Backend {
-	return &Backend{Addr: addr, Service: service, Slot: slot, idle: make(chan struct{})}
+	return &Backend{Addr: addr, Service: service, Slot: slot, idle: make(chan struct{}), idleTimeout: idleTimeout}
 }
 
 // Inflight is the number of requests sent to (or about to be sent to) the
@@ -174,6 +175,7 @@ func (b *Backend) Put(c *Conn) { b.put(c, c.takenAt) }
 func (b *Backend) put(c *Conn, since time.Time) {
 	c.unwatch()
 	c.idleSince = since
+	c.sweeps = 0
 	b.mu.Lock()
 	if b.shut || len(b.pool) >= maxIdlePerBackend {
 		b.mu.Unlock()
@@ -196,15 +198,17 @@ func (b *Backend) put(c *Conn, since time.Time) {
 }
 
 // sweep closes the pooled connections the instance closed or wrote to and
-// those idle for idleTimeout, makes those idle for restAfter give back
-// their readers, and schedules the next sweep while the pool holds any.
+// those unused in the pool for idleTimeout, makes those idle for
+// restAfter give back their readers, and schedules the next sweep while
+// the pool holds any.
 func (b *Backend) sweep() {
 	var dead []*Conn
 	now := time.Now()
 	b.mu.Lock()
 	live := b.pool[:0]
 	for _, c := range b.pool {
-		if now.Sub(c.idleSince) < idleTimeout && c.alive() {
+		c.sweeps++
+		if time.Duration(c.sweeps)*sweepEvery < b.idleTimeout && c.alive() {
 			if c.R != nil && now.Sub(c.idleSince) >= restAfter {
 				c.rest()
 			}

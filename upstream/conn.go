@@ -46,6 +46,7 @@ type Conn struct {
 	// maxIdle).
 	takenAt   time.Time
 	idleSince time.Time // when it was last put back in the pool: its takenAt
+	sweeps    int       // sweeps it sat through in the pool since it was last put back (idleTimeout)
 }
 
 // Socket is a TCP connection to an instance: one this process dialed
@@ -161,7 +162,7 @@ func (c *Conn) Write(p []byte) (int, error) { return c.rio.Write(p) }
 // connection, it is checked (alive) before it is used.
 func (b *Backend) AddIdle(s Socket) {
 	if c, err := newConn(s); err == nil {
-		b.put(c, time.Time{}) // idle since the other process left it: long, for all we know
+		b.put(c, time.Time{}) // idle since the other process left it: long, for all we know; pooled now
 	}
 }
 

@@ -16,8 +16,8 @@
 // connection is checked (a non-blocking peek) each time it is handed out,
 // and every sweepEvery while idle: one the instance closed or wrote to
 // while it was idle is never used, and leaves the pool within sweepEvery;
-// one idle for idleTimeout is closed then too, so that the pool shrinks
-// back to what the load uses after a burst.
+// one unused in the pool for idleTimeout is closed then too, so that the
+// pool shrinks back to what the load uses after a burst.
 // One idle for restAfter gives its read buffer back (the sweep does it:
 // nothing on the request path), holding then its socket and a few hundred
 // bytes; whoever takes it from the pool gets a buffer again. A connection

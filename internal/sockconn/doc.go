@@ -15,7 +15,9 @@
 //
 // Invariant: a Conn owns its descriptor from New on (New fails only for
 // one that is not open) and closes it once; Control's function runs with
-// the descriptor open, in the poller or not. It behaves as a *net.TCPConn's
+// the descriptor open, in the poller or not, and must not use the Conn
+// itself (its read, write, deadlines, Close, Control): before the
+// poller, that waits for the lock the Control holds. It behaves as a *net.TCPConn's
 // net.Conn does for what smoothserve uses: Read, Write, the deadlines,
 // Close, CloseWrite, RemoteAddr, LocalAddr (asked of the socket the first
 // time: nil if that is after Close) and SyscallConn; its errors are

@@ -196,7 +196,10 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // yet in the poller is what it has: nothing to do, unless it is closed.
 func (c *Conn) setDeadline(t time.Time, set func(*os.File, time.Time) error) error {
 	if t.IsZero() && c.file.Load() == nil {
-		if c.closed.Load() {
+		c.reg.RLock()
+		open := c.fd >= 0 || c.file.Load() != nil
+		c.reg.RUnlock()
+		if !open {
 			return c.opErr("set", net.ErrClosed)
 		}
 		return nil
@@ -249,7 +252,9 @@ type rawConn struct {
 func (r *rawConn) Control(f func(fd uintptr)) error { return r.err("raw-control", r.control(f)) }
 
 // control calls f with the descriptor, which stays open meanwhile: the
-// poller's RawConn does that once it is there, reg before.
+// poller's RawConn does that once it is there, reg before. So f must not
+// use the Conn (a read, a write, a deadline, Close, another Control):
+// before the poller, that would wait for reg, held by this very call.
 func (r *rawConn) control(f func(fd uintptr)) error {
 	if r.c.file.Load() == nil {
 		r.c.reg.RLock()
