@@ -51,8 +51,8 @@ type Conn struct {
 
 // Socket is a TCP connection to an instance: one this process dialed
 // (*net.TCPConn), or one another process passed (connpass: a
-// *sockconn.Conn, which it makes in four system calls where net.FileConn
-// takes fifteen).
+// *sockconn.Conn, which it makes in one system call, and three more at
+// its first use, where net.FileConn takes fifteen).
 type Socket interface {
 	net.Conn
 	CloseWrite() error
