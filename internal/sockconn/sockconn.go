@@ -15,7 +15,7 @@ import (
 // Conn is a connected TCP socket passed from another process.
 //
 // Ownership: until its first use that needs Go's poller (poll), the
-// descriptor is fd, under reg; from then on f's, and fd is -1. Close
+// descriptor is fd, under reg; from then on file's, and fd is -1. Close
 // before that closes fd (under reg too).
 type Conn struct {
 	remote net.Addr    // nil when the peer was gone already
