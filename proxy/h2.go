@@ -42,15 +42,36 @@ func (s *Server) h2For(port int) *h2Front {
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
-		ConnState:         h.idle.connState,
+		ConnState:         h.connState,
+		// No dynamic table for the answers' header fields: nginx's
+		// encoder sets its size to 0, HAProxy's fills none. 1 byte holds
+		// no field (0 would be Go's default, 4 KiB, which keeps the last
+		// answers' fields in each connection: some 1.4 KiB of an idle
+		// one's memory); the first answer says so with a table size
+		// update. The requests' table, the clients' to fill, stays at 4
+		// KiB: it saves their cookies' bytes on every request.
+		HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1},
 	}
 	h.srv.SetKeepAlivesEnabled(!s.draining.Load())
 	if s.h2 == nil {
 		s.h2 = make(map[int]*h2Front)
 	}
 	s.h2[port] = h
+	if s.closed.Load() {
+		h.ln.Close() // Close ran: Serve returns at once, as accept refuses the port
+	}
 	go h.srv.Serve(h.ln)
 	return h
+}
+
+// connState is the HTTP/2 server's ConnState hook: idle connections are
+// tracked for draining, and a new one counts towards the parker's trim
+// (parker.countH2).
+func (h *h2Front) connState(nc net.Conn, st http.ConnState) {
+	if st == http.StateNew {
+		h.s.parker.countH2()
+	}
+	h.idle.connState(nc, st)
 }
 
 // serve hands a TLS connection that chose h2 to the HTTP/2 server.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/h2raw"
 	"smoothserve/internal/tcptest"
 )
 
@@ -288,14 +289,7 @@ func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
 		block = append(append(append(block, 0, byte(len(kv[0]))), kv[0]...), byte(len(kv[1])))
 		block = append(block, kv[1]...)
 	}
-	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
-		n := len(payload)
-		h := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}
-		return append(h, payload...)
-	}
-	msg := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	msg = append(msg, frame(0x4, 0, 0, nil)...)     // SETTINGS
-	msg = append(msg, frame(0x1, 0x5, 1, block)...) // HEADERS, END_STREAM | END_HEADERS
+	msg := append(h2raw.Preface(), h2raw.Encode(h2raw.TypeHeaders, h2raw.FlagEndStream|h2raw.FlagEndHeaders, 1, block)...)
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
@@ -303,33 +297,21 @@ func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
 	// indexed from HPACK's static table, or a literal with an indexed name.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		var h [9]byte
-		if _, err := io.ReadFull(c, h[:]); err != nil {
+		f, err := h2raw.Read(c)
+		if err != nil {
 			t.Fatalf("%q: reading the answer: %v", fields, err)
 		}
-		payload := make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
-		if _, err := io.ReadFull(c, payload); err != nil {
-			t.Fatal(err)
-		}
 		switch {
-		case h[3] == 0x3 && h[8] == 1: // RST_STREAM
+		case f.Type == h2raw.TypeRSTStream && f.Stream == 1:
 			return 0
-		case h[3] == 0x7: // GOAWAY
+		case f.Type == h2raw.TypeGoAway:
 			return -1
-		case h[3] != 0x1 || h[8] != 1 || len(payload) == 0:
+		case f.Type != h2raw.TypeHeaders || f.Stream != 1 || len(f.Payload) == 0:
 			continue
 		}
-		if st, ok := staticStatus[payload[0]]; ok {
+		if st := h2raw.Status(f.Payload); st != 0 {
 			return st
 		}
-		// Literal with the name :status (index 8): 0x08 or 0x48 or 0x18, then a 3-byte string.
-		if len(payload) >= 5 && payload[1] == 3 {
-			n, _ := strconv.Atoi(string(payload[2:5]))
-			return n
-		}
-		t.Fatalf("%q: cannot read the :status of %x", fields, payload)
+		t.Fatalf("%q: cannot read the :status of %x", fields, f.Payload)
 	}
 }
-
-// staticStatus is HPACK's static table's statuses, by their indexed form.
-var staticStatus = map[byte]int{0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500}

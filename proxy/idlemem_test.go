@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,10 +10,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"smoothserve/internal/h2raw"
 	"smoothserve/internal/idlemem"
 	"smoothserve/internal/nofile"
 	"smoothserve/internal/tcptest"
@@ -44,7 +47,7 @@ func TestIdleConnMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	perConn := measureIdleMemory(t, in.addr(), n, "idle keep-alive connections", dialOne, getAgain)
+	perConn := measureIdleMemory(t, in.addr(), n, "idle keep-alive connections", false, dialOne, getAgain)
 	// The figure is the first: what an operator (or a bench)
 	// sees a few seconds after the connections went idle, the parker's
 	// trim included. It is held to the budget at the numbers of
@@ -68,17 +71,39 @@ func TestTunnelMemory(t *testing.T) {
 	if _, err := nofile.Raise(); err != nil {
 		t.Fatal(err)
 	}
-	measureIdleMemory(t, echoInstance(t), n, "quiet WebSocket tunnels", openTunnel, echoAgain)
+	measureIdleMemory(t, echoInstance(t), n, "quiet WebSocket tunnels", false, openTunnel, echoAgain)
+}
+
+// The memory an idle HTTP/2 connection costs the proxy, measured as
+// TestIdleConnMemory's: SMOOTHSERVE_IDLEMEM_H2 connections on the TLS
+// port, one GET on each, then idle. net/http's server holds each with two
+// goroutines (their stacks some 12 KiB), its TLS state and its HPACK
+// tables, parked or not: no budget, a figure.
+//
+//	SMOOTHSERVE_IDLEMEM_H2=4000 go test -run TestH2IdleMemory -v ./proxy/
+func TestH2IdleMemory(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SMOOTHSERVE_IDLEMEM_H2"))
+	if n <= 0 || testing.Short() {
+		t.Skip("set SMOOTHSERVE_IDLEMEM_H2=4000 to measure")
+	}
+	if _, err := nofile.Raise(); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	measureIdleMemory(t, in.addr(), n, "idle HTTP/2 connections", true, openH2, h2GetAgain)
 }
 
 // measureIdleMemory starts the helper process, a proxy to the instance at
-// instance, opens n connections to it with open, and reports (in the log)
-// and returns the bytes each costs the helper's RSS 4 s after the last was
-// opened; then again must work on them.
-func measureIdleMemory(t *testing.T, instance string, n int, what string, open func(addr string) (net.Conn, error), again func(net.Conn) error) float64 {
+// instance, opens n connections to it (its TLS port if onTLS) with open,
+// and reports (in the log) and returns the bytes each costs the helper's
+// RSS 4 s after the last was opened; then again must work on them.
+func measureIdleMemory(t *testing.T, instance string, n int, what string, onTLS bool, open func(addr string) (net.Conn, error), again func(net.Conn) error) float64 {
 	t.Helper()
 	h := idlemem.Start(t, "TestIdleMemHelper", idleMemHelperEnv, instance)
-	addr := h.Line()
+	addr, tlsAddr, _ := strings.Cut(h.Line(), " ")
+	if onTLS {
+		addr = tlsAddr
+	}
 	// One connection first, so that pools, the instance's connection and
 	// the code's pages count in the base, not per connection.
 	warm, err := open(addr)
@@ -176,6 +201,28 @@ func getAgain(c net.Conn) error {
 	return resp.Body.Close()
 }
 
+// openH2 opens an HTTP/2 connection to addr, the proxy's TLS port, and
+// GETs / on it (stream 1), leaving it open.
+func openH2(addr string) (net.Conn, error) {
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: "a.test"})
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := h2raw.Open(c, "a.test"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// h2GetAgain GETs / on stream 3 of a connection openH2 opened.
+func h2GetAgain(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return h2raw.Get(c, 3, "a.test")
+}
+
 // echoInstance answers a request with a 101 and then echoes what it reads,
 // as a WebSocket server would its frames.
 func echoInstance(t *testing.T) string {
@@ -236,9 +283,10 @@ func echoAgain(c net.Conn) error {
 	return nil
 }
 
-// TestIdleMemHelper is the helper process of TestIdleConnMemory and
-// TestTunnelMemory: a proxy port routed to the instance named by its
-// environment; it prints its address, then serves idlemem's commands.
+// TestIdleMemHelper is the helper process of TestIdleConnMemory,
+// TestTunnelMemory and TestH2IdleMemory: a proxy port and a TLS one
+// (h2 and http/1.1), routed to the instance named by its environment; it
+// prints their addresses, then serves idlemem's commands.
 func TestIdleMemHelper(t *testing.T) {
 	addr := os.Getenv(idleMemHelperEnv)
 	if addr == "" {
@@ -246,7 +294,7 @@ func TestIdleMemHelper(t *testing.T) {
 	}
 	set := upstream.NewSet("s", time.Second)
 	set.Add(upstream.NewBackend("s", 0, addr))
-	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set}})
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []Route{{Port: 1, Set: set}, {Port: 2, Set: set}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +303,13 @@ func TestIdleMemHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	go s.Serve(ln, 1)
-	fmt.Println(ln.Addr().String())
+	cert, _ := selfSigned(t, "a.test")
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeTLS(tln, 2, &tls.Config{NextProtos: []string{"h2", "http/1.1"}, Certificates: []tls.Certificate{cert}})
+	fmt.Println(ln.Addr().String(), tln.Addr().String())
 	idlemem.Serve(t, nil)
 	s.Close()
 }

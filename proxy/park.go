@@ -35,15 +35,18 @@ import (
 // cache), the stacks of the exited goroutines are freed by a
 // collection, and the request path allocates nothing, so no collection
 // runs until the runtime forces one (every 2 minutes) and the background
-// scavenger returns the pages slowly after. So the parker trims (trim):
-// after a burst of parkings (trimParks or more since the last trim, some
-// 6 MiB of buffers given back) once it is over (a sweep saw no new one) or
-// has lasted trimEvery, it runs, on a goroutine of its own and one at a
-// time, a collection and debug.FreeOSMemory (a second collection, then
-// every free page back to the OS). At most once every trimEvery: a server
-// with a steady churn of connections that idle (more than trimParks a
-// trimEvery) pays two collections of its heap, small when connections
-// are parked, every 10 s; one with no parking, nothing.
+// scavenger returns the pages slowly after. New HTTP/2 connections are
+// the same (countH2): net/http's server holds them, never parked, and the
+// handshake and first stream of each leave garbage nothing collects soon,
+// some 8 of an idle one's 40 KiB. So the parker trims (trim): after a
+// burst that left trimGarbage since the last trim (6 MiB: 256 parkings,
+// or 768 new HTTP/2 connections), once it is over (a sweep saw nothing
+// new) or has lasted trimEvery, it runs, on a goroutine of its own and one
+// at a time, a collection and debug.FreeOSMemory (a second collection,
+// then every free page back to the OS). At most once every trimEvery: a
+// server with a steady churn (more than 26 parkings a second, or 77 new
+// HTTP/2 connections) pays two collections of its heap every 10 s; one
+// with neither parkings nor new HTTP/2 connections, nothing.
 //
 // Why our own epoll set rather than cloudwego/netpoll,
 // nbio or gnet: those own the accept loop and their connection types, and
@@ -72,8 +75,14 @@ const (
 	defaultParkAfter = 2 * time.Second
 	parkSweep        = 500 * time.Millisecond
 
-	trimParks = 256              // parkings that make a burst worth a trim: 256 × 24 KiB of buffers
-	trimEvery = 10 * time.Second // at most one trim in this long
+	// A trim is worth it once a burst has given back trimGarbage KiB: 256
+	// parkings (parkGarbage each: buffers and a stack), or three times as
+	// many new HTTP/2 connections (h2Garbage each: their handshakes' and
+	// first streams' garbage).
+	trimGarbage = 256 * parkGarbage
+	parkGarbage = 24
+	h2Garbage   = 8
+	trimEvery   = 10 * time.Second // at most one trim in this long
 )
 
 // parker watches the parked connections of one Server.
@@ -87,16 +96,17 @@ type parker struct {
 	n     int           // parked connections
 	seq   uint32        // numbers each parking, so that a stale event wakes nothing
 
-	// Trimming after a burst of parkings (trim).
-	parks        int       // parkings since the last trim began, or the last pause
-	parksAtSweep int       // parks at the last sweep: unchanged since, the burst is over
-	firstPark    time.Time // when the first of parks came
-	trimmedAt    time.Time // when the last trim ended
-	trimming     bool      // a trim is running
-	trims        int       // trims begun, for tests
+	// Trimming after a burst of parkings or new HTTP/2 connections (trim).
+	garbage        int       // KiB they left since the last trim began, or the last pause
+	garbageAtSweep int       // garbage at the last sweep: unchanged since, the burst is over
+	firstGarbage   time.Time // when the first of garbage came
+	trimAt         int       // garbage that makes a trim due: trimGarbage (tests set less)
+	trimmedAt      time.Time // when the last trim ended
+	trimming       bool      // a trim is running
+	trims          int       // trims begun, for tests
 }
 
-func newParker(s *Server) *parker { return &parker{srv: s} }
+func newParker(s *Server) *parker { return &parker{srv: s, trimAt: trimGarbage} }
 
 // park registers c, whose goroutine is about to leave it (or which has
 // none yet), and reports whether it did, with the parking's number
@@ -146,13 +156,8 @@ func (p *parker) takeParking(c *conn, seq uint32) bool {
 // addLocked gives c a slot and adds socks to the epoll set under it: an
 // event on any of them wakes c.
 func (p *parker) addLocked(c *conn, gaveBack bool, socks ...syscall.RawConn) bool {
-	if p.set == nil {
-		set, err := epollset.New()
-		if err != nil {
-			return false
-		}
-		p.set = set
-		go p.run(set)
+	if !p.runLocked() {
+		return false
 	}
 	var slot int32
 	if k := len(p.free); k > 0 {
@@ -178,12 +183,45 @@ func (p *parker) addLocked(c *conn, gaveBack bool, socks ...syscall.RawConn) boo
 	p.slots[slot] = c
 	p.n++
 	if gaveBack {
-		if p.parks == 0 {
-			p.firstPark = time.Now()
-		}
-		p.parks++
+		p.countLocked(parkGarbage)
 	}
 	return true
+}
+
+// runLocked starts the parker's goroutine, with a new epoll set, unless it
+// runs; it reports whether it runs.
+func (p *parker) runLocked() bool {
+	if p.set != nil {
+		return true
+	}
+	set, err := epollset.New()
+	if err != nil {
+		return false
+	}
+	p.set = set
+	go p.run(set)
+	return true
+}
+
+// countLocked counts kib KiB of garbage towards a trim.
+func (p *parker) countLocked(kib int) {
+	if p.garbage == 0 {
+		p.firstGarbage = time.Now()
+	}
+	p.garbage += kib
+}
+
+// countH2 counts a new HTTP/2 connection towards a trim (h2.go): its
+// handshake and first stream leave garbage as a parking does, and
+// net/http's server then holds it, never parked, with goroutines of its
+// own. The sweeps go on while garbage is counted, parked connections or
+// none.
+func (p *parker) countH2() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runLocked() {
+		p.countLocked(h2Garbage)
+	}
 }
 
 // take removes c from the parked connections and reports whether it was
@@ -231,7 +269,8 @@ func (p *parker) count() int {
 	return p.n
 }
 
-// run waits for the parked connections until a sweep finds none left: a
+// run waits for the parked connections until a sweep finds none left and
+// no garbage counted waiting for a trim (or the server shutting down): a
 // readable one is resumed on a goroutine of its own, one idle longer than
 // IdleTimeout is closed.
 func (p *parker) run(set *epollset.Set) {
@@ -268,8 +307,9 @@ func (p *parker) run(set *epollset.Set) {
 			}
 		}
 		// Not in a process handing its connections over: it is leaving.
-		trim := swept && !p.srv.shutting.Load() && p.trimDueLocked(now)
-		done := swept && p.n == 0
+		shutting := p.srv.shutting.Load()
+		trim := swept && !shutting && p.trimDueLocked(now)
+		done := swept && p.n == 0 && (p.garbage == 0 || shutting) // garbage counted waits for its trim
 		if done {
 			set.Close()
 			p.set = nil
@@ -294,20 +334,20 @@ func (p *parker) run(set *epollset.Set) {
 }
 
 // trimDueLocked reports, at a sweep, whether a trim is due, and if so
-// counts it as begun. Parkings count towards one while they come without
-// a pause (a sweep with none): a pause forgets a trickle of fewer than
-// trimParks.
+// counts it as begun. Garbage counts towards one while it comes without
+// a pause (a sweep with none): a pause forgets a trickle of less than
+// trimAt.
 func (p *parker) trimDueLocked(now time.Time) bool {
-	settled := p.parks == p.parksAtSweep
-	if settled && p.parks < trimParks {
-		p.parks = 0
+	settled := p.garbage == p.garbageAtSweep
+	if settled && p.garbage < p.trimAt {
+		p.garbage = 0
 	}
-	p.parksAtSweep = p.parks
-	if p.trimming || p.parks < trimParks || now.Sub(p.trimmedAt) < trimEvery ||
-		!settled && now.Sub(p.firstPark) < trimEvery {
+	p.garbageAtSweep = p.garbage
+	if p.trimming || p.garbage < p.trimAt || now.Sub(p.trimmedAt) < trimEvery ||
+		!settled && now.Sub(p.firstGarbage) < trimEvery {
 		return false
 	}
-	p.trimming, p.parks, p.parksAtSweep = true, 0, 0
+	p.trimming, p.garbage, p.garbageAtSweep = true, 0, 0
 	p.trims++
 	return true
 }

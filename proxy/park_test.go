@@ -248,13 +248,13 @@ func TestParkingStress(t *testing.T) {
 func TestParkerTrimDue(t *testing.T) {
 	t0 := time.Now()
 	sweep := func(p *parker, parks int, at time.Duration) bool {
-		p.parks += parks
-		if parks > 0 && p.firstPark.IsZero() {
-			p.firstPark = t0.Add(at)
+		p.garbage += parks * parkGarbage
+		if parks > 0 && p.firstGarbage.IsZero() {
+			p.firstGarbage = t0.Add(at)
 		}
 		due := p.trimDueLocked(t0.Add(at))
 		if due {
-			p.trimming, p.trimmedAt, p.firstPark = false, t0.Add(at), time.Time{}
+			p.trimming, p.trimmedAt, p.firstGarbage = false, t0.Add(at), time.Time{}
 		}
 		return due
 	}
@@ -273,7 +273,7 @@ func TestParkerTrimDue(t *testing.T) {
 		{"a second burst within trimEvery waits", []step{{300, 0, false}, {0, time.Second, true}, {300, 2 * time.Second, false}, {0, 3 * time.Second, false}, {0, 11 * time.Second, true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &parker{}
+			p := &parker{trimAt: trimGarbage}
 			for i, s := range tc.steps {
 				if got := sweep(p, s.parks, s.at); got != s.due {
 					t.Fatalf("step %d (%d parkings at %v): due = %v, want %v", i, s.parks, s.at, got, s.due)

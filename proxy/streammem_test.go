@@ -31,7 +31,7 @@ func TestStreamMemory(t *testing.T) {
 	if _, err := nofile.Raise(); err != nil {
 		t.Fatal(err)
 	}
-	measureIdleMemory(t, quietEventsInstance(t), n, "quiet event streams", openStream, stillStreaming)
+	measureIdleMemory(t, quietEventsInstance(t), n, "quiet event streams", false, openStream, stillStreaming)
 }
 
 // firstEvent is the one event quietEventsInstance sends, as a chunk.
