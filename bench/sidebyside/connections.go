@@ -162,7 +162,7 @@ func (b *bench) connectionsCost(ctx context.Context) ([]markdowner, error) {
 	for _, p := range proxies[1:] {
 		p.stop()
 	}
-	for _, kind := range []idleKind{idlePlain, idleTLS, idleTunnel, idleStream} {
+	for _, kind := range []idleKind{idlePlain, idleTLS, idleH2, idleTunnel, idleStream} {
 		t, err := b.idleMemory(ctx, dir, upstreams, opts, kind)
 		if t != nil {
 			t.notes = append(t.notes, note)

@@ -171,6 +171,41 @@ func TestOpenIdleTLS(t *testing.T) {
 	waitClosedIdle(t, conns[0])
 }
 
+// openIdleAs of idleH2 holds HTTP/2 connections, each with one GET
+// answered and nothing left unread, and sees one the server closes.
+func TestOpenIdleH2(t *testing.T) {
+	hosts := make(chan string, 20)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			hosts <- r.Host
+		}
+		io.WriteString(w, "hello from demo\n")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tc := handshakeConfig(nil)
+	tc.NextProtos = []string{"h2"}
+	conns, failed, err := openIdleAs(ctx, srv.Listener.Addr().String(), 20, idleSources(20), tc, idleH2)
+	if len(conns) != 20 || failed != 0 || err != nil {
+		t.Fatalf("openIdleAs(h2) = %d held, %d failed, %v; want 20, 0, nil", len(conns), failed, err)
+	}
+	t.Cleanup(func() { closeIdle(conns) })
+	if h := <-hosts; h != tlsHost {
+		t.Errorf("Host %q, want %q", h, tlsHost)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, c := range conns {
+		if st := peek(c); st != sockpeek.Quiet {
+			t.Fatalf("held HTTP/2 connection %d: %v, want quiet", i, st)
+		}
+	}
+	srv.CloseClientConnections()
+	waitClosedIdle(t, conns[0])
+}
+
 // waitClosedIdle fails unless c, which the server closed, counts as closed
 // (closedIdle) within 5 s.
 func waitClosedIdle(t *testing.T, c net.Conn) {

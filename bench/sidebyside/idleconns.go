@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/internal/h2raw"
 	"smoothserve/internal/procstat"
 	"smoothserve/internal/sockpeek"
 )
@@ -41,13 +42,17 @@ type idleKind int
 const (
 	idlePlain idleKind = iota
 	idleTLS
+	idleH2
 	idleTunnel
 	idleStream
 )
 
 func (k idleKind) String() string {
-	return [...]string{"idle", "idle-tls", "websocket", "event-stream"}[k]
+	return [...]string{"idle", "idle-tls", "idle-h2", "websocket", "event-stream"}[k]
 }
+
+// secure is whether the connections are TLS ones.
+func (k idleKind) secure() bool { return k == idleTLS || k == idleH2 }
 
 // once is what is sent and read on each connection before it is held.
 func (k idleKind) once() func(net.Conn, string) error {
@@ -56,6 +61,8 @@ func (k idleKind) once() func(net.Conn, string) error {
 		return wsOnce
 	case idleStream:
 		return streamOnce
+	case idleH2:
+		return h2Once
 	}
 	return getOnce
 }
@@ -265,6 +272,18 @@ func getOnce(c net.Conn, host string) error {
 	return c.SetDeadline(time.Time{})
 }
 
+// h2Once sends the HTTP/2 preface and GET / (stream 1) on c, a TLS
+// connection whose handshake chose h2, and reads the answer, which must
+// be a 200, and both sides' SETTINGS acknowledged (internal/h2raw):
+// nothing is left for the proxy to send but what an idle connection gets.
+func h2Once(c net.Conn, host string) error {
+	c.SetDeadline(time.Now().Add(idleIOTimeout))
+	if err := h2raw.Open(c, host); err != nil {
+		return fmt.Errorf("GET / over HTTP/2: %w", err)
+	}
+	return c.SetDeadline(time.Time{})
+}
+
 // abort closes c with a reset: no TIME_WAIT left to hold its port (a TLS
 // connection's TCP connection, with no close_notify).
 func abort(c net.Conn) {
@@ -284,8 +303,9 @@ func closeIdle(conns []net.Conn) {
 }
 
 // closedIdle reports whether the proxy closed c, an idle connection: its
-// close, or, over TLS, the close_notify alert sent before it (bytes no
-// idle HTTP/1.1 connection gets otherwise).
+// close, or, over TLS, bytes before it, which an idle connection gets
+// otherwise none of: the close_notify alert (and over HTTP/2 the GOAWAY
+// before it).
 func closedIdle(c net.Conn) bool {
 	st := peek(c)
 	_, secure := c.(*tls.Conn)
@@ -315,13 +335,17 @@ func peek(c net.Conn) sockpeek.State {
 // each time a proxy started for it (so that what the last measurement left
 // in a heap does not hide what the next one needs); idleTLS: over TLS, on
 // the proxies' TLS ports (HTTP/1.1, TLS 1.3, a full handshake each);
+// idleH2: the same, HTTP/2 (h2Once);
 // idleTunnel and idleStream: quiet WebSockets and event streams (wsidle.go).
 func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string][]string, opts proxyOptions, kind idleKind) (*idleTable, error) {
 	names := proxyNames()
 	t := &idleTable{base: "nginx", kind: kind}
 	var tc *tls.Config
-	if kind == idleTLS {
+	if kind.secure() {
 		tc = handshakeConfig(nil)
+	}
+	if kind == idleH2 {
+		tc.NextProtos = []string{"h2"}
 	}
 	for _, name := range names {
 		t.row(name)
@@ -336,7 +360,7 @@ func (b *bench) idleMemory(ctx context.Context, dir string, upstreams map[string
 					return t, err
 				}
 				addr := strings.TrimPrefix(p.url, "http://")
-				if kind == idleTLS {
+				if kind.secure() {
 					addr, err = tlsAddr(p.tlsURL)
 				}
 				var s idleSample

@@ -73,6 +73,10 @@ func (t *idleTable) markdown() string {
 	case idleTLS:
 		title, to = "Memory per idle keep-alive connection over TLS", "127.0.0.1:TLSPORT, each with a full TLS 1.3 handshake "+
 			"(SNI and Host localhost, X25519, ALPN http/1.1, no session cache),"
+	case idleH2:
+		title, to, what = "Memory per idle HTTP/2 connection", "127.0.0.1:TLSPORT, each with a full TLS 1.3 handshake "+
+			"(SNI and Host localhost, X25519, ALPN h2, no session cache),", "GET / on stream 1, answer read and both sides' "+
+			"SETTINGS acknowledged"
 	case idleTunnel:
 		title, what = "Memory per quiet WebSocket", "a WebSocket opened on each (GET /ws, the demo's echo: a 101), "+
 			"one text message echoed"
