@@ -44,8 +44,8 @@ func TestGetFromGosServer(t *testing.T) {
 	if _, err := c.Write(Preface()); err != nil {
 		t.Fatal(err)
 	}
-	for id, host := range map[uint32]string{1: "a.test", 3: "a.test", 5: "hints.test", 7: "big.test"} {
-		if err := Get(c, id, host); err != nil {
+	for i, host := range []string{"a.test", "a.test", "hints.test", "big.test"} { // streams 1, 3, 5, 7: in order
+		if err := Get(c, uint32(2*i+1), host); err != nil {
 			t.Fatalf("%s: %v", host, err)
 		}
 	}
