@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,27 +100,29 @@ func (s *Server) InFlight() int64 {
 	return n
 }
 
-// h2Idle tracks an HTTP/2 server's idle connections, for draining to close
-// them: net/http sends GOAWAY when keep-alives are off only as a stream
-// ends (golang.org/issue/26303), and an idle connection has none to end.
-// Its state changes when a connection goes from no stream to one and back,
-// not per stream.
+// h2Idle tracks an HTTP/2 server's connections and which of them are
+// idle, for draining to close those: net/http sends GOAWAY when
+// keep-alives are off only as a stream ends (golang.org/issue/26303), and
+// an idle connection has none to end. A connection's entry is made at
+// StateNew and dropped when it closes, once each; between, its state
+// changes when it goes from no stream to one and back, which flips its
+// entry's flag: a lookup that takes no lock, so that the requests of
+// different connections share none.
 type h2Idle struct {
-	mu   sync.Mutex
-	idle map[net.Conn]struct{}
+	conns sync.Map // net.Conn → *atomic.Bool: whether it is idle
 }
 
 func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if st == http.StateIdle {
-		if t.idle == nil {
-			t.idle = make(map[net.Conn]struct{})
+	switch st {
+	case http.StateNew:
+		t.conns.Store(nc, new(atomic.Bool))
+	case http.StateIdle, http.StateActive:
+		if idle, ok := t.conns.Load(nc); ok {
+			idle.(*atomic.Bool).Store(st == http.StateIdle)
 		}
-		t.idle[nc] = struct{}{}
-		return
+	default:
+		t.conns.Delete(nc)
 	}
-	delete(t.idle, nc)
 }
 
 // setDraining turns keep-alives off (on) or back on: with them off,
@@ -130,14 +133,11 @@ func (h *h2Front) setDraining(on bool) {
 	if !on {
 		return
 	}
-	h.idle.mu.Lock()
-	idle := make([]net.Conn, 0, len(h.idle.idle))
-	for nc := range h.idle.idle {
-		idle = append(idle, nc)
-	}
-	h.idle.mu.Unlock()
-	for _, nc := range idle {
-		nc.Close()
-		h.s.drainClosed.Add(1)
-	}
+	h.idle.conns.Range(func(nc, idle any) bool {
+		if idle.(*atomic.Bool).Load() {
+			nc.(net.Conn).Close()
+			h.s.drainClosed.Add(1)
+		}
+		return true
+	})
 }

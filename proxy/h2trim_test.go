@@ -151,3 +151,34 @@ func TestServeTLSAfterCloseStartsNoHTTP2Server(t *testing.T) {
 		t.Error("the HTTP/2 server's listener is open after Close")
 	}
 }
+
+// The drain's table of HTTP/2 connections (h2Idle) forgets each when it
+// closes.
+func TestHTTP2ConnectionsLeaveTheDrainTableWhenClosed(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
+	openH2Clients(t, f, 20) // each closed after its GET
+	tracked := func() (n int) {
+		f.srv.h2For(2).idle.conns.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	waitUntil(t, "no HTTP/2 connection in the drain's table", func() bool { return tracked() == 0 })
+}
+
+// BenchmarkH2ConnStateFlip is an HTTP/2 connection going from idle to a
+// stream and back, as each request on a quiet one does, on many
+// connections at once: what the drain's table (h2Idle) costs them.
+func BenchmarkH2ConnStateFlip(b *testing.B) {
+	var t h2Idle
+	b.RunParallel(func(pb *testing.PB) {
+		nc, peer := net.Pipe()
+		defer nc.Close()
+		defer peer.Close()
+		t.connState(nc, http.StateNew)
+		for pb.Next() {
+			t.connState(nc, http.StateActive)
+			t.connState(nc, http.StateIdle)
+		}
+		t.connState(nc, http.StateClosed)
+	})
+}
