@@ -107,18 +107,27 @@ func (s *Server) InFlight() int64 {
 // StateNew and dropped when it closes, once each; between, its state
 // changes when it goes from no stream to one and back, which flips its
 // entry's flag: a lookup that takes no lock, so that the requests of
-// different connections share none.
+// different connections share none, nor a cache line (h2IdleFlag).
 type h2Idle struct {
-	conns sync.Map // net.Conn → *atomic.Bool: whether it is idle
+	conns sync.Map // net.Conn → *h2IdleFlag
+}
+
+// h2IdleFlag is whether a connection is idle, alone on its cache line:
+// the flags are made one after another on net/http's accepting goroutine,
+// and would otherwise lie side by side, a line shared by the requests of
+// up to 16 connections.
+type h2IdleFlag struct {
+	idle atomic.Bool
+	_    [60]byte
 }
 
 func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
-		t.conns.Store(nc, new(atomic.Bool))
+		t.conns.Store(nc, new(h2IdleFlag))
 	case http.StateIdle, http.StateActive:
-		if idle, ok := t.conns.Load(nc); ok {
-			idle.(*atomic.Bool).Store(st == http.StateIdle)
+		if f, ok := t.conns.Load(nc); ok {
+			f.(*h2IdleFlag).idle.Store(st == http.StateIdle)
 		}
 	default:
 		t.conns.Delete(nc)
@@ -133,8 +142,8 @@ func (h *h2Front) setDraining(on bool) {
 	if !on {
 		return
 	}
-	h.idle.conns.Range(func(nc, idle any) bool {
-		if idle.(*atomic.Bool).Load() {
+	h.idle.conns.Range(func(nc, f any) bool {
+		if f.(*h2IdleFlag).idle.Load() {
 			nc.(net.Conn).Close()
 			h.s.drainClosed.Add(1)
 		}
