@@ -128,11 +128,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 // Close closes the socket.
 func (c *Conn) Close() error {
 	c.closed.Store(true) // before: what Close ends sees it (opErr)
-	if f := c.file.Load(); f != nil {
-		return c.opErr("close", f.Close())
-	}
 	c.reg.Lock()
-	if f := c.file.Load(); f != nil { // in the poller meanwhile
+	if f := c.file.Load(); f != nil { // in the poller: the File closes it
 		c.reg.Unlock()
 		return c.opErr("close", f.Close())
 	}
