@@ -10,24 +10,20 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"smoothserve/control/api"
+	"smoothserve/internal/httpstop"
 )
 
 // Server serves the control API for one Daemon.
 //
-// Ownership: d, log and srv are set in NewServer and read-only after; the
-// http.Server guards its own connections; mu guards ln and stopped.
+// Ownership: d, log and srv are set in NewServer and read-only after; srv
+// guards its own listener and connections.
 type Server struct {
 	d   Daemon
 	log *slog.Logger
-	srv *http.Server
-
-	mu      sync.Mutex
-	ln      net.Listener // what Serve was given
-	stopped bool         // StopAccepting was called
+	srv *httpstop.Server
 }
 
 // NewServer returns a server of d's control API; a nil logger discards.
@@ -48,62 +44,36 @@ func NewServer(d Daemon, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/undrain", s.undrain)
 	mux.HandleFunc("POST /v1/services/{name}/instances/{slot}/drain", s.drainInstance)
 	mux.HandleFunc("POST /v1/services/{name}/instances/{slot}/undrain", s.undrainInstance)
-	s.srv = &http.Server{
+	s.srv = httpstop.New(&http.Server{
 		Handler: mux,
 		// No WriteTimeout: a restart answers when its rollout ends, minutes
 		// later maybe. The client is local and its own process bounds it.
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	})
 	return s
 }
 
 // Serve answers requests on ln until Shutdown or StopAccepting; it returns
 // nil then, and the error that stopped it otherwise. It closes ln.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.ln = ln
-	s.mu.Unlock()
-	err := s.srv.Serve(ln)
-	s.mu.Lock()
-	stopped := s.stopped
-	s.mu.Unlock()
-	if errors.Is(err, http.ErrServerClosed) || (stopped && errors.Is(err, net.ErrClosed)) {
-		return nil
-	}
-	return err
+	return s.srv.Serve(ln)
 }
 
 // StopAccepting closes the listener Serve was given and the idle
-// connections; requests in progress go on (each connection closes after
-// its response), until Shutdown. After an upgrade the replaced daemon
-// calls it as soon as the new one is ready, so that every call from then
-// on reaches the new one, although both hold the socket.
+// connections; every request on a connection already accepted is answered
+// (and its connection closed after), until Shutdown. After an upgrade the
+// replaced daemon calls it as soon as the new one is ready, so that every
+// call from then on reaches the new one, although both hold the socket.
 func (s *Server) StopAccepting() {
-	s.srv.SetKeepAlivesEnabled(false) // closes the idle connections too
-	s.mu.Lock()
-	s.stopped = true
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
+	s.srv.StopAccepting()
 }
 
-// Shutdown stops accepting, waits for requests in progress until ctx is
-// done, then closes every connection. Operations still running see their
-// context cancelled.
+// Shutdown stops accepting, waits for the requests of the accepted
+// connections until ctx is done, then closes every connection. Operations
+// still running see their context cancelled.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		s.srv.Close()
-	}
-	return err
+	return s.srv.Stop(ctx)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

@@ -2,12 +2,12 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"time"
 
 	"smoothserve/admin"
+	"smoothserve/internal/httpstop"
 )
 
 // The admin listener (AdminAddr): the status page, its actions, and the
@@ -37,12 +37,12 @@ func (d *Daemon) serveAdmin(ctl *daemonControl) {
 	for _, u := range d.config().AdminAuth {
 		users = append(users, admin.User{Name: u.User, Hash: u.Hash})
 	}
-	d.adminSrv = &http.Server{
+	d.adminSrv = httpstop.New(&http.Server{
 		Handler:           admin.New(admin.Options{Daemon: ctl, Users: users, Metrics: d.metricsHandler(), Health: d.host.serving, Logger: d.log}),
 		ReadHeaderTimeout: 10 * time.Second,
-	}
+	})
 	go func(ln net.Listener) {
-		if err := d.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.adminSrv.Serve(ln); err != nil {
 			d.log.Error("the admin listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}(d.adminLn)
@@ -60,13 +60,15 @@ func (d *Daemon) stopAnswering() {
 	d.stopAdmin()
 }
 
-// stopAdmin ends the admin listener's requests (within a few seconds); it
-// may be called again.
+// stopAdmin stops accepting on the admin listener and answers every
+// request of the connections it accepted (within a few seconds): at an
+// upgrade the new process accepts from then on, and a check this one had
+// accepted is answered here, not dropped. It may be called again.
 func (d *Daemon) stopAdmin() {
 	if d.adminSrv == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	d.adminSrv.Shutdown(ctx)
+	d.adminSrv.Stop(ctx)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"smoothserve/connpass"
 	"smoothserve/control"
 	"smoothserve/handoff"
+	"smoothserve/internal/httpstop"
 	"smoothserve/internal/procstat"
 	"smoothserve/proxy"
 	"smoothserve/supervisor"
@@ -75,9 +75,9 @@ type Daemon struct {
 	certs *certs.Manager // the HTTPS port's certificates; nil without HTTPSPort
 	logs  accessLogs     // the open access logs
 
-	adminLn  net.Listener // AdminAddr's; nil: none
-	adminSrv *http.Server // serving adminLn, once the control component started
-	agentLn  net.Listener // AgentPort's; nil: none
+	adminLn  net.Listener     // AdminAddr's; nil: none
+	adminSrv *httpstop.Server // serving adminLn, once the control component started
+	agentLn  net.Listener     // AgentPort's; nil: none
 	// agentStop ends serving agentLn; agentDone is closed then. Set by the
 	// control component's start, before the daemon is ready (and so
 	// before any upgrade can call stopAnswering).

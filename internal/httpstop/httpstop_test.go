@@ -1,0 +1,300 @@
+package httpstop
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serve starts a Server on 127.0.0.1:0 with h; accepted receives each
+// connection as net/http reports it new.
+func serve(t *testing.T, h http.Handler) (s *Server, addr string, accepted chan net.Conn, served chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = make(chan net.Conn, 16)
+	srv := &http.Server{Handler: h, ConnState: func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			accepted <- c
+		}
+	}}
+	s = New(srv)
+	served = make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.srv.Close()
+		<-s.served
+	})
+	return s, ln.Addr().String(), accepted, served
+}
+
+func ok(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
+
+// get sends a GET on c and reads the answer's status line and whether it
+// said Connection: close ("close"; "" if not).
+func get(c net.Conn, path string) (status, connection string, err error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path); err != nil {
+		return "", "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.Close {
+		connection = "close"
+	}
+	return resp.Status, connection, nil
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not within 5 s", what)
+		panic("unreachable")
+	}
+}
+
+// A connection accepted before the stop, whose request arrives after it
+// began, is answered: net/http's Shutdown closes it unanswered.
+func TestStopAnswersARequestThatArrivesAfterIt(t *testing.T) {
+	s, addr, accepted, served := serve(t, http.HandlerFunc(ok))
+	c := dial(t, addr)
+	within(t, accepted, "the connection accepted")
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	within(t, served, "Serve returned")
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned %v with an accepted connection unanswered", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	status, conn, err := get(c, "/late")
+	if err != nil || status != "200 OK" || conn != "close" {
+		t.Fatalf("the late request: %q Connection %q, %v; want 200 OK, Connection close", status, conn, err)
+	}
+	if err := within(t, stopped, "Stop after the answer"); err != nil {
+		t.Fatalf("Stop: %v, want nil", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("the listener still accepts after Stop")
+	}
+}
+
+// An idle keep-alive connection is closed at StopAccepting; a request in
+// progress is answered, with Connection: close, and its connection closed.
+func TestStopAcceptingClosesIdleAndFinishesBusy(t *testing.T) {
+	release := make(chan struct{})
+	s, addr, accepted, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		ok(w, r)
+	}))
+	idle := dial(t, addr)
+	within(t, accepted, "the idle connection accepted")
+	if status, _, err := get(idle, "/"); err != nil || status != "200 OK" {
+		t.Fatalf("first request: %q %v", status, err)
+	}
+	busy := dial(t, addr)
+	within(t, accepted, "the busy connection accepted")
+	answered := make(chan error, 1)
+	go func() {
+		status, conn, err := get(busy, "/slow")
+		if err == nil && (status != "200 OK" || conn != "close") {
+			err = fmt.Errorf("%q Connection %q, want 200 OK, Connection close", status, conn)
+		}
+		answered <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the request reaches the handler
+
+	s.StopAccepting()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("the idle connection: read %d, %v; want it closed (EOF)", n, err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	close(release)
+	if err := within(t, answered, "the busy request answered"); err != nil {
+		t.Errorf("the busy request: %v", err)
+	}
+	if err := within(t, stopped, "Stop"); err != nil {
+		t.Errorf("Stop: %v, want nil", err)
+	}
+}
+
+// A client that connects and sends nothing holds Stop until its context
+// ends; then its connection is closed and Stop says why.
+func TestStopEndsWithItsContext(t *testing.T) {
+	s, addr, accepted, _ := serve(t, http.HandlerFunc(ok))
+	c := dial(t, addr)
+	within(t, accepted, "the connection accepted")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop: %v, want %v", err, context.DeadlineExceeded)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the silent connection after Stop: %v, want EOF", err)
+	}
+}
+
+// Stop before Serve, twice, and StopAccepting after: Serve then closes its
+// listener and returns nil.
+func TestStopBeforeServe(t *testing.T) {
+	s := New(&http.Server{Handler: http.HandlerFunc(ok)})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop before Serve: %v", err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop again: %v", err)
+	}
+	s.StopAccepting()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(ln); err != nil {
+		t.Errorf("Serve after Stop: %v, want nil", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("the listener given to Serve after Stop still accepts")
+	}
+}
+
+// The hook New found on the server still sees every state.
+func TestTheServersOwnHookStillRuns(t *testing.T) {
+	var closed atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(ok), ConnState: func(c net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed.Add(1)
+		}
+	}}
+	s := New(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	c := dial(t, ln.Addr().String())
+	if status, _, err := get(c, "/"); err != nil || status != "200 OK" {
+		t.Fatalf("GET: %q %v", status, err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if n := closed.Load(); n != 1 {
+		t.Errorf("the server's own hook saw %d closed connections, want 1", n)
+	}
+}
+
+// shareListener returns a new listener on the socket of f, as the
+// process an upgrade starts inherits it.
+func shareListener(t *testing.T, f *os.File) net.Listener {
+	t.Helper()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// The hand-over as at an upgrade: two servers accept on one socket and the
+// old one stops while clients connect and ask, each on a new connection
+// (as a load balancer's checks do), again and again. Every request is
+// answered: whichever server accepted it answers it.
+func TestHandOverOnASharedSocketLosesNoRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	socket, err := ln.(*net.TCPListener).File() // held open to the end
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socket.Close()
+	start := func(l net.Listener) *Server {
+		s := New(&http.Server{Handler: http.HandlerFunc(ok)})
+		go s.Serve(l)
+		return s
+	}
+	old := start(ln)
+	var asked, failed atomic.Int64
+	var firstErr atomic.Value
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				asked.Add(1)
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					var status string
+					status, _, err = get(c, "/health")
+					c.Close()
+					if err == nil && status != "200 OK" {
+						err = errors.New(status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	const handOvers = 30
+	for range handOvers {
+		next := start(shareListener(t, socket))
+		time.Sleep(10 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := old.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		cancel()
+		old = next
+	}
+	close(quit)
+	wg.Wait()
+	old.Stop(context.Background())
+	t.Logf("%d hand-overs, %d requests, %d failed", handOvers, asked.Load(), failed.Load())
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed; the first: %v", n, asked.Load(), firstErr.Load())
+	}
+}
