@@ -33,6 +33,11 @@
 //     with every byte read and not yet used, and nothing unflushed; its
 //     responses say Connection: close only once passing it has failed.
 //     Nothing is written to a connection once it is passed.
+//   - A connection accepted is answered, also one its accept loop took as
+//     Shutdown closed the listener, or whose TLS handshake ends after it
+//     began (arrivals.go): Shutdown waits for them, and an HTTP/2 server
+//     sends its GOAWAYs only once they have arrived and the newest has
+//     had h2Settle to send its first request.
 //   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
 //     back while the Server's parker watches its (TCP) descriptor, or one

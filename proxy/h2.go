@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,18 @@ type h2Front struct {
 	srv  *http.Server
 	ln   *connListener
 	idle h2Idle // for draining (drain.go)
+	// arrivedAt is when the last connection was handed to srv (unix
+	// nanos), for shutdownH2's settling.
+	arrivedAt atomic.Int64
 }
+
+// h2Settle is how long a new HTTP/2 connection gets before its GOAWAY at a
+// shutdown. A client sends its first request with its handshake's last
+// flight; a GOAWAY sent before the server read it names stream 0, and the
+// request is refused (to be sent again elsewhere, RFC 9113 §8.7: clients
+// do, but a strict one counts it lost). Keep-alives are off meanwhile, so
+// a connection whose streams end gets its GOAWAY then, naming them.
+const h2Settle = 100 * time.Millisecond
 
 // h2For returns the HTTP/2 server of HTTPS port port, started on first use.
 func (s *Server) h2For(port int) *h2Front {
@@ -76,6 +88,7 @@ func (h *h2Front) connState(nc net.Conn, st http.ConnState) {
 
 // serve hands a TLS connection that chose h2 to the HTTP/2 server.
 func (h *h2Front) serve(tc *tls.Conn) {
+	h.arrivedAt.Store(time.Now().UnixNano())
 	select {
 	case h.ln.ch <- tc:
 	case <-h.ln.done:
@@ -95,11 +108,31 @@ func (s *Server) h2Fronts() []*h2Front {
 }
 
 // shutdownH2 sends GOAWAY on every HTTP/2 connection and waits for their
-// streams, until ctx is done: then it closes them.
+// streams, until ctx is done: then it closes them. The GOAWAYs wait for
+// the TLS handshakes in progress (arrivals.go), whose connections are
+// served too, and for the newest connection to settle (h2Settle);
+// meanwhile a connection gets its GOAWAY as its streams end, as one does
+// that reaches net/http's server just as its Shutdown sends them (it is
+// not yet among the connections Shutdown tells).
 func (s *Server) shutdownH2(ctx context.Context) {
+	for _, h := range s.h2Fronts() {
+		h.srv.SetKeepAlivesEnabled(false)
+	}
+	select {
+	case <-s.arrivals():
+	case <-ctx.Done():
+	}
 	var wg sync.WaitGroup
 	for _, h := range s.h2Fronts() {
 		wg.Go(func() {
+			if wait := h2Settle - time.Since(time.Unix(0, h.arrivedAt.Load())); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
 			if h.srv.Shutdown(ctx) != nil {
 				h.srv.Close()
 			}

@@ -30,6 +30,7 @@ func (s *Server) ServeTLS(ln net.Listener, port int, cfg *tls.Config) error {
 	h2 := s.h2For(port)
 	return s.accept(ln, port, func(nc net.Conn) {
 		tc := tls.Server(rawTCP(nc), cfg)
+		s.arrive() // within the accept loop's own, so the count never falls to 0 between
 		go s.handshake(tc, port, h2)
 	})
 }
@@ -60,8 +61,9 @@ func rawTCP(nc net.Conn) net.Conn {
 }
 
 // handshake completes a TLS connection's handshake and hands it to the
-// server of the protocol it chose.
+// server of the protocol it chose; its arrival is over then.
 func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
+	defer s.arrivalOver()
 	tc.SetDeadline(time.Now().Add(s.opts.HeaderTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.HeaderTimeout)
 	err := tc.HandshakeContext(ctx)

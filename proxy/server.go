@@ -93,8 +93,12 @@ type Server struct {
 	conns     map[*conn]struct{}
 	tunnels   int              // how many of conns are tunnels
 	h2        map[int]*h2Front // the HTTP/2 server of each HTTPS port (h2.go)
-	allClosed chan struct{}    // closed when shutting and conns holds none Shutdown waits for (done)
+	allClosed chan struct{}    // closed when shutting and conns holds none Shutdown waits for, nor will (done)
 	wg        sync.WaitGroup
+	// arriving counts what may still bring a connection (arrivals.go):
+	// accept loops running, and TLS handshakes not over.
+	arriving int
+	arrived  []chan struct{} // each closed when arriving falls to 0
 }
 
 // New returns a Server routing by rs.
@@ -156,8 +160,10 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.wg.Add(1)
+	s.arriving++
 	s.mu.Unlock()
 	defer s.wg.Done()
+	defer s.arrivalOver()
 
 	var delay time.Duration
 	for {
@@ -230,9 +236,10 @@ func (s *Server) enterTunnel(c *conn, uc *upstream.Conn) {
 
 // checkDoneLocked closes allClosed once shutting and no connection is left
 // that Shutdown waits for: any connection but a tunnel, or, when passing
-// them, any at all.
+// them, any at all; nor one still arriving: a connection an accept loop
+// took as its listener closed, or one in its TLS handshake, is served too.
 func (s *Server) checkDoneLocked() {
-	left := len(s.conns)
+	left := len(s.conns) + s.arriving
 	if s.passFn.Load() == nil {
 		left -= s.tunnels
 	}

@@ -2,6 +2,7 @@ package h2raw
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -105,7 +106,9 @@ func Open(c net.Conn, authority string) error {
 // and reads frames until its answer, which must be a 200 (after any 1xx),
 // has ended, and for stream 1 until both sides' SETTINGS are acknowledged:
 // nothing is left for the server to send but what an idle connection
-// gets. It sends no WINDOW_UPDATE: an answer of more than 64 KiB stalls.
+// gets. A GOAWAY that names id or a later stream is waited past (the
+// answer comes); one that names an earlier stream is ErrRefused. It sends
+// no WINDOW_UPDATE: an answer of more than 64 KiB stalls.
 // It sets no deadline: the caller's bounds it.
 func Get(c net.Conn, id uint32, authority string) error {
 	if _, err := c.Write(Encode(TypeHeaders, FlagEndStream|FlagEndHeaders, id, GetBlock(authority))); err != nil {
@@ -128,7 +131,17 @@ func Get(c net.Conn, id uint32, authority string) error {
 		case f.Type == TypeSettings:
 			settled = true
 		case f.Type == TypeGoAway:
-			return fmt.Errorf("stream %d: GOAWAY %x", id, f.Payload)
+			// The server stops taking streams; those up to the last it
+			// names are answered (RFC 9113 §6.8), later ones are not and a
+			// client may send them again elsewhere.
+			if len(f.Payload) < 8 {
+				return fmt.Errorf("stream %d: GOAWAY of %d bytes, want 8 or more", id, len(f.Payload))
+			}
+			last := binary.BigEndian.Uint32(f.Payload) & 0x7fffffff
+			if last < id {
+				return fmt.Errorf("stream %d: %w: GOAWAY, last stream %d, code %#x", id, ErrRefused, last, binary.BigEndian.Uint32(f.Payload[4:]))
+			}
+			settled = true // the connection is closing: no idle state to wait for
 		case f.Stream != id:
 		case f.Type == TypeRSTStream:
 			return fmt.Errorf("stream %d: RST_STREAM %x", id, f.Payload)
@@ -157,6 +170,10 @@ func Get(c net.Conn, id uint32, authority string) error {
 	}
 	return nil
 }
+
+// ErrRefused says the server did not process the stream: a GOAWAY named
+// an earlier last stream (RFC 9113 §8.7).
+var ErrRefused = errors.New("not processed")
 
 // ErrIndexed is what NotIndexed finds.
 var ErrIndexed = errors.New("a literal with incremental indexing")

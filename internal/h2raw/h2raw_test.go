@@ -2,8 +2,10 @@ package h2raw
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -87,6 +89,35 @@ func TestStatusAndNotIndexed(t *testing.T) {
 		err := NotIndexed([]byte(tc.block))
 		if got := errors.Is(err, ErrIndexed); got != tc.indexed || (err != nil && !tc.indexed) != tc.cut {
 			t.Errorf("NotIndexed(%x) = %v, want indexed %v, cut short %v", tc.block, err, tc.indexed, tc.cut)
+		}
+	}
+}
+
+// A GOAWAY that names the stream, or a later one, is waited past: the
+// answer comes. One that names an earlier stream is a refusal.
+func TestGetPastAGoAway(t *testing.T) {
+	for _, tc := range []struct {
+		last    uint32
+		refused bool
+	}{{3, false}, {5, false}, {1, true}, {0, true}} {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			if _, err := Read(server); err != nil { // the HEADERS of stream 3
+				return
+			}
+			payload := binary.BigEndian.AppendUint32(nil, tc.last)
+			payload = binary.BigEndian.AppendUint32(payload, 0) // NO_ERROR
+			server.Write(Encode(TypeGoAway, 0, 0, payload))
+			if !tc.refused {
+				server.Write(Encode(TypeHeaders, FlagEndStream|FlagEndHeaders, 3, []byte{0x88})) // :status 200
+			}
+		}()
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		err := Get(client, 3, "a.test")
+		client.Close()
+		if refused := errors.Is(err, ErrRefused); refused != tc.refused || !tc.refused && err != nil {
+			t.Errorf("GOAWAY naming stream %d, a GET on stream 3: %v; want refused: %v", tc.last, err, tc.refused)
 		}
 	}
 }

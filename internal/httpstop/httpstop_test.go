@@ -8,11 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"smoothserve/internal/tcptest"
 )
 
 // serve starts a Server on 127.0.0.1:0 with h; accepted receives each
@@ -218,40 +219,20 @@ func TestTheServersOwnHookStillRuns(t *testing.T) {
 	}
 }
 
-// shareListener returns a new listener on the socket of f, as the
-// process an upgrade starts inherits it.
-func shareListener(t *testing.T, f *os.File) net.Listener {
-	t.Helper()
-	ln, err := net.FileListener(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
 // The hand-over as at an upgrade: two servers accept on one socket and the
 // old one stops while clients connect and ask, each on a new connection
 // (as a load balancer's checks do), again and again. Every request is
 // answered: whichever server accepted it answers it.
 func TestHandOverOnASharedSocketLosesNoRequest(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	socket, err := ln.(*net.TCPListener).File() // held open to the end
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer socket.Close()
-	start := func(l net.Listener) *Server {
+	socket := tcptest.Shared(t)
+	addr := socket.Addr
+	start := func() func(context.Context) error {
 		s := New(&http.Server{Handler: http.HandlerFunc(ok)})
-		go s.Serve(l)
-		return s
+		go s.Serve(socket.Listener(t))
+		return s.Stop
 	}
-	old := start(ln)
 	var asked, failed atomic.Int64
-	var firstErr atomic.Value
+	var firstErr atomic.Pointer[error]
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -274,27 +255,18 @@ func TestHandOverOnASharedSocketLosesNoRequest(t *testing.T) {
 				}
 				if err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.CompareAndSwap(nil, &err)
 				}
 			}
 		})
 	}
 	const handOvers = 30
-	for range handOvers {
-		next := start(shareListener(t, socket))
-		time.Sleep(10 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := old.Stop(ctx); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-		cancel()
-		old = next
-	}
+	stopLast := tcptest.HandOvers(t, handOvers, 10*time.Millisecond, start)
 	close(quit)
 	wg.Wait()
-	old.Stop(context.Background())
+	stopLast(context.Background())
 	t.Logf("%d hand-overs, %d requests, %d failed", handOvers, asked.Load(), failed.Load())
 	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; the first: %v", n, asked.Load(), firstErr.Load())
+		t.Errorf("%d of %d requests failed; the first: %v", n, asked.Load(), *firstErr.Load())
 	}
 }

@@ -1,6 +1,7 @@
 package tcptest
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -54,4 +55,47 @@ func TestServeAnswersEachConnectionAndClosesIt(t *testing.T) {
 			t.Fatalf("got %q %v, want hi and a close", b, err)
 		}
 	}
+}
+
+// Servers started on a SharedSocket each take connections, and a stopped
+// one leaves the socket to the next: a client connects before, between
+// and after the hand-overs.
+func TestHandOversOnASharedSocket(t *testing.T) {
+	s := Shared(t)
+	served := 0
+	start := func() func(context.Context) error {
+		ln := s.Listener(t)
+		served++
+		me := byte('0' + served)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte{me})
+				c.Close()
+			}
+		}()
+		return func(context.Context) error { ln.Close(); <-done; return nil }
+	}
+	read := func() byte {
+		c, err := net.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return b[0]
+	}
+	stopLast := HandOvers(t, 2, 10*time.Millisecond, start)
+	if got := read(); got != '3' {
+		t.Errorf("after 2 hand-overs, answered by server %c, want 3", got)
+	}
+	stopLast(context.Background())
 }

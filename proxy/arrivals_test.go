@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smoothserve/internal/tcptest"
+)
+
+// arrivalLoad opens new connections again and again, each for one GET, of
+// one kind, and counts those not answered, by error.
+type arrivalLoad struct {
+	asked, failed atomic.Int64
+	mu            sync.Mutex
+	errs          map[string]int
+}
+
+func (l *arrivalLoad) run(quit <-chan struct{}, once func() error) {
+	for {
+		select {
+		case <-quit:
+			return
+		default:
+		}
+		l.asked.Add(1)
+		if err := once(); err != nil {
+			l.failed.Add(1)
+			l.mu.Lock()
+			l.errs[err.Error()]++
+			l.mu.Unlock()
+		}
+	}
+}
+
+// getOnce sends one GET on c (Connection: close) and wants a 200.
+func getOnce(c net.Conn) error {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("answered %s", resp.Status)
+	}
+	return nil
+}
+
+// At an upgrade the old process shuts down while the new one accepts on
+// the same sockets and clients keep opening connections. Every connection
+// the old one accepted is its to answer: one its accept loop took as the
+// listener closed, one whose TLS handshake ends after Shutdown began (HTTP/
+// 1.1 or HTTP/2), and one that reaches the HTTP/2 server as it sends its
+// GOAWAYs.
+func TestNewConnectionsAtAHandOverAreAnswered(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	set := setOf(t, "s", in)
+	cert, _ := selfSigned(t, "a.test")
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, Certificates: []tls.Certificate{cert}}
+	plain, secure := tcptest.Shared(t), tcptest.Shared(t)
+	start := func() func(context.Context) error {
+		s, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, []Route{{Port: 1, Set: set}, {Port: 2, Set: set}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		go s.Serve(plain.Listener(t), 1)
+		go s.ServeTLS(secure.Listener(t), 2, cfg)
+		return s.Shutdown
+	}
+	kinds := []struct {
+		name string
+		once func() error
+	}{
+		{"plain HTTP/1.1", func() error {
+			c, err := net.Dial("tcp", plain.Addr)
+			if err != nil {
+				return err
+			}
+			return getOnce(c)
+		}},
+		{"HTTP/1.1 over TLS", func() error {
+			c, err := tls.Dial("tcp", secure.Addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}, ServerName: "a.test"})
+			if err != nil {
+				return err
+			}
+			return getOnce(c)
+		}},
+		{"HTTP/2", func() error {
+			c, err := openH2(secure.Addr) // a GET, answered 200
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = errors.New("no answer within 30 s")
+				}
+				return err
+			}
+			return c.Close()
+		}},
+	}
+	loads := make([]*arrivalLoad, len(kinds))
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		loads[i] = &arrivalLoad{errs: map[string]int{}}
+		for range 2 {
+			wg.Go(func() { loads[i].run(quit, k.once) })
+		}
+	}
+	const handOvers = 20
+	tcptest.HandOvers(t, handOvers, 20*time.Millisecond, start) // the last is closed at the test's end
+	close(quit)
+	wg.Wait()
+	for i, k := range kinds {
+		l := loads[i]
+		t.Logf("%s: %d hand-overs, %d new connections, %d not answered %v", k.name, handOvers, l.asked.Load(), l.failed.Load(), l.errs)
+		if l.failed.Load() > 0 || l.asked.Load() == 0 {
+			t.Errorf("%s: %d of %d new connections not answered through %d hand-overs: %v", k.name, l.failed.Load(), l.asked.Load(), handOvers, l.errs)
+		}
+	}
+}
