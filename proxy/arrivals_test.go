@@ -135,3 +135,39 @@ func TestNewConnectionsAtAHandOverAreAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A client that connects to the HTTPS port and sends nothing holds a
+// Shutdown for ShutdownGrace, as a plain one does, not for HeaderTimeout;
+// one whose handshake ends within the grace is served.
+func TestAHandshakeGetsShutdownsGrace(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	f := startTLSProxy(t, Options{HeaderTimeout: 20 * time.Second, ShutdownGrace: 300 * time.Millisecond},
+		Route{Port: 2, Set: setOf(t, "s", in)})
+	silent, err := net.Dial("tcp", f.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	late, err := net.Dial("tcp", f.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	time.Sleep(50 * time.Millisecond) // both accepted, in their handshakes
+	began := time.Now()
+	shut := make(chan error, 1)
+	go func() { shut <- f.srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	c := tls.Client(late, &tls.Config{RootCAs: f.roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
+	if err := getOnce(c); err != nil {
+		t.Errorf("a handshake that began before Shutdown and ended within its grace: %v", err)
+	}
+	select {
+	case err := <-shut:
+		if took := time.Since(began); err != nil || took > 5*time.Second {
+			t.Errorf("Shutdown: %v after %v; want nil within the grace (300 ms) and a margin", err, took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown still waits 10 s later for a client that sent nothing")
+	}
+}

@@ -30,7 +30,11 @@ func (s *Server) ServeTLS(ln net.Listener, port int, cfg *tls.Config) error {
 	h2 := s.h2For(port)
 	return s.accept(ln, port, func(nc net.Conn) {
 		tc := tls.Server(rawTCP(nc), cfg)
-		s.arrive() // within the accept loop's own, so the count never falls to 0 between
+		// The deadline before the arrival counts: Shutdown's grace may
+		// bring it nearer from then on.
+		deadline := time.Now().Add(s.opts.HeaderTimeout)
+		tc.SetDeadline(deadline)
+		s.arrive(tc, deadline) // within the accept loop's own, so the count never falls to 0 between
 		go s.handshake(tc, port, h2)
 	})
 }
@@ -63,8 +67,7 @@ func rawTCP(nc net.Conn) net.Conn {
 // handshake completes a TLS connection's handshake and hands it to the
 // server of the protocol it chose; its arrival is over then.
 func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
-	defer s.arrivalOver()
-	tc.SetDeadline(time.Now().Add(s.opts.HeaderTimeout))
+	defer s.arrivalOver(tc)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.HeaderTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -73,6 +76,7 @@ func (s *Server) handshake(tc *tls.Conn, port int, h2 *h2Front) {
 		tc.Close()
 		return
 	}
+	s.handshaken(tc) // before its deadline goes: Shutdown's grace no longer touches it
 	tc.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
 		h2.serve(tc) // to net/http's server, which serves it on a goroutine of its own

@@ -97,18 +97,21 @@ type Server struct {
 	wg        sync.WaitGroup
 	// arriving counts what may still bring a connection (arrivals.go):
 	// accept loops running, and TLS handshakes not over.
-	arriving int
-	arrived  []chan struct{} // each closed when arriving falls to 0
+	arriving    int
+	arrived     []chan struct{}         // each closed when arriving falls to 0
+	handshaking map[*tls.Conn]time.Time // the TLS connections in their handshake, and its deadline
+	cut         bool                    // Close, or a Shutdown out of time, cut the arrivals short
 }
 
 // New returns a Server routing by rs.
 func New(opts Options, rs []Route) (*Server, error) {
 	opts.fill()
 	s := &Server{
-		opts:      opts,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
-		allClosed: make(chan struct{}),
+		opts:        opts,
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*conn]struct{}),
+		allClosed:   make(chan struct{}),
+		handshaking: make(map[*tls.Conn]time.Time),
 	}
 	s.parker = newParker(s)
 	if opts.parkAfter > 0 && opts.parkAfter < opts.IdleTimeout {
@@ -163,7 +166,7 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 	s.arriving++
 	s.mu.Unlock()
 	defer s.wg.Done()
-	defer s.arrivalOver()
+	defer s.arrivalOver(nil)
 
 	var delay time.Duration
 	for {
@@ -191,10 +194,10 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 func (s *Server) newConn(nc net.Conn, port int) *conn {
 	c := newConn(s, nc, port)
 	s.mu.Lock()
-	// Once Close, or a Shutdown that saw every connection closed, has
-	// run, a connection that comes now (one whose TLS handshake was still
-	// going on then) is closed, not served.
-	if s.closed.Load() || s.shutting.Load() && s.closedAll() {
+	// Once Close, or a Shutdown that ran out of time, has run, a
+	// connection that comes now (one whose TLS handshake was still going
+	// on then) is closed, not served.
+	if s.closed.Load() || s.cut || s.shutting.Load() && s.closedAll() {
 		s.mu.Unlock()
 		nc.Close()
 		return nil
@@ -282,6 +285,7 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	s.graceArrivalsLocked()
 	var resume, pass []*conn
 	for c := range s.conns {
 		switch c.state.Load() {
@@ -354,9 +358,11 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 	}
 }
 
-// closeAllBut closes every connection but those in state keep, at once.
+// closeAllBut closes every connection but those in state keep, and those
+// in their TLS handshake, at once.
 func (s *Server) closeAllBut(keep int32) {
 	s.mu.Lock()
+	s.cutArrivalsLocked()
 	var parked []*conn
 	for c := range s.conns {
 		if st := c.state.Load(); (st == stateParked || st == stateActive) && s.parker.take(c) {
@@ -382,6 +388,7 @@ func (s *Server) Close() {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	s.cutArrivalsLocked()
 	var parked []*conn
 	for c := range s.conns {
 		if st := c.state.Load(); (st == stateParked || st == stateTunnel || st == stateActive) && s.parker.take(c) {
