@@ -23,7 +23,10 @@ func (s *Server) arrive(tc *tls.Conn, deadline time.Time) {
 	s.mu.Lock()
 	s.arriving++
 	s.handshaking[tc] = deadline
-	if s.shutting.Load() {
+	switch {
+	case s.cut:
+		tc.NetConn().Close() // it could not be served
+	case s.shutting.Load():
 		s.graceLocked(tc, deadline)
 	}
 	s.mu.Unlock()
@@ -40,9 +43,14 @@ func (s *Server) handshaken(tc *tls.Conn) {
 // graceLocked brings tc's handshake deadline to the end of Shutdown's
 // grace, if that is sooner.
 func (s *Server) graceLocked(tc *tls.Conn, deadline time.Time) {
-	if grace := time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace); grace.Before(deadline) {
+	if grace := s.graceEnd(); grace.Before(deadline) {
 		tc.SetDeadline(grace)
 	}
+}
+
+// graceEnd is when Shutdown's grace ends (once it began).
+func (s *Server) graceEnd() time.Time {
+	return time.Unix(0, s.shutdownAt.Load()).Add(s.opts.ShutdownGrace)
 }
 
 // graceArrivalsLocked gives the handshakes in progress ShutdownGrace.

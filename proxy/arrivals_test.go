@@ -138,7 +138,9 @@ func TestNewConnectionsAtAHandOverAreAnswered(t *testing.T) {
 
 // A client that connects to the HTTPS port and sends nothing holds a
 // Shutdown for ShutdownGrace, as a plain one does, not for HeaderTimeout;
-// one whose handshake ends within the grace is served.
+// so does one that chose HTTP/2 and sends no preface (net/http waits 10 s
+// for it), with h2Settle more. One whose handshake ends within the grace
+// is served.
 func TestAHandshakeGetsShutdownsGrace(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{HeaderTimeout: 20 * time.Second, ShutdownGrace: 300 * time.Millisecond},
@@ -148,12 +150,17 @@ func TestAHandshakeGetsShutdownsGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	silentH2, err := tls.Dial("tcp", f.tlsAddr, &tls.Config{RootCAs: f.roots, ServerName: "a.test", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silentH2.Close()
 	late, err := net.Dial("tcp", f.tlsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer late.Close()
-	time.Sleep(50 * time.Millisecond) // both accepted, in their handshakes
+	time.Sleep(50 * time.Millisecond) // all accepted; two in their handshakes
 	began := time.Now()
 	shut := make(chan error, 1)
 	go func() { shut <- f.srv.Shutdown(context.Background()) }()
@@ -167,7 +174,11 @@ func TestAHandshakeGetsShutdownsGrace(t *testing.T) {
 		if took := time.Since(began); err != nil || took > 5*time.Second {
 			t.Errorf("Shutdown: %v after %v; want nil within the grace (300 ms) and a margin", err, took)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Shutdown still waits 10 s later for a client that sent nothing")
+	case <-time.After(15 * time.Second):
+		t.Fatal("Shutdown still waits 15 s later for clients that sent nothing")
+	}
+	silentH2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, silentH2); errors.Is(err, os.ErrDeadlineExceeded) { // the server's SETTINGS, then its end
+		t.Errorf("the HTTP/2 connection that sent no preface after Shutdown: %v, want it closed", err)
 	}
 }

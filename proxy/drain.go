@@ -103,23 +103,28 @@ func (s *Server) InFlight() int64 {
 // h2Idle tracks an HTTP/2 server's connections and which of them are
 // idle, for draining to close those: net/http sends GOAWAY when
 // keep-alives are off only as a stream ends (golang.org/issue/26303), and
-// an idle connection has none to end. A connection's entry is made at
-// StateNew and dropped when it closes, once each; between, its state
-// changes when it goes from no stream to one and back, which flips its
-// entry's flag: a lookup that takes no lock, so that the requests of
-// different connections share none, nor a cache line (h2IdleFlag).
+// an idle connection has none to end; and which have not yet sent their
+// preface, for a shutdown to close those after its grace (h2.go). A
+// connection's entry is made at StateNew and dropped when it closes, once
+// each; between, its state changes when it reads its preface, and when it
+// goes from no stream to one and back, which sets its entry's flag: a
+// lookup that takes no lock, so that the requests of different
+// connections share none, nor a cache line (h2IdleFlag).
 type h2Idle struct {
 	conns sync.Map // net.Conn → *h2IdleFlag
 }
 
-// h2IdleFlag is whether a connection is idle, alone on its cache line:
-// the flags are made one after another on net/http's accepting goroutine,
-// and would otherwise lie side by side, a line shared by the requests of
-// up to 16 connections.
+// h2IdleFlag is a connection's http.ConnState (New, Active or Idle; the
+// zero value is New), alone on its cache line: the flags are made one
+// after another on net/http's accepting goroutine, and would otherwise
+// lie side by side, a line shared by the requests of up to 16
+// connections.
 type h2IdleFlag struct {
-	idle atomic.Bool
-	_    [60]byte
+	state atomic.Int32
+	_     [60]byte
 }
+
+func (f *h2IdleFlag) is(st http.ConnState) bool { return f.state.Load() == int32(st) }
 
 func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
 	switch st {
@@ -127,26 +132,36 @@ func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
 		t.conns.Store(nc, new(h2IdleFlag))
 	case http.StateIdle, http.StateActive:
 		if f, ok := t.conns.Load(nc); ok {
-			f.(*h2IdleFlag).idle.Store(st == http.StateIdle)
+			f.(*h2IdleFlag).state.Store(int32(st))
 		}
 	default:
 		t.conns.Delete(nc)
 	}
 }
 
-// setDraining turns keep-alives off (on) or back on: with them off,
-// net/http's HTTP/2 server sends GOAWAY when a connection's streams are
-// done; the idle ones are closed at once.
-func (h *h2Front) setDraining(on bool) {
-	h.srv.SetKeepAlivesEnabled(!on)
-	if !on {
-		return
-	}
-	h.idle.conns.Range(func(nc, f any) bool {
-		if f.(*h2IdleFlag).idle.Load() {
+// closeIn closes the connections in state st and returns how many.
+func (t *h2Idle) closeIn(st http.ConnState) int64 {
+	var n int64
+	t.conns.Range(func(nc, f any) bool {
+		if f.(*h2IdleFlag).is(st) {
 			nc.(net.Conn).Close()
-			h.s.drainClosed.Add(1)
+			n++
 		}
 		return true
 	})
+	return n
+}
+
+// setDraining turns keep-alives off (on) or back on: with them off,
+// net/http's HTTP/2 server sends GOAWAY when a connection's streams are
+// done; the idle ones are closed at once. Once Shutdown began they stay
+// off: its GOAWAYs rely on it (shutdownH2).
+func (h *h2Front) setDraining(on bool) {
+	if !on && h.s.shutting.Load() {
+		return
+	}
+	h.srv.SetKeepAlivesEnabled(!on)
+	if on {
+		h.s.drainClosed.Add(h.idle.closeIn(http.StateIdle))
+	}
 }

@@ -69,8 +69,8 @@ func (s *Server) h2For(port int) *h2Front {
 		s.h2 = make(map[int]*h2Front)
 	}
 	s.h2[port] = h
-	if s.closed.Load() {
-		h.ln.Close() // Close ran: Serve returns at once, as accept refuses the port
+	if s.shutting.Load() {
+		h.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
 	}
 	go h.srv.Serve(h.ln)
 	return h
@@ -133,9 +133,15 @@ func (s *Server) shutdownH2(ctx context.Context) {
 				}
 				t.Stop()
 			}
+			// A connection that has not sent its preface by the end of
+			// the grace (and h2Settle) is closed, as a plain one without
+			// its first request is: net/http would send its GOAWAY only
+			// after the preface, and wait 10 s for that.
+			silent := time.AfterFunc(time.Until(s.graceEnd().Add(h2Settle)), func() { h.idle.closeIn(http.StateNew) })
 			if h.srv.Shutdown(ctx) != nil {
 				h.srv.Close()
 			}
+			silent.Stop()
 		})
 	}
 	wg.Wait()

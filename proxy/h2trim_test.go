@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -124,22 +125,30 @@ func TestHTTP2AnswersAreNotIndexed(t *testing.T) {
 // ServeTLS called after Close starts no HTTP/2 server that would wait for
 // connections for ever.
 func TestServeTLSAfterCloseStartsNoHTTP2Server(t *testing.T) {
-	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {})
-	f := startProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
-	f.srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cert, _ := selfSigned(t, "a.test")
-	if err := f.srv.ServeTLS(ln, 2, &tls.Config{Certificates: []tls.Certificate{cert}}); err == nil {
-		t.Error("ServeTLS after Close: nil error")
-	}
-	select {
-	case <-f.srv.h2For(2).ln.done:
-	default:
-		t.Error("the HTTP/2 server's listener is open after Close")
+	for _, how := range []string{"Close", "Shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {})
+			f := startProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
+			if how == "Close" {
+				f.srv.Close()
+			} else {
+				f.srv.Shutdown(context.Background())
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			cert, _ := selfSigned(t, "a.test")
+			if err := f.srv.ServeTLS(ln, 2, &tls.Config{Certificates: []tls.Certificate{cert}}); err == nil {
+				t.Errorf("ServeTLS after %s: nil error", how)
+			}
+			select {
+			case <-f.srv.h2For(2).ln.done:
+			default:
+				t.Errorf("the HTTP/2 server's listener is open after %s", how)
+			}
+		})
 	}
 }
 
@@ -151,7 +160,7 @@ func TestHTTP2ConnectionsLeaveTheDrainTableWhenClosed(t *testing.T) {
 	table := func() (n, idle int) {
 		f.srv.h2For(2).idle.conns.Range(func(_, fl any) bool {
 			n++
-			if fl.(*h2IdleFlag).idle.Load() {
+			if fl.(*h2IdleFlag).is(http.StateIdle) {
 				idle++
 			}
 			return true

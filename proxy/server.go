@@ -434,5 +434,5 @@ func (c *conn) graceDeadline() time.Time {
 	if c.srv.passFn.Load() != nil && !c.secure {
 		return at
 	}
-	return at.Add(c.srv.opts.ShutdownGrace)
+	return c.srv.graceEnd()
 }

@@ -11,12 +11,18 @@
 //
 // Guarantees:
 //   - After StopAccepting, the listener is closed in this process and no
-//     connection is accepted any more; keep-alives are off, so each
-//     connection closes after its next answer, and idle ones close at once.
+//     connection is accepted any more; each connection closes after its
+//     next answer, which says Connection: close if its head is written
+//     from then on, and idle ones close at once. A connection that waits
+//     for its first request is not idle, however long it has waited
+//     (net/http's SetKeepAlivesEnabled(false) closes it after 5 s).
 //   - Stop answers the request of every connection accepted before it, one
 //     whose request has not even arrived yet included, until its context
 //     ends; then it closes whatever is left, as Server.Close does.
-//     Hijacked connections are the handler's.
+//     Hijacked connections are the handler's. A Stop after one that ran
+//     out of time returns at once.
+//   - Handlers get a ResponseWriter that wraps net/http's: http.Flusher
+//     directly, anything else through http.ResponseController.
 //   - Stop and StopAccepting may be called more than once, in any order,
 //     and before Serve: a Serve after them closes its listener and returns
 //     nil.

@@ -270,3 +270,94 @@ func TestHandOverOnASharedSocketLosesNoRequest(t *testing.T) {
 		t.Errorf("%d of %d requests failed; the first: %v", n, asked.Load(), *firstErr.Load())
 	}
 }
+
+// A connection that has waited more than 5 s for its first request is
+// not idle: StopAccepting leaves it, and its request is answered.
+// (net/http's SetKeepAlivesEnabled(false) closed it.)
+func TestStopAnswersAConnectionThatWaitedLong(t *testing.T) {
+	s, addr, accepted, _ := serve(t, http.HandlerFunc(ok))
+	c := dial(t, addr)
+	within(t, accepted, "the connection accepted")
+	time.Sleep(5500 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopped <- s.Stop(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	status, conn, err := get(c, "/late")
+	if err != nil || status != "200 OK" || conn != "close" {
+		t.Errorf("a request 5.5 s after its connection, sent once Stop began: %q Connection %q, %v; want 200 OK, Connection close", status, conn, err)
+	}
+	if err := within(t, stopped, "Stop"); err != nil {
+		t.Errorf("Stop: %v, want nil", err)
+	}
+}
+
+// A handler that outlives Stop's context holds its connection after
+// Close; a second Stop (the daemon stops the admin listener twice at an
+// upgrade) returns at once, with the first one's error.
+func TestASecondStopAfterOneOutOfTimeReturnsAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	s, addr, accepted, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // ignores r.Context()
+		ok(w, r)
+	}))
+	defer close(release)
+	c := dial(t, addr)
+	within(t, accepted, "the connection accepted")
+	go get(c, "/stuck")
+	time.Sleep(50 * time.Millisecond)
+	for i, want := range []time.Duration{200 * time.Millisecond, 0} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		began := time.Now()
+		err := s.Stop(ctx)
+		took := time.Since(began)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || took < want || took > want+time.Second {
+			t.Errorf("Stop #%d: %v after %v; want %v after about %v", i+1, err, took, context.DeadlineExceeded, want)
+		}
+	}
+}
+
+// Handlers still flush (http.Flusher) and hijack (through
+// http.ResponseController); a hijacked connection is the handler's, and
+// Stop does not wait for it.
+func TestHandlersFlushAndHijack(t *testing.T) {
+	hijacked := make(chan net.Conn, 1)
+	s, addr, accepted, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hijack" {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("Hijack: %v", err)
+				return
+			}
+			hijacked <- c
+			return
+		}
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("the ResponseWriter is no http.Flusher")
+			return
+		}
+		io.WriteString(w, "ok")
+		f.Flush()
+	}))
+	c := dial(t, addr)
+	within(t, accepted, "the connection accepted")
+	if status, _, err := get(c, "/flush"); err != nil || status != "200 OK" {
+		t.Fatalf("GET /flush: %q %v", status, err)
+	}
+	h := dial(t, addr)
+	within(t, accepted, "the second connection accepted")
+	h.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(h, "GET /hijack HTTP/1.1\r\nHost: t\r\n\r\n")
+	hc := within(t, hijacked, "the hijack")
+	defer hc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop with a hijacked connection open: %v, want nil at once", err)
+	}
+}

@@ -32,13 +32,14 @@ func Shared(t testing.TB) *SharedSocket {
 }
 
 // Listener returns a new listener on the socket, for one server: closing
-// it leaves the socket to the others.
+// it leaves the socket to the others. It is closed at the test's end.
 func (s *SharedSocket) Listener(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.FileListener(s.f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
 	return ln
 }
 
