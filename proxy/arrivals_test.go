@@ -1,67 +1,19 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"smoothserve/internal/tcptest"
 )
-
-// arrivalLoad opens new connections again and again, each for one GET, of
-// one kind, and counts those not answered, by error.
-type arrivalLoad struct {
-	asked, failed atomic.Int64
-	mu            sync.Mutex
-	errs          map[string]int
-}
-
-func (l *arrivalLoad) run(quit <-chan struct{}, once func() error) {
-	for {
-		select {
-		case <-quit:
-			return
-		default:
-		}
-		l.asked.Add(1)
-		if err := once(); err != nil {
-			l.failed.Add(1)
-			l.mu.Lock()
-			l.errs[err.Error()]++
-			l.mu.Unlock()
-		}
-	}
-}
-
-// getOnce sends one GET on c (Connection: close) and wants a 200.
-func getOnce(c net.Conn) error {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("answered %s", resp.Status)
-	}
-	return nil
-}
 
 // At an upgrade the old process shuts down while the new one accepts on
 // the same sockets and clients keep opening connections. Every connection
@@ -94,14 +46,14 @@ func TestNewConnectionsAtAHandOverAreAnswered(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return getOnce(c)
+			return tcptest.GetOK(c, "a.test", "/")
 		}},
 		{"HTTP/1.1 over TLS", func() error {
 			c, err := tls.Dial("tcp", secure.Addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}, ServerName: "a.test"})
 			if err != nil {
 				return err
 			}
-			return getOnce(c)
+			return tcptest.GetOK(c, "a.test", "/")
 		}},
 		{"HTTP/2", func() error {
 			c, err := openH2(secure.Addr) // a GET, answered 200
@@ -114,24 +66,17 @@ func TestNewConnectionsAtAHandOverAreAnswered(t *testing.T) {
 			return c.Close()
 		}},
 	}
-	loads := make([]*arrivalLoad, len(kinds))
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
+	loads := make([]*tcptest.Clients, len(kinds))
 	for i, k := range kinds {
-		loads[i] = &arrivalLoad{errs: map[string]int{}}
-		for range 2 {
-			wg.Go(func() { loads[i].run(quit, k.once) })
-		}
+		loads[i] = tcptest.StartClients(t, 2, k.once)
 	}
 	const handOvers = 20
 	tcptest.HandOvers(t, handOvers, 20*time.Millisecond, start) // the last is closed at the test's end
-	close(quit)
-	wg.Wait()
 	for i, k := range kinds {
-		l := loads[i]
-		t.Logf("%s: %d hand-overs, %d new connections, %d not answered %v", k.name, handOvers, l.asked.Load(), l.failed.Load(), l.errs)
-		if l.failed.Load() > 0 || l.asked.Load() == 0 {
-			t.Errorf("%s: %d of %d new connections not answered through %d hand-overs: %v", k.name, l.failed.Load(), l.asked.Load(), handOvers, l.errs)
+		got := loads[i].Stop()
+		t.Logf("%s, %d hand-overs, new connections: %v", k.name, handOvers, got)
+		if got.Failed > 0 || got.Asked == 0 {
+			t.Errorf("%s, through %d hand-overs, new connections: %v", k.name, handOvers, got)
 		}
 	}
 }
@@ -166,7 +111,7 @@ func TestAHandshakeGetsShutdownsGrace(t *testing.T) {
 	go func() { shut <- f.srv.Shutdown(context.Background()) }()
 	time.Sleep(100 * time.Millisecond)
 	c := tls.Client(late, &tls.Config{RootCAs: f.roots, ServerName: "a.test", NextProtos: []string{"http/1.1"}})
-	if err := getOnce(c); err != nil {
+	if err := tcptest.GetOK(c, "a.test", "/"); err != nil {
 		t.Errorf("a handshake that began before Shutdown and ended within its grace: %v", err)
 	}
 	select {

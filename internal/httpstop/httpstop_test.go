@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -225,49 +224,25 @@ func TestTheServersOwnHookStillRuns(t *testing.T) {
 // answered: whichever server accepted it answers it.
 func TestHandOverOnASharedSocketLosesNoRequest(t *testing.T) {
 	socket := tcptest.Shared(t)
-	addr := socket.Addr
 	start := func() func(context.Context) error {
 		s := New(&http.Server{Handler: http.HandlerFunc(ok)})
 		go s.Serve(socket.Listener(t))
 		return s.Stop
 	}
-	var asked, failed atomic.Int64
-	var firstErr atomic.Pointer[error]
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-quit:
-					return
-				default:
-				}
-				asked.Add(1)
-				c, err := net.Dial("tcp", addr)
-				if err == nil {
-					var status string
-					status, _, err = get(c, "/health")
-					c.Close()
-					if err == nil && status != "200 OK" {
-						err = errors.New(status)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
+	clients := tcptest.StartClients(t, 4, func() error {
+		c, err := net.Dial("tcp", socket.Addr)
+		if err != nil {
+			return err
+		}
+		return tcptest.GetOK(c, "t", "/health")
+	})
 	const handOvers = 30
 	stopLast := tcptest.HandOvers(t, handOvers, 10*time.Millisecond, start)
-	close(quit)
-	wg.Wait()
+	got := clients.Stop()
 	stopLast(context.Background())
-	t.Logf("%d hand-overs, %d requests, %d failed", handOvers, asked.Load(), failed.Load())
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; the first: %v", n, asked.Load(), *firstErr.Load())
+	t.Logf("%d hand-overs: %v", handOvers, got)
+	if got.Failed > 0 || got.Asked == 0 {
+		t.Errorf("through %d hand-overs: %v", handOvers, got)
 	}
 }
 

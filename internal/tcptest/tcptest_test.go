@@ -1,9 +1,11 @@
 package tcptest
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,4 +100,38 @@ func TestHandOversOnASharedSocket(t *testing.T) {
 		t.Errorf("after 2 hand-overs, answered by server %c, want 3", got)
 	}
 	stopLast(context.Background())
+}
+
+// Clients call until Stop and count the failures by error; GetOK wants a
+// 200 read to its end.
+func TestClientsCountWhatGetOKRefuses(t *testing.T) {
+	addr := Serve(t, func(c net.Conn) {
+		head := ReadHead(bufio.NewReader(c))
+		status := "200 OK"
+		if !strings.HasPrefix(head, "GET /ok ") {
+			status = "404 Not Found"
+		}
+		io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	get := func(path string) func() error {
+		return func() error {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			return GetOK(c, "t", path)
+		}
+	}
+	good, bad := StartClients(t, 2, get("/ok")), StartClients(t, 1, get("/missing"))
+	time.Sleep(50 * time.Millisecond)
+	g, b := good.Stop(), bad.Stop()
+	if g.Asked == 0 || g.Failed != 0 {
+		t.Errorf("GETs answered 200: %v, want some, none failed", g)
+	}
+	if b.Asked == 0 || b.Failed != b.Asked || b.Errs["GET /missing: 404 Not Found"] != int(b.Failed) {
+		t.Errorf("GETs answered 404: %v, want every one failed with its status", b)
+	}
+	if again := good.Stop(); again.Asked != g.Asked {
+		t.Errorf("a second Stop: %v, want the same tally %v", again, g)
+	}
 }
