@@ -12,20 +12,20 @@ import (
 // Server is one http.Server serving one listener.
 //
 // Ownership: srv is the caller's until New and read-only after (net/http
-// guards its own state); mu guards the rest but closing, which Serve, the
-// stops and srv's ConnState hook touch; idle is closed, under mu, when
-// conns empties after stopping began.
+// guards its own state); closing is set once, by the first StopAccepting,
+// before it takes mu; mu guards the rest, which Serve, the stops and srv's
+// ConnState hook touch; idle is closed, under mu, when conns empties after
+// stopping began.
 type Server struct {
 	srv     *http.Server
 	closing atomic.Bool // StopAccepting was called: answers say Connection: close
 
-	mu       sync.Mutex
-	ln       net.Listener                // what Serve was given; nil: not yet
-	stopping bool                        // StopAccepting was called
-	served   chan struct{}               // closed when Serve returns, or at stop if never called
-	conns    map[net.Conn]http.ConnState // accepted, not yet closed nor hijacked: their state
-	idle     chan struct{}               // closed when conns empties after stopping; nil: not asked
-	forced   error                       // a Stop ran out of time: what the next ones return at once
+	mu     sync.Mutex
+	ln     net.Listener                // what Serve was given; nil: not yet
+	served chan struct{}               // closed when Serve returns, or at stop if never called
+	conns  map[net.Conn]http.ConnState // accepted, not yet closed nor hijacked: their state
+	idle   chan struct{}               // closed when conns empties after stopping; nil: not asked
+	forced error                       // a Stop ran out of time: what the next ones return at once
 }
 
 // New wraps srv, whose Handler and ConnState hook it chains to its own.
@@ -54,7 +54,7 @@ func New(srv *http.Server) *Server {
 // may be called once.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.stopping {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return nil
@@ -63,10 +63,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	defer close(s.served)
 	err := s.srv.Serve(ln)
-	s.mu.Lock()
-	stopping := s.stopping
-	s.mu.Unlock()
-	if errors.Is(err, http.ErrServerClosed) || stopping && errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, http.ErrServerClosed) || s.closing.Load() && errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
@@ -81,10 +78,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // that has waited more than 5 s for its first request, as if it were idle,
 // although ReadHeaderTimeout gives it longer.
 func (s *Server) StopAccepting() {
-	s.closing.Store(true)
+	first := !s.closing.Swap(true)
 	s.mu.Lock()
-	first := !s.stopping
-	s.stopping = true
 	ln := s.ln
 	for c, st := range s.conns {
 		if st == http.StateIdle {
@@ -150,7 +145,7 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 			s.idle = nil
 		}
 	case http.StateIdle:
-		if s.stopping {
+		if s.closing.Load() {
 			c.Close()
 		}
 		fallthrough
