@@ -41,10 +41,12 @@ func New(srv *http.Server) *Server {
 	})
 	hook := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		s.track(c, st)
+		// The caller's hook first: once track has seen the last
+		// connection close, Stop returns, and the hook has run.
 		if hook != nil {
 			hook(c, st)
 		}
+		s.track(c, st)
 	}
 	return s
 }
