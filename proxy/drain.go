@@ -100,39 +100,39 @@ func (s *Server) InFlight() int64 {
 	return n
 }
 
-// h2Idle tracks an HTTP/2 server's connections and which of them are
-// idle, for draining to close those: net/http sends GOAWAY when
-// keep-alives are off only as a stream ends (golang.org/issue/26303), and
-// an idle connection has none to end; and which have not yet sent their
+// h2States tracks an HTTP/2 server's connections and the state of each:
+// which are idle, for draining to close those (net/http sends GOAWAY when
+// keep-alives are off only as a stream ends, golang.org/issue/26303, and
+// an idle connection has none to end), and which have not yet sent their
 // preface, for a shutdown to close those after its grace (h2.go). A
 // connection's entry is made at StateNew and dropped when it closes, once
 // each; between, its state changes when it reads its preface, and when it
-// goes from no stream to one and back, which sets its entry's flag: a
+// goes from no stream to one and back, which sets its entry: a
 // lookup that takes no lock, so that the requests of different
-// connections share none, nor a cache line (h2IdleFlag).
-type h2Idle struct {
-	conns sync.Map // net.Conn → *h2IdleFlag
+// connections share none, nor a cache line (h2State).
+type h2States struct {
+	conns sync.Map // net.Conn → *h2State
 }
 
-// h2IdleFlag is a connection's http.ConnState (New, Active or Idle; the
-// zero value is New), alone on its cache line: the flags are made one
+// h2State is a connection's http.ConnState (New, Active or Idle; the
+// zero value is New), alone on its cache line: the entries are made one
 // after another on net/http's accepting goroutine, and would otherwise
 // lie side by side, a line shared by the requests of up to 16
 // connections.
-type h2IdleFlag struct {
+type h2State struct {
 	state atomic.Int32
 	_     [60]byte
 }
 
-func (f *h2IdleFlag) is(st http.ConnState) bool { return f.state.Load() == int32(st) }
+func (f *h2State) is(st http.ConnState) bool { return f.state.Load() == int32(st) }
 
-func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
+func (t *h2States) connState(nc net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
-		t.conns.Store(nc, new(h2IdleFlag))
+		t.conns.Store(nc, new(h2State))
 	case http.StateIdle, http.StateActive:
 		if f, ok := t.conns.Load(nc); ok {
-			f.(*h2IdleFlag).state.Store(int32(st))
+			f.(*h2State).state.Store(int32(st))
 		}
 	default:
 		t.conns.Delete(nc)
@@ -140,10 +140,10 @@ func (t *h2Idle) connState(nc net.Conn, st http.ConnState) {
 }
 
 // closeIn closes the connections in state st and returns how many.
-func (t *h2Idle) closeIn(st http.ConnState) int64 {
+func (t *h2States) closeIn(st http.ConnState) int64 {
 	var n int64
 	t.conns.Range(func(nc, f any) bool {
-		if f.(*h2IdleFlag).is(st) {
+		if f.(*h2State).is(st) {
 			nc.(net.Conn).Close()
 			n++
 		}
@@ -162,6 +162,6 @@ func (h *h2Front) setDraining(on bool) {
 	}
 	h.srv.SetKeepAlivesEnabled(!on)
 	if on {
-		h.s.drainClosed.Add(h.idle.closeIn(http.StateIdle))
+		h.s.drainClosed.Add(h.states.closeIn(http.StateIdle))
 	}
 }

@@ -19,11 +19,11 @@ import (
 
 // h2Front is the HTTP/2 server of one HTTPS port.
 type h2Front struct {
-	s    *Server
-	port int
-	srv  *http.Server
-	ln   *connListener
-	idle h2Idle // for draining (drain.go)
+	s      *Server
+	port   int
+	srv    *http.Server
+	ln     *connListener
+	states h2States // for draining and shutting down (drain.go)
 	// arrivedAt is when the last connection was handed to srv (unix
 	// nanos), for shutdownH2's settling.
 	arrivedAt atomic.Int64
@@ -83,7 +83,7 @@ func (h *h2Front) connState(nc net.Conn, st http.ConnState) {
 	if st == http.StateNew {
 		h.s.parker.countH2()
 	}
-	h.idle.connState(nc, st)
+	h.states.connState(nc, st)
 }
 
 // serve hands a TLS connection that chose h2 to the HTTP/2 server.
@@ -137,7 +137,7 @@ func (s *Server) shutdownH2(ctx context.Context) {
 			// the grace (and h2Settle) is closed, as a plain one without
 			// its first request is: net/http would send its GOAWAY only
 			// after the preface, and wait 10 s for that.
-			silent := time.AfterFunc(time.Until(s.graceEnd().Add(h2Settle)), func() { h.idle.closeIn(http.StateNew) })
+			silent := time.AfterFunc(time.Until(s.graceEnd().Add(h2Settle)), func() { h.states.closeIn(http.StateNew) })
 			if h.srv.Shutdown(ctx) != nil {
 				h.srv.Close()
 			}

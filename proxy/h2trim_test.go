@@ -152,15 +152,15 @@ func TestServeTLSAfterCloseStartsNoHTTP2Server(t *testing.T) {
 	}
 }
 
-// The drain's table of HTTP/2 connections (h2Idle) holds each while it is
+// The drain's table of HTTP/2 connections (h2States) holds each while it is
 // open, idle once its stream is done, and forgets it when it closes.
 func TestHTTP2ConnectionsLeaveTheDrainTableWhenClosed(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
 	table := func() (n, idle int) {
-		f.srv.h2For(2).idle.conns.Range(func(_, fl any) bool {
+		f.srv.h2For(2).states.conns.Range(func(_, fl any) bool {
 			n++
-			if fl.(*h2IdleFlag).is(http.StateIdle) {
+			if fl.(*h2State).is(http.StateIdle) {
 				idle++
 			}
 			return true
@@ -179,11 +179,11 @@ func TestHTTP2ConnectionsLeaveTheDrainTableWhenClosed(t *testing.T) {
 
 // BenchmarkH2ConnStateFlip is an HTTP/2 connection going from idle to a
 // stream and back, as each request on a quiet one does, on many
-// connections at once, with 10,000 more in the drain's table (h2Idle).
+// connections at once, with 10,000 more in the drain's table (h2States).
 // The connections are made one after another on one goroutine, as
 // net/http's accepting goroutine makes them.
 func BenchmarkH2ConnStateFlip(b *testing.B) {
-	var t h2Idle
+	var t h2States
 	fill := make([]net.Conn, 10000)
 	for i := range fill {
 		fill[i], _ = net.Pipe()
