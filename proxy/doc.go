@@ -69,8 +69,10 @@
 //     sweep late).
 //   - While draining (SetDraining), every HTTP/1.x response says
 //     Connection: close, a connection that has had a request is closed
-//     rather than kept waiting for another, and HTTP/2 connections get
-//     GOAWAY; no request is refused.
+//     rather than kept waiting for another, and every HTTP/2
+//     connection, idle or not, gets GOAWAY before it closes (a stream
+//     opened after it is not processed, which tells its client to send
+//     it elsewhere); no request is refused otherwise.
 //
 // The hot path parses into per-connection buffers that are reused from
 // request to request and allocates nothing; the only lock it takes is the

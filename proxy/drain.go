@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -12,9 +13,9 @@ import (
 // Draining sends clients elsewhere without refusing any (a host being
 // taken out of a load balancer's rotation): every HTTP/1.x response says
 // Connection: close and its connection closes once it is answered, a
-// connection waiting for its next request is closed, and HTTP/2
-// connections get GOAWAY once their streams are done (an idle one is
-// closed). New connections are still served, one request each. It is
+// connection waiting for its next request is closed, and every HTTP/2
+// connection gets GOAWAY, an idle one too, and closes once its streams
+// are done. New connections are still served, one request each. It is
 // independent of Shutdown and PassConnections, and costs a request one
 // atomic load (closing).
 
@@ -25,7 +26,7 @@ var errDraining = errors.New("proxy: draining")
 // then on every response (HTTP/1.x) carries Connection: close, connections
 // waiting for their next request (idle or parked) are closed, and a
 // connection answering a request closes once it is answered; HTTP/2
-// connections get GOAWAY after their streams (idle ones are closed). New
+// connections get GOAWAY, idle ones too (h2Front.drain). New
 // connections are still accepted and served (one request each).
 // SetDraining(false) undoes it for what comes after. Idempotent; the
 // DrainClosed count starts again only when draining begins.
@@ -76,7 +77,12 @@ func (s *Server) SetDraining(on bool) {
 		s.drainClosed.Add(1)
 	}
 	for _, h := range hs {
-		h.setDraining(on)
+		switch {
+		case on && !was:
+			h.drain()
+		case !on:
+			h.undrain()
+		}
 	}
 }
 
@@ -101,10 +107,9 @@ func (s *Server) InFlight() int64 {
 }
 
 // h2States tracks an HTTP/2 server's connections and the state of each:
-// which are idle, for draining to close those (net/http sends GOAWAY when
-// keep-alives are off only as a stream ends, golang.org/issue/26303, and
-// an idle connection has none to end), and which have not yet sent their
-// preface, for a shutdown to close those after its grace (h2.go). A
+// which are idle, for draining to count those it tells to go, and which
+// have not yet sent their preface, for a shutdown to close those after
+// its grace (h2.go). A
 // connection's entry is made at StateNew and dropped when it closes, once
 // each; between, its state changes when it reads its preface, and when it
 // goes from no stream to one and back, which sets its entry: a
@@ -139,12 +144,20 @@ func (t *h2States) connState(nc net.Conn, st http.ConnState) {
 	}
 }
 
+// count is how many connections are in state st.
+func (t *h2States) count(st http.ConnState) int64 { return t.each(st, func(net.Conn) {}) }
+
 // closeIn closes the connections in state st and returns how many.
 func (t *h2States) closeIn(st http.ConnState) int64 {
+	return t.each(st, func(nc net.Conn) { nc.Close() })
+}
+
+// each calls fn with every connection in state st and returns how many.
+func (t *h2States) each(st http.ConnState, fn func(net.Conn)) int64 {
 	var n int64
 	t.conns.Range(func(nc, f any) bool {
 		if f.(*h2State).is(st) {
-			nc.(net.Conn).Close()
+			fn(nc.(net.Conn))
 			n++
 		}
 		return true
@@ -152,16 +165,47 @@ func (t *h2States) closeIn(st http.ConnState) int64 {
 	return n
 }
 
-// setDraining turns keep-alives off (on) or back on: with them off,
-// net/http's HTTP/2 server sends GOAWAY when a connection's streams are
-// done; the idle ones are closed at once. Once Shutdown began they stay
-// off: its GOAWAYs rely on it (shutdownH2).
-func (h *h2Front) setDraining(on bool) {
-	if !on && h.s.shutting.Load() {
+// drain retires the current HTTP/2 server: a new one, with keep-alives
+// off, takes the connections that come from now on, and the retired one
+// tells each of its own to go (GOAWAY, net/http's graceful shutdown),
+// idle or not, once its newest has settled (h2Settle); one whose streams
+// end meanwhile gets its GOAWAY then. A connection told to go closes once
+// its streams are done and its client has had a second to read the
+// GOAWAY (net/http's); a request it sent after the GOAWAY is refused, and
+// the client knows to send it elsewhere. An idle connection is counted as
+// closed by the drain. Once Shutdown began it does nothing: Shutdown's
+// GOAWAYs reach every connection.
+func (h *h2Front) drain() {
+	s := h.s
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
 		return
 	}
-	h.srv.SetKeepAlivesEnabled(!on)
-	if on {
-		h.s.drainClosed.Add(h.states.closeIn(http.StateIdle))
+	old := h.cur
+	old.srv.SetKeepAlivesEnabled(false)
+	h.cur = h.startLocked()
+	h.retired[old] = struct{}{}
+	s.mu.Unlock()
+	s.drainClosed.Add(old.states.count(http.StateIdle))
+	go func() {
+		old.ln.Close() // its Serve returns; a connection on its way goes to h.cur (serve)
+		old.settle(context.Background())
+		old.srv.Shutdown(context.Background()) // returns once every connection closed (or Close)
+		s.mu.Lock()
+		delete(h.retired, old)
+		s.mu.Unlock()
+	}()
+}
+
+// undrain turns the current HTTP/2 server's keep-alives back on; a
+// retired one goes on retiring. Once Shutdown began they stay off: its
+// GOAWAYs rely on it (shutdownH2).
+func (h *h2Front) undrain() {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.shutting.Load() {
+		h.cur.srv.SetKeepAlivesEnabled(true)
 	}
 }

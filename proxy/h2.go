@@ -17,44 +17,75 @@ import (
 // shutdown or an upgrade, its connections get GOAWAY and finish their
 // streams: a TLS connection's state is this process's, it is not passed.
 
-// h2Front is the HTTP/2 server of one HTTPS port.
+// h2Front is the HTTP/2 serving of one HTTPS port: the server new
+// connections go to, and those a drain retired (drain.go), each finishing
+// its connections after their GOAWAY.
+//
+// Ownership: cur and retired are the Server's, under its mu.
 type h2Front struct {
-	s      *Server
-	port   int
+	s       *Server
+	port    int
+	cur     *h2Server
+	retired map[*h2Server]struct{}
+}
+
+// h2Server is one of net/http's HTTP/2 servers and what it serves.
+type h2Server struct {
 	srv    *http.Server
 	ln     *connListener
 	states h2States // for draining and shutting down (drain.go)
 	// arrivedAt is when the last connection was handed to srv (unix
-	// nanos), for shutdownH2's settling.
+	// nanos), for the settling before its GOAWAYs.
 	arrivedAt atomic.Int64
 }
 
 // h2Settle is how long a new HTTP/2 connection gets before its GOAWAY at a
-// shutdown. A client sends its first request with its handshake's last
-// flight; a GOAWAY sent before the server read it names stream 0, and the
-// request is refused (to be sent again elsewhere, RFC 9113 §8.7: clients
-// do, but a strict one counts it lost). Keep-alives are off meanwhile, so
-// a connection whose streams end gets its GOAWAY then, naming them.
+// shutdown or a drain. A client sends its first request with its
+// handshake's last flight; a GOAWAY sent before the server read it names
+// stream 0, and the request is refused (to be sent again elsewhere, RFC
+// 9113 §8.7: clients do, but a strict one counts it lost). Keep-alives are
+// off meanwhile, so a connection whose streams end gets its GOAWAY then,
+// naming them.
 const h2Settle = 100 * time.Millisecond
 
-// h2For returns the HTTP/2 server of HTTPS port port, started on first use.
+// h2For returns the HTTP/2 serving of HTTPS port port, started on first
+// use.
 func (s *Server) h2For(port int) *h2Front {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h := s.h2[port]; h != nil {
 		return h
 	}
-	h := &h2Front{s: s, port: port, ln: newConnListener()}
+	h := &h2Front{s: s, port: port, retired: make(map[*h2Server]struct{})}
+	h.cur = h.startLocked()
+	if s.h2 == nil {
+		s.h2 = make(map[int]*h2Front)
+	}
+	s.h2[port] = h
+	return h
+}
+
+// startLocked starts an HTTP/2 server for h's port; the caller holds s.mu.
+func (h *h2Front) startLocked() *h2Server {
+	s := h.s
+	sv := &h2Server{ln: newConnListener()}
 	var protocols http.Protocols
 	protocols.SetHTTP2(true)
-	h.srv = &http.Server{
+	sv.srv = &http.Server{
 		Handler:           h,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: s.opts.HeaderTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
-		ConnState:         h.connState,
+		// Idle connections are tracked for draining, and a new one counts
+		// towards the parker's trim (parker.countH2).
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.parker.countH2()
+			}
+			sv.states.connState(nc, st)
+		},
 		// No dynamic table for the answers' header fields: nginx's
 		// encoder sets its size to 0, HAProxy's fills none. 1 byte holds
 		// no field (0 would be Go's default, 4 KiB, which keeps the last
@@ -64,47 +95,67 @@ func (s *Server) h2For(port int) *h2Front {
 		// KiB: it saves their cookies' bytes on every request.
 		HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1},
 	}
-	h.srv.SetKeepAlivesEnabled(!s.draining.Load())
-	if s.h2 == nil {
-		s.h2 = make(map[int]*h2Front)
-	}
-	s.h2[port] = h
+	sv.srv.SetKeepAlivesEnabled(!s.draining.Load())
 	if s.shutting.Load() {
-		h.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
+		sv.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
 	}
-	go h.srv.Serve(h.ln)
-	return h
+	go sv.srv.Serve(sv.ln)
+	return sv
 }
 
-// connState is the HTTP/2 server's ConnState hook: idle connections are
-// tracked for draining, and a new one counts towards the parker's trim
-// (parker.countH2).
-func (h *h2Front) connState(nc net.Conn, st http.ConnState) {
-	if st == http.StateNew {
-		h.s.parker.countH2()
-	}
-	h.states.connState(nc, st)
+// current is the server new connections go to.
+func (h *h2Front) current() *h2Server {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	return h.cur
 }
 
-// serve hands a TLS connection that chose h2 to the HTTP/2 server.
+// serve hands a TLS connection that chose h2 to the current HTTP/2
+// server; to the next, if a drain retires that one meanwhile.
 func (h *h2Front) serve(tc *tls.Conn) {
-	h.arrivedAt.Store(time.Now().UnixNano())
-	select {
-	case h.ln.ch <- tc:
-	case <-h.ln.done:
-		tc.Close()
+	for {
+		sv := h.current()
+		sv.arrivedAt.Store(time.Now().UnixNano())
+		select {
+		case sv.ln.ch <- tc:
+			return
+		case <-sv.ln.done:
+			if h.current() == sv { // Shutdown or Close
+				tc.Close()
+				return
+			}
+		}
 	}
 }
 
-// h2Fronts is every HTTP/2 server, for shutting them down.
-func (s *Server) h2Fronts() []*h2Front {
+// h2Servers is every HTTP/2 server, current and retired, for shutting
+// them down.
+func (s *Server) h2Servers() []*h2Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var hs []*h2Front
+	var svs []*h2Server
 	for _, h := range s.h2 {
-		hs = append(hs, h)
+		svs = append(svs, h.cur)
+		for sv := range h.retired {
+			svs = append(svs, sv)
+		}
 	}
-	return hs
+	return svs
+}
+
+// settle waits until sv's newest connection has had h2Settle, or ctx is
+// done.
+func (sv *h2Server) settle(ctx context.Context) {
+	wait := h2Settle - time.Since(time.Unix(0, sv.arrivedAt.Load()))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // shutdownH2 sends GOAWAY on every HTTP/2 connection and waits for their
@@ -115,31 +166,24 @@ func (s *Server) h2Fronts() []*h2Front {
 // that reaches net/http's server just as its Shutdown sends them (it is
 // not yet among the connections Shutdown tells).
 func (s *Server) shutdownH2(ctx context.Context) {
-	for _, h := range s.h2Fronts() {
-		h.srv.SetKeepAlivesEnabled(false)
+	for _, sv := range s.h2Servers() {
+		sv.srv.SetKeepAlivesEnabled(false)
 	}
 	select {
 	case <-s.arrivals():
 	case <-ctx.Done():
 	}
 	var wg sync.WaitGroup
-	for _, h := range s.h2Fronts() {
+	for _, sv := range s.h2Servers() {
 		wg.Go(func() {
-			if wait := h2Settle - time.Since(time.Unix(0, h.arrivedAt.Load())); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-				}
-				t.Stop()
-			}
+			sv.settle(ctx)
 			// A connection that has not sent its preface by the end of
 			// the grace (and h2Settle) is closed, as a plain one without
 			// its first request is: net/http would send its GOAWAY only
 			// after the preface, and wait 10 s for that.
-			silent := time.AfterFunc(time.Until(s.graceEnd().Add(h2Settle)), func() { h.states.closeIn(http.StateNew) })
-			if h.srv.Shutdown(ctx) != nil {
-				h.srv.Close()
+			silent := time.AfterFunc(time.Until(s.graceEnd().Add(h2Settle)), func() { sv.states.closeIn(http.StateNew) })
+			if sv.srv.Shutdown(ctx) != nil {
+				sv.srv.Close()
 			}
 			silent.Stop()
 		})

@@ -404,8 +404,11 @@ func (s *Server) Close() {
 		s.passStats.Cut.Add(int64(len(s.conns)))
 	}
 	for _, h := range s.h2 {
-		h.ln.Close()
-		h.srv.Close()
+		h.cur.ln.Close()
+		h.cur.srv.Close()
+		for sv := range h.retired {
+			sv.srv.Close()
+		}
 	}
 	s.mu.Unlock()
 	for _, c := range parked {
