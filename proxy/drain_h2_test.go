@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -14,25 +15,33 @@ import (
 	"smoothserve/internal/h2raw"
 )
 
-// goAwayThenClose reads c's frames until it closes and returns the GOAWAY
-// it got before (nil if none); it fails the test if c is still open after
-// 5 s.
-func goAwayThenClose(t *testing.T, c net.Conn, what string) *h2raw.Frame {
-	t.Helper()
+// readToClose reads c's frames until it closes and returns the first
+// GOAWAY among them (nil if none); an error if c is still open after 5 s.
+func readToClose(c net.Conn) (*h2raw.Frame, error) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var goAway *h2raw.Frame
 	for {
 		f, err := h2raw.Read(c)
 		if err != nil {
 			if isTimeout(err) {
-				t.Fatalf("%s: still open 5 s after draining began", what)
+				return goAway, errors.New("still open after 5 s")
 			}
-			return goAway
+			return goAway, nil
 		}
 		if f.Type == h2raw.TypeGoAway && goAway == nil {
 			goAway = &f
 		}
 	}
+}
+
+// goAwayThenClose is readToClose, failing the test if c stays open.
+func goAwayThenClose(t *testing.T, c net.Conn, what string) *h2raw.Frame {
+	t.Helper()
+	g, err := readToClose(c)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return g
 }
 
 // An idle HTTP/2 connection is told to go (GOAWAY, no error, its last
@@ -93,15 +102,16 @@ func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 }
 
 // Requests sent on idle HTTP/2 connections as a drain begins, before and
-// after their GOAWAY (some h2Settle later), are answered, or refused by
+// after their GOAWAY (h2DrainQuiet later), are answered, or refused by
 // the GOAWAY (the client knows to send them elsewhere): none meets a
-// connection closed without a word.
+// connection closed without a word. One answered gets its GOAWAY with the
+// answer.
 func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
 	var answered, refused int
-	for round := range 8 {
-		conns := make([]net.Conn, 12)
+	for round := range 3 {
+		conns := make([]net.Conn, 16)
 		for i := range conns {
 			c, err := openH2(f.tlsAddr)
 			if err != nil {
@@ -117,8 +127,19 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 		for i, c := range conns {
 			wg.Go(func() {
 				<-start
-				time.Sleep(time.Duration(rand.IntN(int(3*h2Settle/time.Microsecond))) * time.Microsecond)
-				errs[i] = h2GetAgain(c) // stream 3
+				time.Sleep(time.Duration(rand.IntN(int((h2DrainQuiet+h2DrainQuiet/3)/time.Microsecond))) * time.Microsecond)
+				if errs[i] = h2GetAgain(c); errs[i] != nil { // stream 3
+					return
+				}
+				g, err := readToClose(c)
+				if err == nil && g == nil {
+					err = errors.New("closed without a GOAWAY")
+				} else if err == nil && binary.BigEndian.Uint32(g.Payload)&0x7fffffff != 3 {
+					err = fmt.Errorf("GOAWAY names stream %d, want 3 (the one answered)", binary.BigEndian.Uint32(g.Payload)&0x7fffffff)
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("after its answer: %w", err)
+				}
 			})
 		}
 		close(start)
