@@ -37,7 +37,10 @@
 //     Shutdown closed the listener, or whose TLS handshake ends after it
 //     began (arrivals.go): Shutdown waits for them, and an HTTP/2 server
 //     sends its GOAWAYs only once they have arrived and the newest has
-//     had h2Settle to send its first request.
+//     had h2Settle to send its first request. Shutdown and draining turn
+//     HTTP/2 keep-alives off at once, so that a connection whose client
+//     asks gets its GOAWAY with the answer, and tell the others h2Quiet
+//     later.
 //   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
 //     back while the Server's parker watches its (TCP) descriptor, or one

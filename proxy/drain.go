@@ -147,6 +147,13 @@ func (t *h2States) connState(nc net.Conn, st http.ConnState) {
 // count is how many connections are in state st.
 func (t *h2States) count(st http.ConnState) int64 { return t.each(st, func(net.Conn) {}) }
 
+// empty reports whether there is no connection.
+func (t *h2States) empty() bool {
+	empty := true
+	t.conns.Range(func(any, any) bool { empty = false; return false })
+	return empty
+}
+
 // closeIn closes the connections in state st and returns how many.
 func (t *h2States) closeIn(st http.ConnState) int64 {
 	return t.each(st, func(nc net.Conn) { nc.Close() })
@@ -165,21 +172,11 @@ func (t *h2States) each(st http.ConnState, fn func(net.Conn)) int64 {
 	return n
 }
 
-// h2DrainQuiet is how long a drain leaves the retired HTTP/2 server's
-// connections before it tells those still idle to go. Meanwhile, with
-// keep-alives off, a connection whose client asks gets its GOAWAY as its
-// stream ends, with the answer, naming that stream: a client that sends
-// one request at a time sends its next elsewhere and has none refused.
-// At the end a client may send a request just as its GOAWAY is on its
-// way, and have it refused (net/http's server sends one GOAWAY, not the
-// two of RFC 9113 §6.8); this leaves that to a client quiet for a second.
-const h2DrainQuiet = time.Second
-
 // drain retires the current HTTP/2 server: a new one, with keep-alives
 // off, takes the connections that come from now on, and the retired one
 // tells each of its own to go (GOAWAY, net/http's graceful shutdown):
-// one whose streams end gets its GOAWAY then, and h2DrainQuiet later
-// every other one does, idle or not. A connection told to go closes once
+// one whose streams end gets its GOAWAY then, and h2Quiet later every
+// other one does, idle or not (settle). A connection told to go closes once
 // its streams are done and its client has had a second to read the
 // GOAWAY (net/http's); a request it sent after the GOAWAY is refused, and
 // the client knows to send it elsewhere. An idle connection is counted as
@@ -198,11 +195,11 @@ func (h *h2Front) drain() {
 	h.retired[old] = struct{}{}
 	s.mu.Unlock()
 	s.drainClosed.Add(old.states.count(http.StateIdle))
+	began := time.Now()
 	go func() {
 		// Its Serve returns; a connection on its way goes to h.cur (serve).
 		old.ln.Close()
-		// Longer than h2Settle: its newest connection settles too.
-		time.Sleep(h2DrainQuiet)
+		old.settle(context.Background(), began)
 		// It returns once every connection closed (or Close closed them).
 		old.srv.Shutdown(context.Background())
 		s.mu.Lock()

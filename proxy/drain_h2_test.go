@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,22 @@ import (
 
 	"smoothserve/internal/h2raw"
 )
+
+// openH2Conns opens n HTTP/2 connections to addr, each with its GET on
+// stream 1 answered (openH2), closed at the test's end.
+func openH2Conns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := openH2(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	return conns
+}
 
 // readToClose reads c's frames until it closes and returns the first
 // GOAWAY among them (nil if none); an error if c is still open after 5 s.
@@ -51,15 +68,7 @@ func goAwayThenClose(t *testing.T, c net.Conn, what string) *h2raw.Frame {
 func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
-	idle := make([]net.Conn, 4)
-	for i := range idle {
-		c, err := openH2(f.tlsAddr) // its GET on stream 1 answered
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		idle[i] = c
-	}
+	idle := openH2Conns(t, f.tlsAddr, 4)
 	waitUntil(t, "the connections idle", func() bool { return f.srv.InFlight() == 0 })
 	f.srv.SetDraining(true)
 	f.srv.SetDraining(true) // idempotent
@@ -102,7 +111,7 @@ func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 }
 
 // Requests sent on idle HTTP/2 connections as a drain begins, before and
-// after their GOAWAY (h2DrainQuiet later), are answered, or refused by
+// after their GOAWAY (h2Quiet later), are answered, or refused by
 // the GOAWAY (the client knows to send them elsewhere): none meets a
 // connection closed without a word. One answered gets its GOAWAY with the
 // answer.
@@ -111,15 +120,7 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
 	var answered, refused int
 	for round := range 3 {
-		conns := make([]net.Conn, 16)
-		for i := range conns {
-			c, err := openH2(f.tlsAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			conns[i] = c
-		}
+		conns := openH2Conns(t, f.tlsAddr, 16)
 		waitUntil(t, "the connections idle", func() bool { return f.srv.InFlight() == 0 })
 		start := make(chan struct{})
 		errs := make([]error, len(conns))
@@ -127,7 +128,7 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 		for i, c := range conns {
 			wg.Go(func() {
 				<-start
-				time.Sleep(time.Duration(rand.IntN(int((h2DrainQuiet+h2DrainQuiet/3)/time.Microsecond))) * time.Microsecond)
+				time.Sleep(time.Duration(rand.IntN(int((h2Quiet+h2Quiet/3)/time.Microsecond))) * time.Microsecond)
 				if errs[i] = h2GetAgain(c); errs[i] != nil { // stream 3
 					return
 				}
@@ -161,5 +162,76 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 	t.Logf("%d requests answered, %d refused by GOAWAY (to be sent elsewhere), none lost", answered, refused)
 	if answered == 0 || refused == 0 {
 		t.Errorf("%d answered and %d refused: the requests did not straddle the GOAWAYs", answered, refused)
+	}
+}
+
+// told reads what c's server sent within wait: whether a GOAWAY came; an
+// error if c closed without one, or broke.
+func told(c net.Conn, wait time.Duration) (bool, error) {
+	c.SetReadDeadline(time.Now().Add(wait))
+	for {
+		f, err := h2raw.Read(c)
+		switch {
+		case err != nil && isTimeout(err):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("closed without a GOAWAY: %w", err)
+		case f.Type == h2raw.TypeGoAway:
+			return true, nil
+		}
+	}
+}
+
+// Clients that send one request at a time on their HTTP/2 connections, a
+// few milliseconds apart, have none refused at a drain or a shutdown:
+// each gets its GOAWAY with an answer (keep-alives off) within h2Quiet,
+// before the GOAWAYs that could cross a request on its way.
+func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
+	for _, how := range []string{"drain", "shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+			f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
+			conns := openH2Conns(t, f.tlsAddr, 16)
+			var wg sync.WaitGroup
+			errs := make([]error, len(conns))
+			asked := make([]int, len(conns))
+			for i, c := range conns {
+				wg.Go(func() {
+					for id := uint32(3); ; id += 2 {
+						if goAway, err := told(c, time.Duration(5+rand.IntN(10))*time.Millisecond); goAway || err != nil {
+							errs[i] = err
+							return
+						}
+						if id > 2*uint32(4*h2Quiet/time.Millisecond) {
+							errs[i] = fmt.Errorf("no GOAWAY after %d requests", id/2)
+							return
+						}
+						c.SetDeadline(time.Now().Add(10 * time.Second))
+						if err := h2raw.Get(c, id, "a.test"); err != nil {
+							errs[i] = err
+							return
+						}
+						asked[i]++
+					}
+				})
+			}
+			time.Sleep(100 * time.Millisecond)
+			if how == "drain" {
+				f.srv.SetDraining(true)
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				go f.srv.Shutdown(ctx)
+			}
+			wg.Wait()
+			var n int
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("connection %d, after %d requests answered: %v", i, asked[i], err)
+				}
+				n += asked[i]
+			}
+			t.Logf("%d requests on %d connections, each told to go with an answer", n, len(conns))
+		})
 	}
 }

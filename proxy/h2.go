@@ -143,10 +143,30 @@ func (s *Server) h2Servers() []*h2Server {
 	return svs
 }
 
-// settle waits until sv's newest connection has had h2Settle, or ctx is
-// done.
-func (sv *h2Server) settle(ctx context.Context) {
-	wait := h2Settle - time.Since(time.Unix(0, sv.arrivedAt.Load()))
+// h2Quiet is how long a drain or a shutdown leaves an HTTP/2 server's
+// connections before it tells those still idle to go. Meanwhile, with
+// keep-alives off, a connection whose client asks gets its GOAWAY as its
+// stream ends, with the answer, naming that stream: a client that sends
+// one request at a time sends its next elsewhere and has none refused.
+// At the end a client may send a request just as its GOAWAY is on its
+// way, and have it refused (net/http's server sends one GOAWAY, not the
+// two of RFC 9113 §6.8); this leaves that to a client quiet for h2Quiet.
+const h2Quiet = time.Second
+
+// settle waits, before sv's GOAWAYs, until its newest connection has had
+// h2Settle and, if it has connections, h2Quiet has passed since began (a
+// drain or shutdown), at most half the time ctx leaves from then; or
+// until ctx is done.
+func (sv *h2Server) settle(ctx context.Context, began time.Time) {
+	until := time.Unix(0, sv.arrivedAt.Load()).Add(h2Settle)
+	quiet := h2Quiet
+	if dl, ok := ctx.Deadline(); ok {
+		quiet = min(quiet, dl.Sub(began)/2)
+	}
+	if q := began.Add(quiet); q.After(until) && !sv.states.empty() {
+		until = q
+	}
+	wait := time.Until(until)
 	if wait <= 0 {
 		return
 	}
@@ -161,10 +181,10 @@ func (sv *h2Server) settle(ctx context.Context) {
 // shutdownH2 sends GOAWAY on every HTTP/2 connection and waits for their
 // streams, until ctx is done: then it closes them. The GOAWAYs wait for
 // the TLS handshakes in progress (arrivals.go), whose connections are
-// served too, and for the newest connection to settle (h2Settle);
-// meanwhile a connection gets its GOAWAY as its streams end, as one does
-// that reaches net/http's server just as its Shutdown sends them (it is
-// not yet among the connections Shutdown tells).
+// served too, for the newest connection to settle (h2Settle), and for
+// h2Quiet; meanwhile a connection gets its GOAWAY as its streams end, as
+// one does that reaches net/http's server just as its Shutdown sends them
+// (it is not yet among the connections Shutdown tells).
 func (s *Server) shutdownH2(ctx context.Context) {
 	for _, sv := range s.h2Servers() {
 		sv.srv.SetKeepAlivesEnabled(false)
@@ -176,7 +196,7 @@ func (s *Server) shutdownH2(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, sv := range s.h2Servers() {
 		wg.Go(func() {
-			sv.settle(ctx)
+			sv.settle(ctx, time.Unix(0, s.shutdownAt.Load()))
 			// A connection that has not sent its preface by the end of
 			// the grace (and h2Settle) is closed, as a plain one without
 			// its first request is: net/http would send its GOAWAY only
