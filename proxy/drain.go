@@ -189,9 +189,9 @@ func (h *h2Front) drain() {
 		s.mu.Unlock()
 		return
 	}
-	old := h.cur
+	old := h.cur.Load()
 	old.srv.SetKeepAlivesEnabled(false)
-	h.cur = h.startLocked()
+	h.cur.Store(h.startLocked())
 	h.retired[old] = struct{}{}
 	s.mu.Unlock()
 	s.drainClosed.Add(old.states.count(http.StateIdle))
@@ -199,6 +199,10 @@ func (h *h2Front) drain() {
 	go func() {
 		// Its Serve returns; a connection on its way goes to h.cur (serve).
 		old.ln.Close()
+		// Each connection it took has its StateNew, and arrivedAt is
+		// final: settling gives the newest h2Settle to be served (and
+		// told with the others), however late Serve took it.
+		<-old.served
 		old.settle(context.Background(), began)
 		// It returns once every connection closed (or Close closed them).
 		old.srv.Shutdown(context.Background())
@@ -216,6 +220,6 @@ func (h *h2Front) undrain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.shutting.Load() {
-		h.cur.srv.SetKeepAlivesEnabled(true)
+		h.cur.Load().srv.SetKeepAlivesEnabled(true)
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -234,4 +236,68 @@ func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
 			t.Logf("%d requests on %d connections, each told to go with an answer", n, len(conns))
 		})
 	}
+}
+
+// retired is how many HTTP/2 servers drains retired are still retiring.
+func retired(f *tlsFixture) int {
+	f.srv.mu.Lock()
+	defer f.srv.mu.Unlock()
+	n := 0
+	for _, h := range f.srv.h2 {
+		n += len(h.retired)
+	}
+	return n
+}
+
+// A connection the HTTP/2 server took just before a drain, its serving
+// held up in Serve's loop (here: the ConnState hook waits for the
+// parker's lock) until after the drain's GOAWAYs would have gone, is
+// told to go too: the GOAWAYs wait for Serve to have handed on every
+// connection it took. (Else it was registered with net/http's HTTP/2
+// server after its Shutdown told the others, got no GOAWAY until its
+// IdleTimeout, and held the retired server that long.)
+func TestAConnectionTakenLateByARetiredServerIsToldToGo(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	f := startTLSProxy(t, Options{IdleTimeout: 60 * time.Second}, Route{Port: 2, Set: setOf(t, "s", in)})
+	openH2Conns(t, f.tlsAddr, 1) // the server has a connection: the drain waits h2Quiet
+	f.srv.parker.mu.Lock()       // holds Serve's loop in the next connection's StateNew hook
+	held := true
+	defer func() {
+		if held {
+			f.srv.parker.mu.Unlock()
+		}
+	}()
+	c, err := tls.Dial("tcp", f.tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: "a.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(h2raw.Preface()); err != nil { // and no request, as a browser's preconnect
+		t.Fatal(err)
+	}
+	time.Sleep(2 * h2Settle)
+	f.srv.SetDraining(true)
+	time.Sleep(h2Quiet + 2*h2Settle) // past the GOAWAYs of a drain that did not wait
+	f.srv.parker.mu.Unlock()
+	held = false
+	if g := goAwayThenClose(t, c, "the connection taken late"); g == nil {
+		t.Fatal("the connection taken late closed without a GOAWAY")
+	}
+	waitUntil(t, "the retired server gone", func() bool { return retired(f) == 0 })
+}
+
+// Drains and undrains with no connection leave no retired server, and no
+// goroutine, behind.
+func TestDrainsLeaveNoHTTP2ServerBehind(t *testing.T) {
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
+	openH2Conns(t, f.tlsAddr, 1)[0].Close() // the HTTP/2 server started, and its connection gone
+	waitUntil(t, "the connection gone", func() bool { return f.srv.h2For(2).cur.Load().states.empty() })
+	before := runtime.NumGoroutine()
+	for range 300 {
+		f.srv.SetDraining(true)
+		f.srv.SetDraining(false)
+	}
+	waitUntil(t, "the retired servers gone", func() bool { return retired(f) == 0 })
+	waitUntil(t, "their goroutines gone", func() bool { return runtime.NumGoroutine() <= before+2 })
 }

@@ -12,20 +12,22 @@ import (
 )
 
 // HTTP/2 (ALPN h2 on the HTTPS port) is served by net/http's server, one
-// per HTTPS port, fed the connections whose handshake chose h2; each
-// stream is bridged to an instance over HTTP/1.1 (h2bridge.go). At a
-// shutdown or an upgrade, its connections get GOAWAY and finish their
-// streams: a TLS connection's state is this process's, it is not passed.
+// per HTTPS port (and, while a drain retires one, those it retired), fed
+// the connections whose handshake chose h2; each stream is bridged to an
+// instance over HTTP/1.1 (h2bridge.go). At a shutdown or an upgrade, its
+// connections get GOAWAY and finish their streams: a TLS connection's
+// state is this process's, it is not passed.
 
 // h2Front is the HTTP/2 serving of one HTTPS port: the server new
 // connections go to, and those a drain retired (drain.go), each finishing
 // its connections after their GOAWAY.
 //
-// Ownership: cur and retired are the Server's, under its mu.
+// Ownership: cur and retired are the Server's, changed under its mu; cur
+// is read without it (serve).
 type h2Front struct {
 	s       *Server
 	port    int
-	cur     *h2Server
+	cur     atomic.Pointer[h2Server]
 	retired map[*h2Server]struct{}
 }
 
@@ -34,9 +36,10 @@ type h2Server struct {
 	srv    *http.Server
 	ln     *connListener
 	states h2States // for draining and shutting down (drain.go)
-	// arrivedAt is when the last connection was handed to srv (unix
+	// arrivedAt is when srv last took a connection (its StateNew; unix
 	// nanos), for the settling before its GOAWAYs.
 	arrivedAt atomic.Int64
+	served    chan struct{} // closed when srv.Serve has returned
 }
 
 // h2Settle is how long a new HTTP/2 connection gets before its GOAWAY at a
@@ -57,7 +60,7 @@ func (s *Server) h2For(port int) *h2Front {
 		return h
 	}
 	h := &h2Front{s: s, port: port, retired: make(map[*h2Server]struct{})}
-	h.cur = h.startLocked()
+	h.cur.Store(h.startLocked())
 	if s.h2 == nil {
 		s.h2 = make(map[int]*h2Front)
 	}
@@ -68,7 +71,7 @@ func (s *Server) h2For(port int) *h2Front {
 // startLocked starts an HTTP/2 server for h's port; the caller holds s.mu.
 func (h *h2Front) startLocked() *h2Server {
 	s := h.s
-	sv := &h2Server{ln: newConnListener()}
+	sv := &h2Server{ln: newConnListener(), served: make(chan struct{})}
 	var protocols http.Protocols
 	protocols.SetHTTP2(true)
 	sv.srv = &http.Server{
@@ -85,6 +88,9 @@ func (h *h2Front) startLocked() *h2Server {
 				s.parker.countH2()
 			}
 			sv.states.connState(nc, st)
+			if st == http.StateNew { // last: Serve goes on to serve it
+				sv.arrivedAt.Store(time.Now().UnixNano())
+			}
 		},
 		// No dynamic table for the answers' header fields: nginx's
 		// encoder sets its size to 0, HAProxy's fills none. 1 byte holds
@@ -99,28 +105,23 @@ func (h *h2Front) startLocked() *h2Server {
 	if s.shutting.Load() {
 		sv.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
 	}
-	go sv.srv.Serve(sv.ln)
+	go func() {
+		sv.srv.Serve(sv.ln)
+		close(sv.served)
+	}()
 	return sv
-}
-
-// current is the server new connections go to.
-func (h *h2Front) current() *h2Server {
-	h.s.mu.Lock()
-	defer h.s.mu.Unlock()
-	return h.cur
 }
 
 // serve hands a TLS connection that chose h2 to the current HTTP/2
 // server; to the next, if a drain retires that one meanwhile.
 func (h *h2Front) serve(tc *tls.Conn) {
 	for {
-		sv := h.current()
-		sv.arrivedAt.Store(time.Now().UnixNano())
+		sv := h.cur.Load()
 		select {
 		case sv.ln.ch <- tc:
 			return
 		case <-sv.ln.done:
-			if h.current() == sv { // Shutdown or Close
+			if h.cur.Load() == sv { // Shutdown or Close
 				tc.Close()
 				return
 			}
@@ -135,7 +136,7 @@ func (s *Server) h2Servers() []*h2Server {
 	defer s.mu.Unlock()
 	var svs []*h2Server
 	for _, h := range s.h2 {
-		svs = append(svs, h.cur)
+		svs = append(svs, h.cur.Load())
 		for sv := range h.retired {
 			svs = append(svs, sv)
 		}
@@ -196,6 +197,10 @@ func (s *Server) shutdownH2(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, sv := range s.h2Servers() {
 		wg.Go(func() {
+			// No arrival is left (or ctx is done): each connection its
+			// Serve took has its StateNew, and arrivedAt is final.
+			sv.ln.Close()
+			<-sv.served
 			sv.settle(ctx, time.Unix(0, s.shutdownAt.Load()))
 			// A connection that has not sent its preface by the end of
 			// the grace (and h2Settle) is closed, as a plain one without

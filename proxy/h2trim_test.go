@@ -144,7 +144,7 @@ func TestServeTLSAfterCloseStartsNoHTTP2Server(t *testing.T) {
 				t.Errorf("ServeTLS after %s: nil error", how)
 			}
 			select {
-			case <-f.srv.h2For(2).cur.ln.done:
+			case <-f.srv.h2For(2).cur.Load().ln.done:
 			default:
 				t.Errorf("the HTTP/2 server's listener is open after %s", how)
 			}
@@ -158,7 +158,7 @@ func TestHTTP2ConnectionsLeaveTheDrainTableWhenClosed(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOf(t, "s", in)})
 	table := func() (n, idle int) {
-		f.srv.h2For(2).cur.states.conns.Range(func(_, fl any) bool {
+		f.srv.h2For(2).cur.Load().states.conns.Range(func(_, fl any) bool {
 			n++
 			if fl.(*h2State).is(http.StateIdle) {
 				idle++

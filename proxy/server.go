@@ -404,8 +404,9 @@ func (s *Server) Close() {
 		s.passStats.Cut.Add(int64(len(s.conns)))
 	}
 	for _, h := range s.h2 {
-		h.cur.ln.Close()
-		h.cur.srv.Close()
+		cur := h.cur.Load()
+		cur.ln.Close()
+		cur.srv.Close()
 		for sv := range h.retired {
 			sv.srv.Close()
 		}
