@@ -39,7 +39,7 @@
 //     sends its GOAWAYs only once they have arrived and the newest has
 //     had h2Settle to send its first request. Shutdown and draining turn
 //     HTTP/2 keep-alives off at once, so that a connection whose client
-//     asks gets its GOAWAY with the answer, and tell the others h2Quiet
+//     asks gets its GOAWAY with the answer, and tell the others lastCall
 //     later.
 //   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
@@ -72,7 +72,8 @@
 //     sweep late).
 //   - While draining (SetDraining), every HTTP/1.x response says
 //     Connection: close, a connection that has had a request is closed
-//     rather than kept waiting for another, and every HTTP/2
+//     rather than kept waiting for another (one waiting when draining
+//     began gets lastCall to ask first), and every HTTP/2
 //     connection, idle or not, gets GOAWAY before it closes (a stream
 //     opened after it is not processed, which tells its client to send
 //     it elsewhere); no request is refused otherwise.

@@ -13,18 +13,31 @@ import (
 // Draining sends clients elsewhere without refusing any (a host being
 // taken out of a load balancer's rotation): every HTTP/1.x response says
 // Connection: close and its connection closes once it is answered, a
-// connection waiting for its next request is closed, and every HTTP/2
+// connection waiting for its next request is closed after its last call
+// (lastCall) unless its client asks meanwhile, and every HTTP/2
 // connection gets GOAWAY, an idle one too, and closes once its streams
 // are done. New connections are still served, one request each. It is
 // independent of Shutdown and PassConnections, and costs a request one
 // atomic load (closing).
+
+// lastCall is how long draining, or a shutdown's HTTP/2 GOAWAYs, leave a
+// connection idle at that moment to ask before it is closed or told to
+// go. A client that sends one request at a time and asks meanwhile is
+// answered, and told with the answer (Connection: close, or a GOAWAY
+// naming its stream); closing it, or telling it, as its next request is
+// on its way would lose that request (or have it refused: net/http's
+// server sends one GOAWAY, not the two of RFC 9113 §6.8). What is left
+// is that race for a client quiet for a second, which is when it is
+// closed or told.
+const lastCall = time.Second
 
 // errDraining ends the wait for the next request of a draining server.
 var errDraining = errors.New("proxy: draining")
 
 // SetDraining(true) sends clients elsewhere without refusing them: from
 // then on every response (HTTP/1.x) carries Connection: close, connections
-// waiting for their next request (idle or parked) are closed, and a
+// waiting for their next request are closed (parked ones at once, idle for
+// a second or more; others after lastCall, unless asked first), and a
 // connection answering a request closes once it is answered; HTTP/2
 // connections get GOAWAY, idle ones too (h2Front.drain). New
 // connections are still accepted and served (one request each).
@@ -47,8 +60,10 @@ func (s *Server) SetDraining(on bool) {
 		for c := range s.conns {
 			switch c.state.Load() {
 			case stateIdle:
-				// Not through c's deadline cache: its goroutine owns that.
-				c.nc.SetReadDeadline(now)
+				// Its last call. Not through c's deadline cache: its
+				// goroutine owns that (a deadline of its own nearer than
+				// this is put off, by less than lastCall).
+				c.nc.SetReadDeadline(now.Add(lastCall))
 			case stateParked:
 				// One not taken is on its way back, and sees the flag.
 				if s.parker.take(c) {
@@ -175,7 +190,7 @@ func (t *h2States) each(st http.ConnState, fn func(net.Conn)) int64 {
 // drain retires the current HTTP/2 server: a new one, with keep-alives
 // off, takes the connections that come from now on, and the retired one
 // tells each of its own to go (GOAWAY, net/http's graceful shutdown):
-// one whose streams end gets its GOAWAY then, and h2Quiet later every
+// one whose streams end gets its GOAWAY then, and lastCall later every
 // other one does, idle or not (settle). A connection told to go closes once
 // its streams are done and its client has had a second to read the
 // GOAWAY (net/http's); a request it sent after the GOAWAY is refused, and

@@ -113,7 +113,7 @@ func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 }
 
 // Requests sent on idle HTTP/2 connections as a drain begins, before and
-// after their GOAWAY (h2Quiet later), are answered, or refused by
+// after their GOAWAY (lastCall later), are answered, or refused by
 // the GOAWAY (the client knows to send them elsewhere): none meets a
 // connection closed without a word. One answered gets its GOAWAY with the
 // answer.
@@ -130,7 +130,7 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 		for i, c := range conns {
 			wg.Go(func() {
 				<-start
-				time.Sleep(time.Duration(rand.IntN(int((h2Quiet+h2Quiet/3)/time.Microsecond))) * time.Microsecond)
+				time.Sleep(time.Duration(rand.IntN(int((lastCall+lastCall/3)/time.Microsecond))) * time.Microsecond)
 				if errs[i] = h2GetAgain(c); errs[i] != nil { // stream 3
 					return
 				}
@@ -186,7 +186,7 @@ func told(c net.Conn, wait time.Duration) (bool, error) {
 
 // Clients that send one request at a time on their HTTP/2 connections, a
 // few milliseconds apart, have none refused at a drain or a shutdown:
-// each gets its GOAWAY with an answer (keep-alives off) within h2Quiet,
+// each gets its GOAWAY with an answer (keep-alives off) within lastCall,
 // before the GOAWAYs that could cross a request on its way.
 func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
 	for _, how := range []string{"drain", "shutdown"} {
@@ -204,7 +204,7 @@ func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
 							errs[i] = err
 							return
 						}
-						if id > 2*uint32(4*h2Quiet/time.Millisecond) {
+						if id > 2*uint32(4*lastCall/time.Millisecond) {
 							errs[i] = fmt.Errorf("no GOAWAY after %d requests", id/2)
 							return
 						}
@@ -259,7 +259,7 @@ func retired(f *tlsFixture) int {
 func TestAConnectionTakenLateByARetiredServerIsToldToGo(t *testing.T) {
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	f := startTLSProxy(t, Options{IdleTimeout: 60 * time.Second}, Route{Port: 2, Set: setOf(t, "s", in)})
-	openH2Conns(t, f.tlsAddr, 1) // the server has a connection: the drain waits h2Quiet
+	openH2Conns(t, f.tlsAddr, 1) // the server has a connection: the drain waits lastCall
 	f.srv.parker.mu.Lock()       // holds Serve's loop in the next connection's StateNew hook
 	held := true
 	defer func() {
@@ -277,7 +277,7 @@ func TestAConnectionTakenLateByARetiredServerIsToldToGo(t *testing.T) {
 	}
 	time.Sleep(2 * h2Settle)
 	f.srv.SetDraining(true)
-	time.Sleep(h2Quiet + 2*h2Settle) // past the GOAWAYs of a drain that did not wait
+	time.Sleep(lastCall + 2*h2Settle) // past the GOAWAYs of a drain that did not wait
 	f.srv.parker.mu.Unlock()
 	held = false
 	if g := goAwayThenClose(t, c, "the connection taken late"); g == nil {

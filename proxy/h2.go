@@ -144,23 +144,13 @@ func (s *Server) h2Servers() []*h2Server {
 	return svs
 }
 
-// h2Quiet is how long a drain or a shutdown leaves an HTTP/2 server's
-// connections before it tells those still idle to go. Meanwhile, with
-// keep-alives off, a connection whose client asks gets its GOAWAY as its
-// stream ends, with the answer, naming that stream: a client that sends
-// one request at a time sends its next elsewhere and has none refused.
-// At the end a client may send a request just as its GOAWAY is on its
-// way, and have it refused (net/http's server sends one GOAWAY, not the
-// two of RFC 9113 §6.8); this leaves that to a client quiet for h2Quiet.
-const h2Quiet = time.Second
-
 // settle waits, before sv's GOAWAYs, until its newest connection has had
-// h2Settle and, if it has connections, h2Quiet has passed since began (a
+// h2Settle and, if it has connections, lastCall has passed since began (a
 // drain or shutdown), at most half the time ctx leaves from then; or
 // until ctx is done.
 func (sv *h2Server) settle(ctx context.Context, began time.Time) {
 	until := time.Unix(0, sv.arrivedAt.Load()).Add(h2Settle)
-	quiet := h2Quiet
+	quiet := lastCall
 	if dl, ok := ctx.Deadline(); ok {
 		quiet = min(quiet, dl.Sub(began)/2)
 	}
@@ -183,7 +173,7 @@ func (sv *h2Server) settle(ctx context.Context, began time.Time) {
 // streams, until ctx is done: then it closes them. The GOAWAYs wait for
 // the TLS handshakes in progress (arrivals.go), whose connections are
 // served too, for the newest connection to settle (h2Settle), and for
-// h2Quiet; meanwhile a connection gets its GOAWAY as its streams end, as
+// lastCall; meanwhile a connection gets its GOAWAY as its streams end, as
 // one does that reaches net/http's server just as its Shutdown sends them
 // (it is not yet among the connections Shutdown tells).
 func (s *Server) shutdownH2(ctx context.Context) {
