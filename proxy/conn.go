@@ -90,6 +90,9 @@ type conn struct {
 	// Parking (park.go).
 	idleSince time.Time // when the wait for the next request began
 	woke      bool      // taken up again after parking: the wait goes on from idleSince
+	// lastCalled: draining, its wait for the next request has had its
+	// last call (lastCall); the next timeout of that wait closes it.
+	lastCalled bool
 	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
 	// back to the pool meanwhile (flushToWait; readFirst lends br too).
 	lendWriter bool
@@ -394,14 +397,25 @@ func (c *conn) awaitRequest() error {
 		c.state.Store(stateIdle)
 	}
 	if !first && c.srv.draining.Load() && !c.srv.shutting.Load() && !c.clientSent() {
-		// The end of the last response (a stream's last chunk) may wait
-		// in bw: it goes out before the connection closes. A request the
-		// client sent already is served (its answer closes the
-		// connection): closing now would reset it.
-		c.flushLog()
-		c.Flush()
-		c.srv.drainClosed.Add(1)
-		return errDraining
+		if !c.lastCalled {
+			// Its last answer said keep-alive (one that said close ended
+			// it): begun before draining did, its client may be sending
+			// its next request. Its last call, as SetDraining gives one
+			// idle then.
+			c.lastCalled = true
+			if by := now.Add(lastCall); c.readBy.IsZero() || by.Before(c.readBy) {
+				c.setReadDeadline(by) // a timeout of this kind closes it, below
+			}
+		} else {
+			// The end of the last response (a stream's last chunk) may
+			// wait in bw: it goes out before the connection closes. A
+			// request the client sent already is served (its answer
+			// closes the connection): closing now would reset it.
+			c.flushLog()
+			c.Flush()
+			c.srv.drainClosed.Add(1)
+			return errDraining
+		}
 	}
 	if c.srv.shutting.Load() {
 		if c.keepHere {
@@ -425,8 +439,10 @@ func (c *conn) awaitRequest() error {
 		// not be watched): it waits on here, as woken, the rest of its
 		// IdleTimeout (or its grace), and is not parked again; draining,
 		// one that has had a request closes, one that has not waits for
-		// its first.
+		// its first. Draining, it has had its last call (SetDraining's,
+		// or idle longer).
 		c.woke = true
+		c.lastCalled = c.srv.draining.Load()
 		return c.awaitRequest()
 	}
 	if err != nil && isTimeout(err) && c.srv.draining.Load() && !c.srv.shutting.Load() && c.clientSent() {
@@ -435,7 +451,15 @@ func (c *conn) awaitRequest() error {
 		c.setReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
 		_, err = c.br.Peek(1)
 	}
+	for err != nil && isTimeout(err) && !errors.Is(err, errClientGone) && !c.srv.draining.Load() && !c.srv.shutting.Load() && time.Now().Before(c.readBy) {
+		// Woken before its own deadline by one SetDraining wrote on the
+		// socket (a last call) that outlived an undrain: the wait goes
+		// on to its own.
+		c.nc.SetReadDeadline(c.readBy)
+		err = c.readFirst()
+	}
 	c.state.Store(stateActive)
+	c.lastCalled = false
 	if err == nil && (c.srv.shutting.Load() || c.srv.draining.Load()) {
 		// Shutdown (or SetDraining) may have set a deadline (past, when
 		// handing over) straight on the socket as the request came: the

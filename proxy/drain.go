@@ -55,7 +55,9 @@ func (s *Server) SetDraining(on bool) {
 	// connection that becomes idle after the loop sees it.
 	s.draining.Store(on)
 	var parked []*conn
-	if on && !was {
+	// Once Shutdown began, its deadlines and hand-over stand: a last call
+	// would hold an idle connection a second past its turn to be passed.
+	if on && !was && !s.shutting.Load() {
 		now := time.Now()
 		for c := range s.conns {
 			switch c.state.Load() {
