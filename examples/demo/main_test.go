@@ -473,8 +473,13 @@ func TestPiecesAreFlushedAsWritten(t *testing.T) {
 				if err != nil {
 					t.Fatalf("piece %d: %v %v after the head", i+1, err, at)
 				}
+				// Not before its time (held back and sent with the
+				// others, or with the head), and not a whole period
+				// after it (the first held for the second): a late tick
+				// on a loaded machine (a fresh-clone CI run under load
+				// saw the third 785 ms after the head) is not a fault.
 				want := time.Duration(i) * every
-				if at < want-every/2 || at > want+every/2 {
+				if at < want-every/2 || at > want+every {
 					t.Errorf("piece %d (%q) %v after the head, want about %v", i+1, piece, at.Round(time.Millisecond), want)
 				}
 			}

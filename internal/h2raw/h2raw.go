@@ -111,8 +111,15 @@ func Open(c net.Conn, authority string) error {
 // no WINDOW_UPDATE: an answer of more than 64 KiB stalls.
 // It sets no deadline: the caller's bounds it.
 func Get(c net.Conn, id uint32, authority string) error {
+	_, err := GetTold(c, id, authority)
+	return err
+}
+
+// GetTold is Get, and reports whether a GOAWAY came before the answer's
+// end (one that named id or a later stream).
+func GetTold(c net.Conn, id uint32, authority string) (told bool, err error) {
 	if _, err := c.Write(Encode(TypeHeaders, FlagEndStream|FlagEndHeaders, id, GetBlock(authority))); err != nil {
-		return fmt.Errorf("stream %d: writing HEADERS: %w", id, err)
+		return false, fmt.Errorf("stream %d: writing HEADERS: %w", id, err)
 	}
 	settled := id > 1  // the SETTINGS of either side are the first exchange's
 	var block []byte   // the header block being read, until END_HEADERS
@@ -121,12 +128,12 @@ func Get(c net.Conn, id uint32, authority string) error {
 	for !ended || !settled {
 		f, err := Read(c)
 		if err != nil {
-			return fmt.Errorf("stream %d: reading: %w", id, err)
+			return told, fmt.Errorf("stream %d: reading: %w", id, err)
 		}
 		switch {
 		case f.Type == TypeSettings && f.Flags&FlagAck == 0:
 			if _, err := c.Write(Encode(TypeSettings, FlagAck, 0, nil)); err != nil {
-				return fmt.Errorf("stream %d: writing a SETTINGS ACK: %w", id, err)
+				return told, fmt.Errorf("stream %d: writing a SETTINGS ACK: %w", id, err)
 			}
 		case f.Type == TypeSettings:
 			settled = true
@@ -135,16 +142,16 @@ func Get(c net.Conn, id uint32, authority string) error {
 			// names are answered (RFC 9113 §6.8), later ones are not and a
 			// client may send them again elsewhere.
 			if len(f.Payload) < 8 {
-				return fmt.Errorf("stream %d: GOAWAY of %d bytes, want 8 or more", id, len(f.Payload))
+				return told, fmt.Errorf("stream %d: GOAWAY of %d bytes, want 8 or more", id, len(f.Payload))
 			}
 			last := binary.BigEndian.Uint32(f.Payload) & 0x7fffffff
 			if last < id {
-				return fmt.Errorf("stream %d: %w: GOAWAY, last stream %d, code %#x", id, ErrRefused, last, binary.BigEndian.Uint32(f.Payload[4:]))
+				return told, fmt.Errorf("stream %d: %w: GOAWAY, last stream %d, code %#x", id, ErrRefused, last, binary.BigEndian.Uint32(f.Payload[4:]))
 			}
-			settled = true // the connection is closing: no idle state to wait for
+			settled, told = true, true // the connection is closing: no idle state to wait for
 		case f.Stream != id:
 		case f.Type == TypeRSTStream:
-			return fmt.Errorf("stream %d: RST_STREAM %x", id, f.Payload)
+			return told, fmt.Errorf("stream %d: RST_STREAM %x", id, f.Payload)
 		case f.Type == TypeHeaders || f.Type == TypeContinuation:
 			if f.Type == TypeHeaders {
 				block, blockEnds = f.Fragment(), f.Flags&FlagEndStream != 0
@@ -159,7 +166,7 @@ func Get(c net.Conn, id uint32, authority string) error {
 				case st >= 100 && st < 200:
 					continue
 				case st != 200:
-					return fmt.Errorf("stream %d: answered %d (%x), not 200", id, st, block)
+					return told, fmt.Errorf("stream %d: answered %d (%x), not 200", id, st, block)
 				}
 				headed = true
 			}
@@ -168,7 +175,7 @@ func Get(c net.Conn, id uint32, authority string) error {
 			ended = f.Flags&FlagEndStream != 0
 		}
 	}
-	return nil
+	return told, nil
 }
 
 // ErrRefused says the server did not process the stream: a GOAWAY named
