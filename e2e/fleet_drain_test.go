@@ -55,11 +55,12 @@ func TestFleetDrainLetsStreamsInFlightEnd(t *testing.T) {
 	}()
 
 	var ended time.Time
-	for _, s := range []struct {
+	streams := []struct {
 		name string
 		c    net.Conn
 		br   *bufio.Reader
-	}{{"fresh connection", fresh, freshR}, {"kept-alive connection", kept, keptR}} {
+	}{{"fresh connection", fresh, freshR}, {"kept-alive connection", kept, keptR}}
+	for _, s := range streams {
 		resp, err := http.ReadResponse(s.br, nil)
 		if err != nil {
 			t.Fatalf("%s: the stream's head: %v", s.name, err)
@@ -72,8 +73,12 @@ func TestFleetDrainLetsStreamsInFlightEnd(t *testing.T) {
 			continue
 		}
 		ended = time.Now()
+	}
+	for _, s := range streams {
 		// The stream is over: the host closes the connection, so that
-		// the client goes to another host for its next request.
+		// the client goes to another host for its next request. Its head
+		// went out before the drain said Connection: close, so it has a
+		// last call (a second) for a request its client may be sending.
 		s.c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		if n, err := s.br.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("%s: after the stream, read %d bytes, %v; want the host to close it (EOF)", s.name, n, err)
