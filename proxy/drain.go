@@ -171,9 +171,9 @@ func (t *h2States) empty() bool {
 	return empty
 }
 
-// closeIn closes the connections in state st and returns how many.
-func (t *h2States) closeIn(st http.ConnState) int64 {
-	return t.each(st, func(nc net.Conn) { nc.Close() })
+// closeIn closes the connections in state st.
+func (t *h2States) closeIn(st http.ConnState) {
+	t.each(st, func(nc net.Conn) { nc.Close() })
 }
 
 // each calls fn with every connection in state st and returns how many.
@@ -214,12 +214,6 @@ func (h *h2Front) drain() {
 	s.drainClosed.Add(old.states.count(http.StateIdle))
 	began := time.Now()
 	go func() {
-		// Its Serve returns; a connection on its way goes to h.cur (serve).
-		old.ln.Close()
-		// Each connection it took has its StateNew, and arrivedAt is
-		// final: settling gives the newest h2Settle to be served (and
-		// told with the others), however late Serve took it.
-		<-old.served
 		old.settle(context.Background(), began)
 		// It returns once every connection closed (or Close closed them).
 		old.srv.Shutdown(context.Background())

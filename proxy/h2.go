@@ -144,11 +144,17 @@ func (s *Server) h2Servers() []*h2Server {
 	return svs
 }
 
-// settle waits, before sv's GOAWAYs, until its newest connection has had
-// h2Settle and, if it has connections, lastCall has passed since began (a
-// drain or shutdown), at most half the time ctx leaves from then; or
-// until ctx is done.
+// settle readies sv for its GOAWAYs: it closes sv's listener (a
+// connection on its way goes to the current server, or is closed at a
+// shutdown: serve) and waits for its Serve to return, so that every
+// connection Serve took has had its StateNew and arrivedAt is final, however
+// late Serve took it; then it waits until the newest connection has had
+// h2Settle and, if sv has connections, lastCall has passed since began (a
+// drain or shutdown), at most half the time ctx leaves from then; or until
+// ctx is done.
 func (sv *h2Server) settle(ctx context.Context, began time.Time) {
+	sv.ln.Close()
+	<-sv.served
 	until := time.Unix(0, sv.arrivedAt.Load()).Add(h2Settle)
 	quiet := lastCall
 	if dl, ok := ctx.Deadline(); ok {
@@ -187,10 +193,7 @@ func (s *Server) shutdownH2(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, sv := range s.h2Servers() {
 		wg.Go(func() {
-			// No arrival is left (or ctx is done): each connection its
-			// Serve took has its StateNew, and arrivedAt is final.
-			sv.ln.Close()
-			<-sv.served
+			// No arrival is left (or ctx is done).
 			sv.settle(ctx, time.Unix(0, s.shutdownAt.Load()))
 			// A connection that has not sent its preface by the end of
 			// the grace (and h2Settle) is closed, as a plain one without
