@@ -42,11 +42,18 @@ type component struct {
 //     file that this one serves, then what waits until the previous one has
 //     exited.
 func (d *Daemon) components() []component {
-	var (
-		supStop, arStop, readyStop context.CancelFunc
-		arDone                     chan struct{}
-	)
-	return []component{{
+	return []component{
+		d.controlComponent(),
+		d.supervisorComponent(),
+		d.proxyComponent(),
+		d.hostComponent(),
+		d.autoRestartComponent(),
+		d.readinessComponent(),
+	}
+}
+
+func (d *Daemon) controlComponent() component {
+	return component{
 		name: "control",
 		start: func() {
 			ctl := &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}
@@ -64,7 +71,12 @@ func (d *Daemon) components() []component {
 			d.ctl.stopAccepting()
 			d.ctl.close()
 		},
-	}, {
+	}
+}
+
+func (d *Daemon) supervisorComponent() component {
+	var supStop context.CancelFunc
+	return component{
 		name: "supervisor",
 		start: func() {
 			var ctx context.Context
@@ -88,7 +100,11 @@ func (d *Daemon) components() []component {
 			supStop()
 			<-d.supDone
 		},
-	}, {
+	}
+}
+
+func (d *Daemon) proxyComponent() component {
+	return component{
 		name: "proxy",
 		start: func() {
 			// A process started by an upgrade accepts once it is ready
@@ -121,7 +137,11 @@ func (d *Daemon) components() []component {
 			}
 			d.closeLogs()
 		},
-	}, {
+	}
+}
+
+func (d *Daemon) hostComponent() component {
+	return component{
 		name:  "host",
 		start: func() {},
 		stop: func() error {
@@ -132,7 +152,15 @@ func (d *Daemon) components() []component {
 			return nil
 		},
 		release: func() { d.host.end() },
-	}, {
+	}
+}
+
+func (d *Daemon) autoRestartComponent() component {
+	var (
+		arStop context.CancelFunc
+		arDone chan struct{}
+	)
+	return component{
 		name: "auto_restart",
 		start: func() {
 			var ctx context.Context
@@ -144,7 +172,12 @@ func (d *Daemon) components() []component {
 		},
 		stop:    func() error { arStop(); <-arDone; return nil },
 		release: func() { arStop(); <-arDone },
-	}, {
+	}
+}
+
+func (d *Daemon) readinessComponent() component {
+	var readyStop context.CancelFunc
+	return component{
 		name: "readiness",
 		start: func() {
 			var ctx context.Context
@@ -153,7 +186,7 @@ func (d *Daemon) components() []component {
 		},
 		stop:    func() error { readyStop(); return nil },
 		release: func() { readyStop() },
-	}}
+	}
 }
 
 // startAll starts the components in order.

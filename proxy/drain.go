@@ -103,6 +103,9 @@ func (s *Server) SetDraining(on bool) {
 	}
 }
 
+// drainingOnly reports whether s is draining and not shutting down.
+func (s *Server) drainingOnly() bool { return s.draining.Load() && !s.shutting.Load() }
+
 // DrainClosed is how many client connections were closed because of
 // draining since the last SetDraining(true) that began it.
 func (s *Server) DrainClosed() int64 { return s.drainClosed.Load() }

@@ -41,21 +41,9 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	}()
 
 	c.buildUpstreamHead(req, kept, b.Addr)
-	if err := c.sendRequest(uc, kept); err != nil {
-		return false, false, upstreamFailed(uc, "sending request", err)
-	}
-	earlyAnswer := false
-	if !kept {
-		if err := c.streamBody(req, uc); err != nil {
-			if !errors.Is(err, errSendingBody) || !answeredEarly(uc) {
-				return false, false, err
-			}
-			// The instance answered (a 413, a 401) and stopped reading
-			// the body: its answer goes to the client, and the
-			// connection closes, the rest of the body unread.
-			earlyAnswer = true
-			req.close = true
-		}
+	earlyAnswer, err := c.send(req, uc, kept)
+	if err != nil {
+		return false, false, err
 	}
 	if earlyAnswer {
 		defer c.lingerClose()
@@ -65,16 +53,8 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 		return false, false, err
 	}
 	if resp.status == 101 {
-		if !req.websocket || !resp.websocket {
-			return false, false, badResponse("101 Switching Protocols to a request that asked no WebSocket upgrade")
-		}
-		c.writeResponseHead(req, &resp, bodyNone, false, encNone)
-		if err := c.Flush(); err != nil {
-			return false, true, err
-		}
-		uc.SetClient(nil)
-		c.tunnelTo = uc
-		return false, true, nil
+		began, err := c.switchProtocols(req, &resp, uc)
+		return false, began, err
 	}
 	framing := framingOf(req, &resp)
 	enc := c.encodingFor(req, &resp, framing)
@@ -109,6 +89,43 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// responses in one write.
 	reusable = resp.reusable(framing) && c.reusable(req, b, uc)
 	return keep, true, nil
+}
+
+// send sends the request to the instance: its head c.out, and its body
+// (the kept one with the head). earlyAnswer: the instance answered before
+// it took the whole body (a 413, a 401), and the connection closes once
+// that answer is relayed, the rest of the body unread.
+func (c *conn) send(req *request, uc *upstream.Conn, kept bool) (earlyAnswer bool, err error) {
+	if err := c.sendRequest(uc, kept); err != nil {
+		return false, upstreamFailed(uc, "sending request", err)
+	}
+	if kept {
+		return false, nil
+	}
+	if err := c.streamBody(req, uc); err != nil {
+		if !errors.Is(err, errSendingBody) || !answeredEarly(uc) {
+			return false, err
+		}
+		req.close = true
+		return true, nil
+	}
+	return false, nil
+}
+
+// switchProtocols relays a 101 to a WebSocket upgrade and leaves uc for
+// serveRequests to join to the client (c.tunnelTo); a 101 to any other
+// request is a bad answer. began: the client was written to.
+func (c *conn) switchProtocols(req *request, resp *response, uc *upstream.Conn) (began bool, err error) {
+	if !req.websocket || !resp.websocket {
+		return false, badResponse("101 Switching Protocols to a request that asked no WebSocket upgrade")
+	}
+	c.writeResponseHead(req, resp, bodyNone, false, encNone)
+	if err := c.Flush(); err != nil {
+		return true, err
+	}
+	uc.SetClient(nil)
+	c.tunnelTo = uc
+	return true, nil
 }
 
 // sendRequest writes the request head c.out (and the kept body) to the

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Parking over TLS (park.go's parkable): a tls.Conn's state stays with the
+// Parking over TLS (parkconn.go's parkable): a tls.Conn's state stays with the
 // connection, and one parked with part of a record read goes on when the
 // rest comes.
 

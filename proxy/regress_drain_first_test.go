@@ -11,7 +11,7 @@ import (
 // request be. A connection whose first request comes after parkAfter (a
 // browser's preconnect) but well within IdleTimeout is closed instead:
 // its wait ends at the parkAfter deadline, parking is refused while
-// draining, and the timeout is taken for SetDraining's (conn.go
+// draining, and the timeout is taken for SetDraining's (wait.go
 // waitForRequest), counted in DrainClosed too.
 func TestDrainingServesSlowFirstRequest(t *testing.T) {
 	in := startInstance(t, "a", nil)

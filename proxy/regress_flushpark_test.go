@@ -14,7 +14,7 @@ import (
 // wait for the client (clientReader.Read, inside waitForRequest's Peek).
 // When that flush times out (a client that stopped reading), Peek's error
 // is a timeout, and with the park deadline in force waitForRequest takes
-// it for an idle read's and parks the connection (park.go's park: its
+// it for an idle read's and parks the connection (parkconn.go's park: its
 // writer, with the unsent end of the response, goes back to the pool). A
 // request that comes before IdleTimeout is then served on a connection
 // whose last response was cut short: the client reads the next response

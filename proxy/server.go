@@ -286,7 +286,40 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 		ln.Close()
 	}
 	s.graceArrivalsLocked()
-	var resume, pass []*conn
+	resume, pass := s.turnConnsLocked(fn)
+	s.checkDoneLocked()
+	s.mu.Unlock()
+	for _, c := range resume {
+		// TLS, or stopping: it waits out the grace here. (wake: one woken
+		// and parked again as a stream between the look at its state and
+		// the take goes on as one.)
+		go c.wake()
+	}
+	s.enline(pass...)
+
+	h2Done := make(chan struct{})
+	go func() { s.shutdownH2(ctx); close(h2Done) }()
+	select {
+	case <-s.allClosed:
+		s.wg.Wait()
+		<-h2Done
+		return ctx.Err()
+	case <-ctx.Done():
+		if fn == nil {
+			s.closeAllBut(stateTunnel) // a stop leaves tunnels to their instances (and Close)
+		} else {
+			s.Close()
+		}
+		<-h2Done
+		return ctx.Err()
+	}
+}
+
+// turnConnsLocked turns every connection toward the shutdown that began
+// (passing to fn if not nil): idle ones get the grace's deadline, and it
+// returns the parked ones to take up again here (resume) and those to
+// pass as they are (pass). Under s.mu.
+func (s *Server) turnConnsLocked(fn PassFunc) (resume, pass []*conn) {
 	for c := range s.conns {
 		switch c.state.Load() {
 		case stateIdle, stateFirst:
@@ -330,32 +363,7 @@ func (s *Server) shutdown(ctx context.Context, fn PassFunc) error {
 			}
 		}
 	}
-	s.checkDoneLocked()
-	s.mu.Unlock()
-	for _, c := range resume {
-		// TLS, or stopping: it waits out the grace here. (wake: one woken
-		// and parked again as a stream between the look at its state and
-		// the take goes on as one.)
-		go c.wake()
-	}
-	s.enline(pass...)
-
-	h2Done := make(chan struct{})
-	go func() { s.shutdownH2(ctx); close(h2Done) }()
-	select {
-	case <-s.allClosed:
-		s.wg.Wait()
-		<-h2Done
-		return ctx.Err()
-	case <-ctx.Done():
-		if fn == nil {
-			s.closeAllBut(stateTunnel) // a stop leaves tunnels to their instances (and Close)
-		} else {
-			s.Close()
-		}
-		<-h2Done
-		return ctx.Err()
-	}
+	return resume, pass
 }
 
 // closeAllBut closes every connection but those in state keep, and those

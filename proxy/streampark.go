@@ -17,7 +17,7 @@ import (
 // streamState (the request, for the log line) and the two connections;
 // the instance still counts it in flight, as it did. Only an HTTP/1.x
 // connection (plain or TLS: its tls.Conn stays with it, as an idle one's,
-// park.go's parkable) whose request had no body, with nothing from its
+// parkconn.go's parkable) whose request had no body, with nothing from its
 // client waiting, at a wait in the relay's own terms (relay.passable). A
 // response another process passed here mid-way (serveStream) is parked
 // too, if its instance is known here. A TLS one is not passed at an

@@ -44,7 +44,28 @@ func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, strconv.Itoa(pid))
 	})
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/slow", serveSlow(pid))
+	mux.HandleFunc("/echo", serveEcho)
+	mux.HandleFunc("/size", func(w http.ResponseWriter, r *http.Request) {
+		n, ok := intParam(w, r, "bytes", -1, maxSizeBytes)
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		writeSize(w, n)
+	})
+	// /stream and /events are chunked (no Content-Length) and flushed piece
+	// by piece, as server-sent events from Express, Flask or Go are: a proxy
+	// must pass each piece on as it comes, not when the response ends.
+	mux.HandleFunc("/stream", serveStream(pid))
+	mux.HandleFunc("/events", serveEvents(pid))
+	return mux
+}
+
+// serveSlow answers after ?ms= milliseconds.
+func serveSlow(pid int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ms, ok := intParam(w, r, "ms", 0, maxSlowMS)
 		if !ok {
 			return
@@ -59,40 +80,34 @@ func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 			return
 		}
 		writeText(w, fmt.Sprintf("slow %dms pid=%d\n", ms, pid))
-	})
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEchoBytes))
-		if err != nil {
-			if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-				http.Error(w, fmt.Sprintf("echo: body over %d bytes", maxEchoBytes), http.StatusRequestEntityTooLarge)
-				return
-			}
-			http.Error(w, "echo: reading body: "+err.Error(), http.StatusBadRequest)
+	}
+}
+
+// serveEcho answers with the request's body and Content-Type.
+func serveEcho(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEchoBytes))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			http.Error(w, fmt.Sprintf("echo: body over %d bytes", maxEchoBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
-		if ct := r.Header.Get("Content-Type"); ct != "" {
-			w.Header().Set("Content-Type", ct)
-		} else {
-			// Without this, net/http would sniff one and the echo would not
-			// be exact in its headers.
-			w.Header()["Content-Type"] = nil
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
-	})
-	mux.HandleFunc("/size", func(w http.ResponseWriter, r *http.Request) {
-		n, ok := intParam(w, r, "bytes", -1, maxSizeBytes)
-		if !ok {
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(n))
-		writeSize(w, n)
-	})
-	// /stream and /events are chunked (no Content-Length) and flushed piece
-	// by piece, as server-sent events from Express, Flask or Go are: a proxy
-	// must pass each piece on as it comes, not when the response ends.
-	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "echo: reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	} else {
+		// Without this, net/http would sniff one and the echo would not
+		// be exact in its headers.
+		w.Header()["Content-Type"] = nil
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// serveStream streams ?lines= lines of text, one every ?ms=.
+func serveStream(pid int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		lines, ok := intParam(w, r, "lines", 10, maxStreamLines)
 		if !ok {
 			return
@@ -105,8 +120,12 @@ func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 		writePieces(w, r, lines, ms, func(i int) string {
 			return fmt.Sprintf("stream line=%d/%d pid=%d\n", i, lines, pid)
 		})
-	})
-	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+	}
+}
+
+// serveEvents streams ?n= server-sent events, one every ?ms=.
+func serveEvents(pid int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		n, ok := intParam(w, r, "n", 10, maxStreamLines)
 		if !ok {
 			return
@@ -120,8 +139,7 @@ func newHandler(pid, port int, version string, ws *webSockets) http.Handler {
 		writePieces(w, r, n, ms, func(i int) string {
 			return fmt.Sprintf("id: %d\ndata: event %d/%d pid=%d\n\n", i, i, n, pid)
 		})
-	})
-	return mux
+	}
 }
 
 // writePieces writes piece(1) at once, then piece(2..n) every ms, each
