@@ -168,7 +168,11 @@ func (m *Manager) Set(sites []Site) error {
 // challenges), certificates by SNI.
 func (m *Manager) TLSConfig() *tls.Config { return m.tlsCfg }
 
-// GetCertificate chooses the certificate for a handshake.
+// GetCertificate chooses the certificate for a handshake. For a name no TLS
+// service has (or none: a client that sends no SNI, as one connecting by
+// address), it returns none and no error, so that crypto/tls refuses the
+// handshake with the alert that says so (unrecognized_name; an error
+// would be an internal_error).
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == "acme-tls/1" {
 		return m.magic.GetCertificate(hello) // a TLS-ALPN-01 challenge
@@ -191,7 +195,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		}
 		m.log.Info("TLS handshake failed: no TLS service has this name (said once a minute a name)", "server_name", name, "client", client)
 	}
-	return nil, fmt.Errorf("no certificate for %q", name)
+	return nil, nil
 }
 
 // HTTPChallenge answers an ACME HTTP-01 challenge request for host at path.

@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +48,7 @@ func newManager(t *testing.T) *Manager {
 func serialFor(t *testing.T, m *Manager, name string) int64 {
 	t.Helper()
 	c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
-	if err != nil {
+	if err != nil || c == nil {
 		return -1
 	}
 	return c.Leaf.SerialNumber.Int64()
@@ -115,5 +117,29 @@ func TestTicketKeysGoToTheNextProcess(t *testing.T) {
 	defer next.Stop()
 	if len(next.tickets) != 1 || next.tickets[0] != m.tickets[0] {
 		t.Fatalf("the next manager's keys %x, want the first's %x", next.tickets, m.tickets)
+	}
+}
+
+// A handshake for a name no TLS service has, or with no name (a client
+// connecting by address sends no SNI), is refused with the alert that says
+// so, not an internal error.
+func TestAnUnknownNameIsRefusedAsUnrecognized(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir, 1, "a.test")
+	m := newManager(t)
+	if err := m.Set([]Site{{Service: "s", Names: []string{"a.test"}, CertFile: cert, KeyFile: key}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"c.test", ""} {
+		srv, cl := net.Pipe()
+		go func() {
+			tls.Server(srv, m.TLSConfig()).Handshake()
+			srv.Close()
+		}()
+		err := tls.Client(cl, &tls.Config{ServerName: name, InsecureSkipVerify: true}).Handshake()
+		cl.Close()
+		if err == nil || !strings.Contains(err.Error(), "unrecognized name") {
+			t.Errorf("SNI %q: handshake error %v, want the unrecognized_name alert", name, err)
+		}
 	}
 }

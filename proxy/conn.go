@@ -93,6 +93,10 @@ type conn struct {
 	// lastCalled: draining, its wait for the next request has had its
 	// last call (lastCall); the next timeout of that wait closes it.
 	lastCalled bool
+	// unwarned: shutting down, its last answer said keep-alive (so its
+	// client was not told), and its wait for the next request ends
+	// ShutdownGrace after its client has read that answer (graceWait).
+	unwarned unwarnedState
 	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
 	// back to the pool meanwhile (flushToWait; readFirst lends br too).
 	lendWriter bool

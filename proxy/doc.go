@@ -25,8 +25,11 @@
 //   - Every failure becomes a status in one place (statusFor); the client
 //     gets the status text, the log the details, under one request id.
 //   - After Shutdown begins, every response carries Connection: close and
-//     no connection is closed while a request on it is being answered;
-//     tunnels (WebSockets) are not waited for: their instances close them.
+//     no connection is closed while a request on it is being answered,
+//     nor, once one whose answer said keep-alive has ended, before its
+//     client has read that answer and had ShutdownGrace to send its next
+//     request (wait.go's graceWait); tunnels (WebSockets) are not waited
+//     for: their instances close them.
 //     After PassConnections begins, a connection leaves between two
 //     requests, a tunnel at once, and a response being streamed at its
 //     next read from the instance (with where its body stands), each

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A connection between two requests waits for its client's next one
@@ -45,6 +47,7 @@ func (c *conn) awaitRequest() error {
 	// is read after: Shutdown does the opposite, so one of the two sees the
 	// other and the grace deadline wins.
 	now := time.Now()
+	resumed := c.woke // idle when it was parked, or when parking it failed
 	c.waitDeadline(now)
 	first := c.rec.start.IsZero()
 	if first {
@@ -56,9 +59,13 @@ func (c *conn) awaitRequest() error {
 		return errDraining
 	}
 	if c.srv.shutting.Load() {
-		c.graceWait()
+		c.graceWait(now, first || resumed)
 	}
 	err := c.readFirst()
+	for err != nil && c.unwarned != warned && isTimeout(err) && !errors.Is(err, errClientGone) && c.graceAfterRead(time.Now()) {
+		err = c.readFirst()
+	}
+	c.unwarned = warned
 	// A flush of the last response that timed out (flushToWait) is a
 	// client that stopped reading, not an idle one: it closes.
 	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
@@ -123,18 +130,79 @@ func (c *conn) lastCallOver(now time.Time) bool {
 	return true
 }
 
-// graceWait sets the deadline of a wait during a shutdown: a connection
-// kept here waits out its grace (from when it was kept, or now if that was
-// mid-response), one to be handed over the shutdown's grace.
-func (c *conn) graceWait() {
-	if !c.keepHere {
+// graceWait sets the deadline of a wait during a shutdown, from now. A
+// connection kept here waits out its grace (from when it was kept, or
+// from now if that was mid-response); one to be handed over, none (it is
+// passed); one that was waiting when the shutdown began (waiting, as
+// Shutdown found it), the shutdown's grace. Any other has just answered a
+// request whose head said keep-alive, so went out before the shutdown
+// began (every head after says Connection: close, but a passed
+// connection's): its client was not told, and may be sending its next
+// request as it reads the answer's end. It gets ShutdownGrace from when
+// its client has read that answer (graceAfterRead), as one kept here
+// mid-response gets it from then: a request then is answered, with
+// Connection: close; closing it at once would lose that request.
+func (c *conn) graceWait(now time.Time, waiting bool) {
+	switch {
+	case c.keepHere:
+		if c.keepBy.IsZero() { // kept here mid-response: the grace runs from now
+			c.keepBy = now.Add(c.srv.opts.ShutdownGrace)
+		}
+		c.setReadDeadline(c.keepBy)
+	case waiting || c.passing():
 		c.setReadDeadline(c.graceDeadline())
-		return
+	default:
+		c.unwarned = unwarnedReading
+		c.graceAfterRead(now)
 	}
-	if c.keepBy.IsZero() { // kept here mid-response: the grace runs from now
-		c.keepBy = time.Now().Add(c.srv.opts.ShutdownGrace)
+}
+
+// unwarnedState is where an unwarned connection's wait stands (graceWait).
+type unwarnedState uint8
+
+const (
+	warned          unwarnedState = iota // not an unwarned connection
+	unwarnedReading                      // its client is reading the last answer: looked at every readPoll
+	unwarnedGrace                        // its client has it all: ShutdownGrace from then
+)
+
+// readPoll is how often an unwarned connection's wait looks at whether its
+// client has read the last answer.
+const readPoll = 50 * time.Millisecond
+
+// graceAfterRead sets an unwarned connection's deadline, at now: a look
+// readPoll from now while its client has not read all of the last answer
+// (what the socket sent is not all acknowledged: a slow reader of a big
+// answer takes seconds more than its writing did), and ShutdownGrace once
+// it has (at least the shutdown's own grace). Reports false when that
+// grace is over.
+func (c *conn) graceAfterRead(now time.Time) bool {
+	switch {
+	case c.unwarned == unwarnedReading && c.clientReading():
+		c.setReadDeadline(now.Add(readPoll))
+	case c.unwarned == unwarnedReading:
+		c.unwarned = unwarnedGrace
+		by := now.Add(c.srv.opts.ShutdownGrace)
+		if g := c.graceDeadline(); g.After(by) {
+			by = g
+		}
+		c.setReadDeadline(by)
+	default:
+		return false
 	}
-	c.setReadDeadline(c.keepBy)
+	return true
+}
+
+// clientReading reports whether some of what the client's socket sent is
+// not yet acknowledged (SIOCOUTQ): its client is still reading it.
+func (c *conn) clientReading() bool {
+	raw := c.socket()
+	if raw == nil {
+		return false
+	}
+	var n int
+	err := raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	return err == nil && n > 0
 }
 
 // endWait ends the wait for the next request, which readFirst ended with
