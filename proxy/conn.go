@@ -96,7 +96,9 @@ type conn struct {
 	// unwarned: shutting down, its last answer said keep-alive (so its
 	// client was not told), and its wait for the next request ends
 	// ShutdownGrace after its client has read that answer (graceWait).
-	unwarned unwarnedState
+	unwarned   unwarnedState
+	unwarnedQ  int32     // unwarnedReading: the bytes its client had not acknowledged at the last look
+	unwarnedBy time.Time // unwarnedReading: its client must have read some more by then
 	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
 	// back to the pool meanwhile (flushToWait; readFirst lends br too).
 	lendWriter bool

@@ -28,8 +28,9 @@
 //     no connection is closed while a request on it is being answered,
 //     nor, once one whose answer said keep-alive has ended, before its
 //     client has read that answer and had ShutdownGrace to send its next
-//     request (wait.go's graceWait); tunnels (WebSockets) are not waited
-//     for: their instances close them.
+//     request (wait.go's graceWait; one that reads nothing for
+//     ShutdownGrace is not waited for); tunnels (WebSockets) are not
+//     waited for: their instances close them.
 //     After PassConnections begins, a connection leaves between two
 //     requests, a tunnel at once, and a response being streamed at its
 //     next read from the instance (with where its body stands), each

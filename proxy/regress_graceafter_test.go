@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,7 +101,8 @@ func TestAResponseAcrossAShutdownsGraceGetsOneAfterIt(t *testing.T) {
 // The same for a client still reading a big answer when the proxy has
 // written the last of it into the socket: the grace counts from when the
 // client has read it all (the socket's send queue acknowledged), not from
-// the proxy's last write, which a slow reader follows by seconds.
+// the proxy's last write, which a slow reader follows by seconds (here
+// 0.5 s or more, against a grace of 0.2).
 func TestASlowReadersGraceCountsFromItsRead(t *testing.T) {
 	const size = 16 << 20
 	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
@@ -122,32 +126,78 @@ func TestASlowReadersGraceCountsFromItsRead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.srv.Shutdown(context.Background()) }()
-	// Read slowly until the proxy has written the end, then not at all for
-	// twice the grace, then the rest.
+	// Read slowly, on past the proxy's writing of the end, for longer
+	// than the grace.
 	buf := make([]byte, 16<<10)
 	read := 0
-	for f.srv.InFlight() > 0 {
+	var ended time.Time
+	for read < size {
+		if ended.IsZero() && f.srv.InFlight() == 0 {
+			ended = time.Now()
+		}
 		n, err := resp.Body.Read(buf)
 		read += n
-		if err != nil {
+		if err != nil && !(err == io.EOF && read == size) {
 			t.Fatalf("reading the answer: %v after %d bytes", err, read)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(3 * time.Millisecond)
 	}
-	if read >= size {
-		t.Skip("the whole answer was read before the proxy wrote its end: nothing left to read slowly")
+	resp.Body.Close()
+	if ended.IsZero() || time.Since(ended) < 2*grace {
+		t.Skipf("the answer was read within %v of the proxy's writing its end: nothing read slowly", 2*grace)
 	}
-	time.Sleep(2 * grace)
-	rest, err := io.ReadAll(resp.Body)
-	if err != nil || read+len(rest) != size {
-		t.Fatalf("the rest of the answer: %d of %d bytes, %v", read+len(rest), size, err)
-	}
+	left := time.Since(ended)
 	next, body, err := cl.do(get("a.test", "/next"))
 	if err != nil {
-		t.Fatalf("the next request, sent as the answer was read (%d bytes were left when the proxy wrote its end): %v", size-read, err)
+		t.Fatalf("the next request, sent as the answer was read (%v after the proxy wrote its end): %v", left, err)
 	}
 	if body != "hello" || !next.Close {
 		t.Errorf("its answer: %q close=%v, want hello with Connection: close", body, next.Close)
 	}
 	waitReturned(t, done, "the shutdown")
+}
+
+// A client that stops reading (or is gone) holds its grace no longer than
+// one that is idle: its answer's bytes stay unacknowledged, and a grace
+// that waited for them to be read would hold a stop, or an upgrade's old
+// process, until its deadline (found by a review: the whole 4 s here).
+// Read nothing for ShutdownGrace, it is closed.
+func TestAClientThatStopsReadingHoldsNoShutdown(t *testing.T) {
+	for _, size := range []int{32 << 10, 256 << 10} {
+		release := make(chan struct{})
+		in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			<-release
+			w.Write(make([]byte, size))
+		})
+		grace := 200 * time.Millisecond
+		f := startProxy(t, Options{ShutdownGrace: grace}, Route{Port: 1, Set: setOf(t, "s", in)})
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1) })
+			return nil
+		}}
+		c, err := d.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, get("x", "/slow"))
+		resp, err := http.ReadResponse(bufio.NewReaderSize(c, 16), nil)
+		if err != nil || resp.Close {
+			t.Fatal(err, resp.Close)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		began := time.Now()
+		go func() { done <- f.srv.Shutdown(ctx) }()
+		time.Sleep(2 * grace)
+		close(release) // the body goes out after the grace; the client reads no more
+		err = <-done
+		if took := time.Since(began); err != nil || took > 2*time.Second {
+			t.Fatalf("%d bytes: a client that stopped reading held the stop for %v (%v); want about %v", size, took, err, 4*grace)
+		}
+	}
 }

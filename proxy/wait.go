@@ -65,7 +65,7 @@ func (c *conn) awaitRequest() error {
 	for err != nil && c.unwarned != warned && isTimeout(err) && !errors.Is(err, errClientGone) && c.graceAfterRead(time.Now()) {
 		err = c.readFirst()
 	}
-	c.unwarned = warned
+	c.unwarned, c.unwarnedBy = warned, time.Time{}
 	// A flush of the last response that timed out (flushToWait) is a
 	// client that stopped reading, not an idle one: it closes.
 	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
@@ -174,35 +174,48 @@ const readPoll = 50 * time.Millisecond
 // readPoll from now while its client has not read all of the last answer
 // (what the socket sent is not all acknowledged: a slow reader of a big
 // answer takes seconds more than its writing did), and ShutdownGrace once
-// it has (at least the shutdown's own grace). Reports false when that
-// grace is over.
+// it has (at least the shutdown's own grace). A client that has read
+// nothing for ShutdownGrace is not reading (it stopped, or is gone): it
+// has its grace no longer. Reports false when its grace is over.
 func (c *conn) graceAfterRead(now time.Time) bool {
+	if c.unwarned != unwarnedReading {
+		return false
+	}
+	q := c.unacked()
 	switch {
-	case c.unwarned == unwarnedReading && c.clientReading():
-		c.setReadDeadline(now.Add(readPoll))
-	case c.unwarned == unwarnedReading:
+	case q <= 0: // all read (or the socket cannot say)
 		c.unwarned = unwarnedGrace
 		by := now.Add(c.srv.opts.ShutdownGrace)
 		if g := c.graceDeadline(); g.After(by) {
 			by = g
 		}
 		c.setReadDeadline(by)
-	default:
+		return true
+	case c.unwarnedBy.IsZero() || q < c.unwarnedQ: // the first look, or it read some
+		c.unwarnedQ, c.unwarnedBy = q, now.Add(c.srv.opts.ShutdownGrace)
+	case now.After(c.unwarnedBy):
 		return false
 	}
+	c.setReadDeadline(now.Add(readPoll))
 	return true
 }
 
-// clientReading reports whether some of what the client's socket sent is
-// not yet acknowledged (SIOCOUTQ): its client is still reading it.
-func (c *conn) clientReading() bool {
+// unacked is how many bytes the client's socket sent that its client has
+// not acknowledged (SIOCOUTQ), -1 if the socket cannot say.
+func (c *conn) unacked() int32 {
 	raw := c.socket()
 	if raw == nil {
-		return false
+		return -1
 	}
-	var n int
-	err := raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
-	return err == nil && n > 0
+	n := -1
+	if err := raw.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n = v
+		}
+	}); err != nil {
+		return -1
+	}
+	return int32(min(n, 1<<30))
 }
 
 // endWait ends the wait for the next request, which readFirst ended with
