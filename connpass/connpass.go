@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"smoothserve/internal/sockpeek"
 )
 
 // MaxBuffered is the most bytes read ahead that may go with a connection.
@@ -293,7 +293,7 @@ func (s *Sender) waitRoom() error {
 	}
 	var qerr error
 	err = raw.Write(func(fd uintptr) bool {
-		n, err := outq(fd)
+		n, err := sockpeek.UnsentFD(fd)
 		qerr = err
 		return err != nil || n <= s.room
 	})
@@ -310,17 +310,8 @@ func (s *Sender) queued() int {
 	if err != nil {
 		return -1
 	}
-	n := -1
-	raw.Control(func(fd uintptr) {
-		if v, err := outq(fd); err == nil {
-			n = v
-		}
-	})
-	return n
+	return sockpeek.Unsent(raw)
 }
-
-// outq is how many bytes sent on fd its receiver has not read.
-func outq(fd uintptr) (int, error) { return unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }
 
 // joinedHeader is the fixed part of a Tunnel or Stream message: kind,
 // port, address length, state length, client bytes' length.

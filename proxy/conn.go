@@ -94,11 +94,12 @@ type conn struct {
 	// last call (lastCall); the next timeout of that wait closes it.
 	lastCalled bool
 	// unwarned: shutting down, its last answer said keep-alive (so its
-	// client was not told), and its wait for the next request ends
-	// ShutdownGrace after its client has read that answer (graceWait).
-	unwarned   unwarnedState
-	unwarnedQ  int32     // unwarnedReading: the bytes its client had not acknowledged at the last look
-	unwarnedBy time.Time // unwarnedReading: its client must have read some more by then
+	// client was not told), and its client is still reading that answer;
+	// its wait for the next request ends ShutdownGrace after it has read
+	// it (graceWait).
+	unwarned   bool
+	unwarnedQ  int       // unwarned: the bytes its client had not acknowledged at the last look
+	unwarnedBy time.Time // unwarned: its client must have read some more by then
 	// lendWriter: waitForRequest is waiting, and bw, once flushed, goes
 	// back to the pool meanwhile (flushToWait; readFirst lends br too).
 	lendWriter bool

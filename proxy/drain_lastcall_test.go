@@ -53,12 +53,10 @@ func TestPacedTLSClientsLoseNothingAtADrain(t *testing.T) {
 	}
 }
 
-// A response whose head went out keep-alive before draining began, and
-// whose end after: its connection has its last call too, and the
-// client's next request is answered (with Connection: close).
-func TestAResponseAcrossTheDrainsStartGetsALastCall(t *testing.T) {
-	release := make(chan struct{})
-	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+// heldHello answers "hello", and on /slow sends the head (Content-Length:
+// 5, keep-alive) at once and the body once release is closed.
+func heldHello(release <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			w.Header().Set("Content-Length", "5")
 			w.WriteHeader(200)
@@ -66,7 +64,15 @@ func TestAResponseAcrossTheDrainsStartGetsALastCall(t *testing.T) {
 			<-release
 		}
 		io.WriteString(w, "hello")
-	})
+	}
+}
+
+// A response whose head went out keep-alive before draining began, and
+// whose end after: its connection has its last call too, and the
+// client's next request is answered (with Connection: close).
+func TestAResponseAcrossTheDrainsStartGetsALastCall(t *testing.T) {
+	release := make(chan struct{})
+	in := startInstance(t, "a", heldHello(release))
 	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in)})
 	cl := dial(t, f.addr)
 	io.WriteString(cl.c, get("x", "/slow"))

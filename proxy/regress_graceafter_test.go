@@ -34,15 +34,7 @@ func TestAResponseAcrossAShutdownsGraceGetsOneAfterIt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
-			in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/slow" {
-					w.Header().Set("Content-Length", "5")
-					w.WriteHeader(200)
-					w.(http.Flusher).Flush()
-					<-release
-				}
-				io.WriteString(w, "hello")
-			})
+			in := startInstance(t, "a", heldHello(release))
 			grace := 200 * time.Millisecond
 			f := startTLSProxy(t, Options{ShutdownGrace: grace},
 				Route{Port: 1, Set: setOf(t, "s", in)}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "a", in)})

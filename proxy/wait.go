@@ -5,7 +5,7 @@ import (
 	"net"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"smoothserve/internal/sockpeek"
 )
 
 // A connection between two requests waits for its client's next one
@@ -62,10 +62,10 @@ func (c *conn) awaitRequest() error {
 		c.graceWait(now, first || resumed)
 	}
 	err := c.readFirst()
-	for err != nil && c.unwarned != warned && isTimeout(err) && !errors.Is(err, errClientGone) && c.graceAfterRead(time.Now()) {
+	for err != nil && c.unwarned && isTimeout(err) && !errors.Is(err, errClientGone) && c.graceAfterRead(time.Now()) {
 		err = c.readFirst()
 	}
-	c.unwarned, c.unwarnedBy = warned, time.Time{}
+	c.unwarned, c.unwarnedBy = false, time.Time{}
 	// A flush of the last response that timed out (flushToWait) is a
 	// client that stopped reading, not an idle one: it closes.
 	if err != nil && c.readKind == readPark && !c.srv.shutting.Load() && isTimeout(err) && !errors.Is(err, errClientGone) {
@@ -152,19 +152,10 @@ func (c *conn) graceWait(now time.Time, waiting bool) {
 	case waiting || c.passing():
 		c.setReadDeadline(c.graceDeadline())
 	default:
-		c.unwarned = unwarnedReading
+		c.unwarned = true
 		c.graceAfterRead(now)
 	}
 }
-
-// unwarnedState is where an unwarned connection's wait stands (graceWait).
-type unwarnedState uint8
-
-const (
-	warned          unwarnedState = iota // not an unwarned connection
-	unwarnedReading                      // its client is reading the last answer: looked at every readPoll
-	unwarnedGrace                        // its client has it all: ShutdownGrace from then
-)
 
 // readPoll is how often an unwarned connection's wait looks at whether its
 // client has read the last answer.
@@ -178,13 +169,16 @@ const readPoll = 50 * time.Millisecond
 // nothing for ShutdownGrace is not reading (it stopped, or is gone): it
 // has its grace no longer. Reports false when its grace is over.
 func (c *conn) graceAfterRead(now time.Time) bool {
-	if c.unwarned != unwarnedReading {
+	if !c.unwarned {
 		return false
 	}
-	q := c.unacked()
+	q := -1
+	if raw := c.socket(); raw != nil {
+		q = sockpeek.Unsent(raw)
+	}
 	switch {
-	case q <= 0: // all read (or the socket cannot say)
-		c.unwarned = unwarnedGrace
+	case q <= 0: // all read (or the socket cannot say): its grace, the last wait
+		c.unwarned = false
 		by := now.Add(c.srv.opts.ShutdownGrace)
 		if g := c.graceDeadline(); g.After(by) {
 			by = g
@@ -198,24 +192,6 @@ func (c *conn) graceAfterRead(now time.Time) bool {
 	}
 	c.setReadDeadline(now.Add(readPoll))
 	return true
-}
-
-// unacked is how many bytes the client's socket sent that its client has
-// not acknowledged (SIOCOUTQ), -1 if the socket cannot say.
-func (c *conn) unacked() int32 {
-	raw := c.socket()
-	if raw == nil {
-		return -1
-	}
-	n := -1
-	if err := raw.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
-			n = v
-		}
-	}); err != nil {
-		return -1
-	}
-	return int32(min(n, 1<<30))
 }
 
 // endWait ends the wait for the next request, which readFirst ended with

@@ -1,11 +1,15 @@
 // Package sockpeek looks at a connected socket without reading from it or
-// blocking: whether the other side has sent something, closed, or neither.
-// It is how the proxy watches connections it is not reading (a pooled
-// connection to an instance, a client while the instance thinks).
+// blocking: whether the other side has sent something, closed, or neither;
+// and how much of what was sent it has not taken yet. It is how the proxy
+// watches connections it is not reading (a pooled connection to an
+// instance, a client while the instance thinks, a client reading its last
+// answer at a shutdown), and how connpass paces its sender.
 package sockpeek
 
 import (
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"smoothserve/internal/rawio"
 )
@@ -41,4 +45,20 @@ func FD(fd uintptr) State {
 		return Data
 	}
 	return Closed
+}
+
+// UnsentFD is how many bytes sent on the socket fd its peer has not taken
+// (SIOCOUTQ: over TCP, not yet acknowledged; over a Unix socket, not yet
+// read). Call it from a syscall.RawConn's Write or Control callback.
+func UnsentFD(fd uintptr) (int, error) { return unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }
+
+// Unsent is UnsentFD on raw's socket, or -1 if it cannot be known.
+func Unsent(raw syscall.RawConn) int {
+	n := -1
+	raw.Control(func(fd uintptr) {
+		if v, err := UnsentFD(fd); err == nil {
+			n = v
+		}
+	})
+	return n
 }
