@@ -2,8 +2,9 @@
 // Debian's chromium): one way to find it and to start and stop it, for
 // every package whose tests drive a browser.
 //
-// Invariant: a browser started here is stopped, and its profile folder
-// removed, when the test ends; its output reaches the test log only if the
+// Invariant: a browser started here is stopped, and the folder it writes in
+// (its profile, and its TMPDIR, where Chromium makes its singleton socket's
+// org.chromium.Chromium.* folder) removed, when the test ends; its output reaches the test log only if the
 // test failed.
 package browsertest
 
@@ -12,6 +13,7 @@ import (
 	"encoding/base64"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,20 +44,26 @@ func Chromium(t testing.TB) string {
 }
 
 // Start starts the headless Chromium at path (no sandbox: the tests run as
-// root; a profile folder of its own), which lives at most lifetime, and
+// root; a profile folder and a TMPDIR of its own), which lives at most lifetime, and
 // returns its chromedp context. With user set, every request it makes
 // carries Basic credentials of user and password, as a browser's does once
 // logged in.
 func Start(t testing.TB, path string, lifetime time.Duration, user, password string) context.Context {
 	t.Helper()
-	profile, err := os.MkdirTemp("", "smoothserve-chromium-")
+	root, err := os.MkdirTemp("", "smoothserve-chromium-")
 	if err != nil {
 		t.Fatal(err)
+	}
+	profile, tmp := filepath.Join(root, "profile"), filepath.Join(root, "tmp")
+	for _, dir := range []string{profile, tmp} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	output := &syncbuf.Buffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(profile), chromedp.CombinedOutput(output))
+		chromedp.UserDataDir(profile), chromedp.Env("TMPDIR="+tmp), chromedp.CombinedOutput(output))
 	life, cancelLife := context.WithTimeout(context.Background(), lifetime)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	ctx, cancelBrowser := chromedp.NewContext(alloc)
@@ -69,7 +77,7 @@ func Start(t testing.TB, path string, lifetime time.Duration, user, password str
 		}
 		// Its helpers may write in the profile a moment after it stops.
 		for range 50 {
-			if os.RemoveAll(profile) == nil {
+			if os.RemoveAll(root) == nil {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
