@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,27 @@ func TestNewConnectionsAreAnsweredThroughUpgrades(t *testing.T) {
 			return h2raw.Open(c, "web.test") // a GET on stream 1, answered 200; a refusal by GOAWAY fails it
 		})},
 	}
+	// HTTP/2 clients keeping 8 requests in flight, as a browser loading a
+	// page does: none refused (RFC 9113's two GOAWAYs), none lost.
+	stopBursts := make(chan struct{})
+	var streams atomic.Int64
+	checks = append(checks, struct {
+		name string
+		load *tcptest.Clients
+	}{"HTTP/2, 8 requests in flight", tcptest.StartClients(t, 2, func() error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", httpsAddr, tlsConfig("h2"))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		b := h2raw.RunBurst(c, "web.test", 8, stopBursts) // until a GOAWAY, then a new connection
+		streams.Add(int64(b.Answered))
+		if b.Refused > 0 || b.Lost > 0 || b.NotOK > 0 || b.Err != nil {
+			return fmt.Errorf("%d answered, %d refused, %d lost, %d not 200 (%v)", b.Answered, b.Refused, b.Lost, b.NotOK, b.Err)
+		}
+		return nil
+	})})
 	time.Sleep(200 * time.Millisecond)
 	for i := range upgrades {
 		if _, _, err := upgradeBySIGHUP(in); err != nil {
@@ -76,6 +98,8 @@ func TestNewConnectionsAreAnsweredThroughUpgrades(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
+	close(stopBursts)
+	t.Logf("HTTP/2 bursts: %d streams answered", streams.Load())
 	for _, c := range checks {
 		got := c.load.Stop()
 		t.Logf("%s through %d upgrades: %v", c.name, upgrades, got)

@@ -41,10 +41,11 @@
 //     Shutdown closed the listener, or whose TLS handshake ends after it
 //     began (arrivals.go): Shutdown waits for them, and an HTTP/2 server
 //     sends its GOAWAYs only once they have arrived and the newest has
-//     had h2Settle to send its first request. Shutdown and draining turn
-//     HTTP/2 keep-alives off at once, so that a connection whose client
-//     asks gets its GOAWAY with the answer, and tell the others lastCall
-//     later.
+//     had h2Settle to send its first request. Shutdown and draining send
+//     every HTTP/2 connection RFC 9113 §6.8's first GOAWAY at once (stream
+//     2^31-1: its client opens no stream more, and those on their way are
+//     served), and net/http's, naming the last stream served, lastCall
+//     later (h2goaway.go).
 //   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
 //     back while the Server's parker watches its (TCP) descriptor, or one
@@ -78,9 +79,10 @@
 //     Connection: close, a connection that has had a request is closed
 //     rather than kept waiting for another (one waiting when draining
 //     began gets lastCall to ask first), and every HTTP/2
-//     connection, idle or not, gets GOAWAY before it closes (a stream
-//     opened after it is not processed, which tells its client to send
-//     it elsewhere); no request is refused otherwise.
+//     connection, idle or not, gets its two GOAWAYs before it closes (a
+//     stream opened after the first is not processed once the second
+//     went, which tells its client to send it elsewhere); no request is
+//     refused otherwise.
 //
 // The hot path parses into per-connection buffers that are reused from
 // request to request and allocates nothing; the only lock it takes is the

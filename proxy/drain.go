@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -20,15 +21,15 @@ import (
 // independent of Shutdown and PassConnections, and costs a request one
 // atomic load (closing).
 
-// lastCall is how long draining, or a shutdown's HTTP/2 GOAWAYs, leave a
-// connection idle at that moment to ask before it is closed or told to
-// go. A client that sends one request at a time and asks meanwhile is
-// answered, and told with the answer (Connection: close, or a GOAWAY
-// naming its stream); closing it, or telling it, as its next request is
-// on its way would lose that request (or have it refused: net/http's
-// server sends one GOAWAY, not the two of RFC 9113 §6.8). What is left
-// is that race for a client quiet for a second, which is when it is
-// closed or told.
+// lastCall is how long draining leaves an HTTP/1.x connection idle at
+// that moment to ask before it is closed: a client that sends one request
+// at a time and asks meanwhile is answered, and told with the answer
+// (Connection: close); closing it as its next request is on its way
+// would lose that request. What is left is that race for a client quiet
+// for a second, which is when it is closed. It is also how long an
+// HTTP/2 connection has between its two GOAWAYs (h2goaway.go): the
+// first, at once, stops its client opening streams; the second, which
+// refuses those on their way, comes when they can no longer be.
 const lastCall = time.Second
 
 // errDraining ends the wait for the next request of a draining server.
@@ -136,7 +137,8 @@ func (s *Server) InFlight() int64 {
 // lookup that takes no lock, so that the requests of different
 // connections share none, nor a cache line (h2State).
 type h2States struct {
-	conns sync.Map // net.Conn → *h2State
+	conns   sync.Map    // the *tls.Conn → *h2State
+	leaving atomic.Bool // tellAll ran: a connection served from now on is told at once
 }
 
 // h2State is a connection's http.ConnState (New, Active or Idle; the
@@ -146,12 +148,16 @@ type h2States struct {
 // connections.
 type h2State struct {
 	state atomic.Int32
-	_     [60]byte
+	hc    atomic.Pointer[h2Conn] // once net/http serves it (h2goaway.go)
+	_     [48]byte
 }
 
 func (f *h2State) is(st http.ConnState) bool { return f.state.Load() == int32(st) }
 
 func (t *h2States) connState(nc net.Conn, st http.ConnState) {
+	if hc, ok := nc.(*h2Conn); ok { // net/http's HTTP/2 server names it so
+		nc = hc.Conn
+	}
 	switch st {
 	case http.StateNew:
 		t.conns.Store(nc, new(h2State))
@@ -162,6 +168,29 @@ func (t *h2States) connState(nc net.Conn, st http.ConnState) {
 	default:
 		t.conns.Delete(nc)
 	}
+}
+
+// serving records that net/http serves tc as hc, and tells it to go if
+// tellAll ran.
+func (t *h2States) serving(tc *tls.Conn, hc *h2Conn) {
+	if f, ok := t.conns.Load(tc); ok {
+		f.(*h2State).hc.Store(hc)
+	}
+	if t.leaving.Load() { // after the Store: tellAll sees hc, or this sees the flag
+		hc.tell()
+	}
+}
+
+// tellAll sends every connection served, and every one served from now
+// on, its first GOAWAY (h2goaway.go).
+func (t *h2States) tellAll() {
+	t.leaving.Store(true)
+	t.conns.Range(func(_, f any) bool {
+		if hc := f.(*h2State).hc.Load(); hc != nil {
+			hc.tell()
+		}
+		return true
+	})
 }
 
 // count is how many connections are in state st.
@@ -193,15 +222,16 @@ func (t *h2States) each(st http.ConnState, fn func(net.Conn)) int64 {
 }
 
 // drain retires the current HTTP/2 server: a new one, with keep-alives
-// off, takes the connections that come from now on, and the retired one
-// tells each of its own to go (GOAWAY, net/http's graceful shutdown):
-// one whose streams end gets its GOAWAY then, and lastCall later every
-// other one does, idle or not (settle). A connection told to go closes once
-// its streams are done and its client has had a second to read the
-// GOAWAY (net/http's); a request it sent after the GOAWAY is refused, and
-// the client knows to send it elsewhere. An idle connection is counted as
-// closed by the drain. Once Shutdown began it does nothing: Shutdown's
-// GOAWAYs reach every connection.
+// off, takes the connections that come from now on (each told to go at
+// once, and again after its streams), and the retired one tells each of
+// its own to go: at once (tellAll's first GOAWAY), and lastCall later
+// (settle) with net/http's graceful shutdown's, naming the last stream
+// served. A connection told to go closes once its streams are done and
+// its client has had a second to read the GOAWAY (net/http's); a request
+// it sent after the second GOAWAY is refused, and the client knows to
+// send it elsewhere. An idle connection is counted as closed by the
+// drain. Once Shutdown began it does nothing: Shutdown's GOAWAYs reach
+// every connection.
 func (h *h2Front) drain() {
 	s := h.s
 	s.mu.Lock()
@@ -210,14 +240,15 @@ func (h *h2Front) drain() {
 		return
 	}
 	old := h.cur.Load()
-	old.srv.SetKeepAlivesEnabled(false)
 	h.cur.Store(h.startLocked())
 	h.retired[old] = struct{}{}
 	s.mu.Unlock()
+	old.states.tellAll()
 	s.drainClosed.Add(old.states.count(http.StateIdle))
 	began := time.Now()
 	go func() {
 		old.settle(context.Background(), began)
+		old.srv.SetKeepAlivesEnabled(false) // one Serve hands on late gets its GOAWAY after its streams
 		// It returns once every connection closed (or Close closed them).
 		old.srv.Shutdown(context.Background())
 		s.mu.Lock()
@@ -226,14 +257,17 @@ func (h *h2Front) drain() {
 	}()
 }
 
-// undrain turns the current HTTP/2 server's keep-alives back on; a
-// retired one goes on retiring. Once Shutdown began they stay off: its
-// GOAWAYs rely on it (shutdownH2).
+// undrain turns the current HTTP/2 server's keep-alives back on, and its
+// new connections are no longer told to go; a retired one goes on
+// retiring. Once Shutdown began they stay off: its GOAWAYs rely on it
+// (shutdownH2).
 func (h *h2Front) undrain() {
 	s := h.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.shutting.Load() {
-		h.cur.Load().srv.SetKeepAlivesEnabled(true)
+		cur := h.cur.Load()
+		cur.srv.SetKeepAlivesEnabled(true)
+		cur.states.leaving.Store(false)
 	}
 }

@@ -34,34 +34,46 @@ func openH2Conns(t *testing.T, addr string, n int) []net.Conn {
 	return conns
 }
 
-// readToClose reads c's frames until it closes and returns the first
-// GOAWAY among them (nil if none); an error if c is still open after 5 s.
-func readToClose(c net.Conn) (*h2raw.Frame, error) {
+// readToClose reads c's frames until it closes and returns the GOAWAYs
+// among them; an error if c is still open after 5 s.
+func readToClose(c net.Conn) ([]h2raw.Frame, error) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var goAway *h2raw.Frame
+	var goAways []h2raw.Frame
 	for {
 		f, err := h2raw.Read(c)
 		if err != nil {
 			if isTimeout(err) {
-				return goAway, errors.New("still open after 5 s")
+				return goAways, errors.New("still open after 5 s")
 			}
-			return goAway, nil
+			return goAways, nil
 		}
-		if f.Type == h2raw.TypeGoAway && goAway == nil {
-			goAway = &f
+		if f.Type == h2raw.TypeGoAway {
+			goAways = append(goAways, f)
 		}
 	}
 }
 
-// goAwayThenClose is readToClose, failing the test if c stays open.
+// goAwayThenClose is readToClose, failing the test if c stays open, or if
+// its GOAWAYs are not RFC 9113 §6.8's two: the first naming stream 2^31-1
+// (the client opens no new stream, and the ones on their way are served),
+// the last, the last stream served. It returns the last (nil if none).
 func goAwayThenClose(t *testing.T, c net.Conn, what string) *h2raw.Frame {
 	t.Helper()
-	g, err := readToClose(c)
+	gs, err := readToClose(c)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-	return g
+	if len(gs) == 0 {
+		return nil
+	}
+	if last := goAwayLast(gs[0]); len(gs) != 2 || last != 1<<31-1 {
+		t.Errorf("%s: %d GOAWAYs, the first naming stream %d: want 2, the first naming %d", what, len(gs), last, 1<<31-1)
+	}
+	return &gs[len(gs)-1]
 }
+
+// goAwayLast is the last stream a GOAWAY names.
+func goAwayLast(g h2raw.Frame) uint32 { return binary.BigEndian.Uint32(g.Payload) & 0x7fffffff }
 
 // An idle HTTP/2 connection is told to go (GOAWAY, no error, its last
 // stream named) before a drain closes it, as a shutdown tells it: a client
@@ -79,7 +91,7 @@ func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 		if g == nil {
 			t.Fatalf("idle connection %d: closed without a GOAWAY", i)
 		}
-		if last, code := binary.BigEndian.Uint32(g.Payload)&0x7fffffff, binary.BigEndian.Uint32(g.Payload[4:]); last != 1 || code != 0 {
+		if last, code := goAwayLast(*g), binary.BigEndian.Uint32(g.Payload[4:]); last != 1 || code != 0 {
 			t.Errorf("idle connection %d: GOAWAY last stream %d code %#x, want 1 and 0 (NO_ERROR)", i, last, code)
 		}
 	}
@@ -93,7 +105,10 @@ func TestDrainingSendsIdleHTTP2ConnectionsGoAway(t *testing.T) {
 		t.Fatalf("a new connection while draining: %v", err)
 	}
 	defer fresh.Close()
-	goAwayThenClose(t, fresh, "new connection after its request")
+	// Its first GOAWAY came with its answer (openH2 read it).
+	if gs, err := readToClose(fresh); err != nil || len(gs) != 1 || goAwayLast(gs[0]) != 1 {
+		t.Fatalf("new connection after its request: GOAWAYs %v, %v: want one, naming stream 1, then the close", gs, err)
+	}
 
 	// Undrained: a connection is kept alive; drained again, told to go.
 	f.srv.SetDraining(false)
@@ -136,14 +151,14 @@ func TestRequestsOnIdleHTTP2ConnectionsAtADrain(t *testing.T) {
 				if errs[i] = err; err != nil {
 					return
 				}
-				g, err := readToClose(c)
-				if err == nil && told && g == nil {
-					return // its GOAWAY came before the answer's end (naming stream 3)
+				gs, err := readToClose(c)
+				if err == nil && told && len(gs) == 0 {
+					return // its GOAWAYs came before the answer's end (naming stream 3 or more)
 				}
-				if err == nil && g == nil {
+				if err == nil && len(gs) == 0 {
 					err = errors.New("closed without a GOAWAY")
-				} else if err == nil && binary.BigEndian.Uint32(g.Payload)&0x7fffffff != 3 {
-					err = fmt.Errorf("GOAWAY names stream %d, want 3 (the one answered)", binary.BigEndian.Uint32(g.Payload)&0x7fffffff)
+				} else if last := goAwayLast(gs[len(gs)-1]); err == nil && last != 3 {
+					err = fmt.Errorf("the last GOAWAY names stream %d, want 3 (the one answered)", last)
 				}
 				if err != nil {
 					errs[i] = fmt.Errorf("after its answer: %w", err)
@@ -191,8 +206,8 @@ func told(c net.Conn, wait time.Duration) (bool, error) {
 
 // Clients that send one request at a time on their HTTP/2 connections, a
 // few milliseconds apart, have none refused at a drain or a shutdown:
-// each gets its GOAWAY with an answer (keep-alives off) within lastCall,
-// before the GOAWAYs that could cross a request on its way.
+// each gets its first GOAWAY at once, between two requests or with an
+// answer, well before the one that could refuse a request on its way.
 func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
 	for _, how := range []string{"drain", "shutdown"} {
 		t.Run(how, func(t *testing.T) {
@@ -214,11 +229,15 @@ func TestSequentialHTTP2ClientsAreToldWithAnAnswer(t *testing.T) {
 							return
 						}
 						c.SetDeadline(time.Now().Add(10 * time.Second))
-						if err := h2raw.Get(c, id, "a.test"); err != nil {
+						goAway, err := h2raw.GetTold(c, id, "a.test")
+						if err != nil {
 							errs[i] = err
 							return
 						}
 						asked[i]++
+						if goAway { // with the answer: it opens no stream more
+							return
+						}
 					}
 				})
 			}

@@ -42,13 +42,12 @@ type h2Server struct {
 	served    chan struct{} // closed when srv.Serve has returned
 }
 
-// h2Settle is how long a new HTTP/2 connection gets before its GOAWAY at a
-// shutdown or a drain. A client sends its first request with its
-// handshake's last flight; a GOAWAY sent before the server read it names
-// stream 0, and the request is refused (to be sent again elsewhere, RFC
-// 9113 §8.7: clients do, but a strict one counts it lost). Keep-alives are
-// off meanwhile, so a connection whose streams end gets its GOAWAY then,
-// naming them.
+// h2Settle is how long a new HTTP/2 connection gets before net/http's
+// GOAWAY at a shutdown or a drain. A client sends its first request with
+// its handshake's last flight; a GOAWAY sent before the server read it
+// names stream 0, and the request is refused (to be sent again elsewhere,
+// RFC 9113 §8.7: clients do, but a strict one counts it lost). The first
+// GOAWAY (h2goaway.go), which refuses nothing, it gets at once.
 const h2Settle = 100 * time.Millisecond
 
 // h2For returns the HTTP/2 serving of HTTPS port port, started on first
@@ -101,7 +100,15 @@ func (h *h2Front) startLocked() *h2Server {
 		// KiB: it saves their cookies' bytes on every request.
 		HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1},
 	}
+	if err := sv.wrapH2(); err != nil {
+		// Another net/http than this build's: served all the same, told
+		// to go with net/http's one GOAWAY.
+		s.opts.Logger.Warn("proxy: HTTP/2 connections get one GOAWAY, not two", "port", h.port, "err", err)
+	}
+	// Draining, a new connection is served its streams and told to go:
+	// at once (tellAll's first GOAWAY) and after them (keep-alives off).
 	sv.srv.SetKeepAlivesEnabled(!s.draining.Load())
+	sv.states.leaving.Store(s.draining.Load())
 	if s.shutting.Load() {
 		sv.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
 	}
@@ -176,15 +183,16 @@ func (sv *h2Server) settle(ctx context.Context, began time.Time) {
 }
 
 // shutdownH2 sends GOAWAY on every HTTP/2 connection and waits for their
-// streams, until ctx is done: then it closes them. The GOAWAYs wait for
-// the TLS handshakes in progress (arrivals.go), whose connections are
-// served too, for the newest connection to settle (h2Settle), and for
-// lastCall; meanwhile a connection gets its GOAWAY as its streams end, as
-// one does that reaches net/http's server just as its Shutdown sends them
-// (it is not yet among the connections Shutdown tells).
+// streams, until ctx is done: then it closes them. The first GOAWAYs
+// (h2goaway.go) go at once, also to the connections of TLS handshakes in
+// progress as they come; net/http's wait for those handshakes
+// (arrivals.go), for the newest connection to settle (h2Settle), and for
+// lastCall. A connection that reaches net/http's server just as its
+// Shutdown sends them (it is not yet among the connections Shutdown
+// tells) gets its GOAWAY as its streams end (keep-alives off).
 func (s *Server) shutdownH2(ctx context.Context) {
 	for _, sv := range s.h2Servers() {
-		sv.srv.SetKeepAlivesEnabled(false)
+		sv.states.tellAll()
 	}
 	select {
 	case <-s.arrivals():
@@ -195,6 +203,7 @@ func (s *Server) shutdownH2(ctx context.Context) {
 		wg.Go(func() {
 			// No arrival is left (or ctx is done).
 			sv.settle(ctx, time.Unix(0, s.shutdownAt.Load()))
+			sv.srv.SetKeepAlivesEnabled(false) // one Serve hands on late gets its GOAWAY after its streams
 			// A connection that has not sent its preface by the end of
 			// the grace (and h2Settle) is closed, as a plain one without
 			// its first request is: net/http would send its GOAWAY only

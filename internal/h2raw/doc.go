@@ -3,8 +3,9 @@
 // (odd requests), shows the frames as the server sent them, and holds a
 // connection for the cost of its tls.Conn, so that thousands can be held.
 //
-// Invariant: it keeps no state of a connection; the caller numbers the
-// streams and owns the net.Conn. A header block is read only as far as
+// Invariant: it keeps no state of a connection between calls; the caller
+// numbers the streams (RunBurst, which opens the connection's, numbers its
+// own) and owns the net.Conn. A header block is read only as far as
 // its representations' shapes (RFC 7541 §6): no Huffman decoding, no
 // dynamic table.
 package h2raw

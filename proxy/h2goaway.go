@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The first of RFC 9113 §6.8's two GOAWAYs. net/http's HTTP/2 server sends
+// one GOAWAY, naming the last stream it has read: the requests its client
+// sent meanwhile, on their way, are refused, and a client that keeps
+// several in flight (a browser loading a page, h2load -m 10) lost all of
+// them at every drain and upgrade. So a connection told to go gets,
+// first, a GOAWAY that names stream 2^31-1 (refusing nothing: the client
+// opens no new stream on it, and the ones on their way are served), and
+// net/http's own only a second later (settle), by when the client has
+// stopped sending. net/http offers no way to send a frame, so the
+// connection it serves is an h2Conn: its tls.Conn, whose writes it
+// follows frame by frame, to put the GOAWAY between two of net/http's
+// frames.
+
+// goAwayFirst is the first GOAWAY's frame: no error, last stream 2^31-1.
+var goAwayFirst = []byte{0, 0, 8, 7, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+
+// h2Preface is what an HTTP/2 client sends first (RFC 9113 §3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// h2PrefaceTimeout is how long a connection gets to send its preface: net/http's.
+const h2PrefaceTimeout = 10 * time.Second
+
+// h2Conn is a TLS connection served by net/http's HTTP/2 server, which
+// can be told to go ahead of the server's GOAWAY (tell).
+//
+// Ownership: the frame state (hdr, hn, left) is the writer's, under mu;
+// net/http writes one frame sequence at a time, tell from any goroutine.
+type h2Conn struct {
+	*tls.Conn
+	mu      sync.Mutex
+	hdr     [9]byte     // the head of the frame being written, its first hn bytes
+	hn      int         // 0 and left 0: between two frames
+	left    int         // bytes of the frame's payload still to be written
+	begun   bool        // a first frame was written: the server's SETTINGS, which comes first (RFC 9113 §3.4)
+	pending atomic.Bool // the first GOAWAY waits for the end of a frame
+	told    atomic.Bool // tell ran: the first GOAWAY goes at most once
+}
+
+// tell sends c's first GOAWAY, now if net/http is between two frames,
+// otherwise at the end of the frame it is writing (it writes every frame
+// it began to its end). The write is on a goroutine of its own: a client
+// that reads nothing holds that one, not the caller.
+func (c *h2Conn) tell() {
+	if c.told.Swap(true) {
+		return
+	}
+	c.pending.Store(true)
+	go c.flush()
+}
+
+// flush sends the pending GOAWAY if no write is under way (one that is
+// sends it, or flushes after it) and c is between two frames.
+func (c *h2Conn) flush() {
+	if !c.mu.TryLock() {
+		return
+	}
+	if c.between() && c.pending.CompareAndSwap(true, false) {
+		c.Conn.Write(goAwayFirst)
+	}
+	c.mu.Unlock()
+}
+
+// Write writes net/http's frames, and the pending GOAWAY at the first end
+// of a frame among them.
+func (c *h2Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	n, err := c.writeLocked(p)
+	c.mu.Unlock()
+	if c.pending.Load() { // set while this write held mu
+		c.flush()
+	}
+	return n, err
+}
+
+func (c *h2Conn) writeLocked(p []byte) (int, error) {
+	written := 0
+	for {
+		if c.between() && c.pending.CompareAndSwap(true, false) {
+			if _, err := c.Conn.Write(goAwayFirst); err != nil {
+				return written, err
+			}
+		}
+		if len(p) == 0 {
+			return written, nil
+		}
+		k := len(p)
+		if c.pending.Load() {
+			if end := c.frameEnd(p); end > 0 {
+				k = end
+			}
+		}
+		c.follow(p[:k])
+		n, err := c.Conn.Write(p[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+}
+
+// between reports whether c's writes are between two frames, past the first.
+func (c *h2Conn) between() bool { return c.begun && c.hn == 0 && c.left == 0 }
+
+// follow moves the frame state past p, written.
+func (c *h2Conn) follow(p []byte) {
+	for len(p) > 0 {
+		if c.left > 0 {
+			k := min(c.left, len(p))
+			c.left -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(c.hdr[c.hn:], p)
+		c.hn += k
+		p = p[k:]
+		if c.hn == len(c.hdr) {
+			c.hn, c.left, c.begun = 0, frameLen(c.hdr), true
+		}
+	}
+}
+
+// frameEnd is how many bytes of p end the frame being written (the next
+// one, between two or before the first), or 0 if that frame goes on past p.
+func (c *h2Conn) frameEnd(p []byte) int {
+	hdr, hn, left := c.hdr, c.hn, c.left
+	i := 0
+	for {
+		if left > 0 {
+			if len(p)-i < left {
+				return 0
+			}
+			return i + left
+		}
+		k := copy(hdr[hn:], p[i:])
+		hn += k
+		i += k
+		if hn < len(hdr) {
+			return 0
+		}
+		hn, left = 0, frameLen(hdr)
+		if left == 0 {
+			return i
+		}
+	}
+}
+
+// frameLen is the payload length in a frame's head.
+func frameLen(h [9]byte) int { return int(h[0])<<16 | int(h[1])<<8 | int(h[2]) }
+
+// unencrypted hands net/http's HTTP/2 server an h2Conn: a *tls.Conn it
+// unwraps (its "unencrypted_http2" hand-off) to serve the net.Conn inside,
+// whose ConnectionState gives the requests their TLS state all the same.
+type unencrypted struct{ net.Conn }
+
+func (u unencrypted) UnencryptedNetConn() net.Conn { return u.Conn }
+
+// wrapH2 makes srv serve its HTTP/2 connections as h2Conns, registered
+// with sv: it sets up srv's HTTP/2 (a Serve that returns at once) and
+// replaces its "h2" hand-off with one that reads the client's preface
+// (as net/http would) and passes net/http's unencrypted hand-off an
+// h2Conn instead.
+func (sv *h2Server) wrapH2() error {
+	ln := newConnListener()
+	ln.Close()
+	sv.srv.Serve(ln) // sets srv.TLSNextProto up
+	inner := sv.srv.TLSNextProto["unencrypted_http2"]
+	if inner == nil || sv.srv.TLSNextProto["h2"] == nil {
+		return errors.New("proxy: net/http's HTTP/2 server is not set up")
+	}
+	sv.srv.TLSNextProto["h2"] = func(hs *http.Server, tc *tls.Conn, h http.Handler) {
+		var preface [len(h2Preface)]byte
+		tc.SetReadDeadline(time.Now().Add(h2PrefaceTimeout))
+		if _, err := io.ReadFull(tc, preface[:]); err != nil || string(preface[:]) != h2Preface {
+			tc.Close()
+			return
+		}
+		tc.SetReadDeadline(time.Time{})
+		hc := &h2Conn{Conn: tc}
+		sv.states.serving(tc, hc)
+		inner(hs, tls.Client(unencrypted{hc}, nil), h)
+	}
+	return nil
+}
