@@ -17,7 +17,8 @@ import (
 // connection waiting for its next request is closed after its last call
 // (lastCall) unless its client asks meanwhile, and every HTTP/2
 // connection gets GOAWAY, an idle one too, and closes once its streams
-// are done. New connections are still served, one request each. It is
+// are done. New connections are still served: an HTTP/1.x one a request,
+// an HTTP/2 one until about a second after its first (rotate). It is
 // independent of Shutdown and PassConnections, and costs a request one
 // atomic load (closing).
 
@@ -41,7 +42,8 @@ var errDraining = errors.New("proxy: draining")
 // a second or more; others after lastCall, unless asked first), and a
 // connection answering a request closes once it is answered; HTTP/2
 // connections get GOAWAY, idle ones too (h2Front.drain). New
-// connections are still accepted and served (one request each).
+// connections are still accepted and served (HTTP/1.x one request each;
+// HTTP/2 told to go at their first request, retired a second later).
 // SetDraining(false) undoes it for what comes after. Idempotent; the
 // DrainClosed count starts again only when draining begins.
 func (s *Server) SetDraining(on bool) {
@@ -139,6 +141,9 @@ func (s *Server) InFlight() int64 {
 type h2States struct {
 	conns   sync.Map    // the *tls.Conn → *h2State
 	leaving atomic.Bool // tellAll ran: a connection served from now on is told at once
+	// onRequest: the server is a draining port's current one; a
+	// connection is told at its first request (rotate).
+	onRequest atomic.Bool
 }
 
 // h2State is a connection's http.ConnState (New, Active or Idle; the
@@ -155,15 +160,23 @@ type h2State struct {
 func (f *h2State) is(st http.ConnState) bool { return f.state.Load() == int32(st) }
 
 func (t *h2States) connState(nc net.Conn, st http.ConnState) {
-	if hc, ok := nc.(*h2Conn); ok { // net/http's HTTP/2 server names it so
+	hc, _ := nc.(*h2Conn) // net/http's HTTP/2 server names it so
+	if hc != nil {
 		nc = hc.Conn
 	}
 	switch st {
 	case http.StateNew:
 		t.conns.Store(nc, new(h2State))
 	case http.StateIdle, http.StateActive:
-		if f, ok := t.conns.Load(nc); ok {
-			f.(*h2State).state.Store(int32(st))
+		f, ok := t.conns.Load(nc)
+		if !ok {
+			return
+		}
+		// net/http's server goes Active and Idle as it starts serving;
+		// from Idle to Active is a stream's start.
+		was := f.(*h2State).state.Swap(int32(st))
+		if st == http.StateActive && was == int32(http.StateIdle) && hc != nil && t.onRequest.Load() {
+			hc.tell()
 		}
 	default:
 		t.conns.Delete(nc)
@@ -221,17 +234,10 @@ func (t *h2States) each(st http.ConnState, fn func(net.Conn)) int64 {
 	return n
 }
 
-// drain retires the current HTTP/2 server: a new one, with keep-alives
-// off, takes the connections that come from now on (each told to go at
-// once, and again after its streams), and the retired one tells each of
-// its own to go: at once (tellAll's first GOAWAY), and lastCall later
-// (settle) with net/http's graceful shutdown's, naming the last stream
-// served. A connection told to go closes once its streams are done and
-// its client has had a second to read the GOAWAY (net/http's); a request
-// it sent after the second GOAWAY is refused, and the client knows to
-// send it elsewhere. An idle connection is counted as closed by the
-// drain. Once Shutdown began it does nothing: Shutdown's GOAWAYs reach
-// every connection.
+// drain retires the current HTTP/2 server (retire); a new one takes the
+// connections that come from now on, each told to go at its first request
+// and retired (rotate) lastCall after the first came. Once Shutdown began
+// it does nothing: Shutdown's GOAWAYs reach every connection.
 func (h *h2Front) drain() {
 	s := h.s
 	s.mu.Lock()
@@ -239,10 +245,46 @@ func (h *h2Front) drain() {
 		s.mu.Unlock()
 		return
 	}
+	old := h.swapLocked()
+	s.mu.Unlock()
+	h.retire(old)
+}
+
+// rotate retires sv, a draining port's current server, if it still is:
+// its connections, told to go at their first request (h2States.onRequest),
+// get net/http's GOAWAY lastCall later, as those of a drain's start do.
+// A connection to a draining host is served until then, its requests on
+// their way too, and its client is sent elsewhere.
+func (h *h2Front) rotate(sv *h2Server) {
+	s := h.s
+	s.mu.Lock()
+	if !s.draining.Load() || s.shutting.Load() || h.cur.Load() != sv {
+		s.mu.Unlock()
+		return
+	}
+	h.swapLocked()
+	s.mu.Unlock()
+	h.retire(sv)
+}
+
+// swapLocked starts a new current server and returns the one it replaces,
+// retired; the caller holds s.mu and retires it (retire).
+func (h *h2Front) swapLocked() *h2Server {
 	old := h.cur.Load()
 	h.cur.Store(h.startLocked())
 	h.retired[old] = struct{}{}
-	s.mu.Unlock()
+	return old
+}
+
+// retire tells each of old's connections to go: at once (tellAll's first
+// GOAWAY), and lastCall later (settle) with net/http's graceful
+// shutdown's, naming the last stream served. A connection told to go
+// closes once its streams are done and its client has had a second to
+// read the GOAWAY (net/http's); a request it sent after the second GOAWAY
+// is refused, and the client knows to send it elsewhere. An idle
+// connection is counted as closed by the drain.
+func (h *h2Front) retire(old *h2Server) {
+	s := h.s
 	old.states.tellAll()
 	s.drainClosed.Add(old.states.count(http.StateIdle))
 	began := time.Now()
@@ -257,17 +299,9 @@ func (h *h2Front) drain() {
 	}()
 }
 
-// undrain turns the current HTTP/2 server's keep-alives back on, and its
-// new connections are no longer told to go; a retired one goes on
-// retiring. Once Shutdown began they stay off: its GOAWAYs rely on it
-// (shutdownH2).
+// undrain stops telling the current HTTP/2 server's connections to go at
+// their first request (a rotation due finds the port undrained); a
+// retired one goes on retiring.
 func (h *h2Front) undrain() {
-	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.shutting.Load() {
-		cur := h.cur.Load()
-		cur.srv.SetKeepAlivesEnabled(true)
-		cur.states.leaving.Store(false)
-	}
+	h.cur.Load().states.onRequest.Store(false) // h.s.drainMu orders it after drain's swap
 }

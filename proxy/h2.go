@@ -40,6 +40,7 @@ type h2Server struct {
 	// nanos), for the settling before its GOAWAYs.
 	arrivedAt atomic.Int64
 	served    chan struct{} // closed when srv.Serve has returned
+	rotating  atomic.Bool   // a draining port's rotate of it is due
 }
 
 // h2Settle is how long a new HTTP/2 connection gets before net/http's
@@ -87,8 +88,11 @@ func (h *h2Front) startLocked() *h2Server {
 				s.parker.countH2()
 			}
 			sv.states.connState(nc, st)
-			if st == http.StateNew { // last: Serve goes on to serve it
-				sv.arrivedAt.Store(time.Now().UnixNano())
+			if st == http.StateNew {
+				if sv.states.onRequest.Load() && !sv.rotating.Swap(true) {
+					time.AfterFunc(lastCall, func() { h.rotate(sv) })
+				}
+				sv.arrivedAt.Store(time.Now().UnixNano()) // last: Serve goes on to serve it
 			}
 		},
 		// No dynamic table for the answers' header fields: nginx's
@@ -105,10 +109,9 @@ func (h *h2Front) startLocked() *h2Server {
 		// to go with net/http's one GOAWAY.
 		s.opts.Logger.Warn("proxy: HTTP/2 connections get one GOAWAY, not two", "port", h.port, "err", err)
 	}
-	// Draining, a new connection is served its streams and told to go:
-	// at once (tellAll's first GOAWAY) and after them (keep-alives off).
-	sv.srv.SetKeepAlivesEnabled(!s.draining.Load())
-	sv.states.leaving.Store(s.draining.Load())
+	// Draining, a new connection is told to go at its first request,
+	// and again as its server is retired (rotate).
+	sv.states.onRequest.Store(s.draining.Load())
 	if s.shutting.Load() {
 		sv.ln.Close() // Shutdown or Close ran: Serve returns at once, as accept refuses the port
 	}

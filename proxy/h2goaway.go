@@ -25,7 +25,10 @@ import (
 // frames.
 
 // goAwayFirst is the first GOAWAY's frame: no error, last stream 2^31-1.
-var goAwayFirst = []byte{0, 0, 8, 7, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+var goAwayFirst = []byte{0, 0, 8, frameGoAway, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+
+// frameGoAway is GOAWAY's frame type.
+const frameGoAway = 0x7
 
 // h2Preface is what an HTTP/2 client sends first (RFC 9113 §3.4).
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -51,8 +54,10 @@ type h2Conn struct {
 
 // tell sends c's first GOAWAY, now if net/http is between two frames,
 // otherwise at the end of the frame it is writing (it writes every frame
-// it began to its end). The write is on a goroutine of its own: a client
-// that reads nothing holds that one, not the caller.
+// it began to its end); not at all once net/http has sent a GOAWAY of its
+// own (its IdleTimeout's, an error's), whose last stream it would raise.
+// The write is on a goroutine of its own: a client that reads nothing
+// holds that one, not the caller.
 func (c *h2Conn) tell() {
 	if c.told.Swap(true) {
 		return
@@ -129,6 +134,10 @@ func (c *h2Conn) follow(p []byte) {
 		p = p[k:]
 		if c.hn == len(c.hdr) {
 			c.hn, c.left, c.begun = 0, frameLen(c.hdr), true
+			if c.hdr[3] == frameGoAway { // net/http's own: a GOAWAY's last stream may not go up
+				c.told.Store(true)
+				c.pending.Store(false)
+			}
 		}
 	}
 }
