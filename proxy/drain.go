@@ -250,7 +250,9 @@ func (h *h2Front) drain() {
 	h.retire(old)
 }
 
-// rotate retires sv, a draining port's current server, if it still is:
+// rotate retires sv, a server that was a draining port's current one when
+// its first connection came, if it is still current, draining or not (an
+// undrain since leaves those told at their first request to be closed):
 // its connections, told to go at their first request (h2States.onRequest),
 // get net/http's GOAWAY lastCall later, as those of a drain's start do.
 // A connection to a draining host is served until then, its requests on
@@ -258,7 +260,7 @@ func (h *h2Front) drain() {
 func (h *h2Front) rotate(sv *h2Server) {
 	s := h.s
 	s.mu.Lock()
-	if !s.draining.Load() || s.shutting.Load() || h.cur.Load() != sv {
+	if s.shutting.Load() || h.cur.Load() != sv {
 		s.mu.Unlock()
 		return
 	}

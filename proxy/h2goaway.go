@@ -39,7 +39,8 @@ const h2PrefaceTimeout = 10 * time.Second
 // h2Conn is a TLS connection served by net/http's HTTP/2 server, which
 // can be told to go ahead of the server's GOAWAY (tell).
 //
-// Ownership: the frame state (hdr, hn, left) is the writer's, under mu;
+// Ownership: the frame state (hdr, hn, left, begun, gone) is the
+// writer's, under mu;
 // net/http writes one frame sequence at a time, tell from any goroutine.
 type h2Conn struct {
 	*tls.Conn
@@ -48,6 +49,7 @@ type h2Conn struct {
 	hn      int         // 0 and left 0: between two frames
 	left    int         // bytes of the frame's payload still to be written
 	begun   bool        // a first frame was written: the server's SETTINGS, which comes first (RFC 9113 §3.4)
+	gone    bool        // net/http wrote a GOAWAY of its own: none of c's after it
 	pending atomic.Bool // the first GOAWAY waits for the end of a frame
 	told    atomic.Bool // tell ran: the first GOAWAY goes at most once
 }
@@ -72,7 +74,7 @@ func (c *h2Conn) flush() {
 	if !c.mu.TryLock() {
 		return
 	}
-	if c.between() && c.pending.CompareAndSwap(true, false) {
+	if c.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
 		c.Conn.Write(goAwayFirst)
 	}
 	c.mu.Unlock()
@@ -93,7 +95,7 @@ func (c *h2Conn) Write(p []byte) (int, error) {
 func (c *h2Conn) writeLocked(p []byte) (int, error) {
 	written := 0
 	for {
-		if c.between() && c.pending.CompareAndSwap(true, false) {
+		if c.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
 			if _, err := c.Conn.Write(goAwayFirst); err != nil {
 				return written, err
 			}
@@ -135,8 +137,8 @@ func (c *h2Conn) follow(p []byte) {
 		if c.hn == len(c.hdr) {
 			c.hn, c.left, c.begun = 0, frameLen(c.hdr), true
 			if c.hdr[3] == frameGoAway { // net/http's own: a GOAWAY's last stream may not go up
+				c.gone = true
 				c.told.Store(true)
-				c.pending.Store(false)
 			}
 		}
 	}
