@@ -44,8 +44,9 @@
 //     had h2Settle to send its first request. Shutdown and draining send
 //     every HTTP/2 connection RFC 9113 §6.8's first GOAWAY at once (stream
 //     2^31-1: its client opens no stream more, and those on their way are
-//     served), and net/http's, naming the last stream served, lastCall
-//     later (h2goaway.go).
+//     served; one that comes while draining, at its first request), and
+//     net/http's, naming the last stream served, lastCall or more later
+//     (h2goaway.go, rotate). A GOAWAY's last stream never goes up.
 //   - A parked connection (park.go: an HTTP/1.x one, plain or TLS, idle
 //     for 1–2 s, whose goroutine, buffers and scratch slices are given
 //     back while the Server's parker watches its (TCP) descriptor, or one
