@@ -46,10 +46,11 @@ func TestNewConnectionsAreAnsweredThroughUpgrades(t *testing.T) {
 	tlsConfig := func(proto string) *tls.Config {
 		return &tls.Config{RootCAs: h.ca.pool, ServerName: "web.test", NextProtos: []string{proto}}
 	}
-	checks := []struct {
+	type check struct {
 		name string
 		load *tcptest.Clients
-	}{
+	}
+	checks := []check{
 		{"admin /health", tcptest.StartClients(t, 2, getOnNew("tcp", admin, "check", "/health"))},
 		{"control socket status", tcptest.StartClients(t, 1, getOnNew("unix", filepath.Join(in.dir, "smoothserve.sock"), "check", "/v1/status"))},
 		{"plain HTTP/1.1", tcptest.StartClients(t, 2, getOnNew("tcp", e.proxyAddr(), "plain.test", "/"))},
@@ -74,10 +75,7 @@ func TestNewConnectionsAreAnsweredThroughUpgrades(t *testing.T) {
 	// page does: none refused (RFC 9113's two GOAWAYs), none lost.
 	stopBursts := make(chan struct{})
 	var streams atomic.Int64
-	checks = append(checks, struct {
-		name string
-		load *tcptest.Clients
-	}{"HTTP/2, 8 requests in flight", tcptest.StartClients(t, 2, func() error {
+	checks = append(checks, check{"HTTP/2, 8 requests in flight", tcptest.StartClients(t, 2, func() error {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", httpsAddr, tlsConfig("h2"))
 		if err != nil {
 			return err

@@ -39,20 +39,45 @@ const h2PrefaceTimeout = 10 * time.Second
 // h2Conn is a TLS connection served by net/http's HTTP/2 server, which
 // can be told to go ahead of the server's GOAWAY (tell).
 //
-// Ownership: the frame state (hdr, hn, left, begun, gone) is the
-// writer's, under mu;
+// Ownership: the frame state (written, gone) is the writer's, under mu;
 // net/http writes one frame sequence at a time, tell from any goroutine.
 type h2Conn struct {
 	*tls.Conn
 	mu      sync.Mutex
-	hdr     [9]byte     // the head of the frame being written, its first hn bytes
-	hn      int         // 0 and left 0: between two frames
-	left    int         // bytes of the frame's payload still to be written
-	begun   bool        // a first frame was written: the server's SETTINGS, which comes first (RFC 9113 §3.4)
+	written frames      // net/http's frames so far
 	gone    bool        // net/http wrote a GOAWAY of its own: none of c's after it
 	pending atomic.Bool // the first GOAWAY waits for the end of a frame
 	told    atomic.Bool // tell ran: the first GOAWAY goes at most once
 }
+
+// frames follows a stream of HTTP/2 frames by their 9-byte heads.
+type frames struct {
+	hdr   [9]byte // the head of the frame under way, its first hn bytes
+	hn    int     // 0 and left 0: between two frames
+	left  int     // bytes of the frame's payload still to come
+	begun bool    // a first head was whole: the server's SETTINGS, which comes first (RFC 9113 §3.4)
+}
+
+// step moves f past the bytes of p up to the end of the frame's head or
+// payload under way, and returns how many it took, and whether a head
+// became whole (f.hdr).
+func (f *frames) step(p []byte) (int, bool) {
+	if f.left > 0 {
+		k := min(f.left, len(p))
+		f.left -= k
+		return k, false
+	}
+	k := copy(f.hdr[f.hn:], p)
+	f.hn += k
+	if f.hn < len(f.hdr) {
+		return k, false
+	}
+	f.hn, f.left, f.begun = 0, int(f.hdr[0])<<16|int(f.hdr[1])<<8|int(f.hdr[2]), true
+	return k, true
+}
+
+// between reports whether f is between two frames, past the first.
+func (f *frames) between() bool { return f.begun && f.hn == 0 && f.left == 0 }
 
 // tell sends c's first GOAWAY, now if net/http is between two frames,
 // otherwise at the end of the frame it is writing (it writes every frame
@@ -74,7 +99,7 @@ func (c *h2Conn) flush() {
 	if !c.mu.TryLock() {
 		return
 	}
-	if c.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
+	if c.written.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
 		c.Conn.Write(goAwayFirst)
 	}
 	c.mu.Unlock()
@@ -95,7 +120,7 @@ func (c *h2Conn) Write(p []byte) (int, error) {
 func (c *h2Conn) writeLocked(p []byte) (int, error) {
 	written := 0
 	for {
-		if c.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
+		if c.written.between() && c.pending.CompareAndSwap(true, false) && !c.gone {
 			if _, err := c.Conn.Write(goAwayFirst); err != nil {
 				return written, err
 			}
@@ -119,27 +144,14 @@ func (c *h2Conn) writeLocked(p []byte) (int, error) {
 	}
 }
 
-// between reports whether c's writes are between two frames, past the first.
-func (c *h2Conn) between() bool { return c.begun && c.hn == 0 && c.left == 0 }
-
 // follow moves the frame state past p, written.
 func (c *h2Conn) follow(p []byte) {
 	for len(p) > 0 {
-		if c.left > 0 {
-			k := min(c.left, len(p))
-			c.left -= k
-			p = p[k:]
-			continue
-		}
-		k := copy(c.hdr[c.hn:], p)
-		c.hn += k
+		k, headed := c.written.step(p)
 		p = p[k:]
-		if c.hn == len(c.hdr) {
-			c.hn, c.left, c.begun = 0, frameLen(c.hdr), true
-			if c.hdr[3] == frameGoAway { // net/http's own: a GOAWAY's last stream may not go up
-				c.gone = true
-				c.told.Store(true)
-			}
+		if headed && c.written.hdr[3] == frameGoAway { // net/http's own: a GOAWAY's last stream may not go up
+			c.gone = true
+			c.told.Store(true)
 		}
 	}
 }
@@ -147,30 +159,16 @@ func (c *h2Conn) follow(p []byte) {
 // frameEnd is how many bytes of p end the frame being written (the next
 // one, between two or before the first), or 0 if that frame goes on past p.
 func (c *h2Conn) frameEnd(p []byte) int {
-	hdr, hn, left := c.hdr, c.hn, c.left
-	i := 0
-	for {
-		if left > 0 {
-			if len(p)-i < left {
-				return 0
-			}
-			return i + left
-		}
-		k := copy(hdr[hn:], p[i:])
-		hn += k
+	f := c.written
+	for i := 0; i < len(p); {
+		k, _ := f.step(p[i:])
 		i += k
-		if hn < len(hdr) {
-			return 0
-		}
-		hn, left = 0, frameLen(hdr)
-		if left == 0 {
+		if f.hn == 0 && f.left == 0 {
 			return i
 		}
 	}
+	return 0
 }
-
-// frameLen is the payload length in a frame's head.
-func frameLen(h [9]byte) int { return int(h[0])<<16 | int(h[1])<<8 | int(h[2]) }
 
 // unencrypted hands net/http's HTTP/2 server an h2Conn: a *tls.Conn it
 // unwraps (its "unencrypted_http2" hand-off) to serve the net.Conn inside,

@@ -3,10 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"runtime"
 	"sync/atomic"
@@ -81,16 +79,7 @@ func TestRotationsLeaveNothingBehind(t *testing.T) {
 // it, sent 2^31-1 after 5 (about 1 time in 75 under -race).
 func TestTellNeverFollowsNetHTTPsGoAway(t *testing.T) {
 	cert, _ := selfSigned(t, "a.test")
-	a, b := net.Pipe()
-	srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}})
-	cl := tls.Client(b, &tls.Config{InsecureSkipVerify: true})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Handshake() }()
-	if err := cl.Handshake(); err != nil || <-errc != nil {
-		t.Fatal("handshake")
-	}
-	defer srv.Close()
-	defer cl.Close()
+	srv, cl := tlsPipe(t, cert)
 	netGoAway := []byte{0, 0, 8, frameGoAway, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0}
 	marker := []byte{0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8} // a PING between iterations
 	bad := make(chan int, 1)
@@ -98,14 +87,11 @@ func TestTellNeverFollowsNetHTTPsGoAway(t *testing.T) {
 		n := 0
 		var seq [][]byte
 		for {
-			var h [9]byte
-			if _, err := io.ReadFull(cl, h[:]); err != nil {
+			f, err := rawFrame(cl)
+			if err != nil {
 				bad <- n
 				return
 			}
-			p := make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
-			io.ReadFull(cl, p)
-			f := append(h[:], p...)
 			if bytes.Equal(f, marker) {
 				if len(seq) == 2 && bytes.Equal(seq[0], netGoAway) && bytes.Equal(seq[1], goAwayFirst) {
 					n++
@@ -119,7 +105,7 @@ func TestTellNeverFollowsNetHTTPsGoAway(t *testing.T) {
 	var sink atomic.Int64
 	const iters = 5000
 	for range iters {
-		hc := &h2Conn{Conn: srv, begun: true}
+		hc := &h2Conn{Conn: srv, written: frames{begun: true}}
 		var start, ready atomic.Bool
 		done := make(chan struct{})
 		spin, wspin := rand.IntN(300), rand.IntN(300)

@@ -187,26 +187,19 @@ func TestANewConnectionToADrainingHostIsServed(t *testing.T) {
 func TestH2ConnPutsItsGoAwayBetweenFrames(t *testing.T) {
 	cert, _ := selfSigned(t, "a.test")
 	for iter := range 200 {
-		a, b := net.Pipe()
-		srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}})
-		cl := tls.Client(b, &tls.Config{InsecureSkipVerify: true})
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Handshake() }()
-		if err := cl.Handshake(); err != nil || <-errc != nil {
-			t.Fatal("handshake")
-		}
+		srv, cl := tlsPipe(t, cert)
 		hc := &h2Conn{Conn: srv}
 		r := rand.New(rand.NewPCG(uint64(iter), 1))
 		var stream []byte
-		var frames [][]byte
+		var sent [][]byte
 		for range 1 + r.IntN(12) {
 			n := r.IntN(20000)
 			if r.IntN(3) == 0 {
 				n = 0
 			}
 			typ := byte(r.IntN(6)) // no GOAWAY among them
-			f := append([]byte{byte(n >> 16), byte(n >> 8), byte(n), typ, 0, 0, 0, 0, 1}, bytes.Repeat([]byte{'x'}, n)...)
-			frames = append(frames, f)
+			f := h2raw.Encode(typ, 0, 1, bytes.Repeat([]byte{'x'}, n))
+			sent = append(sent, f)
 			stream = append(stream, f...)
 		}
 		got := make(chan []byte, 1)
@@ -229,16 +222,17 @@ func TestH2ConnPutsItsGoAwayBetweenFrames(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // tell's goroutine, for an idle connection
 		hc.tell()                        // at most once
 		srv.Close()
-		out := <-got
+		out := bytes.NewReader(<-got)
 		cl.Close()
 		gi, j, i := -1, 0, 0
-		for ; len(out) >= 9; i++ {
-			n := int(out[0])<<16 | int(out[1])<<8 | int(out[2])
-			if len(out) < 9+n {
-				t.Fatalf("iter %d: a frame cut short", iter)
+		for ; ; i++ {
+			f, err := rawFrame(out)
+			if err == io.EOF {
+				break
 			}
-			f := out[:9+n]
-			out = out[9+n:]
+			if err != nil {
+				t.Fatalf("iter %d: a frame cut short: %v", iter, err)
+			}
 			if bytes.Equal(f, goAwayFirst) {
 				if gi >= 0 {
 					t.Fatalf("iter %d: two GOAWAYs", iter)
@@ -246,13 +240,39 @@ func TestH2ConnPutsItsGoAwayBetweenFrames(t *testing.T) {
 				gi = i
 				continue
 			}
-			if j >= len(frames) || !bytes.Equal(f, frames[j]) {
+			if j >= len(sent) || !bytes.Equal(f, sent[j]) {
 				t.Fatalf("iter %d: frame %d is not what was written", iter, i)
 			}
 			j++
 		}
-		if len(out) != 0 || j != len(frames) || gi < 1 {
-			t.Fatalf("iter %d: %d bytes left, %d of %d frames, the GOAWAY at %d", iter, len(out), j, len(frames), gi)
+		if j != len(sent) || gi < 1 {
+			t.Fatalf("iter %d: %d of %d frames, the GOAWAY at %d", iter, j, len(sent), gi)
 		}
 	}
+}
+
+// tlsPipe is a TLS connection over net.Pipe, both ends handshaken, closed
+// at the test's end.
+func tlsPipe(t *testing.T, cert tls.Certificate) (srv, cl *tls.Conn) {
+	t.Helper()
+	a, b := net.Pipe()
+	srv = tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}})
+	cl = tls.Client(b, &tls.Config{InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake() }()
+	if err := cl.Handshake(); err != nil || <-errc != nil {
+		t.Fatal("handshake")
+	}
+	t.Cleanup(func() { srv.Close(); cl.Close() })
+	return srv, cl
+}
+
+// rawFrame reads a frame as its bytes were written (no frame here sets
+// the stream's reserved bit); io.EOF at a clean end.
+func rawFrame(r io.Reader) ([]byte, error) {
+	f, err := h2raw.Read(r)
+	if err != nil {
+		return nil, err
+	}
+	return h2raw.Encode(f.Type, f.Flags, f.Stream, f.Payload), nil
 }
