@@ -30,6 +30,7 @@ var (
 	descUpgrades   = promtext.NewDesc("smoothserve_upgrades_total", "Upgrades of smoothserve, by outcome (going on across upgrades).", promtext.Counter, "result")
 	descOpenConns  = promtext.NewDesc("smoothserve_open_connections", "Client connections open, by proxy port (HTTP/1.x).", promtext.Gauge, "port")
 	descParked     = promtext.NewDesc("smoothserve_parked_connections", "Client connections parked: idle HTTP/1.x ones (plain or TLS), quiet WebSocket tunnels and quiet HTTP/1.x streamed responses, watched in one epoll set, holding no goroutine or buffer.", promtext.Gauge)
+	descShed       = promtext.NewDesc("smoothserve_connections_shed_total", "Idle keep-alive client connections closed, the longest idle first, to free file descriptors when this process had none left for a new connection or a connection to an instance (since it started).", promtext.Counter)
 	descHost       = promtext.NewDesc("smoothserve_host_state", "1 for the host's drain state now (serving, draining, drained), 0 for the others.", promtext.Gauge, "state")
 	descInstDrain  = promtext.NewDesc("smoothserve_instance_drained", "1 if the operator took the instance out of rotation (smoothtool drain NAME#SLOT).", promtext.Gauge, "service", "instance")
 	descLogDropped = promtext.NewDesc("smoothserve_access_log_dropped_lines_total", "Access log lines dropped: the log's writer fell behind (its queue was full), or a write of the file failed.", promtext.Counter, "path")
@@ -59,6 +60,7 @@ func (d *Daemon) collect(s *promtext.Set) {
 		s.Add(descOpenConns, float64(n), strconv.Itoa(port))
 	}
 	s.Add(descParked, float64(d.px.ParkedConnections()))
+	s.Add(descShed, float64(d.px.ShedConnections()))
 	host := d.host.Status().State
 	for _, state := range []string{api.HostServing, api.HostDraining, api.HostDrained} {
 		s.Add(descHost, b2f(state == host), state)

@@ -61,7 +61,9 @@
 //     stands, streampark.go) has exactly one owner: the parker
 //     while it is in the parked set, then whoever removed it (under the
 //     parker's lock): its wake, the IdleTimeout sweep, Shutdown,
-//     PassConnections, SetDraining or Close. A parked tunnel is taken only
+//     PassConnections, SetDraining, Close, or the closing of the longest
+//     idle to make room when the process runs out of descriptors
+//     (shed.go: an idle connection whose client sent nothing since). A parked tunnel is taken only
 //     by its wake, PassConnections (passed as it is) and Close; it has no
 //     IdleTimeout, and Shutdown leaves it to its instance. A parked stream
 //     is taken only by its wake, PassConnections (a plain one, passed as

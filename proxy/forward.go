@@ -73,7 +73,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 		if err != nil {
 			return c.fail(req, err, kept)
 		}
-		uc, err := b.Get(maxIdle)
+		uc, err := c.srv.get(b, maxIdle)
 		if err != nil {
 			// Nothing was sent: any request may go elsewhere.
 			b.Release(false)
@@ -93,7 +93,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// instance. Once more, on a connection of its own.
 			c.srv.opts.Logger.Debug("proxy: pooled connection was closed by the instance; sending again",
 				"service", b.Service, "slot", b.Slot, "request_id", string(c.rid), "err", err)
-			if uc, err = b.Dial(); err == nil {
+			if uc, err = c.srv.dial(b); err == nil {
 				c.rec.retried = true
 				keep, began, err = c.exchange(req, b, uc, kept)
 			}

@@ -185,7 +185,7 @@ func (x *bridge) forward(set *upstream.Set) {
 			x.fail(err)
 			return
 		}
-		uc, err := b.Get(maxIdle)
+		uc, err := x.f.s.get(b, maxIdle)
 		if err != nil {
 			b.Release(false)
 			p.failed(b, err)
@@ -200,7 +200,7 @@ func (x *bridge) forward(set *upstream.Set) {
 		t0 := time.Now()
 		began, err := x.exchange(b, uc)
 		if err != nil && !began && errors.Is(err, errStale) && x.kept && (idem || errors.Is(err, upstream.ErrStaleNotSent)) {
-			if uc, err = b.Dial(); err == nil {
+			if uc, err = x.f.s.dial(b); err == nil {
 				x.retried = true
 				began, err = x.exchange(b, uc)
 			}

@@ -60,7 +60,8 @@ import (
 // long: closed), Shutdown (resumed, to end as an idle connection does),
 // PassConnections (a plain one passed as it is: handover.go's
 // passParked; a TLS one resumed, as by Shutdown), SetDraining (closed),
-// Close (closed), or the connection's own goroutine taking itself back
+// Close (closed), makeRoom (closed: the idle longest, when the process
+// runs out of descriptors; shed.go), or the connection's own goroutine taking itself back
 // when it sees, after registering, that the server began shutting down
 // or draining. (Tunnels, tunnel.go, and streams, streampark.go, are
 // parked with a second descriptor, the instance's, and have owners of

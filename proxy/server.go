@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"smoothserve/upstream"
@@ -83,6 +83,10 @@ type Server struct {
 
 	parker    *parker       // the parked idle connections (park.go)
 	parkAfter time.Duration // how long a connection idles before it is parked; 0: never
+	shedTotal atomic.Int64  // idle connections closed to free descriptors (shed.go)
+	shedMu    sync.Mutex    // serializes makeRoom, and guards shedAt and shedLogAt
+	shedAt    int64         // unix nanos of makeRoom's last closing
+	shedLogAt int64         // unix nanos of makeRoom's last log line
 
 	statsMu sync.Mutex               // guards stats: taken when routes are built and when scraped
 	stats   map[string]*serviceStats // each service's counters (stats.go), kept across routing tables
@@ -175,10 +179,14 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 			if s.shutting.Load() {
 				return ErrServerClosed
 			}
+			if outOfDescriptors(err) && s.makeRoom("accepting on port "+strconv.Itoa(port), err, time.Now().UnixNano()) {
+				continue // idle connections closed (shed.go): room for this one
+			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of descriptors: wait rather than spin; the
-				// queued connections stay in the backlog.
+			if errors.As(err, &ne) && ne.Timeout() || outOfDescriptors(err) {
+				// Out of descriptors, with no idle connection to close:
+				// wait rather than spin; the queued connections stay in
+				// the backlog.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.opts.Logger.Error("proxy: accept failed; retrying", "port", port, "err", err, "retry_in", delay)
 				time.Sleep(delay)
