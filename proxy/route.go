@@ -146,6 +146,21 @@ func logOnly(r Route, logs map[int]bool) error {
 // maxHostLen is the longest DNS name, with room for a port.
 const maxHostLen = 260
 
+// targets is every target of pt, a target as often as a name leads to it.
+func (pt *portTable) targets() []*target {
+	ts := make([]*target, 0, len(pt.exact)+len(pt.wildcards)+1)
+	for _, t := range pt.exact {
+		ts = append(ts, t)
+	}
+	for _, w := range pt.wildcards {
+		ts = append(ts, w.t)
+	}
+	if pt.fallback != nil {
+		ts = append(ts, pt.fallback)
+	}
+	return ts
+}
+
 // lookup finds the service for a Host header value on this port: the port
 // is stripped and case is ignored; exact names win over wildcards, and the
 // port's default takes the rest.

@@ -83,10 +83,10 @@ type Server struct {
 
 	parker    *parker       // the parked idle connections (park.go)
 	parkAfter time.Duration // how long a connection idles before it is parked; 0: never
-	shedTotal atomic.Int64  // idle connections closed to free descriptors (shed.go)
-	shedMu    sync.Mutex    // serializes makeRoom, and guards shedAt and shedLogAt
-	shedAt    int64         // unix nanos of makeRoom's last closing
-	shedLogAt int64         // unix nanos of makeRoom's last log line
+	shedTotal atomic.Int64  // idle client connections closed to free descriptors (shed.go)
+	shedGen   atomic.Uint64 // how many times makeRoom freed descriptors; changed under shedMu
+	shedMu    sync.Mutex    // serializes makeRoom, and guards shedLogAt
+	shedLogAt time.Time     // makeRoom's last log line
 
 	statsMu sync.Mutex               // guards stats: taken when routes are built and when scraped
 	stats   map[string]*serviceStats // each service's counters (stats.go), kept across routing tables
@@ -174,12 +174,13 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 
 	var delay time.Duration
 	for {
+		gen := s.shedGen.Load()
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.shutting.Load() {
 				return ErrServerClosed
 			}
-			if outOfDescriptors(err) && s.makeRoom("accepting on port "+strconv.Itoa(port), err, time.Now().UnixNano()) {
+			if outOfDescriptors(err) && s.makeRoom("accepting on port "+strconv.Itoa(port), err, gen) {
 				continue // idle connections closed (shed.go): room for this one
 			}
 			var ne net.Error

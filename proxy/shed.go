@@ -10,20 +10,31 @@ import (
 )
 
 // Out of file descriptors (an accept, or a dial to an instance, failing
-// with EMFILE or ENFILE), the proxy closes idle keep-alive connections to
-// make room, those idle the longest first, as nginx reuses its idle
-// keep-alive connections when it runs out of connections ("worker_connections
-// are not enough, reusing connections"). Closing one is what its
+// with EMFILE or ENFILE), the proxy makes room and tries again at once,
+// as nginx reuses its idle keep-alive connections when it runs out of
+// connections: first the pooled connections to the instances unused for
+// a second or more (no client sees those go), then the client connections
+// idle the longest. Closing an idle keep-alive connection is what its
 // IdleTimeout does later anyway, and what a client of keep-alive must be
 // ready for at any time; leaving a new client in the listen queue, or
 // answering a request 502 for want of a connection to its instance, is
-// worse. Only parked connections waiting for their next request are taken:
-// not tunnels (WebSockets) nor streams, and not one whose client has sent
-// bytes (its next request, which the parker wakes it for).
+// worse. Of the clients' only parked connections waiting for their next
+// request are taken: not tunnels (WebSockets) nor streams, and not one
+// whose client has sent bytes (its next request, which the parker wakes
+// it for).
 
-// shedBatch is how many idle connections one shortage closes at most, as
-// nginx's ngx_drain_connections closes 32.
-const shedBatch = 32
+const (
+	// shedBatch is how many descriptors one shortage frees at most, as
+	// nginx's ngx_drain_connections closes 32 connections.
+	shedBatch = 32
+	// poolIdleShed is how long a pooled connection to an instance has
+	// been unused before a shortage closes it: the pool keeps those in
+	// use lately, which the next requests would dial again.
+	poolIdleShed = time.Second
+	// roomTries bounds the dials of one request made again after room
+	// was made: concurrent shortages share what one makeRoom freed.
+	roomTries = 8
+)
 
 // outOfDescriptors reports whether err says that this process (EMFILE) or
 // the system (ENFILE) has no file descriptor left.
@@ -31,53 +42,79 @@ func outOfDescriptors(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
-// makeRoom closes up to shedBatch idle connections after err, an accept's
-// or a dial's (at: which, and where) that ran out of descriptors at
-// failed (unix nanos, taken as it failed), and reports whether
-// there is room to try again: it closed some, their descriptors free when
-// it returns, or another call did since failed (many connections run out
-// at once; each closing a batch would close far more than they need). The
-// log says so at most once a second.
-func (s *Server) makeRoom(at string, err error, failed int64) bool {
+// makeRoom frees up to shedBatch descriptors after err, an accept's or a
+// dial's (at: which, and where) that ran out of them, tried when the room
+// made so far was gen (shedGen, read before the try), and reports whether
+// there is room to try again: it freed some, or another call did since
+// gen (many connections run out at once; each freeing a batch would close
+// far more than they need). The log says so at most once a second.
+func (s *Server) makeRoom(at string, err error, gen uint64) bool {
 	s.shedMu.Lock()
 	defer s.shedMu.Unlock()
-	if s.shedAt >= failed {
+	if s.shedGen.Load() != gen {
 		return true
 	}
-	n := s.parker.shed(shedBatch)
-	if n == 0 {
+	pooled := s.shedPools(shedBatch)
+	clients := s.parker.shed(shedBatch - pooled)
+	if pooled+clients == 0 {
 		return false
 	}
-	now := time.Now().UnixNano()
-	s.shedAt = now
-	total := s.shedTotal.Add(int64(n))
-	if now-s.shedLogAt >= int64(time.Second) {
+	s.shedGen.Add(1)
+	total := s.shedTotal.Add(int64(clients))
+	if now := time.Now(); now.Sub(s.shedLogAt) >= time.Second {
 		s.shedLogAt = now
-		s.opts.Logger.Warn("proxy: out of file descriptors; closed idle keep-alive connections, the longest idle first, to make room",
-			"at", at, "err", err, "closed", n, "closed_since_start", total, "parked_left", s.parker.count())
+		s.opts.Logger.Warn("proxy: out of file descriptors; closed idle connections, the longest idle first, to make room",
+			"at", at, "err", err, "instance_conns_closed", pooled, "client_conns_closed", clients,
+			"client_conns_closed_since_start", total, "parked_left", s.parker.count())
 	}
 	return true
+}
+
+// shedPools closes up to n pooled connections to the instances unused for
+// poolIdleShed, and reports how many.
+func (s *Server) shedPools(n int) int {
+	closed := 0
+	seen := make(map[*upstream.Set]bool)
+	for _, pt := range s.routes.Load().ports {
+		for _, t := range pt.targets() {
+			if t.set == nil || seen[t.set] {
+				continue
+			}
+			seen[t.set] = true
+			for _, b := range t.set.Backends() {
+				if closed == n {
+					return closed
+				}
+				closed += b.CloseIdleFor(poolIdleShed, n-closed)
+			}
+		}
+	}
+	return closed
 }
 
 // ShedConnections is how many idle client connections this Server closed
 // to free descriptors (makeRoom) since it began.
 func (s *Server) ShedConnections() int64 { return s.shedTotal.Load() }
 
-// get is b.Get, and a dial once more after making room if the process ran
-// out of descriptors for it.
+// get is b.Get, made again (at most roomTries times) while the process
+// has no descriptor left for it and room can be made: a pooled connection
+// put back meanwhile serves too.
 func (s *Server) get(b *upstream.Backend, maxIdle time.Duration) (*upstream.Conn, error) {
+	gen := s.shedGen.Load()
 	uc, err := b.Get(maxIdle)
-	if err != nil && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, time.Now().UnixNano()) {
-		uc, err = b.Dial()
+	for try := 0; err != nil && try < roomTries && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, gen); try++ {
+		gen = s.shedGen.Load()
+		uc, err = b.Get(maxIdle)
 	}
 	return uc, err
 }
 
-// dial is b.Dial, once more after making room if the process ran out of
-// descriptors for it.
+// dial is b.Dial, made again as get makes b.Get.
 func (s *Server) dial(b *upstream.Backend) (*upstream.Conn, error) {
+	gen := s.shedGen.Load()
 	uc, err := b.Dial()
-	if err != nil && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, time.Now().UnixNano()) {
+	for try := 0; err != nil && try < roomTries && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, gen); try++ {
+		gen = s.shedGen.Load()
 		uc, err = b.Dial()
 	}
 	return uc, err
@@ -87,6 +124,9 @@ func (s *Server) dial(b *upstream.Backend) (*upstream.Conn, error) {
 // the longest idle first, and closes them, their descriptors freed before
 // it returns. It reports how many it closed.
 func (p *parker) shed(n int) int {
+	if n <= 0 {
+		return 0
+	}
 	p.mu.Lock()
 	oldest := make([]*conn, 0, n) // the n idle the longest, oldest first
 	for _, c := range p.slots {
@@ -123,6 +163,8 @@ func (p *parker) shed(n int) int {
 			// a client that reads nothing): between requests, the end of
 			// the TCP connection is all a client needs to see.
 			tc.NetConn().Close()
+			c.closeParkedNow() // its close_notify fails at once
+			continue
 		}
 		c.closeParked()
 	}

@@ -3,16 +3,16 @@ package proxy
 import (
 	"errors"
 	"io"
+	"net/http"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // Out of descriptors, the parked connections idle the longest are closed,
-// at most the batch asked for; the others serve on. A call that finds room
-// made since its failure closes nothing more, and one with nothing parked
-// reports no room.
-func TestMakeRoomClosesTheLongestIdle(t *testing.T) {
+// at most the batch asked for; the others serve on.
+func TestShedClosesTheLongestIdle(t *testing.T) {
 	in := startInstance(t, "a", nil)
 	f := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: setOf(t, "s", in)})
 	var cls []*client
@@ -41,19 +41,56 @@ func TestMakeRoomClosesTheLongestIdle(t *testing.T) {
 		cl.c.SetReadDeadline(time.Time{})
 		cl.mustDo(get("x", "/again"))
 	}
+}
 
-	// A shortage closes the rest (fewer than a batch); one that failed
-	// before that finds room made, and closes nothing more; one after,
-	// with nothing parked, finds none.
-	waitParked(t, f.srv, 3)
-	before := time.Now().UnixNano()
-	if !f.srv.makeRoom("test", syscall.EMFILE, time.Now().UnixNano()) || f.srv.ShedConnections() != 3 {
-		t.Fatalf("makeRoom: %d closed, want the 3 parked", f.srv.ShedConnections())
+// makeRoom frees a batch: first the pooled connections to the instances
+// unused for a second, then the clients' idle the longest. A shortage
+// that came before the last room made closes nothing more; one with
+// nothing left to close finds no room.
+func TestMakeRoomClosesPooledConnectionsFirst(t *testing.T) {
+	const n = 40
+	var held sync.WaitGroup
+	held.Add(n)
+	in := startInstance(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		held.Done()
+		held.Wait() // n requests at once: n connections to the instance
+	})
+	set := setOf(t, "s", in)
+	f := startProxy(t, parkOpts(Options{}), Route{Port: 1, Set: set})
+	var cls []*client
+	var wg sync.WaitGroup
+	for range n {
+		cl := dial(t, f.addr)
+		cls = append(cls, cl)
+		wg.Go(func() { cl.mustDo(get("x", "/")) })
 	}
-	if !f.srv.makeRoom("test", syscall.EMFILE, before) || f.srv.ShedConnections() != 3 {
-		t.Fatalf("makeRoom for a failure before the last room made: %d closed in all, want 3", f.srv.ShedConnections())
+	wg.Wait()
+	waitParked(t, f.srv, n)
+	time.Sleep(poolIdleShed + 100*time.Millisecond)
+
+	gen := f.srv.shedGen.Load()
+	if !f.srv.makeRoom("test", syscall.EMFILE, gen) || f.srv.ShedConnections() != 0 || f.srv.parker.count() != n {
+		t.Fatalf("the first makeRoom closed %d clients (%d parked), want none: %d pooled connections are there to close first",
+			f.srv.ShedConnections(), f.srv.parker.count(), n)
 	}
-	if f.srv.makeRoom("test", syscall.EMFILE, time.Now().UnixNano()) {
-		t.Fatalf("makeRoom with nothing parked reported room")
+	if !f.srv.makeRoom("test", syscall.EMFILE, gen) || f.srv.ShedConnections() != 0 {
+		t.Fatalf("a shortage before the last room made closed %d clients", f.srv.ShedConnections())
+	}
+	if !f.srv.makeRoom("test", syscall.EMFILE, f.srv.shedGen.Load()) || f.srv.ShedConnections() != shedBatch-(n-shedBatch) {
+		t.Fatalf("the second makeRoom closed %d clients, want %d beside the %d pooled left", f.srv.ShedConnections(), shedBatch-(n-shedBatch), n-shedBatch)
+	}
+	if left := set.Backends()[0].TakeIdle(); len(left) != 0 {
+		t.Errorf("%d pooled connections left", len(left))
+	}
+	for f.srv.parker.count() > 0 {
+		if !f.srv.makeRoom("test", syscall.EMFILE, f.srv.shedGen.Load()) {
+			t.Fatalf("makeRoom found no room with %d parked", f.srv.parker.count())
+		}
+	}
+	if f.srv.makeRoom("test", syscall.EMFILE, f.srv.shedGen.Load()) {
+		t.Fatalf("makeRoom with nothing left reported room")
+	}
+	if got := f.srv.ShedConnections(); got != n {
+		t.Errorf("%d client connections counted, want %d", got, n)
 	}
 }

@@ -238,6 +238,11 @@ func (in *instance) checkHealth(ctx context.Context) {
 		}
 		var change healthChange
 		switch {
+		case outOfDescriptors(err):
+			// This process had no descriptor for the probe (a flood of
+			// connections): that says nothing of the instance.
+			in.sv.log.Warn("health check not made: out of file descriptors", "instance", in.name, "err", err)
+			continue
 		case err == nil:
 			failed = 0
 			if !since.IsZero() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"smoothserve/control/api"
@@ -23,6 +24,13 @@ const (
 	healthTimeout = 2 * time.Second // a health check's whole request, at start
 )
 
+// outOfDescriptors reports whether err says that this process (EMFILE) or
+// the system (ENFILE) had no file descriptor left for a probe: the probe
+// was not made, which says nothing of the instance.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
 // probeDialer connects the probes and the port check: each connection is
 // closed after one exchange, so no TCP keep-alive is set up (four
 // setsockopt calls each).
@@ -36,6 +44,9 @@ var ErrPortInUse = errors.New(api.PortInUse)
 // an instance there would fail, or worse, look ready at once.
 func checkPortFree(ctx context.Context, addr string, port int) error {
 	c, err := probeDialer.DialContext(ctx, "tcp", addr)
+	if outOfDescriptors(err) {
+		return fmt.Errorf("checking whether port %d is free: %w", port, err)
+	}
 	if err != nil {
 		return nil // refused (or unreachable): nobody serves there
 	}

@@ -203,3 +203,40 @@ func TestWaitReadyFirstProbe(t *testing.T) {
 		t.Errorf("an exited process was waited for %v", took)
 	}
 }
+
+// Without a descriptor for it, a probe is not made, and says so: the port
+// check does not take the failed dial for a free port, and the health
+// check (checkHealth) counts it as no failure of the instance.
+func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
+	addr, _, _ := answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	// One answered first: its accept loop waits in the poller from then
+	// on, where a limit of 0 does not reach it.
+	if err := probe(context.Background(), addr, "/healthz", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var portErr, probeErr error
+	func() {
+		// No new descriptor for this process while the soft limit is 0:
+		// as short a while as can be.
+		none := syscall.Rlimit{Cur: 0, Max: lim.Max}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &none); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		portErr = checkPortFree(context.Background(), addr, 1)
+		probeErr = probe(context.Background(), addr, "/healthz", time.Second)
+	}()
+	if !outOfDescriptors(portErr) || !strings.Contains(portErr.Error(), "checking whether port 1 is free") {
+		t.Errorf("checkPortFree without descriptors: %v, want it to say it could not check", portErr)
+	}
+	if !outOfDescriptors(probeErr) {
+		t.Errorf("probe without descriptors: %v, want EMFILE", probeErr)
+	}
+	if err := probe(context.Background(), addr, "/healthz", time.Second); err != nil {
+		t.Errorf("probe with the limit back: %v", err)
+	}
+}

@@ -136,6 +136,26 @@ func (b *Backend) CloseIdle() {
 	}
 }
 
+// CloseIdleFor closes up to max pooled connections unused for d or
+// longer, the longest unused first, and reports how many: room for other
+// descriptors when the process has none left. What stays pooled is the
+// connections in use lately.
+func (b *Backend) CloseIdleFor(d time.Duration, max int) int {
+	now := time.Now()
+	b.mu.Lock()
+	n := 0
+	for n < len(b.pool) && n < max && now.Sub(b.pool[n].idleSince) >= d {
+		n++
+	}
+	old := slices.Clone(b.pool[:n])
+	b.pool = slices.Delete(b.pool, 0, n)
+	b.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+	}
+	return n
+}
+
 // TakeIdle empties the pool and returns what it held, for another process
 // (connpass); the caller owns the connections, each with its R.
 // Connections put back later are pooled as before.
