@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -359,5 +362,45 @@ func TestStateFileIdentifiesAStartingInstance(t *testing.T) {
 	}
 	if err := handoff.Verify(listed); err != nil || listed.StartTime == 0 || listed.Exe == "" {
 		t.Errorf("the starting instance is listed as %+v (verify: %v), want its start time and executable", listed, err)
+	}
+}
+
+// An instance that exits after its hand-over is the next process's to stop
+// and to see go: the process handed over from (still serving its last TLS
+// connections) neither kills what is left of its group, a worker
+// finishing its requests, nor logs the exit as a loss.
+func TestAHandedOverInstancesExitIsLeftToTheNextProcess(t *testing.T) {
+	cfg := testConfig(t, 1, "normal")
+	a, _ := keeping(t, cfg)
+	var leader int
+	for _, pid := range a.ready() {
+		leader = pid
+	}
+	worker := exec.Command("sleep", "30")
+	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: leader} // in the instance's group
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	workerDone := make(chan struct{})
+	go func() { worker.Wait(); close(workerDone) }()
+	t.Cleanup(func() { worker.Process.Kill(); <-workerDone })
+	// Handed over, and still running (serving its last connections).
+	if err := a.sup.Freeze(); err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	a.sup.Detach()
+
+	if err := syscall.Kill(leader, syscall.SIGTERM); err != nil { // the next process stops it
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the instance's leader exits", func() bool { return !alive(leader) })
+	select {
+	case <-workerDone:
+		t.Fatalf("the worker left in the instance's group was killed by the process handed over from")
+	case <-time.After(time.Second):
+	}
+	logged, _ := os.ReadFile(filepath.Join(cfg.LogDir, cfg.Services[0].Name+".log"))
+	if strings.Contains(string(logged), "exited") {
+		t.Errorf("the process handed over from logged the exit:\n%s", logged)
 	}
 }

@@ -186,6 +186,13 @@ func (in *instance) run() {
 			b.Down()
 		}
 		stopChecks()
+		if in.sv.sup.detached.Load() {
+			// Handed over: the next smoothserve stopped it (a rollout),
+			// or sees it go. What is left of its group is that one's to
+			// wait for (a worker finishing its requests), not to kill,
+			// and it is no loss to report here.
+			return
+		}
 		kill(p) // its group, in case it left children behind
 		exit.kind = exitLost
 		exit.err = fmt.Errorf("%s pid %d exited: %s", in.name, p.Pid(), exitReason(p.Err()))
