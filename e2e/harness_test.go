@@ -66,6 +66,7 @@ type env struct {
 	demo      string // the demo executable the services run
 	proxyPort int
 	ports     *portBlock
+	inherit   []*os.File // descriptors the daemon inherits from its starter (3 on), as a shell's pipe
 }
 
 // newEnv makes a folder and reserves a block of free ports; the first one
@@ -134,6 +135,7 @@ func (e *env) startDaemon(args ...string) *daemon {
 	d.cmd = exec.Command(bin.smoothserve, append([]string{"--config", e.config}, args...)...)
 	d.cmd.Dir = e.dir
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.ExtraFiles = e.inherit
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/daemon"
+	"smoothserve/internal/cloexec"
 )
 
 func main() {
@@ -72,6 +73,11 @@ func run(args []string) int {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// A descriptor it inherited open (a pipe of whoever started it) would
+	// pass on to every instance.
+	if _, err := cloexec.Mark(); err != nil {
+		log.Warn("inherited descriptors may reach the instances", "err", err)
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
