@@ -219,6 +219,13 @@ wait:
 			break wait
 		case <-d.upg.Exit():
 			d.log.Info("the new smoothserve took over; draining and exiting without stopping instances")
+			// The instances are the new process's from now on, also while
+			// this one finishes its last connections (releaseAll: the
+			// proxy's drain, up to UpgradeDrainTimeout): one that exits
+			// meanwhile (the new process rolled it) is not this one's to
+			// kill the group of, nor to report lost. The supervisor is
+			// frozen already: it starts nothing.
+			d.sup.Detach()
 			// Before the release lowers this process to the idle class
 			// (the supervisor's). An upgrade asked on the admin page is
 			// answered meanwhile: upgrade returns without waiting for
