@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"smoothserve/internal/nofile"
 )
 
 const (
@@ -134,8 +136,7 @@ func (s *server) accept(ctx context.Context, ln net.Listener) error {
 func passing(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() ||
-		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+		nofile.Exhausted(err) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // answer writes the line for the current state to c, then reads and

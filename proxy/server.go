@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/upstream"
 )
 
@@ -180,11 +181,11 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 			if s.shutting.Load() {
 				return ErrServerClosed
 			}
-			if outOfDescriptors(err) && s.makeRoom("accepting on port "+strconv.Itoa(port), err, gen) {
+			if nofile.Exhausted(err) && s.makeRoom("accepting on port "+strconv.Itoa(port), err, gen) {
 				continue // idle connections closed (shed.go): room for this one
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || outOfDescriptors(err) {
+			if errors.As(err, &ne) && ne.Timeout() || nofile.Exhausted(err) {
 				// Out of descriptors, with no idle connection to close:
 				// wait rather than spin; the queued connections stay in
 				// the backlog.

@@ -2,10 +2,9 @@ package proxy
 
 import (
 	"crypto/tls"
-	"errors"
-	"syscall"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/upstream"
 )
 
@@ -35,12 +34,6 @@ const (
 	// was made: concurrent shortages share what one makeRoom freed.
 	roomTries = 8
 )
-
-// outOfDescriptors reports whether err says that this process (EMFILE) or
-// the system (ENFILE) has no file descriptor left.
-func outOfDescriptors(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
 
 // makeRoom frees up to shedBatch descriptors after err, an accept's or a
 // dial's (at: which, and where) that ran out of them, tried when the room
@@ -100,24 +93,27 @@ func (s *Server) ShedConnections() int64 { return s.shedTotal.Load() }
 // has no descriptor left for it and room can be made: a pooled connection
 // put back meanwhile serves too.
 func (s *Server) get(b *upstream.Backend, maxIdle time.Duration) (*upstream.Conn, error) {
-	gen := s.shedGen.Load()
-	uc, err := b.Get(maxIdle)
-	for try := 0; err != nil && try < roomTries && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, gen); try++ {
-		gen = s.shedGen.Load()
-		uc, err = b.Get(maxIdle)
-	}
-	return uc, err
+	return s.connect(b, maxIdle, false)
 }
 
 // dial is b.Dial, made again as get makes b.Get.
 func (s *Server) dial(b *upstream.Backend) (*upstream.Conn, error) {
-	gen := s.shedGen.Load()
-	uc, err := b.Dial()
-	for try := 0; err != nil && try < roomTries && outOfDescriptors(err) && s.makeRoom("connecting to "+b.Addr, err, gen); try++ {
-		gen = s.shedGen.Load()
-		uc, err = b.Dial()
+	return s.connect(b, 0, true)
+}
+
+// connect is get, or dial when fresh.
+func (s *Server) connect(b *upstream.Backend, maxIdle time.Duration, fresh bool) (uc *upstream.Conn, err error) {
+	for try := 0; ; try++ {
+		gen := s.shedGen.Load()
+		if fresh {
+			uc, err = b.Dial()
+		} else {
+			uc, err = b.Get(maxIdle)
+		}
+		if err == nil || try == roomTries || !nofile.Exhausted(err) || !s.makeRoom("connecting to "+b.Addr, err, gen) {
+			return uc, err
+		}
 	}
-	return uc, err
 }
 
 // shed takes up to n parked connections waiting for their next request,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/upstream"
 )
 
@@ -238,9 +239,10 @@ func (in *instance) checkHealth(ctx context.Context) {
 		}
 		var change healthChange
 		switch {
-		case outOfDescriptors(err):
+		case nofile.Exhausted(err):
 			// This process had no descriptor for the probe (a flood of
-			// connections): that says nothing of the instance.
+			// connections): the probe was not made, which says nothing of
+			// the instance.
 			in.sv.log.Warn("health check not made: out of file descriptors", "instance", in.name, "err", err)
 			continue
 		case err == nil:

@@ -8,10 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	"smoothserve/control/api"
+	"smoothserve/internal/nofile"
 )
 
 // pollInterval is how often a starting instance is probed: short enough that
@@ -23,13 +23,6 @@ const (
 	dialTimeout   = time.Second     // a probe's connect; loopback answers at once
 	healthTimeout = 2 * time.Second // a health check's whole request, at start
 )
-
-// outOfDescriptors reports whether err says that this process (EMFILE) or
-// the system (ENFILE) had no file descriptor left for a probe: the probe
-// was not made, which says nothing of the instance.
-func outOfDescriptors(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
 
 // probeDialer connects the probes and the port check: each connection is
 // closed after one exchange, so no TCP keep-alive is set up (four
@@ -44,7 +37,7 @@ var ErrPortInUse = errors.New(api.PortInUse)
 // an instance there would fail, or worse, look ready at once.
 func checkPortFree(ctx context.Context, addr string, port int) error {
 	c, err := probeDialer.DialContext(ctx, "tcp", addr)
-	if outOfDescriptors(err) {
+	if nofile.Exhausted(err) {
 		return fmt.Errorf("checking whether port %d is free: %w", port, err)
 	}
 	if err != nil {

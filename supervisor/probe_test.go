@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/tcptest"
 )
 
@@ -230,10 +231,10 @@ func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
 		portErr = checkPortFree(context.Background(), addr, 1)
 		probeErr = probe(context.Background(), addr, "/healthz", time.Second)
 	}()
-	if !outOfDescriptors(portErr) || !strings.Contains(portErr.Error(), "checking whether port 1 is free") {
+	if !nofile.Exhausted(portErr) || !strings.Contains(portErr.Error(), "checking whether port 1 is free") {
 		t.Errorf("checkPortFree without descriptors: %v, want it to say it could not check", portErr)
 	}
-	if !outOfDescriptors(probeErr) {
+	if !nofile.Exhausted(probeErr) {
 		t.Errorf("probe without descriptors: %v, want EMFILE", probeErr)
 	}
 	if err := probe(context.Background(), addr, "/healthz", time.Second); err != nil {

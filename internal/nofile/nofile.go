@@ -1,6 +1,7 @@
 package nofile
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 )
@@ -19,4 +20,10 @@ func Raise() (uint64, error) {
 		return 0, fmt.Errorf("setrlimit(RLIMIT_NOFILE, %d): %w", lim.Max, err)
 	}
 	return lim.Cur, nil
+}
+
+// Exhausted reports whether err says that this process (EMFILE) or the
+// system (ENFILE) had no file descriptor left.
+func Exhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
