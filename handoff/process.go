@@ -24,6 +24,8 @@ import (
 // for; mu orders Signal against Close.
 type Process struct {
 	pid     int
+	start   uint64        // its start time (/proc/PID/stat field 22)
+	leads   bool          // it led its own process group when adopted
 	done    chan struct{} // closed by watch once the process has exited
 	stopped chan struct{} // closed when watch returns
 	err     error         // written by watch before close(done)
@@ -50,8 +52,15 @@ func Adopt(in Instance) (*Process, error) {
 		fd.Close()
 		return nil, fmt.Errorf("adopting: %w", err)
 	}
+	st, err := readStat(in.Pid)
+	if err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("adopting %s: %w", in, err)
+	}
 	p := &Process{
 		pid:     in.Pid,
+		start:   in.StartTime,
+		leads:   st.Pgrp == in.Pid,
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		fd:      fd,
@@ -88,10 +97,13 @@ func (p *Process) Err() error {
 }
 
 // Signal sends sig to the process's group (kill(-pid)) while the process,
-// its group leader, is alive according to the pidfd; once it has exited,
-// or if it leads no group, sig goes to it alone through the pidfd, which
-// can never reach a process that reused its pid. A process that has
-// already exited is not an error (like os.ErrProcessDone).
+// its group leader, is alive according to the pidfd. Once it has exited,
+// sig goes to what is left of its group, each process through a pidfd of
+// its own (signalLeftInGroup: a worker hung after its leader exited must
+// not outlive it). A process that leads no group gets sig alone, through
+// the pidfd, which can never reach a process that reused its pid. A
+// process that has already exited is not an error (like
+// os.ErrProcessDone).
 func (p *Process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -112,7 +124,11 @@ func (p *Process) signal(fd int, sig syscall.Signal) error {
 	// this check and kill is the one every kill(2) has; the pidfd closes it
 	// for the leader alone. A poll that fails says nothing: then only the
 	// pidfd is used, which cannot reach another process.
-	if gone, err := pidfd.Exited(fd); err == nil && !gone {
+	gone, perr := pidfd.Exited(fd)
+	if perr == nil && p.leads {
+		if gone {
+			return signalLeftInGroup(p.pid, p.start, sig)
+		}
 		if pgid, err := unix.Getpgid(p.pid); err == nil && pgid == p.pid {
 			err := unix.Kill(-p.pid, sig)
 			if err == nil {

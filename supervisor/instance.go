@@ -189,8 +189,8 @@ func (in *instance) run() {
 		if in.sv.sup.detached.Load() {
 			// Handed over: the next smoothserve stopped it (a rollout),
 			// or sees it go. What is left of its group is that one's to
-			// wait for (a worker finishing its requests), not to kill,
-			// and it is no loss to report here.
+			// stop (handoff.Process.Signal), not this one's, and it is
+			// no loss to report here.
 			return
 		}
 		kill(p) // its group, in case it left children behind

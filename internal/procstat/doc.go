@@ -2,8 +2,8 @@
 // /proc/PID/stat fields (state, parent, process group, CPU time, start
 // time, and so when it started: Started), its memory (/proc/PID/statm),
 // its open files and its network namespace's IP bytes (OpenFiles,
-// NetOctets), one process at a time (Read, RSS, Memory) or summed over a
-// process group (Group, Groups): a service
+// NetOctets), one process at a time (Read, RSS, Memory), summed over a
+// process group (Group, Groups) or listed by group (Members): a service
 // instance runs in a group of its own, with the workers it forks (Node's
 // cluster, gunicorn). A Sampler turns such sums into CPU percent and
 // memory between one Measure and the next: the daemon's status has them.

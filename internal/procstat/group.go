@@ -59,9 +59,42 @@ func Groups(pgids ...int) (map[int]Usage, error) {
 	for _, g := range pgids {
 		use[g] = Usage{}
 	}
+	err := scan(func(st Stat) {
+		u, ok := use[st.Pgrp]
+		if !ok {
+			return
+		}
+		rss, err := RSS(st.Pid)
+		if err != nil {
+			return // exited in between
+		}
+		u.add(st, rss)
+		use[st.Pgrp] = u
+	})
+	return use, err
+}
+
+// Members lists the processes whose process group is pgid, found by
+// scanning /proc; none once the group is gone. A process may have exited,
+// or left the group, by the time the caller acts on it: what names it
+// safely is a pidfd opened and checked against the Stat.
+func Members(pgid int) ([]Stat, error) {
+	var in []Stat
+	err := scan(func(st Stat) {
+		if st.Pgrp == pgid {
+			in = append(in, st)
+		}
+	})
+	return in, err
+}
+
+// scan calls fn with the Stat of every process in /proc; a process that
+// exits while /proc is read is left out. The error is that of reading
+// /proc itself.
+func scan(fn func(Stat)) error {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return use, err
+		return err
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -72,16 +105,7 @@ func Groups(pgids ...int) (map[int]Usage, error) {
 		if err != nil {
 			continue // exited since the directory was read
 		}
-		u, ok := use[st.Pgrp]
-		if !ok {
-			continue
-		}
-		rss, err := RSS(pid)
-		if err != nil {
-			continue // exited in between
-		}
-		u.add(st, rss)
-		use[st.Pgrp] = u
+		fn(st)
 	}
-	return use, nil
+	return nil
 }

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// An instance's worker that ignores SIGTERM and stays in its process group
+// when its leader exits (a hung Node cluster worker) is killed when the
+// instance is stopped: by the daemon that started it, and after an upgrade
+// by the one that adopted it, which is not its parent. Before, an adopted
+// instance's worker outlived its rolling restart.
+func TestAWorkerLeftInTheGroupIsStoppedAfterAnUpgradeToo(t *testing.T) {
+	e := newEnv(t, 8)
+	workers := filepath.Join(e.dir, "workers")
+	script := fmt.Sprintf("#!/bin/sh\n(trap '' TERM; exec sleep 300) &\necho $! >> %s\nexec %s \"$@\"\n", workers, e.demo)
+	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
+	e.serviceOf("./app/withworker", "web", "web.test", 1, "")
+	t.Cleanup(func() {
+		for _, pid := range workerPids(t, workers) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	d := e.startDaemon()
+	t.Cleanup(func() { e.tool("stop") }) // the daemon the upgrade starts is not d's child
+	d.waitPids(e.proxyAddr(), "web.test", 1, 10*time.Second)
+
+	restart := func(when string, want int) {
+		t.Helper()
+		if code, out, errOut := e.tool("restart", "web"); code != 0 {
+			t.Fatalf("restart %s: exit %d\n%s%s", when, code, out, errOut)
+		}
+		pids := workerPids(t, workers)
+		if len(pids) != want {
+			t.Fatalf("%d workers started, want %d", len(pids), want)
+		}
+		old := pids[want-2]
+		deadline := time.Now().Add(5 * time.Second)
+		for alive(old) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(old) {
+			t.Fatalf("restart %s: the stopped instance's worker pid %d still runs", when, old)
+		}
+		if !alive(pids[want-1]) {
+			t.Fatalf("restart %s: the new instance's worker pid %d is gone", when, pids[want-1])
+		}
+	}
+	restart("by the daemon that started it", 2)
+	if code, out, errOut := e.tool("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	restart("after an upgrade", 3)
+	if code, _, err := httpGet(e.proxyAddr(), "web.test", "/"); err != nil || code != 200 {
+		t.Errorf("GET after the restarts: %d %v", code, err)
+	}
+}
+
+// workerPids reads the pids the instances wrote, in the order they started.
+func workerPids(t *testing.T, path string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: %q is not a pid", path, f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
