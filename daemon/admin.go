@@ -8,6 +8,7 @@ import (
 
 	"smoothserve/admin"
 	"smoothserve/internal/httpstop"
+	"smoothserve/internal/nofile"
 )
 
 // The admin listener (AdminAddr): the status page, its actions, and the
@@ -42,7 +43,8 @@ func (d *Daemon) serveAdmin(ctl *daemonControl) {
 		ReadHeaderTimeout: 10 * time.Second,
 	})
 	go func(ln net.Listener) {
-		if err := d.adminSrv.Serve(ln); err != nil {
+		room := nofile.Room(d.px.MakeRoom)
+		if err := d.adminSrv.Serve(room.Listener(ln, "accepting on the admin listener "+ln.Addr().String())); err != nil {
 			d.log.Error("the admin listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}(d.adminLn)

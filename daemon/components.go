@@ -57,7 +57,7 @@ func (d *Daemon) controlComponent() component {
 		name: "control",
 		start: func() {
 			ctl := &daemonControl{d: d, startedAt: time.Now(), stops: d.stops}
-			d.ctl = serveControl(d.ctlLn, ctl, d.log)
+			d.ctl = serveControl(d.ctlLn, ctl, d.px.MakeRoom, d.log)
 			d.serveAdmin(ctl)
 			d.serveAgent()
 		},

@@ -11,6 +11,7 @@ import (
 
 	"smoothserve/control"
 	"smoothserve/control/api"
+	"smoothserve/internal/nofile"
 )
 
 // daemonControl is what the control API reaches of the daemon: the
@@ -136,12 +137,14 @@ type controlServer struct {
 	once sync.Once     // close
 }
 
-// serveControl serves the control API on ln until close.
-func serveControl(ln net.Listener, d control.Daemon, log *slog.Logger) *controlServer {
+// serveControl serves the control API on ln until close. Out of
+// descriptors, its accept asks room for some: smoothtool is how the
+// operator acts then.
+func serveControl(ln net.Listener, d control.Daemon, room nofile.Room, log *slog.Logger) *controlServer {
 	c := &controlServer{srv: control.NewServer(d, log), ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		if err := c.srv.Serve(ln); err != nil {
+		if err := c.srv.Serve(room.Listener(ln, "accepting on the control socket")); err != nil {
 			log.Error("control socket failed: smoothtool cannot reach smoothserve", "err", err)
 		}
 	}()

@@ -162,6 +162,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.host = newHostDrain(d.px, cfg.StateDir, cfg.DrainDelay, log)
 	d.host.restore()
 	d.sup = supervisor.New(cfg, d.sets, log)
+	d.sup.SetMakeRoom(d.px.MakeRoom) // a start or a probe out of descriptors closes idle connections too
 	stateFile := filepath.Join(cfg.StateDir, stateFileName)
 	prior, err := handoff.Read(stateFile)
 	if err != nil {

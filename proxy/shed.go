@@ -85,6 +85,13 @@ func (s *Server) shedPools(n int) int {
 	return closed
 }
 
+// MakeRoom is makeRoom for a descriptor this process needs elsewhere (the
+// supervisor's probes of its instances): at says which, err is the
+// failure. It reports whether there is room to try again.
+func (s *Server) MakeRoom(at string, err error) bool {
+	return s.makeRoom(at, err, s.shedGen.Load())
+}
+
 // ShedConnections is how many idle client connections this Server closed
 // to free descriptors (makeRoom) since it began.
 func (s *Server) ShedConnections() int64 { return s.shedTotal.Load() }

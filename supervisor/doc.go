@@ -69,5 +69,7 @@
 // Instances run in their own process group without a parent-death signal,
 // so they outlive a crash of smoothserve, and the next one adopts them;
 // their output goes straight to a log file per service, never through
-// smoothserve.
+// smoothserve. What the supervisor opens (a start's exec, the probes) asks
+// for room when the process is out of descriptors (SetMakeRoom: the
+// proxy closes idle connections) and is tried again.
 package supervisor

@@ -243,7 +243,7 @@ func (in *instance) checkHealth(ctx context.Context) {
 			// This process had no descriptor for the probe (a flood of
 			// connections): the probe was not made, which says nothing of
 			// the instance.
-			in.sv.log.Warn("health check not made: out of file descriptors", "instance", in.name, "err", err)
+			in.sv.sup.warnNoDescriptors(in.name, err)
 			continue
 		case err == nil:
 			failed = 0
@@ -369,4 +369,22 @@ func (sv *service) othersUp(sl *slot) bool {
 // not about to be drained for failing; on the run goroutine.
 func (in *instance) up() bool {
 	return in != nil && !in.replacing && (in.state == StateReady || in.state == StateUnhealthy)
+}
+
+// noFDsWarnEvery is the least time between two "health check not made"
+// lines: while descriptors lack, every check of every instance fails so.
+const noFDsWarnEvery = 10 * time.Second
+
+// warnNoDescriptors logs that a health check of instance was not made for
+// want of a descriptor, at most once in noFDsWarnEvery.
+func (s *Supervisor) warnNoDescriptors(instance string, err error) {
+	now := time.Now().UnixNano()
+	last := s.noFDsWarnAt.Load()
+	if d := now - last; d >= 0 && d < int64(noFDsWarnEvery) {
+		return // said lately (a clock stepped back says it again)
+	}
+	if !s.noFDsWarnAt.CompareAndSwap(last, now) {
+		return // another check says it
+	}
+	s.log.Warn("health check not made: out of file descriptors (said once in 10s)", "instance", instance, "err", err)
 }

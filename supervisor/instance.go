@@ -228,21 +228,16 @@ func (in *instance) start() (process, error) {
 	if err := checkPortFree(in.ctx, in.addr, in.port); err != nil {
 		return nil, startErr(err)
 	}
-	logf, err := sv.openLog()
+	// Out of descriptors, the log's open and the exec (its pipe, its
+	// pidfd) are made again once there is room.
+	room := roomOf(in.ctx)
+	var logf *os.File
+	err := room.Retry("opening the log of "+in.name, func() (err error) { logf, err = sv.openLog(); return err })
 	if err != nil {
 		return nil, startErr(err)
 	}
-
-	cmd := exec.Command(cfg.ExecutablePath, cfg.ExpandArgs(in.port)...)
-	cmd.Dir = cfg.WorkingDir
-	cmd.Env = in.environ()
-	// The file itself, not a pipe: the instance writes its output without
-	// smoothserve, and goes on after smoothserve is gone.
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own group, so signals reach its children; and no Pdeathsig, so
-	// that it survives a crash of smoothserve.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p, err := startChild(cmd)
+	var p *childProcess
+	err = room.Retry("starting "+in.name, func() (err error) { p, err = startChild(in.command(logf)); return err })
 	if err != nil {
 		return nil, startErr(execError(cfg.ExecutablePath, err))
 	}
@@ -267,6 +262,20 @@ func (in *instance) start() (process, error) {
 		return p, nil
 	}
 	return nil, startErr(in.notReady(p, err))
+}
+
+// command is the instance's process to start, its output to logf.
+func (in *instance) command(logf *os.File) *exec.Cmd {
+	cmd := exec.Command(in.cfg.ExecutablePath, in.cfg.ExpandArgs(in.port)...)
+	cmd.Dir = in.cfg.WorkingDir
+	cmd.Env = in.environ()
+	// The file itself, not a pipe: the instance writes its output without
+	// smoothserve, and goes on after smoothserve is gone.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own group, so signals reach its children; and no Pdeathsig, so
+	// that it survives a crash of smoothserve.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 // notReady ends p, which did not become ready (err), and lets go of it:

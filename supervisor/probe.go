@@ -29,6 +29,31 @@ const (
 // setsockopt calls each).
 var probeDialer = net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 
+// roomKey is the context key of the Room the probes and a start ask when
+// this process is out of descriptors (SetMakeRoom): every wait of an
+// instance has a context made from the supervisor's killCtx.
+type roomKey struct{}
+
+func withRoom(ctx context.Context, room nofile.Room) context.Context {
+	return context.WithValue(ctx, roomKey{}, room)
+}
+
+// roomOf is ctx's Room; nil if it has none.
+func roomOf(ctx context.Context) nofile.Room {
+	r, _ := ctx.Value(roomKey{}).(nofile.Room)
+	return r
+}
+
+// probeDial connects a probe to addr. Out of descriptors, it asks ctx's
+// Room to make some and dials again.
+func probeDial(ctx context.Context, addr string) (c net.Conn, err error) {
+	err = roomOf(ctx).Retry("probing "+addr, func() (err error) {
+		c, err = probeDialer.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return c, err
+}
+
 // ErrPortInUse is why an instance cannot start on a port another process
 // listens on.
 var ErrPortInUse = errors.New(api.PortInUse)
@@ -36,7 +61,7 @@ var ErrPortInUse = errors.New(api.PortInUse)
 // checkPortFree fails when something accepts connections on addr: starting
 // an instance there would fail, or worse, look ready at once.
 func checkPortFree(ctx context.Context, addr string, port int) error {
-	c, err := probeDialer.DialContext(ctx, "tcp", addr)
+	c, err := probeDial(ctx, addr)
 	if nofile.Exhausted(err) {
 		return fmt.Errorf("checking whether port %d is free: %w", port, err)
 	}
@@ -100,7 +125,7 @@ func waitReady(ctx context.Context, p process, addr, healthPath string, timeout,
 // 2xx to GET healthPath within timeout.
 func probe(ctx context.Context, addr, healthPath string, timeout time.Duration) error {
 	if healthPath == "" {
-		c, err := probeDialer.DialContext(ctx, "tcp", addr)
+		c, err := probeDial(ctx, addr)
 		if err != nil {
 			return err
 		}
@@ -134,7 +159,7 @@ func probe(ctx context.Context, addr, healthPath string, timeout time.Duration) 
 // reader and writer) and their hand-offs, which cost a restart of 3
 // instances 1.7 ms of the daemon's CPU on this project's machines.
 func healthExchange(ctx context.Context, addr string, req *http.Request) (int, string, error) {
-	c, err := probeDialer.DialContext(ctx, "tcp", addr)
+	c, err := probeDial(ctx, addr)
 	if err != nil {
 		return 0, "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -205,13 +206,12 @@ func TestWaitReadyFirstProbe(t *testing.T) {
 	}
 }
 
-// Without a descriptor for it, a probe is not made, and says so: the port
-// check does not take the failed dial for a free port, and the health
-// check (checkHealth) counts it as no failure of the instance.
-func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
+// answeringAndLimit is the address of an instance that answers 200, and
+// this process's limit of open files. The instance answered a probe
+// already: its accept loop waits in the poller from then on, where a soft
+// limit of 0 does not reach it.
+func answeringAndLimit(t *testing.T) (string, syscall.Rlimit) {
 	addr, _, _ := answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	// One answered first: its accept loop waits in the poller from then
-	// on, where a limit of 0 does not reach it.
 	if err := probe(context.Background(), addr, "/healthz", time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +219,14 @@ func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
+	return addr, lim
+}
+
+// Without a descriptor for it, a probe is not made, and says so: the port
+// check does not take the failed dial for a free port, and the health
+// check (checkHealth) counts it as no failure of the instance.
+func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
+	addr, lim := answeringAndLimit(t)
 	var portErr, probeErr error
 	func() {
 		// No new descriptor for this process while the soft limit is 0:
@@ -239,5 +247,49 @@ func TestProbesWithoutDescriptorsSaySo(t *testing.T) {
 	}
 	if err := probe(context.Background(), addr, "/healthz", time.Second); err != nil {
 		t.Errorf("probe with the limit back: %v", err)
+	}
+}
+
+// A probe without a descriptor asks its context's room function (the
+// proxy's, which closes idle connections) and dials again once it made
+// room: here the room is the limit given back.
+func TestAProbeWithoutDescriptorsAsksForRoom(t *testing.T) {
+	addr, lim := answeringAndLimit(t)
+	var asked []string
+	room := func(at string, err error) bool {
+		if !nofile.Exhausted(err) {
+			t.Errorf("room asked after %v, want EMFILE", err)
+		}
+		asked = append(asked, at)
+		return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) == nil
+	}
+	ctx := withRoom(context.Background(), room)
+	none := syscall.Rlimit{Cur: 0, Max: lim.Max}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	for _, check := range []struct {
+		name string
+		run  func() error
+	}{
+		{"the port check", func() error {
+			if err := checkPortFree(ctx, addr, 1); !errors.Is(err, ErrPortInUse) {
+				return fmt.Errorf("checkPortFree = %v, want ErrPortInUse", err)
+			}
+			return nil
+		}},
+		{"a health check", func() error { return probe(ctx, addr, "/healthz", time.Second) }},
+		{"a connect", func() error { return probe(ctx, addr, "", time.Second) }},
+	} {
+		asked = nil
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &none); err != nil {
+			t.Fatal(err)
+		}
+		err := check.run()
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if err != nil {
+			t.Errorf("%s without descriptors, room made: %v", check.name, err)
+		}
+		if len(asked) != 1 || !strings.Contains(asked[0], addr) {
+			t.Errorf("%s asked for room %q, want once, naming %s", check.name, asked, addr)
+		}
 	}
 }

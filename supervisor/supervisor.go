@@ -13,6 +13,7 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/handoff"
+	"smoothserve/internal/nofile"
 	"smoothserve/upstream"
 )
 
@@ -34,6 +35,10 @@ type Supervisor struct {
 	// pidfdWarned: a start has logged that the kernel gave no pidfd (it is
 	// said once, not at every start).
 	pidfdWarned atomic.Bool
+	// noFDsWarnAt: when a health check last logged that it was not made
+	// for want of a descriptor (UnixNano; at most one such line in
+	// noFDsWarnEvery, whatever the instances).
+	noFDsWarnAt atomic.Int64
 
 	svcMu    sync.Mutex
 	services []*service      // in configuration order, disabled ones too; added ones last
@@ -44,7 +49,8 @@ type Supervisor struct {
 	runErrs  []error // of the services' run goroutines
 
 	// killCtx is cancelled by Kill: every wait of every instance ends, and
-	// nothing is started again.
+	// nothing is started again. It carries SetMakeRoom's function to the
+	// probes (withRoom).
 	killCtx context.Context
 	kill    context.CancelFunc
 	procs   procTable
@@ -91,6 +97,15 @@ func New(cfg *config.Config, sets map[string]*upstream.Set, logger *slog.Logger)
 		s.services = append(s.services, newService(s, svc, sets[svc.Name]))
 	}
 	return s
+}
+
+// SetMakeRoom gives room to what the supervisor does that needs a
+// descriptor (a start, the probes of the instances: readiness, health
+// checks, the port check): when this process has none left (EMFILE or
+// ENFILE), room frees some (the proxy closes idle connections:
+// proxy.Server.MakeRoom) and it is tried again. Call it before Run.
+func (s *Supervisor) SetMakeRoom(room nofile.Room) {
+	s.killCtx = withRoom(s.killCtx, room)
 }
 
 // Run starts InstanceCount instances of every enabled service and keeps them
