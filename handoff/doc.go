@@ -16,8 +16,9 @@
 // it keeps refers to the recorded process and a pid reused later is never
 // signalled. Once that process has exited, what is left of the group it led
 // (a worker hung after it) is signalled one process at a time, each through
-// a pidfd opened and checked against its group and start time, and only
-// while no other process holds the group's id (Process.Signal). A state file on disk is always a whole one: Write replaces it
+// a pidfd opened and checked against its group, session and start time, and
+// only while no other process holds the group's id (Process.Signal,
+// signalLeft). A state file on disk is always a whole one: Write replaces it
 // atomically, and a Writer exchanges it with a spare written whole before
 // (short of a power loss, after which the instances are gone too: see
 // Writer).

@@ -11,74 +11,124 @@ import (
 	"smoothserve/internal/procstat"
 )
 
-// signalLeftInGroup sends sig to the processes left in process group pgid
-// after its leader, the adopted process that started at leaderStart, has
-// exited: the workers it forked. The supervisor's own children are
-// signalled with kill(-pgid) after they are reaped; an adopted process is
-// not this one's child, so the id's owner is checked instead.
+// group names the process group an adopted process led: its id (the
+// leader's pid), the leader's start time and its session.
+type group struct {
+	pgid    int
+	start   uint64 // the leader's start time (/proc/PID/stat field 22)
+	session int
+}
+
+// leftRounds bounds signalLeft's scans: a member forking while one scan
+// is signalled is found by the next.
+const leftRounds = 4
+
+// signalLeft sends sig to the processes left in process group g after its
+// leader, an adopted process, has exited: the workers it forked. The
+// supervisor's own children are signalled with kill(-pgid) after they are
+// reaped; an adopted process is not this one's child, so what the id names
+// now is checked instead.
 //
-// Why this reaches only the leader's group: Linux hands out no pid that
-// still names a process group with a member in it, so while a worker is
-// left, pgid is the group the leader made. The id can name another group
-// only once this one is empty and a new process got pid pgid and leads a
-// group of its own; that process, alive, is at /proc/pgid with another
-// start time, which is looked at before the members are listed and again
-// after a pidfd has been opened for each of them (a pidfd names its
-// process for good, and each member's group and start time are checked
-// after its open). Not told apart: a process that got pid pgid, led a
-// group, forked into it and exited, all between the two looks, which needs
-// the pid space to wrap around in that time.
-func signalLeftInGroup(pgid int, leaderStart uint64, sig syscall.Signal) error {
-	if !groupIsLeaders(pgid, leaderStart) {
-		return nil
-	}
-	members, err := procstat.Members(pgid)
-	if err != nil {
-		return fmt.Errorf("signal %v to what is left of process group %d: %w", sig, pgid, err)
-	}
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
+// Which processes are g's: those whose group is g.pgid and whose session
+// is the leader's, each signalled through a pidfd opened for it and checked
+// again after the open (a pidfd names its process for good). Linux hands
+// out no pid that still names a process group with a member, so while one
+// of the leader's workers is left the id is the leader's group. Once that
+// group is empty, the id can go to a process that leads a group of its
+// own: one alive is at /proc/PGID with another start time, looked at
+// before each scan and before each signal; one that exited since and left
+// members of its group is told apart by their session, which is the
+// leader's only if that process was started in it (by smoothserve or an
+// instance, not by setsid) and had the leader's pid, after the pid space
+// wrapped around.
+//
+// It does as kill(-pgid) does to a member that moved to a group or a
+// session of its own: it leaves it. An error says what could not be read
+// or signalled; nothing is signalled where it cannot tell whose the group
+// is.
+func signalLeft(g group, sig syscall.Signal) error {
+	done := map[[2]uint64]bool{} // pid and start time of those signalled
+	for range leftRounds {
+		fds, err := openLeft(g, done)
+		if len(fds) > 0 {
+			err = errors.Join(err, signalAll(g, fds, sig))
 		}
-	}()
-	for _, m := range members {
-		if m.Pid == pgid || m.StartTime < leaderStart {
-			continue // the leader, a zombie; or none of its (it started before it)
+		for _, m := range fds {
+			unix.Close(m.fd)
 		}
-		fd, err := unix.PidfdOpen(m.Pid, 0)
-		if err != nil {
-			continue // gone since the scan
+		if err != nil || len(fds) == 0 {
+			return err
 		}
-		if st, err := procstat.Read(m.Pid); err != nil || st.Pgrp != pgid || st.StartTime != m.StartTime {
-			unix.Close(fd) // gone, or left the group, since the scan
-			continue
-		}
-		fds = append(fds, fd)
-	}
-	if len(fds) == 0 || !groupIsLeaders(pgid, leaderStart) {
-		return nil
-	}
-	var errs []error
-	for _, fd := range fds {
-		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("signal %v to what is left of process group %d: %w", sig, pgid, errors.Join(errs...))
 	}
 	return nil
 }
 
-// groupIsLeaders reports whether id pgid may still be the group of the
-// process that started at leaderStart: no process has pid pgid, or the one
-// that has is that leader (a zombie not reaped yet). When /proc cannot
-// tell, it says no: nothing is signalled.
-func groupIsLeaders(pgid int, leaderStart uint64) bool {
-	st, err := procstat.Read(pgid)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true
+// leftMember is a member of a group, held by a pidfd.
+type leftMember struct {
+	fd  int
+	key [2]uint64 // pid and start time
+}
+
+// openLeft opens a pidfd for each member of g not in done, checked after
+// the open; it marks them done.
+func openLeft(g group, done map[[2]uint64]bool) (fds []leftMember, err error) {
+	if ok, err := groupIsLeaders(g); !ok {
+		return nil, err
 	}
-	return err == nil && st.StartTime == leaderStart
+	members, err := procstat.Members(g.pgid)
+	if err != nil {
+		return nil, fmt.Errorf("process group %d: %w", g.pgid, err)
+	}
+	for _, m := range members {
+		key := [2]uint64{uint64(m.Pid), m.StartTime}
+		if m.Pid == g.pgid || m.Session != g.session || done[key] {
+			continue // the leader, a zombie; not its; or signalled already
+		}
+		fd, err := unix.PidfdOpen(m.Pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // gone since the scan
+		}
+		if err != nil {
+			return fds, fmt.Errorf("process group %d: pidfd_open of pid %d: %w", g.pgid, m.Pid, err)
+		}
+		st, err := procstat.Read(m.Pid)
+		if err != nil || st.Pgrp != g.pgid || st.Session != g.session || st.StartTime != m.StartTime {
+			unix.Close(fd) // gone, or left the group, since the scan
+			continue
+		}
+		done[key] = true
+		fds = append(fds, leftMember{fd, key})
+	}
+	return fds, nil
+}
+
+// signalAll sends sig through each of fds, once g is still the leader's.
+func signalAll(g group, fds []leftMember, sig syscall.Signal) error {
+	if ok, err := groupIsLeaders(g); !ok {
+		return err
+	}
+	var errs []error
+	for _, m := range fds {
+		if err := unix.PidfdSendSignal(m.fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("pid %d: %w", m.key[0], err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("signal %v to what is left of process group %d: %w", sig, g.pgid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// groupIsLeaders reports whether id g.pgid may still be the group of g's
+// leader: no process has pid g.pgid, or the one that has is that leader (a
+// zombie not reaped yet). Where /proc cannot tell, the error says so.
+func groupIsLeaders(g group) (bool, error) {
+	st, err := procstat.Read(g.pgid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("process group %d: cannot tell whose it is: %w", g.pgid, err)
+	}
+	return st.StartTime == g.start, nil
 }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
 )
 
@@ -24,8 +26,9 @@ import (
 // for; mu orders Signal against Close.
 type Process struct {
 	pid     int
-	start   uint64        // its start time (/proc/PID/stat field 22)
 	leads   bool          // it led its own process group when adopted
+	group   group         // that group, to signal what is left of it after the process exited
+	room    nofile.Room   // asked when signalling that group finds no descriptor
 	done    chan struct{} // closed by watch once the process has exited
 	stopped chan struct{} // closed when watch returns
 	err     error         // written by watch before close(done)
@@ -39,8 +42,10 @@ type Process struct {
 // Adopt starts watching the process recorded in in. It opens a pidfd for
 // in.Pid first and verifies in second: a pid reused by another process
 // before the open fails Verify, and one reused after it cannot fool the
-// pidfd. A process that is gone wraps ErrGone.
-func Adopt(in Instance) (*Process, error) {
+// pidfd. A process that is gone wraps ErrGone. room (nil: none) is asked
+// when Signal finds no descriptor to reach the processes left in its
+// group.
+func Adopt(in Instance, room nofile.Room) (*Process, error) {
 	fd, err := pidfd.Open(in.Pid)
 	if err != nil {
 		if errors.Is(err, pidfd.ErrGone) {
@@ -59,8 +64,9 @@ func Adopt(in Instance) (*Process, error) {
 	}
 	p := &Process{
 		pid:     in.Pid,
-		start:   in.StartTime,
 		leads:   st.Pgrp == in.Pid,
+		group:   group{pgid: in.Pid, start: in.StartTime, session: st.Session},
+		room:    room,
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		fd:      fd,
@@ -99,7 +105,7 @@ func (p *Process) Err() error {
 // Signal sends sig to the process's group (kill(-pid)) while the process,
 // its group leader, is alive according to the pidfd. Once it has exited,
 // sig goes to what is left of its group, each process through a pidfd of
-// its own (signalLeftInGroup: a worker hung after its leader exited must
+// its own (signalLeft: a worker hung after its leader exited must
 // not outlive it). A process that leads no group gets sig alone, through
 // the pidfd, which can never reach a process that reused its pid. A
 // process that has already exited is not an error (like
@@ -127,7 +133,9 @@ func (p *Process) signal(fd int, sig syscall.Signal) error {
 	gone, perr := pidfd.Exited(fd)
 	if perr == nil && p.leads {
 		if gone {
-			return signalLeftInGroup(p.pid, p.start, sig)
+			return p.room.Retry("signalling what is left of process group "+strconv.Itoa(p.pid), func() error {
+				return signalLeft(p.group, sig)
+			})
 		}
 		if pgid, err := unix.Getpgid(p.pid); err == nil && pgid == p.pid {
 			err := unix.Kill(-p.pid, sig)

@@ -16,7 +16,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func adopt(t *testing.T, in Instance) *Process {
 	t.Helper()
-	p, err := Adopt(in)
+	p, err := Adopt(in, nil)
 	if err != nil {
 		t.Fatalf("Adopt(%v): %v", in, err)
 	}
@@ -104,7 +104,7 @@ func TestCloseIdempotentNoGoroutine(t *testing.T) {
 	cmd := startSleeper(t, "")
 	in := identify(t, cmd.Process.Pid)
 	before := runtime.NumGoroutine()
-	p, err := Adopt(in)
+	p, err := Adopt(in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestAdoptRejectsOtherProcess(t *testing.T) {
 
 	reused := in
 	reused.StartTime-- // as if the recorded process exited and its pid went to this one
-	p, err := Adopt(reused)
+	p, err := Adopt(reused, nil)
 	if err == nil {
 		p.Close()
 		t.Fatal("Adopt of a pid with another start time succeeded")
@@ -148,7 +148,7 @@ func TestAdoptRejectsOtherProcess(t *testing.T) {
 
 	cmd.Process.Kill()
 	cmd.Wait()
-	if _, err := Adopt(in); !errors.Is(err, ErrGone) {
+	if _, err := Adopt(in, nil); !errors.Is(err, ErrGone) {
 		t.Errorf("Adopt of an exited process = %v, want ErrGone", err)
 	}
 	waitFor(t, "back to the goroutines before the failed Adopts", 2*time.Second, func() bool {

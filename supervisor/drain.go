@@ -54,6 +54,7 @@ func (s *Supervisor) UndrainInstance(ctx context.Context, name string, index int
 		return err
 	}
 	if addr != "" {
+		ctx = withRoom(ctx, roomOf(s.killCtx)) // an operator's probe makes room as the supervisor's do
 		if err := probe(ctx, addr, check, healthTimeout); err != nil {
 			return fmt.Errorf("%s %w (%v): it stays out of rotation", who, api.ErrNotAnswering, err)
 		}

@@ -178,7 +178,7 @@ func (in *instance) adoptProcess() (process, error) {
 	adoptErr := func(err error) error {
 		return fmt.Errorf("adopting instance %s pid %d on :%d: %w", in.name, a.Pid, in.port, err)
 	}
-	p, err := handoff.Adopt(a)
+	p, err := handoff.Adopt(a, roomOf(in.ctx))
 	if err != nil {
 		return nil, adoptErr(err)
 	}
@@ -232,7 +232,7 @@ func (s *Supervisor) StopLeftovers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, in := range left {
 		wg.Go(func() {
-			p, err := handoff.Adopt(in)
+			p, err := handoff.Adopt(in, roomOf(s.killCtx))
 			if err != nil {
 				return // gone, or not ours any more
 			}

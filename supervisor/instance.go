@@ -16,6 +16,7 @@ import (
 
 	"smoothserve/config"
 	"smoothserve/handoff"
+	"smoothserve/internal/nofile"
 )
 
 // instance is one process lifetime on one port. Its goroutine (run) owns the
@@ -193,7 +194,9 @@ func (in *instance) run() {
 			// no loss to report here.
 			return
 		}
-		kill(p) // its group, in case it left children behind
+		if err := kill(p); err != nil { // its group, in case it left children behind
+			in.sv.note(slog.LevelError, "%s pid %d exited; what is left of its process group: %v", in.name, p.Pid(), err)
+		}
 		exit.kind = exitLost
 		exit.err = fmt.Errorf("%s pid %d exited: %s", in.name, p.Pid(), exitReason(p.Err()))
 		in.sv.note(slog.LevelWarn, "%v", exit.err)
@@ -237,11 +240,13 @@ func (in *instance) start() (process, error) {
 		return nil, startErr(err)
 	}
 	var p *childProcess
-	err = room.Retry("starting "+in.name, func() (err error) { p, err = startChild(in.command(logf)); return err })
+	err = room.Retry("starting "+in.name, func() (err error) { p, err = startChild(in.command(logf), room); return err })
 	if err != nil {
 		return nil, startErr(execError(cfg.ExecutablePath, err))
 	}
-	if p.pidfdErr != nil && sv.sup.pidfdWarned.CompareAndSwap(false, true) {
+	if nofile.Exhausted(p.pidfdErr) {
+		sv.note(slog.LevelWarn, "%s pid %d: its exit is waited for on a thread of its own: %v", in.name, p.Pid(), p.pidfdErr)
+	} else if p.pidfdErr != nil && sv.sup.pidfdWarned.CompareAndSwap(false, true) {
 		sv.note(slog.LevelWarn, "%s pid %d: its exit is waited for on a thread of its own (so is every instance's from now on): %v",
 			in.name, p.Pid(), p.pidfdErr)
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
 	"smoothserve/internal/priority"
 )
@@ -61,7 +63,10 @@ var openPidfd = pidfd.Open
 // pidfd says what else that costs). The pidfd is opened before anything can
 // reap the child, so it is the child's. Without one (a kernel before 5.3)
 // cmd.Wait waits alone, and pidfdErr says why.
-func startChild(cmd *exec.Cmd) (*childProcess, error) {
+//
+// Out of descriptors, the pidfd's open asks room (nil: none) and is made
+// again.
+func startChild(cmd *exec.Cmd, room nofile.Room) (*childProcess, error) {
 	if cmd.Stdin == nil {
 		if f, err := devNull(); err == nil {
 			cmd.Stdin = f
@@ -72,8 +77,8 @@ func startChild(cmd *exec.Cmd) (*childProcess, error) {
 		return nil, err
 	}
 	p := &childProcess{pid: cmd.Process.Pid, done: make(chan struct{})}
-	fd, err := openPidfd(p.pid)
-	p.pidfdErr = err
+	var fd *pidfd.File
+	p.pidfdErr = room.Retry("watching pid "+strconv.Itoa(p.pid), func() (err error) { fd, err = openPidfd(p.pid); return err })
 	go func() {
 		if fd != nil {
 			fd.Wait() // an error only after Close, which nothing else calls

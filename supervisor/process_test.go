@@ -21,7 +21,7 @@ func startSleepers(t *testing.T, n int) []*childProcess {
 	for range n {
 		cmd := exec.Command("sleep", "30")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		p, err := startChild(cmd)
+		p, err := startChild(cmd, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestChildrenHoldNoThreadEach(t *testing.T) {
 func TestChildExitStatus(t *testing.T) {
 	cmd := exec.Command("sh", "-c", "exit 3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p, err := startChild(cmd)
+	p, err := startChild(cmd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type Stat struct {
 	State     byte   // field 3: R, S, D, T, Z (zombie), X (dead)…
 	Ppid      int    // field 4
 	Pgrp      int    // field 5: the process group
+	Session   int    // field 6: the session
 	UTime     uint64 // field 14: user CPU time, clock ticks
 	STime     uint64 // field 15: system CPU time, clock ticks
 	StartTime uint64 // field 22: clock ticks after boot; with Pid it names one process during a boot
@@ -95,6 +96,9 @@ func parse(pid int, b []byte) (Stat, error) {
 	}
 	if st.Pgrp, err = strconv.Atoi(field(5)); err != nil {
 		return Stat{}, fmt.Errorf("malformed /proc/%d/stat: pgrp: %w", pid, err)
+	}
+	if st.Session, err = strconv.Atoi(field(6)); err != nil {
+		return Stat{}, fmt.Errorf("malformed /proc/%d/stat: session: %w", pid, err)
 	}
 	if st.UTime, err = strconv.ParseUint(field(14), 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("malformed /proc/%d/stat: utime: %w", pid, err)

@@ -13,7 +13,7 @@ import (
 
 func TestParseCommWithSpacesAndParens(t *testing.T) {
 	// Fields 3 to 22 and a few more, as the kernel writes them.
-	rest := " S 1 77 77 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0 987654 1000 42 18446744073709551615\n"
+	rest := " S 1 77 70 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0 987654 1000 42 18446744073709551615\n"
 	tests := []struct{ line, comm string }{
 		{"12 (sleep)" + rest, "sleep"},
 		{"12 (my worker)" + rest, "my worker"},
@@ -27,7 +27,7 @@ func TestParseCommWithSpacesAndParens(t *testing.T) {
 			t.Errorf("parse(%q): %v", tt.line, err)
 			continue
 		}
-		want := Stat{Pid: 12, Comm: tt.comm, State: 'S', Ppid: 1, Pgrp: 77, UTime: 250, STime: 130, StartTime: 987654}
+		want := Stat{Pid: 12, Comm: tt.comm, State: 'S', Ppid: 1, Pgrp: 77, Session: 70, UTime: 250, STime: 130, StartTime: 987654}
 		if st != want {
 			t.Errorf("parse(%q) = %+v, want %+v", tt.line, st, want)
 		}
@@ -35,7 +35,7 @@ func TestParseCommWithSpacesAndParens(t *testing.T) {
 }
 
 func TestParseRejectsMalformed(t *testing.T) {
-	full := "12 (x) S 1 77 77 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0 987654"
+	full := "12 (x) S 1 77 70 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0 987654"
 	tests := []struct{ line, want string }{
 		{"", "malformed /proc/12/stat"},
 		{"12 x) S 1", "malformed /proc/12/stat"},
