@@ -113,6 +113,7 @@ func (l *loader) defaultService(s *Service) {
 	setDuration("delay_update_time", &s.DelayUpdateTime, 2*time.Second)
 	setDuration("start_timeout", &s.StartTimeout, 30*time.Second)
 	setDuration("stop_timeout", &s.StopTimeout, 30*time.Second)
+	setDuration("kill_timeout", &s.KillTimeout, 10*time.Second)
 	setDuration("health_check_interval", &s.HealthCheckInterval, 10*time.Second)
 	setDuration("unhealthy_restart_after", &s.UnhealthyRestartAfter, 60*time.Second)
 	if !k.set["health_check_fails"] {

@@ -60,6 +60,7 @@ func serviceKeys(s *Service) map[string]decodeFunc {
 		"health_check":            stringValue(&s.HealthCheck),
 		"start_timeout":           durationValue(&s.StartTimeout),
 		"stop_timeout":            durationValue(&s.StopTimeout),
+		"kill_timeout":            durationValue(&s.KillTimeout),
 		"max_body_size":           byteSize(&s.MaxBodySize),
 		"restart_strategy":        stringValue(&s.RestartStrategy),
 		"tls":                     stringValue(&s.TLS),

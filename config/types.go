@@ -73,6 +73,7 @@ type Service struct {
 	HealthCheck       string        // HTTP path; empty: a TCP connect
 	StartTimeout      time.Duration // default 30s
 	StopTimeout       time.Duration // default 30s
+	KillTimeout       time.Duration // default 10s: from SIGTERM to SIGKILL
 	MaxBodySize       int64         // bytes; default 0: no limit
 	RestartStrategy   string        // "surge" (default) or "in_place"
 	TLS               string        // TLSOff (default), TLSAuto or TLSFiles

@@ -13,15 +13,16 @@ import (
 
 // An instance's worker that ignores SIGTERM and stays in its process group
 // when its leader exits (a hung Node cluster worker) is killed when the
-// instance is stopped: by the daemon that started it, and after an upgrade
-// by the one that adopted it, which is not its parent. Before, an adopted
-// instance's worker outlived its rolling restart.
+// instance is stopped, kill_timeout after SIGTERM: by the daemon that
+// started it, and after an upgrade by the one that adopted it, which is
+// not its parent. Before, an adopted instance's worker outlived its
+// rolling restart.
 func TestAWorkerLeftInTheGroupIsStoppedAfterAnUpgradeToo(t *testing.T) {
 	e := newEnv(t, 8)
 	workers := filepath.Join(e.dir, "workers")
 	script := fmt.Sprintf("#!/bin/sh\n(trap '' TERM; exec sleep 300) &\necho $! >> %s\nexec %s \"$@\"\n", workers, e.demo)
 	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
-	e.serviceOf("./app/withworker", "web", "web.test", 1, "")
+	e.serviceOf("./app/withworker", "web", "web.test", 1, "kill_timeout: 1s\n")
 	t.Cleanup(func() {
 		for _, pid := range workerPids(t, workers) {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -78,4 +79,48 @@ func workerPids(t *testing.T, path string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// A wrapper script that runs its server without exec (as `npm start`
+// does) dies of SIGTERM at once; its server, finishing a request, is let
+// finish (up to kill_timeout), before an upgrade and after it. Before, the
+// server got SIGKILL as soon as the wrapper exited, and its request was
+// cut.
+func TestAWrappersServerFinishesItsRequestsWhenStopped(t *testing.T) {
+	e := newEnv(t, 8)
+	script := fmt.Sprintf("#!/bin/sh\n%s \"$@\"\necho wrapper done\n", e.demo)
+	installExecutable(t, filepath.Join(e.dir, "app", "wrapper"), []byte(script))
+	port := e.serviceOf("./app/wrapper", "web", "web.test", 1, "kill_timeout: 5s\n")
+	d := e.startDaemon()
+	t.Cleanup(func() { e.tool("stop") }) // the daemon the upgrade starts is not d's child
+	// (The server's pid is not the instance's, the wrapper's: not waitPids.)
+	if !waitUntil(10*time.Second, func() bool { code, _, _ := httpGet(e.proxyAddr(), "web.test", "/"); return code == 200 }) {
+		t.Fatalf("the service does not answer\n%s", tail(d.out.String(), 3000))
+	}
+
+	// A request straight to the instance, which the proxy's drain does
+	// not see: it is in flight when SIGTERM comes.
+	restartDuring := func(when string, port int) {
+		t.Helper()
+		got := make(chan error, 1)
+		go func() {
+			code, body, err := httpGet("127.0.0.1:"+strconv.Itoa(port), "web.test", "/slow?ms=1500")
+			if err == nil && code != 200 {
+				err = fmt.Errorf("status %d: %s", code, body)
+			}
+			got <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		if code, out, errOut := e.tool("restart", "web"); code != 0 {
+			t.Fatalf("restart %s: exit %d\n%s%s", when, code, out, errOut)
+		}
+		if err := <-got; err != nil {
+			t.Errorf("restart %s: the request in flight in the wrapper's server: %v", when, err)
+		}
+	}
+	restartDuring("by the daemon that started it", port) // surge: the next instance is on port+1
+	if code, out, errOut := e.tool("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	restartDuring("after an upgrade", port+1)
 }

@@ -13,6 +13,7 @@ import (
 
 	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
+	"smoothserve/internal/procstat"
 )
 
 // Process is an adopted process watched through a pidfd: this process is
@@ -152,6 +153,19 @@ func (p *Process) signal(fd int, sig syscall.Signal) error {
 		return nil
 	}
 	return fmt.Errorf("signal %v to pid %d: pidfd_send_signal: %w", sig, p.pid, err)
+}
+
+// Left counts the processes left in the group the process led, those
+// Signal reaches once it has exited (signalLeft says which); 0 if it led
+// none, or if the group's id is another's now.
+func (p *Process) Left() (int, error) {
+	if !p.leads || errors.Is(unix.Kill(-p.pid, 0), unix.ESRCH) {
+		return 0, nil // no process at all in a group of that id
+	}
+	if ok, err := groupIsLeaders(p.group); !ok {
+		return 0, err
+	}
+	return procstat.Left(p.pid, p.group.session)
 }
 
 // Close stops watching: it ends the watch goroutine and closes the pidfd.

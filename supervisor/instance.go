@@ -269,6 +269,15 @@ func (in *instance) start() (process, error) {
 	return nil, startErr(in.notReady(p, err))
 }
 
+// killGrace is how long the instance's process group has after SIGTERM:
+// its service's kill_timeout, or the supervisor's default.
+func (in *instance) killGrace() time.Duration {
+	if in.cfg.KillTimeout > 0 {
+		return in.cfg.KillTimeout
+	}
+	return in.sv.sup.termGrace
+}
+
 // command is the instance's process to start, its output to logf.
 func (in *instance) command(logf *os.File) *exec.Cmd {
 	cmd := exec.Command(in.cfg.ExecutablePath, in.cfg.ExpandArgs(in.port)...)
@@ -294,7 +303,7 @@ func (in *instance) notReady(p process, err error) error {
 	case in.ctx.Err() != nil && sup.detached.Load():
 		return err
 	case in.ctx.Err() != nil:
-		return errors.Join(err, terminate(p, sup.termGrace, sup.killCtx.Done()))
+		return errors.Join(err, terminate(p, in.killGrace(), sup.killCtx.Done()))
 	default:
 		return errors.Join(err, kill(p))
 	}
@@ -324,7 +333,7 @@ func (in *instance) drain(p process) error {
 	} else {
 		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), in.rot.inflight())
 	}
-	if err := terminate(p, sv.sup.termGrace, sv.sup.killCtx.Done()); err != nil {
+	if err := terminate(p, in.killGrace(), sv.sup.killCtx.Done()); err != nil {
 		err = fmt.Errorf("stopping instance %s pid %d: %w", in.name, p.Pid(), err)
 		sv.note(slog.LevelError, "%v", err)
 		return err

@@ -13,6 +13,7 @@ import (
 	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
 	"smoothserve/internal/priority"
+	"smoothserve/internal/procstat"
 )
 
 // process is the OS process behind an instance. Signals go to its whole
@@ -33,6 +34,9 @@ type process interface {
 	// Signal signals the process group. A group that is gone is not an
 	// error, as os.ErrProcessDone is not.
 	Signal(sig syscall.Signal) error
+	// Left counts the processes left in its group once it has exited (a
+	// shell wrapper's server, the workers it forked).
+	Left() (int, error)
 }
 
 // childProcess is a process started by this smoothserve, reaped by a
@@ -98,6 +102,16 @@ func (p *childProcess) Signal(sig syscall.Signal) error {
 	return signalGroup(p.pid, sig)
 }
 
+// Left counts what is left of its group, once it is reaped: its pid
+// cannot be handed out again while the group has a member, so group pid
+// is its own while there is one.
+func (p *childProcess) Left() (int, error) {
+	if errors.Is(syscall.Kill(-p.pid, 0), syscall.ESRCH) {
+		return 0, nil // no process at all in the group
+	}
+	return procstat.Left(p.pid, procstat.AnySession)
+}
+
 // signalGroup signals the process group led by pid. After the leader is
 // reaped its pid cannot be handed out again while the group still has a
 // member, so this reaches stragglers and nothing else.
@@ -121,32 +135,68 @@ func exitReason(err error) string {
 // a process stuck in the kernel takes longer.
 const reapTimeout = 5 * time.Second
 
-// terminate stops p gracefully: SIGTERM to its group, SIGKILL grace later if
-// it is still running (or at once when killed is closed), then SIGKILL to the
-// group anyway so that no straggler keeps the port. It returns once p is
-// reaped, or an error if p could not be stopped.
+// terminate stops p gracefully: SIGTERM to its group, then SIGKILL once
+// grace has passed with it or a process of its group still running (or at
+// once when killed is closed), then SIGKILL to the group anyway so that
+// no straggler keeps the port. Its group counts, not only p: a shell
+// wrapper that did not exec dies of SIGTERM at once while its server
+// finishes its requests. It returns once p is reaped and its group gone,
+// or an error if they could not be stopped.
 func terminate(p process, grace time.Duration, killed <-chan struct{}) error {
 	termErr := p.Signal(syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.Done():
+		waitLeft(p, t.C, killed)
 	case <-t.C:
 	case <-killed:
 	}
 	return errors.Join(termErr, kill(p))
 }
 
-// kill SIGKILLs p's group and waits for p to be reaped.
+// kill SIGKILLs p's group and waits for p to be reaped and its group to
+// be gone: a port a process of it held is free once kill returns.
 func kill(p process) error {
 	err := p.Signal(syscall.SIGKILL)
 	t := time.NewTimer(reapTimeout)
 	defer t.Stop()
 	select {
 	case <-p.Done():
-		return err
 	case <-t.C:
 		return errors.Join(err, fmt.Errorf("pid %d still running %v after SIGKILL", p.Pid(), reapTimeout))
+	}
+	switch n, lerr := waitLeft(p, t.C, nil); {
+	case lerr != nil:
+		err = errors.Join(err, fmt.Errorf("what is left of the group of pid %d after SIGKILL: %w", p.Pid(), lerr))
+	case n > 0:
+		err = errors.Join(err, fmt.Errorf("%d processes of the group of pid %d still running %v after SIGKILL", n, p.Pid(), reapTimeout))
+	}
+	return err
+}
+
+// leftPoll is how often a stop looks whether what is left of an
+// instance's group after its process exited has exited too.
+const leftPoll = 20 * time.Millisecond
+
+// waitLeft waits, once p has exited, until no process is left in its
+// group, or until deadline or killed (nil: never). It returns what was
+// left at the last look, and the error of that look.
+func waitLeft(p process, deadline <-chan time.Time, killed <-chan struct{}) (int, error) {
+	tick := time.NewTicker(leftPoll)
+	defer tick.Stop()
+	for {
+		n, err := p.Left()
+		if n == 0 && err == nil {
+			return 0, nil
+		}
+		select {
+		case <-deadline:
+			return n, err
+		case <-killed:
+			return n, err
+		case <-tick.C:
+		}
 	}
 }
 

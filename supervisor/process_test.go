@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime/pprof"
 	"strings"
@@ -103,5 +104,58 @@ func TestNoPidfdIsSaidOnceAndInstancesStillRun(t *testing.T) {
 	log := readLog(t, cfg)
 	if n := strings.Count(log, "its exit is waited for on a thread of its own"); n != 1 || !strings.Contains(log, "function not implemented") {
 		t.Errorf("the log says %d times that no pidfd was had, want once with its cause:\n%s", n, log)
+	}
+}
+
+// wrapped starts, as an instance, a shell that runs script in a shell of
+// its own without exec (a wrapper: `npm start`, a script that does not
+// exec its server), and returns it with the wrapper's process group.
+func wrapped(t *testing.T, script string) *childProcess {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "sh -c '"+script+"'; :") // "; :": no exec of the last command
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := startChild(cmd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-p.pid, syscall.SIGKILL); <-p.Done() })
+	time.Sleep(200 * time.Millisecond) // the inner shell has set its trap
+	return p
+}
+
+// A wrapper dies of SIGTERM at once; its server, which finishes its work
+// for half a second after SIGTERM, is let finish within the grace instead
+// of being killed with the wrapper's exit.
+func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
+	mark := t.TempDir() + "/finished"
+	p := wrapped(t, `trap "sleep 0.5; touch `+mark+`; exit 0" TERM; while :; do sleep 0.05; done`)
+	start := time.Now()
+	if err := terminate(p, 5*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
+		t.Errorf("terminate took %v, want the server's half second", took)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Error("the wrapper's server was killed before it finished")
+	}
+	if n, err := p.Left(); n != 0 || err != nil {
+		t.Errorf("after terminate: %d left in the group, %v", n, err)
+	}
+}
+
+// A server that ignores SIGTERM gets SIGKILL after the grace, and
+// terminate (kill) returns once it is gone: its port is free then.
+func TestTerminateKillsWhatIsLeftAfterTheGrace(t *testing.T) {
+	p := wrapped(t, `trap "" TERM; while :; do sleep 0.05; done`)
+	start := time.Now()
+	if err := terminate(p, 500*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
+		t.Errorf("terminate took %v, want the grace of 500ms", took)
+	}
+	if n, err := p.Left(); n != 0 || err != nil {
+		t.Errorf("after terminate: %d left in the group, %v", n, err)
 	}
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // termGrace is how long an instance has to exit after SIGTERM before its
-// process group gets SIGKILL.
+// process group gets SIGKILL, when its service says nothing (kill_timeout:
+// config.Service.KillTimeout), and for one no service has any more.
 const termGrace = 10 * time.Second
 
 // Supervisor runs the instances of every enabled service of a configuration.
