@@ -124,3 +124,41 @@ func TestAWrappersServerFinishesItsRequestsWhenStopped(t *testing.T) {
 	}
 	restartDuring("after an upgrade", port+1)
 }
+
+// An instance that exited while no daemon ran (the daemon was killed,
+// then the instance's process) left a worker in its group. The next
+// daemon does not adopt the instance, starts its slot afresh, and stops
+// what is left of the group: it would hold the instance's port for good.
+func TestWhatIsLeftOfAnInstanceThatExitedWithoutADaemonIsStopped(t *testing.T) {
+	e := newEnv(t, 8)
+	workers := filepath.Join(e.dir, "workers")
+	script := fmt.Sprintf("#!/bin/sh\nsleep 300 &\necho $! >> %s\nexec %s \"$@\"\n", workers, e.demo)
+	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
+	e.serviceOf("./app/withworker", "web", "web.test", 1, "")
+	t.Cleanup(func() {
+		for _, pid := range workerPids(t, workers) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	d := e.startDaemon()
+	pids := d.waitPids(e.proxyAddr(), "web.test", 1, 10*time.Second)
+	syscall.Kill(d.pid(), syscall.SIGKILL)
+	<-d.done
+	for pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL) // the instance's process; its worker stays
+		waitGone(t, pid, 5*time.Second)
+	}
+	worker := workerPids(t, workers)[0]
+	if !alive(worker) {
+		t.Fatalf("the worker pid %d is gone with its instance", worker)
+	}
+
+	d2 := e.startDaemon()
+	d2.waitPids(e.proxyAddr(), "web.test", 1, 10*time.Second)
+	if !waitUntil(10*time.Second, func() bool { return !alive(worker) }) {
+		t.Fatalf("the worker pid %d of the instance that exited still runs\n%s", worker, tail(d2.out.String(), 3000))
+	}
+	if out := d2.out.String(); !strings.Contains(out, "what is left of its process group (1 processes)") {
+		t.Errorf("the log does not say what it stopped:\n%s", tail(out, 3000))
+	}
+}

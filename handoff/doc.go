@@ -18,7 +18,9 @@
 // (a worker hung after it) is signalled one process at a time, each through
 // a pidfd opened and checked against its group, session and start time, and
 // only while no other process holds the group's id (Process.Signal,
-// signalLeft). A state file on disk is always a whole one: Write replaces it
+// signalLeft); the same for an instance whose process exited while no
+// smoothserve watched it, where the state file recorded its session
+// (Leftover). A state file on disk is always a whole one: Write replaces it
 // atomically, and a Writer exchanges it with a spare written whole before
 // (short of a power loss, after which the instances are gone too: see
 // Writer).

@@ -128,11 +128,11 @@ func startOrphan(t *testing.T) int {
 // identify returns the Instance recording live process pid.
 func identify(t *testing.T, pid int) Instance {
 	t.Helper()
-	start, exe, err := Identify(pid)
+	id, err := Identify(pid)
 	if err != nil {
 		t.Fatalf("Identify(%d): %v", pid, err)
 	}
-	return Instance{Service: "web", Slot: 1, Port: 8081, Pid: pid, StartTime: start, Exe: exe, State: "ready"}
+	return Instance{Service: "web", Slot: 1, Port: 8081, Pid: pid, StartTime: id.StartTime, Session: id.Session, Exe: id.Exe, State: "ready"}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -132,3 +132,54 @@ func groupIsLeaders(g group) (bool, error) {
 	}
 	return st.StartTime == g.start, nil
 }
+
+// Leftover is what is left of the process group of a recorded instance
+// whose process exited while no smoothserve watched it (the daemon was
+// down): its workers, which may still hold the instance's port. It is a
+// process whose leader has exited: Done is closed, Signal and Left reach
+// the group's members as Process's do.
+type Leftover struct {
+	in   Instance
+	g    group
+	done chan struct{}
+}
+
+// LeftoverOf returns the Leftover of in if in's process has exited (its
+// pid is gone, or a zombie): nil if it runs, if its pid is another
+// process's (then nothing is left of its group: Linux does not hand out a
+// pid that still names a group with a member), or if the state file, of
+// an older version, did not record the session, without which the group's
+// members cannot be told from a stranger's.
+func LeftoverOf(in Instance) *Leftover {
+	if in.Session == 0 || in.Pid <= 0 || !errors.Is(Verify(in), ErrGone) {
+		return nil
+	}
+	done := make(chan struct{})
+	close(done)
+	return &Leftover{in: in, g: group{pgid: in.Pid, start: in.StartTime, session: in.Session}, done: done}
+}
+
+func (l *Leftover) Pid() int              { return l.in.Pid }
+func (l *Leftover) Done() <-chan struct{} { return l.done }
+
+// Err says the leader exited while no smoothserve watched it.
+func (l *Leftover) Err() error {
+	return fmt.Errorf("pid %d had exited (status unknown: not our child)", l.in.Pid)
+}
+
+// Signal sends sig to the members of the group left (signalLeft).
+func (l *Leftover) Signal(sig syscall.Signal) error { return signalLeft(l.g, sig) }
+
+// Left counts them.
+func (l *Leftover) Left() (int, error) { return countLeft(l.g) }
+
+// countLeft counts the members of g that signalLeft reaches.
+func countLeft(g group) (int, error) {
+	if errors.Is(unix.Kill(-g.pgid, 0), unix.ESRCH) {
+		return 0, nil // no process at all in a group of that id
+	}
+	if ok, err := groupIsLeaders(g); !ok {
+		return 0, err
+	}
+	return procstat.Left(g.pgid, g.session)
+}

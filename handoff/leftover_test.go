@@ -173,3 +173,38 @@ func TestSignalLeftLeavesAGroupThatReusedTheId(t *testing.T) {
 		t.Errorf("a process of the group that reused the id %d was signalled: %v %+v", pgid, err, st)
 	}
 }
+
+// A recorded instance that exited leaves a Leftover with its group's
+// members; one that runs, or one recorded without its session (a state
+// file of an older version), leaves none.
+func TestLeftoverOf(t *testing.T) {
+	leader := startSleeper(t, "")
+	worker := startSleeperInGroup(t, "", leader.Process.Pid)
+	in := identify(t, leader.Process.Pid)
+	if lo := LeftoverOf(in); lo != nil {
+		t.Fatal("a Leftover of an instance that runs")
+	}
+	syscall.Kill(leader.Process.Pid, syscall.SIGKILL)
+	leader.Wait()
+	old := in
+	old.Session = 0
+	if lo := LeftoverOf(old); lo != nil {
+		t.Error("a Leftover of an instance recorded without its session")
+	}
+	lo := LeftoverOf(in)
+	if lo == nil {
+		t.Fatal("no Leftover of an instance that exited")
+	}
+	if n, err := lo.Left(); n != 1 || err != nil {
+		t.Fatalf("Left = %d, %v; want the worker", n, err)
+	}
+	if err := lo.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitExit(worker, 5*time.Second) {
+		t.Fatal("the worker still runs after the Leftover's Signal")
+	}
+	if n, err := lo.Left(); n != 0 || err != nil {
+		t.Errorf("Left after = %d, %v", n, err)
+	}
+}

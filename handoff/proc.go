@@ -47,22 +47,28 @@ func readExe(pid int) (string, error) {
 	return exe, nil
 }
 
-// Identify returns what the state file records to recognise process pid
-// later: its start time and its executable, " (deleted)" trimmed. A pid
-// that does not exist or is a zombie wraps ErrGone.
-func Identify(pid int) (startTime uint64, exe string, err error) {
+// Identity is what the state file records to recognise a process later.
+type Identity struct {
+	StartTime uint64 // /proc/PID/stat field 22
+	Session   int    // field 6: to tell its group's members once it exited (Leftover)
+	Exe       string // its executable, " (deleted)" trimmed
+}
+
+// Identify returns process pid's Identity. A pid that does not exist or is
+// a zombie wraps ErrGone.
+func Identify(pid int) (Identity, error) {
 	st, err := readStat(pid)
 	if err != nil {
-		return 0, "", err
+		return Identity{}, err
 	}
 	if st.Exited() {
-		return 0, "", fmt.Errorf("pid %d: zombie: %w", pid, ErrGone)
+		return Identity{}, fmt.Errorf("pid %d: zombie: %w", pid, ErrGone)
 	}
-	exe, err = readExe(pid)
+	exe, err := readExe(pid)
 	if err != nil {
-		return 0, "", err
+		return Identity{}, err
 	}
-	return st.StartTime, strings.TrimSuffix(exe, deletedSuffix), nil
+	return Identity{StartTime: st.StartTime, Session: st.Session, Exe: strings.TrimSuffix(exe, deletedSuffix)}, nil
 }
 
 // Verify returns nil if in.Pid is still the process recorded in in: it

@@ -17,10 +17,11 @@ func TestIdentifyChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, exe, err := Identify(cmd.Process.Pid)
+	id, err := Identify(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	start, exe := id.StartTime, id.Exe
 	if exe != want {
 		t.Errorf("exe = %q, want %q", exe, want)
 	}
@@ -63,7 +64,7 @@ func TestVerifyDead(t *testing.T) {
 	if err := Verify(in); !errors.Is(err, ErrGone) {
 		t.Errorf("Verify of a reaped pid = %v, want ErrGone", err)
 	}
-	if _, _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
+	if _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
 		t.Errorf("Identify of a reaped pid = %v, want ErrGone", err)
 	}
 }
@@ -81,7 +82,7 @@ func TestVerifyZombie(t *testing.T) {
 	if err := Verify(in); !errors.Is(err, ErrGone) {
 		t.Errorf("Verify of a zombie = %v, want ErrGone", err)
 	}
-	if _, _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
+	if _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
 		t.Errorf("Identify of a zombie = %v, want ErrGone", err)
 	}
 }
@@ -113,8 +114,8 @@ func TestVerifyExeReplacedByRename(t *testing.T) {
 	if err := Verify(in); err != nil {
 		t.Errorf("Verify after the binary was renamed over: %v", err)
 	}
-	if _, exe, err := Identify(in.Pid); err != nil || exe != in.Exe {
-		t.Errorf("Identify after rename = %q, %v; want %q", exe, err, in.Exe)
+	if id, err := Identify(in.Pid); err != nil || id.Exe != in.Exe {
+		t.Errorf("Identify after rename = %q, %v; want %q", id.Exe, err, in.Exe)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
-	"smoothserve/internal/procstat"
 )
 
 // Process is an adopted process watched through a pidfd: this process is
@@ -159,13 +158,10 @@ func (p *Process) signal(fd int, sig syscall.Signal) error {
 // Signal reaches once it has exited (signalLeft says which); 0 if it led
 // none, or if the group's id is another's now.
 func (p *Process) Left() (int, error) {
-	if !p.leads || errors.Is(unix.Kill(-p.pid, 0), unix.ESRCH) {
-		return 0, nil // no process at all in a group of that id
+	if !p.leads {
+		return 0, nil
 	}
-	if ok, err := groupIsLeaders(p.group); !ok {
-		return 0, err
-	}
-	return procstat.Left(p.pid, p.group.session)
+	return countLeft(p.group)
 }
 
 // Close stops watching: it ends the watch goroutine and closes the pidfd.

@@ -150,6 +150,9 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		}
 		if err := handoff.Verify(in); err != nil {
 			sv.note(slog.LevelWarn, "%s#%d pid %d not adopted: %v", cfg.Name, in.Slot, in.Pid, err)
+			if errors.Is(err, handoff.ErrGone) {
+				left = append(left, in) // what is left of its group is stopped (StopLeftovers)
+			}
 			continue
 		}
 		sl.port = in.Port
@@ -159,7 +162,7 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		// Known from the start, so that the state file written before the
 		// adoption settles still lists it.
 		inst.pid, inst.startedAt = in.Pid, processStart(in.StartTime)
-		inst.ident = identity{startTime: in.StartTime, exe: in.Exe}
+		inst.ident = handoff.Identity{StartTime: in.StartTime, Session: in.Session, Exe: in.Exe}
 		inst.fingerprint = in.Fingerprint
 		if inst.fingerprint == "" { // a state file of an older version
 			inst.fingerprint = sv.sup.prior.Services[cfg.Name]
@@ -212,9 +215,11 @@ func processStart(ticks uint64) time.Time {
 }
 
 // StopLeftovers stops the prior instances no slot adopted (their service
-// is gone, or has fewer instances now). After an upgrade, call it once the
-// previous smoothserve has exited: until then it may still send them
-// requests.
+// is gone, or has fewer instances now), and what is left of the process
+// group of those that exited while no smoothserve watched them (a
+// prefork server's workers, which hold its port; handoff.Leftover). After
+// an upgrade, call it once the previous smoothserve has exited: until then
+// it may still send them requests.
 func (s *Supervisor) StopLeftovers(ctx context.Context) {
 	s.leftMu.Lock()
 	left := slices.Clone(s.leftovers)
@@ -232,18 +237,40 @@ func (s *Supervisor) StopLeftovers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, in := range left {
 		wg.Go(func() {
-			p, err := handoff.Adopt(in, roomOf(s.killCtx))
-			if err != nil {
-				return // gone, or not ours any more
-			}
-			defer p.Close()
-			s.log.Info(fmt.Sprintf("stopping %s#%d pid %d: no longer configured", in.Service, in.Slot, in.Pid))
-			if err := terminate(p, s.termGrace, ctx.Done()); err != nil {
-				s.log.Error(fmt.Sprintf("stopping %s#%d pid %d: %v", in.Service, in.Slot, in.Pid, err))
-			}
+			s.stopLeftover(ctx, in)
 		})
 	}
 	wg.Wait()
+}
+
+// stopLeftover stops in, a prior instance no slot adopted, or what is left
+// of its group if it exited.
+func (s *Supervisor) stopLeftover(ctx context.Context, in handoff.Instance) {
+	var p process
+	why := "no longer configured"
+	ap, err := handoff.Adopt(in, roomOf(s.killCtx))
+	switch {
+	case err == nil:
+		defer ap.Close()
+		p = ap
+	case errors.Is(err, handoff.ErrGone):
+		lo := handoff.LeftoverOf(in)
+		if lo == nil {
+			return
+		}
+		n, err := lo.Left()
+		if n == 0 || err != nil {
+			return // nothing left, or nothing known to be its
+		}
+		why = fmt.Sprintf("what is left of its process group (%d processes): it exited while no smoothserve ran", n)
+		p = lo
+	default:
+		return // not ours any more
+	}
+	s.log.Info(fmt.Sprintf("stopping %s#%d pid %d: %s", in.Service, in.Slot, in.Pid, why))
+	if err := terminate(p, s.termGrace, ctx.Done()); err != nil {
+		s.log.Error(fmt.Sprintf("stopping %s#%d pid %d: %v", in.Service, in.Slot, in.Pid, err))
+	}
 }
 
 // Freeze readies the supervisor for an upgrade: it refuses while a rollout
@@ -356,13 +383,13 @@ func (s *Supervisor) writeState(exact bool) error {
 				continue
 			}
 			in := handoff.Instance{Service: sv.cfg().Name, Slot: sl.Slot, Port: sl.Port, Pid: sl.Pid,
-				StartTime: sl.ident.startTime, Exe: sl.ident.exe, State: sl.State.String(), Fingerprint: sl.fingerprint}
+				StartTime: sl.ident.StartTime, Session: sl.ident.Session, Exe: sl.ident.Exe, State: sl.State.String(), Fingerprint: sl.fingerprint}
 			if in.StartTime == 0 {
-				start, exe, err := handoff.Identify(sl.Pid)
+				id, err := handoff.Identify(sl.Pid)
 				if err != nil {
 					continue // exited meanwhile
 				}
-				in.StartTime, in.Exe = start, exe
+				in.StartTime, in.Session, in.Exe = id.StartTime, id.Session, id.Exe
 			}
 			st.Instances = append(st.Instances, in)
 		}

@@ -54,9 +54,9 @@ type instance struct {
 	// fingerprint is Fingerprint of the settings the process was started
 	// with: cfg's, or for an adopted one what the state file recorded.
 	fingerprint string
-	ident       identity      // the process's identity, for the state file; written by run before it reports ready, read by the service after
-	exited      chan struct{} // closed by run at its end, after the exit report
-	exitErr     error         // why it ended; written before exited is closed
+	ident       handoff.Identity // the process's identity, for the state file; written by run before it reports ready, read by the service after
+	exited      chan struct{}    // closed by run at its end, after the exit report
+	exitErr     error            // why it ended; written before exited is closed
 
 	// The lifetime as its service sees it: owned by the service's run
 	// goroutine, which updates them from events.
@@ -67,12 +67,6 @@ type instance struct {
 	joined    bool // ready reported and exit not yet: rot counts its requests
 	replacing bool // replace is closed
 	held      bool // overdue for replacement, held while another slot is down: said once
-}
-
-// identity tells a process apart from a later one with the same pid.
-type identity struct {
-	startTime uint64 // /proc/PID/stat start time
-	exe       string
 }
 
 // exitKind says how an instance's lifetime ended.
@@ -167,8 +161,8 @@ func (in *instance) run() {
 		defer c.Close()
 	}
 	if in.adopt == nil { // an adopted one's was verified (adoptPrior)
-		if start, exe, err := handoff.Identify(p.Pid()); err == nil {
-			in.ident = identity{startTime: start, exe: exe}
+		if id, err := handoff.Identify(p.Pid()); err == nil {
+			in.ident = id
 		}
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"smoothserve/config"
+	"smoothserve/handoff"
 	"smoothserve/upstream"
 )
 
@@ -377,7 +378,7 @@ func (sv *service) publish() {
 		for _, in := range ins {
 			e := is
 			e.Port, e.Pid, e.State, e.StartedAt = in.port, in.pid, sl.shownState(in), in.startedAt
-			var ident identity
+			var ident handoff.Identity
 			if !in.readyAt.IsZero() || in.adopt != nil {
 				ident = in.ident // written before its ready event, or before its start if adopted
 			}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"smoothserve/control/api"
+	"smoothserve/handoff"
 )
 
 // What Status reports is the control API's (package api): the supervisor
@@ -46,12 +47,12 @@ type serviceSnapshot struct {
 }
 
 type slotSnapshot struct {
-	InstanceStatus           // without Inflight and Served, read live
-	rot            *rotation // the process's place in rotation, nil before ready
-	servedBefore   uint64    // served by the slot's earlier processes
-	ident          identity  // the process's identity, once known
-	fingerprint    string    // the process's settings (instance.fingerprint)
-	err            error     // in backoff: what Error says, for errors.Is
+	InstanceStatus                  // without Inflight and Served, read live
+	rot            *rotation        // the process's place in rotation, nil before ready
+	servedBefore   uint64           // served by the slot's earlier processes
+	ident          handoff.Identity // the process's identity, once known
+	fingerprint    string           // the process's settings (instance.fingerprint)
+	err            error            // in backoff: what Error says, for errors.Is
 }
 
 // Status reports every service (disabled ones too), in configuration order.
