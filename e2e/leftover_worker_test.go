@@ -19,15 +19,7 @@ import (
 // rolling restart.
 func TestAWorkerLeftInTheGroupIsStoppedAfterAnUpgradeToo(t *testing.T) {
 	e := newEnv(t, 8)
-	workers := filepath.Join(e.dir, "workers")
-	script := fmt.Sprintf("#!/bin/sh\n(trap '' TERM; exec sleep 300) &\necho $! >> %s\nexec %s \"$@\"\n", workers, e.demo)
-	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
-	e.serviceOf("./app/withworker", "web", "web.test", 1, "kill_timeout: 1s\n")
-	t.Cleanup(func() {
-		for _, pid := range workerPids(t, workers) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	workers := withWorker(t, e, "trap '' TERM; ", "kill_timeout: 1s\n")
 	d := e.startDaemon()
 	t.Cleanup(func() { e.tool("stop") }) // the daemon the upgrade starts is not d's child
 	d.waitPids(e.proxyAddr(), "web.test", 1, 10*time.Second)
@@ -61,6 +53,25 @@ func TestAWorkerLeftInTheGroupIsStoppedAfterAnUpgradeToo(t *testing.T) {
 	if code, _, err := httpGet(e.proxyAddr(), "web.test", "/"); err != nil || code != 200 {
 		t.Errorf("GET after the restarts: %d %v", code, err)
 	}
+}
+
+// withWorker writes service web.test (extra: more of its settings), one
+// instance of the demo run by a script that first starts a worker in the
+// instance's process group, `sleep 300` after trap (shell commands, or
+// ""), and writes its pid to the file it returns. Cleanup kills the
+// workers.
+func withWorker(t *testing.T, e *env, trap, extra string) (workers string) {
+	t.Helper()
+	workers = filepath.Join(e.dir, "workers")
+	script := fmt.Sprintf("#!/bin/sh\n(%sexec sleep 300) &\necho $! >> %s\nexec %s \"$@\"\n", trap, workers, e.demo)
+	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
+	e.serviceOf("./app/withworker", "web", "web.test", 1, extra)
+	t.Cleanup(func() {
+		for _, pid := range workerPids(t, workers) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return workers
 }
 
 // workerPids reads the pids the instances wrote, in the order they started.
@@ -131,15 +142,7 @@ func TestAWrappersServerFinishesItsRequestsWhenStopped(t *testing.T) {
 // what is left of the group: it would hold the instance's port for good.
 func TestWhatIsLeftOfAnInstanceThatExitedWithoutADaemonIsStopped(t *testing.T) {
 	e := newEnv(t, 8)
-	workers := filepath.Join(e.dir, "workers")
-	script := fmt.Sprintf("#!/bin/sh\nsleep 300 &\necho $! >> %s\nexec %s \"$@\"\n", workers, e.demo)
-	installExecutable(t, filepath.Join(e.dir, "app", "withworker"), []byte(script))
-	e.serviceOf("./app/withworker", "web", "web.test", 1, "")
-	t.Cleanup(func() {
-		for _, pid := range workerPids(t, workers) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	workers := withWorker(t, e, "", "")
 	d := e.startDaemon()
 	pids := d.waitPids(e.proxyAddr(), "web.test", 1, 10*time.Second)
 	syscall.Kill(d.pid(), syscall.SIGKILL)
