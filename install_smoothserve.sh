@@ -151,10 +151,12 @@ shopt -u nullglob
 upgrade_drain=$(seconds_of UpgradeDrainTimeout 60 "$config")
 max_stop=$(seconds_of stop_timeout 30 "${service_files[@]}")
 max_start=$(seconds_of start_timeout 30 "${service_files[@]}")
+max_kill=$(seconds_of kill_timeout 10 "${service_files[@]}")
 # A stop can come while an upgrade drains the old daemon; the new one then
 # drains its proxy (up to stop_timeout), drains its instances (stop_timeout
-# again), and SIGKILLs an instance 10 s after SIGTERM. 20 s to spare.
-timeout_stop=$((upgrade_drain + 2 * max_stop + 10 + 20))
+# again), and SIGKILLs what is left of an instance kill_timeout after
+# SIGTERM. 20 s to spare.
+timeout_stop=$((upgrade_drain + 2 * max_stop + max_kill + 20))
 # Ready (READY=1) once the instances are; each has start_timeout, then is
 # retried.
 timeout_start=$((max_start + 60))
@@ -191,7 +193,7 @@ WorkingDirectory=$dir
 KillMode=mixed
 # Longest start_timeout $max_start s + 60 s.
 TimeoutStartSec=$timeout_start
-# UpgradeDrainTimeout $upgrade_drain s + 2 x longest stop_timeout $max_stop s + 10 s SIGTERM grace + 20 s.
+# UpgradeDrainTimeout $upgrade_drain s + 2 x longest stop_timeout $max_stop s + longest kill_timeout $max_kill s + 20 s.
 TimeoutStopSec=$timeout_stop
 Restart=on-failure
 RestartSec=1

@@ -123,15 +123,15 @@ func TestInstallPrintUnitDirectives(t *testing.T) {
 			"WorkingDirectory=DIR",
 			"KillMode=mixed",
 			"TimeoutStartSec=90", // start_timeout 30 s + 60 s
-			"TimeoutStopSec=150", // UpgradeDrainTimeout 60 s + 2 × stop_timeout 30 s + 10 s + 20 s
+			"TimeoutStopSec=150", // UpgradeDrainTimeout 60 s + 2 × stop_timeout 30 s + kill_timeout 10 s + 20 s
 			"Restart=on-failure",
 			"RestartSec=1",
 			"LimitNOFILE=65536",
 			"WantedBy=multi-user.target",
 		}, []string{"User="}},
 		{"timeouts from the configuration", "UpgradeDrainTimeout: \"2m\"  # two minutes\n",
-			"stop_timeout: 45.5\nstart_timeout: \"1m30s\"\n", nil,
-			[]string{"TimeoutStartSec=150", "TimeoutStopSec=242"}, nil},
+			"stop_timeout: 45.5\nstart_timeout: \"1m30s\"\nkill_timeout: 15s\n", nil,
+			[]string{"TimeoutStartSec=150", "TimeoutStopSec=247"}, nil},
 		{"user, name and config", "", "", []string{"--user", "root", "--name", "web-proxy", "--config", "DIR/other.yaml"},
 			[]string{"User=root", "ExecStart=DIR/smoothserve --config DIR/other.yaml", "# Upgrade to a new binary without dropping a request: systemctl reload web-proxy"}, nil},
 	}
