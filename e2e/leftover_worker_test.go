@@ -46,6 +46,9 @@ func TestAWorkerLeftInTheGroupIsStoppedAfterAnUpgradeToo(t *testing.T) {
 		}
 	}
 	restart("by the daemon that started it", 2)
+	if out := d.out.String(); !strings.Contains(out, "SIGKILL after kill_timeout 1s to 1 process left in its group") {
+		t.Errorf("the log does not say that kill_timeout ran out:\n%s", tail(out, 3000))
+	}
 	if code, out, errOut := e.tool("upgrade"); code != 0 {
 		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
 	}
@@ -161,7 +164,7 @@ func TestWhatIsLeftOfAnInstanceThatExitedWithoutADaemonIsStopped(t *testing.T) {
 	if !waitUntil(10*time.Second, func() bool { return !alive(worker) }) {
 		t.Fatalf("the worker pid %d of the instance that exited still runs\n%s", worker, tail(d2.out.String(), 3000))
 	}
-	if out := d2.out.String(); !strings.Contains(out, "what is left of its process group (1 processes)") {
+	if out := d2.out.String(); !strings.Contains(out, "what is left of its process group (1 process)") {
 		t.Errorf("the log does not say what it stopped:\n%s", tail(out, 3000))
 	}
 }

@@ -8,19 +8,23 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smoothserve/internal/pidfd"
 	"smoothserve/internal/procstat"
 )
 
 // group names the process group an adopted process led: its id (the
-// leader's pid), the leader's start time and its session.
+// leader's pid), the leader's start time and its session. An own group is
+// one this process's child led, reaped since: its id cannot name another
+// group while one of its members runs, so neither is checked.
 type group struct {
 	pgid    int
 	start   uint64 // the leader's start time (/proc/PID/stat field 22)
 	session int
+	own     bool
 }
 
-// leftRounds bounds signalLeft's scans: a member forking while one scan
-// is signalled is found by the next.
+// leftRounds bounds the scans of signalLeft and waitLeft: a member forking
+// meanwhile is found by the next.
 const leftRounds = 4
 
 // signalLeft sends sig to the processes left in process group g after its
@@ -49,29 +53,82 @@ const leftRounds = 4
 func signalLeft(g group, sig syscall.Signal) error {
 	done := map[[2]uint64]bool{} // pid and start time of those signalled
 	for range leftRounds {
-		fds, err := openLeft(g, done)
-		if len(fds) > 0 {
-			err = errors.Join(err, signalAll(g, fds, sig))
+		ms, err := openLeft(g, done)
+		if len(ms) > 0 {
+			err = errors.Join(err, signalAll(g, ms, sig))
 		}
-		for _, m := range fds {
-			unix.Close(m.fd)
-		}
-		if err != nil || len(fds) == 0 {
+		closeAll(ms)
+		if err != nil || len(ms) == 0 {
 			return err
 		}
 	}
 	return nil
 }
 
+// waitLeft waits until no process signalLeft would reach runs in g, or
+// until stop is closed; it returns how many ran then. It waits on their
+// pidfds, in the runtime's poller: a stop waiting for a worker costs no
+// CPU. A zombie counts as exited.
+func waitLeft(g group, stop <-chan struct{}) (int, error) {
+	for range leftRounds {
+		ms, err := openLeft(g, map[[2]uint64]bool{})
+		if err != nil || len(ms) == 0 {
+			closeAll(ms)
+			return len(ms), err
+		}
+		left := waitAll(ms, stop)
+		closeAll(ms)
+		if left > 0 {
+			return left, nil
+		}
+	}
+	return 0, nil
+}
+
+// waitAll waits until every process of ms has exited, or until stop is
+// closed, and returns how many had not then.
+func waitAll(ms []leftMember, stop <-chan struct{}) int {
+	exited := make(chan struct{}, len(ms))
+	for _, m := range ms {
+		go func() {
+			if m.f.Wait() == nil {
+				exited <- struct{}{}
+			} // else closed by closeAll, after the caller stopped waiting
+		}()
+	}
+	for n := len(ms); ; n-- {
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-exited:
+		case <-stop:
+			return n
+		}
+	}
+}
+
 // leftMember is a member of a group, held by a pidfd.
 type leftMember struct {
-	fd  int
+	f   *pidfd.File
 	key [2]uint64 // pid and start time
 }
 
-// openLeft opens a pidfd for each member of g not in done, checked after
-// the open; it marks them done.
-func openLeft(g group, done map[[2]uint64]bool) (fds []leftMember, err error) {
+func closeAll(ms []leftMember) {
+	for _, m := range ms {
+		m.f.Close()
+	}
+}
+
+// of reports whether st, a member of g's group, is one of g's: not its
+// leader, alive, and of its session (any, for an own group).
+func (g group) of(st procstat.Stat) bool {
+	return st.Pgrp == g.pgid && st.Pid != g.pgid && !st.Exited() && (g.own || st.Session == g.session)
+}
+
+// openLeft opens a pidfd for each of g's members (g.of) not in done,
+// checked after the open; it marks them done.
+func openLeft(g group, done map[[2]uint64]bool) (ms []leftMember, err error) {
 	if ok, err := groupIsLeaders(g); !ok {
 		return nil, err
 	}
@@ -81,35 +138,37 @@ func openLeft(g group, done map[[2]uint64]bool) (fds []leftMember, err error) {
 	}
 	for _, m := range members {
 		key := [2]uint64{uint64(m.Pid), m.StartTime}
-		if m.Pid == g.pgid || m.Session != g.session || done[key] {
+		if !g.of(m) || done[key] {
 			continue // the leader, a zombie; not its; or signalled already
 		}
-		fd, err := unix.PidfdOpen(m.Pid, 0)
-		if errors.Is(err, unix.ESRCH) {
+		f, err := pidfd.Open(m.Pid)
+		if errors.Is(err, pidfd.ErrGone) {
 			continue // gone since the scan
 		}
 		if err != nil {
-			return fds, fmt.Errorf("process group %d: pidfd_open of pid %d: %w", g.pgid, m.Pid, err)
+			return ms, fmt.Errorf("process group %d: %w", g.pgid, err)
 		}
 		st, err := procstat.Read(m.Pid)
-		if err != nil || st.Pgrp != g.pgid || st.Session != g.session || st.StartTime != m.StartTime {
-			unix.Close(fd) // gone, or left the group, since the scan
+		if err != nil || !g.of(st) || st.StartTime != m.StartTime {
+			f.Close() // gone, or left the group, since the scan
 			continue
 		}
 		done[key] = true
-		fds = append(fds, leftMember{fd, key})
+		ms = append(ms, leftMember{f, key})
 	}
-	return fds, nil
+	return ms, nil
 }
 
-// signalAll sends sig through each of fds, once g is still the leader's.
-func signalAll(g group, fds []leftMember, sig syscall.Signal) error {
+// signalAll sends sig through each of ms, once g is still the leader's.
+func signalAll(g group, ms []leftMember, sig syscall.Signal) error {
 	if ok, err := groupIsLeaders(g); !ok {
 		return err
 	}
 	var errs []error
-	for _, m := range fds {
-		if err := unix.PidfdSendSignal(m.fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+	for _, m := range ms {
+		var err error
+		m.f.Control(func(fd int) { err = unix.PidfdSendSignal(fd, sig, nil, 0) })
+		if err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("pid %d: %w", m.key[0], err))
 		}
 	}
@@ -121,8 +180,12 @@ func signalAll(g group, fds []leftMember, sig syscall.Signal) error {
 
 // groupIsLeaders reports whether id g.pgid may still be the group of g's
 // leader: no process has pid g.pgid, or the one that has is that leader (a
-// zombie not reaped yet). Where /proc cannot tell, the error says so.
+// zombie not reaped yet). Where /proc cannot tell, the error says so. An
+// own group always is.
 func groupIsLeaders(g group) (bool, error) {
+	if g.own {
+		return true, nil
+	}
 	st, err := procstat.Read(g.pgid)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
@@ -170,16 +233,22 @@ func (l *Leftover) Err() error {
 // Signal sends sig to the members of the group left (signalLeft).
 func (l *Leftover) Signal(sig syscall.Signal) error { return signalLeft(l.g, sig) }
 
-// Left counts them.
-func (l *Leftover) Left() (int, error) { return countLeft(l.g) }
+// WaitLeft waits until none of them runs, or until stop is closed, and
+// returns how many ran then (waitLeft).
+func (l *Leftover) WaitLeft(stop <-chan struct{}) (int, error) { return groupWait(l.g, stop) }
 
-// countLeft counts the members of g that signalLeft reaches.
-func countLeft(g group) (int, error) {
+// WaitOwnGroup is WaitLeft for the group of pgid, which a child of this
+// process led and was reaped: any of its members.
+func WaitOwnGroup(pgid int, stop <-chan struct{}) (int, error) {
+	return groupWait(group{pgid: pgid, own: true}, stop)
+}
+
+// groupWait is waitLeft, at once where no process at all is in a group of
+// g's id (one system call: the case of every instance that exec'd its
+// server).
+func groupWait(g group, stop <-chan struct{}) (int, error) {
 	if errors.Is(unix.Kill(-g.pgid, 0), unix.ESRCH) {
-		return 0, nil // no process at all in a group of that id
+		return 0, nil
 	}
-	if ok, err := groupIsLeaders(g); !ok {
-		return 0, err
-	}
-	return procstat.Left(g.pgid, g.session)
+	return waitLeft(g, stop)
 }

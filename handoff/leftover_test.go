@@ -195,8 +195,10 @@ func TestLeftoverOf(t *testing.T) {
 	if lo == nil {
 		t.Fatal("no Leftover of an instance that exited")
 	}
-	if n, err := lo.Left(); n != 1 || err != nil {
-		t.Fatalf("Left = %d, %v; want the worker", n, err)
+	now := make(chan struct{})
+	close(now)
+	if n, err := lo.WaitLeft(now); n != 1 || err != nil {
+		t.Fatalf("WaitLeft, stopped at once = %d, %v; want the worker", n, err)
 	}
 	if err := lo.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func TestLeftoverOf(t *testing.T) {
 	if !waitExit(worker, 5*time.Second) {
 		t.Fatal("the worker still runs after the Leftover's Signal")
 	}
-	if n, err := lo.Left(); n != 0 || err != nil {
-		t.Errorf("Left after = %d, %v", n, err)
+	if n, err := lo.WaitLeft(nil); n != 0 || err != nil {
+		t.Errorf("WaitLeft after = %d, %v", n, err)
 	}
 }

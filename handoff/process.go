@@ -154,14 +154,15 @@ func (p *Process) signal(fd int, sig syscall.Signal) error {
 	return fmt.Errorf("signal %v to pid %d: pidfd_send_signal: %w", sig, p.pid, err)
 }
 
-// Left counts the processes left in the group the process led, those
-// Signal reaches once it has exited (signalLeft says which); 0 if it led
-// none, or if the group's id is another's now.
-func (p *Process) Left() (int, error) {
+// WaitLeft waits, once the process has exited, until none of the
+// processes left in the group it led runs (those Signal reaches), or
+// until stop is closed, and returns how many ran then; 0 at once if it led
+// no group.
+func (p *Process) WaitLeft(stop <-chan struct{}) (int, error) {
 	if !p.leads {
 		return 0, nil
 	}
-	return countLeft(p.group)
+	return groupWait(p.group, stop)
 }
 
 // Close stops watching: it ends the watch goroutine and closes the pidfd.

@@ -243,6 +243,9 @@ func (s *Supervisor) StopLeftovers(ctx context.Context) {
 	wg.Wait()
 }
 
+// closed is a closed channel: a wait given it only counts.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // stopLeftover stops in, a prior instance no slot adopted, or what is left
 // of its group if it exited.
 func (s *Supervisor) stopLeftover(ctx context.Context, in handoff.Instance) {
@@ -258,18 +261,28 @@ func (s *Supervisor) stopLeftover(ctx context.Context, in handoff.Instance) {
 		if lo == nil {
 			return
 		}
-		n, err := lo.Left()
+		n, err := lo.WaitLeft(closed) // counted, not waited for
 		if n == 0 || err != nil {
 			return // nothing left, or nothing known to be its
 		}
-		why = fmt.Sprintf("what is left of its process group (%d processes): it exited while no smoothserve ran", n)
+		why = fmt.Sprintf("what is left of its process group (%s): it exited while no smoothserve ran", processes(n))
 		p = lo
 	default:
 		return // not ours any more
 	}
 	s.log.Info(fmt.Sprintf("stopping %s#%d pid %d: %s", in.Service, in.Slot, in.Pid, why))
-	if err := terminate(p, s.termGrace, ctx.Done()); err != nil {
+	grace := s.termGrace
+	if sv, err := s.find(in.Service); err == nil && sv.cfg().KillTimeout > 0 {
+		grace = sv.cfg().KillTimeout // the service's kill_timeout, where it is still configured
+	}
+	overran, err := terminate(p, grace, ctx.Done())
+	switch {
+	case err != nil:
 		s.log.Error(fmt.Sprintf("stopping %s#%d pid %d: %v", in.Service, in.Slot, in.Pid, err))
+	case overran > 0:
+		s.log.Warn(fmt.Sprintf("stopped %s#%d pid %d: SIGKILL after %v to %s", in.Service, in.Slot, in.Pid, grace, overranWhat(p, overran)))
+	default:
+		s.log.Info(fmt.Sprintf("stopped %s#%d pid %d", in.Service, in.Slot, in.Pid))
 	}
 }
 

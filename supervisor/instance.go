@@ -297,7 +297,8 @@ func (in *instance) notReady(p process, err error) error {
 	case in.ctx.Err() != nil && sup.detached.Load():
 		return err
 	case in.ctx.Err() != nil:
-		return errors.Join(err, terminate(p, in.killGrace(), sup.killCtx.Done()))
+		_, terr := terminate(p, in.killGrace(), sup.killCtx.Done())
+		return errors.Join(err, terr)
 	default:
 		return errors.Join(err, kill(p))
 	}
@@ -327,10 +328,16 @@ func (in *instance) drain(p process) error {
 	} else {
 		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), in.rot.inflight())
 	}
-	if err := terminate(p, in.killGrace(), sv.sup.killCtx.Done()); err != nil {
+	overran, err := terminate(p, in.killGrace(), sv.sup.killCtx.Done())
+	if err != nil {
 		err = fmt.Errorf("stopping instance %s pid %d: %w", in.name, p.Pid(), err)
 		sv.note(slog.LevelError, "%v", err)
 		return err
+	}
+	if overran > 0 {
+		sv.note(slog.LevelWarn, "%s pid %d stopped: %s; SIGKILL after kill_timeout %v to %s", in.name, p.Pid(), exitReason(p.Err()),
+			in.killGrace(), overranWhat(p, overran))
+		return nil
 	}
 	sv.note(slog.LevelInfo, "%s pid %d stopped: %s", in.name, p.Pid(), exitReason(p.Err()))
 	return nil

@@ -140,11 +140,11 @@ func TestCheckPortFree(t *testing.T) {
 // fakeProcess is a process that runs until exit is closed.
 type fakeProcess struct{ exit chan struct{} }
 
-func (p fakeProcess) Pid() int                    { return 1 }
-func (p fakeProcess) Done() <-chan struct{}       { return p.exit }
-func (p fakeProcess) Err() error                  { return nil }
-func (p fakeProcess) Left() (int, error)          { return 0, nil }
-func (p fakeProcess) Signal(syscall.Signal) error { return nil }
+func (p fakeProcess) Pid() int                              { return 1 }
+func (p fakeProcess) Done() <-chan struct{}                 { return p.exit }
+func (p fakeProcess) Err() error                            { return nil }
+func (p fakeProcess) WaitLeft(<-chan struct{}) (int, error) { return 0, nil }
+func (p fakeProcess) Signal(syscall.Signal) error           { return nil }
 
 // A started process is first probed one poll interval after its start
 // (at once it could only refuse), or at half its start timeout if that is

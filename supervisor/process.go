@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/handoff"
 	"smoothserve/internal/nofile"
 	"smoothserve/internal/pidfd"
 	"smoothserve/internal/priority"
-	"smoothserve/internal/procstat"
 )
 
 // process is the OS process behind an instance. Signals go to its whole
@@ -34,9 +34,11 @@ type process interface {
 	// Signal signals the process group. A group that is gone is not an
 	// error, as os.ErrProcessDone is not.
 	Signal(sig syscall.Signal) error
-	// Left counts the processes left in its group once it has exited (a
-	// shell wrapper's server, the workers it forked).
-	Left() (int, error)
+	// WaitLeft waits, once it has exited, until no process is left in its
+	// group (a shell wrapper's server, the workers it forked), or until
+	// stop is closed; it returns how many were left then. It waits in the
+	// poller (pidfds), not by polling.
+	WaitLeft(stop <-chan struct{}) (int, error)
 }
 
 // childProcess is a process started by this smoothserve, reaped by a
@@ -102,14 +104,11 @@ func (p *childProcess) Signal(sig syscall.Signal) error {
 	return signalGroup(p.pid, sig)
 }
 
-// Left counts what is left of its group, once it is reaped: its pid
-// cannot be handed out again while the group has a member, so group pid
-// is its own while there is one.
-func (p *childProcess) Left() (int, error) {
-	if errors.Is(syscall.Kill(-p.pid, 0), syscall.ESRCH) {
-		return 0, nil // no process at all in the group
-	}
-	return procstat.Left(p.pid, procstat.AnySession)
+// WaitLeft waits for what is left of its group, once it is reaped: its
+// pid cannot be handed out again while the group has a member, so group
+// pid is its own while there is one.
+func (p *childProcess) WaitLeft(stop <-chan struct{}) (int, error) {
+	return handoff.WaitOwnGroup(p.pid, stop)
 }
 
 // signalGroup signals the process group led by pid. After the leader is
@@ -141,63 +140,77 @@ const reapTimeout = 5 * time.Second
 // no straggler keeps the port. Its group counts, not only p: a shell
 // wrapper that did not exec dies of SIGTERM at once while its server
 // finishes its requests. It returns once p is reaped and its group gone,
-// or an error if they could not be stopped.
-func terminate(p process, grace time.Duration, killed <-chan struct{}) error {
+// or an error if they could not be stopped; overran says how many of the
+// group's processes ran still when grace ended (SIGKILL was needed).
+func terminate(p process, grace time.Duration, killed <-chan struct{}) (overran int, err error) {
 	termErr := p.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
+	stop := make(chan struct{})
+	t := time.AfterFunc(grace, func() { close(stop) })
 	defer t.Stop()
+	end := make(chan struct{})
+	defer close(end)
 	select {
 	case <-p.Done():
-		waitLeft(p, t.C, killed)
-	case <-t.C:
+		overran, _ = p.WaitLeft(either(stop, killed, end))
+	case <-stop:
+		overran = 1 // the process itself (and its group, uncounted)
 	case <-killed:
 	}
-	return errors.Join(termErr, kill(p))
+	return overran, errors.Join(termErr, kill(p))
+}
+
+// overranWhat says what terminate's overran counted, for the log.
+func overranWhat(p process, overran int) string {
+	select {
+	case <-p.Done():
+		return processes(overran) + " left in its group"
+	default:
+		return "it and its group"
+	}
+}
+
+// processes is "1 process" or "N processes".
+func processes(n int) string {
+	if n == 1 {
+		return "1 process"
+	}
+	return fmt.Sprintf("%d processes", n)
+}
+
+// either is a channel closed once a or b is (b may be nil), or end; the
+// goroutine that closes it ends then.
+func either(a, b, end <-chan struct{}) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		select {
+		case <-a:
+		case <-b:
+		case <-end:
+		}
+	}()
+	return c
 }
 
 // kill SIGKILLs p's group and waits for p to be reaped and its group to
 // be gone: a port a process of it held is free once kill returns.
 func kill(p process) error {
 	err := p.Signal(syscall.SIGKILL)
-	t := time.NewTimer(reapTimeout)
+	stop := make(chan struct{})
+	t := time.AfterFunc(reapTimeout, func() { close(stop) })
 	defer t.Stop()
 	select {
 	case <-p.Done():
-	case <-t.C:
+	case <-stop:
 		return errors.Join(err, fmt.Errorf("pid %d still running %v after SIGKILL", p.Pid(), reapTimeout))
 	}
-	switch n, lerr := waitLeft(p, t.C, nil); {
+	switch n, lerr := p.WaitLeft(stop); {
 	case lerr != nil:
 		err = errors.Join(err, fmt.Errorf("what is left of the group of pid %d after SIGKILL: %w", p.Pid(), lerr))
 	case n > 0:
 		err = errors.Join(err, fmt.Errorf("%d processes of the group of pid %d still running %v after SIGKILL", n, p.Pid(), reapTimeout))
 	}
 	return err
-}
-
-// leftPoll is how often a stop looks whether what is left of an
-// instance's group after its process exited has exited too.
-const leftPoll = 20 * time.Millisecond
-
-// waitLeft waits, once p has exited, until no process is left in its
-// group, or until deadline or killed (nil: never). It returns what was
-// left at the last look, and the error of that look.
-func waitLeft(p process, deadline <-chan time.Time, killed <-chan struct{}) (int, error) {
-	tick := time.NewTicker(leftPoll)
-	defer tick.Stop()
-	for {
-		n, err := p.Left()
-		if n == 0 && err == nil {
-			return 0, nil
-		}
-		select {
-		case <-deadline:
-			return n, err
-		case <-killed:
-			return n, err
-		case <-tick.C:
-		}
-	}
 }
 
 // procTable is every process the supervisor has started and not yet let go

@@ -130,8 +130,8 @@ func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
 	mark := t.TempDir() + "/finished"
 	p := wrapped(t, `trap "sleep 0.5; touch `+mark+`; exit 0" TERM; while :; do sleep 0.05; done`)
 	start := time.Now()
-	if err := terminate(p, 5*time.Second, nil); err != nil {
-		t.Fatal(err)
+	if overran, err := terminate(p, 5*time.Second, nil); err != nil || overran != 0 {
+		t.Fatalf("terminate: %d overran, %v", overran, err)
 	}
 	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
 		t.Errorf("terminate took %v, want the server's half second", took)
@@ -139,7 +139,7 @@ func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
 	if _, err := os.Stat(mark); err != nil {
 		t.Error("the wrapper's server was killed before it finished")
 	}
-	if n, err := p.Left(); n != 0 || err != nil {
+	if n, err := p.WaitLeft(closed); n != 0 || err != nil {
 		t.Errorf("after terminate: %d left in the group, %v", n, err)
 	}
 }
@@ -149,13 +149,31 @@ func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
 func TestTerminateKillsWhatIsLeftAfterTheGrace(t *testing.T) {
 	p := wrapped(t, `trap "" TERM; while :; do sleep 0.05; done`)
 	start := time.Now()
-	if err := terminate(p, 500*time.Millisecond, nil); err != nil {
-		t.Fatal(err)
+	if overran, err := terminate(p, 500*time.Millisecond, nil); err != nil || overran != 1 {
+		t.Fatalf("terminate: %d overran, want the server; %v", overran, err)
 	}
 	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
 		t.Errorf("terminate took %v, want the grace of 500ms", took)
 	}
-	if n, err := p.Left(); n != 0 || err != nil {
+	if n, err := p.WaitLeft(closed); n != 0 || err != nil {
 		t.Errorf("after terminate: %d left in the group, %v", n, err)
 	}
+}
+
+// Waiting for a process left in the group costs no CPU: it waits on its
+// pidfd, where looking at /proc every few milliseconds took a core for a
+// dozen instances stopping at once on a busy machine.
+func TestWaitingForTheGroupCostsNoCPU(t *testing.T) {
+	p := wrapped(t, `trap "" TERM; exec sleep 30`)
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	if overran, err := terminate(p, 1500*time.Millisecond, nil); err != nil || overran != 1 {
+		t.Fatalf("terminate: %d overran, %v", overran, err)
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	if cpu > 100*time.Millisecond {
+		t.Errorf("waiting 1.5 s for the group took %v of CPU", cpu)
+	}
+	t.Logf("%v of CPU", cpu)
 }

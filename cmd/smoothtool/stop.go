@@ -8,17 +8,34 @@ import (
 	"syscall"
 	"time"
 
+	"smoothserve/config"
 	"smoothserve/control/api"
 	"smoothserve/control/client"
 	"smoothserve/internal/procstat"
 )
 
 // How stop all waits for the daemon to exit: it drains every instance
-// (each up to its stop_timeout, in parallel) before it does.
+// (each up to its stop_timeout, then kill_timeout for its process group,
+// in parallel) before it does. exitTimeout at least; more where the
+// configuration's timeouts add up to more (exitBudget).
 const (
 	exitTimeout  = 120 * time.Second
 	exitNoteEach = 10 * time.Second
 )
+
+// exitBudget is how long stop all waits for the daemon of cfg (nil: not
+// readable) to exit: the proxy's drain and the instances' (the longest
+// stop_timeout each), the longest kill_timeout, and a margin.
+func exitBudget(cfg *config.Config) time.Duration {
+	if cfg == nil {
+		return exitTimeout
+	}
+	var stop, kill time.Duration
+	for _, s := range cfg.Services {
+		stop, kill = max(stop, s.StopTimeout), max(kill, s.KillTimeout)
+	}
+	return max(exitTimeout, 2*stop+kill+30*time.Second)
+}
 
 // stopDaemon stops the daemon as SIGTERM does (or, with --force, kills
 // it and its instances at once) and waits until its process is gone.
@@ -37,7 +54,8 @@ func (t *tool) stopDaemon(ctx context.Context) error {
 		how = "at once: every instance is killed"
 	}
 	fmt.Fprintf(t.notes, "smoothtool: smoothserve (pid %d) is stopping %s\n", st.Pid, how)
-	if err := waitGone(ctx, st.Pid, exitTimeout, func(waited time.Duration) {
+	cfg, _ := config.Load(t.cmd.config)
+	if err := waitGone(ctx, st.Pid, exitBudget(cfg), func(waited time.Duration) {
 		fmt.Fprintf(t.notes, "smoothtool: still waiting for smoothserve (pid %d) to exit: %v\n", st.Pid, waited)
 	}); err != nil {
 		return err

@@ -88,23 +88,6 @@ func Members(pgid int) ([]Stat, error) {
 	return in, err
 }
 
-// AnySession is Left's session for processes of any session.
-const AnySession = -1
-
-// Left counts the processes of group pgid that have not exited, other than
-// pid pgid (the group's leader, which may be a zombie), and of session
-// unless it is AnySession: what is left of an instance once its process
-// has exited.
-func Left(pgid, session int) (int, error) {
-	n := 0
-	err := scan(func(st Stat) {
-		if st.Pgrp == pgid && st.Pid != pgid && !st.Exited() && (session == AnySession || st.Session == session) {
-			n++
-		}
-	})
-	return n, err
-}
-
 // scan calls fn with the Stat of every process in /proc; a process that
 // exits while /proc is read is left out. The error is that of reading
 // /proc itself.
