@@ -46,6 +46,9 @@ type State struct {
 	// Drained lists, by service, the slots the operator took out of
 	// rotation (smoothtool drain NAME#SLOT), which stay out.
 	Drained map[string][]int `json:"drained,omitempty"`
+	// Stopped lists the services the operator stopped (smoothtool stop
+	// NAME), which a process this one hands over to keeps stopped.
+	Stopped []string `json:"stopped,omitempty"`
 	// StatesExact says that every instance's State is as it was when the
 	// writer handed over to a new process (an upgrade's freeze), so that
 	// one may trust it; false in other writes and in older versions.

@@ -118,6 +118,12 @@ func (sv *service) runsOtherThan(fingerprint string) bool {
 	return other
 }
 
+// priorStopped reports whether the process that handed over to this one
+// had service name stopped by the operator.
+func (s *Supervisor) priorStopped(name string) bool {
+	return s.prior != nil && s.handedOver && slices.Contains(s.prior.Stopped, name)
+}
+
 // priorFor lists the prior instances of service name.
 func (s *Supervisor) priorFor(name string) []handoff.Instance {
 	if s.prior == nil {
@@ -385,6 +391,9 @@ func (s *Supervisor) writeState(exact bool) error {
 			return nil
 		}
 		st.Services[sv.cfg().Name] = Fingerprint(sv.cfg())
+		if snap.opStopped {
+			st.Stopped = append(st.Stopped, sv.cfg().Name)
+		}
 		if len(snap.drained) > 0 {
 			if st.Drained == nil {
 				st.Drained = map[string][]int{}

@@ -133,7 +133,15 @@ func (sv *service) run(ctx context.Context) error {
 		sv.slots[i] = &slot{index: i, port: sv.cfg().InstancePort(i, false), backoff: minBackoff}
 	}
 	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
-	if !sv.stopping {
+	if !sv.stopping && sv.sup.priorStopped(sv.cfg().Name) {
+		// Stopped by the operator before the upgrade: it stays so (its
+		// instances, had any been left, are leftovers to stop).
+		sv.wanted = false
+		sv.set.SetStopped(true)
+		sv.sup.addLeftovers(sv.sup.priorFor(sv.cfg().Name))
+		sv.note(slog.LevelInfo, "service %s stays stopped, as the operator asked before the upgrade", sv.cfg().Name)
+	}
+	if !sv.stopping && sv.wanted {
 		sv.restoreDrained()
 		sv.sup.addLeftovers(sv.adoptPrior())
 		for _, sl := range sv.slots {
@@ -362,7 +370,8 @@ func (sv *service) state() string {
 // publish replaces the snapshot Status reads, and wakes whoever waits for a
 // change (Supervisor.waitFor, the state file's writer).
 func (sv *service) publish() {
-	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots)), drained: sv.drainedSlots()}
+	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots)), drained: sv.drainedSlots(),
+		opStopped: !sv.wanted}
 	if sv.last != nil {
 		snap.lastRollout = cloneRollout(sv.last)
 	}

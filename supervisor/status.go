@@ -44,6 +44,7 @@ type serviceSnapshot struct {
 	slots       []slotSnapshot
 	lastRollout *Rollout
 	drained     []int // the slots the operator drained
+	opStopped   bool  // stopped by the operator (smoothtool stop NAME)
 }
 
 type slotSnapshot struct {
