@@ -164,6 +164,15 @@ func (run *rolloutRun) replaceAll() error {
 	cfg := sv.cfg() // fixed for the rollout: set by beginRollout
 	var have int
 	sv.call(func() { have = len(sv.slots) })
+	if have > cfg.InstanceCount {
+		// The slots dropped go first: the pair of ports of a slot kept
+		// (start+i, start+count+i) may hold one of theirs now, where its
+		// surge replacement starts.
+		if err := run.dropSlots(cfg.InstanceCount); err != nil {
+			return err
+		}
+		have = cfg.InstanceCount
+	}
 	for i := range cfg.InstanceCount {
 		if i > 0 && cfg.DelayRunningTime > 0 {
 			select {
@@ -188,9 +197,6 @@ func (run *rolloutRun) replaceAll() error {
 		run.rep.Instances = append(run.rep.Instances, step)
 		rep := cloneRollout(&run.rep)
 		sv.call(func() { sv.last = rep })
-	}
-	if have > cfg.InstanceCount {
-		return run.dropSlots(cfg.InstanceCount)
 	}
 	return nil
 }

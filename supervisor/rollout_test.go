@@ -270,3 +270,23 @@ func TestApplyNewSettings(t *testing.T) {
 		}
 	}
 }
+
+// Shrinking instance_count from 4 to 2 moves each slot's pair of ports
+// (start+i, start+count+i): slot 0's other port is now slot 2's. The slots
+// dropped go first, so the surge replacement finds its port free.
+func TestApplyShrinkOntoThePortsOfDroppedSlots(t *testing.T) {
+	cfg := testConfig(t, 4, "normal")
+	h := start(t, cfg)
+	awaitReady(t, h, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	next := *h.svc
+	next.InstanceCount = 2
+	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": "shrunk"}
+	if _, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil {
+		t.Fatalf("Apply instance_count 4 → 2: %v", err)
+	}
+	if ready := h.ready(); len(ready) != 2 || len(h.set.Backends()) != 2 {
+		t.Errorf("after Apply: ready %v, %d in rotation", ready, len(h.set.Backends()))
+	}
+}
