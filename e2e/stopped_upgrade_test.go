@@ -13,6 +13,9 @@ func TestAStoppedServiceStaysStoppedThroughAnUpgrade(t *testing.T) {
 	e.service("alpha", "alpha.test", 1, "")
 	e.service("beta", "beta.test", 1, "")
 	e.killBackgroundAtCleanup()
+	// After the upgrade alpha's instance is no daemon's child: a stop
+	// ends it (before the kill above, cleanups running last first).
+	t.Cleanup(func() { e.tool("stop", "all") })
 	if code, out, errOut := e.tool("start"); code != 0 {
 		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
 	}
