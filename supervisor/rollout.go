@@ -38,12 +38,15 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 	for {
 		var err error
 		var busy *rolloutRun
+		var applied *Rollout
 		ok := sv.call(func() {
 			switch {
 			case sv.stopping:
 				err = ErrNotRunning
 			case sv.frozen:
 				err = ErrFrozen
+			case !sv.wanted && newCfg != nil:
+				applied, err = sv.applyStopped(trigger, newCfg)
 			case !sv.wanted:
 				err = fmt.Errorf("service %s is stopped: start it instead", sv.cfg().Name)
 			case sv.rollout != nil && newCfg == nil:
@@ -60,8 +63,8 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 		if !ok {
 			return nil, ErrNotRunning
 		}
-		if err != nil {
-			return nil, err
+		if err != nil || applied != nil {
+			return applied, err
 		}
 		if busy == nil {
 			break
@@ -108,6 +111,33 @@ func (sv *service) beginRollout(trigger string, newCfg *config.Service) *rollout
 	sv.note(slog.LevelInfo, "rolling restart of %s (%s), asked by %s", sv.cfg().Name, run.rep.Strategy, trigger)
 	go run.run()
 	return run
+}
+
+// applyStopped makes cfg the settings of the service, which the operator
+// stopped: nothing runs to roll, and its next start starts
+// cfg.InstanceCount instances of cfg. Before, a reload left the old
+// settings in place, and the start ran those. On the run goroutine.
+func (sv *service) applyStopped(trigger string, cfg *config.Service) (*Rollout, error) {
+	for _, sl := range sv.slots {
+		if sl.inst != nil || sl.next != nil || len(sl.retiring) > 0 {
+			return nil, fmt.Errorf("service %s is still stopping: apply its settings once it has stopped", cfg.Name)
+		}
+	}
+	sv.setCfg(cfg)
+	n := cfg.InstanceCount
+	if n < len(sv.slots) {
+		sv.slots = sv.slots[:n:n]
+	}
+	for i := len(sv.slots); i < n; i++ {
+		sv.slots = append(sv.slots, &slot{index: i, backoff: minBackoff})
+	}
+	for _, sl := range sv.slots {
+		sl.port = cfg.InstancePort(sl.index, false)
+	}
+	sv.publish()
+	sv.note(slog.LevelInfo, "service %s is stopped: its new settings (%s) run at its start", cfg.Name, trigger)
+	now := time.Now()
+	return &Rollout{Service: cfg.Name, Trigger: trigger, Strategy: cfg.RestartStrategy, StartedAt: now, FinishedAt: now, Outcome: RolloutOK}, nil
 }
 
 // setCfg makes cfg the service's settings; on the run goroutine.

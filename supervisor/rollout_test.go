@@ -290,3 +290,38 @@ func TestApplyShrinkOntoThePortsOfDroppedSlots(t *testing.T) {
 		t.Errorf("after Apply: ready %v, %d in rotation", ready, len(h.set.Backends()))
 	}
 }
+
+// New settings for a service the operator stopped are taken without
+// starting it; its start then runs them (before, a reload said "stopped:
+// start it instead", and the start ran the old settings).
+func TestApplyToAStoppedServiceRunsAtItsStart(t *testing.T) {
+	cfg := testConfig(t, 3, "normal")
+	h := start(t, cfg)
+	awaitReady(t, h, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.sup.StopService(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	next := *h.svc
+	next.InstanceCount = 2
+	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": "while-stopped"}
+	if _, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil {
+		t.Fatalf("Apply to the stopped service: %v", err)
+	}
+	if ready := h.ready(); len(ready) != 0 {
+		t.Fatalf("Apply started the stopped service: %v", ready)
+	}
+	if err := h.sup.StartService(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	ready := h.ready()
+	if len(ready) != 2 {
+		t.Errorf("after the start: ready %v, want the new instance_count 2", ready)
+	}
+	for port := range ready {
+		if env := get(t, fmt.Sprintf("127.0.0.1:%d", port), "/env"); !strings.Contains(env, "DEPLOY_MARK=while-stopped") {
+			t.Errorf("instance on :%d runs without the settings applied while stopped", port)
+		}
+	}
+}
