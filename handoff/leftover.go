@@ -199,8 +199,8 @@ func groupIsLeaders(g group) (bool, error) {
 // Leftover is what is left of the process group of a recorded instance
 // whose process exited while no smoothserve watched it (the daemon was
 // down): its workers, which may still hold the instance's port. It is a
-// process whose leader has exited: Done is closed, Signal and Left reach
-// the group's members as Process's do.
+// process whose leader has exited: Done is closed, Signal and WaitLeft
+// reach the group's members as Process's do.
 type Leftover struct {
 	in   Instance
 	g    group

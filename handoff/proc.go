@@ -77,27 +77,33 @@ func Identify(pid int) (Identity, error) {
 // by rename while the instance ran). Otherwise it says which check failed;
 // a pid that does not exist or is a zombie wraps ErrGone.
 func Verify(in Instance) error {
+	_, err := verify(in)
+	return err
+}
+
+// verify is Verify, and the stat it read of the process.
+func verify(in Instance) (procstat.Stat, error) {
 	st, err := readStat(in.Pid)
 	if err != nil {
-		return fmt.Errorf("verifying %s: %w", in, err)
+		return st, fmt.Errorf("verifying %s: %w", in, err)
 	}
 	if st.Exited() {
-		return fmt.Errorf("verifying %s: pid %d is a zombie: %w", in, in.Pid, ErrGone)
+		return st, fmt.Errorf("verifying %s: pid %d is a zombie: %w", in, in.Pid, ErrGone)
 	}
 	if st.StartTime != in.StartTime {
-		return fmt.Errorf("verifying %s: pid %d is another process now (start time %d ≠ %d)",
+		return st, fmt.Errorf("verifying %s: pid %d is another process now (start time %d ≠ %d)",
 			in, in.Pid, st.StartTime, in.StartTime)
 	}
 	if in.Exe == "" {
-		return nil
+		return st, nil
 	}
 	exe, err := readExe(in.Pid)
 	if err != nil {
-		return fmt.Errorf("verifying %s: %w", in, err)
+		return st, fmt.Errorf("verifying %s: %w", in, err)
 	}
 	if exe != in.Exe && exe != in.Exe+deletedSuffix {
-		return fmt.Errorf("verifying %s: pid %d runs another executable now (%s ≠ %s)",
+		return st, fmt.Errorf("verifying %s: pid %d runs another executable now (%s ≠ %s)",
 			in, in.Pid, exe, in.Exe)
 	}
-	return nil
+	return st, nil
 }

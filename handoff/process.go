@@ -53,14 +53,10 @@ func Adopt(in Instance, room nofile.Room) (*Process, error) {
 		}
 		return nil, fmt.Errorf("adopting %s: %w", in, err)
 	}
-	if err := Verify(in); err != nil {
-		fd.Close()
-		return nil, fmt.Errorf("adopting: %w", err)
-	}
-	st, err := readStat(in.Pid)
+	st, err := verify(in)
 	if err != nil {
 		fd.Close()
-		return nil, fmt.Errorf("adopting %s: %w", in, err)
+		return nil, fmt.Errorf("adopting: %w", err)
 	}
 	p := &Process{
 		pid:     in.Pid,

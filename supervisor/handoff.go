@@ -281,7 +281,7 @@ func (s *Supervisor) stopLeftover(ctx context.Context, in handoff.Instance) {
 	if sv, err := s.find(in.Service); err == nil && sv.cfg().KillTimeout > 0 {
 		grace = sv.cfg().KillTimeout // the service's kill_timeout, where it is still configured
 	}
-	overran, err := terminate(p, grace, ctx.Done())
+	overran, err := terminate(ctx, p, grace)
 	switch {
 	case err != nil:
 		s.log.Error(fmt.Sprintf("stopping %s#%d pid %d: %v", in.Service, in.Slot, in.Pid, err))

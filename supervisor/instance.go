@@ -297,7 +297,7 @@ func (in *instance) notReady(p process, err error) error {
 	case in.ctx.Err() != nil && sup.detached.Load():
 		return err
 	case in.ctx.Err() != nil:
-		_, terr := terminate(p, in.killGrace(), sup.killCtx.Done())
+		_, terr := terminate(sup.killCtx, p, in.killGrace())
 		return errors.Join(err, terr)
 	default:
 		return errors.Join(err, kill(p))
@@ -328,7 +328,7 @@ func (in *instance) drain(p process) error {
 	} else {
 		sv.note(slog.LevelWarn, "%s pid %d stopping with %d requests in flight", in.name, p.Pid(), in.rot.inflight())
 	}
-	overran, err := terminate(p, in.killGrace(), sv.sup.killCtx.Done())
+	overran, err := terminate(sv.sup.killCtx, p, in.killGrace())
 	if err != nil {
 		err = fmt.Errorf("stopping instance %s pid %d: %w", in.name, p.Pid(), err)
 		sv.note(slog.LevelError, "%v", err)

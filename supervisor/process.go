@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -142,19 +143,18 @@ const reapTimeout = 5 * time.Second
 // finishes its requests. It returns once p is reaped and its group gone,
 // or an error if they could not be stopped; overran says how many of the
 // group's processes ran still when grace ended (SIGKILL was needed).
-func terminate(p process, grace time.Duration, killed <-chan struct{}) (overran int, err error) {
+// ctx's end (a Kill) cuts the grace short.
+func terminate(ctx context.Context, p process, grace time.Duration) (overran int, err error) {
 	termErr := p.Signal(syscall.SIGTERM)
-	stop := make(chan struct{})
-	t := time.AfterFunc(grace, func() { close(stop) })
-	defer t.Stop()
-	end := make(chan struct{})
-	defer close(end)
+	gctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
 	select {
 	case <-p.Done():
-		overran, _ = p.WaitLeft(either(stop, killed, end))
-	case <-stop:
-		overran = 1 // the process itself (and its group, uncounted)
-	case <-killed:
+		overran, _ = p.WaitLeft(gctx.Done())
+	case <-gctx.Done():
+		if ctx.Err() == nil {
+			overran = 1 // the process itself (and its group, uncounted)
+		}
 	}
 	return overran, errors.Join(termErr, kill(p))
 }
@@ -177,34 +177,18 @@ func processes(n int) string {
 	return fmt.Sprintf("%d processes", n)
 }
 
-// either is a channel closed once a or b is (b may be nil), or end; the
-// goroutine that closes it ends then.
-func either(a, b, end <-chan struct{}) <-chan struct{} {
-	c := make(chan struct{})
-	go func() {
-		defer close(c)
-		select {
-		case <-a:
-		case <-b:
-		case <-end:
-		}
-	}()
-	return c
-}
-
 // kill SIGKILLs p's group and waits for p to be reaped and its group to
 // be gone: a port a process of it held is free once kill returns.
 func kill(p process) error {
 	err := p.Signal(syscall.SIGKILL)
-	stop := make(chan struct{})
-	t := time.AfterFunc(reapTimeout, func() { close(stop) })
-	defer t.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), reapTimeout)
+	defer cancel()
 	select {
 	case <-p.Done():
-	case <-stop:
+	case <-ctx.Done():
 		return errors.Join(err, fmt.Errorf("pid %d still running %v after SIGKILL", p.Pid(), reapTimeout))
 	}
-	switch n, lerr := p.WaitLeft(stop); {
+	switch n, lerr := p.WaitLeft(ctx.Done()); {
 	case lerr != nil:
 		err = errors.Join(err, fmt.Errorf("what is left of the group of pid %d after SIGKILL: %w", p.Pid(), lerr))
 	case n > 0:

@@ -130,7 +130,7 @@ func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
 	mark := t.TempDir() + "/finished"
 	p := wrapped(t, `trap "sleep 0.5; touch `+mark+`; exit 0" TERM; while :; do sleep 0.05; done`)
 	start := time.Now()
-	if overran, err := terminate(p, 5*time.Second, nil); err != nil || overran != 0 {
+	if overran, err := terminate(context.Background(), p, 5*time.Second); err != nil || overran != 0 {
 		t.Fatalf("terminate: %d overran, %v", overran, err)
 	}
 	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
@@ -149,7 +149,7 @@ func TestTerminateWaitsForTheWholeGroup(t *testing.T) {
 func TestTerminateKillsWhatIsLeftAfterTheGrace(t *testing.T) {
 	p := wrapped(t, `trap "" TERM; while :; do sleep 0.05; done`)
 	start := time.Now()
-	if overran, err := terminate(p, 500*time.Millisecond, nil); err != nil || overran != 1 {
+	if overran, err := terminate(context.Background(), p, 500*time.Millisecond); err != nil || overran != 1 {
 		t.Fatalf("terminate: %d overran, want the server; %v", overran, err)
 	}
 	if took := time.Since(start); took < 400*time.Millisecond || took > 4*time.Second {
@@ -167,7 +167,7 @@ func TestWaitingForTheGroupCostsNoCPU(t *testing.T) {
 	p := wrapped(t, `trap "" TERM; exec sleep 30`)
 	var before, after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	if overran, err := terminate(p, 1500*time.Millisecond, nil); err != nil || overran != 1 {
+	if overran, err := terminate(context.Background(), p, 1500*time.Millisecond); err != nil || overran != 1 {
 		t.Fatalf("terminate: %d overran, %v", overran, err)
 	}
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
