@@ -132,7 +132,7 @@ func identify(t *testing.T, pid int) Instance {
 	if err != nil {
 		t.Fatalf("Identify(%d): %v", pid, err)
 	}
-	return Instance{Service: "web", Slot: 1, Port: 8081, Pid: pid, StartTime: id.StartTime, Session: id.Session, Exe: id.Exe, State: "ready"}
+	return Instance{Service: "web", Slot: 1, Port: 8081, Pid: pid, StartTime: id.StartTime, Session: &id.Session, Exe: id.Exe, State: "ready"}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -214,12 +214,15 @@ type Leftover struct {
 // an older version, did not record the session, without which the group's
 // members cannot be told from a stranger's.
 func LeftoverOf(in Instance) *Leftover {
-	if in.Session == 0 || in.Pid <= 0 || !errors.Is(Verify(in), ErrGone) {
+	if in.Session == nil || in.Pid <= 0 {
+		return nil
+	}
+	if _, err := verify(in); !errors.Is(err, ErrGone) {
 		return nil
 	}
 	done := make(chan struct{})
 	close(done)
-	return &Leftover{in: in, g: group{pgid: in.Pid, start: in.StartTime, session: in.Session}, done: done}
+	return &Leftover{in: in, g: group{pgid: in.Pid, start: in.StartTime, session: *in.Session}, done: done}
 }
 
 func (l *Leftover) Pid() int              { return l.in.Pid }

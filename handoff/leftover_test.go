@@ -174,6 +174,28 @@ func TestSignalLeftLeavesAGroupThatReusedTheId(t *testing.T) {
 	}
 }
 
+// Where the session's leader is outside the pid namespace (a container's
+// shell, CI), /proc gives every process session 0: a recorded 0 is a
+// session all the same. TestLeftoverOf, run again in a pid namespace of
+// its own.
+func TestLeftoverOfInAPidNamespace(t *testing.T) {
+	if os.Getenv("LEFTOVER_IN_NS") != "" {
+		t.Skip("in the namespace already")
+	}
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", os.Args[0], "-test.run=^TestLeftoverOf$", "-test.v")
+	cmd.Env = append(os.Environ(), "LEFTOVER_IN_NS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "--- ") {
+		t.Skipf("no pid namespace here: %v %s", err, out)
+	}
+	if !strings.Contains(string(out), "session 0") {
+		t.Errorf("in the namespace, the instance's session was not 0:\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLeftoverOf") {
+		t.Fatalf("TestLeftoverOf in a pid namespace of its own: %v\n%s", err, out)
+	}
+}
+
 // A recorded instance that exited leaves a Leftover with its group's
 // members; one that runs, or one recorded without its session (a state
 // file of an older version), leaves none.
@@ -181,13 +203,14 @@ func TestLeftoverOf(t *testing.T) {
 	leader := startSleeper(t, "")
 	worker := startSleeperInGroup(t, "", leader.Process.Pid)
 	in := identify(t, leader.Process.Pid)
+	t.Logf("the instance: pid %d, session %d", in.Pid, *in.Session)
 	if lo := LeftoverOf(in); lo != nil {
 		t.Fatal("a Leftover of an instance that runs")
 	}
 	syscall.Kill(leader.Process.Pid, syscall.SIGKILL)
 	leader.Wait()
 	old := in
-	old.Session = 0
+	old.Session = nil
 	if lo := LeftoverOf(old); lo != nil {
 		t.Error("a Leftover of an instance recorded without its session")
 	}

@@ -71,14 +71,19 @@ func Identify(pid int) (Identity, error) {
 	return Identity{StartTime: st.StartTime, Session: st.Session, Exe: strings.TrimSuffix(exe, deletedSuffix)}, nil
 }
 
-// Verify returns nil if in.Pid is still the process recorded in in: it
-// runs (is not a zombie), has the recorded start time and runs the
-// recorded executable, or that executable " (deleted)" (a binary replaced
-// by rename while the instance ran). Otherwise it says which check failed;
-// a pid that does not exist or is a zombie wraps ErrGone.
-func Verify(in Instance) error {
-	_, err := verify(in)
-	return err
+// Verify returns the Identity of in.Pid if it is still the process
+// recorded in in: it runs (is not a zombie), has the recorded start time
+// and runs the recorded executable, or that executable " (deleted)" (a
+// binary replaced by rename while the instance ran). The Identity has the
+// session read now, which a state file of an older version did not
+// record. Otherwise it says which check failed; a pid that does not exist
+// or is a zombie wraps ErrGone.
+func Verify(in Instance) (Identity, error) {
+	st, err := verify(in)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{StartTime: st.StartTime, Session: st.Session, Exe: in.Exe}, nil
 }
 
 // verify is Verify, and the stat it read of the process.

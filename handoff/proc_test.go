@@ -32,7 +32,7 @@ func TestIdentifyChild(t *testing.T) {
 	if start < self.StartTime {
 		t.Errorf("child start time %d is before ours %d", start, self.StartTime)
 	}
-	if err := Verify(identify(t, cmd.Process.Pid)); err != nil {
+	if _, err := Verify(identify(t, cmd.Process.Pid)); err != nil {
 		t.Errorf("Verify of a live child: %v", err)
 	}
 }
@@ -43,14 +43,14 @@ func TestVerifyMismatch(t *testing.T) {
 
 	wrongStart := in
 	wrongStart.StartTime++
-	err := Verify(wrongStart)
+	_, err := Verify(wrongStart)
 	if err == nil || errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "another process now (start time") {
 		t.Errorf("Verify with a wrong start time = %v, want a start time mismatch", err)
 	}
 
 	wrongExe := in
 	wrongExe.Exe = "/usr/bin/some-other-binary"
-	err = Verify(wrongExe)
+	_, err = Verify(wrongExe)
 	if err == nil || errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "another executable") {
 		t.Errorf("Verify with a wrong exe = %v, want an exe mismatch", err)
 	}
@@ -61,7 +61,7 @@ func TestVerifyDead(t *testing.T) {
 	in := identify(t, cmd.Process.Pid)
 	syscall.Kill(in.Pid, syscall.SIGKILL)
 	cmd.Wait()
-	if err := Verify(in); !errors.Is(err, ErrGone) {
+	if _, err := Verify(in); !errors.Is(err, ErrGone) {
 		t.Errorf("Verify of a reaped pid = %v, want ErrGone", err)
 	}
 	if _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
@@ -79,7 +79,7 @@ func TestVerifyZombie(t *testing.T) {
 		st, err := readStat(in.Pid)
 		return err == nil && st.State == 'Z'
 	})
-	if err := Verify(in); !errors.Is(err, ErrGone) {
+	if _, err := Verify(in); !errors.Is(err, ErrGone) {
 		t.Errorf("Verify of a zombie = %v, want ErrGone", err)
 	}
 	if _, err := Identify(in.Pid); !errors.Is(err, ErrGone) {
@@ -111,7 +111,7 @@ func TestVerifyExeReplacedByRename(t *testing.T) {
 	if err != nil || !strings.HasSuffix(raw, " (deleted)") {
 		t.Fatalf("exe link after rename = %q, %v; want it marked deleted", raw, err)
 	}
-	if err := Verify(in); err != nil {
+	if _, err := Verify(in); err != nil {
 		t.Errorf("Verify after the binary was renamed over: %v", err)
 	}
 	if id, err := Identify(in.Pid); err != nil || id.Exe != in.Exe {

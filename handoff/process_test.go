@@ -54,7 +54,7 @@ func TestAdoptOrphanSignal(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Errorf("Signal after exit = %v, want nil", err)
 	}
-	if err := Verify(in); err == nil {
+	if _, err := Verify(in); err == nil {
 		t.Errorf("Verify after exit = nil, want an error")
 	}
 }
@@ -125,7 +125,7 @@ func TestCloseIdempotentNoGoroutine(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Signal after Close = %v, want os.ErrClosed", err)
 	}
-	if err := Verify(in); err != nil {
+	if _, err := Verify(in); err != nil {
 		t.Errorf("Close affected the process: %v", err)
 	}
 }

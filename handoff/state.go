@@ -24,7 +24,7 @@ type Instance struct {
 	Pid       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"`        // /proc/PID/stat field 22 (clock ticks after boot): with Pid, identifies the process
 	Exe       string `json:"exe"`               // readlink /proc/PID/exe when recorded, " (deleted)" trimmed; empty: not checked
-	Session   int    `json:"session,omitempty"` // /proc/PID/stat field 6; 0 in files of older versions (Leftover)
+	Session   *int   `json:"session,omitempty"` // /proc/PID/stat field 6 (0 where the session's leader is outside this pid namespace); nil in files of older versions (Leftover)
 	State     string `json:"state"`             // "ready", "starting", "draining"…
 	// Fingerprint of the settings the process was started with (opaque
 	// here); empty in files of older versions: the service's then.

@@ -17,8 +17,11 @@ func sampleState() *State {
 		WrittenAt: time.Date(2025, 3, 1, 12, 0, 0, 123, time.UTC),
 		Services:  map[string]string{"web": Fingerprint("web", "./web"), "api": Fingerprint("api")},
 		Instances: []Instance{
-			{Service: "web", Slot: 0, Port: 8080, Pid: 100, StartTime: 12345, Exe: "/srv/web", State: "ready"},
-			{Service: "api", Slot: 1, Port: 9001, Pid: 101, StartTime: 12346, Exe: "/srv/api", State: "draining"},
+			// Session 0 (a session whose leader is outside this pid
+			// namespace) is recorded, not taken for none.
+			{Service: "web", Slot: 0, Port: 8080, Pid: 100, StartTime: 12345, Exe: "/srv/web", Session: new(0), State: "ready"},
+			{Service: "api", Slot: 1, Port: 9001, Pid: 101, StartTime: 12346, Exe: "/srv/api", Session: new(77), State: "draining"},
+			{Service: "api", Slot: 2, Port: 9002, Pid: 102, StartTime: 12347, Exe: "/srv/api", State: "ready"}, // an older version's
 		},
 	}
 }

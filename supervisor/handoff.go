@@ -154,7 +154,8 @@ func (sv *service) adoptPrior() []handoff.Instance {
 			left = append(left, in)
 			continue
 		}
-		if err := handoff.Verify(in); err != nil {
+		id, err := handoff.Verify(in)
+		if err != nil {
 			sv.note(slog.LevelWarn, "%s#%d pid %d not adopted: %v", cfg.Name, in.Slot, in.Pid, err)
 			if errors.Is(err, handoff.ErrGone) {
 				left = append(left, in) // what is left of its group is stopped (StopLeftovers)
@@ -168,7 +169,7 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		// Known from the start, so that the state file written before the
 		// adoption settles still lists it.
 		inst.pid, inst.startedAt = in.Pid, processStart(in.StartTime)
-		inst.ident = handoff.Identity{StartTime: in.StartTime, Session: in.Session, Exe: in.Exe}
+		inst.ident = id
 		inst.fingerprint = in.Fingerprint
 		if inst.fingerprint == "" { // a state file of an older version
 			inst.fingerprint = sv.sup.prior.Services[cfg.Name]
@@ -405,14 +406,15 @@ func (s *Supervisor) writeState(exact bool) error {
 				continue
 			}
 			in := handoff.Instance{Service: sv.cfg().Name, Slot: sl.Slot, Port: sl.Port, Pid: sl.Pid,
-				StartTime: sl.ident.StartTime, Session: sl.ident.Session, Exe: sl.ident.Exe, State: sl.State.String(), Fingerprint: sl.fingerprint}
-			if in.StartTime == 0 {
-				id, err := handoff.Identify(sl.Pid)
-				if err != nil {
+				State: sl.State.String(), Fingerprint: sl.fingerprint}
+			id := sl.ident
+			if id.StartTime == 0 {
+				var err error
+				if id, err = handoff.Identify(sl.Pid); err != nil {
 					continue // exited meanwhile
 				}
-				in.StartTime, in.Session, in.Exe = id.StartTime, id.Session, id.Exe
 			}
+			in.StartTime, in.Session, in.Exe = id.StartTime, &id.Session, id.Exe
 			st.Instances = append(st.Instances, in)
 		}
 	}

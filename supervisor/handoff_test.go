@@ -360,7 +360,7 @@ func TestStateFileIdentifiesAStartingInstance(t *testing.T) {
 	if pid := h.instances()[0].Pid; listed.Pid != pid {
 		t.Fatalf("state file lists pid %d, the instance is pid %d", listed.Pid, pid)
 	}
-	if err := handoff.Verify(listed); err != nil || listed.StartTime == 0 || listed.Exe == "" {
+	if _, err := handoff.Verify(listed); err != nil || listed.StartTime == 0 || listed.Exe == "" {
 		t.Errorf("the starting instance is listed as %+v (verify: %v), want its start time and executable", listed, err)
 	}
 }
