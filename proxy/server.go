@@ -88,6 +88,7 @@ type Server struct {
 	shedGen   atomic.Uint64 // how many times makeRoom freed descriptors; changed under shedMu
 	shedMu    sync.Mutex    // serializes makeRoom, and guards shedLogAt
 	shedLogAt time.Time     // makeRoom's last log line
+	noRoom    nofile.Said   // when an accept last said it found no room
 
 	statsMu sync.Mutex               // guards stats: taken when routes are built and when scraped
 	stats   map[string]*serviceStats // each service's counters (stats.go), kept across routing tables
@@ -185,12 +186,18 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 				continue // idle connections closed (shed.go): room for this one
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || nofile.Exhausted(err) {
-				// Out of descriptors, with no idle connection to close:
-				// wait rather than spin; the queued connections stay in
-				// the backlog.
+			if exhausted := nofile.Exhausted(err); exhausted || errors.As(err, &ne) && ne.Timeout() {
+				// Out of descriptors, with no idle connection to close
+				// (none idle long enough yet): wait rather than spin; the
+				// queued connections stay in the backlog, and each try
+				// asks for room again.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.opts.Logger.Error("proxy: accept failed; retrying", "port", port, "err", err, "retry_in", delay)
+				if !exhausted {
+					s.opts.Logger.Error("proxy: accept failed; retrying", "port", port, "err", err, "retry_in", delay)
+				} else if s.noRoom.Due() {
+					s.opts.Logger.Warn("proxy: out of file descriptors, with no idle connection to close yet: new connections wait in the listen queue (said once in 10s)",
+						"port", port, "err", err)
+				}
 				time.Sleep(delay)
 				continue
 			}

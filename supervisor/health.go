@@ -371,20 +371,12 @@ func (in *instance) up() bool {
 	return in != nil && !in.replacing && (in.state == StateReady || in.state == StateUnhealthy)
 }
 
-// noFDsWarnEvery is the least time between two "health check not made"
-// lines: while descriptors lack, every check of every instance fails so.
-const noFDsWarnEvery = 10 * time.Second
-
 // warnNoDescriptors logs that a health check of instance was not made for
-// want of a descriptor, at most once in noFDsWarnEvery.
+// want of a descriptor, at most once in nofile.WarnEvery: while
+// descriptors lack, every check of every instance fails so.
 func (s *Supervisor) warnNoDescriptors(instance string, err error) {
-	now := time.Now().UnixNano()
-	last := s.noFDsWarnAt.Load()
-	if d := now - last; d >= 0 && d < int64(noFDsWarnEvery) {
-		return // said lately (a clock stepped back says it again)
-	}
-	if !s.noFDsWarnAt.CompareAndSwap(last, now) {
-		return // another check says it
+	if !s.noFDsSaid.Due() {
+		return // said lately, or another check says it
 	}
 	s.log.Warn("health check not made: out of file descriptors (said once in 10s)", "instance", instance, "err", err)
 }

@@ -36,10 +36,10 @@ type Supervisor struct {
 	// pidfdWarned: a start has logged that the kernel gave no pidfd (it is
 	// said once, not at every start).
 	pidfdWarned atomic.Bool
-	// noFDsWarnAt: when a health check last logged that it was not made
-	// for want of a descriptor (UnixNano; at most one such line in
-	// noFDsWarnEvery, whatever the instances).
-	noFDsWarnAt atomic.Int64
+	// noFDsSaid: when a health check last logged that it was not made
+	// for want of a descriptor (one such line in nofile.WarnEvery,
+	// whatever the instances).
+	noFDsSaid nofile.Said
 
 	svcMu    sync.Mutex
 	services []*service      // in configuration order, disabled ones too; added ones last

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -93,5 +95,31 @@ func TestListenerAcceptsOnceRoomIsMade(t *testing.T) {
 	}
 	if got := Room(nil).Listener(ln, "x"); got != ln {
 		t.Errorf("a nil Room wrapped the listener")
+	}
+}
+
+// Of many callers at once, one is told to say it; none again until
+// WarnEvery has passed.
+func TestSaidOnceInAWhile(t *testing.T) {
+	var s Said
+	var told atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if s.Due() {
+				told.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := told.Load(); n != 1 {
+		t.Fatalf("%d of 16 callers were told to say it, want 1", n)
+	}
+	if s.Due() {
+		t.Error("told again at once")
+	}
+	s.at.Add(-int64(WarnEvery)) // said WarnEvery ago
+	if !s.Due() {
+		t.Error("not told WarnEvery after")
 	}
 }
