@@ -165,5 +165,9 @@ func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 		log.Error("auto_restart: rollout did not complete; the next change tries again", "err", err)
 		return
 	}
+	if r.Outcome == supervisor.RolloutKept {
+		log.Info("auto_restart: the service is stopped (smoothtool stop): its new settings run at its start")
+		return
+	}
 	log.Info("auto_restart: rolled out", "instances", len(r.Instances), "took", r.FinishedAt.Sub(r.StartedAt).String())
 }

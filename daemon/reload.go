@@ -9,6 +9,7 @@ import (
 	"smoothserve/config"
 	"smoothserve/control/api"
 	"smoothserve/proxy"
+	"smoothserve/supervisor"
 	"smoothserve/upstream"
 )
 
@@ -75,11 +76,14 @@ func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service) ap
 	case sameSettings(old, svc):
 		ch.Change = api.ChangeUnchanged
 	case !svc.Enabled:
-		ch.Change = api.ChangeUnchanged // nothing runs: the settings wait
+		ch.Change = api.ChangeKept // nothing runs: the settings wait
 		err = d.setRunning(svc)
 	default:
 		ch.Change = api.ChangeRolled
-		_, err = d.Apply(ctx, svc, "reload", reloadTrigger)
+		var r *supervisor.Rollout
+		if r, err = d.Apply(ctx, svc, "reload", reloadTrigger); err == nil && r.Outcome == api.RolloutKept {
+			ch.Change = api.ChangeKept // stopped by the operator
+		}
 		if now := d.config().Service(svc.Name); err == nil && now != nil && now.Port != svc.Port {
 			err = fmt.Errorf("proxy port %d cannot be opened (see the log): it stays on %d", svc.Port, now.Port)
 		}

@@ -82,11 +82,35 @@ func TestSmoothtoolReloadAppliesTheFilesOnDisk(t *testing.T) {
 	}
 	// web is alone on the port now: it takes every host.
 	expect("extra.test", 200, "version=2")
+	// New settings of a disabled service are kept, not run, and said so.
+	writeFile(t, extraFile, string(extra)+"enabled: false\nstop_timeout: 7s\n")
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  kept\n") {
+		t.Errorf("reload of disabled extra with new settings: exit %d, stdout %q, stderr %q; want extra kept", code, out, errOut)
+	}
 	writeFile(t, extraFile, string(extra))
 	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  enabled\n") {
 		t.Errorf("reload with extra enabled again: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	expect("extra.test", 200, "version=1")
+
+	// So are those of a service stopped with smoothtool stop: it stays
+	// stopped until start, which runs them.
+	if code, out, errOut := e.tool("stop", "extra"); code != 0 {
+		t.Fatalf("stop extra: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	writeFile(t, extraFile, string(extra)+"stop_timeout: 7s\n")
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  kept\n") {
+		t.Errorf("reload of stopped extra with new settings: exit %d, stdout %q, stderr %q; want extra kept", code, out, errOut)
+	}
+	expect("extra.test", 503, "") // stopped, its host still its own
+	if code, out, errOut := e.tool("start", "extra"); code != 0 {
+		t.Fatalf("start extra: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	expect("extra.test", 200, "version=1")
+	writeFile(t, extraFile, string(extra))
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "extra  rolled\n") {
+		t.Errorf("reload of running extra with its settings back: exit %d, stdout %q, stderr %q; want extra rolled", code, out, errOut)
+	}
 
 	// An invalid file changes nothing, and says where it is wrong.
 	writeFile(t, extraFile, string(extra)+"instance_cout: 2\n")

@@ -137,7 +137,7 @@ func (sv *service) applyStopped(trigger string, cfg *config.Service) (*Rollout, 
 	sv.publish()
 	sv.note(slog.LevelInfo, "service %s is stopped: its new settings (%s) run at its start", cfg.Name, trigger)
 	now := time.Now()
-	return &Rollout{Service: cfg.Name, Trigger: trigger, Strategy: cfg.RestartStrategy, StartedAt: now, FinishedAt: now, Outcome: RolloutOK}, nil
+	return &Rollout{Service: cfg.Name, Trigger: trigger, Strategy: cfg.RestartStrategy, StartedAt: now, FinishedAt: now, Outcome: RolloutKept}, nil
 }
 
 // setCfg makes cfg the service's settings; on the run goroutine.

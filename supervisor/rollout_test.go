@@ -306,8 +306,8 @@ func TestApplyToAStoppedServiceRunsAtItsStart(t *testing.T) {
 	next := *h.svc
 	next.InstanceCount = 2
 	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": "while-stopped"}
-	if _, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil {
-		t.Fatalf("Apply to the stopped service: %v", err)
+	if r, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil || r.Outcome != RolloutKept {
+		t.Fatalf("Apply to the stopped service: %+v, %v; want outcome %q", r, err, RolloutKept)
 	}
 	if ready := h.ready(); len(ready) != 0 {
 		t.Fatalf("Apply started the stopped service: %v", ready)

@@ -21,6 +21,7 @@ const (
 	RolloutOK      = api.RolloutOK
 	RolloutFailed  = api.RolloutFailed  // a replacement did not become ready: the instances not yet replaced keep serving
 	RolloutAborted = api.RolloutAborted // the service or smoothserve was stopped during it
+	RolloutKept    = api.RolloutKept    // the service is stopped: its new settings run at its start (applyStopped)
 )
 
 // A rollout is reported in the control API's types: Rollout is one rolling

@@ -187,6 +187,7 @@ const (
 	RolloutOK      = "ok"
 	RolloutFailed  = "failed"  // a replacement did not become ready: the instances not yet replaced keep serving
 	RolloutAborted = "aborted" // the service or smoothserve was stopped during it
+	RolloutKept    = "kept"    // the service is stopped (smoothtool stop): nothing ran to roll; its new settings run at its start
 )
 
 // Rollout is one rolling restart of a service, as a service's status and a
@@ -239,6 +240,7 @@ const (
 	ChangeEnabled   = "enabled"   // enabled: true now: started
 	ChangeDisabled  = "disabled"  // enabled: false now: stopped
 	ChangeUnchanged = "unchanged" // same settings: untouched
+	ChangeKept      = "kept"      // settings changed, but nothing runs (disabled, or stopped with smoothtool stop): they run at its start
 )
 
 // ErrorBody is every error answer; Rollouts is set by a failed restart.
