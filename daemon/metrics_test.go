@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +18,16 @@ import (
 // is in rotation), and counts the slot's restarts once; it is not an error
 // (two series of one name and labels fail the whole scrape).
 func TestARolloutsTwoProcessesOfASlotAreOneSeries(t *testing.T) {
-	me := syscall.Getpgrp() // an instance leads its process group: procstat.Group reads it
+	// An instance leads its process group, which procstat.Group reads: a
+	// child of the test's own, not the test's group (whose leader may be
+	// outside this pid namespace, where its id reads 0).
+	leader := exec.Command("sleep", "60")
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leader.Process.Kill(); leader.Wait() })
+	me := leader.Process.Pid
 	reasons := map[string]int{"rollout": 3, "crash": 1}
 	st := api.ServiceStatus{Name: "web", Instances: []api.InstanceStatus{
 		{Slot: 0, Pid: me, State: api.StateReady, RestartReasons: reasons},
