@@ -48,6 +48,10 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	if earlyAnswer {
 		defer c.lingerClose()
 	}
+	// A client that leaves while the instance thinks is noticed too: the
+	// instance's connection is closed, so its request can end, and the
+	// request is logged 499, not sent again.
+	uc.WatchGone()
 	var resp response
 	if err := c.readResponseHead(req, uc, &resp); err != nil {
 		return false, false, err
@@ -141,6 +145,7 @@ func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
 		return err
 	}
 	lentReader := c.lendBuffers()
+	uc.WatchGone() // WriteRequest's wait for the answer looks at the client too
 	err := uc.WriteRequest(c.out)
 	c.takeBuffersBack(lentReader)
 	return err

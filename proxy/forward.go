@@ -15,6 +15,14 @@ import (
 // maxAttempts bounds how many instances one request is tried on.
 const maxAttempts = 6
 
+// maxSends bounds how many instances one request is sent to. One that an
+// instance got and failed without answering (it closed the connection, or
+// died) goes to one more, and no further: a request that kills its
+// instance kills at most one more (the replacement it would wait for
+// next, and the next), as nginx's once-per-server does with two. Those
+// that failed to connect (nothing sent) are tried up to maxAttempts.
+const maxSends = 2
+
 // freshIdle is the longest a pooled connection may have been idle to carry
 // a request that cannot be sent again (see upstream.Backend.Get).
 const freshIdle = 100 * time.Millisecond
@@ -86,6 +94,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 		}
 		c.rec.b, c.rec.retried = b, attempt > 0
 		t0 := time.Now()
+		p.sent()
 		keep, began, err := c.exchange(req, b, uc, kept)
 		if err != nil && !began && errors.Is(err, errStale) && kept && (idempotent(req.method) || errors.Is(err, upstream.ErrStaleNotSent)) {
 			// The instance had closed the pooled connection (its idle
@@ -120,7 +129,13 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			return keep
 		case errors.Is(err, errPassed):
 			return false
-		case began || errors.Is(err, errClientGone):
+		case !began && errors.Is(err, errClientGone):
+			// Gone before any answer (mid-upload, or while the instance
+			// thought): logged and counted 499, as by nginx; the
+			// instance did not fail.
+			c.rec.status = statusCode499
+			return false
+		case began:
 			c.logUpstream(req, b, err, "connection closed")
 			return false
 		case clientFault(err):
@@ -130,7 +145,7 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// another would not make the answer better.
 			c.logUpstream(req, b, err, "answered 502")
 			return c.fail(req, err, kept)
-		case kept && idempotent(req.method) && attempt+1 < maxAttempts:
+		case kept && idempotent(req.method) && attempt+1 < maxAttempts && p.mayResend():
 			p.failed(b, err)
 			c.logUpstream(req, b, err, "retrying on another instance")
 			continue

@@ -198,6 +198,7 @@ func (x *bridge) forward(set *upstream.Set) {
 		}
 		x.b, x.retried = b, attempt > 0
 		t0 := time.Now()
+		p.sent()
 		began, err := x.exchange(b, uc)
 		if err != nil && !began && errors.Is(err, errStale) && x.kept && (idem || errors.Is(err, upstream.ErrStaleNotSent)) {
 			if uc, err = x.f.s.dial(b); err == nil {
@@ -216,7 +217,7 @@ func (x *bridge) forward(set *upstream.Set) {
 				x.status = statusCode499
 			}
 			panic(http.ErrAbortHandler) // the client sees the stream reset, not a truncated body taken for whole
-		case errors.Is(err, errBadResponse) || !x.kept || !idem || attempt+1 >= maxAttempts:
+		case errors.Is(err, errBadResponse) || !x.kept || !idem || attempt+1 >= maxAttempts || !p.mayResend():
 			x.logUpstream(b, err, "answered with an error")
 			x.fail(err)
 			return
@@ -248,6 +249,10 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 			uc.Close()
 		}
 	}()
+	uc.SetClient(h2Client{x})
+	if x.kept {
+		uc.WatchGone() // WriteRequest's wait for the answer looks at the client too
+	}
 	if err := x.send(uc, x.head(b.Addr)); err != nil {
 		return false, upstreamFailed(uc, "sending request", err)
 	}
@@ -258,7 +263,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 			return false, err
 		}
 	}
-	uc.SetClient(h2Client{x})
+	uc.WatchGone() // a stream the client reset while the instance thinks ends, as over HTTP/1.1
 	if err := x.readResponse(uc); err != nil {
 		return false, err
 	}

@@ -11,7 +11,8 @@ import (
 // same way over HTTP/1.1 and HTTP/2: the least busy in rotation not tried
 // yet; with none, it waits for one to come (up to start_timeout), but
 // after a failure on every instance only if one of them has died
-// (instanceDied).
+// (instanceDied). It counts the instances the request was sent to
+// (maxSends).
 type picker struct {
 	set     *upstream.Set
 	tried   upstream.Tried
@@ -19,7 +20,15 @@ type picker struct {
 	waitCtx context.Context
 	cancel  context.CancelFunc
 	waits   int
+	sends   int // instances the request went out to (a stale pooled connection's second send not counted)
 }
+
+// sent records that the request goes out to an instance.
+func (p *picker) sent() { p.sends++ }
+
+// mayResend reports whether a request that an instance got, and failed
+// without answering, may go to another (maxSends).
+func (p *picker) mayResend() bool { return p.sends < maxSends }
 
 // next returns the instance to try, counted in flight (Release it), or
 // the error the request is to be answered with.

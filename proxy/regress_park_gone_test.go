@@ -54,12 +54,5 @@ func testQuietStreamClientLeaves(t *testing.T, opts Options, after time.Duration
 	time.Sleep(after)
 	left := time.Now()
 	cl.c.Close()
-	select {
-	case at := <-cancelled:
-		if d := at.Sub(left); d > 2*time.Second {
-			t.Fatalf("instance heard of the client leaving after %v", d)
-		}
-	case <-time.After(4 * time.Second):
-		t.Fatal("client left a quiet stream 4s ago: the proxy never noticed (the instance's request is still open)")
-	}
+	endedSoon(t, cancelled, left)
 }

@@ -47,19 +47,43 @@ var ErrClientGone = errors.New("the client closed its connection")
 const watchEvery = 250 * time.Millisecond
 
 // SetClient makes every read of R that would wait for the instance flush cl
-// first (nil: none), so that what the proxy holds for its client (a
-// response head, a chunk) is never kept back while the instance thinks.
-func (c *Conn) SetClient(cl Client) { c.client = cl }
+// first, so that what the proxy holds for its client (a response head, a
+// chunk) is never kept back while the instance thinks. nil: none, and no
+// watch either (a tunnel's reads wait as long as they must).
+func (c *Conn) SetClient(cl Client) {
+	if cl == nil {
+		c.unwatch()
+		return
+	}
+	c.client = cl
+}
 
 // WatchClient makes reads of R that wait for the instance also check, every
 // watchEvery, that the client is still there (for a response body: a
-// stream the client abandoned ends then). It lasts until the connection is
-// put back or closed.
-func (c *Conn) WatchClient() { c.watching = c.client != nil }
+// stream the client abandoned ends then), and whether the response is to
+// go on in another process (PassNow). It lasts until the connection is put
+// back or closed.
+func (c *Conn) WatchClient() { c.watching, c.passable = c.client != nil, c.client != nil }
+
+// WatchGone is WatchClient for the wait for a response head: the client is
+// looked at (a request whose client left ends, the instance's connection
+// closed, as nginx's 499), but the response is not passed on from there.
+// The watch's deadline is set now, so that WriteRequest's wait for the
+// answer wakes at it too.
+func (c *Conn) WatchGone() {
+	if c.client == nil {
+		return
+	}
+	c.watching = true
+	if !c.armed {
+		c.armed = true
+		c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
+	}
+}
 
 // unwatch ends WatchClient, and clears the socket's deadline if one is set.
 func (c *Conn) unwatch() {
-	c.client, c.watching = nil, false
+	c.client, c.watching, c.passable = nil, false, false
 	if c.armed {
 		c.armed = false
 		c.Socket.SetReadDeadline(time.Time{})
@@ -116,7 +140,7 @@ func (c *Conn) beforeWait() error {
 			return fmt.Errorf("%w: %w", ErrFlush, err)
 		}
 	}
-	if c.watching && c.client.PassNow() {
+	if c.passable && c.client.PassNow() {
 		return ErrPass
 	}
 	if c.watching && !c.armed {
@@ -133,7 +157,7 @@ func (c *Conn) watched() error {
 	if c.client.Gone() {
 		return ErrClientGone
 	}
-	if c.client.PassNow() {
+	if c.passable && c.client.PassNow() {
 		return ErrPass
 	}
 	c.Socket.SetReadDeadline(time.Now().Add(watchEvery))

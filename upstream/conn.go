@@ -28,7 +28,8 @@ type Conn struct {
 
 	src      connReader // what R reads from
 	client   Client     // the proxy's client connection this exchange is for (SetClient)
-	watching bool       // WatchClient: a blocking read checks that the client is still there
+	watching bool       // WatchClient or WatchGone: a blocking read checks that the client is still there
+	passable bool       // WatchClient: and asks whether the response is to go on in another process
 	armed    bool       // a watch deadline is set on the socket
 	lastRead int        // bytes the last read of the socket brought (LastRead)
 

@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"smoothserve/upstream"
+)
+
+// crashingSlots is a service whose instances die of a poisoned request:
+// each closes the connection unanswered, leaves rotation (the supervisor
+// saw it die) and is replaced a moment later, as the supervisor restarts
+// a crashed instance. Other requests are answered.
+type crashingSlots struct {
+	t      *testing.T
+	set    *upstream.Set
+	deaths atomic.Int64
+	mu     sync.Mutex
+	starts int
+}
+
+func newCrashingSlots(t *testing.T, n int) *crashingSlots {
+	cs := &crashingSlots{t: t, set: upstream.NewSet("s", 5*time.Second)}
+	for slot := range n {
+		cs.start(slot)
+	}
+	return cs
+}
+
+// start runs slot's instance and puts it in rotation.
+func (cs *crashingSlots) start(slot int) {
+	cs.mu.Lock()
+	cs.starts++
+	cs.mu.Unlock()
+	var b *upstream.Backend
+	in := startInstance(cs.t, "in", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/poison" {
+			w.Write([]byte("ok"))
+			return
+		}
+		cs.deaths.Add(1)
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+		cs.set.Remove(b)
+		time.AfterFunc(30*time.Millisecond, func() { cs.start(slot) })
+	})
+	b = upstream.NewBackend("s", slot, in.addr())
+	cs.set.Add(b)
+}
+
+// A GET that kills every instance it reaches is sent to two, then
+// answered 502: not to each replacement in turn (six crashes, each
+// doubling the slot's restart backoff), as nginx tries each server once.
+// An instance that dies of something else still costs no request: the
+// request goes to another, or to the replacement.
+func TestAPoisonedRequestKillsAtMostTwoInstances(t *testing.T) {
+	for _, n := range []int{1, 2, 3} {
+		cs := newCrashingSlots(t, n)
+		f := startProxy(t, Options{}, Route{Port: 1, Set: cs.set})
+		start := time.Now()
+		resp, _ := dial(t, f.addr).mustDo(get("x", "/poison"))
+		if resp.StatusCode != 502 {
+			t.Errorf("%d instances: the poisoned GET was answered %d, want 502", n, resp.StatusCode)
+		}
+		if d := cs.deaths.Load(); d != 2 {
+			t.Errorf("%d instances: the poisoned GET killed %d, want 2", n, d)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%d instances: answered after %v", n, d)
+		}
+	}
+
+	// One instance, dying once of something else while it has a GET: the
+	// GET is sent again to its replacement, and answered.
+	in := startInstance(t, "a", dieOnce("a"))
+	set := upstream.NewSet("s", 5*time.Second)
+	b := upstream.NewBackend("s", 0, in.addr())
+	set.Add(b)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set})
+	go func() {
+		for in.hits.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		set.Remove(b)
+		time.Sleep(30 * time.Millisecond)
+		set.Add(upstream.NewBackend("s", 0, in.addr()))
+	}()
+	resp, body := dial(t, f.addr).mustDo(get("x", "/"))
+	if resp.StatusCode != 200 || body != "a GET" {
+		t.Errorf("a GET on an instance that died once: %d %q, want its replacement's answer", resp.StatusCode, body)
+	}
+}
+
+// A client that leaves in the middle of its upload (a body streamed to the
+// instance) is logged and counted 499, as nginx logs a client that closed
+// its request: before, no access log line and no count said it happened.
+func TestAnUploadAbandonedMidwayIsLogged499(t *testing.T) {
+	got := make(chan int64, 1)
+	in := startInstance(t, "in", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got <- n
+	})
+	log, path := openAccessLog(t)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in), AccessLog: log})
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+	cl.c.Write(make([]byte, 1<<20))
+	cl.c.Close()
+	select {
+	case n := <-got:
+		if n >= 10000000 {
+			t.Fatalf("the instance read %d bytes", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance's request did not end after its client left")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !counted(f.srv, "POST", "499") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no POST counted 499: %+v", f.srv.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectOneLogLine(t, log, path, `"POST /up HTTP/1.1" 499 `)
+}
+
+// counted reports whether the proxy counted a request of method with code.
+func counted(s *Server, method, code string) bool {
+	for _, st := range s.Stats() {
+		for _, rc := range st.Requests {
+			if rc.Method == method && rc.Code == code && rc.Count > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// thinker is an instance that answers nothing until its request ends
+// (its connection closed by the proxy): ended says when.
+func thinker(t *testing.T) (*instance, chan time.Time) {
+	ended := make(chan time.Time, 1)
+	in := startInstance(t, "in", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			ended <- time.Now()
+		case <-time.After(20 * time.Second):
+		}
+	})
+	return in, ended
+}
+
+// endedSoon waits for ended, the end of a thinker's request, which its
+// client left at left.
+func endedSoon(t *testing.T, ended chan time.Time, left time.Time) {
+	t.Helper()
+	select {
+	case at := <-ended:
+		if d := at.Sub(left); d > 2*time.Second {
+			t.Errorf("the instance's request ended %v after its client left", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance's request did not end after its client left")
+	}
+}
+
+// countedOnce waits until s has counted a request of method with code,
+// and checks that in got it once.
+func countedOnce(t *testing.T, s *Server, in *instance, method, code string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !counted(s, method, code) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s counted %s: %+v", method, code, s.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := in.hits.Load(); n != 1 {
+		t.Errorf("the instance got the request %d times, want once", n)
+	}
+}
+
+// A client that leaves while the instance thinks (before any byte of the
+// answer) is noticed within a watch or so: the instance's connection is
+// closed, so its request ends, the request is not sent again, and it is
+// logged and counted 499, as nginx does. Before, the proxy waited for the
+// answer, however long, holding both connections, and logged it 200; an
+// instance's drain waited for it.
+func TestAClientThatLeavesBeforeTheAnswerEndsTheRequest(t *testing.T) {
+	in, ended := thinker(t)
+	log, path := openAccessLog(t)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in), AccessLog: log})
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, get("x", "/think"))
+	waitUntil(t, "the request at the instance", func() bool { return in.hits.Load() == 1 })
+	left := time.Now()
+	cl.c.Close()
+	endedSoon(t, ended, left)
+	countedOnce(t, f.srv, in, "GET", "499")
+	if n := f.srv.InFlight(); n != 0 {
+		t.Errorf("%d requests in flight after", n)
+	}
+	expectOneLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
+}
+
+// Over HTTP/2 the same: a stream its client resets while the instance
+// thinks ends the instance's request, and is counted 499, once.
+func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
+	in, ended := thinker(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "s", in)})
+	cl := f.client(true)
+	ctx, cancel := context.WithCancel(t.Context())
+	var left time.Time
+	go func() {
+		waitUntil(t, "the request at the instance", func() bool { return in.hits.Load() == 1 })
+		left = time.Now()
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://a.test/think", nil)
+	if resp, err := cl.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d, want the request cancelled", resp.StatusCode)
+	}
+	endedSoon(t, ended, left)
+	countedOnce(t, f.srv, in, "GET", "499")
+}
