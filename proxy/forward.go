@@ -135,6 +135,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// instance did not fail.
 			c.rec.status = statusCode499
 			return false
+		case began && errors.Is(err, errBadChunk) && c.unsend():
+			// A malformed chunk in the read that brought the head: none
+			// of the answer had left, so the client gets a 502 rather
+			// than a close without a byte (logged as the bytes dropped).
+			c.logUpstream(req, b, err, "answered 502")
+			return c.fail(req, fmt.Errorf("%w: %w", errBadResponse, err), kept)
 		case began:
 			c.logUpstream(req, b, err, "connection closed")
 			return false

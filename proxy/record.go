@@ -49,6 +49,18 @@ func (c *conn) sent() int64 {
 	return c.sink.n + int64(c.bw.Buffered())
 }
 
+// unsend drops the response being written, and reports that it did, if
+// none of it has left for the client: it is all in bw, behind nothing of
+// an earlier response (not compressed: the compressor holds its own
+// state). An answer found bad before its first flush can still be a 502.
+func (c *conn) unsend() bool {
+	if c.bw == nil || c.bw.Buffered() == 0 || c.zw.active() || c.sink.n != c.rec.sent0 {
+		return false
+	}
+	c.bw.Reset(&c.sink)
+	return true
+}
+
 // beginRequest starts the record of a request whose first byte came.
 func (c *conn) beginRequest() {
 	c.rec = record{start: time.Now(), sent0: c.sent()}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -228,4 +229,40 @@ func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
 	}
 	endedSoon(t, ended, left)
 	countedOnce(t, f.srv, in, "GET", "499")
+}
+
+// An instance whose head comes with a malformed chunk, in one write: none
+// of the answer has left for the client when the chunk is found bad, so
+// the client gets a 502 on a connection that goes on, and the log says
+// 502, not 200 with bytes the client never got. A bad chunk after part of
+// the answer has left still closes the connection (the answer is cut).
+func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
+	bad := startHandInstance(t, func(c net.Conn, req *http.Request) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		if req.URL.Path == "/late" {
+			time.Sleep(300 * time.Millisecond) // the head and first chunk leave meanwhile
+		}
+		io.WriteString(c, "zz\r\n")
+		return false
+	})
+	log, path := openAccessLog(t)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOfAddr(t, "s", bad.ln.Addr().String()), AccessLog: log})
+	cl := dial(t, f.addr)
+	resp, body := cl.mustDo(get("x", "/bad"))
+	if resp.StatusCode != 502 {
+		t.Fatalf("got %d %q, want 502", resp.StatusCode, body)
+	}
+	if resp.Close {
+		t.Error("the 502 closed the connection")
+	}
+	expectOneLogLine(t, log, path, `"GET /bad HTTP/1.1" 502 `)
+
+	io.WriteString(cl.c, get("x", "/late"))
+	late, err := http.ReadResponse(cl.br, nil)
+	if err != nil || late.StatusCode != 200 {
+		t.Fatalf("/late: %v %v, want the 200 that began", late, err)
+	}
+	if got, err := io.ReadAll(late.Body); err == nil || string(got) != "hello" {
+		t.Errorf("/late's body: %q, %v; want hello, then the connection cut", got, err)
+	}
 }
