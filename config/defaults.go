@@ -114,6 +114,7 @@ func (l *loader) defaultService(s *Service) {
 	setDuration("start_timeout", &s.StartTimeout, 30*time.Second)
 	setDuration("stop_timeout", &s.StopTimeout, 30*time.Second)
 	setDuration("kill_timeout", &s.KillTimeout, 10*time.Second)
+	setDuration("response_header_timeout", &s.ResponseHeaderTimeout, 60*time.Second)
 	setDuration("health_check_interval", &s.HealthCheckInterval, 10*time.Second)
 	setDuration("unhealthy_restart_after", &s.UnhealthyRestartAfter, 60*time.Second)
 	if !k.set["health_check_fails"] {

@@ -61,6 +61,7 @@ func serviceKeys(s *Service) map[string]decodeFunc {
 		"start_timeout":           durationValue(&s.StartTimeout),
 		"stop_timeout":            durationValue(&s.StopTimeout),
 		"kill_timeout":            durationValue(&s.KillTimeout),
+		"response_header_timeout": durationValue(&s.ResponseHeaderTimeout),
 		"max_body_size":           byteSize(&s.MaxBodySize),
 		"restart_strategy":        stringValue(&s.RestartStrategy),
 		"tls":                     stringValue(&s.TLS),

@@ -49,6 +49,7 @@ func TestDefaults(t *testing.T) {
 	checkEqual(t, "StartTimeout", s.StartTimeout, 30*time.Second)
 	checkEqual(t, "StopTimeout", s.StopTimeout, 30*time.Second)
 	checkEqual(t, "KillTimeout", s.KillTimeout, 10*time.Second)
+	checkEqual(t, "ResponseHeaderTimeout", s.ResponseHeaderTimeout, 60*time.Second)
 	checkEqual(t, "MaxBodySize", s.MaxBodySize, int64(0))
 	checkEqual(t, "WatchIgnore", s.WatchIgnore, []string{"*.swp", "*~", "*.tmp", ".git/"})
 	checkEqual(t, "HealthCheck", s.HealthCheck, "")

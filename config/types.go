@@ -53,34 +53,35 @@ type Service struct {
 	File  string         // absolute path of the service file
 	Lines map[string]int // line of each key present in File, for errors found later
 
-	Name              string
-	ServerNames       []string // lower-cased, trimmed; "*.example.com" wildcards; empty: the port's default service
-	DefaultServer     bool     // also takes the hosts no service of its port claims, as nginx's default_server
-	ServerIP          string   // default "127.0.0.1"
-	Port              int      // default Config.ProxyPort
-	StartInstancePort int
-	InstanceCount     int
-	ExecutablePath    string            // absolute
-	WorkingDir        string            // absolute; default the executable's folder
-	Args              []string          // default ["-port={port}"]; {port} is filled in per instance
-	Env               map[string]string // added to smoothserve's environment
-	Enabled           bool              // default true
-	AutoRestart       bool
-	DelayRunningTime  time.Duration // default 0
-	DelayUpdateTime   time.Duration // default 2s
-	WatchFiles        []string      // absolute (relative ones resolve against the executable's folder)
-	WatchIgnore       []string      // globs; default ["*.swp", "*~", "*.tmp", ".git/"]
-	HealthCheck       string        // HTTP path; empty: a TCP connect
-	StartTimeout      time.Duration // default 30s
-	StopTimeout       time.Duration // default 30s
-	KillTimeout       time.Duration // default 10s: from SIGTERM to SIGKILL
-	MaxBodySize       int64         // bytes; default 0: no limit
-	RestartStrategy   string        // "surge" (default) or "in_place"
-	TLS               string        // TLSOff (default), TLSAuto or TLSFiles
-	TLSCert           string        // with TLSFiles: absolute path of the PEM certificate (chain), leaf first
-	TLSKey            string        // with TLSFiles: absolute path of the PEM private key
-	HTTPSRedirect     bool          // plain HTTP requests are redirected to HTTPS; default true when TLS is not TLSOff
-	Compress          bool          // compress responses for clients that accept it; default false
+	Name                  string
+	ServerNames           []string // lower-cased, trimmed; "*.example.com" wildcards; empty: the port's default service
+	DefaultServer         bool     // also takes the hosts no service of its port claims, as nginx's default_server
+	ServerIP              string   // default "127.0.0.1"
+	Port                  int      // default Config.ProxyPort
+	StartInstancePort     int
+	InstanceCount         int
+	ExecutablePath        string            // absolute
+	WorkingDir            string            // absolute; default the executable's folder
+	Args                  []string          // default ["-port={port}"]; {port} is filled in per instance
+	Env                   map[string]string // added to smoothserve's environment
+	Enabled               bool              // default true
+	AutoRestart           bool
+	DelayRunningTime      time.Duration // default 0
+	DelayUpdateTime       time.Duration // default 2s
+	WatchFiles            []string      // absolute (relative ones resolve against the executable's folder)
+	WatchIgnore           []string      // globs; default ["*.swp", "*~", "*.tmp", ".git/"]
+	HealthCheck           string        // HTTP path; empty: a TCP connect
+	StartTimeout          time.Duration // default 30s
+	StopTimeout           time.Duration // default 30s
+	KillTimeout           time.Duration // default 10s: from SIGTERM to SIGKILL
+	ResponseHeaderTimeout time.Duration // default 60s: from the request sent to its answer's head; 0: none
+	MaxBodySize           int64         // bytes; default 0: no limit
+	RestartStrategy       string        // "surge" (default) or "in_place"
+	TLS                   string        // TLSOff (default), TLSAuto or TLSFiles
+	TLSCert               string        // with TLSFiles: absolute path of the PEM certificate (chain), leaf first
+	TLSKey                string        // with TLSFiles: absolute path of the PEM private key
+	HTTPSRedirect         bool          // plain HTTP requests are redirected to HTTPS; default true when TLS is not TLSOff
+	Compress              bool          // compress responses for clients that accept it; default false
 
 	// AccessLog is the service's own access log: an absolute path, or
 	// AccessLogOff (written "off"): none for it; "" (unset): the main

@@ -114,6 +114,7 @@ func (l *loader) validateService(s *Service) {
 	l.checkDuration(k, "start_timeout", s.StartTimeout, true)
 	l.checkDuration(k, "stop_timeout", s.StopTimeout, true)
 	l.checkDuration(k, "kill_timeout", s.KillTimeout, true)
+	l.checkDuration(k, "response_header_timeout", s.ResponseHeaderTimeout, false)
 	if k.usable("max_body_size") && s.MaxBodySize < 0 {
 		l.add(k.errorf("max_body_size", "must not be negative (0 is no limit), got %d bytes", s.MaxBodySize))
 	}

@@ -128,10 +128,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.sets = make(map[string]*upstream.Set)
 	for _, svc := range cfg.Services {
-		set := upstream.NewSet(svc.Name, svc.StartTimeout)
-		set.SetMaxBodySize(svc.MaxBodySize)
-		set.SetCompress(svc.Compress)
-		d.sets[svc.Name] = set
+		d.sets[svc.Name] = newSet(svc)
 	}
 	if err := d.newCerts(cfg); err != nil {
 		upg.Stop()

@@ -94,6 +94,16 @@ func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service) ap
 	return ch
 }
 
+// newSet is the rotation of service svc, with the settings the proxy reads
+// from it (the supervisor's setCfg changes them at a rollout).
+func newSet(svc *config.Service) *upstream.Set {
+	set := upstream.NewSet(svc.Name, svc.StartTimeout)
+	set.SetMaxBodySize(svc.MaxBodySize)
+	set.SetCompress(svc.Compress)
+	set.SetResponseHeaderTimeout(svc.ResponseHeaderTimeout)
+	return set
+}
+
 // sameSettings tells whether a and b run the same way (where in its file
 // each key is does not matter).
 func sameSettings(a, b *config.Service) bool {
@@ -114,9 +124,7 @@ func (d *Daemon) addService(ctx context.Context, svc *config.Service) error {
 			return fmt.Errorf("not added: its proxy port cannot be opened: %w", err)
 		}
 	}
-	set := upstream.NewSet(svc.Name, svc.StartTimeout)
-	set.SetMaxBodySize(svc.MaxBodySize)
-	set.SetCompress(svc.Compress)
+	set := newSet(svc)
 	d.mu.Lock()
 	sets := maps.Clone(d.sets)
 	sets[svc.Name] = set

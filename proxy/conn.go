@@ -50,24 +50,25 @@ type conn struct {
 	bw *bufio.Writer
 	cr clientReader
 
-	rid      []byte         // the request's id (X-Request-Id)
-	tunnelTo *upstream.Conn // a 101 was relayed: the instance connection to join to this one
-	tn       *tunnelState   // the tunnel this connection is (tunnel.go)
-	rel      relay          // the response body being relayed, for passing or parking it mid-way (stream.go)
-	strm     *streamState   // a quiet stream to be parked, or parked (streampark.go)
-	compress bool           // the request's service compresses its responses (compress.go)
-	shard    uint32         // which shard of the stats this connection counts in (stats.go)
-	sink     countingWriter // what bw writes to
-	rio      *rawio.Conn    // a plain connection's reads and writes; nil for TLS (its rawTCPConn's, secure.go)
-	rec      record         // the request being served (record.go)
-	logTo    *accesslog.Log // where logBuf's lines go
-	logBuf   *[]byte        // log lines not yet handed to logTo
-	entry    accesslog.Entry
-	logPort  []byte
-	zw       flushing    // compressing the response being relayed: flushed with bw
-	cw       chunkWriter // what zw writes to
-	lim      io.LimitedReader
-	maxBody  int64 // the request's service's max_body_size; 0: none
+	rid         []byte         // the request's id (X-Request-Id)
+	tunnelTo    *upstream.Conn // a 101 was relayed: the instance connection to join to this one
+	tn          *tunnelState   // the tunnel this connection is (tunnel.go)
+	rel         relay          // the response body being relayed, for passing or parking it mid-way (stream.go)
+	strm        *streamState   // a quiet stream to be parked, or parked (streampark.go)
+	compress    bool           // the request's service compresses its responses (compress.go)
+	shard       uint32         // which shard of the stats this connection counts in (stats.go)
+	sink        countingWriter // what bw writes to
+	rio         *rawio.Conn    // a plain connection's reads and writes; nil for TLS (its rawTCPConn's, secure.go)
+	rec         record         // the request being served (record.go)
+	logTo       *accesslog.Log // where logBuf's lines go
+	logBuf      *[]byte        // log lines not yet handed to logTo
+	entry       accesslog.Entry
+	logPort     []byte
+	zw          flushing    // compressing the response being relayed: flushed with bw
+	cw          chunkWriter // what zw writes to
+	lim         io.LimitedReader
+	maxBody     int64         // the request's service's max_body_size; 0: none
+	headTimeout time.Duration // the request's service's response_header_timeout; 0: none
 
 	clientIP []byte // the client's address, for X-Forwarded-For
 	trusted  bool   // client is a trusted proxy: keep its X-Forwarded-*

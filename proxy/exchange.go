@@ -51,7 +51,7 @@ func (c *conn) exchange(req *request, b *upstream.Backend, uc *upstream.Conn, ke
 	// A client that leaves while the instance thinks is noticed too: the
 	// instance's connection is closed, so its request can end, and the
 	// request is logged 499, not sent again.
-	uc.WatchGone()
+	uc.WatchGone(c.headTimeout)
 	var resp response
 	if err := c.readResponseHead(req, uc, &resp); err != nil {
 		return false, false, err
@@ -145,7 +145,7 @@ func (c *conn) sendRequest(uc *upstream.Conn, kept bool) error {
 		return err
 	}
 	lentReader := c.lendBuffers()
-	uc.WatchGone() // WriteRequest's wait for the answer looks at the client too
+	uc.WatchGone(c.headTimeout) // WriteRequest's wait for the answer looks at the client too
 	err := uc.WriteRequest(c.out)
 	c.takeBuffersBack(lentReader)
 	return err
@@ -310,6 +310,9 @@ func (c *conn) writeInterim(resp *response) {
 func upstreamFailed(uc *upstream.Conn, what string, err error) error {
 	if mapped := clientOr(err); mapped != err {
 		return mapped
+	}
+	if errors.Is(err, upstream.ErrNoAnswer) {
+		return fmt.Errorf("%s: %w", what, err) // slow, not stale
 	}
 	if uc.Reused {
 		return fmt.Errorf("%w: %s: %w", errStale, what, err)

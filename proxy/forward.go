@@ -56,7 +56,7 @@ func (c *conn) serveRequest(req *request) bool {
 	if set.Stopped() {
 		return c.fail(req, fmt.Errorf("%w: %s", errServiceStopped, set.Name), !hasBody)
 	}
-	c.maxBody = set.MaxBodySize()
+	c.maxBody, c.headTimeout = set.MaxBodySize(), set.ResponseHeaderTimeout()
 	c.compress = set.Compress()
 	kept, err := c.readBody(req)
 	if err != nil {
@@ -150,6 +150,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// The instance is alive and answered nonsense: asking
 			// another would not make the answer better.
 			c.logUpstream(req, b, err, "answered 502")
+			return c.fail(req, err, kept)
+		case errors.Is(err, upstream.ErrNoAnswer):
+			// Slow, not dead: another would take as long, and the
+			// request may be under way at this one (as HAProxy's
+			// timeout server; nginx would send a GET again).
+			c.logUpstream(req, b, err, "answered 504")
 			return c.fail(req, err, kept)
 		case kept && idempotent(req.method) && attempt+1 < maxAttempts && p.mayResend():
 			p.failed(b, err)

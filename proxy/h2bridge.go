@@ -31,12 +31,13 @@ type bridge struct {
 	hbuf *[]byte   // the request head's buffer (head), from headBufs
 	ans  *h2Answer // the instance's answer as read (h2response.go), from h2Answers
 
-	body     []byte // the whole body, when kept (see maxKeptBody)
-	kept     bool
-	compress bool     // the service compresses its responses (compress.go)
-	maxBody  int64    // the service's max_body_size; 0: none
-	zw       flushing // compressing the response: flushed before every wait for the instance
-	began    bool     // the response's head is written: what follows may be flushed
+	body        []byte // the whole body, when kept (see maxKeptBody)
+	kept        bool
+	compress    bool          // the service compresses its responses (compress.go)
+	maxBody     int64         // the service's max_body_size; 0: none
+	headTimeout time.Duration // the service's response_header_timeout; 0: none
+	zw          flushing      // compressing the response: flushed before every wait for the instance
+	began       bool          // the response's head is written: what follows may be flushed
 
 	// The record (record.go's, for HTTP/2).
 	start    time.Time
@@ -140,7 +141,7 @@ func (x *bridge) serve() {
 		x.fail(fmt.Errorf("%w: %q", errBadTarget, x.target()))
 		return
 	}
-	x.compress, x.maxBody = set.Compress(), set.MaxBodySize()
+	x.compress, x.maxBody, x.headTimeout = set.Compress(), set.MaxBodySize(), set.ResponseHeaderTimeout()
 	if err := x.readBody(x.maxBody); err != nil {
 		x.fail(err)
 		return
@@ -217,7 +218,7 @@ func (x *bridge) forward(set *upstream.Set) {
 				x.status = statusCode499
 			}
 			panic(http.ErrAbortHandler) // the client sees the stream reset, not a truncated body taken for whole
-		case errors.Is(err, errBadResponse) || !x.kept || !idem || attempt+1 >= maxAttempts || !p.mayResend():
+		case errors.Is(err, errBadResponse) || errors.Is(err, upstream.ErrNoAnswer) || !x.kept || !idem || attempt+1 >= maxAttempts || !p.mayResend():
 			x.logUpstream(b, err, "answered with an error")
 			x.fail(err)
 			return
@@ -251,7 +252,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 	}()
 	uc.SetClient(h2Client{x})
 	if x.kept {
-		uc.WatchGone() // WriteRequest's wait for the answer looks at the client too
+		uc.WatchGone(x.headTimeout) // WriteRequest's wait for the answer looks at the client too
 	}
 	if err := x.send(uc, x.head(b.Addr)); err != nil {
 		return false, upstreamFailed(uc, "sending request", err)
@@ -263,7 +264,7 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 			return false, err
 		}
 	}
-	uc.WatchGone() // a stream the client reset while the instance thinks ends, as over HTTP/1.1
+	uc.WatchGone(x.headTimeout) // a stream the client reset while the instance thinks ends, as over HTTP/1.1
 	if err := x.readResponse(uc); err != nil {
 		return false, err
 	}

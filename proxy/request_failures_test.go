@@ -5,11 +5,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"smoothserve/accesslog"
 	"smoothserve/upstream"
 )
 
@@ -127,7 +130,7 @@ func TestAnUploadAbandonedMidwayIsLogged499(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	expectOneLogLine(t, log, path, `"POST /up HTTP/1.1" 499 `)
+	waitLogLine(t, log, path, `"POST /up HTTP/1.1" 499 `)
 }
 
 // counted reports whether the proxy counted a request of method with code.
@@ -206,7 +209,7 @@ func TestAClientThatLeavesBeforeTheAnswerEndsTheRequest(t *testing.T) {
 	if n := f.srv.InFlight(); n != 0 {
 		t.Errorf("%d requests in flight after", n)
 	}
-	expectOneLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
+	waitLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
 }
 
 // Over HTTP/2 the same: a stream its client resets while the instance
@@ -255,7 +258,7 @@ func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
 	if resp.Close {
 		t.Error("the 502 closed the connection")
 	}
-	expectOneLogLine(t, log, path, `"GET /bad HTTP/1.1" 502 `)
+	waitLogLine(t, log, path, `"GET /bad HTTP/1.1" 502 `)
 
 	io.WriteString(cl.c, get("x", "/late"))
 	late, err := http.ReadResponse(cl.br, nil)
@@ -264,5 +267,58 @@ func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
 	}
 	if got, err := io.ReadAll(late.Body); err == nil || string(got) != "hello" {
 		t.Errorf("/late's body: %q, %v; want hello, then the connection cut", got, err)
+	}
+}
+
+// An instance that has not begun its answer within the service's
+// response_header_timeout gets its request a 504, once (not sent again:
+// it may be under way there), its connection closed so the request ends
+// there too. One whose head came in time may be quiet longer (a stream).
+func TestAnAnswerThatDoesNotBeginInTimeIsA504(t *testing.T) {
+	in, ended := thinker(t)
+	stream := startInstance(t, "stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(700 * time.Millisecond)
+		io.WriteString(w, "data: late\n\n")
+	})
+	slow, quiet := setOf(t, "s", in), setOf(t, "q", stream)
+	slow.SetResponseHeaderTimeout(300 * time.Millisecond)
+	quiet.SetResponseHeaderTimeout(300 * time.Millisecond)
+	f := startProxy(t, Options{}, Route{Port: 1, Hosts: []string{"slow"}, Set: slow}, Route{Port: 1, Hosts: []string{"quiet"}, Set: quiet})
+	cl := dial(t, f.addr)
+	start := time.Now()
+	resp, _ := cl.mustDo(get("slow", "/think"))
+	if resp.StatusCode != 504 || resp.Close {
+		t.Fatalf("got %d (close %v), want 504 on a connection that goes on", resp.StatusCode, resp.Close)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("504 after %v, want it after the 300ms limit", d)
+	}
+	endedSoon(t, ended, time.Now())
+	countedOnce(t, f.srv, in, "GET", "504")
+
+	resp, body := cl.mustDo(get("quiet", "/events"))
+	if resp.StatusCode != 200 || body != "data: late\n\n" {
+		t.Errorf("a stream quiet past the limit after its head: %d %q", resp.StatusCode, body)
+	}
+}
+
+// waitLogLine waits until log, flushed, has a line with want in its file
+// at path: a request's line is written after its answer went out.
+func waitLogLine(t *testing.T, log *accesslog.Log, path, want string) {
+	t.Helper()
+	t.Cleanup(log.Close)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		log.Flush(context.Background())
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access log: %q, want a line with %q", b, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

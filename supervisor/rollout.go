@@ -145,6 +145,7 @@ func (sv *service) setCfg(cfg *config.Service) {
 	sv.conf.Store(cfg)
 	sv.set.SetStartTimeout(cfg.StartTimeout)
 	sv.set.SetMaxBodySize(cfg.MaxBodySize)
+	sv.set.SetResponseHeaderTimeout(cfg.ResponseHeaderTimeout)
 	sv.set.SetCompress(cfg.Compress)
 }
 

@@ -63,27 +63,37 @@ func (c *Conn) SetClient(cl Client) {
 // stream the client abandoned ends then), and whether the response is to
 // go on in another process (PassNow). It lasts until the connection is put
 // back or closed.
-func (c *Conn) WatchClient() { c.watching, c.passable = c.client != nil, c.client != nil }
+func (c *Conn) WatchClient() {
+	c.watching, c.passable, c.headBy = c.client != nil, c.client != nil, time.Time{}
+}
 
 // WatchGone is WatchClient for the wait for a response head: the client is
 // looked at (a request whose client left ends, the instance's connection
-// closed, as nginx's 499), but the response is not passed on from there.
-// The watch's deadline is set now, so that WriteRequest's wait for the
-// answer wakes at it too.
-func (c *Conn) WatchGone() {
+// closed, as nginx's 499), but the response is not passed on from there;
+// and an answer that has not begun within limit (zero: no limit) fails
+// the read with ErrNoAnswer. The watch's deadline is set now, so that
+// WriteRequest's wait for the answer wakes at it too.
+func (c *Conn) WatchGone(limit time.Duration) {
 	if c.client == nil {
 		return
 	}
 	c.watching = true
+	if limit > 0 && c.headBy.IsZero() {
+		c.headBy = time.Now().Add(limit)
+	}
 	if !c.armed {
-		c.armed = true
-		c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
+		c.arm()
 	}
 }
 
+// ErrNoAnswer is a read's failure, while WatchGone's limit was set, once
+// the instance has not begun its answer in time. It is a timeout
+// (os.ErrDeadlineExceeded).
+var ErrNoAnswer = fmt.Errorf("the instance did not begin its answer within response_header_timeout: %w", os.ErrDeadlineExceeded)
+
 // unwatch ends WatchClient, and clears the socket's deadline if one is set.
 func (c *Conn) unwatch() {
-	c.client, c.watching, c.passable = nil, false, false
+	c.client, c.watching, c.passable, c.headBy = nil, false, false, time.Time{}
 	if c.armed {
 		c.armed = false
 		c.Socket.SetReadDeadline(time.Time{})
@@ -144,8 +154,7 @@ func (c *Conn) beforeWait() error {
 		return ErrPass
 	}
 	if c.watching && !c.armed {
-		c.armed = true
-		c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
+		c.arm()
 	}
 	return nil
 }
@@ -157,11 +166,34 @@ func (c *Conn) watched() error {
 	if c.client.Gone() {
 		return ErrClientGone
 	}
+	if !c.headBy.IsZero() && !time.Now().Before(c.headBy) {
+		return ErrNoAnswer
+	}
 	if c.passable && c.client.PassNow() {
 		return ErrPass
 	}
-	c.Socket.SetReadDeadline(time.Now().Add(watchEvery))
+	c.arm()
 	return nil
+}
+
+// arm sets the watch's next deadline, watchEvery from now.
+func (c *Conn) arm() {
+	c.armed, c.watchAt = true, time.Now().Add(watchEvery)
+	c.Socket.SetReadDeadline(c.watchAt)
+}
+
+// waitWatched waits, R at rest, until the socket is readable or closed (a
+// read then finds what there is, or the error), looking at the client at
+// each watch deadline: ErrClientGone, ErrNoAnswer, as from a read of R.
+func (c *Conn) waitWatched() error {
+	for {
+		if err := c.watched(); err != nil {
+			return err
+		}
+		if err := c.rio.WaitReadableStrict(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+	}
 }
 
 // connReader is R's source: the bytes another process read from the

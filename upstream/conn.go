@@ -30,7 +30,9 @@ type Conn struct {
 	client   Client     // the proxy's client connection this exchange is for (SetClient)
 	watching bool       // WatchClient or WatchGone: a blocking read checks that the client is still there
 	passable bool       // WatchClient: and asks whether the response is to go on in another process
+	headBy   time.Time  // WatchGone's: when the answer's head is due; zero: no limit
 	armed    bool       // a watch deadline is set on the socket
+	watchAt  time.Time  // when, armed
 	lastRead int        // bytes the last read of the socket brought (LastRead)
 
 	raw      syscall.RawConn
@@ -268,6 +270,12 @@ func (c *Conn) WriteRequest(p []byte) error {
 		n, err = c.sw.SendQuiet(p)
 	} else {
 		n, err = c.sw.Send(p)
+	}
+	if err == nil && n == len(p) && c.armed && !time.Now().Before(c.watchAt) {
+		// The wait ended at the watch's deadline, likely: it goes on
+		// here, R still at rest (the caller's buffers too), looking at
+		// the client at each deadline.
+		err = c.waitWatched()
 	}
 	c.wake()
 	if errors.Is(err, sendwait.ErrNotQuiet) {

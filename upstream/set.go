@@ -25,6 +25,9 @@ type Set struct {
 	// maxBodySize is the largest request body forwarded; zero: no limit.
 	maxBodySize atomic.Int64
 	compress    atomic.Bool // compress responses (compress)
+	// headTimeout is how long an instance has to begin its answer; zero:
+	// no limit.
+	headTimeout atomic.Int64
 
 	mu      sync.Mutex
 	readyCh chan struct{} // closed (and replaced) when the rotation gains a backend or the set stops
@@ -41,6 +44,14 @@ func NewSet(name string, startTimeout time.Duration) *Set {
 
 // SetStartTimeout changes how long requests wait for an instance.
 func (s *Set) SetStartTimeout(d time.Duration) { s.startTimeout.Store(int64(d)) }
+
+// SetResponseHeaderTimeout sets how long an instance has, from the request
+// sent, to begin its answer (zero: no limit).
+func (s *Set) SetResponseHeaderTimeout(d time.Duration) { s.headTimeout.Store(int64(d)) }
+
+// ResponseHeaderTimeout is how long an instance has to begin its answer;
+// zero means no limit.
+func (s *Set) ResponseHeaderTimeout() time.Duration { return time.Duration(s.headTimeout.Load()) }
 
 // SetMaxBodySize sets the largest request body the proxy forwards to this
 // service (zero: no limit).
