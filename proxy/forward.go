@@ -20,7 +20,12 @@ const maxAttempts = 6
 // died) goes to one more, and no further: a request that kills its
 // instance kills at most one more (the replacement it would wait for
 // next, and the next), as nginx's once-per-server does with two. Those
-// that failed to connect (nothing sent) are tried up to maxAttempts.
+// that failed to connect (nothing sent) are tried up to maxAttempts. The
+// second send to the same instance after its pooled connection closed
+// (errStale) is not counted: that close is, as a rule, the instance's idle
+// close or its death (kill -9: the dial may still reach its listen queue),
+// and the request must go on; a prefork server's worker that dies of the
+// request is met twice an instance so.
 const maxSends = 2
 
 // freshIdle is the longest a pooled connection may have been idle to carry
@@ -70,7 +75,7 @@ func (c *conn) serveRequest(req *request) bool {
 // carry another request; false too for a quiet stream to be parked
 // (c.strm), which goes on in serveRequests (streamOn).
 func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
-	p := picker{set: set}
+	p := picker{set: set, client: c}
 	defer p.done()
 	maxIdle := time.Duration(0)
 	if !kept || !idempotent(req.method) {

@@ -173,7 +173,7 @@ func (x *bridge) readBody(max int64) error {
 }
 
 func (x *bridge) forward(set *upstream.Set) {
-	p := picker{set: set}
+	p := picker{set: set, client: h2Client{x}}
 	defer p.done()
 	idem := idempotent([]byte(x.r.Method))
 	maxIdle := time.Duration(0)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"smoothserve/upstream"
 )
@@ -20,7 +21,8 @@ type picker struct {
 	waitCtx context.Context
 	cancel  context.CancelFunc
 	waits   int
-	sends   int // instances the request went out to (a stale pooled connection's second send not counted)
+	sends   int             // instances the request went out to (not a stale pooled connection's second send: see maxSends)
+	client  upstream.Client // looked at while the request waits for an instance (Gone); nil: not
 }
 
 // sent records that the request goes out to an instance.
@@ -44,13 +46,42 @@ func (p *picker) next() (*upstream.Backend, error) {
 			p.waitCtx, p.cancel = context.WithTimeout(context.Background(), p.set.StartTimeout())
 		}
 		p.waits++
-		if p.waits <= maxAttempts && p.set.Wait(p.waitCtx, &p.tried) {
-			continue
+		if p.waits <= maxAttempts {
+			ok, err := p.wait()
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				continue
+			}
 		}
 		if p.set.Stopped() {
 			return nil, fmt.Errorf("%w: %s", errServiceStopped, p.set.Name)
 		}
 		return nil, fmt.Errorf("%w for %s within %v", errNoInstance, p.set.Name, p.set.StartTimeout())
+	}
+}
+
+// clientLook is how often a request waiting for an instance looks at its
+// client, as the wait for an answer does (upstream's watchEvery).
+const clientLook = 250 * time.Millisecond
+
+// wait is set.Wait under waitCtx, looking at the client every clientLook:
+// one that has left ends the wait (errClientGone: logged 499), and its
+// request goes to no instance that comes later.
+func (p *picker) wait() (bool, error) {
+	for {
+		ctx, cancel := context.WithTimeout(p.waitCtx, clientLook)
+		ok := p.set.Wait(ctx, &p.tried)
+		cancel()
+		switch {
+		case ok:
+			return true, nil
+		case p.waitCtx.Err() != nil:
+			return false, nil
+		case p.client != nil && p.client.Gone():
+			return false, fmt.Errorf("%w while it waited for an instance of %s", errClientGone, p.set.Name)
+		}
 	}
 }
 

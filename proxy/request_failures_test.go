@@ -206,9 +206,7 @@ func TestAClientThatLeavesBeforeTheAnswerEndsTheRequest(t *testing.T) {
 	cl.c.Close()
 	endedSoon(t, ended, left)
 	countedOnce(t, f.srv, in, "GET", "499")
-	if n := f.srv.InFlight(); n != 0 {
-		t.Errorf("%d requests in flight after", n)
-	}
+	waitUntil(t, "no request in flight", func() bool { return f.srv.InFlight() == 0 })
 	waitLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
 }
 
@@ -320,5 +318,26 @@ func waitLogLine(t *testing.T, log *accesslog.Log, path, want string) {
 			t.Fatalf("the access log: %q, want a line with %q", b, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A client that leaves while its request waits for an instance (none in
+// rotation: a one-instance restart, a crash's backoff) ends the wait: the
+// request is logged 499 and goes to no instance that comes later. Before,
+// a POST whose client had left was sent to the instance when it came.
+func TestAClientThatLeavesWhileNoInstanceIsReadyIsNotServedLater(t *testing.T) {
+	in := startInstance(t, "late", nil)
+	set := upstream.NewSet("s", 10*time.Second)
+	log, path := openAccessLog(t)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: set, AccessLog: log})
+	cl := dial(t, f.addr)
+	io.WriteString(cl.c, "POST /order HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	time.Sleep(300 * time.Millisecond) // waiting for an instance
+	cl.c.Close()
+	waitLogLine(t, log, path, `"POST /order HTTP/1.1" 499 `)
+	set.Add(upstream.NewBackend("s", 0, in.addr()))
+	time.Sleep(300 * time.Millisecond)
+	if n := in.hits.Load(); n != 0 {
+		t.Errorf("the instance that came got the request of a client gone %d times", n)
 	}
 }
