@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"smoothserve/upstream"
 )
@@ -62,16 +61,13 @@ func (p *picker) next() (*upstream.Backend, error) {
 	}
 }
 
-// clientLook is how often a request waiting for an instance looks at its
-// client, as the wait for an answer does (upstream's watchEvery).
-const clientLook = 250 * time.Millisecond
-
-// wait is set.Wait under waitCtx, looking at the client every clientLook:
+// wait is set.Wait under waitCtx, looking at the client as often as the
+// wait for an answer does (upstream.WatchEvery):
 // one that has left ends the wait (errClientGone: logged 499), and its
 // request goes to no instance that comes later.
 func (p *picker) wait() (bool, error) {
 	for {
-		ctx, cancel := context.WithTimeout(p.waitCtx, clientLook)
+		ctx, cancel := context.WithTimeout(p.waitCtx, upstream.WatchEvery)
 		ok := p.set.Wait(ctx, &p.tried)
 		cancel()
 		switch {

@@ -8,7 +8,7 @@ import (
 
 // TestClientLeavingQuietStreamNoticedAfterParkAfter: a client that
 // leaves a response stream while its instance is quiet is noticed within
-// about watchEvery (upstream.WatchClient → conn.Gone), however long the
+// about WatchEvery (upstream.WatchClient → conn.Gone), however long the
 // request has been going. conn.Gone peeks with RawConn.Read, which fails at
 // once once the client socket's read deadline has passed; that deadline is
 // still the parkAfter one (≤ 2 s) set by waitForRequest when the head came

@@ -41,10 +41,10 @@ var ErrFlush = errors.New("flushing to the client")
 // once the client has closed its connection.
 var ErrClientGone = errors.New("the client closed its connection")
 
-// watchEvery is how often a read that waits for the instance checks that
+// WatchEvery is how often a read that waits for the instance checks that
 // the client is still there: an instance streaming to a client that left
 // hears of it (its connection closed) within this.
-const watchEvery = 250 * time.Millisecond
+const WatchEvery = 250 * time.Millisecond
 
 // SetClient makes every read of R that would wait for the instance flush cl
 // first, so that what the proxy holds for its client (a response head, a
@@ -59,7 +59,7 @@ func (c *Conn) SetClient(cl Client) {
 }
 
 // WatchClient makes reads of R that wait for the instance also check, every
-// watchEvery, that the client is still there (for a response body: a
+// WatchEvery, that the client is still there (for a response body: a
 // stream the client abandoned ends then), and whether the response is to
 // go on in another process (PassNow). It lasts until the connection is put
 // back or closed.
@@ -112,7 +112,7 @@ func (c *Conn) LastRead() int { return c.lastRead }
 // sent events between two events) holds no buffer. R is there again when
 // it returns, but may be another *bufio.Reader: the caller reads c.R, not
 // one it kept from before. The client's pending bytes are flushed first,
-// and, when watching, the client looked at every watchEvery
+// and, when watching, the client looked at every WatchEvery
 // (ErrClientGone, ErrPass, as from a read of R, and ErrPark; R is nil
 // while they are asked). The read of R that follows finds bytes, or the
 // end, without waiting.
@@ -176,9 +176,9 @@ func (c *Conn) watched() error {
 	return nil
 }
 
-// arm sets the watch's next deadline, watchEvery from now.
+// arm sets the watch's next deadline, WatchEvery from now.
 func (c *Conn) arm() {
-	c.armed, c.watchAt = true, time.Now().Add(watchEvery)
+	c.armed, c.watchAt = true, time.Now().Add(WatchEvery)
 	c.Socket.SetReadDeadline(c.watchAt)
 }
 

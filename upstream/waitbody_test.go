@@ -10,7 +10,7 @@ import (
 )
 
 // watchingClient is a Client that notes, each time a wait looks at it
-// (Gone: every watchEvery of a wait), whether the connection's reader was
+// (Gone: every WatchEvery of a wait), whether the connection's reader was
 // given back then.
 type watchingClient struct {
 	c     *Conn
@@ -43,7 +43,7 @@ func TestWaitBodyGivesTheReaderBackWhileItWaits(t *testing.T) {
 	if got := readSome(t, c); got != "data: one\n\n" {
 		t.Fatalf("first event %q", got)
 	}
-	const quiet = 3 * watchEvery / 2
+	const quiet = 3 * WatchEvery / 2
 	go func() {
 		time.Sleep(quiet)
 		io.WriteString(srv, "data: two\n\n")
