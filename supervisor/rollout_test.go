@@ -236,10 +236,8 @@ func TestApplyNewSettings(t *testing.T) {
 		count int
 		mark  string
 	}{{3, "grown"}, {1, "shrunk"}, {2, "again"}} {
-		next := *h.svc
-		next.InstanceCount = tc.count
+		next := marked(h, tc.count, tc.mark)
 		next.MaxBodySize = int64(tc.count) << 20
-		next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": tc.mark}
 		old := h.ready()
 		r, err := h.sup.Apply(ctx, &next, "services/web.yaml")
 		if err != nil {
@@ -252,11 +250,7 @@ func TestApplyNewSettings(t *testing.T) {
 		if len(ready) != tc.count || len(h.set.Backends()) != tc.count {
 			t.Errorf("after Apply %d: ready %v, %d in rotation", tc.count, ready, len(h.set.Backends()))
 		}
-		for port := range ready {
-			if env := get(t, fmt.Sprintf("127.0.0.1:%d", port), "/env"); !strings.Contains(env, "DEPLOY_MARK="+tc.mark) {
-				t.Errorf("instance on :%d runs without the new env (DEPLOY_MARK=%s)", port, tc.mark)
-			}
-		}
+		expectMark(t, ready, tc.mark)
 		for _, pid := range old {
 			if alive(pid) {
 				t.Errorf("after Apply %d: old pid %d still running", tc.count, pid)
@@ -280,9 +274,7 @@ func TestApplyShrinkOntoThePortsOfDroppedSlots(t *testing.T) {
 	awaitReady(t, h, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	next := *h.svc
-	next.InstanceCount = 2
-	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": "shrunk"}
+	next := marked(h, 2, "shrunk")
 	if _, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil {
 		t.Fatalf("Apply instance_count 4 → 2: %v", err)
 	}
@@ -303,9 +295,7 @@ func TestApplyToAStoppedServiceRunsAtItsStart(t *testing.T) {
 	if err := h.sup.StopService(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
-	next := *h.svc
-	next.InstanceCount = 2
-	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": "while-stopped"}
+	next := marked(h, 2, "while-stopped")
 	if r, err := h.sup.Apply(ctx, &next, "services/web.yaml"); err != nil || r.Outcome != RolloutKept {
 		t.Fatalf("Apply to the stopped service: %+v, %v; want outcome %q", r, err, RolloutKept)
 	}
@@ -319,9 +309,25 @@ func TestApplyToAStoppedServiceRunsAtItsStart(t *testing.T) {
 	if len(ready) != 2 {
 		t.Errorf("after the start: ready %v, want the new instance_count 2", ready)
 	}
+	expectMark(t, ready, "while-stopped")
+}
+
+// marked is the harness's service with count instances and the mark in
+// its environment (DEPLOY_MARK), for expectMark to find.
+func marked(h *harness, count int, mark string) config.Service {
+	next := *h.svc
+	next.InstanceCount = count
+	next.Env = map[string]string{"SUPERVISOR_TEST_CHILD": "1", "CHILD_MODE": "normal", "DEPLOY_MARK": mark}
+	return next
+}
+
+// expectMark checks that each instance on the ports of ready runs with
+// the mark in its environment (marked).
+func expectMark(t *testing.T, ready map[int]int, mark string) {
+	t.Helper()
 	for port := range ready {
-		if env := get(t, fmt.Sprintf("127.0.0.1:%d", port), "/env"); !strings.Contains(env, "DEPLOY_MARK=while-stopped") {
-			t.Errorf("instance on :%d runs without the settings applied while stopped", port)
+		if env := get(t, fmt.Sprintf("127.0.0.1:%d", port), "/env"); !strings.Contains(env, "DEPLOY_MARK="+mark) {
+			t.Errorf("instance on :%d runs without the new settings (DEPLOY_MARK=%s)", port, mark)
 		}
 	}
 }
