@@ -239,11 +239,14 @@ func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
 // the answer has left still closes the connection (the answer is cut).
 func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
 	bad := startHandInstance(t, func(c net.Conn, req *http.Request) bool {
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-		if req.URL.Path == "/late" {
-			time.Sleep(300 * time.Millisecond) // the head and first chunk leave meanwhile
+		const head, bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "zz\r\n"
+		if req.URL.Path != "/late" {
+			io.WriteString(c, head+bad) // one write: all of it in the proxy's first read
+			return false
 		}
-		io.WriteString(c, "zz\r\n")
+		io.WriteString(c, head)
+		time.Sleep(300 * time.Millisecond) // the head and first chunk leave meanwhile
+		io.WriteString(c, bad)
 		return false
 	})
 	log, path := openAccessLog(t)
