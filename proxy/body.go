@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 var errBadChunk = errors.New("malformed chunked body")
@@ -173,4 +174,41 @@ func expectCRLF(r *bufio.Reader) error {
 		}
 	}
 	return nil
+}
+
+// chunkCheck is badChunkAhead's decoder over bytes already read; from
+// chunkChecks, so that the check allocates nothing.
+type chunkCheck struct {
+	br      bytes.Reader
+	r       *bufio.Reader
+	d       chunkedDecoder
+	scratch [512]byte
+}
+
+var chunkChecks = sync.Pool{New: func() any {
+	c := &chunkCheck{}
+	c.r = bufio.NewReaderSize(&c.br, maxChunkLine+2)
+	return c
+}}
+
+// badChunkAhead reports whether the chunked body whose first bytes r holds
+// (read with the head, not waited for) has a malformed chunk among them,
+// judged by the decoder that will relay it. HTTP/2's bridge asks before it
+// writes the head, which it cannot take back: what HTTP/1.1 drops by
+// unsend (a 502 instead of an answer cut short) HTTP/2 never sends.
+func badChunkAhead(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	if len(b) == 0 {
+		return false
+	}
+	c := chunkChecks.Get().(*chunkCheck)
+	defer chunkChecks.Put(c)
+	c.br.Reset(b)
+	c.r.Reset(&c.br)
+	c.d.reset(c.r)
+	for {
+		if _, err := c.d.Read(c.scratch[:]); err != nil {
+			return errors.Is(err, errBadChunk)
+		}
+	}
 }

@@ -160,6 +160,17 @@ func FuzzChunked(f *testing.F) {
 		var dec chunkedDecoder
 		dec.reset(bufio.NewReader(bytes.NewReader(data)))
 		decoded, decErr := io.ReadAll(&dec)
+		// The check before an HTTP/2 head, on what came with it (any
+		// prefix): bad only where the decoder finds the body bad, and, on
+		// all of it, bad wherever the decoder does.
+		for _, n := range []int{len(data), len(data) / 2, len(data) / 3} {
+			br := bufio.NewReaderSize(bytes.NewReader(data[:n]), len(data)+16)
+			br.Peek(n)
+			ahead := badChunkAhead(br)
+			if ahead && !errors.Is(decErr, errBadChunk) || n == len(data) && !ahead && errors.Is(decErr, errBadChunk) {
+				t.Fatalf("%q: badChunkAhead of %d bytes says %v, the decoder %v", data, n, ahead, decErr)
+			}
+		}
 
 		var out bytes.Buffer
 		c := &conn{srv: srv, nc: noDeadlines{}, bw: bufio.NewWriter(&out)}

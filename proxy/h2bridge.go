@@ -270,6 +270,9 @@ func (x *bridge) exchange(b *upstream.Backend, uc *upstream.Conn) (began bool, e
 	}
 	a := x.ans
 	a.framing = responseFraming(x.r.Method == http.MethodHead, &a.resp)
+	if a.framing == bodyChunked && badChunkAhead(uc.R) {
+		return false, fmt.Errorf("%w: %w", errBadResponse, errBadChunk)
+	}
 	enc := x.encodingFor(a)
 	x.setHeader(a, enc)
 	x.w.WriteHeader(a.resp.status)

@@ -238,17 +238,7 @@ func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
 // 502, not 200 with bytes the client never got. A bad chunk after part of
 // the answer has left still closes the connection (the answer is cut).
 func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
-	bad := startHandInstance(t, func(c net.Conn, req *http.Request) bool {
-		const head, bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "zz\r\n"
-		if req.URL.Path != "/late" {
-			io.WriteString(c, head+bad) // one write: all of it in the proxy's first read
-			return false
-		}
-		io.WriteString(c, head)
-		time.Sleep(300 * time.Millisecond) // the head and first chunk leave meanwhile
-		io.WriteString(c, bad)
-		return false
-	})
+	bad := badChunker(t)
 	log, path := openAccessLog(t)
 	f := startProxy(t, Options{}, Route{Port: 1, Set: setOfAddr(t, "s", bad.ln.Addr().String()), AccessLog: log})
 	cl := dial(t, f.addr)
@@ -268,6 +258,53 @@ func TestAMalformedChunkBeforeAnyByteLeftIsA502(t *testing.T) {
 	}
 	if got, err := io.ReadAll(late.Body); err == nil || string(got) != "hello" {
 		t.Errorf("/late's body: %q, %v; want hello, then the connection cut", got, err)
+	}
+}
+
+// badChunker answers a chunked body with a good chunk, then a malformed
+// one: in one write (in the proxy's first read with the head), or, for
+// /late, 300 ms after the rest (which has left by then).
+func badChunker(t *testing.T) *handInstance {
+	return startHandInstance(t, func(c net.Conn, req *http.Request) bool {
+		const head, bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "zz\r\n"
+		if req.URL.Path != "/late" {
+			io.WriteString(c, head+bad)
+			return false
+		}
+		io.WriteString(c, head)
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(c, bad)
+		return false
+	})
+}
+
+// Over HTTP/2 the same: a malformed chunk read with the head is found
+// before the head is written (it cannot be taken back there), a 502; one
+// that comes later resets the stream, never a body taken for whole.
+func TestAMalformedChunkBeforeAnyByteLeftIsA502OverHTTP2(t *testing.T) {
+	bad := badChunker(t)
+	log, path := openAccessLog(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOfAddr(t, "s", bad.ln.Addr().String()), AccessLog: log})
+	cl := f.client(true)
+	resp, err := cl.Get("https://a.test/bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || resp.ProtoMajor != 2 {
+		t.Fatalf("got %s %d %q, want a 502 over HTTP/2", resp.Proto, resp.StatusCode, body)
+	}
+	waitLogLine(t, log, path, `"GET /bad HTTP/2.0" 502 `)
+
+	late, err := cl.Get("https://a.test/late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(late.Body)
+	late.Body.Close()
+	if late.StatusCode != 200 || err == nil || string(got) != "hello" {
+		t.Errorf("/late: %d %q, %v; want the 200 that began, hello, then the stream reset", late.StatusCode, got, err)
 	}
 }
 
