@@ -12,18 +12,37 @@ import (
 // Gone reports, without waiting (over TLS, at most readAheadWait), whether
 // the client has closed (or reset) its connection, or it was closed here
 // (Close, the end of a stop's grace): what upstream.Conn.WatchClient asks
-// while the instance is quiet. Bytes it sent (its next request) say it is still there; so does
-// a connection with no socket to look at. Over TLS those bytes are read
-// (readAhead): they may be its close_notify.
+// while the instance is quiet. A connection with no socket to look at is
+// there. Bytes it sent (its next request, a stray CRLF) do not say it is
+// there: a close behind them does say it left (hungUp), as nginx sees it
+// (EPOLLRDHUP). Over TLS those bytes are read (readAhead): they may be its
+// close_notify.
 func (c *conn) Gone() bool {
 	if c.br != nil && c.br.Buffered() > 0 || (c.pre != nil && len(c.pre.pre) > 0) { // nil: lent (awaitBody)
-		return false
+		return c.hungUp()
 	}
 	st, ok := c.peekClient()
-	if ok && st == sockpeek.Data && c.secure {
-		return c.readAhead()
+	switch {
+	case !ok:
+		return c.socket() != nil
+	case st == sockpeek.Data && c.secure:
+		return c.readAhead() || c.hungUp()
+	case st == sockpeek.Data:
+		return c.hungUp()
 	}
-	return ok && st == sockpeek.Closed || !ok && c.socket() != nil
+	return st == sockpeek.Closed
+}
+
+// hungUp reports whether the client closed its sending side (or reset the
+// connection) behind bytes it sent that wait to be read.
+func (c *conn) hungUp() bool {
+	raw := c.socket()
+	if raw == nil {
+		return false
+	}
+	h := false
+	raw.Control(func(fd uintptr) { h = sockpeek.HungUpFD(fd) })
+	return h
 }
 
 // readAheadWait is how long readAhead waits for the rest of a record

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -195,19 +196,48 @@ func countedOnce(t *testing.T, s *Server, in *instance, method, code string) {
 // logged and counted 499, as nginx does. Before, the proxy waited for the
 // answer, however long, holding both connections, and logged it 200; an
 // instance's drain waited for it.
+//
+// So is one that sent more behind its request (its next one, pipelined,
+// or a stray CRLF) and then left: the bytes waiting are not the client.
 func TestAClientThatLeavesBeforeTheAnswerEndsTheRequest(t *testing.T) {
-	in, ended := thinker(t)
-	log, path := openAccessLog(t)
-	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in), AccessLog: log})
+	for _, after := range []string{"", get("x", "/next"), "\r\n"} {
+		t.Run(fmt.Sprintf("then %q", after), func(t *testing.T) {
+			in, ended := thinker(t)
+			log, path := openAccessLog(t)
+			f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in), AccessLog: log})
+			cl := dial(t, f.addr)
+			io.WriteString(cl.c, get("x", "/think")+after)
+			waitUntil(t, "the request at the instance", func() bool { return in.hits.Load() == 1 })
+			left := time.Now()
+			cl.c.Close()
+			endedSoon(t, ended, left)
+			countedOnce(t, f.srv, in, "GET", "499")
+			waitUntil(t, "no request in flight", func() bool { return f.srv.InFlight() == 0 })
+			waitLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
+		})
+	}
+}
+
+// A client that sent its next request while the instance thinks is
+// there, and gets both answers.
+func TestAClientThatPipelinesIsStillThere(t *testing.T) {
+	in := startInstance(t, "in", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(600 * time.Millisecond) // a few of the client's watches
+		io.WriteString(w, r.URL.Path)
+	})
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "s", in)})
 	cl := dial(t, f.addr)
-	io.WriteString(cl.c, get("x", "/think"))
-	waitUntil(t, "the request at the instance", func() bool { return in.hits.Load() == 1 })
-	left := time.Now()
-	cl.c.Close()
-	endedSoon(t, ended, left)
-	countedOnce(t, f.srv, in, "GET", "499")
-	waitUntil(t, "no request in flight", func() bool { return f.srv.InFlight() == 0 })
-	waitLogLine(t, log, path, `"GET /think HTTP/1.1" 499 `)
+	io.WriteString(cl.c, get("x", "/one")+get("x", "/two"))
+	for _, want := range []string{"/one", "/two"} {
+		resp, err := http.ReadResponse(cl.br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", want, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+		}
+	}
 }
 
 // Over HTTP/2 the same: a stream its client resets while the instance

@@ -1,6 +1,6 @@
 // Package sockpeek looks at a connected socket without reading from it or
-// blocking: whether the other side has sent something, closed, or neither;
-// and how much of what was sent it has not taken yet. It is how the proxy
+// blocking: whether the other side has sent something, closed, or neither
+// (and whether it closed behind what it sent); and how much of what was sent it has not taken yet. It is how the proxy
 // watches connections it is not reading (a pooled connection to an
 // instance, a client while the instance thinks, a client reading its last
 // answer at a shutdown), and how connpass paces its sender.
@@ -45,6 +45,16 @@ func FD(fd uintptr) State {
 		return Data
 	}
 	return Closed
+}
+
+// HungUpFD reports whether the peer of socket fd has closed its sending
+// side, or the connection is reset, even with bytes of its still waiting
+// (which FD reports as Data): one non-blocking poll for POLLRDHUP. Call it
+// from a syscall.RawConn's Read or Control callback.
+func HungUpFD(fd uintptr) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(p, 0)
+	return err == nil && n > 0 && p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }
 
 // UnsentFD is how many bytes sent on the socket fd its peer has not taken
