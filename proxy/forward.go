@@ -107,9 +107,12 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// instance. Once more, on a connection of its own.
 			c.srv.opts.Logger.Debug("proxy: pooled connection was closed by the instance; sending again",
 				"service", b.Service, "slot", b.Slot, "request_id", string(c.rid), "err", err)
+			stale := err
 			if uc, err = c.srv.dial(b); err == nil {
 				c.rec.retried = true
 				keep, began, err = c.exchange(req, b, uc, kept)
+			} else {
+				err = afterStale(err, stale)
 			}
 		}
 		if err == errParking {
@@ -329,4 +332,11 @@ func appendHex64(b []byte, x uint64) []byte {
 		b = append(b, digits[x>>uint(shift)&0xf])
 	}
 	return b
+}
+
+// afterStale is err, the failure to connect again after a pooled
+// connection turned out closed (stale), saying so: the log of a request
+// sent again then tells both.
+func afterStale(err, stale error) error {
+	return fmt.Errorf("%w (sending again after: %v)", err, stale)
 }

@@ -202,9 +202,12 @@ func (x *bridge) forward(set *upstream.Set) {
 		p.sent()
 		began, err := x.exchange(b, uc)
 		if err != nil && !began && errors.Is(err, errStale) && x.kept && (idem || errors.Is(err, upstream.ErrStaleNotSent)) {
+			stale := err
 			if uc, err = x.f.s.dial(b); err == nil {
 				x.retried = true
 				began, err = x.exchange(b, uc)
+			} else {
+				err = afterStale(err, stale)
 			}
 		}
 		x.upstream += time.Since(t0)

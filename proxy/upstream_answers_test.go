@@ -8,12 +8,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"smoothserve/internal/syncbuf"
 	"smoothserve/upstream"
 )
 
@@ -476,5 +478,33 @@ func TestAnAnswerWrittenJustAfterAnotherReachesNobody(t *testing.T) {
 		if r := cl.mustSend(get("x", "/next")); r.status != 200 || string(r.body) != "good" {
 			t.Fatalf("the request after it: got %v (%q), want 200 good", r, rawOf(r))
 		}
+	}
+}
+
+// A GET whose pooled connection turns out closed, and whose instance then
+// refuses a new one (it was going away), is logged with both: the refusal
+// and the close it was sent again after.
+func TestARefusedResendSaysWhatItWasSentAgainAfter(t *testing.T) {
+	t.Parallel()
+	var in *scripted
+	in = startScripted(t, func(sc *scriptConn) {
+		if _, err := sc.next(); err != nil {
+			return
+		}
+		io.WriteString(sc, ok200)
+		sc.next()     // the next request, which it drops
+		in.ln.Close() // and it is gone: a new connection is refused
+	})
+	var logs syncbuf.Buffer
+	f := startProxy(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	cl := dialRaw(t, f.addr)
+	timed(t, cl, "first GET", get("x", "/"), 200)
+	cl.mustSend(get("x", "/"))
+	waitUntil(t, "the failure logged", func() bool {
+		s := logs.String()
+		return strings.Contains(s, "refused") && strings.Contains(s, "sending again after: pooled connection closed by the instance")
+	})
+	if t.Failed() {
+		t.Log(logs.String())
 	}
 }
