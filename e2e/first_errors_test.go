@@ -3,6 +3,7 @@ package e2e
 import (
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,44 @@ func TestCheckNamesATabInTheIndentation(t *testing.T) {
 	want := filepath.Join(e.dir, "services", "web.yaml") + ":9: a tab in the indentation (YAML indents with spaces)"
 	if code != 1 || !strings.Contains(out, want) {
 		t.Errorf("--check with a tab-indented line: exit %d, want 1 and %q:\n%s", code, want, out)
+	}
+}
+
+// A service whose instances exit at once, added by a reload or started
+// again after a stop, fails the command at once with the instance's own
+// words, as a first start does: the reload does not wait for it forever,
+// and the services after it in the reload are applied.
+func TestAReloadOrStartOfAFailingServiceEndsAtOnce(t *testing.T) {
+	e := newEnv(t, 8)
+	e.service("api", "api.test", 1, "")
+	e.killBackgroundAtCleanup()
+	if code, out, errOut := e.tool("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	e.service("crash", "crash.test", 1, "start_timeout: 30s\nargs: [\"-port={port}\", \"-fail-start\"]\n")
+	e.service("web", "web.test", 1, "")
+	for _, args := range [][]string{{"reload"}, {"stop", "crash"}, {"start", "crash"}} {
+		began := time.Now()
+		code, out, errOut := e.tool(args...)
+		took := time.Since(began)
+		if args[0] == "stop" {
+			if code != 0 {
+				t.Fatalf("smoothtool stop crash: exit %d\n%s%s", code, out, errOut)
+			}
+			continue
+		}
+		all := out + errOut
+		if code != 1 || took > 10*time.Second {
+			t.Errorf("smoothtool %v with a failing service: exit %d after %v, want 1 at once\n%s", args, code, took, all)
+		}
+		for _, want := range []string{"an instance of crash cannot start", "exited before it was ready",
+			"the end of crash's log:\n", "demo: failing on purpose (-fail-start)"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("smoothtool %v lacks %q:\n%s", args, want, all)
+			}
+		}
+		if args[0] == "reload" && !regexp.MustCompile(`web +added`).MatchString(all) {
+			t.Errorf("smoothtool reload did not add web after crash:\n%s", all)
+		}
 	}
 }

@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"smoothserve/config"
+	"smoothserve/control/api"
 )
 
 // The operator's commands on services: roll them (Restart, Apply), stop
@@ -160,17 +162,22 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 		}
 	}
 	for _, sv := range svs {
-		var blocked error
+		var failed error
 		if err := s.waitFor(ctx, func() bool {
-			blocked = sv.portBlocked()
-			return blocked != nil || sv.readyCount() >= sv.cfg().InstanceCount
+			failed = sv.startFailed()
+			return failed != nil || sv.readyCount() >= sv.cfg().InstanceCount
 		}, func() string {
 			return fmt.Sprintf("waiting for %s: %d of %d ready", sv.cfg().Name, sv.readyCount(), sv.cfg().InstanceCount)
 		}); err != nil {
 			return err
 		}
-		if blocked != nil {
-			return fmt.Errorf("an instance of %s cannot start (%w); smoothserve tries again with backoff until the port is free", sv.cfg().Name, blocked)
+		if failed != nil {
+			retry := "smoothserve tries again with backoff"
+			if errors.Is(failed, ErrPortInUse) {
+				retry += " until the port is free"
+			}
+			return fmt.Errorf("an instance of %s cannot start (%w); %s%s", sv.cfg().Name, failed, retry,
+				api.EndOfLog(sv.cfg().Name, sv.logTail(logTailLines)))
 		}
 	}
 	return nil

@@ -408,14 +408,16 @@ func (sv *service) publish() {
 	sv.sup.changed()
 }
 
-// portBlocked is why a slot of the service does not start when another
-// process listens on its port: waiting alone will not make it ready.
-func (sv *service) portBlocked() error {
+// startFailed is why a slot of the service failed to start, now waiting
+// to try again (another process listens on its port, its instance exited
+// before it was ready, or was not ready in start_timeout): waiting alone
+// will not make it ready. nil if none did.
+func (sv *service) startFailed() error {
 	for _, sl := range sv.snap.Load().slots {
 		// err is set only on a slot waiting to try again: the error of
 		// one starting anew may be out of date.
-		if errors.Is(sl.err, ErrPortInUse) {
-			return sl.err
+		if sl.err != nil {
+			return fmt.Errorf("%s#%d: %w", sv.cfg().Name, sl.Slot, sl.err)
 		}
 	}
 	return nil

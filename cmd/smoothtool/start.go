@@ -212,7 +212,7 @@ func (d *spawned) instanceFailed(service, why string) error {
 	}
 	log := filepath.Join(d.logDir, service+".log")
 	return fmt.Errorf("smoothserve (pid %d) is running, but an instance of %s cannot start (%s); %s (or `smoothtool stop`); see %s%s",
-		d.pid, service, why, retry, d.logPath, endOfLog(service, logtail.Lines(log, d.serviceLogFrom[service], logTailLines)))
+		d.pid, service, why, retry, d.logPath, api.EndOfLog(service, logtail.Lines(log, d.serviceLogFrom[service], logTailLines)))
 }
 
 // daemonExecutable is the smoothserve beside smoothtool's own executable,

@@ -135,16 +135,7 @@ func failed(what string, err error) error {
 func logTails(rollouts []*api.Rollout) string {
 	var b strings.Builder
 	for _, r := range rollouts {
-		b.WriteString(endOfLog(r.Service, r.LogTail))
+		b.WriteString(api.EndOfLog(r.Service, r.LogTail))
 	}
 	return b.String()
-}
-
-// endOfLog shows the last lines of service's log below an error; nothing
-// when there are none.
-func endOfLog(service string, lines []string) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("\nthe end of %s's log:\n  %s", service, strings.Join(lines, "\n  "))
 }

@@ -12,6 +12,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -252,4 +253,13 @@ type ErrorBody struct {
 // RestartBody is a successful restart's answer.
 type RestartBody struct {
 	Rollouts []*Rollout `json:"rollouts"`
+}
+
+// EndOfLog shows the last lines of service's log below an error; nothing
+// when there are none.
+func EndOfLog(service string, lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\nthe end of %s's log:\n  %s", service, strings.Join(lines, "\n  "))
 }
