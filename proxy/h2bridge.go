@@ -137,7 +137,7 @@ func (x *bridge) serve() {
 		x.fail(errConnect)
 		return
 	}
-	if !validTarget(x.target()) {
+	if !validTarget(x.r.Method, x.target()) {
 		x.fail(fmt.Errorf("%w: %q", errBadTarget, x.target()))
 		return
 	}
@@ -368,10 +368,14 @@ func (x *bridge) target() string {
 	return x.r.URL.RequestURI()
 }
 
-// validTarget reports whether t can go on an HTTP/1.1 request line as the
-// HTTP/1.1 parser would take it: visible ASCII, no '#'.
-func validTarget(t string) bool {
-	if t == "" {
+// validTarget reports whether t, a :path, can go on an HTTP/1.1 request
+// line as the HTTP/1.1 parser would take it: visible ASCII, no '#', and
+// in origin-form ("/..."; RFC 9113 §8.3.1), or "*" for OPTIONS. An
+// absolute URI there would name a host of its own to the instance, which
+// takes it over Host (RFC 9112 §3.2.2): the route, by :authority, would
+// not be the host the instance serves.
+func validTarget(method, t string) bool {
+	if t == "" || t[0] != '/' && (t != "*" || method != http.MethodOptions) {
 		return false
 	}
 	for i := 0; i < len(t); i++ {

@@ -315,3 +315,36 @@ func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
 		t.Fatalf("%q: cannot read the :status of %x", fields, f.Payload)
 	}
 }
+
+// A stream's :path must be origin-form (RFC 9113 §8.3.1): an absolute URI
+// there, sent on to the instance's request line, would name a host of its
+// own, which the instance takes over Host, while the route went by
+// :authority (Host poisoning). Answered 400, as by nginx; the instance
+// gets nothing.
+func TestHTTP2PathMustBeOriginForm(t *testing.T) {
+	addr, heads := headRecorder(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "a", addr)})
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/x", 200}, {"GET", "/", 200}, {"GET", "/a?b=https://c/", 200},
+		{"GET", "https://evil.example/reset", 400}, {"GET", "http://u:p@evil/x", 400}, {"GET", "ftp://x/y", 400},
+		{"GET", "http:opaque", 400}, {"GET", "mailto:a@b.c", 400}, {"GET", "*", 400}, {"GET", "x", 400},
+	} {
+		status := rawH2Status(t, f.tlsAddr, [][2]string{{":method", tt.method}, {":scheme", "https"}, {":authority", "a.test"}, {":path", tt.path}})
+		if status != tt.want && !(tt.want == 400 && status == 0) {
+			t.Errorf("%s %q: :status %d, want %d", tt.method, tt.path, status, tt.want)
+		}
+		select {
+		case got := <-heads:
+			if tt.want != 200 {
+				t.Errorf("%s %q reached the instance: %q", tt.method, tt.path, strings.SplitN(got, "\r\n", 2)[0])
+			}
+		case <-time.After(200 * time.Millisecond):
+			if tt.want == 200 {
+				t.Errorf("%s %q did not reach the instance", tt.method, tt.path)
+			}
+		}
+	}
+}
