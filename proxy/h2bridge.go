@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,35 +140,24 @@ func (x *bridge) serve() {
 		x.fail(fmt.Errorf("%w: %q", errBadTarget, x.target()))
 		return
 	}
+	if n, max := fieldCount(x.r.Header), x.f.s.opts.MaxHeaderFields; n > max {
+		x.fail(fmt.Errorf("%w: %d, more than %d", errTooManyFields, n, max))
+		return
+	}
+	// net/http takes a content-length that is not one number as 0, and
+	// the body would be dropped: refused, as over HTTP/1.1.
+	if vs, ok := x.r.Header["Content-Length"]; ok {
+		if n, valid := parseContentLength([]byte(vs[0])); len(vs) != 1 || !valid || n != x.r.ContentLength {
+			x.fail(fmt.Errorf("%w: content-length %q", errBadRequest, strings.Join(vs, ", ")))
+			return
+		}
+	}
 	x.compress, x.maxBody, x.headTimeout = set.Compress(), set.MaxBodySize(), set.ResponseHeaderTimeout()
 	if err := x.readBody(x.maxBody); err != nil {
 		x.fail(err)
 		return
 	}
 	x.forward(set)
-}
-
-// readBody keeps a body of up to maxKeptBody, so that the request can be
-// sent again; a longer one, or one of unknown length, is streamed.
-func (x *bridge) readBody(max int64) error {
-	n := x.r.ContentLength
-	if max > 0 && n > max {
-		return fmt.Errorf("%w: %d bytes declared, max_body_size %d", errBodyTooLarge, n, max)
-	}
-	if x.r.Body == nil || x.r.Body == http.NoBody || n == 0 {
-		x.kept = true
-		return nil
-	}
-	if n < 0 || n > maxKeptBody {
-		return nil
-	}
-	x.body = make([]byte, n)
-	x.bodyDeadline()
-	if _, err := io.ReadFull(x.r.Body, x.body); err != nil {
-		return x.bodyErr(err)
-	}
-	x.kept = true
-	return nil
 }
 
 func (x *bridge) forward(set *upstream.Set) {
@@ -216,11 +204,16 @@ func (x *bridge) forward(set *upstream.Set) {
 		case err == nil:
 			return
 		case began || errors.Is(err, errClientGone) || x.r.Context().Err() != nil:
-			x.logUpstream(b, err, "stream reset")
+			if !errors.Is(err, errClientGone) && x.r.Context().Err() == nil {
+				x.logUpstream(b, err, "stream reset") // the instance's failure: a client that left is only logged 499, as over HTTP/1.1
+			}
 			if !began {
 				x.status = statusCode499
 			}
 			panic(http.ErrAbortHandler) // the client sees the stream reset, not a truncated body taken for whole
+		case clientFault(err): // a streamed body the client got wrong
+			x.fail(err)
+			return
 		case errors.Is(err, errBadResponse) || errors.Is(err, upstream.ErrNoAnswer) || !x.kept || !idem || attempt+1 >= maxAttempts || !p.mayResend():
 			x.logUpstream(b, err, "answered with an error")
 			x.fail(err)
@@ -368,6 +361,16 @@ func (x *bridge) target() string {
 	return x.r.URL.RequestURI()
 }
 
+// fieldCount is how many fields h holds, as the HTTP/1.1 parser counts
+// them: a field a client sent twice, or a cookie in pieces, is that many.
+func fieldCount(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
+}
+
 // validTarget reports whether t, a :path, can go on an HTTP/1.1 request
 // line as the HTTP/1.1 parser would take it: visible ASCII, no '#', and
 // in origin-form ("/..."; RFC 9113 §8.3.1), or "*" for OPTIONS. An
@@ -386,25 +389,6 @@ func validTarget(method, t string) bool {
 	return true
 }
 
-// bodyDeadline gives the next read of the request body BodyTimeout, as
-// over HTTP/1.1: a client that stalls mid-upload is answered 408.
-func (x *bridge) bodyDeadline() {
-	x.rc.SetReadDeadline(time.Now().Add(x.f.s.opts.BodyTimeout))
-}
-
-// bodyErr is a failed read of the request body: the client stalled (408)
-// or left.
-func (x *bridge) bodyErr(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: %v without a byte of the body", errBodyTimeout, x.f.s.opts.BodyTimeout)
-	}
-	return fmt.Errorf("%w: reading the request body: %w", errClientGone, err)
-}
-
-// bodyMethod reports whether requests of method usually carry a body, so
-// that an empty one is said to be empty.
-func bodyMethod(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }
-
 // client is the client's address, and whether it is a trusted proxy.
 func (x *bridge) client() (string, bool) {
 	ap, err := netip.ParseAddrPort(x.r.RemoteAddr)
@@ -420,40 +404,14 @@ func (x *bridge) client() (string, bool) {
 	return ip.String(), false
 }
 
-// streamBody sends a body of unknown or large length, chunked, within
-// max_body_size.
-func (x *bridge) streamBody(uc *upstream.Conn) error {
-	buf := make([]byte, 16<<10)
-	var sent int64
-	max := x.maxBody
-	for {
-		x.bodyDeadline()
-		n, rerr := x.r.Body.Read(buf)
-		if sent += int64(n); max > 0 && sent > max {
-			return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
-		}
-		if n > 0 {
-			chunk := append(strconv.AppendInt(nil, int64(n), 16), "\r\n"...)
-			chunk = append(append(chunk, buf[:n]...), "\r\n"...)
-			if _, err := uc.Write(chunk); err != nil {
-				return fmt.Errorf("%w: %w", errSendingBody, err)
-			}
-		}
-		if rerr == io.EOF {
-			_, err := io.WriteString(uc, "0\r\n\r\n")
-			return err
-		}
-		if rerr != nil {
-			return x.bodyErr(rerr)
-		}
-	}
-}
-
 func (x *bridge) fail(err error) {
 	code := statusFor(err)
 	x.status = code
 	if code == statusCode499 {
-		return
+		// Gone; should it still be there, it sees its stream reset, not
+		// the empty 200 net/http would send for a handler that wrote
+		// nothing.
+		panic(http.ErrAbortHandler)
 	}
 	level := slog.LevelInfo
 	if code >= 500 {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -279,6 +280,13 @@ func TestHTTP2AuthorityMustBeAHost(t *testing.T) {
 // client refuses to send what these tests need.
 func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
 	t.Helper()
+	return rawH2StatusOf(t, addr, fields, nil)
+}
+
+// rawH2StatusOf is rawH2Status of a request with body: HEADERS, then one
+// DATA frame that ends the stream (none when body is nil).
+func rawH2StatusOf(t *testing.T, addr string, fields [][2]string, body []byte) int {
+	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: "a.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +297,13 @@ func rawH2Status(t *testing.T, addr string, fields [][2]string) int {
 		block = append(append(append(block, 0, byte(len(kv[0]))), kv[0]...), byte(len(kv[1])))
 		block = append(block, kv[1]...)
 	}
-	msg := append(h2raw.Preface(), h2raw.Encode(h2raw.TypeHeaders, h2raw.FlagEndStream|h2raw.FlagEndHeaders, 1, block)...)
+	var msg []byte
+	if body == nil {
+		msg = append(h2raw.Preface(), h2raw.Encode(h2raw.TypeHeaders, h2raw.FlagEndStream|h2raw.FlagEndHeaders, 1, block)...)
+	} else {
+		msg = append(h2raw.Preface(), h2raw.Encode(h2raw.TypeHeaders, h2raw.FlagEndHeaders, 1, block)...)
+		msg = append(msg, h2raw.Encode(h2raw.TypeData, h2raw.FlagEndStream, 1, body)...)
+	}
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
@@ -344,6 +358,68 @@ func TestHTTP2PathMustBeOriginForm(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 			if tt.want == 200 {
 				t.Errorf("%s %q did not reach the instance", tt.method, tt.path)
+			}
+		}
+	}
+}
+
+// A stream's content-length must be one number that its body matches, as
+// over HTTP/1.1: net/http takes any other as 0, and the body was dropped
+// (the instance got a POST without it). Both are 400, and the instance
+// gets nothing; a body shorter than its length is not an empty 200.
+func TestHTTP2BodyMustMatchItsContentLength(t *testing.T) {
+	addr, heads := headRecorder(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "a", addr)})
+	for _, tt := range []struct {
+		length, body string
+		want         int
+	}{
+		{"3", "abc", 200}, {"+3", "abc", 400}, {"3,3", "abc", 400}, {"abc", "abc", 400}, {"10", "hello", 400},
+	} {
+		fields := [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"}, {"content-length", tt.length}}
+		status := rawH2StatusOf(t, f.tlsAddr, fields, []byte(tt.body))
+		if status != tt.want && !(tt.want == 400 && status == 0) {
+			t.Errorf("content-length %q, body %q: :status %d, want %d", tt.length, tt.body, status, tt.want)
+		}
+		select {
+		case got := <-heads:
+			if tt.want != 200 {
+				t.Errorf("content-length %q reached the instance: %q", tt.length, got)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if tt.want == 200 {
+				t.Errorf("content-length %q did not reach the instance", tt.length)
+			}
+		}
+	}
+}
+
+// A stream with more header fields than MaxHeaderFields is a 431, as over
+// HTTP/1.1 (net/http bounds only their bytes), and reaches no instance.
+func TestHTTP2HeaderFieldsAreBoundedAsOverHTTP11(t *testing.T) {
+	addr, heads := headRecorder(t)
+	f := startTLSProxy(t, Options{MaxHeaderFields: 20}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOfAddr(t, "a", addr)})
+	for _, n := range []int{20, 21, 200} {
+		fields := [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"}}
+		for i := range n {
+			fields = append(fields, [2]string{fmt.Sprintf("x-f%d", i), "v"})
+		}
+		status := rawH2Status(t, f.tlsAddr, fields)
+		want := 431
+		if n <= 20 {
+			want = 200
+		}
+		if status != want {
+			t.Errorf("%d fields: :status %d, want %d", n, status, want)
+		}
+		select {
+		case <-heads:
+			if want != 200 {
+				t.Errorf("%d fields reached the instance", n)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if want == 200 {
+				t.Errorf("%d fields did not reach the instance", n)
 			}
 		}
 	}

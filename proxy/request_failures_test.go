@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"smoothserve/accesslog"
+	"smoothserve/internal/syncbuf"
 	"smoothserve/upstream"
 )
 
@@ -244,7 +246,8 @@ func TestAClientThatPipelinesIsStillThere(t *testing.T) {
 // thinks ends the instance's request, and is counted 499, once.
 func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
 	in, ended := thinker(t)
-	f := startTLSProxy(t, Options{}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "s", in)})
+	var logs syncbuf.Buffer
+	f := startTLSProxy(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Route{Port: 2, Hosts: []string{"a.test"}, Set: setOf(t, "s", in)})
 	cl := f.client(true)
 	ctx, cancel := context.WithCancel(t.Context())
 	var left time.Time
@@ -260,6 +263,11 @@ func TestAnHTTP2StreamResetBeforeTheAnswerEndsTheRequest(t *testing.T) {
 	}
 	endedSoon(t, ended, left)
 	countedOnce(t, f.srv, in, "GET", "499")
+	// The client's doing, not the instance's: no warning of a failed
+	// instance (a rapid reset made one a stream), as over HTTP/1.1.
+	if strings.Contains(logs.String(), "instance failed") {
+		t.Errorf("a client's reset logged as the instance's failure:\n%s", logs.String())
+	}
 }
 
 // An instance whose head comes with a malformed chunk, in one write: none
