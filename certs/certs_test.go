@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"smoothserve/internal/syncbuf"
 	"smoothserve/internal/testcert"
 )
 
@@ -83,6 +84,50 @@ func TestFilePairsAreChosenBySNIAndReadAgainWhenTheyChange(t *testing.T) {
 	time.Sleep(2*pollEvery + 200*time.Millisecond)
 	if got := serialFor(t, m, "a.test"); got != 2 {
 		t.Fatalf("after a mismatched key was written: serial %d, want 2 kept", got)
+	}
+}
+
+// A valid pair, key and all, for other names (a renewal for b.test copied
+// over a.test's files) fails every handshake for a.test and every later
+// --check: it is kept out like a broken pair, and the log says which file
+// does not cover which name. A good pair after it is served.
+func TestAChangedPairThatDoesNotCoverTheNamesIsKeptOut(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir, 1, "a.test")
+	log := &syncbuf.Buffer{}
+	m, err := New(Options{Dir: filepath.Join(t.TempDir(), "certs"), Directory: "https://127.0.0.1:1/dir",
+		Logger: slog.New(slog.NewTextHandler(log, nil))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	if err := m.Set([]Site{{Service: "s", Names: []string{"a.test"}, CertFile: cert, KeyFile: key}}); err != nil {
+		t.Fatal(err)
+	}
+
+	writePair(t, dir, 2, "b.test")
+	want := "certificate " + cert + " does not cover a.test (it covers b.test)"
+	deadline := time.Now().Add(3 * pollEvery)
+	for !strings.Contains(log.String(), want) && time.Now().Before(deadline) {
+		if got := serialFor(t, m, "a.test"); got != 1 {
+			t.Fatalf("after a pair for b.test was written: a.test is served serial %d, want the one in use, 1\n%s", got, log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), want) {
+		t.Fatalf("%v after a pair for b.test was written, the log does not say %q:\n%s", 3*pollEvery, want, log.String())
+	}
+	if got := serialFor(t, m, "a.test"); got != 1 {
+		t.Fatalf("after a pair for b.test was kept out: a.test is served serial %d, want the one in use, 1", got)
+	}
+
+	writePair(t, dir, 3, "a.test")
+	deadline = time.Now().Add(3 * pollEvery)
+	for serialFor(t, m, "a.test") != 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := serialFor(t, m, "a.test"); got != 3 {
+		t.Fatalf("after a good pair followed the one kept out: serial %d, want 3 within %v", got, 3*pollEvery)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"smoothserve/internal/leafcheck"
 )
 
 // filePairs are the certificates of `tls: files` services, read again when
@@ -141,15 +143,18 @@ func (f *filePairs) lookup(name string) *tls.Certificate {
 	return nil
 }
 
-// load reads a site's pair, checks it, and stamps it.
+// load reads a site's pair, checks it as --check does (a usable pair, in
+// force, covering every one of the site's names), and stamps it.
 func load(s Site) (*tls.Certificate, string, error) {
 	stamp := stampOf(s)
 	cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 	if err != nil {
 		return nil, stamp, fmt.Errorf("certificate %s with key %s: %w", s.CertFile, s.KeyFile, err)
 	}
-	if now := time.Now(); now.After(cert.Leaf.NotAfter) {
-		return nil, stamp, fmt.Errorf("certificate %s expired on %s", s.CertFile, cert.Leaf.NotAfter.Format(time.DateOnly))
+	// A valid pair for other names would fail every handshake it is served
+	// for, and every later --check, upgrade and reload.
+	if msgs := leafcheck.Problems(s.CertFile, cert.Leaf, s.Names, time.Now()); len(msgs) > 0 {
+		return nil, stamp, errors.New(strings.Join(msgs, "; "))
 	}
 	return &cert, stamp, nil
 }

@@ -9,18 +9,18 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"smoothserve/internal/leafcheck"
 )
 
 // The certificate files of tls: files and ACMECARoot, read as the daemon
 // will read them, so that --check finds what would stop it or break a
 // handshake.
 
-// dateFormat is how messages give a certificate's dates.
-const dateFormat = "2006-01-02"
-
 // checkCertFiles checks tls_cert and tls_key of a tls: files service: each
-// readable, the certificate in force and covering every server_name, the key
-// its own. A key absent or rejected is reported by checkServiceTLS.
+// readable, the certificate in force and covering every server_name (by
+// leafcheck, which the daemon also asks of a pair that changes on disk), the
+// key its own. A key absent or rejected is reported by checkServiceTLS.
 func (l *loader) checkCertFiles(s *Service, k *fileKeys) {
 	var leaf *x509.Certificate
 	var certPEM []byte
@@ -30,7 +30,7 @@ func (l *loader) checkCertFiles(s *Service, k *fileKeys) {
 			l.add(k.errorf("tls_cert", "%s", msg))
 		} else {
 			leaf, certPEM = certs[0], data
-			for _, msg := range leafProblems(s.TLSCert, leaf, s.ServerNames, time.Now()) {
+			for _, msg := range leafcheck.Problems(s.TLSCert, leaf, s.ServerNames, time.Now()) {
 				l.add(k.errorf("tls_cert", "%s", msg))
 			}
 		}
@@ -51,37 +51,6 @@ func (l *loader) checkCertFiles(s *Service, k *fileKeys) {
 			l.add(k.errorf("tls_key", "key %s and certificate %s are not a usable pair: %v", s.TLSKey, s.TLSCert, err))
 		}
 	}
-}
-
-// leafProblems is what is wrong with a server certificate at now: not in
-// force, or not covering one of names (a wildcard name is covered by the
-// same wildcard only, as VerifyHostname compares what it cannot match).
-func leafProblems(path string, leaf *x509.Certificate, names []string, now time.Time) []string {
-	var msgs []string
-	if now.After(leaf.NotAfter) {
-		msgs = append(msgs, fmt.Sprintf("certificate %s expired on %s", path, leaf.NotAfter.UTC().Format(dateFormat)))
-	}
-	if now.Before(leaf.NotBefore) {
-		msgs = append(msgs, fmt.Sprintf("certificate %s is not valid before %s", path, leaf.NotBefore.UTC().Format(dateFormat)))
-	}
-	for _, name := range names {
-		if leaf.VerifyHostname(name) != nil {
-			msgs = append(msgs, fmt.Sprintf("certificate %s does not cover %s (%s)", path, name, covers(leaf)))
-		}
-	}
-	return msgs
-}
-
-// covers lists the hosts a certificate is for, as an error quotes them.
-func covers(c *x509.Certificate) string {
-	hosts := append([]string(nil), c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		hosts = append(hosts, ip.String())
-	}
-	if len(hosts) == 0 {
-		return "it covers no host name"
-	}
-	return "it covers " + strings.Join(hosts, ", ")
 }
 
 // caRootProblem is what stops path from being a file of extra roots:

@@ -96,8 +96,8 @@ func TestCertFiles(t *testing.T) {
 	future := newPair(t, certSpec{[]string{"a.example.com"}, now.Add(72 * time.Hour), now.Add(96 * time.Hour)})
 	other := newPair(t, inForce("b.example.com", "c.example.com"))
 	noNames := newPair(t, inForce())
-	expiredOn := now.Add(-24 * time.Hour).UTC().Format(dateFormat)
-	validFrom := now.Add(72 * time.Hour).UTC().Format(dateFormat)
+	expiredOn := now.Add(-24 * time.Hour).UTC().Format(time.DateOnly)
+	validFrom := now.Add(72 * time.Hour).UTC().Format(time.DateOnly)
 
 	ecKey := newKey(t)
 	ecDER, err := x509.MarshalECPrivateKey(ecKey)
