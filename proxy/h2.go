@@ -102,7 +102,12 @@ func (h *h2Front) startLocked() *h2Server {
 		// one's memory); the first answer says so with a table size
 		// update. The requests' table, the clients' to fill, stays at 4
 		// KiB: it saves their cookies' bytes on every request.
-		HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1},
+		//
+		// A connection whose client reads nothing (its socket full) is
+		// closed once nothing could be written for IdleTimeout, as an
+		// HTTP/1.1 one's write deadline closes it; a stream whose client
+		// opens no window is reset then (countingResponse.deadline).
+		HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1, WriteByteTimeout: s.opts.IdleTimeout},
 	}
 	if err := sv.wrapH2(); err != nil {
 		// Another net/http than this build's: served all the same, told

@@ -50,7 +50,7 @@ type bridge struct {
 
 func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &bridge{f: h, r: r, rc: http.NewResponseController(w), start: time.Now()}
-	x.sent.ResponseWriter = w
+	x.sent.ResponseWriter, x.sent.rc, x.sent.idle = w, x.rc, h.s.opts.IdleTimeout
 	x.w = &x.sent
 	x.rid = newRequestID()
 	h.s.h2Streams.Add(1)
@@ -61,16 +61,46 @@ func (h *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.serve()
 }
 
-// countingResponse counts the body bytes written.
+// countingResponse counts the body bytes written, and gives each write
+// (and flush) a deadline.
 type countingResponse struct {
 	http.ResponseWriter
-	n int64
+	n       int64
+	rc      *http.ResponseController
+	idle    time.Duration // IdleTimeout
+	writeBy time.Time
 }
 
 func (w *countingResponse) Write(p []byte) (int, error) {
+	w.deadline()
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	return n, err
+}
+
+// deadline gives the stream's writes IdleTimeout from now, as an HTTP/1.1
+// connection's (conn.writeDeadline): a client that opens no window for
+// them that long (its connection alive, answering PINGs) has its stream
+// reset, and the instance's request ends, as nginx's send_timeout does.
+// The deadline moves only when it is nearer than its slack (a timer's
+// reset a write would cost).
+func (w *countingResponse) deadline() {
+	now := time.Now()
+	if w.writeBy.Sub(now) > w.idle-deadlineSlack(w.idle) {
+		return
+	}
+	w.writeBy = now.Add(w.idle)
+	w.rc.SetWriteDeadline(w.writeBy)
+}
+
+// noDeadline takes the stream's write deadline away, while nothing is
+// written: net/http resets a stream when its deadline passes, written to
+// or not.
+func (w *countingResponse) noDeadline() {
+	if !w.writeBy.IsZero() {
+		w.writeBy = time.Time{}
+		w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // end counts the stream's request and logs it.
@@ -444,7 +474,10 @@ func (c h2Client) Flush() error {
 		return nil // a flush before the head would send a 200 without its fields
 	}
 	c.x.zw.Flush() // nothing when not compressing
-	return c.x.rc.Flush()
+	c.x.sent.deadline()
+	err := c.x.rc.Flush()
+	c.x.sent.noDeadline() // the instance is waited for now: a quiet stream is no stalled client
+	return err
 }
 func (c h2Client) Gone() bool                 { return c.x.r.Context().Err() != nil }
 func (c h2Client) PassNow() bool              { return false }
