@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 
 	"smoothserve/config"
 	"smoothserve/control/api"
@@ -33,6 +34,7 @@ func (d *Daemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 		return nil, fmt.Errorf("configuration is invalid; nothing changes:\n%w", err)
 	}
 	res := &api.ReloadResult{}
+	d.moveHosts(cfg)
 	for _, svc := range cfg.Services {
 		res.Services = append(res.Services, d.reloadService(ctx, cur.Service(svc.Name), svc))
 	}
@@ -54,6 +56,44 @@ func (d *Daemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 		d.log.Info("reload", "service", ch.Name, "change", ch.Change, "err", ch.Error)
 	}
 	return res, nil
+}
+
+// moveHosts routes the hosts of the services that run now as next says,
+// all at once, before any of them is rolled: else a host one service
+// gives up and another takes is refused to the second while the first
+// still has it (its rollout later in the reload), for good, or not routed
+// between the two rollouts. Nothing else of a service changes before its
+// rollout: a host moved goes to the instances its new service runs. A
+// table that cannot be built so (a host taken from a service removed, or
+// given to one added) is left as it is: each service's own step reports.
+func (d *Daemon) moveHosts(next *config.Config) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur := d.config()
+	mixed := *cur
+	mixed.Services = make([]*config.Service, 0, len(cur.Services))
+	moved := false
+	for _, old := range cur.Services {
+		n := next.Service(old.Name)
+		if n == nil || n.Enabled != old.Enabled || slices.Equal(n.ServerNames, old.ServerNames) && n.DefaultServer == old.DefaultServer {
+			mixed.Services = append(mixed.Services, old)
+			continue
+		}
+		svc := *old
+		svc.ServerNames, svc.DefaultServer = n.ServerNames, n.DefaultServer
+		mixed.Services = append(mixed.Services, &svc)
+		moved = true
+	}
+	if !moved {
+		return
+	}
+	if err := proxy.CheckRoutes(routesFor(&mixed, d.sets, nil)); err != nil {
+		d.log.Info("reload: hosts not moved ahead of the rollouts", "err", err)
+		return
+	}
+	if err := d.commit(&mixed, d.sets); err != nil {
+		d.log.Error("reload: hosts not moved ahead of the rollouts", "err", err)
+	}
 }
 
 // reloadService makes svc, read from disk, what runs for its service,

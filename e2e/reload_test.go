@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,4 +119,55 @@ func TestSmoothtoolReloadAppliesTheFilesOnDisk(t *testing.T) {
 		t.Errorf("reload of an invalid file: exit %d, stdout %q, stderr %q; want 1 naming the file and key", code, out, errOut)
 	}
 	expect("extra.test", 200, "version=1")
+}
+
+// A host moved from one service to another by a reload (one file gives it
+// up, the other takes it) is served throughout, then by its new service:
+// the reload moves the hosts of all services at once before it rolls any.
+// Before, the service that takes it was refused ("claimed by api and
+// web") while the other, later in the reload, still had it, and the host
+// answered 404 until the next reload.
+func TestAReloadMovesAHostBetweenServices(t *testing.T) {
+	e := newEnv(t, 1+4*2)
+	e.service("api", "api.test", 1, "")
+	e.service("web", "web.test, moved.test", 1, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "moved.test", 1, 15*time.Second)
+	d.waitPids(e.proxyAddr(), "api.test", 1, 15*time.Second)
+
+	stop := make(chan struct{})
+	bad := make(chan string, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if status, body, err := httpGet(e.proxyAddr(), "moved.test", "/"); err != nil || status != 200 {
+				select {
+				case bad <- fmt.Sprintf("%d %q %v", status, body, err):
+				default:
+				}
+			}
+		}
+	}()
+	apiPort := e.service("api", "api.test, moved.test", 1, "")
+	e.service("web", "web.test", 1, "")
+	code, out, errOut := e.tool("reload")
+	close(stop)
+	<-done
+	if code != 0 {
+		t.Errorf("smoothtool reload: exit %d\n%s%s", code, out, errOut)
+	}
+	close(bad)
+	for b := range bad {
+		t.Errorf("moved.test during the reload: %s", b)
+	}
+	_, body, err := httpGet(e.proxyAddr(), "moved.test", "/")
+	if err != nil || !strings.Contains(body, fmt.Sprintf("port=%d ", apiPort)) && !strings.Contains(body, fmt.Sprintf("port=%d ", apiPort+1)) {
+		t.Errorf("moved.test after the reload: %q %v, want api's instance (port %d or %d)", body, err, apiPort, apiPort+1)
+	}
 }
