@@ -4,7 +4,10 @@
 // checked. Every default is filled in, every path in it is absolute, and
 // every rule below holds; nothing downstream re-validates or guesses. When
 // any rule fails, Load returns no Config and an ErrorList that names every
-// problem, each as FILE:LINE: key: what is wrong.
+// problem, each as FILE:LINE: key: what is wrong. The one exception is
+// LoadMainLenient, for smoothtool: it returns smoothserve.yaml's Config with
+// its problems when they leave the control socket's path known; that
+// Config is for finding the daemon, never for running one.
 //
 // Parsing is strict: an unknown key (with the closest known one suggested),
 // a duplicate key, or a value of the wrong type is an error. A key written

@@ -73,3 +73,13 @@ func sortErrors(l ErrorList, rank map[string]int) {
 		return l[i].Line < l[j].Line
 	})
 }
+
+// about reports whether a problem of l is with key in file.
+func (l ErrorList) about(file, key string) bool {
+	for _, e := range l {
+		if e.File == file && e.Key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -124,3 +124,44 @@ func TestTabInIndentation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { checkLoadErrors(t, tt.files, tt.want) })
 	}
 }
+
+// LoadMainLenient returns smoothserve.yaml's Config with its problems
+// while where the control socket is is still known, so that smoothtool
+// reaches the daemon; and nothing but the problems when it is not.
+func TestLoadMainLenient(t *testing.T) {
+	tests := []struct {
+		name, main string
+		socket     string // "": no Config
+		want       []string
+	}{
+		{"valid", "ProxyPort: 8085\n", "$D/smoothserve.sock", nil},
+		{"unknown key, default socket", "ProxyPort: 8085\nProxyPrt: 5\n", "$D/smoothserve.sock",
+			[]string{"$D/smoothserve.yaml:2: ProxyPrt: unknown key (did you mean ProxyPort?)"}},
+		{"bad value, socket written", "ControlSocket: run/s.sock\nProxyPort: 99999\n", "$D/run/s.sock",
+			[]string{"$D/smoothserve.yaml:2: ProxyPort: must be 1..65535, got 99999"}},
+		{"socket of the wrong type", "ControlSocket: [a]\n", "",
+			[]string{"$D/smoothserve.yaml:1: ControlSocket: want a path, got a list"}},
+		{"not YAML", "ProxyPort: [\n", "",
+			[]string{"$D/smoothserve.yaml:2: not valid YAML: did not find expected node content"}},
+	}
+	for _, tt := range tests {
+		dir := tree{"smoothserve.yaml": tt.main}.write(t)
+		cfg, err := LoadMainLenient(filepath.Join(dir, "smoothserve.yaml"))
+		var want []string
+		for _, w := range tt.want {
+			want = append(want, expand(dir, w))
+		}
+		checkEqual(t, tt.name+": errors", errorLines(t, err), want)
+		switch {
+		case tt.socket == "" && cfg != nil:
+			t.Errorf("%s: returned a Config, want none", tt.name)
+		case tt.socket != "" && cfg == nil:
+			t.Errorf("%s: returned no Config, want one with ControlSocket %s", tt.name, expand(dir, tt.socket))
+		case tt.socket != "" && cfg.ControlSocket != expand(dir, tt.socket):
+			t.Errorf("%s: ControlSocket %s, want %s", tt.name, cfg.ControlSocket, expand(dir, tt.socket))
+		}
+		if main, merr := LoadMain(filepath.Join(dir, "smoothserve.yaml")); (main == nil) != (tt.want != nil) || (merr == nil) != (tt.want == nil) {
+			t.Errorf("%s: LoadMain returned %v, %v; want a Config only when valid", tt.name, main, merr)
+		}
+	}
+}

@@ -16,8 +16,11 @@
 // finds the daemon through the ControlSocket of
 // smoothserve.yaml, reading no service file, so that a broken one does not
 // keep an operator from stopping the daemon or asking its status (logs
-// reads them for the services' names, and does without them). status
-// shows each instance's CPU and memory as the daemon measured them.
+// reads them for the services' names, and does without them). An invalid
+// smoothserve.yaml does not either, as long as its ControlSocket (or the
+// default, beside it) can be read: smoothtool warns, naming each problem,
+// and goes on; a start of the daemon and a reload refuse it.
+// status shows each instance's CPU and memory as the daemon measured them.
 //
 // Exit status: 0 done, 1 failed (the reason on stderr), 2 usage error.
 package main
@@ -28,6 +31,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,19 +77,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // tool is one command being carried out.
 type tool struct {
-	cmd    command
-	main   *config.Config // smoothserve.yaml alone: no Services
-	client *client.Client
-	out    io.Writer // results
-	notes  io.Writer // progress notes
+	cmd  command
+	main *config.Config // smoothserve.yaml alone, read leniently: no Services
+	// mainProblems is what is wrong with smoothserve.yaml (nil: nothing).
+	// main is still good for finding the daemon, not for starting one.
+	mainProblems error
+	client       *client.Client
+	out          io.Writer // results
+	notes        io.Writer // progress notes
 }
 
 func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
-	mainCfg, err := config.LoadMain(cmd.config)
-	if err != nil {
-		return configError(err)
+	mainCfg, problems := config.LoadMainLenient(cmd.config)
+	if mainCfg == nil {
+		return configError(problems)
 	}
-	t := &tool{cmd: cmd, main: mainCfg, client: client.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
+	t := &tool{cmd: cmd, main: mainCfg, mainProblems: problems,
+		client: client.Dial(mainCfg.ControlSocket), out: stdout, notes: stderr}
 	if cmd.verb != "start" {
 		// The other commands only wait for the daemon: they yield the CPU
 		// to the requests it serves. (start may run the daemon, which
@@ -93,8 +101,15 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		priority.Lower(toolNice)
 	}
 	switch cmd.verb {
-	case "start":
+	case "start": // warns itself, when it finds the daemon running
 		return t.start(ctx)
+	case "reload": // the daemon refuses an invalid configuration, saying why
+		return t.reload(ctx)
+	case "upgrade":
+		return t.upgrade(ctx)
+	}
+	t.warnInvalidMain()
+	switch cmd.verb {
 	case "stop":
 		if cmd.target == "all" {
 			return t.stopDaemon(ctx)
@@ -104,16 +119,24 @@ func execute(ctx context.Context, cmd command, stdout, stderr io.Writer) error {
 		return t.restart(ctx)
 	case "status":
 		return t.status(ctx)
-	case "upgrade":
-		return t.upgrade(ctx)
-	case "reload":
-		return t.reload(ctx)
 	case "logs":
 		return t.logs(ctx)
 	case "drain", "undrain":
 		return t.drain(ctx)
 	}
 	return fmt.Errorf("no command %q", cmd.verb) // parseArgs lets none through
+}
+
+// warnInvalidMain says, when smoothserve.yaml is invalid, that the command
+// goes on all the same: it only needs to reach the running daemon, which
+// runs the configuration it loaded.
+func (t *tool) warnInvalidMain() {
+	if t.mainProblems == nil {
+		return
+	}
+	fmt.Fprintf(t.notes, "smoothtool: warning: %s is invalid (smoothserve would not start with it, nor reload or upgrade); "+
+		"reaching the running smoothserve at %s all the same:\n  %s\n",
+		t.main.Path, t.main.ControlSocket, strings.ReplaceAll(t.mainProblems.Error(), "\n", "\n  "))
 }
 
 // upgrade asks the daemon to replace itself and prints the new pid.

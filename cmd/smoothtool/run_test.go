@@ -215,6 +215,40 @@ func TestDaemonReachedDespiteBrokenServiceFile(t *testing.T) {
 	}
 }
 
+// An invalid smoothserve.yaml does not keep an operator from the running
+// daemon either: smoothtool warns, naming FILE:LINE and the problem, and
+// goes on. A start that would run a daemon with it refuses, saying why once.
+func TestDaemonReachedDespiteInvalidMainFile(t *testing.T) {
+	config, socket := install(t)
+	write(t, config, fmt.Sprintf("ProxyPort: 8085\nControlSocket: %s\nProxyPrt: 5\n", socket))
+	problem := config + ":3: ProxyPrt: unknown key (did you mean ProxyPort?)"
+
+	code, _, errOut := runTool("start", "-c", config)
+	if code != 1 || !strings.HasPrefix(errOut, "smoothtool: configuration is invalid:\n") ||
+		!strings.Contains(errOut, problem) || strings.Count(errOut, "ProxyPrt") != 1 {
+		t.Errorf("start without a daemon: exit %d, stderr %q; want 1, the configuration's errors once", code, errOut)
+	}
+
+	d := serveFake(t, socket)
+	warning := "smoothtool: warning: " + config + " is invalid"
+	for _, args := range [][]string{{"status"}, {"drain"}, {"start", "web"}, {"stop", "nope"}} {
+		code, out, errOut := runTool(append(args, "-c", config)...)
+		wantCode := 0
+		if args[0] == "stop" {
+			wantCode = 1 // the fake knows no service nope: reached all the same
+		}
+		if code != wantCode || !strings.HasPrefix(errOut, warning) || !strings.Contains(errOut, "\n  "+problem+"\n") {
+			t.Errorf("%q with an invalid smoothserve.yaml: exit %d, stdout %q, stderr %q; want %d after a warning naming %q",
+				args, code, out, errOut, wantCode, problem)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if got, want := strings.Join(d.calls, ", "), "drain wait=false timeout=0s, start web, stop nope"; got != want {
+		t.Errorf("daemon was asked %q, want %q", got, want)
+	}
+}
+
 func TestReloadPrintsEachServicesChange(t *testing.T) {
 	config, socket := install(t)
 	serveFake(t, socket)

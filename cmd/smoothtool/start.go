@@ -40,6 +40,7 @@ func (t *tool) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.warnInvalidMain()
 	// The daemon runs the configuration it loaded; the files as they are
 	// now say how long its instances may take, or, broken, nothing.
 	budget := readyMargin + defaultStartTimeout
@@ -122,7 +123,7 @@ func (t *tool) startDaemon(ctx context.Context) error {
 }
 
 // configError is how smoothtool words an error of config.Load or
-// config.LoadMain: a file that cannot be read is not there, not invalid.
+// config.LoadMainLenient: a file that cannot be read is not there, not invalid.
 func configError(err error) error {
 	if errors.Is(err, config.ErrUnreadable) {
 		return err
