@@ -27,6 +27,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -141,10 +142,16 @@ func (t *tool) warnInvalidMain() {
 
 // upgrade asks the daemon to replace itself and prints the new pid.
 func (t *tool) upgrade(ctx context.Context) error {
-	fmt.Fprintf(t.notes, "smoothtool: upgrading smoothserve (%s): the new process starts from its binary as it is on disk now\n", t.main.Path)
+	// Asked first, so that nothing is said of an upgrade without a daemon.
+	st, err := t.statusNow(ctx)
+	if err != nil {
+		return upgradeFailed(err)
+	}
+	fmt.Fprintf(t.notes, "smoothtool: upgrading smoothserve (pid %d, %s): the new process starts from its binary as it is on disk now\n",
+		st.Pid, t.main.Path)
 	res, err := t.client.Upgrade(ctx)
 	if err != nil {
-		return fmt.Errorf("upgrade failed; the running smoothserve goes on serving: %w", err)
+		return upgradeFailed(err)
 	}
 	if res.NewPid == 0 {
 		fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → a new process (its pid file could not be read; see smoothserve.log)\n", res.OldPid)
@@ -152,6 +159,16 @@ func (t *tool) upgrade(ctx context.Context) error {
 	}
 	fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → %d\n", res.OldPid, res.NewPid)
 	return nil
+}
+
+// upgradeFailed is the error of an upgrade that did not happen. Without a
+// daemon it says so, as every command does, and how to start one: there is
+// no running smoothserve to go on serving.
+func upgradeFailed(err error) error {
+	if errors.Is(err, client.ErrNotRunning) {
+		return fmt.Errorf("%w; nothing to upgrade: smoothtool start starts it", err)
+	}
+	return fmt.Errorf("upgrade failed; the running smoothserve goes on serving: %w", err)
 }
 
 // reload asks the daemon to apply the configuration on disk and prints

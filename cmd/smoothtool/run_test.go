@@ -159,6 +159,20 @@ func TestNoDaemon(t *testing.T) {
 	}
 }
 
+// An upgrade without a daemon says that smoothserve is not running, as
+// every command does, and how to start it; not that an upgrade failed and
+// the running smoothserve goes on serving.
+func TestUpgradeWithoutDaemon(t *testing.T) {
+	config, socket := install(t)
+	for _, args := range [][]string{{"upgrade"}, {"-upgrade"}} {
+		code, out, errOut := runTool(append(args, "-c", config)...)
+		want := "smoothtool: smoothserve is not running: no control socket at " + socket + "; nothing to upgrade: smoothtool start starts it\n"
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("%q without a daemon: exit %d, stdout %q, stderr %q; want 1 and %q", args, code, out, errOut, want)
+		}
+	}
+}
+
 func TestStartWithoutDaemonReportsConfigErrors(t *testing.T) {
 	config, _ := install(t)
 	code, _, errOut := runTool("-start", "all", "-c", config)
