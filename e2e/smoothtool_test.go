@@ -321,6 +321,54 @@ func TestSmoothtoolWithABrokenServiceFile(t *testing.T) {
 	}
 }
 
+// An invalid configuration on disk does not lock an operator out of the
+// running daemon: smoothtool warns, naming the problem, and goes on. An
+// upgrade, whose new process would load it and exit, is refused with every
+// problem before the daemon is asked, and the daemon goes on serving.
+func TestSmoothtoolWithAnInvalidConfigurationOnDisk(t *testing.T) {
+	e := newEnv(t, 8)
+	e.service("web", "web.test", 1, "")
+	e.killBackgroundAtCleanup()
+	if code, out, errOut := e.tool("start"); code != 0 {
+		t.Fatalf("smoothtool start: exit %d\n%s%s", code, out, errOut)
+	}
+	daemon := int(e.statusJSON()["pid"].(float64))
+	e.writeMain("ProxyPrt: 5\n")
+	mainProblem := e.config + ":4: ProxyPrt: unknown key"
+	code, out, errOut := e.tool("status")
+	if code != 0 || !strings.Contains(out, "web  running") || !strings.Contains(errOut, "warning: "+e.config+" is invalid") ||
+		!strings.Contains(errOut, mainProblem) {
+		t.Errorf("status with a typo in smoothserve.yaml: exit %d, want 0 with a warning naming %q\n%s%s", code, mainProblem, out, errOut)
+	}
+	code, out, errOut = e.tool("upgrade")
+	if code != 1 || !strings.Contains(errOut, "upgrade refused") || !strings.Contains(errOut, mainProblem) {
+		t.Errorf("upgrade with a typo in smoothserve.yaml: exit %d, want 1 naming %q\n%s%s", code, mainProblem, out, errOut)
+	}
+
+	e.writeMain("")
+	webFile := filepath.Join(e.dir, "services", "web.yaml")
+	body, err := os.ReadFile(webFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, webFile, string(body)+"instance_cout: 2\n")
+	serviceProblem := fmt.Sprintf("%s:%d: instance_cout: unknown key", webFile, strings.Count(string(body), "\n")+1)
+	code, out, errOut = e.tool("upgrade")
+	if code != 1 || !strings.Contains(errOut, "upgrade refused") || !strings.Contains(errOut, serviceProblem) {
+		t.Errorf("upgrade with a typo in web.yaml: exit %d, want 1 naming %q\n%s%s", code, serviceProblem, out, errOut)
+	}
+	if pid := int(e.statusJSON()["pid"].(float64)); pid != daemon {
+		t.Errorf("smoothserve pid %d after the refused upgrades, want %d still", pid, daemon)
+	}
+	log, _ := os.ReadFile(filepath.Join(e.dir, "logs", "smoothserve.log"))
+	if strings.Contains(string(log), "control: upgrade") {
+		t.Errorf("the daemon was asked to upgrade with the configuration invalid:\n%s", tail(string(log), 2000))
+	}
+	if code, out, errOut := e.tool("stop"); code != 0 {
+		t.Errorf("stop: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 // When the daemon cannot start, smoothtool says why with its log.
 func TestSmoothtoolStartShowsWhyTheDaemonExited(t *testing.T) {
 	e := newEnv(t, 8)

@@ -19,7 +19,8 @@ commands:
   restart [all|NAME]  rolling restart of every running service, or of one
   status [--json]     services and their instances, with each instance's CPU and memory
   upgrade             replace smoothserve by its binary as it is on disk now (as SIGHUP), keeping
-                      every connection and instance; print the new pid
+                      every connection and instance; print the new pid. An invalid configuration
+                      (as smoothserve --check finds it) is refused first
   reload              apply the service files as they are on disk now, in the running smoothserve:
                       start services added, stop those removed, roll those changed
   logs NAME|all [-f] [-n N]

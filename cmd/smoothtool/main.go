@@ -13,13 +13,13 @@
 //
 // The seed's forms (-start all, -stop NAME, -restart all, -status,
 // -upgrade, -logs NAME, -force, -json, -config FILE) are accepted too. It
-// finds the daemon through the ControlSocket of
-// smoothserve.yaml, reading no service file, so that a broken one does not
-// keep an operator from stopping the daemon or asking its status (logs
+// finds the daemon through the ControlSocket of smoothserve.yaml, reading
+// no service file for it, so that a broken one does not keep an operator
+// from stopping the daemon or asking its status (logs
 // reads them for the services' names, and does without them). An invalid
 // smoothserve.yaml does not either, as long as its ControlSocket (or the
 // default, beside it) can be read: smoothtool warns, naming each problem,
-// and goes on; a start of the daemon and a reload refuse it.
+// and goes on; a start of the daemon, a reload and an upgrade refuse it.
 // status shows each instance's CPU and memory as the daemon measured them.
 //
 // Exit status: 0 done, 1 failed (the reason on stderr), 2 usage error.
@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,37 +137,6 @@ func (t *tool) warnInvalidMain() {
 	fmt.Fprintf(t.notes, "smoothtool: warning: %s is invalid (smoothserve would not start with it, nor reload or upgrade); "+
 		"reaching the running smoothserve at %s all the same:\n  %s\n",
 		t.main.Path, t.main.ControlSocket, strings.ReplaceAll(t.mainProblems.Error(), "\n", "\n  "))
-}
-
-// upgrade asks the daemon to replace itself and prints the new pid.
-func (t *tool) upgrade(ctx context.Context) error {
-	// Asked first, so that nothing is said of an upgrade without a daemon.
-	st, err := t.statusNow(ctx)
-	if err != nil {
-		return upgradeFailed(err)
-	}
-	fmt.Fprintf(t.notes, "smoothtool: upgrading smoothserve (pid %d, %s): the new process starts from its binary as it is on disk now\n",
-		st.Pid, t.main.Path)
-	res, err := t.client.Upgrade(ctx)
-	if err != nil {
-		return upgradeFailed(err)
-	}
-	if res.NewPid == 0 {
-		fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → a new process (its pid file could not be read; see smoothserve.log)\n", res.OldPid)
-		return nil
-	}
-	fmt.Fprintf(t.out, "smoothserve upgraded: pid %d → %d\n", res.OldPid, res.NewPid)
-	return nil
-}
-
-// upgradeFailed is the error of an upgrade that did not happen. Without a
-// daemon it says so, as every command does, and how to start one: there is
-// no running smoothserve to go on serving.
-func upgradeFailed(err error) error {
-	if errors.Is(err, client.ErrNotRunning) {
-		return fmt.Errorf("%w; nothing to upgrade: smoothtool start starts it", err)
-	}
-	return fmt.Errorf("upgrade failed; the running smoothserve goes on serving: %w", err)
 }
 
 // reload asks the daemon to apply the configuration on disk and prints
