@@ -169,6 +169,8 @@ func TestAccessLogAndAdminRules(t *testing.T) {
 			[]string{"$S/a.yaml:7: health_check_fails: must be at least 1, got 0"}},
 		{"health_check_fails a string", tree{"services/a.yaml": web + "health_check_fails: three\n"},
 			[]string{`$S/a.yaml:6: health_check_fails: want an integer, got "three"`}},
+		{"health_check_interval under its floor", tree{"services/a.yaml": web + "health_check: /h\nhealth_check_interval: 0.000001\n"},
+			[]string{"$S/a.yaml:7: health_check_interval: must be 0 (checked at start only) or at least 100ms, got 1µs: each check is a connection to every instance"}},
 		{"negative health durations", tree{"services/a.yaml": web + "health_check: /h\nhealth_check_interval: -1\nunhealthy_restart_after: -2s\n"},
 			[]string{
 				"$S/a.yaml:7: health_check_interval: must not be negative, got -1s",

@@ -129,11 +129,20 @@ func (l *loader) validateService(s *Service) {
 	l.checkServiceTLS(s, k)
 }
 
+// minHealthCheckInterval is the shortest health_check_interval: below it
+// the checks, a connection to every instance each, are a load of their
+// own (a microsecond's interval held a core).
+const minHealthCheckInterval = 100 * time.Millisecond
+
 // checkHealthKeys checks the keys of the health checks after start. They
 // are allowed without health_check, which they need to do anything: that
 // is a warning, so that a file can carry them while its check is off.
 func (l *loader) checkHealthKeys(s *Service, k *fileKeys) {
 	l.checkDuration(k, "health_check_interval", s.HealthCheckInterval, false)
+	if k.usable("health_check_interval") && s.HealthCheckInterval > 0 && s.HealthCheckInterval < minHealthCheckInterval {
+		l.add(k.errorf("health_check_interval", "must be 0 (checked at start only) or at least %s, got %s: each check is a connection to every instance",
+			minHealthCheckInterval, s.HealthCheckInterval))
+	}
 	l.checkDuration(k, "unhealthy_restart_after", s.UnhealthyRestartAfter, false)
 	if k.usable("health_check_fails") && s.HealthCheckFails < 1 {
 		l.add(k.errorf("health_check_fails", "must be at least 1, got %d", s.HealthCheckFails))
