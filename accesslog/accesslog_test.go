@@ -100,6 +100,9 @@ func TestARequestLineThatDidNotParse(t *testing.T) {
 	if m["request"] != "\x16\x03\x01 GET \"x\"" || m["method"] != "" || m["path"] != "" || m["status"] != 400.0 {
 		t.Errorf("json: %v", m)
 	}
+	if ut, ok := m["upstream_time"]; !ok || ut != nil {
+		t.Errorf("json: upstream_time %v (present %v), want null, as urt=-: no instance was asked", ut, ok)
+	}
 	if _, ok := jsonOf(t, entry())["request"]; ok {
 		t.Error(`a parsed request's JSON line has "request"`)
 	}

@@ -117,7 +117,11 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = append(b, `,"duration":`...)
 	b = appendSeconds(b, e.Duration)
 	b = append(b, `,"upstream_time":`...)
-	b = appendSeconds(b, e.Upstream)
+	if e.Slot < 0 {
+		b = append(b, "null"...) // as "urt=-": no instance was asked
+	} else {
+		b = appendSeconds(b, e.Upstream)
+	}
 	b = append(b, `,"service":`...)
 	b = append(b, '"')
 	b = append(b, e.Service...) // a service name is a plain word
