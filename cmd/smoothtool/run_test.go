@@ -80,6 +80,9 @@ func (f *fakeDaemon) StopService(ctx context.Context, name string) error {
 
 func (f *fakeDaemon) StartService(ctx context.Context, name string) error {
 	f.record("start " + name)
+	if name == "nope" {
+		return fmt.Errorf("%w: %s", api.ErrUnknownService, name)
+	}
 	return nil
 }
 
@@ -218,13 +221,18 @@ func TestDaemonReachedDespiteBrokenServiceFile(t *testing.T) {
 		t.Errorf("stop of an unknown service: exit %d, stderr %q", code, errOut)
 	}
 
+	code, out, errOut = runTool("start", "nope", "-c", config)
+	if code != 1 || out != "" || !strings.Contains(errOut, "unknown service") {
+		t.Errorf("start of an unknown service: exit %d, stdout %q (want none: nothing started), stderr %q", code, out, errOut)
+	}
+
 	code, out, _ = runTool("-start", "web", "-c", config)
 	if code != 0 || !strings.Contains(out, "smoothserve pid 4242") {
 		t.Errorf("start web with a daemon: exit %d, stdout %q", code, out)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if got, want := strings.Join(d.calls, ", "), "restart web, stop nope, start web"; got != want {
+	if got, want := strings.Join(d.calls, ", "), "restart web, stop nope, start nope, start web"; got != want {
 		t.Errorf("daemon was asked %q, want %q", got, want)
 	}
 }

@@ -51,8 +51,11 @@ func (t *tool) start(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	err = t.client.Start(wctx, t.cmd.target)
-	if errors.Is(err, api.ErrUnknownService) && cfgErr == nil && cfg.Service(t.cmd.target) != nil {
+	switch {
+	case errors.Is(err, api.ErrUnknownService) && cfgErr == nil && cfg.Service(t.cmd.target) != nil:
 		return fmt.Errorf("%s is not in the configuration smoothserve runs: its file was added since; run smoothtool reload to start it", t.cmd.target)
+	case errors.Is(err, api.ErrUnknownService):
+		return err // nothing was started: no status to show
 	}
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = fmt.Errorf("%s not ready after %v (the longest start_timeout + %v): %w", t.cmd.target, budget, readyMargin, err)
