@@ -113,3 +113,10 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandEnv: {port} in an env value is the instance's port, as in args;
+// the entries come by key.
+func TestExpandEnv(t *testing.T) {
+	s := &Service{Env: map[string]string{"PORT": "{port}", "URL": "http://127.0.0.1:{port}/x", "A": "1"}}
+	checkEqual(t, "ExpandEnv", s.ExpandEnv(8087), []string{"A=1", "PORT=8087", "URL=http://127.0.0.1:8087/x"})
+}

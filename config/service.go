@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +93,18 @@ func (s *Service) ExpandArgs(port int) []string {
 		args[i] = strings.ReplaceAll(a, "{port}", p)
 	}
 	return args
+}
+
+// ExpandEnv returns Env as KEY=value entries, by key, with every "{port}"
+// in a value replaced by port, as in Args: PORT: "{port}" for an app that
+// reads its port from the environment (Node's process.env.PORT).
+func (s *Service) ExpandEnv(port int) []string {
+	p := strconv.Itoa(port)
+	env := make([]string, 0, len(s.Env))
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, k+"="+strings.ReplaceAll(s.Env[k], "{port}", p))
+	}
+	return env
 }
 
 // reservedPorts is the range of every instance port, primary and

@@ -98,3 +98,27 @@ func TestCheckServiceKeys(t *testing.T) {
 		}
 	}
 }
+
+// {port} in an env value is the instance's port, as in args: an app that
+// reads its port from the environment (Node's process.env.PORT) runs with
+// args: [] and env PORT: "{port}".
+func TestPortInTheEnvironment(t *testing.T) {
+	e := newEnv(t, 1+2*2)
+	script := filepath.Join(e.dir, "app", "by-env.sh")
+	writeFile(t, script, "#!/bin/sh\nexec \"$(dirname \"$0\")/demo\" -port=\"$PORT\"\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := e.serviceOf("./app/by-env.sh", "web", "web.test", 2, "args: []\nenv:\n  PORT: \"{port}\"\n")
+	d := e.startDaemon()
+	pids := d.waitPids(e.proxyAddr(), "web.test", 2, 15*time.Second)
+	if len(pids) != 2 {
+		t.Fatalf("instances answering: %v", pids)
+	}
+	for range 10 {
+		_, body, err := httpGet(e.proxyAddr(), "web.test", "/")
+		if err != nil || !strings.Contains(body, "port="+strconv.Itoa(first)+" ") && !strings.Contains(body, "port="+strconv.Itoa(first+1)+" ") {
+			t.Fatalf("an instance that took its port from PORT: %q %v, want port %d or %d", body, err, first, first+1)
+		}
+	}
+}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -347,10 +345,7 @@ func (in *instance) drain(p process) error {
 // instance's identity (later entries win).
 func (in *instance) environ() []string {
 	cfg := in.cfg
-	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		env = append(env, k+"="+cfg.Env[k])
-	}
+	env := append(os.Environ(), cfg.ExpandEnv(in.port)...)
 	return append(env,
 		"SMOOTHSERVE_SERVICE="+cfg.Name,
 		"SMOOTHSERVE_PORT="+strconv.Itoa(in.port),
