@@ -23,8 +23,8 @@ import (
 )
 
 // countersDaemon is a Daemon with what snapshot and goOnFrom read: a
-// proxy and a supervisor with no service, and no socket.
-func countersDaemon(t *testing.T) *Daemon {
+// proxy and a supervisor of services (not running), and no socket.
+func countersDaemon(t *testing.T, services ...*config.Service) *Daemon {
 	t.Helper()
 	px, err := proxy.New(proxy.Options{}, nil)
 	if err != nil {
@@ -33,7 +33,7 @@ func countersDaemon(t *testing.T) *Daemon {
 	t.Cleanup(px.Close)
 	sets := map[string]*upstream.Set{}
 	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), px: px, sets: sets}
-	d.sup = supervisor.New(&config.Config{}, sets, nil)
+	d.sup = supervisor.New(&config.Config{Services: services}, sets, nil)
 	t.Cleanup(d.closeLogs)
 	return d
 }

@@ -88,8 +88,6 @@ type Daemon struct {
 
 	upgrades upgradeCounts  // for the metrics
 	rollouts rolloutCounter // for the metrics
-	// restartBase is the restarts the previous processes counted.
-	restartBase atomic.Pointer[map[restartKey]uint64]
 
 	usage *procstat.Sampler // the instances' CPU and memory, for Status; nil: not measured
 

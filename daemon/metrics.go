@@ -11,11 +11,13 @@ import (
 	"smoothserve/internal/procstat"
 	"smoothserve/internal/promtext"
 	"smoothserve/proxy"
+	"smoothserve/supervisor"
 )
 
 // The daemon's metrics, read when scraped (GET /metrics on AdminAddr):
 // the proxy's counters (summed from its shards), the rotation, the
-// supervisor's status, and the instances' CPU and memory from /proc.
+// supervisor's status and its slots' counts (restarts), and the
+// instances' CPU and memory from /proc.
 // Nothing is counted on the request path here.
 
 var (
@@ -72,9 +74,7 @@ func (d *Daemon) collect(s *promtext.Set) {
 	for i := range status {
 		collectInstances(s, &status[i])
 	}
-	for k, n := range restartTotals(status, d.restartBaseNow()) {
-		s.Add(descRestarts, float64(n), k.service, strconv.Itoa(k.slot), k.reason)
-	}
+	collectRestarts(s, d.sup.Counts())
 	for key, n := range d.rollouts.count(status) {
 		s.Add(descRollouts, float64(n), key.service, key.result)
 	}
@@ -177,6 +177,17 @@ func collectInstances(s *promtext.Set, st *api.ServiceStatus) {
 	}
 }
 
+// collectRestarts adds the restarts each slot counted, by reason: those
+// of a stopped service and of a slot no longer configured too, so that no
+// series goes back or away while the service exists.
+func collectRestarts(s *promtext.Set, counts []supervisor.SlotCounts) {
+	for _, c := range counts {
+		for why, n := range c.Restarts {
+			s.Add(descRestarts, float64(n), c.Service, strconv.Itoa(c.Slot), why)
+		}
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -197,12 +208,18 @@ func (d *Daemon) metricsHandler() http.Handler {
 }
 
 // counters are what a process hands to the one that replaces it, so that
-// its metrics go on from there (connpass.Counters).
+// its metrics, and the status's RESTARTS and SERVED, go on from there
+// (connpass.Counters). Restarts and Served are the supervisor's
+// SlotCounts, flattened; Restarts is read and written as by earlier
+// versions, so that an upgrade from one, or back to one, keeps them.
 type counters struct {
 	Proxy    []proxy.ServiceStats `json:"proxy"`
 	Upgrades map[string]uint64    `json:"upgrades"`
 	Rollouts []rolloutTotal       `json:"rollouts"`
 	Restarts []restartTotal       `json:"restarts"`
+	// Served is the requests each slot's instances answered (the
+	// status's SERVED), by service and slot.
+	Served []servedTotal `json:"served,omitempty"`
 	// LogDropped is the access log lines dropped, by path.
 	LogDropped map[string]uint64 `json:"access_log_dropped,omitempty"`
 }
@@ -214,34 +231,10 @@ type restartTotal struct {
 	Count   uint64 `json:"count"`
 }
 
-type restartKey struct {
-	service string
-	slot    int
-	reason  string
-}
-
-// restartTotals are the restarts by reason the services' statuses show,
-// and those of the previous processes (base). Each instance of a slot
-// shows the slot's counts (two of them during a rollout): a slot's are
-// counted once.
-func restartTotals(status []api.ServiceStatus, base map[restartKey]uint64) map[restartKey]uint64 {
-	now := map[restartKey]uint64{}
-	for _, s := range status {
-		for _, in := range s.Instances {
-			for why, n := range in.RestartReasons {
-				k := restartKey{s.Name, in.Slot, why}
-				now[k] = max(now[k], uint64(n))
-			}
-		}
-	}
-	out := make(map[restartKey]uint64, len(base)+len(now))
-	for k, n := range base {
-		out[k] = n
-	}
-	for k, n := range now {
-		out[k] += n
-	}
-	return out
+type servedTotal struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	Count   uint64 `json:"count"`
 }
 
 type rolloutTotal struct {
@@ -254,12 +247,14 @@ type rolloutTotal struct {
 func (d *Daemon) snapshot() counters {
 	ok, failed := d.upgrades.total()
 	c := counters{Proxy: d.px.Stats(), Upgrades: map[string]uint64{"ok": ok, "failed": failed}, LogDropped: d.logs.dropped()}
-	status := d.sup.Status()
-	for k, n := range d.rollouts.count(status) {
+	for k, n := range d.rollouts.count(d.sup.Status()) {
 		c.Rollouts = append(c.Rollouts, rolloutTotal{k.service, k.result, n})
 	}
-	for k, n := range restartTotals(status, d.restartBaseNow()) {
-		c.Restarts = append(c.Restarts, restartTotal{k.service, k.slot, k.reason, n})
+	for _, sc := range d.sup.Counts() {
+		for why, n := range sc.Restarts {
+			c.Restarts = append(c.Restarts, restartTotal{sc.Service, sc.Slot, why, n})
+		}
+		c.Served = append(c.Served, servedTotal{sc.Service, sc.Slot, sc.Served})
 	}
 	return c
 }
@@ -274,11 +269,7 @@ func (d *Daemon) goOnFrom(c counters) {
 		base[rolloutKey{r.Service, r.Result}] = r.Count
 	}
 	d.rollouts.setBase(base)
-	restarts := map[restartKey]uint64{}
-	for _, r := range c.Restarts {
-		restarts[restartKey{r.Service, r.Slot, r.Reason}] = r.Count
-	}
-	d.restartBase.Store(&restarts)
+	d.sup.GoOnFrom(c.slotCounts())
 	d.logs.setBase(c.LogDropped)
 }
 
@@ -293,10 +284,32 @@ func (rc *rolloutCounter) setBase(base map[rolloutKey]uint64) {
 	rc.mu.Unlock()
 }
 
-// restartBaseNow is the restarts the previous processes counted, or none.
-func (d *Daemon) restartBaseNow() map[restartKey]uint64 {
-	if m := d.restartBase.Load(); m != nil {
-		return *m
+// slotCounts are the restarts and requests served of each slot, as the
+// supervisor counts them (its Counts, which snapshot flattened). A
+// smoothserve from before Served was passed sends none: the slots' SERVED
+// start from 0 at the upgrade to this version, their restarts go on.
+func (c *counters) slotCounts() []supervisor.SlotCounts {
+	type key struct {
+		service string
+		slot    int
 	}
-	return nil
+	by := map[key]*supervisor.SlotCounts{}
+	of := func(service string, slot int) *supervisor.SlotCounts {
+		k := key{service, slot}
+		if by[k] == nil {
+			by[k] = &supervisor.SlotCounts{Service: service, Slot: slot, Restarts: map[string]uint64{}}
+		}
+		return by[k]
+	}
+	for _, r := range c.Restarts {
+		of(r.Service, r.Slot).Restarts[r.Reason] += r.Count
+	}
+	for _, s := range c.Served {
+		of(s.Service, s.Slot).Served += s.Count
+	}
+	out := make([]supervisor.SlotCounts, 0, len(by))
+	for _, sc := range by {
+		out = append(out, *sc)
+	}
+	return out
 }

@@ -17,6 +17,12 @@
 // killed, before Run returns, unless Detach handed it over to the next
 // smoothserve.
 //
+// A slot's counts (restarts by reason, requests answered) never go back
+// while its service exists in this smoothserve: they outlive the slot's
+// processes, a stop of the service and the slot itself. After an upgrade
+// they go on from the previous smoothserve's once GoOnFrom has them
+// (counts.go).
+//
 // A service has at most one rollout under way. A surge rollout takes a
 // slot's old instance out of rotation only once its replacement is in it:
 // replacing instances never lowers the number in rotation.
@@ -36,6 +42,11 @@
 //     an error), join rotation, then either be lost or be drained and
 //     stopped. Its goroutine always ends by reporting that it exited,
 //     after the process is reaped (or let go, after Detach).
+//   - What each slot counted (counts.go): restarts by reason and
+//     requests answered, kept by the service's run goroutine for every
+//     slot it has had, with the previous smoothserve's counts (GoOnFrom)
+//     added; Status and Counts (the metrics, and what an upgrade hands
+//     over) read them there.
 //   - Draining one slot (drain.go): the operator's wish, on the slot,
 //     carried to each instance's rotation and, through the state file, to
 //     the next smoothserve.

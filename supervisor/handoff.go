@@ -174,7 +174,7 @@ func (sv *service) adoptPrior() []handoff.Instance {
 		if inst.fingerprint == "" { // a state file of an older version
 			inst.fingerprint = sv.sup.prior.Services[cfg.Name]
 		}
-		sl.starts++
+		sl.started = true
 		sl.inst = inst
 		sv.launch(inst)
 	}

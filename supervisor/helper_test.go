@@ -190,8 +190,9 @@ func start(t *testing.T, cfg *config.Config, tweak ...func(*Supervisor)) *harnes
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{sup: sup, set: sets[cfg.Services[0].Name], svc: cfg.Services[0], cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- sup.Run(ctx) }()
-	eventually(t, 2*time.Second, "Run publishes the slots", func() bool {
-		return len(h.instances()) > 0 || sup.killCtx.Err() != nil
+	eventually(t, 2*time.Second, "Run publishes the service", func() bool {
+		// A service that stays stopped (the handoff says so) shows no slot.
+		return sup.list()[0].snap.Load() != initialSnapshot || sup.killCtx.Err() != nil
 	})
 	t.Cleanup(func() {
 		cancel()

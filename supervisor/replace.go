@@ -135,7 +135,7 @@ func (sv *service) takeSlot(sl *slot, next *instance) {
 	sl.inst, sl.next = next, nil
 	sl.port = next.port
 	sl.restarted("rollout")
-	sl.starts++
+	sl.started = true
 	sl.retryAt, sl.lastErr = time.Time{}, nil
 	sl.readyAt = time.Now()
 	sl.backoff = minBackoff
@@ -161,7 +161,7 @@ func (run *rolloutRun) addSlot(i int) (RolledInstance, error) {
 	sv := run.sv
 	var in *instance
 	if !sv.call(func() {
-		sl := &slot{index: i, backoff: minBackoff}
+		sl := sv.newSlot(i)
 		sl.port = sv.inPlacePort(sl)
 		sv.slots = append(sv.slots, sl)
 		sv.startSlot(sl)

@@ -129,7 +129,7 @@ func (sv *service) applyStopped(trigger string, cfg *config.Service) (*Rollout, 
 		sv.slots = sv.slots[:n:n]
 	}
 	for i := len(sv.slots); i < n; i++ {
-		sv.slots = append(sv.slots, &slot{index: i, backoff: minBackoff})
+		sv.slots = append(sv.slots, sv.newSlot(i))
 	}
 	for _, sl := range sv.slots {
 		sl.port = cfg.InstancePort(sl.index, false)

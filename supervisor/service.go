@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,12 +29,14 @@ const (
 
 // service keeps the instances of one service running.
 //
-// Ownership: the slots, and the view fields of every instance, belong to the
-// run goroutine, the only one to start instances, restart them, or tell
-// them to stop. Instances report to it over events; operator commands and
-// the rollout goroutine reach it over calls (closures it runs). It publishes
-// what Status shows through snap, which only it writes. logMu guards
-// logFile, shared by the instances' goroutines to append lines.
+// Ownership: the slots, their counts (tallies), and the view fields of
+// every instance, belong to the run goroutine, the only one to start
+// instances, restart them, or tell them to stop. Instances report to it
+// over events; operator commands and the rollout goroutine reach it over
+// calls (closures it runs). It publishes what Status shows through snap,
+// which only it writes. base, the previous smoothserve's counts, is
+// written only by Supervisor.GoOnFrom. logMu guards logFile, shared by the
+// instances' goroutines to append lines.
 type service struct {
 	sup  *Supervisor
 	conf atomic.Pointer[config.Service] // written only by the run goroutine (a rollout applying new settings)
@@ -57,6 +58,13 @@ type service struct {
 	stopping bool        // smoothserve is stopping: nothing starts again
 	rollout  *rolloutRun // the rollout under way, if any
 	last     *Rollout    // the last rollout, finished or not (a copy is published)
+	// tallies are the counts of each slot the service has had, by index,
+	// kept when the slot is dropped (counts.go).
+	tallies map[int]*tally
+
+	// base is the counts of the smoothserve processes before this one,
+	// by slot (GoOnFrom): replaced whole, never modified.
+	base atomic.Pointer[map[int]SlotCounts]
 
 	// checksOff pauses the health checks after start while an upgrade
 	// hands over (frozen); the instances' checkers read it.
@@ -76,27 +84,17 @@ type slot struct {
 	next     *instance   // a rollout's replacement, until it takes the slot
 	retiring []*instance // instances replaced and being drained and stopped
 
-	starts       int           // processes started for the slot
-	backoff      time.Duration // wait before the next start after a failure
-	retryAt      time.Time     // in backoff: when to start again
-	readyAt      time.Time     // when the current instance became ready
-	servedBefore uint64        // served by the slot's earlier processes
-	lastErr      error         // why the last lifetime failed; cleared when ready
-	// reasons counts the slot's restarts by why: "crash" (the process
-	// exited or was lost), "unhealthy" (replaced after
-	// unhealthy_restart_after), "rollout" (a rolling restart), "start"
-	// (the service started again after a stop).
-	reasons map[string]int
-	nextWhy string // why the next start is, if not a crash
-	drained bool   // the operator took the slot out of rotation (drain.go)
-}
-
-// restarted counts one restart of sl, for why.
-func (sl *slot) restarted(why string) {
-	if sl.reasons == nil {
-		sl.reasons = map[string]int{}
-	}
-	sl.reasons[why]++
+	// started: a process was started (or adopted) for the slot, so the
+	// next one is a restart; by the smoothserve before this one, for a
+	// service it had stopped (the slot's next start is a "start").
+	started bool
+	tally   *tally        // the slot's counts (counts.go), the service's tallies[index]
+	backoff time.Duration // wait before the next start after a failure
+	retryAt time.Time     // in backoff: when to start again
+	readyAt time.Time     // when the current instance became ready
+	lastErr error         // why the last lifetime failed; cleared when ready
+	nextWhy string        // why the next start is (SlotCounts.Restarts), if not a crash
+	drained bool          // the operator took the slot out of rotation (drain.go)
 }
 
 func newService(sup *Supervisor, cfg *config.Service, set *upstream.Set) *service {
@@ -130,13 +128,18 @@ func (sv *service) run(ctx context.Context) error {
 	defer sv.closeLog()
 	sv.slots = make([]*slot, sv.cfg().InstanceCount)
 	for i := range sv.slots {
-		sv.slots[i] = &slot{index: i, port: sv.cfg().InstancePort(i, false), backoff: minBackoff}
+		sv.slots[i] = sv.newSlot(i)
+		sv.slots[i].port = sv.cfg().InstancePort(i, false)
 	}
 	sv.stopping = ctx.Err() != nil || sv.sup.killCtx.Err() != nil
 	if !sv.stopping && sv.sup.priorStopped(sv.cfg().Name) {
 		// Stopped by the operator before the upgrade: it stays so (its
-		// instances, had any been left, are leftovers to stop).
+		// instances, had any been left, are leftovers to stop), and its
+		// start is a restart of each slot, as it would have been there.
 		sv.wanted = false
+		for _, sl := range sv.slots {
+			sl.started = true
+		}
 		sv.set.SetStopped(true)
 		sv.sup.addLeftovers(sv.sup.priorFor(sv.cfg().Name))
 		sv.note(slog.LevelInfo, "service %s stays stopped, as the operator asked before the upgrade", sv.cfg().Name)
@@ -222,11 +225,11 @@ func (sv *service) launch(in *instance) {
 // startSlot starts a new lifetime for sl on its port.
 func (sv *service) startSlot(sl *slot) {
 	in := sv.newInstance(sl, sl.port)
-	if sl.starts > 0 {
+	if sl.started {
 		sl.restarted(cmp.Or(sl.nextWhy, "crash"))
 	}
 	sl.nextWhy = ""
-	sl.starts++
+	sl.started = true
 	sl.inst = in
 	sl.readyAt, sl.retryAt = time.Time{}, time.Time{}
 	sv.launch(in)
@@ -301,7 +304,7 @@ func (sv *service) handle(ev instanceEvent) error {
 	}
 
 	if in.joined {
-		sl.servedBefore += in.rot.served()
+		sl.tally.served += in.rot.served()
 	}
 	in.joined = false
 	switch {
@@ -371,18 +374,18 @@ func (sv *service) state() string {
 // change (Supervisor.waitFor, the state file's writer).
 func (sv *service) publish() {
 	snap := &serviceSnapshot{state: sv.state(), wanted: sv.wanted && !sv.stopping, slots: make([]slotSnapshot, 0, len(sv.slots)), drained: sv.drainedSlots(),
-		opStopped: !sv.wanted}
+		opStopped: !sv.wanted, tallies: sv.talliesNow()}
 	if sv.last != nil {
 		snap.lastRollout = cloneRollout(sv.last)
 	}
 	for _, sl := range slices.Concat(sv.slots, sv.removed) {
-		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff, Restarts: max(sl.starts-1, 0), RestartReasons: maps.Clone(sl.reasons)}
+		is := InstanceStatus{Slot: sl.index, Port: sl.port, State: StateBackoff}
 		if sl.lastErr != nil {
 			is.Error = sl.lastErr.Error()
 		}
 		ins := sl.instances()
 		if len(ins) == 0 && snap.state == ServiceRunning {
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, servedBefore: sl.servedBefore, err: sl.lastErr})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: is, err: sl.lastErr})
 		}
 		for _, in := range ins {
 			e := is
@@ -391,17 +394,14 @@ func (sv *service) publish() {
 			if !in.readyAt.IsZero() || in.adopt != nil {
 				ident = in.ident // written before its ready event, or before its start if adopted
 			}
-			var before uint64
-			if in == sl.inst {
-				before = sl.servedBefore
-			} else {
+			if in != sl.inst {
 				e.Error = ""
 			}
 			var rot *rotation
 			if in.joined {
 				rot = in.rot
 			}
-			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, rot: rot, servedBefore: before, ident: ident, fingerprint: in.fingerprint})
+			snap.slots = append(snap.slots, slotSnapshot{InstanceStatus: e, rot: rot, ident: ident, fingerprint: in.fingerprint})
 		}
 	}
 	sv.snap.Store(snap)

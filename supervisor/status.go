@@ -45,12 +45,14 @@ type serviceSnapshot struct {
 	lastRollout *Rollout
 	drained     []int // the slots the operator drained
 	opStopped   bool  // stopped by the operator (smoothtool stop NAME)
+	// tallies are what each slot the service has had counted in this
+	// process (counts.go), shown or not.
+	tallies map[int]tally
 }
 
 type slotSnapshot struct {
-	InstanceStatus                  // without Inflight and Served, read live
+	InstanceStatus                  // without the counts (counts.go) and Inflight, read when asked
 	rot            *rotation        // the process's place in rotation, nil before ready
-	servedBefore   uint64           // served by the slot's earlier processes
 	ident          handoff.Identity // the process's identity, once known
 	fingerprint    string           // the process's settings (instance.fingerprint)
 	err            error            // in backoff: what Error says, for errors.Is
@@ -72,9 +74,20 @@ func (s *Supervisor) Status() []ServiceStatus {
 			r := *snap.lastRollout
 			st.LastRollout = &r
 		}
+		counts := sv.counted(snap)
+		shown := map[int]bool{}
 		for _, sl := range snap.slots {
 			is := sl.InstanceStatus
-			is.Served = sl.servedBefore
+			c := counts[sl.Slot]
+			is.Restarts, is.RestartReasons = restartsOf(c)
+			// The slot's first row (its instance, or the slot in backoff)
+			// shows what the slot's processes out of rotation answered;
+			// each row, what its own in rotation answered: their sum is
+			// the slot's.
+			if !shown[sl.Slot] {
+				shown[sl.Slot] = true
+				is.Served = c.Served
+			}
 			if sl.rot != nil {
 				is.Inflight = sl.rot.inflight()
 				is.Served += sl.rot.served()

@@ -94,15 +94,20 @@ type ServiceStatus struct {
 
 // InstanceStatus is one slot of a service.
 type InstanceStatus struct {
-	Slot     int    `json:"slot"`
-	Port     int    `json:"port"`
-	Pid      int    `json:"pid"` // 0 while no process runs (backoff)
-	State    State  `json:"state"`
-	Inflight int64  `json:"inflight"`
-	Served   uint64 `json:"served"`   // across every process lifetime of the slot
-	Restarts int    `json:"restarts"` // processes started for the slot after the first
-	// RestartReasons says why they were: "crash", "unhealthy", "rollout"
-	// (in this smoothserve process: an upgrade starts the counts over).
+	Slot     int   `json:"slot"`
+	Port     int   `json:"port"`
+	Pid      int   `json:"pid"` // 0 while no process runs (backoff)
+	State    State `json:"state"`
+	Inflight int64 `json:"inflight"`
+	// Served and Restarts count over every process of the slot and go on
+	// across upgrades of smoothserve, as the metrics do. Served is the
+	// requests answered: during a rollout, a slot shows two rows, and the
+	// slot's count is their sum. Restarts is the processes started for
+	// the slot after the first: the sum of RestartReasons, which says why
+	// they were ("crash", "unhealthy", "rollout", "start"), as
+	// smoothserve_instance_restarts_total does.
+	Served         uint64         `json:"served"`
+	Restarts       int            `json:"restarts"`
 	RestartReasons map[string]int `json:"restart_reasons,omitempty"`
 	StartedAt      time.Time      `json:"started_at,omitzero"`
 	Error          string         `json:"error,omitempty"` // why the last start failed or the process was lost, until ready again
