@@ -16,6 +16,9 @@ import (
 // (daemon.Daemon.Apply): only that service's, never another's.
 type Applier interface {
 	Apply(ctx context.Context, svc *config.Service, trigger string) (*supervisor.Rollout, error)
+	// Running is the configuration smoothserve runs with now: the
+	// services whose instances run, with the settings they run with.
+	Running() *config.Config
 }
 
 // Options configure a Deployer. Config and Apply are required.
@@ -48,30 +51,46 @@ func New(opts Options) (*Deployer, error) {
 		return nil, fmt.Errorf("auto_restart: %w", err)
 	}
 	d := &Deployer{cfgPath: opts.Config.Path, apply: opts.Apply, log: log, w: w}
-	if err := w.Set(Specs(opts.Config)); err != nil {
+	if err := w.Set(Specs(opts.Config, opts.Config)); err != nil {
 		return nil, fmt.Errorf("auto_restart: %w", err)
 	}
 	return d, nil
 }
 
 // Watch makes the watched files those of cfg's auto_restart services
-// (after a reload).
+// (after a reload: cfg is both on disk and running).
 func (d *Deployer) Watch(cfg *config.Config) error {
-	return d.w.Set(Specs(cfg))
+	return d.w.Set(Specs(cfg, cfg))
 }
 
-// Specs is what to watch for cfg: for each enabled service with
-// auto_restart, its executable, its yaml file and its watch_files.
-func Specs(cfg *config.Config) []watch.Spec {
+// Specs is what to watch: for each enabled service of disk (the
+// configuration on disk) with auto_restart, its executable, its yaml file
+// and its watch_files; and for each enabled auto_restart service of
+// running that disk no longer has, or has disabled, the files it runs
+// with. Such a service's instances keep running until smoothtool reload,
+// so its yaml coming back (a git checkout or an rsync --delete that
+// removed it for a while) or enabled again is a change like any other,
+// and so is a new binary meanwhile.
+func Specs(disk, running *config.Config) []watch.Spec {
 	var specs []watch.Spec
-	for _, svc := range cfg.Services {
-		if !svc.Enabled || !svc.AutoRestart {
-			continue
+	for _, svc := range disk.Services {
+		if svc.Enabled && svc.AutoRestart {
+			specs = append(specs, specOf(svc))
 		}
-		files := append([]string{svc.ExecutablePath, svc.File}, svc.WatchFiles...)
-		specs = append(specs, watch.Spec{Name: svc.Name, Files: files, Ignore: svc.WatchIgnore, Quiet: svc.DelayUpdateTime})
+	}
+	for _, svc := range running.Services {
+		if on := disk.Service(svc.Name); (on == nil || !on.Enabled) && svc.Enabled && svc.AutoRestart {
+			specs = append(specs, specOf(svc))
+		}
 	}
 	return specs
+}
+
+// specOf is what to watch for svc: its executable, its yaml file and its
+// watch_files.
+func specOf(svc *config.Service) watch.Spec {
+	files := append([]string{svc.ExecutablePath, svc.File}, svc.WatchFiles...)
+	return watch.Spec{Name: svc.Name, Files: files, Ignore: svc.WatchIgnore, Quiet: svc.DelayUpdateTime}
 }
 
 // Run watches and rolls out until ctx is done; it returns once the
@@ -147,16 +166,16 @@ func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 		}
 		return
 	}
-	if err := d.w.Set(Specs(cfg)); err != nil {
+	if err := d.w.Set(Specs(cfg, d.apply.Running())); err != nil {
 		log.Error("auto_restart: watching the new configuration's files", "err", err)
 	}
 	svc := cfg.Service(ch.Name)
 	switch {
 	case svc == nil:
-		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothtool reload (or an upgrade)")
+		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothtool reload (or an upgrade), and its files are still watched: its file coming back rolls it out")
 		return
 	case !svc.Enabled:
-		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothtool reload (or an upgrade)")
+		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothtool reload (or an upgrade), and its files are still watched: enabling it again rolls it out")
 		return
 	}
 	log.Info("auto_restart: files changed; rolling out")

@@ -8,5 +8,7 @@
 // logged as FILE:LINE: key: what is wrong, and the running instances keep
 // serving. A change of a service's files applies that service only, never
 // another's edited file. A service's changes are applied one after
-// another, never two at once.
+// another, never two at once. A service that runs keeps its files watched
+// until a reload removes it, even once its file is gone from disk or
+// disabled: the file coming back is a change like any other.
 package autorestart

@@ -125,8 +125,10 @@ func withoutService(cfg *config.Config, name string) *config.Config {
 }
 
 // autoRestart is what auto_restart reaches of the daemon: Apply, logged
-// as auto_restart's.
+// as auto_restart's, and the running configuration.
 type autoRestart struct{ d *Daemon }
+
+func (a autoRestart) Running() *config.Config { return a.d.config() }
 
 func (a autoRestart) Apply(ctx context.Context, svc *config.Service, trigger string) (*supervisor.Rollout, error) {
 	return a.d.Apply(ctx, svc, "auto_restart", trigger)

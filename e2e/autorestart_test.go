@@ -278,6 +278,35 @@ func TestYamlEditsApplyOrChangeNothing(t *testing.T) {
 	}
 }
 
+// A service file gone for longer than delay_update_time (a checkout of
+// another branch, an rsync --delete) leaves the instances serving; once
+// it is back, the service is watched as before: its return is rolled out,
+// and so is a new binary after it.
+func TestAutoRestartResumesWhenTheServiceFileComesBack(t *testing.T) {
+	a := newAutoEnv(t, 2, 2)
+	before := instancePids(a.d)
+	data, err := os.ReadFile(a.serviceFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(a.serviceFile()); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(10*time.Second, func() bool { return strings.Contains(a.d.out.String(), "the service is no longer configured") }) {
+		t.Fatalf("smoothserve did not log the removed file:\n%s", tail(a.d.out.String(), 2000))
+	}
+	time.Sleep(2 * quiet)
+	writeFile(t, a.serviceFile(), string(data))
+	a.awaitRollouts(1)
+	a.expectEveryInstanceAt("1", 2, before)
+
+	before = instancePids(a.d)
+	copyFile(t, bin.demo2, a.demo)
+	a.awaitRollouts(2)
+	a.finish()
+	a.expectEveryInstanceAt("2", 2, before)
+}
+
 func TestBrokenUploadKeepsServingAndTheNextChangeTriesAgain(t *testing.T) {
 	a := newAutoEnv(t, 2, 2)
 	before := instancePids(a.d)
