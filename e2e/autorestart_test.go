@@ -404,3 +404,46 @@ func TestYamlEditMovesTheServiceToANewProxyPort(t *testing.T) {
 		t.Errorf("the old proxy port :%d still accepts after the upgrade", own)
 	}
 }
+
+// A Capistrano-style deploy: executable_path goes through a symbolic link
+// "current" to a release folder, and the deploy swaps the link atomically
+// to the next release. That is a new executable, rolled out.
+func TestAutoRestartFollowsASwappedReleaseSymlink(t *testing.T) {
+	e := newEnv(t, 1+2)
+	copyFile(t, bin.demo, filepath.Join(e.dir, "releases", "v1", "demo"))
+	copyFile(t, bin.demo2, filepath.Join(e.dir, "releases", "v2", "demo"))
+	current := filepath.Join(e.dir, "current")
+	if err := os.Symlink(filepath.Join("releases", "v1"), current); err != nil {
+		t.Fatal(err)
+	}
+	e.serviceOf("./current/demo", "web", "web.test", 1, fmt.Sprintf("auto_restart: true\ndelay_update_time: %v\n", quiet.Seconds()))
+	d := e.startDaemon()
+	before := d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	version := func() string {
+		t.Helper()
+		code, body, err := httpGet(e.proxyAddr(), "web.test", "/")
+		if err != nil || code != 200 {
+			t.Fatalf("GET web.test/: %d %v\n%s", code, err, body)
+		}
+		_, v, _ := strings.Cut(body, "version=")
+		return strings.TrimSpace(v)
+	}
+	if v := version(); v != "1" {
+		t.Fatalf("release 1 answers version %q", v)
+	}
+
+	// ln -s releases/v2 current.tmp && mv -T current.tmp current
+	if err := os.Symlink(filepath.Join("releases", "v2"), current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	awaitIn(t, filepath.Join(e.dir, "logs", "web.log"), "smoothserve: rolling restart of web done", 1)
+	if v := version(); v != "2" {
+		t.Errorf("after the swap the service answers version %q, want 2", v)
+	}
+	if after := instancePids(d); subset(after, before) {
+		t.Errorf("the instance was not replaced: %v → %v", before, after)
+	}
+}

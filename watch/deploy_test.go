@@ -274,3 +274,63 @@ func TestFolderReplaced(t *testing.T) {
 		})
 	}
 }
+
+// A Capistrano-style release switch: the watched path goes through a
+// symbolic link ("current" of current/web) that is swapped atomically to
+// the next release. The swap is a change, and the watches follow it.
+func TestSymlinkOnTheWaySwapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		rel   string // the watched path below current
+		isDir bool
+	}{
+		{"executable", "web", false},
+		{"folder", "views", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			for _, v := range []string{"v1", "v2"} {
+				if tc.isDir {
+					writeFileIn(t, filepath.Join(base, v, tc.rel), "index.html", v)
+				} else {
+					writeFileIn(t, filepath.Join(base, v), tc.rel, v)
+				}
+			}
+			current := filepath.Join(base, "current")
+			if err := os.Symlink("v1", current); err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Join(current, tc.rel)
+			w := startWatcher(t, Spec{Name: "web", Files: []string{root}, Quiet: quiet})
+
+			if err := os.Symlink("v2", current+".tmp"); err != nil {
+				t.Fatal(err)
+			}
+			rename(t, current+".tmp", current) // ln -s v2 current.tmp && mv -T current.tmp current
+			wantPaths(t, expectOneChange(t, w, "web"), root)
+
+			// The old release is not watched any more; the new one is.
+			changed := root
+			if tc.isDir {
+				writeFileIn(t, filepath.Join(base, "v1", tc.rel), "old.html", "x")
+				expectNoChange(t, w, 3*quiet)
+				writeFileIn(t, filepath.Join(base, "v2", tc.rel), "new.html", "x")
+				changed = filepath.Join(root, "new.html")
+			} else {
+				writeFile(t, filepath.Join(base, "v1", tc.rel), "x")
+				expectNoChange(t, w, 3*quiet)
+				writeFile(t, filepath.Join(base, "v2", tc.rel), "v2, rewritten")
+			}
+			wantPaths(t, expectChange(t, w, "web"), changed)
+		})
+	}
+}
+
+// writeFileIn writes dir/name, making dir first.
+func writeFileIn(t *testing.T, dir, name, data string) {
+	t.Helper()
+	mkdirAll(t, dir)
+	writeFile(t, filepath.Join(dir, name), data)
+}

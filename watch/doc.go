@@ -20,8 +20,11 @@
 //   - a path that does not exist yet: its nearest existing ancestor is watched
 //     until the path appears; the appearance is a change.
 //
-// Kernel watches follow folders, not paths: a symlink swapped higher up (the
-// "current" of current/bin/web) goes unseen unless it is itself in Files.
+// Kernel watches follow folders, not paths, so for a path that exists the
+// folder of each symbolic link on its way, as the path spells it (the
+// "current" of current/bin/web), is watched too: the link swapped to another
+// release is a change of the path, and the watches move to what the path
+// leads to now. Links inside a link's target are not followed that way.
 //
 // One goroutine, Run's, owns the fsnotify watcher, the set of watched folders,
 // the bursts in progress and the timer. Set hands it new specs through a

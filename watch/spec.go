@@ -3,6 +3,7 @@ package watch
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,8 @@ type root struct {
 	path   string // clean, absolute
 	known  bool   // resolved at least once, so exists below means something
 	exists bool
-	isDir  bool // watched recursively; meaningful only when exists
+	isDir  bool        // watched recursively; meaningful only when exists
+	fi     os.FileInfo // what path led to when last resolved; nil when it did not exist
 }
 
 // ruleKind says what an ignore pattern is matched against.

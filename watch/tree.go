@@ -125,7 +125,8 @@ func (st *runState) handle(ev fsnotify.Event, now time.Time) {
 					}
 				}
 			case structural && under(r.path, p):
-				// Something on the way to a root appeared or went away.
+				// Something on the way to a root appeared, went away or
+				// was replaced (a symbolic link swapped to a new release).
 				st.reresolve(s, r, now)
 			}
 		}
@@ -139,12 +140,13 @@ func (st *runState) reresolve(s *service, r *root, now time.Time) {
 }
 
 // resolve adds the watches r needs now (recording them in need, if not nil)
-// and counts r appearing or disappearing as a change.
+// and counts r appearing, disappearing or leading to another file or
+// folder (a symbolic link on the way swapped) as a change.
 func (st *runState) resolve(s *service, r *root, need map[string]struct{}, now time.Time) error {
-	wasKnown, existed := r.known, r.exists
+	wasKnown, existed, was := r.known, r.exists, r.fi
 	err := st.locate(s, r, need)
 	r.known = true
-	if wasKnown && existed != r.exists {
+	if wasKnown && (existed != r.exists || existed && r.exists && !os.SameFile(was, r.fi)) {
 		st.mark(s, r.path, now)
 	}
 	if err != nil {
@@ -154,37 +156,34 @@ func (st *runState) resolve(s *service, r *root, need map[string]struct{}, now t
 }
 
 // locate finds out what r is and watches accordingly: a folder and all its
-// subfolders, a file's folder, or a missing path's nearest existing ancestor.
+// subfolders, a file's folder, or a missing path's nearest existing ancestor;
+// and, for a path that exists, the folders of the symbolic links on its way.
 // The path can change while we look, so it looks again after adding a watch,
 // a bounded number of times.
 func (st *runState) locate(s *service, r *root, need map[string]struct{}) error {
 	for range 8 {
 		fi, err := os.Stat(r.path)
 		switch {
-		case err == nil && fi.IsDir():
-			r.exists, r.isDir = true, true
-			// Its folder too: a folder renamed over the root, or a symlink
-			// swapped, shows up there and nowhere else.
+		case err == nil:
+			r.exists, r.isDir, r.fi = true, fi.IsDir(), fi
+			// Its folder even for a folder: a folder renamed over the root,
+			// or a symlink swapped, shows up there and nowhere else.
 			err := st.add(filepath.Dir(r.path), need)
-			if err == nil {
+			if err == nil && r.isDir {
 				err = st.addTree(s, r.path, r.path, need)
 			}
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // the root went away meanwhile
+			if err == nil {
+				err = st.addLinkFolders(r.path, need)
 			}
-			return err
-		case err == nil:
-			r.exists, r.isDir = true, false
-			err := st.add(filepath.Dir(r.path), need)
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // its folder went away meanwhile
+				continue // the root or a folder on its way went away meanwhile
 			}
 			return err
 		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
-			r.exists, r.isDir = false, false
+			r.exists, r.isDir, r.fi = false, false, nil
 			return err
 		}
-		r.exists, r.isDir = false, false
+		r.exists, r.isDir, r.fi = false, false, nil
 		anc := nearestDir(r.path)
 		if err := st.add(anc, need); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -237,6 +236,26 @@ func (st *runState) addTree(s *service, rootPath, dir string, need map[string]st
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addLinkFolders watches the folder of each symbolic link on the way to p,
+// as p spells it (the "current" of current/bin/web): a link swapped to
+// another release shows up in its folder and nowhere else. Then handle
+// finds p under the swapped link and resolves p again.
+func (st *runState) addLinkFolders(p string, need map[string]struct{}) error {
+	for d := filepath.Dir(p); d != filepath.Dir(d); d = filepath.Dir(d) {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return fmt.Errorf("watching %s: %w", d, err)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if err := st.add(filepath.Dir(d), need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // add watches dir. Adding an existing watch again is harmless. The folder is
