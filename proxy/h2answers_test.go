@@ -66,7 +66,7 @@ func TestHTTP2NoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			wrote := make(chan struct{}, 1)
-			in := startScripted(t, answerEvil(tt.parts, wrote))
+			in := startScripted(t, answerEvil(tt.parts, 30*time.Millisecond, wrote))
 			f := startTLSProxy(t, Options{}, Route{Port: 2, Set: in.set("s", 30*time.Second)})
 			cl := f.client(true)
 			req, _ := http.NewRequest(tt.method, "https://a.test/evil", nil)

@@ -358,7 +358,7 @@ func TestOddButSoundAnswersAreRelayedCanonically(t *testing.T) {
 // may be, or a response nobody asked for. They must reach nobody.
 var leakyAnswers = []struct {
 	name, method string
-	parts        []string // written 30 ms apart
+	parts        []string // written 30 ms apart (answerEvil)
 	status       int
 	interim      int // a 1xx the client must get first
 	body         string
@@ -376,10 +376,10 @@ var leakyAnswers = []struct {
 	{"100 then 200", "GET", []string{"HTTP/1.1 100 Continue\r\n\r\n" + ok200}, 200, 0, "ok"},
 }
 
-// answerEvil is a script that answers /evil with parts, written 30 ms
+// answerEvil is a script that answers /evil with parts, written gap
 // apart, then says so on wrote (if it has room), and anything else with
 // 200 "good".
-func answerEvil(parts []string, wrote chan<- struct{}) func(sc *scriptConn) {
+func answerEvil(parts []string, gap time.Duration, wrote chan<- struct{}) func(sc *scriptConn) {
 	return func(sc *scriptConn) {
 		for {
 			seen, err := sc.next()
@@ -392,7 +392,7 @@ func answerEvil(parts []string, wrote chan<- struct{}) func(sc *scriptConn) {
 			}
 			for i, p := range parts {
 				if i > 0 {
-					time.Sleep(30 * time.Millisecond)
+					time.Sleep(gap)
 				}
 				io.WriteString(sc, p)
 			}
@@ -408,7 +408,7 @@ func TestNoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 	t.Parallel()
 	for _, tt := range leakyAnswers {
 		wrote := make(chan struct{}, 1)
-		in := startScripted(t, answerEvil(tt.parts, wrote))
+		in := startScripted(t, answerEvil(tt.parts, 30*time.Millisecond, wrote))
 		f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 		cl := dialRaw(t, f.addr)
 		io.WriteString(cl.c, tt.method+" /evil HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -448,25 +448,8 @@ func TestNoAnswerLeaksIntoAnotherRequest(t *testing.T) {
 func TestAnAnswerWrittenJustAfterAnotherReachesNobody(t *testing.T) {
 	t.Parallel()
 	wrote := make(chan struct{}, 1)
-	in := startScripted(t, func(sc *scriptConn) {
-		for {
-			seen, err := sc.next()
-			if err != nil {
-				return
-			}
-			if seen.req.URL.Path != "/evil" {
-				io.WriteString(sc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
-				continue
-			}
-			io.WriteString(sc, ok200)
-			time.Sleep(3 * time.Millisecond) // after the proxy's read of the first
-			io.WriteString(sc, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nLEAKED")
-			select {
-			case wrote <- struct{}{}:
-			default:
-			}
-		}
-	})
+	// 3 ms apart: after the proxy's read of the first.
+	in := startScripted(t, answerEvil([]string{ok200, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nLEAKED"}, 3*time.Millisecond, wrote))
 	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
 	cl := dialRaw(t, f.addr)
 	for range 20 {
