@@ -124,6 +124,8 @@ func TestAccessLogAndAdminRules(t *testing.T) {
 		{"AccessLog the instances' output", main("AccessLog: logs/web.log\n"), []string{"$S/a.yaml:1: name: service web: its instances' output goes to $D/logs/web.log, which AccessLog in $MAIN names as an access log too; rename the service or move that access log"}},
 		{"access_log the instances' output", tree{"services/a.yaml": web + "access_log: logs/web.log\n"}, []string{"$S/a.yaml:1: name: service web: its instances' output goes to $D/logs/web.log, which access_log in $S/a.yaml names as an access log too; rename the service or move that access log"}},
 		{"access_log a list", tree{"services/a.yaml": web + "access_log: [a]\n"}, []string{"$S/a.yaml:6: access_log: want a path or off, got a list"}},
+		{"the instances' output a folder", tree{"services/a.yaml": web, "logs/web.log/keep": ""},
+			[]string{"$S/a.yaml:1: name: service web: its instances' output goes to $D/logs/web.log, which is a folder, not a file"}},
 		{"AdminAddr without a port", main("AdminAddr: 127.0.0.1\n"),
 			[]string{`$MAIN:2: AdminAddr: want host:port, such as 127.0.0.1:9180, got "127.0.0.1"`}},
 		{"AdminAddr port out of range", main("AdminAddr: 127.0.0.1:70000\n"),

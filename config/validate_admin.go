@@ -235,7 +235,8 @@ func (l *loader) checkAccessLogs() {
 }
 
 // checkOutputIsNoAccessLog refuses a service whose instances' output
-// (LogDir/NAME.log) would be an access log too: both would write to it.
+// (LogDir/NAME.log) would be an access log too (both would write to it),
+// or cannot be appended to (a folder there).
 func (l *loader) checkOutputIsNoAccessLog() {
 	c := l.cfg
 	if !l.main.usable("LogDir") {
@@ -243,7 +244,11 @@ func (l *loader) checkOutputIsNoAccessLog() {
 	}
 	output := map[string]*Service{}
 	for _, s := range c.Services {
-		output[filepath.Join(c.LogDir, s.Name+".log")] = s
+		path := filepath.Join(c.LogDir, s.Name+".log")
+		output[path] = s
+		if msg := logFileProblem(path); s.Enabled && msg != "" {
+			l.add(l.svc[s].errorf("name", "service %s: its instances' output goes to %s, which %s", s.Name, path, msg))
+		}
 	}
 	check := func(path string, k *fileKeys, key string) {
 		if s := output[path]; s != nil {
