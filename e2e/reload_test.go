@@ -171,3 +171,30 @@ func TestAReloadMovesAHostBetweenServices(t *testing.T) {
 		t.Errorf("moved.test after the reload: %q %v, want api's instance (port %d or %d)", body, err, apiPort, apiPort+1)
 	}
 }
+
+// A reload that swaps two services' instance port ranges cannot apply
+// them one after the other: each service's new ports are the other's
+// instances'. It says whose they are (not "another process"), and both
+// services go on serving.
+func TestAReloadSwappingPortRangesNamesTheOwner(t *testing.T) {
+	e := newEnv(t, 1+2*2)
+	apiPort := e.service("api", "api.test", 1, "")
+	webPort := e.service("web", "web.test", 1, "")
+	d := e.startDaemon()
+	d.waitPids(e.proxyAddr(), "api.test", 1, 15*time.Second)
+	d.waitPids(e.proxyAddr(), "web.test", 1, 15*time.Second)
+	for name, port := range map[string]int{"api": webPort, "web": apiPort} {
+		body := fmt.Sprintf("name: %s\nserver_name: %q\nstart_instance_port: %d\ninstance_count: 1\nexecutable_path: ./app/demo\nhealth_check: /healthz\n",
+			name, name+".test", port)
+		writeFile(t, filepath.Join(e.dir, "services", name+".yaml"), body)
+	}
+	code, out, errOut := e.tool("reload")
+	if code != 1 || !strings.Contains(out+errOut, "of this smoothserve") {
+		t.Errorf("smoothtool reload swapping port ranges: exit %d, want 1 and the owner named\n%s%s", code, out, errOut)
+	}
+	for _, host := range []string{"api.test", "web.test"} {
+		if status, body, err := httpGet(e.proxyAddr(), host, "/"); err != nil || status != 200 {
+			t.Errorf("%s after the reload: %d %q %v", host, status, body, err)
+		}
+	}
+}

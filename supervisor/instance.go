@@ -221,6 +221,9 @@ func (in *instance) start() (process, error) {
 		return nil, startErr(err)
 	}
 	if err := checkPortFree(in.ctx, in.addr, in.port); err != nil {
+		if owner := sv.sup.ownerOf(in.port, sv); owner != "" {
+			err = fmt.Errorf("%w: %s of this smoothserve; the two services' instance ports meet, which an upgrade applies at once, a reload one service after the other", err, owner)
+		}
 		return nil, startErr(err)
 	}
 	// Out of descriptors, the log's open and the exec (its pipe, its

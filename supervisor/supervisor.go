@@ -250,6 +250,22 @@ func (s *Supervisor) list() []*service {
 	return s.services
 }
 
+// ownerOf names the instance of a service other than not that has port
+// (as its last status says), or "".
+func (s *Supervisor) ownerOf(port int, not *service) string {
+	for _, sv := range s.list() {
+		if sv == not {
+			continue
+		}
+		for _, sl := range sv.snap.Load().slots {
+			if sl.Port == port && sl.Pid > 0 {
+				return fmt.Sprintf("%s#%d (pid %d)", sv.cfg().Name, sl.Slot, sl.Pid)
+			}
+		}
+	}
+	return ""
+}
+
 // startService runs sv's goroutine until Run ends or RemoveService; the
 // caller holds svcMu, and Run has begun and is not ending.
 func (s *Supervisor) startService(sv *service) {
