@@ -125,6 +125,12 @@ func deadlineSlack(d time.Duration) time.Duration {
 	return min(time.Second, d/10)
 }
 
+// farEnough reports whether a renewable deadline by, of d, is far enough
+// from now to stay where it is: nearer than d less its slack, it moves.
+func farEnough(by, now time.Time, d time.Duration) bool {
+	return by.Sub(now) > d-deadlineSlack(d)
+}
+
 // idleReadDeadline makes sure a read may wait IdleTimeout (less the slack).
 func (c *conn) idleReadDeadline(now time.Time) {
 	c.renewReadDeadline(now, readIdle, c.srv.opts.IdleTimeout)
@@ -137,7 +143,7 @@ func (c *conn) bodyReadDeadline(now time.Time) {
 }
 
 func (c *conn) renewReadDeadline(now time.Time, kind readKind, d time.Duration) {
-	if c.readKind == kind && c.readBy.Sub(now) > d-deadlineSlack(d) {
+	if c.readKind == kind && farEnough(c.readBy, now, d) {
 		return
 	}
 	c.readBy, c.readKind = now.Add(d), kind
@@ -153,7 +159,7 @@ func (c *conn) setReadDeadline(t time.Time) {
 // writeDeadline makes sure a write may take IdleTimeout (less the slack).
 func (c *conn) writeDeadline(now time.Time) {
 	idle := c.srv.opts.IdleTimeout
-	if c.writeBy.Sub(now) > idle-deadlineSlack(idle) {
+	if farEnough(c.writeBy, now, idle) {
 		return
 	}
 	c.writeBy = now.Add(idle)

@@ -86,7 +86,7 @@ func (w *countingResponse) Write(p []byte) (int, error) {
 // reset a write would cost).
 func (w *countingResponse) deadline() {
 	now := time.Now()
-	if w.writeBy.Sub(now) > w.idle-deadlineSlack(w.idle) {
+	if farEnough(w.writeBy, now, w.idle) {
 		return
 	}
 	w.writeBy = now.Add(w.idle)

@@ -36,12 +36,8 @@ func (c *conn) Gone() bool {
 // hungUp reports whether the client closed its sending side (or reset the
 // connection) behind bytes it sent that wait to be read.
 func (c *conn) hungUp() bool {
-	raw := c.socket()
-	if raw == nil {
-		return false
-	}
 	h := false
-	raw.Control(func(fd uintptr) { h = sockpeek.HungUpFD(fd) })
+	c.onSocket(func(fd uintptr) { h = sockpeek.HungUpFD(fd) })
 	return h
 }
 
@@ -85,12 +81,15 @@ func (c *conn) clientSent() bool {
 // connection's, a stream's that began on an idle one) fails a Read at
 // once. ok is false when the socket cannot be looked at.
 func (c *conn) peekClient() (st sockpeek.State, ok bool) {
+	ok = c.onSocket(func(fd uintptr) { st = sockpeek.FD(fd) })
+	return st, ok
+}
+
+// onSocket runs f on the descriptor of the client's TCP socket (through
+// Control: whatever its deadlines), and reports whether it could.
+func (c *conn) onSocket(f func(fd uintptr)) bool {
 	raw := c.socket()
-	if raw == nil {
-		return 0, false
-	}
-	err := raw.Control(func(fd uintptr) { st = sockpeek.FD(fd) })
-	return st, err == nil
+	return raw != nil && raw.Control(f) == nil
 }
 
 // socket is the client's TCP socket (for TLS, the connection under it),
