@@ -49,6 +49,8 @@ func (f *fakeDaemon) Status() api.Status {
 	return f.status
 }
 
+func (f *fakeDaemon) BriefStatus() api.Status { return f.Status() }
+
 func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	if err := f.record("restart " + name + " by " + trigger); err != nil {
 		return nil, err

@@ -32,7 +32,7 @@
 //
 // Routes (Go 1.22 ServeMux patterns):
 //
-//	GET  /v1/status                   api.Status
+//	GET  /v1/status?usage=0           api.Status; usage=0: without the instances' CPU and memory
 //	POST /v1/services/{name}/restart  {"rollouts": [api.Rollout...]}; name may be "all"
 //	POST /v1/services/{name}/stop     {}; returns when its instances are stopped
 //	POST /v1/services/{name}/start    {}; name may be "all"; returns when ready

@@ -76,8 +76,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Stop(ctx)
 }
 
+// status answers the daemon's status; ?usage=0 leaves out the instances'
+// CPU and memory, and their scan of /proc.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.d.Status())
+	switch u := r.URL.Query().Get("usage"); u {
+	case "", "1":
+		writeJSON(w, http.StatusOK, s.d.Status())
+	case "0":
+		writeJSON(w, http.StatusOK, s.d.BriefStatus())
+	default:
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: fmt.Sprintf("usage: want 0 or 1, got %q", u)})
+	}
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {

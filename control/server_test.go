@@ -65,6 +65,8 @@ func (f *fakeDaemon) wait(ctx context.Context) {
 
 func (f *fakeDaemon) Status() api.Status { f.record("status"); return fixedStatus }
 
+func (f *fakeDaemon) BriefStatus() api.Status { f.record("brief status"); return fixedStatus }
+
 func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	err := f.record("restart " + name + " by " + trigger)
 	return f.rollouts, err
@@ -252,6 +254,26 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// A status without usage is the daemon's BriefStatus, and only it: the
+// instances are not measured for a caller that shows no CPU or memory.
+func TestBriefStatusDoesNotMeasure(t *testing.T) {
+	d := &fakeDaemon{}
+	c, _ := serve(t, d)
+	st, err := c.BriefStatus(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*st, fixedStatus) {
+		t.Errorf("BriefStatus = %+v, want %+v", *st, fixedStatus)
+	}
+	if _, err := c.Status(ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.gotCalls(), []string{"brief status", "status"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("the daemon was asked %q, want %q", got, want)
+	}
+}
+
 // TestErrorBodies looks at what any HTTP client gets.
 func TestErrorBodies(t *testing.T) {
 	_, sock := serve(t, &fakeDaemon{err: fmt.Errorf("web: %w", api.ErrUnknownService)})
@@ -268,6 +290,7 @@ func TestErrorBodies(t *testing.T) {
 		{"POST", "/v1/shutdown?force=yes", 400, `"error": "force: want 0 or 1, got yes"`},
 		{"GET", "/v1/services/web/stop", 405, "Method Not Allowed"},
 		{"POST", "/v1/status", 405, "Method Not Allowed"},
+		{"GET", "/v1/status?usage=no", 400, `"error": "usage: want 0 or 1, got \"no\""`},
 		{"GET", "/v2/status", 404, "not found"},
 	}
 	for _, tt := range tests {

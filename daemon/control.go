@@ -36,6 +36,13 @@ var _ control.Daemon = (*daemonControl)(nil)
 // memory of each one's process group, and each service's hosts and proxy
 // port as they run: the running configuration's.
 func (d *daemonControl) Status() api.Status {
+	st := d.BriefStatus()
+	d.d.measure(st.Services)
+	return st
+}
+
+// BriefStatus is Status without measuring the instances.
+func (d *daemonControl) BriefStatus() api.Status {
 	cfg := d.d.config()
 	services := d.d.sup.Status()
 	for i, st := range services {
@@ -44,7 +51,6 @@ func (d *daemonControl) Status() api.Status {
 			services[i].Port = svc.Port
 		}
 	}
-	d.d.measure(services)
 	return api.Status{
 		Pid:       os.Getpid(),
 		StartedAt: d.startedAt,

@@ -66,6 +66,8 @@ func (f *fakeDaemon) record(s string) {
 
 func (f *fakeDaemon) Status() api.Status { return *f.status }
 
+func (f *fakeDaemon) BriefStatus() api.Status { return *f.status }
+
 func (f *fakeDaemon) Restart(ctx context.Context, name, trigger string) ([]*api.Rollout, error) {
 	f.record("restart " + name)
 	return []*api.Rollout{{Service: "web", Outcome: api.RolloutFailed, LogTail: []string{"panic: boom"},

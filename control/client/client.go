@@ -60,6 +60,16 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
+// BriefStatus returns the daemon's status without the instances' CPU and
+// memory, which cost the daemon a scan of /proc.
+func (c *Client) BriefStatus(ctx context.Context) (*api.Status, error) {
+	var st api.Status
+	if err := c.call(ctx, "GET", "/v1/status?usage=0", &st, nil); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
 // StatusJSON returns the daemon's status as the daemon wrote it.
 func (c *Client) StatusJSON(ctx context.Context) ([]byte, error) {
 	var raw []byte
