@@ -149,6 +149,10 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			// than a close without a byte (logged as the bytes dropped).
 			c.logUpstream(req, b, err, "answered 502")
 			return c.fail(req, fmt.Errorf("%w: %w", errBadResponse, err), kept)
+		case began && errors.Is(err, errClientGone):
+			// Gone during the answer (an event stream closed, a
+			// download given up): the instance did not fail.
+			return false
 		case began:
 			c.logUpstream(req, b, err, "connection closed")
 			return false

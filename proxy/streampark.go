@@ -195,6 +195,7 @@ func (c *conn) endStream(err error) (more bool) {
 	case err == nil:
 		return r.keep
 	case errors.Is(err, errPassed):
+	case errors.Is(err, errClientGone): // the client left: no failure of the instance
 	case st.req.method == nil:
 		c.srv.opts.Logger.Warn("proxy: a response passed by the previous process failed; connection closed",
 			"addr", r.addr, "request_id", string(c.rid), "err", err)
