@@ -174,9 +174,25 @@ func (c *conn) forward(req *request, set *upstream.Set, kept bool) bool {
 			c.logUpstream(req, b, err, "retrying on another instance")
 			continue
 		}
-		c.logUpstream(req, b, err, "")
+		c.logUpstream(req, b, err, notResent(req, err, kept, attempt))
 		return c.fail(req, err, kept)
 	}
+}
+
+// notResent is the action logged for a request an instance failed
+// without answering that does not go to another: the error it gets, and
+// why it is not sent again.
+func notResent(req *request, err error, kept bool, attempt int) string {
+	why := "it was sent again once already"
+	switch {
+	case !idempotent(req.method):
+		why = "a " + string(req.method) + " is not sent again"
+	case !kept:
+		why = "its body was streamed"
+	case attempt+1 >= maxAttempts:
+		why = "no attempt left"
+	}
+	return fmt.Sprintf("answered %d (%s)", statusFor(err), why)
 }
 
 // fail answers req with the status its error maps to, and logs why under
