@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"slices"
 
 	"smoothserve/config"
 	"smoothserve/control/api"
@@ -35,8 +34,24 @@ func (d *Daemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 	}
 	res := &api.ReloadResult{}
 	d.moveHosts(cfg)
+	// A service added (or enabled) that takes a host (or a port's
+	// default) from another service (moved from one that is rolled, or
+	// from one removed: a service renamed in its file) is added first,
+	// before any rollout or removal, so that it is routed as that one
+	// gives it up (addService), not once its rollout or its removal is
+	// over. The others go in file order.
+	changes := make(map[string]api.ServiceChange, len(cfg.Services))
 	for _, svc := range cfg.Services {
-		res.Services = append(res.Services, d.reloadService(ctx, cur.Service(svc.Name), svc))
+		if !runs(cur, svc.Name) && d.takesRoutes(svc, cfg) {
+			changes[svc.Name] = d.reloadService(ctx, cur.Service(svc.Name), svc, cfg)
+		}
+	}
+	for _, svc := range cfg.Services {
+		ch, done := changes[svc.Name]
+		if !done {
+			ch = d.reloadService(ctx, cur.Service(svc.Name), svc, cfg)
+		}
+		res.Services = append(res.Services, ch)
 	}
 	for _, old := range cur.Services {
 		if cfg.Service(old.Name) == nil {
@@ -63,9 +78,12 @@ func (d *Daemon) Reload(ctx context.Context) (*api.ReloadResult, error) {
 // gives up and another takes is refused to the second while the first
 // still has it (its rollout later in the reload), for good, or not routed
 // between the two rollouts. Nothing else of a service changes before its
-// rollout: a host moved goes to the instances its new service runs. A
-// table that cannot be built so (a host taken from a service removed, or
-// given to one added) is left as it is: each service's own step reports.
+// rollout: a host moved goes to the instances its new service runs; one
+// that a service removed (or disabled) gives up goes to the service
+// that takes it at once. A host (or a port's default) that goes to a
+// service added stays where it is until that one is added (addService
+// takes it: yielding). A table that cannot be built so is left as it
+// is: each service's own step reports.
 func (d *Daemon) moveHosts(next *config.Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -74,15 +92,9 @@ func (d *Daemon) moveHosts(next *config.Config) {
 	mixed.Services = make([]*config.Service, 0, len(cur.Services))
 	moved := false
 	for _, old := range cur.Services {
-		n := next.Service(old.Name)
-		if n == nil || n.Enabled != old.Enabled || slices.Equal(n.ServerNames, old.ServerNames) && n.DefaultServer == old.DefaultServer {
-			mixed.Services = append(mixed.Services, old)
-			continue
-		}
-		svc := *old
-		svc.ServerNames, svc.DefaultServer = n.ServerNames, n.DefaultServer
-		mixed.Services = append(mixed.Services, &svc)
-		moved = true
+		svc := routedAhead(old, cur, next)
+		mixed.Services = append(mixed.Services, svc)
+		moved = moved || svc != old
 	}
 	if !moved {
 		return
@@ -98,20 +110,20 @@ func (d *Daemon) moveHosts(next *config.Config) {
 
 // reloadService makes svc, read from disk, what runs for its service,
 // which ran old (nil: none).
-func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service) api.ServiceChange {
+func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service, disk *config.Config) api.ServiceChange {
 	ch := api.ServiceChange{Name: svc.Name}
 	var err error
 	switch {
 	case old == nil:
 		ch.Change = api.ChangeAdded
-		err = d.addService(ctx, svc)
+		err = d.addService(ctx, svc, disk)
 	case old.Enabled != svc.Enabled:
 		ch.Change = api.ChangeDisabled
 		if svc.Enabled {
 			ch.Change = api.ChangeEnabled
 		}
 		if err = d.removeService(ctx, svc.Name); err == nil {
-			err = d.addService(ctx, svc)
+			err = d.addService(ctx, svc, disk)
 		}
 	case sameSettings(old, svc):
 		ch.Change = api.ChangeUnchanged
@@ -153,9 +165,10 @@ func sameSettings(a, b *config.Service) bool {
 }
 
 // addService starts service svc, new to the running configuration, routes
-// it, and waits until its instances are ready. One whose proxy port cannot
-// be opened is not added.
-func (d *Daemon) addService(ctx context.Context, svc *config.Service) error {
+// it (with the hosts it takes from the services that give them up on disk:
+// yielding), and waits until its instances are ready. One whose proxy
+// port cannot be opened is not added.
+func (d *Daemon) addService(ctx context.Context, svc *config.Service, disk *config.Config) error {
 	mu := d.serviceLock(svc.Name)
 	mu.Lock()
 	defer mu.Unlock()
@@ -168,7 +181,7 @@ func (d *Daemon) addService(ctx context.Context, svc *config.Service) error {
 	d.mu.Lock()
 	sets := maps.Clone(d.sets)
 	sets[svc.Name] = set
-	next := withService(d.config(), svc)
+	next := withService(yielding(d.config(), svc, disk), svc)
 	if err := checkRoutes(next, sets); err != nil {
 		d.mu.Unlock()
 		return fmt.Errorf("not added: %w", err)
