@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"smoothserve/config"
 	"smoothserve/supervisor"
@@ -141,14 +142,51 @@ func (d *Deployer) worker(ctx context.Context, q <-chan watch.Change) {
 		case <-ctx.Done():
 			return
 		case ch := <-q:
-			d.applyChange(ctx, ch)
+			d.applyWhenValid(ctx, q, ch)
+		}
+	}
+}
+
+// Retries of a change that met an invalid configuration (another
+// service's file mid-edit, a typo): the first after retryFirst, each next
+// twice as late, up to retryMost. Variables for the tests.
+var (
+	retryFirst = time.Second
+	retryMost  = 30 * time.Second
+)
+
+// applyWhenValid applies ch; while the configuration is invalid, it tries
+// again (its service's next change, when one comes first, instead), so
+// that a deploy is not lost to an error in a file it has nothing to do
+// with: it rolls out once the files are fixed. Errors already logged are
+// not logged again.
+func (d *Deployer) applyWhenValid(ctx context.Context, q <-chan watch.Change, ch watch.Change) {
+	logged := ""
+	for wait := retryFirst; ; wait = min(2*wait, retryMost) {
+		errs, valid := d.applyChange(ctx, ch, logged, wait)
+		if valid {
+			return
+		}
+		logged = errs
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case next := <-q:
+			t.Stop()
+			ch, wait, logged = next, retryFirst/2, "" // wait doubled by the loop
+		case <-t.C:
 		}
 	}
 }
 
 // applyChange reads the configuration afresh and applies the service's
-// part of it: the other services' files are not applied.
-func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
+// part of it: the other services' files are not applied. A configuration
+// that is invalid applies nothing (valid false): its errors are logged
+// unless they are those already logged, and errs is them, for the next
+// try, which comes after wait.
+func (d *Deployer) applyChange(ctx context.Context, ch watch.Change, logged string, wait time.Duration) (errs string, valid bool) {
 	trigger := ch.Paths[0]
 	if len(ch.Paths) > 1 {
 		trigger = fmt.Sprintf("%s (and %d more)", ch.Paths[0], len(ch.Paths)-1)
@@ -156,15 +194,10 @@ func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 	log := d.log.With("service", ch.Name, "trigger", trigger)
 	cfg, err := config.Load(d.cfgPath)
 	if err != nil {
-		var list config.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				log.Error("auto_restart: configuration is invalid; nothing changes: " + e.Error())
-			}
-		} else {
-			log.Error("auto_restart: configuration is invalid; nothing changes", "err", err)
+		if errs = err.Error(); errs != logged {
+			logInvalid(log, err, wait)
 		}
-		return
+		return errs, false
 	}
 	if err := d.w.Set(Specs(cfg, d.apply.Running())); err != nil {
 		log.Error("auto_restart: watching the new configuration's files", "err", err)
@@ -173,20 +206,35 @@ func (d *Deployer) applyChange(ctx context.Context, ch watch.Change) {
 	switch {
 	case svc == nil:
 		log.Warn("auto_restart: the service is no longer configured; its instances keep running until smoothtool reload (or an upgrade), and its files are still watched: its file coming back rolls it out")
-		return
+		return "", true
 	case !svc.Enabled:
 		log.Warn("auto_restart: the service is now disabled; its instances keep running until smoothtool reload (or an upgrade), and its files are still watched: enabling it again rolls it out")
-		return
+		return "", true
 	}
 	log.Info("auto_restart: files changed; rolling out")
 	r, err := d.apply.Apply(ctx, svc, trigger)
 	if err != nil {
 		log.Error("auto_restart: rollout did not complete; the next change tries again", "err", err)
-		return
+		return "", true
 	}
 	if r.Outcome == supervisor.RolloutKept {
 		log.Info("auto_restart: the service is stopped (smoothtool stop): its new settings run at its start")
-		return
+		return "", true
 	}
 	log.Info("auto_restart: rolled out", "instances", len(r.Instances), "took", r.FinishedAt.Sub(r.StartedAt).String())
+	return "", true
+}
+
+// logInvalid logs each problem of an invalid configuration, and when the
+// change is tried again.
+func logInvalid(log *slog.Logger, err error, wait time.Duration) {
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			log.Error("auto_restart: configuration is invalid; nothing changes: " + e.Error())
+		}
+	} else {
+		log.Error("auto_restart: configuration is invalid; nothing changes", "err", err)
+	}
+	log.Warn(fmt.Sprintf("auto_restart: the rollout waits for a valid configuration: tried again in %v (then less often, up to every %v) and at the service's next change", wait, retryMost))
 }

@@ -161,6 +161,32 @@ func TestServiceDisabledThenEnabledRollsOut(t *testing.T) {
 	}
 }
 
+// A new binary that comes while another service's file is invalid (a
+// typo, an edit half done) rolls out once that file is fixed: the deploy
+// waits for a valid configuration, it is not lost.
+func TestAChangeMetByAnInvalidConfigurationRollsOutOnceItIsValid(t *testing.T) {
+	defer func(first, most time.Duration) { retryFirst, retryMost = first, most }(retryFirst, retryMost)
+	retryFirst, retryMost = 100*time.Millisecond, 400*time.Millisecond
+	dir := t.TempDir()
+	f, _ := startDeployer(t, dir)
+	other := filepath.Join(dir, "services", "other.yaml")
+	good := "name: other\nserver_name: other.local\nstart_instance_port: 42090\ninstance_count: 1\nexecutable_path: ./app/app\n"
+	writeFile(t, other, good+"instance_cout: 3\n", 0o644)
+
+	exe := filepath.Join(dir, "app", "app")
+	writeFile(t, exe+".new", "#!/bin/sh\n# v2\n", 0o755)
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	expectNoApply(t, f, 6*quiet) // other.yaml is invalid: nothing changes
+
+	writeFile(t, other, good, 0o644)
+	if got := expectApply(t, f); got != exe {
+		t.Errorf("rollout triggered by %q, want the executable %s", got, exe)
+	}
+	expectNoApply(t, f, 3*quiet) // once
+}
+
 func expectApply(t *testing.T, f *fakeApplier) string {
 	t.Helper()
 	select {

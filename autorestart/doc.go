@@ -6,7 +6,9 @@
 //
 // Invariant: an invalid configuration changes nothing: its errors are
 // logged as FILE:LINE: key: what is wrong, and the running instances keep
-// serving. A change of a service's files applies that service only, never
+// serving; the change is tried again, less and less often (up to every
+// 30 s), until the configuration is valid, so that a deploy is not lost
+// to another file's typo. A change of a service's files applies that service only, never
 // another's edited file. A service's changes are applied one after
 // another, never two at once. A service that runs keeps its files watched
 // until a reload removes it, even once its file is gone from disk or
