@@ -134,7 +134,9 @@ func TestCertFiles(t *testing.T) {
 		want  []string
 	}{
 		{"good", files(names, good), nil},
-		{"no server_name: any certificate", files("", other), nil},
+		// Served for no name, it would fail every handshake (SNI).
+		{"no server_name", files("", other), []string{
+			"$S/a.yaml:6: tls: files needs a server_name: the certificate is served for the names clients ask for (SNI), and with none every handshake would fail"}},
 		{"a wildcard covers a wildcard", files("server_name: '*.example.com, x.example.com'\n", wild), nil},
 		{"an IP address", files("server_name: 127.0.0.1\n", ip), nil},
 		{"SEC 1 key", files("server_name: a.example.com\n", sec1), nil},

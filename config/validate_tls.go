@@ -107,6 +107,12 @@ func (l *loader) checkServiceTLS(s *Service, k *fileKeys) {
 	if s.tlsOn() && l.main.usable("HTTPSPort") && l.cfg.HTTPSPort == 0 {
 		l.add(k.errorf("tls", "%s needs HTTPSPort, which is not set in %s", s.TLS, l.cfg.Path))
 	}
+	if s.TLS == TLSFiles && k.usable("server_name") && len(s.ServerNames) == 0 {
+		// The HTTPS port picks a certificate by the name the client asks
+		// for (SNI): a pair served for no name fails every handshake, and
+		// the plain port would redirect every request to it.
+		l.add(k.errorf("tls", "files needs a server_name: the certificate is served for the names clients ask for (SNI), and with none every handshake would fail"))
+	}
 	if s.TLS == TLSFiles {
 		l.checkCertFiles(s, k)
 	}
