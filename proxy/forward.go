@@ -56,7 +56,7 @@ func (c *conn) serveRequest(req *request) bool {
 		return c.fail(req, fmt.Errorf("%w %q on port %d", errNoHost, req.host, c.port), !hasBody)
 	}
 	if tg.httpsPort != 0 && !c.secure {
-		return c.redirect(req, tg.httpsPort, hasBody)
+		return c.redirect(req, tg.httpsPort, tg.hostName, hasBody)
 	}
 	if set.Stopped() {
 		return c.fail(req, fmt.Errorf("%w: %s", errServiceStopped, set.Name), !hasBody)

@@ -38,7 +38,8 @@ type Route struct {
 // target is what a host of a port routes to.
 type target struct {
 	set       *upstream.Set
-	httpsPort int // redirect there; 0: proxy to set
+	httpsPort int    // redirect there; 0: proxy to set
+	hostName  []byte // the first of its hosts not a wildcard, for a redirect of a request that named none
 	stats     *serviceStats
 	log       *accesslog.Log
 }
@@ -86,7 +87,7 @@ func buildRoutes(rs []Route, statsFor func(string) *serviceStats) (*routes, erro
 			continue
 		}
 		pt := t.port(r.Port)
-		tg := &target{set: r.Set, httpsPort: r.HTTPSPort, log: r.AccessLog}
+		tg := &target{set: r.Set, httpsPort: r.HTTPSPort, log: r.AccessLog, hostName: firstName(r.Hosts)}
 		if statsFor != nil {
 			tg.stats = statsFor(r.Set.Name)
 		}
@@ -192,6 +193,17 @@ func (pt *portTable) lookup(host []byte) *target {
 }
 
 // stripPort removes ":port" from a Host value, minding "[::1]:80".
+// firstName is the first of hosts that is not a wildcard, lower case; nil
+// if none.
+func firstName(hosts []string) []byte {
+	for _, h := range hosts {
+		if !strings.HasPrefix(h, "*.") {
+			return []byte(strings.ToLower(h))
+		}
+	}
+	return nil
+}
+
 func stripPort(h []byte) []byte {
 	if len(h) > 0 && h[0] == '[' {
 		for i := range h {

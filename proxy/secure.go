@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -134,10 +135,20 @@ func (c *conn) answerChallenge(req *request, hasBody bool) bool {
 	return keep
 }
 
-// redirect answers req with a 308 to the same URL on https at port.
-func (c *conn) redirect(req *request, port int, hasBody bool) bool {
+// redirect answers req with a 308 to the same URL on https at port. A
+// request that named no host (HTTP/1.0 without Host) is sent to name, the
+// service's own (as nginx's $host is then its server_name); with none, it
+// gets 400: "https://:port/" is no URL.
+func (c *conn) redirect(req *request, port int, name []byte, hasBody bool) bool {
+	host := stripPort(req.host)
+	if len(host) == 0 {
+		host = name
+	}
+	if len(host) == 0 {
+		return c.fail(req, fmt.Errorf("%w: none to redirect to https", errBadHost), !hasBody)
+	}
 	loc := append(c.out[:0], "https://"...)
-	loc = append(loc, stripPort(req.host)...)
+	loc = append(loc, host...)
 	if port != 443 {
 		loc = append(loc, ':')
 		loc = strconv.AppendInt(loc, int64(port), 10)

@@ -288,6 +288,26 @@ func TestRedirectToHTTPSButACMEChallenges(t *testing.T) {
 	}
 }
 
+// An HTTP/1.0 request without Host, which the port's default service
+// takes, is redirected to the service's own name (as nginx's $host is its
+// server_name then), not to "https://:8443/p", which is no URL; with no
+// name to give (wildcards alone), it gets 400.
+func TestRedirectOfARequestWithoutHost(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	named := startProxy(t, Options{},
+		Route{Port: 1, Hosts: []string{"*.a.test", "a.test"}, Default: true, Set: setOf(t, "a", in), HTTPSPort: 8443})
+	resp, _ := dial(t, named.addr).mustDo("GET /p?q=1 HTTP/1.0\r\n\r\n")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 308 || loc != "https://a.test:8443/p?q=1" {
+		t.Errorf("HTTP/1.0 without Host: %d Location %q, want 308 to https://a.test:8443/p?q=1", resp.StatusCode, loc)
+	}
+	wild := startProxy(t, Options{},
+		Route{Port: 1, Hosts: []string{"*.b.test"}, Default: true, Set: setOf(t, "b", in), HTTPSPort: 443})
+	resp, _ = dial(t, wild.addr).mustDo("GET /p HTTP/1.0\r\n\r\n")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 400 || loc != "" {
+		t.Errorf("HTTP/1.0 without Host, no name to redirect to: %d Location %q, want 400", resp.StatusCode, loc)
+	}
+}
+
 func TestHTTP2RetriesAndStatusesAsHTTP11(t *testing.T) {
 	// A dead instance (its port closed) beside a live one: every request
 	// is answered by the live one.
