@@ -238,3 +238,32 @@ func TestUnroutedRequestsOverTLSAreLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenConnectionsOfAnIdlePortAreZero: a port served with no client
+// connection open counts 0, so that smoothserve_open_connections{port}
+// reads 0 then rather than vanishing from /metrics (a gauge that is
+// absent cannot be alerted on or graphed as 0).
+func TestOpenConnectionsOfAnIdlePortAreZero(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	f := startProxy(t, Options{}, Route{Port: 1, Set: setOf(t, "web", in)})
+	waitOpen := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, ok := f.srv.OpenConnections()[1]
+			if ok && n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("OpenConnections() = %v, want port 1 with %d", f.srv.OpenConnections(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitOpen(0)
+	cl := dial(t, f.addr)
+	cl.mustDo(get("x", "/"))
+	waitOpen(1)
+	cl.c.Close()
+	waitOpen(0)
+}

@@ -95,7 +95,7 @@ type Server struct {
 	base    []ServiceStats           // the counters of the process this one replaced (SetBase)
 
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]int // the port each serves
 	conns     map[*conn]struct{}
 	tunnels   int              // how many of conns are tunnels
 	h2        map[int]*h2Front // the HTTP/2 server of each HTTPS port (h2.go)
@@ -114,7 +114,7 @@ func New(opts Options, rs []Route) (*Server, error) {
 	opts.fill()
 	s := &Server{
 		opts:        opts,
-		listeners:   make(map[net.Listener]struct{}),
+		listeners:   make(map[net.Listener]int),
 		conns:       make(map[*conn]struct{}),
 		allClosed:   make(chan struct{}),
 		handshaking: make(map[*tls.Conn]time.Time),
@@ -167,7 +167,7 @@ func (s *Server) accept(ln net.Listener, port int, serve func(net.Conn)) error {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.listeners[ln] = struct{}{}
+	s.listeners[ln] = port
 	s.wg.Add(1)
 	s.arriving++
 	s.mu.Unlock()

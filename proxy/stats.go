@@ -167,11 +167,15 @@ func (s *Server) statsFor(name string) *serviceStats {
 }
 
 // OpenConnections is how many client connections each port has open now
-// (HTTP/2 ones are not counted: net/http's server holds them).
+// (HTTP/2 ones are not counted: net/http's server holds them); a port
+// served with none has 0, so that its gauge reads 0 rather than vanish.
 func (s *Server) OpenConnections() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := make(map[int]int)
+	for _, port := range s.listeners {
+		n[port] = 0
+	}
 	for c := range s.conns {
 		n[c.port]++
 	}
