@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -178,6 +179,13 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return m.magic.GetCertificate(hello) // a TLS-ALPN-01 challenge
 	}
 	name := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
+	if name == "" {
+		// A client connecting by address sends no SNI (RFC 6066 has no
+		// IP there): the address it came to is the name it asked for, as
+		// Caddy's certmagic takes it, so that a service whose server_name
+		// is that address (its certificate covering it) is served.
+		name = localIP(hello)
+	}
 	if c := m.files.lookup(name); c != nil {
 		return c, nil
 	}
@@ -196,6 +204,18 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		m.log.Info("TLS handshake failed: no TLS service has this name (said once a minute a name)", "server_name", name, "client", client)
 	}
 	return nil, nil
+}
+
+// localIP is the address hello's connection came to, "" if unknown.
+func localIP(hello *tls.ClientHelloInfo) string {
+	if hello.Conn == nil {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(hello.Conn.LocalAddr().String())
+	if err != nil {
+		return ""
+	}
+	return ap.Addr().Unmap().String()
 }
 
 // HTTPChallenge answers an ACME HTTP-01 challenge request for host at path.

@@ -188,3 +188,57 @@ func TestAnUnknownNameIsRefusedAsUnrecognized(t *testing.T) {
 		}
 	}
 }
+
+// A client connecting by address sends no SNI: the address it came to is
+// the name, so a service whose server_name is that address is served (as
+// Caddy does), and a handshake by address stays refused where no service
+// names it.
+func TestNoSNIIsTheAddressConnectedTo(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir, 7, "127.0.0.1")
+	m := newManager(t)
+	if err := m.Set([]Site{{Service: "s", Names: []string{"127.0.0.1"}, CertFile: cert, KeyFile: key}}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tls.Server(c, m.TLSConfig()).Handshake()
+				c.Close()
+			}()
+		}
+	}()
+	handshake := func() (*tls.ConnectionState, error) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		st := c.ConnectionState()
+		return &st, nil
+	}
+	st, err := handshake()
+	if err != nil {
+		t.Fatalf("no SNI to 127.0.0.1, which service s names: %v", err)
+	}
+	if got := st.PeerCertificates[0].SerialNumber.Int64(); got != 7 {
+		t.Errorf("no SNI to 127.0.0.1: certificate serial %d, want 7", got)
+	}
+
+	other, otherKey := writePair(t, t.TempDir(), 8, "a.test")
+	if err := m.Set([]Site{{Service: "s", Names: []string{"a.test"}, CertFile: other, KeyFile: otherKey}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := handshake(); err == nil || !strings.Contains(err.Error(), "unrecognized name") {
+		t.Errorf("no SNI to 127.0.0.1, which no service names: handshake error %v, want the unrecognized_name alert", err)
+	}
+}
