@@ -145,8 +145,10 @@ func (x *bridge) serve() {
 		return
 	}
 	// Nor does it check :authority (or Host), which the instance gets as
-	// its Host: host[:port], as over HTTP/1.1.
-	if x.r.Host != "" && !validHost([]byte(x.r.Host)) {
+	// its Host: host[:port], as over HTTP/1.1. None, or an empty one, is
+	// 400 as a missing Host is over HTTP/1.1 (and by nginx): the instance
+	// would get its own address as Host.
+	if !validHost([]byte(x.r.Host)) {
 		x.fail(fmt.Errorf("%w: %q", errBadHost, x.r.Host))
 		return
 	}

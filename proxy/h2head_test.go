@@ -244,8 +244,9 @@ func TestHTTP2MethodMustBeAToken(t *testing.T) {
 }
 
 // A stream's :authority (or Host) is the instance's Host: one that is not
-// host[:port] is answered 400, as over HTTP/1.1, even on a port whose
-// route takes any host (or the stream is reset by net/http, status 0).
+// host[:port], or none (an empty :authority, or neither it nor Host), is
+// answered 400, as over HTTP/1.1, even on a port whose route takes any
+// host (or the stream is reset by net/http, status 0).
 func TestHTTP2AuthorityMustBeAHost(t *testing.T) {
 	addr, heads := headRecorder(t)
 	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOfAddr(t, "a", addr)})
@@ -255,9 +256,13 @@ func TestHTTP2AuthorityMustBeAHost(t *testing.T) {
 	}{
 		{"a.test", 200}, {"a.test:8443", 200}, {"127.0.0.1", 200}, {"[::1]:443", 200},
 		{"a.test x", 400}, {"a.test\t", 400}, {"u@a.test", 400}, {"a.test/x", 400}, {"a.test:8x", 400},
-		{"[::1", 400}, {"a.test\x7f", 400}, {"a,b", 200},
+		{"[::1", 400}, {"a.test\x7f", 400}, {"a,b", 200}, {"", 400}, {"(none)", 400},
 	} {
-		status := rawH2Status(t, f.tlsAddr, [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", tt.authority}, {":path", "/x"}})
+		fields := [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", tt.authority}, {":path", "/x"}}
+		if tt.authority == "(none)" {
+			fields = slices.Delete(fields, 2, 3)
+		}
+		status := rawH2Status(t, f.tlsAddr, fields)
 		if status != tt.want && !(tt.want == 400 && status == 0) {
 			t.Errorf(":authority %q: :status %d, want %d", tt.authority, status, tt.want)
 		}
