@@ -56,6 +56,23 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
+// equalFoldDash is equalFold with each '_' of b read as '-'.
+func equalFoldDash(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := lower(b[i])
+		if c == '_' {
+			c = '-'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // equalFoldBytes reports whether a and b are equal, ignoring ASCII case.
 func equalFoldBytes(a, b []byte) bool {
 	if len(a) != len(b) {

@@ -332,7 +332,7 @@ func (x *bridge) head(addr string) []byte {
 	for k, vs := range r.Header {
 		id := headerID([]byte(k))
 		if id.hopByHop() || id == hdrHost || id == hdrXForwardedFor || id == hdrXForwardedHost ||
-			id == hdrXForwardedProto || id == hdrXRequestID || id == hdrExpect {
+			id == hdrXForwardedProto || id == hdrXRequestID || id == hdrExpect || id == hdrForwardedAlias {
 			continue
 		}
 		for _, v := range vs {

@@ -429,3 +429,25 @@ func TestHTTP2HeaderFieldsAreBoundedAsOverHTTP11(t *testing.T) {
 		}
 	}
 }
+
+// Over HTTP/2 too, X-Forwarded-For and the other fields the proxy writes,
+// spelt with '_' for '-', never reach the instance (a CGI-style gateway
+// reads them as the proxy's own); other names with '_' do.
+func TestHTTP2ForwardingFieldsSpeltWithUnderscoresAreDropped(t *testing.T) {
+	addr, heads := headRecorder(t)
+	f := startTLSProxy(t, Options{}, Route{Port: 2, Set: setOfAddr(t, "a", addr)})
+	status := rawH2Status(t, f.tlsAddr, [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"},
+		{"x_forwarded_for", "6.6.6.6"}, {"x_forwarded_host", "evil"}, {"x_forwarded_proto", "http"}, {"x_request_id", "mine"}, {"x_other", "1"}})
+	if status != 200 {
+		t.Fatalf(":status %d, want 200", status)
+	}
+	select {
+	case got := <-heads:
+		lower := strings.ToLower(got)
+		if strings.Contains(lower, "x_forwarded_") || strings.Contains(lower, "x_request_id") || !strings.Contains(lower, "\r\nx_other: 1\r\n") {
+			t.Errorf("the instance got:\n%s\nwant no X_Forwarded_* nor X_Request_Id, and X_Other", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not reach the instance")
+	}
+}

@@ -171,6 +171,32 @@ func TestConnectionCannotRemoveWhatTheInstanceRelies(t *testing.T) {
 	}
 }
 
+// X-Forwarded-For and the other fields the proxy writes, spelt with '_'
+// for '-', are not forwarded: a CGI-style gateway (WSGI, PHP, Rack) reads
+// X_Forwarded_For as HTTP_X_FORWARDED_FOR, the proxy's own field, so a
+// client could put its word first there (wsgiref: "6.6.6.6,127.0.0.1").
+// Other names with '_' go through.
+func TestForwardingFieldsSpeltWithUnderscoresAreDropped(t *testing.T) {
+	t.Parallel()
+	in := startScripted(t, answerEach(ok200))
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	cl := dialRaw(t, f.addr)
+	r := cl.mustSend("GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nx_forwarded_host: evil\r\n" +
+		"X-Forwarded_Proto: https\r\nX_Request_Id: mine\r\nX_Other: 1\r\n\r\n")
+	if r.status != 200 {
+		t.Fatalf("got %v, want 200", r)
+	}
+	seen := lastSeen(t, in)
+	for _, name := range []string{"X_Forwarded_For", "x_forwarded_host", "X-Forwarded_Proto", "X_Request_Id"} {
+		if countFields(seen.head, name) != 0 {
+			t.Errorf("%s reached the instance:\n%s", name, seen.head)
+		}
+	}
+	if countFields(seen.head, "X_Other") != 1 || seen.req.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("X_Other and the proxy's X-Forwarded-For must reach the instance:\n%s", seen.head)
+	}
+}
+
 func TestAbsoluteFormTargetChoosesTheService(t *testing.T) {
 	t.Parallel()
 	a, b := startScripted(t, answerEach(ok200)), startScripted(t, answerEach(ok200))

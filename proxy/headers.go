@@ -26,6 +26,12 @@ const (
 	hdrProxyAuthorization
 	hdrHTTP2Settings
 	hdrDate
+	// hdrForwardedAlias is X-Forwarded-For, -Host, -Proto or X-Request-Id
+	// spelt with '_' for '-': CGI-style gateways (WSGI, PHP, Rack) read both
+	// spellings as one variable (HTTP_X_FORWARDED_FOR), so a client's
+	// X_Forwarded_For would stand beside the proxy's X-Forwarded-For there.
+	// Never forwarded, as nginx forwards no name with '_'.
+	hdrForwardedAlias
 )
 
 // headerID returns the id of a field name, ignoring case.
@@ -64,6 +70,9 @@ func headerID(name []byte) hdr {
 		if equalFold(name, "x-request-id") {
 			return hdrXRequestID
 		}
+		if equalFoldDash(name, "x-request-id") {
+			return hdrForwardedAlias
+		}
 	case 14:
 		if equalFold(name, "content-length") {
 			return hdrContentLength
@@ -75,9 +84,15 @@ func headerID(name []byte) hdr {
 		if equalFold(name, "x-forwarded-for") {
 			return hdrXForwardedFor
 		}
+		if equalFoldDash(name, "x-forwarded-for") {
+			return hdrForwardedAlias
+		}
 	case 16:
 		if equalFold(name, "x-forwarded-host") {
 			return hdrXForwardedHost
+		}
+		if equalFoldDash(name, "x-forwarded-host") {
+			return hdrForwardedAlias
 		}
 		if equalFold(name, "proxy-connection") {
 			return hdrProxyConnection
@@ -88,6 +103,9 @@ func headerID(name []byte) hdr {
 		}
 		if equalFold(name, "x-forwarded-proto") {
 			return hdrXForwardedProto
+		}
+		if equalFoldDash(name, "x-forwarded-proto") {
+			return hdrForwardedAlias
 		}
 	case 18:
 		if equalFold(name, "proxy-authenticate") {

@@ -41,6 +41,8 @@ func (c *conn) buildUpstreamHead(req *request, kept bool, addr string) {
 			continue
 		case hdrXForwardedFor, hdrXForwardedHost, hdrXForwardedProto, hdrXRequestID:
 			continue // written below
+		case hdrForwardedAlias:
+			continue // X_Forwarded_For would pass for the proxy's own (headers.go)
 		}
 		if f.id.hopByHop() || (req.conn.other && removedBy(head, c.fields, f)) {
 			continue
