@@ -130,6 +130,9 @@ func (d *Daemon) reloadService(ctx context.Context, old, svc *config.Service, di
 	case !svc.Enabled:
 		ch.Change = api.ChangeKept // nothing runs: the settings wait
 		err = d.setRunning(svc)
+	case runsSame(old, svc):
+		ch.Change = api.ChangeUpdated
+		err = d.retune(ctx, svc)
 	default:
 		ch.Change = api.ChangeRolled
 		var r *supervisor.Rollout

@@ -36,7 +36,7 @@ func TestResponseHeaderTimeoutFromTheServiceFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, file, strings.Replace(string(b), "response_header_timeout: 500ms", "response_header_timeout: 0", 1))
-	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "web  rolled") {
+	if code, out, errOut := e.tool("reload"); code != 0 || !strings.Contains(out, "web  updated") {
 		t.Fatalf("reload: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if code, body, err := httpGet(e.proxyAddr(), "web.test", "/slow?ms=1500"); err != nil || code != 200 {

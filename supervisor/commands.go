@@ -182,3 +182,37 @@ func (s *Supervisor) StartService(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Retune makes cfg (valid, of a service that runs) the settings of its
+// service without replacing an instance: for a change that no instance
+// runs with (its hosts, TLS, the proxy's limits, what auto_restart
+// watches), which the daemon decides. A rollout under way is let finish
+// first, so that its end cannot put the settings before cfg back.
+func (s *Supervisor) Retune(ctx context.Context, cfg *config.Service) error {
+	sv, err := s.find(cfg.Name)
+	if err != nil {
+		return err
+	}
+	for {
+		var busy *rolloutRun
+		ok := sv.call(func() {
+			if err = sv.unavailable(); err != nil {
+				return
+			}
+			if busy = sv.rollout; busy == nil {
+				sv.setCfg(cfg)
+			}
+		})
+		if !ok {
+			return ErrNotRunning
+		}
+		if err != nil || busy == nil {
+			return err
+		}
+		select {
+		case <-busy.done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the rollout of %s under way: %w", cfg.Name, ctx.Err())
+		}
+	}
+}

@@ -40,11 +40,10 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 		var busy *rolloutRun
 		var applied *Rollout
 		ok := sv.call(func() {
+			if err = sv.unavailable(); err != nil {
+				return
+			}
 			switch {
-			case sv.stopping:
-				err = ErrNotRunning
-			case sv.frozen:
-				err = ErrFrozen
 			case !sv.wanted && newCfg != nil:
 				applied, err = sv.applyStopped(trigger, newCfg)
 			case !sv.wanted:
@@ -85,6 +84,19 @@ func (sv *service) restart(ctx context.Context, trigger string, newCfg *config.S
 		return r, fmt.Errorf("%w: %s", ErrRolloutFailed, r.Error)
 	}
 	return r, nil
+}
+
+// unavailable is why the service takes no new settings now: it is
+// stopping, or an upgrade froze it; nil when it does. On the run
+// goroutine.
+func (sv *service) unavailable() error {
+	switch {
+	case sv.stopping:
+		return ErrNotRunning
+	case sv.frozen:
+		return ErrFrozen
+	}
+	return nil
 }
 
 // beginRollout starts a rollout, onto newCfg if not nil; on the run

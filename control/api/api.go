@@ -243,6 +243,7 @@ const (
 	ChangeAdded     = "added"     // new file: started
 	ChangeRemoved   = "removed"   // file gone: stopped
 	ChangeRolled    = "rolled"    // settings changed: rolled onto them
+	ChangeUpdated   = "updated"   // settings changed that no instance runs with (hosts, TLS, the proxy's limits): applied without a restart
 	ChangeEnabled   = "enabled"   // enabled: true now: started
 	ChangeDisabled  = "disabled"  // enabled: false now: stopped
 	ChangeUnchanged = "unchanged" // same settings: untouched
