@@ -126,16 +126,27 @@ func decodeKeys(k *fileKeys, root *yaml.Node, fields map[string]decodeFunc) Erro
 		}
 		if err := decode(value); err != nil {
 			k.invalid[key] = true
-			line := value.Line
-			if ve, ok := err.(*valueError); ok {
-				line = ve.line
+			for _, e := range each(err) {
+				line := value.Line
+				if ve, ok := e.(*valueError); ok {
+					line = ve.line
+				}
+				errs = append(errs, &Error{File: k.file, Line: line, Key: key, Msg: e.Error()})
 			}
-			errs = append(errs, &Error{File: k.file, Line: line, Key: key, Msg: err.Error()})
 			continue
 		}
 		k.set[key] = true
 	}
 	return errs
+}
+
+// each is the errors err joins (a list with several bad items: each is
+// reported), or err alone.
+func each(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // suggest is the known key closest to an unknown one, or "" when none is

@@ -165,3 +165,15 @@ func TestLoadMainLenient(t *testing.T) {
 		}
 	}
 }
+
+// Every bad item of a list is reported, not the first alone.
+func TestEveryBadTrustedProxyIsReported(t *testing.T) {
+	checkLoadErrors(t, tree{
+		"smoothserve.yaml": "ProxyPort: 8085\nTrustedProxies:\n  - x\n  - 10.0.0.0/8\n  - [y]\n  - 300.1.1.1\n",
+		"services/a.yaml":  web,
+	}, []string{
+		`$MAIN:3: TrustedProxies: want a CIDR or an IP address, got "x"`,
+		`$MAIN:5: TrustedProxies: want a CIDR or an IP address, got a list`,
+		`$MAIN:6: TrustedProxies: want a CIDR or an IP address, got "300.1.1.1"`,
+	})
+}

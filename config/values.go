@@ -236,18 +236,21 @@ func prefixList(p *[]netip.Prefix) decodeFunc {
 			return wrongType(n, "a list of CIDRs or IP addresses")
 		}
 		list := make([]netip.Prefix, 0, len(n.Content))
+		var bad []error // every bad item, not the first alone
 		for _, item := range n.Content {
 			item = resolve(item)
 			if item.Kind != yaml.ScalarNode {
-				return wrongType(item, "a CIDR or an IP address")
-			}
-			if prefix, err := netip.ParsePrefix(item.Value); err == nil {
+				bad = append(bad, wrongType(item, "a CIDR or an IP address"))
+			} else if prefix, err := netip.ParsePrefix(item.Value); err == nil {
 				list = append(list, prefix.Masked())
 			} else if addr, err := netip.ParseAddr(item.Value); err == nil && addr.Zone() == "" {
 				list = append(list, netip.PrefixFrom(addr, addr.BitLen()))
 			} else {
-				return wrongType(item, "a CIDR or an IP address")
+				bad = append(bad, wrongType(item, "a CIDR or an IP address"))
 			}
+		}
+		if len(bad) > 0 {
+			return errors.Join(bad...)
 		}
 		*p = list
 		return nil

@@ -11,7 +11,7 @@ import (
 )
 
 // measuredStatus is fixedStatus as a daemon that measured its running
-// instances sends it: 5678 busy, 1236 idle (no cpu_percent in JSON).
+// instances sends it: 5678 busy, 1236 idle (cpu_percent 0 in JSON).
 func measuredStatus() *api.Status {
 	st := *fixedStatus
 	st.Services = append([]api.ServiceStatus(nil), fixedStatus.Services...)
@@ -93,5 +93,8 @@ func TestStatusShowsTheDaemonsFigures(t *testing.T) {
 	}
 	if _, ok := in[1]["rss_bytes"]; ok {
 		t.Errorf("an instance with no process has rss_bytes: %v", in[1])
+	}
+	if in[2]["cpu_percent"] != 0.0 || in[2]["rss_bytes"] != 8192.0 {
+		t.Errorf("an idle measured instance: %v, want cpu_percent 0 and rss_bytes 8192", in[2])
 	}
 }

@@ -10,6 +10,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -119,6 +120,21 @@ type InstanceStatus struct {
 	// (no process, or /proc unreadable).
 	CPUPercent float64 `json:"cpu_percent,omitempty"`
 	RSSBytes   int64   `json:"rss_bytes,omitempty"`
+}
+
+// MarshalJSON writes cpu_percent whenever the instance was measured (it
+// has rss_bytes), 0.0 for an idle one included; omitempty alone would
+// leave it out there, as if not measured.
+func (in InstanceStatus) MarshalJSON() ([]byte, error) {
+	type plain InstanceStatus // without this method
+	out := struct {
+		plain
+		CPU *float64 `json:"cpu_percent,omitempty"` // hides plain's
+	}{plain: plain(in)}
+	if in.RSSBytes > 0 {
+		out.CPU = &in.CPUPercent
+	}
+	return json.Marshal(out)
 }
 
 // State is where one slot's instance is in its lifetime. In JSON it is its
