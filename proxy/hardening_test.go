@@ -197,6 +197,23 @@ func TestForwardingFieldsSpeltWithUnderscoresAreDropped(t *testing.T) {
 	}
 }
 
+// An HTTP/1.0 request without Host (to the port's default service) has
+// no host to forward: no X-Forwarded-Host, rather than an empty one that a
+// framework trusting it would take for a host.
+func TestNoHostIsForwardedWithoutXForwardedHost(t *testing.T) {
+	t.Parallel()
+	in := startScripted(t, answerEach(ok200))
+	f := startProxy(t, Options{}, Route{Port: 1, Set: in.set("s", 30*time.Second)})
+	cl := dialRaw(t, f.addr)
+	if r := cl.mustSend("GET /p HTTP/1.0\r\n\r\n"); r.status != 200 {
+		t.Fatalf("HTTP/1.0 without Host: got %v, want the instance's 200", r)
+	}
+	seen := lastSeen(t, in)
+	if n := countFields(seen.head, "X-Forwarded-Host"); n != 0 || countFields(seen.head, "X-Forwarded-For") != 1 {
+		t.Errorf("the instance got %d X-Forwarded-Host fields, want none (and one X-Forwarded-For):\n%s", n, seen.head)
+	}
+}
+
 func TestAbsoluteFormTargetChoosesTheService(t *testing.T) {
 	t.Parallel()
 	a, b := startScripted(t, answerEach(ok200)), startScripted(t, answerEach(ok200))

@@ -85,11 +85,13 @@ func (c *conn) appendForwarded(out []byte, req *request) []byte {
 		out = append(out, ", "...)
 	}
 	out = append(out, c.clientIP...)
-	out = append(out, "\r\nX-Forwarded-Host: "...)
+	host := req.host
 	if c.trusted && len(req.xfh) > 0 {
-		out = append(out, req.xfh...)
-	} else {
-		out = append(out, req.host...)
+		host = req.xfh
+	}
+	if len(host) > 0 { // none for an HTTP/1.0 request without Host: an empty one says nothing
+		out = append(out, "\r\nX-Forwarded-Host: "...)
+		out = append(out, host...)
 	}
 	out = append(out, "\r\nX-Forwarded-Proto: "...)
 	switch {
