@@ -55,7 +55,7 @@ func (c *conn) serveRequest(req *request) bool {
 	if set == nil {
 		return c.fail(req, fmt.Errorf("%w %q on port %d", errNoHost, req.host, c.port), !hasBody)
 	}
-	if tg.httpsPort != 0 && !c.secure {
+	if tg.httpsPort != 0 && !c.secure && !c.httpsInFront(req) {
 		return c.redirect(req, tg.httpsPort, tg.hostName, hasBody)
 	}
 	if set.Stopped() {

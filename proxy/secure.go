@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -133,6 +134,13 @@ func (c *conn) answerChallenge(req *request, hasBody bool) bool {
 		c.lingerClose()
 	}
 	return keep
+}
+
+// httpsInFront reports whether a proxy in TrustedProxies says req came to
+// it over HTTPS (X-Forwarded-Proto: https): a TLS terminator in front,
+// whose requests are not redirected to HTTPS again (that would loop).
+func (c *conn) httpsInFront(req *request) bool {
+	return c.trusted && equalFold(bytes.TrimSpace(req.xfp), "https")
 }
 
 // redirect answers req with a 308 to the same URL on https at port. A

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -305,6 +306,27 @@ func TestRedirectOfARequestWithoutHost(t *testing.T) {
 	resp, _ = dial(t, wild.addr).mustDo("GET /p HTTP/1.0\r\n\r\n")
 	if loc := resp.Header.Get("Location"); resp.StatusCode != 400 || loc != "" {
 		t.Errorf("HTTP/1.0 without Host, no name to redirect to: %d Location %q, want 400", resp.StatusCode, loc)
+	}
+}
+
+// A TLS terminator in TrustedProxies that says X-Forwarded-Proto: https
+// is not redirected to HTTPS again (a loop): its request is served, with
+// that X-Forwarded-Proto. Anyone else saying so is redirected as before.
+func TestHTTPSSaidByATrustedProxyIsNotRedirected(t *testing.T) {
+	in := startInstance(t, "a", nil)
+	route := Route{Port: 1, Hosts: []string{"a.test"}, Set: setOf(t, "a", in), HTTPSPort: 8443}
+	req := "GET /p HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: HTTPS\r\n\r\n"
+	trusted := startProxy(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, route)
+	if resp, _ := dial(t, trusted.addr).mustDo(req); resp.StatusCode != 200 {
+		t.Errorf("X-Forwarded-Proto: https from a trusted proxy: %d, want the instance's 200", resp.StatusCode)
+	}
+	other := startProxy(t, Options{}, route)
+	if resp, _ := dial(t, other.addr).mustDo(req); resp.StatusCode != 308 {
+		t.Errorf("X-Forwarded-Proto: https from a client not trusted: %d, want 308", resp.StatusCode)
+	}
+	plain := strings.Replace(req, "HTTPS", "http", 1)
+	if resp, _ := dial(t, trusted.addr).mustDo(plain); resp.StatusCode != 308 {
+		t.Errorf("X-Forwarded-Proto: http from a trusted proxy: %d, want 308", resp.StatusCode)
 	}
 }
 
