@@ -28,6 +28,10 @@ func (l *loader) checkCertFiles(s *Service, k *fileKeys) {
 		certs, data, msg := readCertificates(s.TLSCert)
 		if msg != "" {
 			l.add(k.errorf("tls_cert", "%s", msg))
+		} else if i := serverAfterCA(certs); i > 0 {
+			// Its names and key would be found wrong, and the order is why.
+			l.add(k.errorf("tls_cert", "certificate %s begins with a CA's certificate (%s); the server's own, certificate %d of %d, must come first, then its chain",
+				s.TLSCert, certs[0].Subject, i+1, len(certs)))
 		} else {
 			leaf, certPEM = certs[0], data
 			for _, msg := range leafcheck.Problems(s.TLSCert, leaf, s.ServerNames, time.Now()) {
@@ -51,6 +55,21 @@ func (l *loader) checkCertFiles(s *Service, k *fileKeys) {
 			l.add(k.errorf("tls_key", "key %s and certificate %s are not a usable pair: %v", s.TLSKey, s.TLSCert, err))
 		}
 	}
+}
+
+// serverAfterCA is the index of the first certificate of certs that is not
+// a CA's when the first is a CA's (a chain written in the wrong order:
+// crypto/tls serves the first as the server's), else 0.
+func serverAfterCA(certs []*x509.Certificate) int {
+	if !certs[0].IsCA {
+		return 0
+	}
+	for i, c := range certs[1:] {
+		if !c.IsCA {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // caRootProblem is what stops path from being a file of extra roots:

@@ -61,6 +61,23 @@ func selfSigned(t *testing.T, spec certSpec, key crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
+// caCert is a self-signed CA certificate, PEM.
+func caCert(t *testing.T) string {
+	t.Helper()
+	key := newKey(t)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "smoothserve test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
 // pkcs8 is key as a PEM "PRIVATE KEY".
 func pkcs8(t *testing.T, key crypto.Signer) string {
 	t.Helper()
@@ -158,6 +175,8 @@ func TestCertFiles(t *testing.T) {
 			[]string{"$S/a.yaml:8: tls_cert: certificate $D/certs/a.pem does not cover *.a.example.com (it covers a.example.com, www.a.example.com)"}},
 		{"no names in the certificate", files("server_name: a.example.com\n", noNames),
 			[]string{"$S/a.yaml:8: tls_cert: certificate $D/certs/a.pem does not cover a.example.com (it covers no host name)"}},
+		{"the chain before the server's certificate", files(names, pemPair{caCert(t) + good.cert, good.key}), []string{
+			"$S/a.yaml:8: tls_cert: certificate $D/certs/a.pem begins with a CA's certificate (CN=smoothserve test CA); the server's own, certificate 2 of 2, must come first, then its chain"}},
 		{"mismatched key", files(names, pemPair{good.cert, other.key}),
 			[]string{"$S/a.yaml:9: tls_key: key $D/certs/a.key does not match certificate $D/certs/a.pem"}},
 		{"missing files", with(files(names, good), tree{"services/a.yaml": web + names + "tls: files\ntls_cert: no.pem\ntls_key: no.key\n"}),
