@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"smoothserve/internal/syncbuf"
+	"smoothserve/internal/tcptest"
 	"smoothserve/internal/testcert"
 )
 
@@ -200,25 +201,9 @@ func TestNoSNIIsTheAddressConnectedTo(t *testing.T) {
 	if err := m.Set([]Site{{Service: "s", Names: []string{"127.0.0.1"}, CertFile: cert, KeyFile: key}}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tls.Server(c, m.TLSConfig()).Handshake()
-				c.Close()
-			}()
-		}
-	}()
+	addr := tcptest.Serve(t, func(c net.Conn) { tls.Server(c, m.TLSConfig()).Handshake() })
 	handshake := func() (*tls.ConnectionState, error) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			return nil, err
 		}

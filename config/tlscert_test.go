@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"smoothserve/internal/testcert"
 )
 
 // certSpec is a self-signed test certificate: for names (DNS names or IP
@@ -61,21 +63,14 @@ func selfSigned(t *testing.T, spec certSpec, key crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
-// caCert is a self-signed CA certificate, PEM.
+// caCert is a CA's certificate, PEM (testcert's).
 func caCert(t *testing.T) string {
 	t.Helper()
-	key := newKey(t)
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "smoothserve test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := testcert.NewCA("smoothserve test CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return string(ca.PEM)
 }
 
 // pkcs8 is key as a PEM "PRIVATE KEY".

@@ -192,7 +192,6 @@ func (pt *portTable) lookup(host []byte) *target {
 	return pt.fallback
 }
 
-// stripPort removes ":port" from a Host value, minding "[::1]:80".
 // firstName is the first of hosts that is not a wildcard, lower case; nil
 // if none.
 func firstName(hosts []string) []byte {
@@ -204,6 +203,7 @@ func firstName(hosts []string) []byte {
 	return nil
 }
 
+// stripPort removes ":port" from a Host value, minding "[::1]:80".
 func stripPort(h []byte) []byte {
 	if len(h) > 0 && h[0] == '[' {
 		for i := range h {
